@@ -1,0 +1,307 @@
+//! `Drs` over the AWS SDK's DRS client.
+
+use std::error::Error as StdError;
+
+use aws_config::SdkConfig;
+use aws_sdk_drs::Client;
+use aws_sdk_drs::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_drs::operation::start_failback_launch::StartFailbackLaunchError;
+use aws_sdk_drs::types::Job;
+use aws_smithy_runtime_api::client::result::DispatchFailure;
+
+use crate::drs::{Drs, LaunchError, LaunchedJob, Unusable};
+use crate::request::Tags;
+use crate::retry::parse_retry_after;
+
+#[derive(Clone, Debug)]
+pub struct SdkDrs {
+    client: Client,
+}
+
+impl SdkDrs {
+    pub fn new(sdk: &SdkConfig) -> Self {
+        SdkDrs {
+            client: Client::new(&super::without_sdk_retries(sdk)),
+        }
+    }
+}
+
+impl Drs for SdkDrs {
+    async fn start_failback_launch(
+        &self,
+        recovery_instance_ids: &[String],
+        tags: &Tags,
+    ) -> Result<LaunchedJob, LaunchError> {
+        let mut call = self
+            .client
+            .start_failback_launch()
+            .set_recovery_instance_ids(Some(recovery_instance_ids.to_vec()));
+        for (key, value) in tags.iter() {
+            call = call.tags(key, value);
+        }
+        match call.send().await {
+            Ok(output) => match output.job {
+                Some(job) => Ok(launched_job(job, recovery_instance_ids)),
+                // A 200 without a job: DRS accepted something we cannot see. Treat it like a
+                // lost answer rather than guess.
+                None => Err(LaunchError::Ambiguous {
+                    error: "DRS answered without a job".into(),
+                }),
+            },
+            Err(error) => Err(classify_start_error(error)),
+        }
+    }
+}
+
+fn launched_job(job: Job, sent: &[String]) -> LaunchedJob {
+    let mut ids: Vec<String> = job
+        .participating_servers()
+        .iter()
+        .filter_map(|server| server.recovery_instance_id().map(str::to_owned))
+        .collect();
+    if ids.is_empty() {
+        ids = sent.to_vec();
+    }
+    LaunchedJob {
+        job_id: job.job_id,
+        arn: job.arn,
+        status: job
+            .status
+            .map(|status| status.as_str().to_owned())
+            .unwrap_or_else(|| "PENDING".to_owned()),
+        recovery_instance_ids: ids,
+    }
+}
+
+type StartError = SdkError<StartFailbackLaunchError, aws_smithy_runtime_api::http::Response>;
+
+/// Sorts an SDK failure by what is safe to do next. Anything that may have reached DRS and that
+/// DRS did not clearly refuse is ambiguous: the job may exist.
+pub fn classify_start_error(error: StartError) -> LaunchError {
+    let described = chain(&error);
+    match error {
+        SdkError::ServiceError(context) => {
+            let status = context.raw().status().as_u16();
+            match context.into_err() {
+                StartFailbackLaunchError::ThrottlingException(e) => LaunchError::Throttled {
+                    retry_after: e.retry_after_seconds().and_then(parse_retry_after),
+                    message: e.message,
+                },
+                StartFailbackLaunchError::InternalServerException(e) => LaunchError::Ambiguous {
+                    error: format!("InternalServerException: {}", e.message),
+                },
+                StartFailbackLaunchError::ConflictException(e) => LaunchError::Refused {
+                    code: "ConflictException".into(),
+                    message: e.message.unwrap_or_default(),
+                    resource_id: e.resource_id,
+                    fields: Vec::new(),
+                },
+                StartFailbackLaunchError::ValidationException(e) => LaunchError::Refused {
+                    code: "ValidationException".into(),
+                    fields: e
+                        .field_list()
+                        .iter()
+                        .filter_map(|field| field.name().map(str::to_owned))
+                        .collect(),
+                    message: e.message.unwrap_or_default(),
+                    resource_id: None,
+                },
+                StartFailbackLaunchError::ServiceQuotaExceededException(e) => {
+                    LaunchError::QuotaExceeded {
+                        message: e.message.unwrap_or_default(),
+                        quota_code: e.quota_code,
+                    }
+                }
+                StartFailbackLaunchError::UninitializedAccountException(e) => {
+                    LaunchError::Unusable {
+                        kind: Unusable::AccountNotInitialized,
+                        message: e
+                            .message
+                            .unwrap_or_else(|| "the account is not initialised for DRS".into()),
+                    }
+                }
+                other => {
+                    let code = other.code().unwrap_or("Unknown").to_owned();
+                    let message = other.message().unwrap_or_default().to_owned();
+                    if code == "AccessDeniedException" || status == 403 {
+                        LaunchError::Unusable {
+                            kind: Unusable::AccessDenied,
+                            message: format!("{code}: {message}"),
+                        }
+                    } else if status >= 500 {
+                        LaunchError::Ambiguous {
+                            error: format!("HTTP {status} {code}: {message}"),
+                        }
+                    } else {
+                        LaunchError::Refused {
+                            code,
+                            message,
+                            resource_id: None,
+                            fields: Vec::new(),
+                        }
+                    }
+                }
+            }
+        }
+        SdkError::ConstructionFailure(_) => LaunchError::Unusable {
+            kind: Unusable::ClientMisconfigured,
+            message: format!("the request could not be built: {described}"),
+        },
+        SdkError::DispatchFailure(failure) if never_left(&failure) => LaunchError::NotSent {
+            error: format!("could not connect: {described}"),
+        },
+        _ => LaunchError::Ambiguous { error: described },
+    }
+}
+
+/// True when the connection could not be opened: the request never reached DRS. A connection
+/// lost later (reset, closed mid-answer) is not this: the request may have been processed.
+fn never_left(failure: &DispatchFailure) -> bool {
+    let Some(connector_error) = failure.as_connector_error() else {
+        return false;
+    };
+    let mut source: Option<&(dyn StdError + 'static)> = Some(connector_error);
+    while let Some(error) = source {
+        if let Some(client_error) = error.downcast_ref::<hyper_util::client::legacy::Error>() {
+            return client_error.is_connect();
+        }
+        source = error.source();
+    }
+    false
+}
+
+/// The error and its sources on one line: SDK errors print only their top level otherwise.
+pub(crate) fn chain(error: &(dyn StdError + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(inner) = source {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_drs::types::ValidationExceptionField;
+    use aws_sdk_drs::types::error::{
+        ConflictException, InternalServerException, ServiceQuotaExceededException,
+        ThrottlingException, UninitializedAccountException, ValidationException,
+    };
+    use aws_smithy_runtime_api::http::{Response, StatusCode};
+    use aws_smithy_types::body::SdkBody;
+    use std::time::Duration;
+
+    fn service_error(status: u16, error: StartFailbackLaunchError) -> StartError {
+        let raw = Response::new(StatusCode::try_from(status).unwrap(), SdkBody::empty());
+        SdkError::service_error(error, raw)
+    }
+
+    #[test]
+    fn throttling_keeps_retry_after() {
+        let error = ThrottlingException::builder()
+            .message("slow down")
+            .retry_after_seconds("7")
+            .build()
+            .unwrap();
+        let classified = classify_start_error(service_error(
+            429,
+            StartFailbackLaunchError::ThrottlingException(error),
+        ));
+        assert_eq!(
+            classified,
+            LaunchError::Throttled {
+                retry_after: Some(Duration::from_secs(7)),
+                message: "slow down".into()
+            }
+        );
+    }
+
+    #[test]
+    fn a_500_is_ambiguous() {
+        let error = InternalServerException::builder()
+            .message("oops")
+            .retry_after_seconds(3)
+            .build()
+            .unwrap();
+        let classified = classify_start_error(service_error(
+            500,
+            StartFailbackLaunchError::InternalServerException(error),
+        ));
+        assert!(matches!(classified, LaunchError::Ambiguous { error } if error.contains("oops")));
+    }
+
+    #[test]
+    fn refusals_keep_drs_code_message_and_culprit() {
+        let conflict = ConflictException::builder()
+            .message("i-11111111 is not ready")
+            .resource_id("i-11111111")
+            .build();
+        assert_eq!(
+            classify_start_error(service_error(
+                409,
+                StartFailbackLaunchError::ConflictException(conflict)
+            )),
+            LaunchError::Refused {
+                code: "ConflictException".into(),
+                message: "i-11111111 is not ready".into(),
+                resource_id: Some("i-11111111".into()),
+                fields: vec![],
+            }
+        );
+        let field = ValidationExceptionField::builder()
+            .name("recoveryInstanceIDs")
+            .message("unknown")
+            .build();
+        let validation = ValidationException::builder()
+            .message("bad id")
+            .field_list(field)
+            .build();
+        assert!(matches!(
+            classify_start_error(service_error(400, StartFailbackLaunchError::ValidationException(validation))),
+            LaunchError::Refused { code, fields, .. } if code == "ValidationException" && fields == ["recoveryInstanceIDs"]
+        ));
+    }
+
+    #[test]
+    fn quota_and_account_errors() {
+        let quota = ServiceQuotaExceededException::builder()
+            .message("too many jobs")
+            .quota_code("L-D88FAC3A")
+            .build();
+        assert_eq!(
+            classify_start_error(service_error(
+                402,
+                StartFailbackLaunchError::ServiceQuotaExceededException(quota)
+            )),
+            LaunchError::QuotaExceeded {
+                message: "too many jobs".into(),
+                quota_code: Some("L-D88FAC3A".into())
+            }
+        );
+        let uninitialized = UninitializedAccountException::builder()
+            .message("init first")
+            .build();
+        assert!(matches!(
+            classify_start_error(service_error(
+                400,
+                StartFailbackLaunchError::UninitializedAccountException(uninitialized)
+            )),
+            LaunchError::Unusable {
+                kind: Unusable::AccountNotInitialized,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn timeouts_are_ambiguous() {
+        let timeout: StartError = SdkError::timeout_error("operation timed out");
+        assert!(matches!(
+            classify_start_error(timeout),
+            LaunchError::Ambiguous { .. }
+        ));
+    }
+}

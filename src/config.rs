@@ -1,0 +1,232 @@
+//! Settings, read once at cold start from the environment.
+//!
+//! `Config::from_lookup` takes any `name -> value` function so tests feed it a map instead of
+//! mutating the process environment.
+
+use std::time::Duration;
+
+use thiserror::Error;
+
+/// DRS's documented default quota is 100 source servers per job; the API itself accepts 200.
+pub const DRS_API_MAX_INSTANCES_PER_CALL: usize = 200;
+
+/// The answer is a Step Functions task output (256 KB state limit); its size bound is proven in a
+/// test at this many instances, so no configuration may accept more.
+pub const REQUEST_INSTANCES_CEILING: usize = 5000;
+
+/// DRS runs at most 20 jobs at once (default quota), so one invocation can never launch more than
+/// a few dozen chunks; capping the plan at 50 chunks also keeps the answer under 256 KB.
+pub const MAX_CHUNKS_PER_REQUEST: usize = 50;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub event_bus_name: String,
+    pub event_source: String,
+    pub max_request_instances: usize,
+    pub max_instances_per_job: usize,
+    pub max_concurrent_launches: usize,
+    pub throttle_max_retries: u32,
+    pub retry_base_delay: Duration,
+    pub retry_max_delay: Duration,
+    pub launch_call_timeout: Duration,
+    pub deadline_margin: Duration,
+    pub publish_max_attempts: u32,
+}
+
+#[derive(Debug, Error, PartialEq)]
+pub enum ConfigError {
+    #[error("{name}={value:?} is not a whole number")]
+    NotANumber { name: &'static str, value: String },
+    #[error("{name}={value} is outside the allowed range {min}..={max}")]
+    OutOfRange {
+        name: &'static str,
+        value: u64,
+        min: u64,
+        max: u64,
+    },
+    #[error("{name} must not be empty")]
+    Empty { name: &'static str },
+    #[error("EVENT_SOURCE={0:?} starts with \"aws.\", which EventBridge reserves for AWS services")]
+    ReservedEventSource(String),
+    #[error(
+        "MAX_REQUEST_INSTANCES={max_request} needs {chunks} chunks of MAX_INSTANCES_PER_JOB={per_job}; \
+         at most {MAX_CHUNKS_PER_REQUEST} are allowed (raise MAX_INSTANCES_PER_JOB or lower MAX_REQUEST_INSTANCES)"
+    )]
+    TooManyChunks {
+        max_request: usize,
+        per_job: usize,
+        chunks: usize,
+    },
+    #[error("RETRY_BASE_DELAY_MS must not exceed RETRY_MAX_DELAY_MS")]
+    BaseDelayAboveCap,
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let number =
+            |name: &'static str, default: u64, min: u64, max: u64| -> Result<u64, ConfigError> {
+                let Some(raw) = lookup(name) else {
+                    return Ok(default);
+                };
+                let value: u64 = raw.trim().parse().map_err(|_| ConfigError::NotANumber {
+                    name,
+                    value: raw.clone(),
+                })?;
+                if !(min..=max).contains(&value) {
+                    return Err(ConfigError::OutOfRange {
+                        name,
+                        value,
+                        min,
+                        max,
+                    });
+                }
+                Ok(value)
+            };
+        let text = |name: &'static str, default: &str| -> Result<String, ConfigError> {
+            let value = lookup(name).unwrap_or_else(|| default.to_owned());
+            if value.trim().is_empty() {
+                return Err(ConfigError::Empty { name });
+            }
+            Ok(value)
+        };
+
+        let event_source = text("EVENT_SOURCE", "drs-failback")?;
+        if event_source.starts_with("aws.") {
+            return Err(ConfigError::ReservedEventSource(event_source));
+        }
+        let max_request_instances = number(
+            "MAX_REQUEST_INSTANCES",
+            REQUEST_INSTANCES_CEILING as u64,
+            1,
+            REQUEST_INSTANCES_CEILING as u64,
+        )? as usize;
+        let max_instances_per_job = number(
+            "MAX_INSTANCES_PER_JOB",
+            100,
+            1,
+            DRS_API_MAX_INSTANCES_PER_CALL as u64,
+        )? as usize;
+        let chunks = max_request_instances.div_ceil(max_instances_per_job);
+        if chunks > MAX_CHUNKS_PER_REQUEST {
+            return Err(ConfigError::TooManyChunks {
+                max_request: max_request_instances,
+                per_job: max_instances_per_job,
+                chunks,
+            });
+        }
+        let retry_base_delay =
+            Duration::from_millis(number("RETRY_BASE_DELAY_MS", 1_000, 1, 60_000)?);
+        let retry_max_delay =
+            Duration::from_millis(number("RETRY_MAX_DELAY_MS", 20_000, 1, 300_000)?);
+        if retry_base_delay > retry_max_delay {
+            return Err(ConfigError::BaseDelayAboveCap);
+        }
+
+        Ok(Config {
+            event_bus_name: text("EVENT_BUS_NAME", "default")?,
+            event_source,
+            max_request_instances,
+            max_instances_per_job,
+            max_concurrent_launches: number("MAX_CONCURRENT_LAUNCHES", 4, 1, 20)? as usize,
+            throttle_max_retries: number("THROTTLE_MAX_RETRIES", 8, 0, 50)? as u32,
+            retry_base_delay,
+            retry_max_delay,
+            launch_call_timeout: Duration::from_millis(number(
+                "LAUNCH_CALL_TIMEOUT_MS",
+                10_000,
+                100,
+                120_000,
+            )?),
+            deadline_margin: Duration::from_millis(number(
+                "DEADLINE_MARGIN_MS",
+                3_000,
+                500,
+                60_000,
+            )?),
+            publish_max_attempts: number("PUBLISH_MAX_ATTEMPTS", 3, 1, 10)? as u32,
+        })
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self::from_lookup(|_| None).expect("the defaults are valid")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn with(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_follow_the_drs_quotas() {
+        let config = Config::default();
+        assert_eq!(config.max_instances_per_job, 100);
+        assert_eq!(config.max_request_instances, 5000);
+        assert_eq!(config.max_concurrent_launches, 4);
+        assert_eq!(config.event_source, "drs-failback");
+        assert_eq!(config.event_bus_name, "default");
+    }
+
+    #[test]
+    fn per_job_limit_is_bounded_by_the_api() {
+        assert_eq!(
+            with(&[("MAX_INSTANCES_PER_JOB", "201")]),
+            Err(ConfigError::OutOfRange {
+                name: "MAX_INSTANCES_PER_JOB",
+                value: 201,
+                min: 1,
+                max: 200
+            })
+        );
+        assert!(with(&[("MAX_INSTANCES_PER_JOB", "0")]).is_err());
+        assert_eq!(
+            with(&[("MAX_INSTANCES_PER_JOB", "200")])
+                .unwrap()
+                .max_instances_per_job,
+            200
+        );
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        let err = with(&[("MAX_CONCURRENT_LAUNCHES", "four")]).unwrap_err();
+        assert!(err.to_string().contains("MAX_CONCURRENT_LAUNCHES"), "{err}");
+        let err = with(&[("EVENT_SOURCE", "aws.drs")]).unwrap_err();
+        assert!(err.to_string().contains("aws."), "{err}");
+        let err = with(&[("EVENT_BUS_NAME", " ")]).unwrap_err();
+        assert_eq!(
+            err,
+            ConfigError::Empty {
+                name: "EVENT_BUS_NAME"
+            }
+        );
+    }
+
+    #[test]
+    fn chunk_count_is_capped_so_the_answer_stays_small() {
+        let err = with(&[("MAX_INSTANCES_PER_JOB", "10")]).unwrap_err();
+        assert!(
+            matches!(err, ConfigError::TooManyChunks { chunks: 500, .. }),
+            "{err}"
+        );
+        let ok = with(&[
+            ("MAX_INSTANCES_PER_JOB", "10"),
+            ("MAX_REQUEST_INSTANCES", "500"),
+        ]);
+        assert!(ok.is_ok());
+    }
+}

@@ -1,0 +1,44 @@
+//! The errors a caller sees, mapped once to Lambda diagnostics with stable `errorType` names that
+//! a state machine's `Retry` / `Catch` can match.
+
+use lambda_runtime::Diagnostic;
+use thiserror::Error;
+
+use crate::drs::Unusable;
+use crate::request::RequestError;
+
+/// `errorType` names. Part of the contract: renaming one breaks callers' `Catch` clauses.
+pub const ERROR_INVALID_REQUEST: &str = "InvalidFailbackRequest";
+pub const ERROR_ACCOUNT_NOT_INITIALIZED: &str = "DrsAccountNotInitialized";
+pub const ERROR_ACCESS_DENIED: &str = "DrsAccessDenied";
+pub const ERROR_CLIENT_MISCONFIGURED: &str = "DrsClientMisconfigured";
+
+#[derive(Debug, Error)]
+pub enum HandlerError {
+    #[error("invalid failback request: {0}")]
+    InvalidRequest(#[from] RequestError),
+    #[error("DRS cannot be used, nothing was launched: {message}")]
+    DrsUnusable { kind: Unusable, message: String },
+}
+
+impl HandlerError {
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            HandlerError::InvalidRequest(_) => ERROR_INVALID_REQUEST,
+            HandlerError::DrsUnusable { kind, .. } => match kind {
+                Unusable::AccountNotInitialized => ERROR_ACCOUNT_NOT_INITIALIZED,
+                Unusable::AccessDenied => ERROR_ACCESS_DENIED,
+                Unusable::ClientMisconfigured => ERROR_CLIENT_MISCONFIGURED,
+            },
+        }
+    }
+}
+
+impl From<HandlerError> for Diagnostic {
+    fn from(error: HandlerError) -> Self {
+        Diagnostic {
+            error_type: error.error_type().to_owned(),
+            error_message: error.to_string(),
+        }
+    }
+}

@@ -1,0 +1,188 @@
+//! The result events: what a run publishes to EventBridge.
+
+use serde::Serialize;
+use serde_json::json;
+
+use crate::outcome::{Answer, Counts, JobSummary, NotLaunchedGroup};
+use crate::publish::EventEntry;
+
+/// The detail-type the function's EventBridge rule listens for.
+pub const DETAIL_TYPE_REQUESTED: &str = "Failback Launch Requested";
+pub const DETAIL_TYPE_JOB_STARTED: &str = "Failback Launch Job Started";
+pub const DETAIL_TYPE_NOT_LAUNCHED: &str = "Failback Launch Instances Not Launched";
+pub const DETAIL_TYPE_RUN_COMPLETED: &str = "Failback Launch Run Completed";
+
+/// Every event detail is kept under this, so ten events fit one 256 KB PutEvents call.
+pub const DETAIL_TARGET_BYTES: usize = 24 * 1024;
+/// Room for the fields around the instance groups of a Not Launched event.
+const NOT_LAUNCHED_ENVELOPE_BYTES: usize = 256;
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct JobStarted<'a> {
+    run_id: &'a str,
+    #[serde(flatten)]
+    job: &'a JobSummary,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct NotLaunched<'a> {
+    run_id: &'a str,
+    part: usize,
+    parts: usize,
+    not_launched: &'a [NotLaunchedGroup],
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RunCompleted<'a> {
+    run_id: &'a str,
+    dry_run: bool,
+    complete: bool,
+    requested: usize,
+    counts: Counts,
+    #[serde(rename = "jobIDs")]
+    job_ids: Vec<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    planned_job_sizes: Option<&'a [usize]>,
+}
+
+/// The events for one run: one per created job, the not-launched instances (split so each event
+/// stays under `DETAIL_TARGET_BYTES`), and the run summary, last. A dry run publishes only the
+/// summary: nothing was launched and nothing failed.
+pub fn run_events(source: &str, answer: &Answer) -> Vec<EventEntry> {
+    let entry = |detail_type: &str, detail: String, resources: Vec<String>| EventEntry {
+        source: source.to_owned(),
+        detail_type: detail_type.to_owned(),
+        detail,
+        resources,
+    };
+    let mut entries = Vec::new();
+    if !answer.dry_run {
+        for job in &answer.jobs {
+            let detail = JobStarted {
+                run_id: &answer.run_id,
+                job,
+            };
+            entries.push(entry(
+                DETAIL_TYPE_JOB_STARTED,
+                to_json(&detail),
+                job.arn.iter().cloned().collect(),
+            ));
+        }
+        let parts = split_groups(
+            &answer.not_launched,
+            DETAIL_TARGET_BYTES - NOT_LAUNCHED_ENVELOPE_BYTES,
+        );
+        let count = parts.len();
+        for (index, groups) in parts.iter().enumerate() {
+            let detail = NotLaunched {
+                run_id: &answer.run_id,
+                part: index + 1,
+                parts: count,
+                not_launched: groups,
+            };
+            entries.push(entry(DETAIL_TYPE_NOT_LAUNCHED, to_json(&detail), vec![]));
+        }
+    }
+    let summary = RunCompleted {
+        run_id: &answer.run_id,
+        dry_run: answer.dry_run,
+        complete: answer.complete,
+        requested: answer.requested,
+        counts: answer.counts,
+        job_ids: answer.jobs.iter().map(|job| job.job_id.as_str()).collect(),
+        planned_job_sizes: answer.planned_job_sizes.as_deref(),
+    };
+    entries.push(entry(DETAIL_TYPE_RUN_COMPLETED, to_json(&summary), vec![]));
+    entries
+}
+
+fn to_json(value: &impl Serialize) -> String {
+    // Serialising these plain structs cannot fail; an empty object keeps the event valid if it did.
+    serde_json::to_string(value).unwrap_or_else(|_| json!({}).to_string())
+}
+
+/// Splits the groups into parts whose serialised size stays under `budget`, keeping the order of
+/// groups and of ids within them; a group may be cut across parts.
+pub fn split_groups(groups: &[NotLaunchedGroup], budget: usize) -> Vec<Vec<NotLaunchedGroup>> {
+    let mut parts: Vec<Vec<NotLaunchedGroup>> = Vec::new();
+    let mut current: Vec<NotLaunchedGroup> = Vec::new();
+    let mut current_bytes = 2; // the enclosing [ ]
+    for group in groups {
+        let empty = NotLaunchedGroup {
+            recovery_instance_ids: Vec::new(),
+            ..group.clone()
+        };
+        let header_bytes = to_json(&empty).len() + 1;
+        let mut piece = empty.clone();
+        for id in &group.recovery_instance_ids {
+            let id_bytes = id.len() + 3; // quotes and comma; ids are plain ASCII or cut short
+            let extra = if piece.recovery_instance_ids.is_empty() {
+                header_bytes + id_bytes
+            } else {
+                id_bytes
+            };
+            let part_has_content = !current.is_empty() || !piece.recovery_instance_ids.is_empty();
+            if part_has_content && current_bytes + extra > budget {
+                if !piece.recovery_instance_ids.is_empty() {
+                    current.push(std::mem::replace(&mut piece, empty.clone()));
+                }
+                parts.push(std::mem::take(&mut current));
+                current_bytes = 2;
+            }
+            if piece.recovery_instance_ids.is_empty() {
+                current_bytes += header_bytes;
+            }
+            current_bytes += id_bytes;
+            piece.recovery_instance_ids.push(id.clone());
+        }
+        if !piece.recovery_instance_ids.is_empty() {
+            current.push(piece);
+        }
+    }
+    if !current.is_empty() {
+        parts.push(current);
+    }
+    parts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outcome::OutcomeKind;
+    use proptest::prelude::*;
+
+    fn group(reason: &str, message_len: usize, ids: usize, offset: usize) -> NotLaunchedGroup {
+        NotLaunchedGroup {
+            outcome: OutcomeKind::Deferred,
+            reason: reason.into(),
+            code: None,
+            message: Some("m".repeat(message_len)),
+            recovery_instance_ids: (0..ids).map(|n| format!("i-{:017x}", n + offset)).collect(),
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn parts_stay_under_budget_and_keep_every_id_in_order(
+            sizes in proptest::collection::vec((0usize..300, 1usize..400), 1..20)
+        ) {
+            let mut offset = 0;
+            let groups: Vec<NotLaunchedGroup> = sizes.iter().enumerate().map(|(i, (msg, ids))| {
+                let g = group(&format!("R{i}"), *msg, *ids, offset);
+                offset += ids;
+                g
+            }).collect();
+            let budget = 4096;
+            let parts = split_groups(&groups, budget);
+            for part in &parts {
+                prop_assert!(to_json(part).len() <= budget, "{} > {}", to_json(part).len(), budget);
+            }
+            let before: Vec<&String> = groups.iter().flat_map(|g| &g.recovery_instance_ids).collect();
+            let after: Vec<&String> = parts.iter().flatten().flat_map(|g| &g.recovery_instance_ids).collect();
+            prop_assert_eq!(before, after);
+        }
+    }
+}

@@ -1,0 +1,31 @@
+//! The Lambda binary: wiring only. Configuration is read and clients are built once per cold
+//! start and shared by every invocation.
+
+use std::sync::Arc;
+
+use aws_config::BehaviorVersion;
+use drs_failback::aws::drs::SdkDrs;
+use drs_failback::aws::eventbridge::SdkEventBridge;
+use drs_failback::config::Config;
+use drs_failback::handler::Failback;
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+use serde_json::Value;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Error> {
+    drs_failback::logging::init();
+    let config = Config::from_env().inspect_err(|error| {
+        tracing::error!(error = %error, "invalid configuration");
+    })?;
+    let sdk = aws_config::load_defaults(BehaviorVersion::latest()).await;
+    let failback = Arc::new(Failback::new(
+        config.clone(),
+        SdkDrs::new(&sdk),
+        SdkEventBridge::new(&sdk, config.event_bus_name),
+    ));
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
+        let failback = Arc::clone(&failback);
+        async move { failback.invoke(event).await }
+    }))
+    .await
+}

@@ -1,0 +1,327 @@
+//! One outcome per requested instance, and the answer built from them.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+use crate::drs::LaunchedJob;
+use crate::request::{FailbackRequest, truncate_utf8};
+
+/// DRS messages are echoed at most this long: the answer must stay under 256 KB whatever DRS says.
+pub const MESSAGE_MAX_BYTES: usize = 256;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutcomeKind {
+    Launched,
+    Skipped,
+    Rejected,
+    Deferred,
+}
+
+/// Why an instance was not attempted or not finished; each is safe to send again as is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum DeferReason {
+    /// DRS may or may not have created the job (5xx, timeout, connection lost after sending).
+    Ambiguous,
+    /// A DRS quota (servers per job, servers in active jobs, active jobs) is full.
+    Quota,
+    /// Not enough time was left before the invocation deadline to start the call or the wait.
+    Deadline,
+    /// Still throttled after `THROTTLE_MAX_RETRIES` resends.
+    Throttled,
+    /// The DRS endpoint could not be reached (the request never left).
+    Unreachable,
+    /// `dryRun`: planned, not launched.
+    DryRun,
+    /// The run stopped because DRS cannot be used here (account not initialised, access denied).
+    Halted,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Launched {
+        job_id: String,
+    },
+    Rejected {
+        reason: &'static str,
+        code: Option<String>,
+        message: String,
+    },
+    Deferred {
+        reason: DeferReason,
+        error: Option<String>,
+    },
+}
+
+pub const REJECTED_MALFORMED_ID: &str = "MALFORMED_ID";
+pub const REJECTED_BY_DRS: &str = "REFUSED_BY_DRS";
+
+impl Outcome {
+    pub fn kind(&self) -> OutcomeKind {
+        match self {
+            Outcome::Launched { .. } => OutcomeKind::Launched,
+            Outcome::Rejected { .. } => OutcomeKind::Rejected,
+            Outcome::Deferred { .. } => OutcomeKind::Deferred,
+        }
+    }
+
+    pub fn deferred(reason: DeferReason, error: Option<String>) -> Self {
+        Outcome::Deferred {
+            reason,
+            error: error.map(|e| truncate_utf8(&e, MESSAGE_MAX_BYTES)),
+        }
+    }
+
+    pub fn refused_by_drs(code: &str, message: &str) -> Self {
+        Outcome::Rejected {
+            reason: REJECTED_BY_DRS,
+            code: Some(code.to_owned()),
+            message: truncate_utf8(message, MESSAGE_MAX_BYTES),
+        }
+    }
+
+    pub fn malformed_id() -> Self {
+        Outcome::Rejected {
+            reason: REJECTED_MALFORMED_ID,
+            code: None,
+            message: format!(
+                "not a recovery instance id: must match i-[0-9a-fA-F]{{8,}} with {}-{} characters",
+                crate::request::INSTANCE_ID_MIN_LEN,
+                crate::request::INSTANCE_ID_MAX_LEN
+            ),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    pub launched: usize,
+    pub skipped: usize,
+    pub rejected: usize,
+    pub deferred: usize,
+}
+
+impl Counts {
+    pub fn add(&mut self, kind: OutcomeKind) {
+        match kind {
+            OutcomeKind::Launched => self.launched += 1,
+            OutcomeKind::Skipped => self.skipped += 1,
+            OutcomeKind::Rejected => self.rejected += 1,
+            OutcomeKind::Deferred => self.deferred += 1,
+        }
+    }
+    pub fn total(&self) -> usize {
+        self.launched + self.skipped + self.rejected + self.deferred
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobSummary {
+    #[serde(rename = "jobID")]
+    pub job_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub arn: Option<String>,
+    pub status: String,
+    #[serde(rename = "recoveryInstanceIDs")]
+    pub recovery_instance_ids: Vec<String>,
+}
+
+impl From<&LaunchedJob> for JobSummary {
+    fn from(job: &LaunchedJob) -> Self {
+        JobSummary {
+            job_id: job.job_id.clone(),
+            arn: job.arn.clone(),
+            status: job.status.clone(),
+            recovery_instance_ids: job.recovery_instance_ids.clone(),
+        }
+    }
+}
+
+/// Instances that share an outcome, reason and message. Grouping keeps the answer small: a
+/// refused chunk shares one DRS message, a deadline deferral one reason.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NotLaunchedGroup {
+    pub outcome: OutcomeKind,
+    pub reason: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(rename = "recoveryInstanceIDs")]
+    pub recovery_instance_ids: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventDelivery {
+    pub published: usize,
+    pub undelivered: usize,
+}
+
+/// The function's answer: the Step Functions task output.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Answer {
+    pub run_id: String,
+    pub dry_run: bool,
+    /// False when anything was deferred: send `deferredRecoveryInstanceIDs` again.
+    pub complete: bool,
+    /// Distinct instance ids in the request (well-formed or not).
+    pub requested: usize,
+    pub duplicates_collapsed: usize,
+    pub counts: Counts,
+    pub jobs: Vec<JobSummary>,
+    pub not_launched: Vec<NotLaunchedGroup>,
+    #[serde(rename = "deferredRecoveryInstanceIDs")]
+    pub deferred_recovery_instance_ids: Vec<String>,
+    /// `dryRun` only: the sizes of the jobs a real run would start, in order.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub planned_job_sizes: Option<Vec<usize>>,
+    pub events: EventDelivery,
+}
+
+/// Every requested instance with its outcome, and the jobs created.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunResult {
+    pub jobs: Vec<LaunchedJob>,
+    pub outcomes: Vec<(String, Outcome)>,
+    pub planned_job_sizes: Option<Vec<usize>>,
+}
+
+impl RunResult {
+    pub fn counts(&self) -> Counts {
+        let mut counts = Counts::default();
+        for (_, outcome) in &self.outcomes {
+            counts.add(outcome.kind());
+        }
+        counts
+    }
+
+    /// Groups the instances that were not launched, in the order their first member appears.
+    pub fn not_launched(&self) -> Vec<NotLaunchedGroup> {
+        let mut groups: Vec<NotLaunchedGroup> = Vec::new();
+        let mut index: HashMap<(OutcomeKind, String, Option<String>, Option<String>), usize> =
+            HashMap::new();
+        for (id, outcome) in &self.outcomes {
+            let key = match outcome {
+                Outcome::Launched { .. } => continue,
+                Outcome::Rejected {
+                    reason,
+                    code,
+                    message,
+                } => (
+                    OutcomeKind::Rejected,
+                    reason.to_string(),
+                    code.clone(),
+                    Some(message.clone()),
+                ),
+                Outcome::Deferred { reason, error } => (
+                    OutcomeKind::Deferred,
+                    defer_reason_name(*reason),
+                    None,
+                    error.clone(),
+                ),
+            };
+            let slot = *index.entry(key.clone()).or_insert_with(|| {
+                groups.push(NotLaunchedGroup {
+                    outcome: key.0,
+                    reason: key.1,
+                    code: key.2,
+                    message: key.3,
+                    recovery_instance_ids: Vec::new(),
+                });
+                groups.len() - 1
+            });
+            groups[slot].recovery_instance_ids.push(id.clone());
+        }
+        groups
+    }
+
+    pub fn deferred_ids(&self) -> Vec<String> {
+        self.outcomes
+            .iter()
+            .filter(|(_, outcome)| matches!(outcome, Outcome::Deferred { .. }))
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
+    pub fn answer(&self, request: &FailbackRequest, events: EventDelivery) -> Answer {
+        let counts = self.counts();
+        Answer {
+            run_id: request.run_id.clone(),
+            dry_run: request.dry_run,
+            complete: counts.deferred == 0,
+            requested: request.distinct_ids(),
+            duplicates_collapsed: request.duplicates_collapsed,
+            counts,
+            jobs: self.jobs.iter().map(JobSummary::from).collect(),
+            not_launched: self.not_launched(),
+            deferred_recovery_instance_ids: self.deferred_ids(),
+            planned_job_sizes: self.planned_job_sizes.clone(),
+            events,
+        }
+    }
+}
+
+pub fn defer_reason_name(reason: DeferReason) -> String {
+    match serde_json::to_value(reason) {
+        Ok(serde_json::Value::String(name)) => name,
+        _ => format!("{reason:?}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn groups_share_reason_and_message() {
+        let result = RunResult {
+            jobs: vec![],
+            outcomes: vec![
+                (
+                    "i-11111111".into(),
+                    Outcome::deferred(DeferReason::Deadline, None),
+                ),
+                ("bad".into(), Outcome::malformed_id()),
+                (
+                    "i-22222222".into(),
+                    Outcome::deferred(DeferReason::Deadline, None),
+                ),
+                (
+                    "i-33333333".into(),
+                    Outcome::refused_by_drs("ConflictException", "busy"),
+                ),
+            ],
+            planned_job_sizes: None,
+        };
+        let groups = result.not_launched();
+        assert_eq!(groups.len(), 3);
+        assert_eq!(groups[0].reason, "DEADLINE");
+        assert_eq!(
+            groups[0].recovery_instance_ids,
+            ["i-11111111", "i-22222222"]
+        );
+        assert_eq!(groups[1].reason, "MALFORMED_ID");
+        assert_eq!(groups[2].code.as_deref(), Some("ConflictException"));
+        assert_eq!(result.deferred_ids(), ["i-11111111", "i-22222222"]);
+        let counts = result.counts();
+        assert_eq!(
+            (counts.deferred, counts.rejected, counts.total()),
+            (2, 2, 4)
+        );
+    }
+
+    #[test]
+    fn long_drs_messages_are_cut() {
+        let outcome = Outcome::refused_by_drs("ValidationException", &"é".repeat(1000));
+        let Outcome::Rejected { message, .. } = outcome else {
+            panic!("rejected expected")
+        };
+        assert!(message.len() <= MESSAGE_MAX_BYTES);
+    }
+}
