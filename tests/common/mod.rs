@@ -1,0 +1,260 @@
+//! Test doubles at the core's trait boundary: a scripted DRS and a recording publisher. They stand
+//! in for the SDK adapters only; everything from the request to the answer is the real code.
+#![allow(dead_code)]
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use drs_failback::config::Config;
+use drs_failback::drs::{Drs, LaunchError, LaunchedJob};
+use drs_failback::handler::Failback;
+use drs_failback::outcome::Answer;
+use drs_failback::publish::{EntryStatus, EventEntry, EventPublisher, PublishError};
+use drs_failback::request::Tags;
+use serde_json::Value;
+use tokio::time::{Instant, sleep};
+
+/// What the scripted DRS does on one call.
+#[derive(Clone, Debug)]
+pub enum Step {
+    Launch,
+    Fail(LaunchError),
+    /// Hold the call open this long, then create the job (a slow answer).
+    Hang(Duration),
+}
+
+#[derive(Clone, Debug)]
+pub struct Call {
+    pub at: Instant,
+    pub ids: Vec<String>,
+    pub tags: Vec<(String, String)>,
+}
+
+/// DRS as the core sees it: each call takes the next scripted step (then `Launch` forever);
+/// a chunk holding a "poisoned" id is refused with ConflictException.
+#[derive(Default)]
+pub struct FakeDrs {
+    script: Mutex<VecDeque<Step>>,
+    poisoned: Mutex<HashSet<String>>,
+    pub calls: Mutex<Vec<Call>>,
+    pub jobs: Mutex<Vec<LaunchedJob>>,
+}
+
+impl FakeDrs {
+    pub fn scripted(steps: impl IntoIterator<Item = Step>) -> Self {
+        let drs = FakeDrs::default();
+        drs.script.lock().unwrap().extend(steps);
+        drs
+    }
+
+    pub fn poison(&self, id: &str) {
+        self.poisoned.lock().unwrap().insert(id.to_owned());
+    }
+
+    pub fn calls(&self) -> Vec<Call> {
+        self.calls.lock().unwrap().clone()
+    }
+
+    pub fn created_jobs(&self) -> Vec<LaunchedJob> {
+        self.jobs.lock().unwrap().clone()
+    }
+
+    fn create_job(&self, ids: &[String]) -> LaunchedJob {
+        let mut jobs = self.jobs.lock().unwrap();
+        let job_id = format!("drsjob-{:017}", jobs.len() + 1);
+        let job = LaunchedJob {
+            arn: Some(format!("arn:aws:drs:us-east-1:111122223333:job/{job_id}")),
+            job_id,
+            status: "PENDING".into(),
+            recovery_instance_ids: ids.to_vec(),
+        };
+        jobs.push(job.clone());
+        job
+    }
+}
+
+impl Drs for FakeDrs {
+    async fn start_failback_launch(
+        &self,
+        ids: &[String],
+        tags: &Tags,
+    ) -> Result<LaunchedJob, LaunchError> {
+        self.calls.lock().unwrap().push(Call {
+            at: Instant::now(),
+            ids: ids.to_vec(),
+            tags: tags.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        });
+        let culprit = {
+            let poisoned = self.poisoned.lock().unwrap();
+            ids.iter().find(|id| poisoned.contains(*id)).cloned()
+        };
+        if let Some(culprit) = culprit {
+            return Err(LaunchError::Refused {
+                code: "ConflictException".into(),
+                message: format!("{culprit} is not ready for failback"),
+                resource_id: Some(culprit),
+                fields: vec![],
+            });
+        }
+        let step = self
+            .script
+            .lock()
+            .unwrap()
+            .pop_front()
+            .unwrap_or(Step::Launch);
+        match step {
+            Step::Launch => Ok(self.create_job(ids)),
+            Step::Fail(error) => Err(error),
+            Step::Hang(duration) => {
+                sleep(duration).await;
+                Ok(self.create_job(ids))
+            }
+        }
+    }
+}
+
+/// A publisher that keeps what it was given; `fail_calls` whole calls fail first, then the
+/// first `fail_entries` entries of the next call fail one by one.
+#[derive(Default)]
+pub struct RecordingPublisher {
+    pub fail_calls: Mutex<usize>,
+    pub fail_entries: Mutex<usize>,
+    pub calls: Mutex<Vec<usize>>,
+    pub delivered: Mutex<Vec<EventEntry>>,
+}
+
+impl RecordingPublisher {
+    pub fn delivered(&self) -> Vec<EventEntry> {
+        self.delivered.lock().unwrap().clone()
+    }
+
+    pub fn delivered_of(&self, detail_type: &str) -> Vec<Value> {
+        self.delivered()
+            .into_iter()
+            .filter(|entry| entry.detail_type == detail_type)
+            .map(|entry| serde_json::from_str(&entry.detail).unwrap())
+            .collect()
+    }
+}
+
+impl EventPublisher for RecordingPublisher {
+    fn bus_name(&self) -> &str {
+        "drs-failback-results"
+    }
+
+    async fn put_events(&self, entries: &[EventEntry]) -> Result<Vec<EntryStatus>, PublishError> {
+        self.calls.lock().unwrap().push(entries.len());
+        {
+            let mut fail_calls = self.fail_calls.lock().unwrap();
+            if *fail_calls > 0 {
+                *fail_calls -= 1;
+                return Err(PublishError("ServiceUnavailable".into()));
+            }
+        }
+        let mut statuses = Vec::new();
+        for entry in entries {
+            let mut fail_entries = self.fail_entries.lock().unwrap();
+            if *fail_entries > 0 {
+                *fail_entries -= 1;
+                statuses.push(EntryStatus::Failed {
+                    code: "InternalFailure".into(),
+                    message: "try again".into(),
+                });
+            } else {
+                self.delivered.lock().unwrap().push(entry.clone());
+                statuses.push(EntryStatus::Delivered);
+            }
+        }
+        Ok(statuses)
+    }
+}
+
+pub fn config(pairs: &[(&str, &str)]) -> Config {
+    let map: HashMap<String, String> = pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    Config::from_lookup(|name| map.get(name).cloned()).expect("test config is valid")
+}
+
+/// The real handler over the doubles, with a fixed jitter so retry waits are exact.
+pub fn failback(
+    config: Config,
+    drs: FakeDrs,
+    jitter: f64,
+) -> Failback<FakeDrs, RecordingPublisher> {
+    let mut failback = Failback::new(config, drs, RecordingPublisher::default());
+    failback.jitter = Box::new(move || jitter);
+    failback.new_run_id = || "run-generated".to_owned();
+    failback
+}
+
+pub fn ids(count: usize) -> Vec<String> {
+    (0..count).map(|n| format!("i-{n:017x}")).collect()
+}
+
+pub fn request(ids: &[String]) -> Value {
+    serde_json::json!({ "runId": "run-1", "recoveryInstanceIDs": ids, "tags": {"Wave": "1"} })
+}
+
+pub fn in_minutes(minutes: u64) -> Instant {
+    Instant::now() + Duration::from_secs(minutes * 60)
+}
+
+pub fn events_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("events")
+}
+
+/// The promise, checked on every answer: each distinct requested id has exactly one outcome,
+/// no id is in two jobs, every job DRS created is in the answer, and the counts add up.
+pub fn assert_promise(requested: &[String], answer: &Answer, drs: &FakeDrs) {
+    let mut outcome_of: HashMap<&str, &str> = HashMap::new();
+    let launched = answer
+        .jobs
+        .iter()
+        .flat_map(|job| &job.recovery_instance_ids)
+        .map(|id| (id, "launched"));
+    let others = answer
+        .not_launched
+        .iter()
+        .flat_map(|g| &g.recovery_instance_ids)
+        .map(|id| (id, "not launched"));
+    for (id, outcome) in launched.chain(others) {
+        assert!(
+            outcome_of.insert(id, outcome).is_none(),
+            "{id} has two outcomes"
+        );
+    }
+    let distinct: HashSet<&String> = requested.iter().collect();
+    assert_eq!(
+        outcome_of.len(),
+        distinct.len(),
+        "every requested id has an outcome"
+    );
+    assert_eq!(
+        answer.counts.launched
+            + answer.counts.rejected
+            + answer.counts.deferred
+            + answer.counts.skipped,
+        distinct.len()
+    );
+    let created: HashSet<String> = drs.created_jobs().into_iter().map(|j| j.job_id).collect();
+    let answered: HashSet<String> = answer.jobs.iter().map(|j| j.job_id.clone()).collect();
+    assert_eq!(created, answered, "every job DRS created is in the answer");
+    let mut launched_once = HashSet::new();
+    for job in drs.created_jobs() {
+        for id in job.recovery_instance_ids {
+            assert!(launched_once.insert(id.clone()), "{id} is in two jobs");
+        }
+    }
+    let deferred: Vec<&String> = answer
+        .not_launched
+        .iter()
+        .filter(|g| g.outcome == drs_failback::outcome::OutcomeKind::Deferred)
+        .flat_map(|g| &g.recovery_instance_ids)
+        .collect();
+    assert_eq!(deferred.len(), answer.deferred_recovery_instance_ids.len());
+    assert_eq!(answer.complete, deferred.is_empty());
+}

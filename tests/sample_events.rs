@@ -1,0 +1,120 @@
+//! Every file in `events/` is a fixture: each parses to the expected request or refusal, and each
+//! valid one runs through the real handler. A new file without an expectation fails the test.
+
+mod common;
+
+use std::fs;
+
+use common::*;
+use drs_failback::handler::Failback;
+use drs_failback::request::parse_request;
+use lambda_runtime::{Context, LambdaEvent};
+use serde_json::Value;
+
+enum Expect {
+    /// run id, well-formed ids, malformed ids, dry run
+    Request(&'static str, usize, usize, bool),
+    /// words the error message must contain
+    Refused(&'static str),
+}
+
+fn expectation(file: &str) -> Expect {
+    match file {
+        "eventbridge-failback-request.json" => {
+            Expect::Request("7f9c2b1e-3d4a-4c8e-9b6f-1a2b3c4d5e6f", 6, 0, false)
+        }
+        "stepfunctions-task.json" => Expect::Request("wave-2-2026-11-27", 3, 0, false),
+        "dry-run.json" => Expect::Request("wave-3-plan", 2, 0, true),
+        "malformed-and-duplicate-ids.json" => Expect::Request("wave-4-typos", 2, 2, false),
+        "invalid-missing-ids.json" => Expect::Refused("recoveryInstanceIDs is missing"),
+        "invalid-empty-ids.json" => Expect::Refused("recoveryInstanceIDs is empty"),
+        "invalid-ids-not-a-list.json" => Expect::Refused("recoveryInstanceIDs must be an array"),
+        "invalid-misspelt-field.json" => Expect::Refused("did you mean recoveryInstanceIDs"),
+        "invalid-reserved-tag-key.json" => Expect::Refused("aws:"),
+        "invalid-dry-run-not-boolean.json" => Expect::Refused("dryRun must be true or false"),
+        "invalid-eventbridge-detail-not-object.json" => {
+            Expect::Refused("detail must be a JSON object")
+        }
+        other => panic!("events/{other} has no expectation in tests/sample_events.rs"),
+    }
+}
+
+fn samples() -> Vec<(String, Value)> {
+    let mut files: Vec<(String, Value)> = fs::read_dir(events_dir())
+        .expect("events/ exists")
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "json"))
+        .map(|path| {
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            let text = fs::read_to_string(&path).unwrap();
+            let value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+            (name, value)
+        })
+        .collect();
+    files.sort_by(|a, b| a.0.cmp(&b.0));
+    assert!(files.len() >= 11, "the samples are all there");
+    files
+}
+
+#[test]
+fn every_sample_parses_to_its_expectation() {
+    for (name, value) in samples() {
+        let parsed = parse_request(value, 5000, || "generated".into());
+        match (expectation(&name), parsed) {
+            (Expect::Request(run_id, valid, malformed, dry_run), Ok(request)) => {
+                assert_eq!(request.run_id, run_id, "{name}");
+                assert_eq!(request.recovery_instance_ids.len(), valid, "{name}");
+                assert_eq!(request.malformed_ids.len(), malformed, "{name}");
+                assert_eq!(request.dry_run, dry_run, "{name}");
+            }
+            (Expect::Refused(words), Err(error)) => {
+                assert!(error.to_string().contains(words), "{name}: {error}");
+            }
+            (Expect::Request(..), Err(error)) => panic!("{name} should parse: {error}"),
+            (Expect::Refused(words), Ok(_)) => panic!("{name} should be refused ({words})"),
+        }
+        assert_eq!(
+            name.starts_with("invalid-"),
+            matches!(expectation(&name), Expect::Refused(_))
+        );
+    }
+}
+
+fn lambda_event(payload: Value, request_id: &str) -> LambdaEvent<Value> {
+    let mut context = Context::default();
+    context.request_id = request_id.to_owned();
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    context.deadline = now_ms + 300_000;
+    LambdaEvent::new(payload, context)
+}
+
+/// Through `invoke`, as the Lambda runtime calls it: valid samples answer, invalid ones give a
+/// diagnostic named `InvalidFailbackRequest`, and the same handler keeps serving.
+#[tokio::test(start_paused = true)]
+async fn every_sample_through_the_handler() {
+    let fb: Failback<FakeDrs, RecordingPublisher> = failback(config(&[]), FakeDrs::default(), 1.0);
+    for (name, value) in samples() {
+        let result = fb.invoke(lambda_event(value, &name)).await;
+        match expectation(&name) {
+            Expect::Request(run_id, valid, malformed, dry_run) => {
+                let answer = result.unwrap_or_else(|e| panic!("{name}: {e}"));
+                assert_eq!(answer.run_id, run_id);
+                assert_eq!(answer.requested, valid + malformed, "{name}");
+                assert_eq!(answer.counts.rejected, malformed, "{name}");
+                assert_eq!(
+                    answer.counts.launched,
+                    if dry_run { 0 } else { valid },
+                    "{name}"
+                );
+                assert!(answer.events.undelivered == 0);
+            }
+            Expect::Refused(_) => {
+                let diagnostic: lambda_runtime::Diagnostic = result.unwrap_err().into();
+                assert_eq!(diagnostic.error_type, "InvalidFailbackRequest", "{name}");
+            }
+        }
+    }
+}
