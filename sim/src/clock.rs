@@ -1,0 +1,84 @@
+//! Simulated time. Everything is measured on tokio's clock so a paused test clock drives job
+//! lifecycles; wall-clock timestamps are derived from it (start wall time + tokio elapsed) so
+//! they move with a paused clock too instead of drifting apart from it.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::time::Instant;
+
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Clock {
+    start: Instant,
+    start_wall: SystemTime,
+}
+
+impl Clock {
+    pub(crate) fn new() -> Self {
+        Clock {
+            start: Instant::now(),
+            start_wall: SystemTime::now(),
+        }
+    }
+
+    pub(crate) fn ms(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.start).as_millis()).unwrap_or(u64::MAX)
+    }
+
+    pub(crate) fn iso(&self, at: Instant) -> String {
+        iso8601(self.start_wall + at.saturating_duration_since(self.start))
+    }
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.mmmZ`, the form the model's ISO8601DatetimeString pattern accepts.
+pub(crate) fn iso8601(t: SystemTime) -> String {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
+    let secs = i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 2);
+    let (days, sod) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let (y, m, day) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        sod / 3600,
+        sod % 3600 / 60,
+        sod % 60,
+        d.subsec_millis()
+    )
+}
+
+/// Epoch seconds (possibly fractional, as awsJson1_1 sends timestamps) to ISO-8601.
+pub(crate) fn iso8601_from_epoch(secs: f64) -> Option<String> {
+    if !(0.0..=253_402_300_799.0).contains(&secs) {
+        return None;
+    }
+    Some(iso8601(UNIX_EPOCH + Duration::from_secs_f64(secs)))
+}
+
+// Howard Hinnant's days-to-civil; avoids a date crate for one conversion.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_known_instants() {
+        assert_eq!(iso8601(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
+        let t = UNIX_EPOCH + Duration::from_millis(1_709_251_199_123); // leap year, end of Feb
+        assert_eq!(iso8601(t), "2024-02-29T23:59:59.123Z");
+        assert_eq!(
+            iso8601_from_epoch(951_782_400.5).as_deref(),
+            Some("2000-02-29T00:00:00.500Z")
+        );
+        assert_eq!(iso8601_from_epoch(-1.0), None);
+    }
+}

@@ -1,0 +1,369 @@
+//! What a simulator is started with: fleet, quotas, lifecycle, paging, faults. The same shapes
+//! are read from the binary's `--config` file and from `POST /_sim/faults`.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::fleet::Fleet;
+
+/// The operations the simulator answers. Serialized with their wire names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Operation {
+    StartFailbackLaunch,
+    DescribeRecoveryInstances,
+    DescribeJobs,
+    DescribeJobLogItems,
+    PutEvents,
+}
+
+impl Operation {
+    pub const DRS: [Operation; 4] = [
+        Operation::StartFailbackLaunch,
+        Operation::DescribeRecoveryInstances,
+        Operation::DescribeJobs,
+        Operation::DescribeJobLogItems,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operation::StartFailbackLaunch => "StartFailbackLaunch",
+            Operation::DescribeRecoveryInstances => "DescribeRecoveryInstances",
+            Operation::DescribeJobs => "DescribeJobs",
+            Operation::DescribeJobLogItems => "DescribeJobLogItems",
+            Operation::PutEvents => "PutEvents",
+        }
+    }
+
+    pub(crate) fn drs_from_path(path: &str) -> Option<Operation> {
+        let name = path.strip_prefix('/')?;
+        Operation::DRS.into_iter().find(|op| op.as_str() == name)
+    }
+
+    pub fn is_drs(self) -> bool {
+        self != Operation::PutEvents
+    }
+}
+
+impl fmt::Display for Operation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A fault to inject. JSON form: `{"type": "throttle", "operation": "StartFailbackLaunch",
+/// "calls": 2, "retryAfterSeconds": 3}`.
+///
+/// Counted faults are consumed in the order they were injected; the first one that applies to a
+/// call fires and the others wait. `InternalErrorAfterCreate` and `HangAfterAccept` are only
+/// consumed by a StartFailbackLaunch call that really created a job (a call refused for a
+/// conflict, a quota or validation leaves them pending).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(
+    tag = "type",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase",
+    deny_unknown_fields
+)]
+pub enum Fault {
+    /// The next `calls` calls of `operation` get a ThrottlingException (429 for DRS, 400 for
+    /// EventBridge) with `Retry-After: retry_after_seconds`.
+    Throttle {
+        operation: Operation,
+        calls: u32,
+        retry_after_seconds: u32,
+    },
+    /// The next `calls` StartFailbackLaunch calls get a 500 and create nothing.
+    InternalErrorBeforeCreate { calls: u32 },
+    /// The next `calls` StartFailbackLaunch calls that create a job answer 500 anyway: the
+    /// ambiguous case, the job exists and runs.
+    InternalErrorAfterCreate { calls: u32 },
+    /// The next `calls` StartFailbackLaunch calls that create a job answer 200 only after
+    /// `seconds` (tokio time).
+    HangAfterAccept { calls: u32, seconds: f64 },
+    /// The next `entries` PutEvents entries that would be accepted fail with
+    /// `ErrorCode: InternalFailure` (and are not delivered).
+    FailPutEventsEntries { entries: u32 },
+    /// The next `calls` PutEvents calls get a 500 InternalException.
+    PutEventsDown { calls: u32 },
+    /// A token bucket on `operation`: `burst` calls at once, refilled at `per_second`; the
+    /// excess is throttled with a Retry-After of the time until the next token (at least 1 s).
+    /// Stays until the faults are cleared.
+    RateLimit {
+        operation: Operation,
+        per_second: f64,
+        burst: u32,
+    },
+}
+
+/// DRS service quotas (DRS guide, "Disaster recovery at scale"); values vary per account, hence
+/// configurable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct Quotas {
+    /// L-B827C881.
+    pub servers_per_job: usize,
+    /// L-05AFA8C6: servers across PENDING and STARTED jobs.
+    pub servers_in_active_jobs: usize,
+    /// L-D88FAC3A: PENDING and STARTED jobs.
+    pub active_jobs: usize,
+}
+
+impl Quotas {
+    pub const SERVERS_PER_JOB_CODE: &'static str = "L-B827C881";
+    pub const SERVERS_IN_ACTIVE_JOBS_CODE: &'static str = "L-05AFA8C6";
+    pub const ACTIVE_JOBS_CODE: &'static str = "L-D88FAC3A";
+}
+
+impl Default for Quotas {
+    fn default() -> Self {
+        Quotas {
+            servers_per_job: 100,
+            servers_in_active_jobs: 500,
+            active_jobs: 20,
+        }
+    }
+}
+
+/// How long a job stays PENDING, then STARTED, before it is COMPLETED. JSON form:
+/// `{"pendingSeconds": 1, "startedSeconds": 2}`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct Lifecycle {
+    #[serde(rename = "pendingSeconds", with = "secs_f64")]
+    pub pending: Duration,
+    #[serde(rename = "startedSeconds", with = "secs_f64")]
+    pub started: Duration,
+}
+
+impl Default for Lifecycle {
+    fn default() -> Self {
+        Lifecycle {
+            pending: Duration::from_secs(1),
+            started: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Everything a simulator starts with.
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    pub fleet: Fleet,
+    pub quotas: Quotas,
+    pub lifecycle: Lifecycle,
+    /// Page size when a Describe call sends no `maxResults`.
+    pub page_size: usize,
+    /// Upper bound on `maxResults`, so short pages can be forced (default 1000).
+    pub max_page_size: usize,
+    pub faults: Vec<Fault>,
+    /// Added before every API call is handled (admin calls excluded).
+    pub latency: Option<Duration>,
+    pub region: String,
+    pub account_id: String,
+    /// When false every DRS call answers UninitializedAccountException.
+    pub account_initialized: bool,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            fleet: Fleet::default(),
+            quotas: Quotas::default(),
+            lifecycle: Lifecycle::default(),
+            page_size: 10,
+            max_page_size: 1000,
+            faults: Vec::new(),
+            latency: None,
+            region: "us-east-1".to_owned(),
+            account_id: "111122223333".to_owned(),
+            account_initialized: true,
+        }
+    }
+}
+
+/// The binary's `--config` file. Every field is optional; absent ones keep their defaults.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ConfigFile {
+    quotas: Option<Quotas>,
+    lifecycle: Option<Lifecycle>,
+    page_size: Option<usize>,
+    max_page_size: Option<usize>,
+    #[serde(default)]
+    faults: Vec<Fault>,
+    latency_ms: Option<u64>,
+    region: Option<String>,
+    account_id: Option<String>,
+    account_initialized: Option<bool>,
+    /// Inline fleet, same form as a `--fleet` file.
+    fleet: Option<serde_json::Value>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    #[error("invalid {what}: {source}")]
+    Json {
+        what: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("invalid fleet: {0}")]
+    Fleet(String),
+    #[error("invalid config: {0}")]
+    Config(String),
+}
+
+impl SimConfig {
+    /// Applies a config file (JSON) on top of `self`. Faults are appended.
+    pub fn merge_json(&mut self, json: &str) -> Result<(), SimError> {
+        let file: ConfigFile = serde_json::from_str(json).map_err(|source| SimError::Json {
+            what: "config",
+            source,
+        })?;
+        if let Some(q) = file.quotas {
+            self.quotas = q;
+        }
+        if let Some(l) = file.lifecycle {
+            self.lifecycle = l;
+        }
+        if let Some(p) = file.page_size {
+            self.page_size = p;
+        }
+        if let Some(p) = file.max_page_size {
+            self.max_page_size = p;
+        }
+        self.faults.extend(file.faults);
+        if let Some(ms) = file.latency_ms {
+            self.latency = (ms > 0).then(|| Duration::from_millis(ms));
+        }
+        if let Some(r) = file.region {
+            self.region = r;
+        }
+        if let Some(a) = file.account_id {
+            self.account_id = a;
+        }
+        if let Some(i) = file.account_initialized {
+            self.account_initialized = i;
+        }
+        if let Some(fleet) = file.fleet {
+            self.fleet = Fleet::from_json(&fleet.to_string())?;
+        }
+        self.check()
+    }
+
+    pub(crate) fn check(&self) -> Result<(), SimError> {
+        if self.page_size == 0 || self.max_page_size == 0 {
+            return Err(SimError::Config("page sizes must be at least 1".into()));
+        }
+        let q = &self.quotas;
+        if q.servers_per_job == 0 || q.servers_in_active_jobs == 0 || q.active_jobs == 0 {
+            return Err(SimError::Config("quotas must be at least 1".into()));
+        }
+        if self.account_id.len() != 12 || !self.account_id.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(SimError::Config("accountId must be 12 digits".into()));
+        }
+        if self.region.is_empty()
+            || !self
+                .region
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        {
+            return Err(SimError::Config(format!("bad region {:?}", self.region)));
+        }
+        for fault in &self.faults {
+            fault.check().map_err(SimError::Config)?;
+        }
+        Ok(())
+    }
+}
+
+impl Fault {
+    pub(crate) fn check(&self) -> Result<(), String> {
+        match *self {
+            Fault::HangAfterAccept { seconds, .. } if !(0.0..=3600.0).contains(&seconds) => Err(
+                format!("hangAfterAccept seconds must be within 0..=3600, got {seconds}"),
+            ),
+            Fault::RateLimit {
+                per_second, burst, ..
+            } if !(per_second > 0.0 && per_second.is_finite()) || burst == 0 => {
+                Err("rateLimit needs perSecond > 0 and burst >= 1".into())
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+mod secs_f64 {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(d.as_secs_f64())
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let secs = f64::deserialize(d)?;
+        Duration::try_from_secs_f64(secs).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fault_json_form() {
+        let f: Fault = serde_json::from_str(
+            r#"{"type":"throttle","operation":"StartFailbackLaunch","calls":2,"retryAfterSeconds":3}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            f,
+            Fault::Throttle {
+                operation: Operation::StartFailbackLaunch,
+                calls: 2,
+                retry_after_seconds: 3
+            }
+        );
+        let f: Fault = serde_json::from_str(
+            r#"{"type":"rateLimit","operation":"PutEvents","perSecond":5,"burst":2}"#,
+        )
+        .unwrap();
+        assert!(matches!(f, Fault::RateLimit { burst: 2, .. }));
+        let back = serde_json::to_value(Fault::InternalErrorAfterCreate { calls: 1 }).unwrap();
+        assert_eq!(
+            back,
+            serde_json::json!({"type": "internalErrorAfterCreate", "calls": 1})
+        );
+        assert!(serde_json::from_str::<Fault>(r#"{"type":"nope"}"#).is_err());
+    }
+
+    #[test]
+    fn config_file_merges_and_checks() {
+        let mut c = SimConfig::default();
+        c.merge_json(
+            r#"{"quotas":{"activeJobs":3},"lifecycle":{"pendingSeconds":0.5,"startedSeconds":0},
+                "pageSize":4,"latencyMs":7,"faults":[{"type":"putEventsDown","calls":1}]}"#,
+        )
+        .unwrap();
+        assert_eq!(c.quotas.active_jobs, 3);
+        assert_eq!(c.quotas.servers_per_job, 100);
+        assert_eq!(c.lifecycle.pending, Duration::from_millis(500));
+        assert_eq!(c.page_size, 4);
+        assert_eq!(c.latency, Some(Duration::from_millis(7)));
+        assert_eq!(c.faults.len(), 1);
+        assert!(
+            SimConfig::default()
+                .merge_json(r#"{"pageSize":0}"#)
+                .is_err()
+        );
+        assert!(SimConfig::default().merge_json(r#"{"bogus":1}"#).is_err());
+        assert!(
+            SimConfig::default()
+                .merge_json(r#"{"lifecycle":{"pendingSeconds":-1}}"#)
+                .is_err()
+        );
+    }
+}

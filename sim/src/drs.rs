@@ -1,0 +1,428 @@
+//! The four DRS operations over [`State`]. Inputs arrive already validated against the model.
+//!
+//! Behaviour where AWS does not say (documented so tests and callers can rely on it):
+//! - StartFailbackLaunch checks, in order: servers per job (402 L-B827C881), unknown ids (400
+//!   ValidationException naming every unknown id), each instance's readiness in request order
+//!   (409 ConflictException for the first one that is in an active job or not
+//!   FAILBACK_READY_FOR_LAUNCH), active jobs (402 L-D88FAC3A), servers in active jobs (402
+//!   L-05AFA8C6). Any refusal creates nothing. Duplicate ids in one call count once.
+//! - A created job is LAUNCH / FAILBACK; its instances' `failback.failbackJobID` is set and their
+//!   state is FAILBACK_IN_PROGRESS until it completes, then FAILBACK_COMPLETED or FAILBACK_ERROR
+//!   per the instance's configured launch result.
+//! - DescribeJobs ignores `fromDate`/`toDate` (accepted and validated only). DescribeJobLogItems
+//!   for an unknown job answers an empty page.
+//! - Page tokens are opaque; one from another operation, or garbage, is a ValidationException on
+//!   `nextToken`.
+
+use std::collections::{BTreeMap, HashSet};
+
+use serde_json::{Value, json};
+use tokio::time::Instant;
+
+use crate::config::Quotas;
+use crate::error::ApiError;
+use crate::fleet::{FailbackState, LaunchResult, splitmix64};
+use crate::state::{Inst, Job, Phase, Server, State};
+
+impl State {
+    pub(crate) fn start_failback_launch(
+        &mut self,
+        input: &Value,
+        now: Instant,
+    ) -> Result<(Value, String), ApiError> {
+        let mut seen = HashSet::new();
+        let ids: Vec<String> = strings(&input["recoveryInstanceIDs"])
+            .into_iter()
+            .filter(|id| seen.insert(id.clone()))
+            .collect();
+        let tags: BTreeMap<String, String> = input["tags"]
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+                    .collect()
+            })
+            .unwrap_or_default();
+
+        if ids.len() > self.quotas.servers_per_job {
+            return Err(ApiError::quota(
+                format!(
+                    "A failback launch job may include at most {} source servers; {} were requested",
+                    self.quotas.servers_per_job,
+                    ids.len()
+                ),
+                Quotas::SERVERS_PER_JOB_CODE,
+            ));
+        }
+        let unknown: Vec<&String> = ids
+            .iter()
+            .filter(|id| !self.by_id.contains_key(*id))
+            .collect();
+        if !unknown.is_empty() {
+            let list: Vec<&str> = unknown.iter().map(|s| s.as_str()).collect();
+            let fields: Vec<(String, String)> = unknown
+                .iter()
+                .map(|id| {
+                    (
+                        "recoveryInstanceIDs".to_owned(),
+                        format!("Recovery instance {id} does not exist"),
+                    )
+                })
+                .collect();
+            return Err(ApiError::validation(
+                "fieldValidationFailed",
+                format!("Recovery instances not found: {}", list.join(", ")),
+                &fields,
+            ));
+        }
+        for id in &ids {
+            let inst = &self.instances[self.by_id[id]];
+            if let Some(job) = self.active_job(inst, now) {
+                return Err(ApiError::conflict(
+                    format!(
+                        "Recovery instance {id} is already part of active job {}",
+                        job.id
+                    ),
+                    id,
+                ));
+            }
+            let state = self.effective_state(inst, now);
+            if state != FailbackState::FailbackReadyForLaunch {
+                return Err(ApiError::conflict(
+                    format!(
+                        "Recovery instance {id} is not ready for failback launch (failback state {})",
+                        state.as_str()
+                    ),
+                    id,
+                ));
+            }
+        }
+        let (active_jobs, active_servers) = self
+            .jobs
+            .iter()
+            .filter(|j| self.phase(j, now) != Phase::Completed)
+            .fold((0, 0), |(n, s), j| (n + 1, s + j.servers.len()));
+        if active_jobs + 1 > self.quotas.active_jobs {
+            return Err(ApiError::quota(
+                format!(
+                    "Too many active jobs: {active_jobs} of at most {}",
+                    self.quotas.active_jobs
+                ),
+                Quotas::ACTIVE_JOBS_CODE,
+            ));
+        }
+        if active_servers + ids.len() > self.quotas.servers_in_active_jobs {
+            return Err(ApiError::quota(
+                format!(
+                    "Too many source servers in active jobs: {active_servers} active + {} requested exceeds {}",
+                    ids.len(),
+                    self.quotas.servers_in_active_jobs
+                ),
+                Quotas::SERVERS_IN_ACTIVE_JOBS_CODE,
+            ));
+        }
+
+        let job_id = self.new_job_id();
+        let index = self.jobs.len();
+        let servers = ids
+            .iter()
+            .map(|id| {
+                let inst = &self.instances[self.by_id[id]];
+                Server {
+                    recovery_instance_id: id.clone(),
+                    source_server_id: inst.spec.source_server_id.clone(),
+                    result: inst.spec.launch_result,
+                }
+            })
+            .collect();
+        self.jobs.push(Job {
+            arn: format!(
+                "arn:aws:drs:{}:{}:job/{job_id}",
+                self.region, self.account_id
+            ),
+            id: job_id.clone(),
+            created: now,
+            servers,
+            tags,
+        });
+        self.job_by_id.insert(job_id.clone(), index);
+        for id in &ids {
+            let i = self.by_id[id];
+            let inst = &mut self.instances[i];
+            inst.spec.failback_job_id = Some(job_id.clone());
+            inst.follows_job = true;
+            inst.last_job = Some(index);
+            inst.initiated = Some(now);
+        }
+        Ok((
+            json!({ "job": self.job_json(&self.jobs[index], now) }),
+            job_id,
+        ))
+    }
+
+    pub(crate) fn describe_recovery_instances(
+        &self,
+        input: &Value,
+        now: Instant,
+    ) -> Result<Value, ApiError> {
+        let wanted: HashSet<String> = strings(&input["filters"]["recoveryInstanceIDs"])
+            .into_iter()
+            .collect();
+        let sources: HashSet<String> = strings(&input["filters"]["sourceServerIDs"])
+            .into_iter()
+            .collect();
+        let matching: Vec<&Inst> = self
+            .instances
+            .iter()
+            .filter(|i| wanted.is_empty() || wanted.contains(&i.spec.recovery_instance_id))
+            .filter(|i| sources.is_empty() || sources.contains(&i.spec.source_server_id))
+            .collect();
+        let start = match input["nextToken"].as_str() {
+            Some(t) => decode_token("ri", t)?,
+            None => 0,
+        };
+        let size = self.page_len(&input["maxResults"]);
+        let items: Vec<Value> = matching
+            .iter()
+            .skip(start)
+            .take(size)
+            .map(|i| self.instance_json(i, now))
+            .collect();
+        let mut out = json!({ "items": items });
+        if start + size < matching.len() {
+            out["nextToken"] = Value::String(encode_token("ri", start + size));
+        }
+        Ok(out)
+    }
+
+    pub(crate) fn describe_jobs(&self, input: &Value, now: Instant) -> Result<Value, ApiError> {
+        let wanted: HashSet<String> = strings(&input["filters"]["jobIDs"]).into_iter().collect();
+        // The cursor is a job index, not an offset, so jobs created between two pages neither
+        // repeat nor shift the newest-first listing.
+        let below = match input["nextToken"].as_str() {
+            Some(t) => decode_token("jobs", t)?,
+            None => self.jobs.len(),
+        };
+        let size = self.page_len(&input["maxResults"]);
+        let mut candidates = (0..below.min(self.jobs.len()))
+            .rev()
+            .filter(|&i| wanted.is_empty() || wanted.contains(&self.jobs[i].id))
+            .peekable();
+        let mut items = Vec::new();
+        let mut last = None;
+        while items.len() < size {
+            let Some(i) = candidates.next() else { break };
+            items.push(self.job_json(&self.jobs[i], now));
+            last = Some(i);
+        }
+        let mut out = json!({ "items": items });
+        if let (Some(i), Some(_)) = (last, candidates.peek()) {
+            out["nextToken"] = Value::String(encode_token("jobs", i));
+        }
+        Ok(out)
+    }
+
+    pub(crate) fn describe_job_log_items(
+        &self,
+        input: &Value,
+        now: Instant,
+    ) -> Result<Value, ApiError> {
+        let start = match input["nextToken"].as_str() {
+            Some(t) => decode_token("log", t)?,
+            None => 0,
+        };
+        let logs = match input["jobID"]
+            .as_str()
+            .and_then(|id| self.job_by_id.get(id))
+        {
+            Some(&j) => self.job_log(&self.jobs[j], now),
+            None => Vec::new(),
+        };
+        let size = self.page_len(&input["maxResults"]);
+        let items: Vec<Value> = logs.iter().skip(start).take(size).cloned().collect();
+        let mut out = json!({ "items": items });
+        if start + size < logs.len() {
+            out["nextToken"] = Value::String(encode_token("log", start + size));
+        }
+        Ok(out)
+    }
+
+    fn page_len(&self, max_results: &Value) -> usize {
+        let asked = max_results
+            .as_u64()
+            .map_or(self.page_size, |m| usize::try_from(m).unwrap_or(usize::MAX));
+        asked.min(self.max_page_size).max(1)
+    }
+
+    fn new_job_id(&self) -> String {
+        const ALPHABET: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+        let mut n = self.jobs.len() as u64;
+        loop {
+            let mut x = 0;
+            let suffix: String = (0..17u64)
+                .map(|i| {
+                    if i % 12 == 0 {
+                        x = splitmix64(n.wrapping_mul(31).wrapping_add(i) ^ 0x00d5_0b00);
+                    }
+                    let c = ALPHABET[(x % 36) as usize] as char;
+                    x /= 36;
+                    c
+                })
+                .collect();
+            let id = format!("drsjob-{suffix}");
+            if !self.job_by_id.contains_key(&id) {
+                return id;
+            }
+            n = n.wrapping_add(1 << 32);
+        }
+    }
+
+    pub(crate) fn job_json(&self, job: &Job, now: Instant) -> Value {
+        let phase = self.phase(job, now);
+        let servers: Vec<Value> = job
+            .servers
+            .iter()
+            .map(|s| {
+                json!({
+                    "recoveryInstanceID": s.recovery_instance_id,
+                    "sourceServerID": s.source_server_id,
+                    "launchStatus": self.launch_status(job, s, now),
+                })
+            })
+            .collect();
+        let mut v = json!({
+            "jobID": job.id,
+            "arn": job.arn,
+            "type": "LAUNCH",
+            "initiatedBy": "FAILBACK",
+            "creationDateTime": self.clock.iso(job.created),
+            "status": State::status_str(phase),
+            "participatingServers": servers,
+            "participatingResources": [],
+            "tags": job.tags,
+        });
+        if phase == Phase::Completed {
+            v["endDateTime"] = Value::String(self.clock.iso(self.job_end(job)));
+        }
+        v
+    }
+
+    fn instance_json(&self, inst: &Inst, now: Instant) -> Value {
+        let spec = &inst.spec;
+        let mut failback = json!({
+            "state": self.effective_state(inst, now).as_str(),
+            "failbackToOriginalServer": true,
+            "failbackLaunchType": "RECOVERY",
+        });
+        if let Some(job) = &spec.failback_job_id {
+            failback["failbackJobID"] = Value::String(job.clone());
+        }
+        if let Some(at) = inst.initiated {
+            failback["failbackInitiationTime"] = Value::String(self.clock.iso(at));
+        }
+        json!({
+            "recoveryInstanceID": spec.recovery_instance_id,
+            "ec2InstanceID": spec.ec2_instance_id,
+            "ec2InstanceState": "RUNNING",
+            "sourceServerID": spec.source_server_id,
+            "arn": format!("arn:aws:drs:{}:{}:recovery-instance/{}", self.region, self.account_id, spec.recovery_instance_id),
+            "tags": {},
+            "isDrill": false,
+            "originEnvironment": "ON_PREMISES",
+            "failback": failback,
+        })
+    }
+
+    /// JOB_START when created, LAUNCH_START per server once STARTED, then LAUNCH_FAILED per
+    /// failed server and JOB_END once COMPLETED.
+    fn job_log(&self, job: &Job, now: Instant) -> Vec<Value> {
+        let phase = self.phase(job, now);
+        let log = |at: Instant, event: &str, data: Value| {
+            let mut v = json!({ "logDateTime": self.clock.iso(at), "event": event });
+            if !data.is_null() {
+                v["eventData"] = data;
+            }
+            v
+        };
+        let mut items = vec![log(job.created, "JOB_START", Value::Null)];
+        if phase >= Phase::Started {
+            let at = job.created + self.lifecycle.pending;
+            items.extend(job.servers.iter().map(|s| {
+                log(
+                    at,
+                    "LAUNCH_START",
+                    json!({ "sourceServerID": s.source_server_id }),
+                )
+            }));
+        }
+        if phase == Phase::Completed {
+            let end = self.job_end(job);
+            items.extend(job.servers.iter().filter(|s| s.result == LaunchResult::Failed).map(|s| {
+                log(
+                    end,
+                    "LAUNCH_FAILED",
+                    json!({ "sourceServerID": s.source_server_id, "rawError": "Simulated launch failure" }),
+                )
+            }));
+            items.push(log(end, "JOB_END", Value::Null));
+        }
+        items
+    }
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn encode_token(kind: &str, n: usize) -> String {
+    format!("{kind}:{n}")
+        .bytes()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn decode_token(kind: &str, token: &str) -> Result<usize, ApiError> {
+    let bad = || {
+        ApiError::validation(
+            "fieldValidationFailed",
+            "Invalid pagination token",
+            &[(
+                "nextToken".to_owned(),
+                "The token was not issued by this operation".to_owned(),
+            )],
+        )
+    };
+    if !token.len().is_multiple_of(2) || !token.is_ascii() {
+        return Err(bad());
+    }
+    let bytes: Vec<u8> = (0..token.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&token[i..i + 2], 16))
+        .collect::<Result<_, _>>()
+        .map_err(|_| bad())?;
+    let text = String::from_utf8(bytes).map_err(|_| bad())?;
+    text.strip_prefix(kind)
+        .and_then(|rest| rest.strip_prefix(':'))
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(bad)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_round_trip_and_are_kind_bound() {
+        let t = encode_token("ri", 40);
+        assert_eq!(decode_token("ri", &t).unwrap(), 40);
+        assert!(decode_token("jobs", &t).is_err());
+        assert!(decode_token("ri", "zz").is_err());
+        assert!(decode_token("ri", "é").is_err());
+    }
+}

@@ -1,0 +1,483 @@
+//! The simulated account: instances, jobs, pending faults, and what was called and delivered.
+//! One mutex guards it all; handlers are synchronous and never hold it across an await.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio::time::Instant;
+
+use crate::clock::Clock;
+use crate::config::{Fault, Lifecycle, Operation, Quotas, SimConfig};
+use crate::error::ApiError;
+use crate::fleet::{FailbackState, Fleet, FleetInstance, LaunchResult};
+
+/// One API call as the simulator saw it (admin calls are not recorded).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CallRecord {
+    /// Milliseconds since the simulator started (tokio clock), when the call arrived.
+    pub at_ms: u64,
+    pub operation: Operation,
+    /// StartFailbackLaunch's `recoveryInstanceIDs` or DescribeRecoveryInstances'
+    /// `filters.recoveryInstanceIDs`, as sent (duplicates kept).
+    #[serde(rename = "recoveryInstanceIDs")]
+    pub recovery_instance_ids: Vec<String>,
+    pub status: u16,
+    /// The error name (`x-amzn-ErrorType` / `__type`), None on a 200.
+    pub error_type: Option<String>,
+    /// The job this call created, also when the caller was answered a 500 or left hanging.
+    #[serde(rename = "jobID")]
+    pub job_id: Option<String>,
+    /// PutEvents: entries in the request.
+    pub entries: usize,
+}
+
+/// An event PutEvents accepted.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveredEvent {
+    pub at_ms: u64,
+    pub event_id: String,
+    pub event_bus_name: String,
+    pub source: String,
+    pub detail_type: String,
+    pub detail: Value,
+    pub resources: Vec<String>,
+    /// The entry's `Time`, ISO-8601, when it had one.
+    pub time: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SimParticipant {
+    #[serde(rename = "recoveryInstanceID")]
+    pub recovery_instance_id: String,
+    #[serde(rename = "sourceServerID")]
+    pub source_server_id: String,
+    /// PENDING, IN_PROGRESS, then LAUNCHED or FAILED.
+    pub launch_status: String,
+}
+
+/// A job as DescribeJobs would show it now.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SimJob {
+    #[serde(rename = "jobID")]
+    pub job_id: String,
+    pub arn: String,
+    /// PENDING, STARTED or COMPLETED.
+    pub status: String,
+    #[serde(rename = "recoveryInstanceIDs")]
+    pub recovery_instance_ids: Vec<String>,
+    pub tags: BTreeMap<String, String>,
+    pub created_at_ms: u64,
+    pub creation_date_time: String,
+    pub end_date_time: Option<String>,
+    pub participating_servers: Vec<SimParticipant>,
+}
+
+/// A recovery instance as DescribeRecoveryInstances would show it now.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SimInstance {
+    #[serde(rename = "recoveryInstanceID")]
+    pub recovery_instance_id: String,
+    #[serde(rename = "sourceServerID")]
+    pub source_server_id: String,
+    #[serde(rename = "ec2InstanceID")]
+    pub ec2_instance_id: String,
+    pub state: FailbackState,
+    /// The last failback job (`failback.failbackJobID`).
+    #[serde(rename = "failbackJobID")]
+    pub failback_job_id: Option<String>,
+    /// The PENDING or STARTED job holding the instance, if any.
+    #[serde(rename = "activeJobID")]
+    pub active_job_id: Option<String>,
+    pub launch_result: LaunchResult,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Phase {
+    Pending,
+    Started,
+    Completed,
+}
+
+pub(crate) struct Job {
+    pub id: String,
+    pub arn: String,
+    pub created: Instant,
+    pub servers: Vec<Server>,
+    pub tags: BTreeMap<String, String>,
+}
+
+pub(crate) struct Server {
+    pub recovery_instance_id: String,
+    pub source_server_id: String,
+    pub result: LaunchResult,
+}
+
+pub(crate) struct Inst {
+    pub spec: FleetInstance,
+    /// Set by a launch: the failback state is derived from that job until a test sets a state.
+    pub follows_job: bool,
+    pub last_job: Option<usize>,
+    pub initiated: Option<Instant>,
+}
+
+struct ActiveFault {
+    fault: Fault,
+    used: u32,
+    bucket: Option<(f64, Instant)>,
+}
+
+impl ActiveFault {
+    fn new(fault: Fault) -> Self {
+        ActiveFault {
+            fault,
+            used: 0,
+            bucket: None,
+        }
+    }
+
+    fn exhausted(&self) -> bool {
+        match self.fault {
+            Fault::Throttle { calls, .. }
+            | Fault::InternalErrorBeforeCreate { calls }
+            | Fault::InternalErrorAfterCreate { calls }
+            | Fault::HangAfterAccept { calls, .. }
+            | Fault::PutEventsDown { calls } => self.used >= calls,
+            Fault::FailPutEventsEntries { entries } => self.used >= entries,
+            Fault::RateLimit { .. } => false,
+        }
+    }
+}
+
+/// What a StartFailbackLaunch that created a job must still do to its caller.
+pub(crate) enum AfterCreate {
+    Answer,
+    InternalError,
+    Hang(Duration),
+}
+
+pub(crate) struct State {
+    pub clock: Clock,
+    pub quotas: Quotas,
+    pub lifecycle: Lifecycle,
+    pub page_size: usize,
+    pub max_page_size: usize,
+    pub latency: Option<Duration>,
+    pub region: String,
+    pub account_id: String,
+    pub account_initialized: bool,
+    initial_fleet: Fleet,
+    pub instances: Vec<Inst>,
+    pub by_id: HashMap<String, usize>,
+    pub jobs: Vec<Job>,
+    pub job_by_id: HashMap<String, usize>,
+    faults: Vec<ActiveFault>,
+    pub calls: Vec<CallRecord>,
+    pub events: Vec<DeliveredEvent>,
+}
+
+impl State {
+    pub(crate) fn new(config: SimConfig) -> Self {
+        let mut state = State {
+            clock: Clock::new(),
+            quotas: config.quotas,
+            lifecycle: config.lifecycle,
+            page_size: config.page_size,
+            max_page_size: config.max_page_size,
+            latency: config.latency,
+            region: config.region,
+            account_id: config.account_id,
+            account_initialized: config.account_initialized,
+            initial_fleet: config.fleet,
+            instances: Vec::new(),
+            by_id: HashMap::new(),
+            jobs: Vec::new(),
+            job_by_id: HashMap::new(),
+            faults: config.faults.into_iter().map(ActiveFault::new).collect(),
+            calls: Vec::new(),
+            events: Vec::new(),
+        };
+        state.load_fleet();
+        state
+    }
+
+    fn load_fleet(&mut self) {
+        self.instances = self
+            .initial_fleet
+            .instances()
+            .iter()
+            .map(|spec| Inst {
+                spec: spec.clone(),
+                follows_job: false,
+                last_job: None,
+                initiated: None,
+            })
+            .collect();
+        self.by_id = self
+            .instances
+            .iter()
+            .enumerate()
+            .map(|(i, inst)| (inst.spec.recovery_instance_id.clone(), i))
+            .collect();
+    }
+
+    /// Back to the configured fleet, no jobs, calls, events or faults.
+    pub(crate) fn reset(&mut self) {
+        self.load_fleet();
+        self.jobs.clear();
+        self.job_by_id.clear();
+        self.faults.clear();
+        self.calls.clear();
+        self.events.clear();
+    }
+
+    // Lifecycle.
+
+    pub(crate) fn phase(&self, job: &Job, now: Instant) -> Phase {
+        let elapsed = now.saturating_duration_since(job.created);
+        if elapsed < self.lifecycle.pending {
+            Phase::Pending
+        } else if elapsed < self.lifecycle.pending + self.lifecycle.started {
+            Phase::Started
+        } else {
+            Phase::Completed
+        }
+    }
+
+    pub(crate) fn job_end(&self, job: &Job) -> Instant {
+        job.created + self.lifecycle.pending + self.lifecycle.started
+    }
+
+    pub(crate) fn active_job(&self, inst: &Inst, now: Instant) -> Option<&Job> {
+        let job = &self.jobs[inst.last_job?];
+        (self.phase(job, now) != Phase::Completed).then_some(job)
+    }
+
+    /// Failback state: the configured one, or while and after a launch, the launch's:
+    /// FAILBACK_IN_PROGRESS while the job is PENDING or STARTED, then FAILBACK_COMPLETED
+    /// (LAUNCHED) or FAILBACK_ERROR (FAILED).
+    pub(crate) fn effective_state(&self, inst: &Inst, now: Instant) -> FailbackState {
+        if let (true, Some(j)) = (inst.follows_job, inst.last_job) {
+            let job = &self.jobs[j];
+            if self.phase(job, now) != Phase::Completed {
+                return FailbackState::FailbackInProgress;
+            }
+            let result = job
+                .servers
+                .iter()
+                .find(|s| s.recovery_instance_id == inst.spec.recovery_instance_id)
+                .map_or(LaunchResult::Launched, |s| s.result);
+            return match result {
+                LaunchResult::Launched => FailbackState::FailbackCompleted,
+                LaunchResult::Failed => FailbackState::FailbackError,
+            };
+        }
+        inst.spec.state
+    }
+
+    pub(crate) fn launch_status(&self, job: &Job, server: &Server, now: Instant) -> &'static str {
+        match self.phase(job, now) {
+            Phase::Pending => "PENDING",
+            Phase::Started => "IN_PROGRESS",
+            Phase::Completed => server.result.as_str(),
+        }
+    }
+
+    pub(crate) fn status_str(phase: Phase) -> &'static str {
+        match phase {
+            Phase::Pending => "PENDING",
+            Phase::Started => "STARTED",
+            Phase::Completed => "COMPLETED",
+        }
+    }
+
+    // Test controls.
+
+    pub(crate) fn set_state(&mut self, id: &str, state: FailbackState) -> bool {
+        let Some(&i) = self.by_id.get(id) else {
+            return false;
+        };
+        let inst = &mut self.instances[i];
+        inst.spec.state = state;
+        inst.follows_job = false;
+        true
+    }
+
+    pub(crate) fn set_launch_result(&mut self, id: &str, result: LaunchResult) -> bool {
+        let Some(&i) = self.by_id.get(id) else {
+            return false;
+        };
+        self.instances[i].spec.launch_result = result;
+        true
+    }
+
+    // Faults.
+
+    pub(crate) fn inject(&mut self, fault: Fault) {
+        self.faults.push(ActiveFault::new(fault));
+    }
+
+    pub(crate) fn clear_faults(&mut self) {
+        self.faults.clear();
+    }
+
+    pub(crate) fn faults(&self) -> Vec<Fault> {
+        self.faults.iter().map(|f| f.fault.clone()).collect()
+    }
+
+    /// A fault that refuses the call before it does anything: throttling, rate limit, a 500
+    /// before create, PutEvents down.
+    pub(crate) fn fault_before(&mut self, op: Operation, now: Instant) -> Option<ApiError> {
+        let mut fired = None;
+        for f in &mut self.faults {
+            fired = match f.fault {
+                Fault::Throttle {
+                    operation,
+                    calls,
+                    retry_after_seconds,
+                } if operation == op && f.used < calls => {
+                    f.used += 1;
+                    Some(throttle(op, retry_after_seconds))
+                }
+                Fault::RateLimit {
+                    operation,
+                    per_second,
+                    burst,
+                } if operation == op => {
+                    let (tokens, last) = f.bucket.unwrap_or((f64::from(burst), now));
+                    let refilled = (tokens
+                        + now.saturating_duration_since(last).as_secs_f64() * per_second)
+                        .min(f64::from(burst));
+                    if refilled >= 1.0 {
+                        f.bucket = Some((refilled - 1.0, now));
+                        None
+                    } else {
+                        f.bucket = Some((refilled, now));
+                        let wait = ((1.0 - refilled) / per_second)
+                            .ceil()
+                            .clamp(1.0, f64::from(u32::MAX));
+                        Some(throttle(op, wait as u32))
+                    }
+                }
+                Fault::InternalErrorBeforeCreate { calls }
+                    if op == Operation::StartFailbackLaunch && f.used < calls =>
+                {
+                    f.used += 1;
+                    Some(ApiError::internal(
+                        "Internal server error (simulated, before the job was created)",
+                    ))
+                }
+                Fault::PutEventsDown { calls } if op == Operation::PutEvents && f.used < calls => {
+                    f.used += 1;
+                    Some(ApiError::events(
+                        500,
+                        "InternalException",
+                        "Internal service error (simulated)",
+                    ))
+                }
+                _ => None,
+            };
+            if fired.is_some() {
+                break;
+            }
+        }
+        self.faults.retain(|f| !f.exhausted());
+        fired
+    }
+
+    pub(crate) fn fault_after_create(&mut self) -> AfterCreate {
+        let mut what = AfterCreate::Answer;
+        for f in &mut self.faults {
+            match f.fault {
+                Fault::InternalErrorAfterCreate { calls } if f.used < calls => {
+                    what = AfterCreate::InternalError;
+                }
+                Fault::HangAfterAccept { calls, seconds } if f.used < calls => {
+                    what = AfterCreate::Hang(
+                        Duration::try_from_secs_f64(seconds).unwrap_or(Duration::ZERO),
+                    );
+                }
+                _ => continue,
+            }
+            f.used += 1;
+            break;
+        }
+        self.faults.retain(|f| !f.exhausted());
+        what
+    }
+
+    /// Whether the next otherwise-accepted PutEvents entry must fail with InternalFailure.
+    pub(crate) fn fail_entry(&mut self) -> bool {
+        let hit = self.faults.iter_mut().find(
+            |f| matches!(f.fault, Fault::FailPutEventsEntries { entries } if f.used < entries),
+        );
+        let Some(f) = hit else { return false };
+        f.used += 1;
+        self.faults.retain(|f| !f.exhausted());
+        true
+    }
+
+    // Snapshots for the handle and /_sim.
+
+    pub(crate) fn sim_jobs(&self, now: Instant) -> Vec<SimJob> {
+        self.jobs
+            .iter()
+            .map(|job| {
+                let phase = self.phase(job, now);
+                SimJob {
+                    job_id: job.id.clone(),
+                    arn: job.arn.clone(),
+                    status: State::status_str(phase).to_owned(),
+                    recovery_instance_ids: job
+                        .servers
+                        .iter()
+                        .map(|s| s.recovery_instance_id.clone())
+                        .collect(),
+                    tags: job.tags.clone(),
+                    created_at_ms: self.clock.ms(job.created),
+                    creation_date_time: self.clock.iso(job.created),
+                    end_date_time: (phase == Phase::Completed)
+                        .then(|| self.clock.iso(self.job_end(job))),
+                    participating_servers: job
+                        .servers
+                        .iter()
+                        .map(|s| SimParticipant {
+                            recovery_instance_id: s.recovery_instance_id.clone(),
+                            source_server_id: s.source_server_id.clone(),
+                            launch_status: self.launch_status(job, s, now).to_owned(),
+                        })
+                        .collect(),
+                }
+            })
+            .collect()
+    }
+
+    pub(crate) fn sim_instances(&self, now: Instant) -> Vec<SimInstance> {
+        self.instances
+            .iter()
+            .map(|inst| SimInstance {
+                recovery_instance_id: inst.spec.recovery_instance_id.clone(),
+                source_server_id: inst.spec.source_server_id.clone(),
+                ec2_instance_id: inst.spec.ec2_instance_id.clone(),
+                state: self.effective_state(inst, now),
+                failback_job_id: inst.spec.failback_job_id.clone(),
+                active_job_id: self.active_job(inst, now).map(|j| j.id.clone()),
+                launch_result: inst.spec.launch_result,
+            })
+            .collect()
+    }
+}
+
+fn throttle(op: Operation, retry_after_seconds: u32) -> ApiError {
+    if op.is_drs() {
+        ApiError::throttling(retry_after_seconds, "Rate exceeded (simulated)")
+    } else {
+        ApiError::events_throttling(retry_after_seconds)
+    }
+}
