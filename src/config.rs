@@ -31,6 +31,13 @@ pub struct Config {
     pub launch_call_timeout: Duration,
     pub deadline_margin: Duration,
     pub publish_max_attempts: u32,
+    /// DRS quota: source servers across all active jobs.
+    pub max_servers_in_flight: usize,
+    /// DRS quota: jobs active at once.
+    pub max_active_jobs: usize,
+    /// When the quota is full, wait (while time is left) for jobs to finish instead of deferring.
+    pub wait_for_capacity: bool,
+    pub capacity_poll_interval: Duration,
 }
 
 #[derive(Debug, Error, PartialEq)]
@@ -57,6 +64,8 @@ pub enum ConfigError {
         per_job: usize,
         chunks: usize,
     },
+    #[error("{name}={value:?} must be true or false")]
+    NotABoolean { name: &'static str, value: String },
     #[error("RETRY_BASE_DELAY_MS must not exceed RETRY_MAX_DELAY_MS")]
     BaseDelayAboveCap,
 }
@@ -92,6 +101,15 @@ impl Config {
                 return Err(ConfigError::Empty { name });
             }
             Ok(value)
+        };
+
+        let flag = |name: &'static str| -> Result<bool, ConfigError> {
+            match lookup(name).map(|v| v.trim().to_ascii_lowercase()) {
+                None => Ok(false),
+                Some(v) if v == "true" || v == "1" => Ok(true),
+                Some(v) if v == "false" || v == "0" || v.is_empty() => Ok(false),
+                Some(v) => Err(ConfigError::NotABoolean { name, value: v }),
+            }
         };
 
         let event_source = text("EVENT_SOURCE", "drs-failback")?;
@@ -148,6 +166,15 @@ impl Config {
                 60_000,
             )?),
             publish_max_attempts: number("PUBLISH_MAX_ATTEMPTS", 3, 1, 10)? as u32,
+            max_servers_in_flight: number("MAX_SERVERS_IN_FLIGHT", 500, 1, 10_000)? as usize,
+            max_active_jobs: number("MAX_ACTIVE_JOBS", 20, 1, 1_000)? as usize,
+            wait_for_capacity: flag("WAIT_FOR_CAPACITY")?,
+            capacity_poll_interval: Duration::from_secs(number(
+                "CAPACITY_POLL_SECONDS",
+                30,
+                1,
+                600,
+            )?),
         })
     }
 }
@@ -179,6 +206,27 @@ mod tests {
         assert_eq!(config.max_concurrent_launches, 4);
         assert_eq!(config.event_source, "drs-failback");
         assert_eq!(config.event_bus_name, "default");
+        assert_eq!(
+            (config.max_servers_in_flight, config.max_active_jobs),
+            (500, 20)
+        );
+        assert!(!config.wait_for_capacity);
+    }
+
+    #[test]
+    fn flags_take_true_or_false_only() {
+        assert!(
+            with(&[("WAIT_FOR_CAPACITY", "TRUE")])
+                .unwrap()
+                .wait_for_capacity
+        );
+        assert!(
+            !with(&[("WAIT_FOR_CAPACITY", "0")])
+                .unwrap()
+                .wait_for_capacity
+        );
+        let err = with(&[("WAIT_FOR_CAPACITY", "yes")]).unwrap_err();
+        assert!(err.to_string().contains("WAIT_FOR_CAPACITY"), "{err}");
     }
 
     #[test]

@@ -160,6 +160,7 @@ mod tests {
             reason: reason.into(),
             code: None,
             message: Some("m".repeat(message_len)),
+            job_id: None,
             recovery_instance_ids: (0..ids).map(|n| format!("i-{:017x}", n + offset)).collect(),
         }
     }

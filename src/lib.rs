@@ -13,6 +13,7 @@ pub mod launch;
 pub mod logging;
 pub mod outcome;
 pub mod plan;
+pub mod preflight;
 pub mod publish;
 pub mod request;
 pub mod retry;

@@ -1,6 +1,9 @@
 //! The Lambda binary: wiring only. Configuration is read and clients are built once per cold
 //! start and shared by every invocation.
 
+// The invocation future nests the launch, read and retry futures deeply enough to pass the default.
+#![recursion_limit = "256"]
+
 use std::sync::Arc;
 
 use aws_config::BehaviorVersion;

@@ -33,6 +33,8 @@ pub enum DeferReason {
     Throttled,
     /// The DRS endpoint could not be reached (the request never left).
     Unreachable,
+    /// DRS kept failing (5xx) and no job was created, or its state could not be read.
+    ServerError,
     /// `dryRun`: planned, not launched.
     DryRun,
     /// The run stopped because DRS cannot be used here (account not initialised, access denied).
@@ -43,6 +45,11 @@ pub enum DeferReason {
 pub enum Outcome {
     Launched {
         job_id: String,
+    },
+    /// Not launchable now: `reason` is the failback state, `NOT_FOUND` or `ALREADY_IN_JOB`.
+    Skipped {
+        reason: String,
+        job_id: Option<String>,
     },
     Rejected {
         reason: &'static str,
@@ -56,12 +63,15 @@ pub enum Outcome {
 }
 
 pub const REJECTED_MALFORMED_ID: &str = "MALFORMED_ID";
+pub const SKIPPED_NOT_FOUND: &str = "NOT_FOUND";
+pub const SKIPPED_ALREADY_IN_JOB: &str = "ALREADY_IN_JOB";
 pub const REJECTED_BY_DRS: &str = "REFUSED_BY_DRS";
 
 impl Outcome {
     pub fn kind(&self) -> OutcomeKind {
         match self {
             Outcome::Launched { .. } => OutcomeKind::Launched,
+            Outcome::Skipped { .. } => OutcomeKind::Skipped,
             Outcome::Rejected { .. } => OutcomeKind::Rejected,
             Outcome::Deferred { .. } => OutcomeKind::Deferred,
         }
@@ -151,6 +161,9 @@ pub struct NotLaunchedGroup {
     pub code: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// `ALREADY_IN_JOB`: the job the instances are already in.
+    #[serde(rename = "jobID", skip_serializing_if = "Option::is_none")]
+    pub job_id: Option<String>,
     #[serde(rename = "recoveryInstanceIDs")]
     pub recovery_instance_ids: Vec<String>,
 }
@@ -184,6 +197,20 @@ pub struct Answer {
     pub events: EventDelivery,
 }
 
+/// Distinct messages (or job ids) listed per outcome, reason and code; beyond this they are
+/// merged, so that 5000 instances refused each with its own message still fit the answer.
+pub const MAX_DISTINCT_DETAILS: usize = 16;
+pub const DETAILS_OMITTED: &str = "(further distinct messages omitted to keep the answer small)";
+
+/// Outcome, reason, code, message, job id: instances sharing all five are listed together.
+type GroupKey = (
+    OutcomeKind,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
 /// Every requested instance with its outcome, and the jobs created.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RunResult {
@@ -204,11 +231,18 @@ impl RunResult {
     /// Groups the instances that were not launched, in the order their first member appears.
     pub fn not_launched(&self) -> Vec<NotLaunchedGroup> {
         let mut groups: Vec<NotLaunchedGroup> = Vec::new();
-        let mut index: HashMap<(OutcomeKind, String, Option<String>, Option<String>), usize> =
-            HashMap::new();
+        let mut index: HashMap<GroupKey, usize> = HashMap::new();
+        let mut details: HashMap<(OutcomeKind, String, Option<String>), usize> = HashMap::new();
         for (id, outcome) in &self.outcomes {
-            let key = match outcome {
+            let mut key: GroupKey = match outcome {
                 Outcome::Launched { .. } => continue,
+                Outcome::Skipped { reason, job_id } => (
+                    OutcomeKind::Skipped,
+                    reason.clone(),
+                    None,
+                    None,
+                    job_id.clone(),
+                ),
                 Outcome::Rejected {
                     reason,
                     code,
@@ -218,20 +252,34 @@ impl RunResult {
                     reason.to_string(),
                     code.clone(),
                     Some(message.clone()),
+                    None,
                 ),
                 Outcome::Deferred { reason, error } => (
                     OutcomeKind::Deferred,
                     defer_reason_name(*reason),
                     None,
                     error.clone(),
+                    None,
                 ),
             };
+            if !index.contains_key(&key) {
+                let seen = details
+                    .entry((key.0, key.1.clone(), key.2.clone()))
+                    .or_default();
+                if *seen >= MAX_DISTINCT_DETAILS {
+                    key.3 = Some(DETAILS_OMITTED.to_owned());
+                    key.4 = None;
+                } else {
+                    *seen += 1;
+                }
+            }
             let slot = *index.entry(key.clone()).or_insert_with(|| {
                 groups.push(NotLaunchedGroup {
                     outcome: key.0,
                     reason: key.1,
                     code: key.2,
                     message: key.3,
+                    job_id: key.4,
                     recovery_instance_ids: Vec::new(),
                 });
                 groups.len() - 1

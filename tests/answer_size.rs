@@ -36,10 +36,16 @@ fn check(answer: &Answer, label: &str) {
     println!("{label}: {bytes} bytes, {} events", entries.len());
 }
 
+/// Quotas raised so that all 5000 can launch in one run.
+const UNLIMITED: [(&str, &str); 2] = [
+    ("MAX_SERVERS_IN_FLIGHT", "10000"),
+    ("MAX_ACTIVE_JOBS", "1000"),
+];
+
 #[tokio::test(start_paused = true)]
 async fn all_launched() {
     let requested = largest_ids();
-    let fb = failback(config(&[]), FakeDrs::default(), 1.0);
+    let fb = failback(config(&UNLIMITED), FakeDrs::default(), 1.0);
     let answer = fb
         .handle(request(&requested), in_minutes(10))
         .await
@@ -52,17 +58,23 @@ async fn all_launched() {
 async fn all_deferred_each_chunk_with_its_own_long_message() {
     let requested = largest_ids();
     let steps = (0..50).map(|n| {
-        Step::Fail(LaunchError::Ambiguous {
-            error: format!("{n} {}", "x".repeat(2000)),
+        Step::Fail(LaunchError::Throttled {
+            retry_after: None,
+            message: format!("{n} {}", "x".repeat(2000)),
         })
     });
-    let fb = failback(config(&[]), FakeDrs::scripted(steps), 1.0);
+    let settings = [UNLIMITED[0], UNLIMITED[1], ("THROTTLE_MAX_RETRIES", "0")];
+    let fb = failback(config(&settings), FakeDrs::scripted(steps), 1.0);
     let answer = fb
         .handle(request(&requested), in_minutes(10))
         .await
         .unwrap();
     assert_eq!(answer.counts.deferred, REQUEST_INSTANCES_CEILING);
-    assert_eq!(answer.not_launched.len(), 50);
+    assert_eq!(
+        answer.not_launched.len(),
+        17,
+        "16 distinct messages, then one merged group"
+    );
     check(&answer, "all deferred, 50 distinct messages");
 }
 
@@ -110,4 +122,37 @@ async fn dry_run_of_the_largest_request() {
     payload["dryRun"] = true.into();
     let answer = fb.handle(payload, in_minutes(10)).await.unwrap();
     check(&answer, "dry run");
+}
+
+#[tokio::test(start_paused = true)]
+async fn every_instance_refused_with_its_own_message() {
+    let requested = largest_ids();
+    let drs = FakeDrs::default();
+    *drs.name_culprits.lock().unwrap() = true;
+    for id in &requested {
+        drs.poison(id);
+    }
+    let fb = failback(config(&UNLIMITED), drs, 1.0);
+    let answer = fb
+        .handle(request(&requested), in_minutes(10))
+        .await
+        .unwrap();
+    assert_eq!(answer.counts.rejected, REQUEST_INSTANCES_CEILING);
+    check(&answer, "all refused, each with its own message");
+}
+
+#[tokio::test(start_paused = true)]
+async fn every_instance_skipped_in_many_other_jobs() {
+    let requested = largest_ids();
+    let drs = FakeDrs::default();
+    for (n, ids) in requested.chunks(5).enumerate() {
+        drs.add_job(Some(&format!("other-run-{n}")), "STARTED", ids);
+    }
+    let fb = failback(config(&UNLIMITED), drs, 1.0);
+    let answer = fb
+        .handle(request(&requested), in_minutes(10))
+        .await
+        .unwrap();
+    assert_eq!(answer.counts.skipped, REQUEST_INSTANCES_CEILING);
+    check(&answer, "all in 1000 other jobs");
 }

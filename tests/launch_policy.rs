@@ -168,42 +168,99 @@ async fn chunks_left_when_time_runs_out_are_deferred_and_the_answer_is_on_time()
     assert_promise(&requested, &answer, &fb.drs);
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_500_is_ambiguous_and_never_resent() {
-    let requested = ids(150);
-    let drs = FakeDrs::scripted([Step::Fail(LaunchError::Ambiguous {
+fn server_error() -> LaunchError {
+    LaunchError::Ambiguous {
         error: "InternalServerException: boom".into(),
-    })]);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_500_before_the_job_exists_is_reconciled_then_resent() {
+    let requested = ids(150);
+    let drs = FakeDrs::scripted([Step::Fail(server_error())]);
     let fb = failback(config(&[("MAX_CONCURRENT_LAUNCHES", "1")]), drs, 1.0);
     let answer = fb.handle(request(&requested), in_minutes(5)).await.unwrap();
-    assert_eq!(fb.drs.calls().len(), 2, "the failed chunk is not resent");
+    let calls = fb.drs.calls();
+    assert_eq!(
+        calls.len(),
+        3,
+        "first chunk, its resend after reconciliation, second chunk"
+    );
+    assert_eq!(calls[0].ids, calls[1].ids);
+    assert_eq!(
+        fb.drs.reads_of("DescribeRecoveryInstances"),
+        2,
+        "pre-flight, then the reconciliation"
+    );
+    assert_eq!(answer.counts.launched, 150);
+    assert_promise(&requested, &answer, &fb.drs);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_500_after_the_job_was_created_is_reported_launched_not_resent() {
+    let requested = ids(150);
+    let drs = FakeDrs::scripted([Step::CreateThenFail(server_error())]);
+    let fb = failback(config(&[("MAX_CONCURRENT_LAUNCHES", "1")]), drs, 1.0);
+    let answer = fb.handle(request(&requested), in_minutes(5)).await.unwrap();
+    assert_eq!(
+        fb.drs.calls().len(),
+        2,
+        "the chunk whose job exists is not sent again"
+    );
+    assert_eq!(fb.drs.created_jobs().len(), 2);
+    assert_eq!(answer.counts.launched, 150);
+    assert_eq!(answer.jobs.len(), 2);
+    assert_promise(&requested, &answer, &fb.drs);
+    assert_eq!(
+        fb.publisher.delivered_of(DETAIL_TYPE_JOB_STARTED).len(),
+        2,
+        "its event is published"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_500_that_cannot_be_settled_stays_ambiguous() {
+    let requested = ids(3);
+    let drs = FakeDrs::scripted([Step::CreateThenFail(server_error())]);
+    let fb = failback(config(&[]), drs, 1.0);
+    *fb.drs.reads_fail_after_first_launch.lock().unwrap() = true;
+    let answer = fb.handle(request(&requested), in_minutes(5)).await.unwrap();
+    assert_eq!(
+        fb.drs.calls().len(),
+        1,
+        "never resent while the state is unknown"
+    );
     let group = &answer.not_launched[0];
     assert_eq!(
         (group.outcome, group.reason.as_str()),
         (OutcomeKind::Deferred, "AMBIGUOUS")
     );
-    assert_eq!(
-        group.message.as_deref(),
-        Some("InternalServerException: boom")
-    );
-    assert_eq!(group.recovery_instance_ids, requested[..100]);
-    assert_eq!(answer.counts.launched, 50);
-    assert_promise(&requested, &answer, &fb.drs);
+    assert!(group.message.as_deref().unwrap().contains("boom"));
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_call_that_hangs_past_its_timeout_is_ambiguous() {
+async fn a_call_that_hangs_after_the_job_was_created_is_settled_by_reconciliation() {
     let requested = ids(3);
-    let drs = FakeDrs::scripted([Step::Hang(Duration::from_secs(600))]);
+    let drs = FakeDrs::scripted([Step::CreateThenHang(Duration::from_secs(600))]);
     let fb = failback(config(&[("LAUNCH_CALL_TIMEOUT_MS", "5000")]), drs, 1.0);
     let started = Instant::now();
     let answer = fb.handle(request(&requested), in_minutes(5)).await.unwrap();
     assert_eq!(fb.drs.calls().len(), 1);
-    assert_eq!(
-        reasons(&answer),
-        [(OutcomeKind::Deferred, "AMBIGUOUS".into(), 3)]
-    );
+    assert_eq!(answer.counts.launched, 3);
     assert!(Instant::now() - started < Duration::from_secs(6));
+    assert_promise(&requested, &answer, &fb.drs);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_call_that_hangs_before_any_job_is_resent_after_reconciliation() {
+    let requested = ids(3);
+    let drs = FakeDrs::scripted([Step::Hang(Duration::from_secs(600))]);
+    let fb = failback(config(&[("LAUNCH_CALL_TIMEOUT_MS", "5000")]), drs, 1.0);
+    let answer = fb.handle(request(&requested), in_minutes(5)).await.unwrap();
+    assert_eq!(fb.drs.calls().len(), 2);
+    assert_eq!(fb.drs.created_jobs().len(), 1);
+    assert_eq!(answer.counts.launched, 3);
+    assert_promise(&requested, &answer, &fb.drs);
 }
 
 #[tokio::test(start_paused = true)]
@@ -240,32 +297,66 @@ async fn a_full_quota_defers_the_chunk_and_those_not_yet_started() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_refused_chunk_is_rejected_with_drs_code_and_the_others_launch() {
+async fn a_culprit_drs_names_is_rejected_and_the_rest_of_its_chunk_launches() {
     let requested = ids(250);
-    let drs = FakeDrs::default();
+    let drs = FakeDrs::scripted([]);
     drs.poison(&requested[120]);
     let fb = failback(config(&[]), drs, 1.0);
     let answer = fb.handle(request(&requested), in_minutes(5)).await.unwrap();
-    assert_eq!(answer.counts.launched, 150);
-    assert_eq!(answer.counts.rejected, 100);
+    assert_eq!(answer.counts.launched, 249);
+    assert_eq!(answer.counts.rejected, 1);
+    assert_eq!(
+        fb.drs.calls().len(),
+        4,
+        "one extra call for the named culprit"
+    );
     let group = &answer.not_launched[0];
     assert_eq!(group.outcome, OutcomeKind::Rejected);
     assert_eq!(group.code.as_deref(), Some("ConflictException"));
-    assert!(group.message.as_deref().unwrap().contains(&requested[120]));
+    assert_eq!(group.recovery_instance_ids, [requested[120].clone()]);
     assert!(
         answer.complete,
         "rejected instances are final, not deferred"
     );
     assert_promise(&requested, &answer, &fb.drs);
     let not_launched = fb.publisher.delivered_of(DETAIL_TYPE_NOT_LAUNCHED);
-    assert_eq!(not_launched.len(), 1);
     assert_eq!(
-        not_launched[0]["notLaunched"][0]["recoveryInstanceIDs"]
-            .as_array()
-            .unwrap()
-            .len(),
-        100
+        not_launched[0]["notLaunched"][0]["recoveryInstanceIDs"][0],
+        requested[120].as_str()
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_unnamed_culprit_is_found_by_bisection_within_the_bound() {
+    let requested = ids(100);
+    let drs = FakeDrs::default(); // refusals name no instance
+    drs.poison(&requested[77]);
+    let fb = failback(config(&[]), drs, 1.0);
+    let answer = fb.handle(request(&requested), in_minutes(5)).await.unwrap();
+    assert_eq!(answer.counts.launched, 99);
+    assert_eq!(answer.counts.rejected, 1);
+    assert_eq!(
+        answer.not_launched[0].recovery_instance_ids,
+        [requested[77].clone()]
+    );
+    let extra_calls = fb.drs.calls().len() - 1;
+    // ceil(log2(100)) = 7 halvings, each one call, plus the first half of each split launching
+    assert!(extra_calls <= 2 * 7, "{extra_calls} extra calls");
+    assert_promise(&requested, &answer, &fb.drs);
+}
+
+#[tokio::test(start_paused = true)]
+async fn two_unnamed_culprits_in_one_chunk() {
+    let requested = ids(64);
+    let drs = FakeDrs::default();
+    drs.poison(&requested[3]);
+    drs.poison(&requested[40]);
+    let fb = failback(config(&[]), drs, 1.0);
+    let answer = fb.handle(request(&requested), in_minutes(5)).await.unwrap();
+    assert_eq!(answer.counts.launched, 62);
+    assert_eq!(answer.counts.rejected, 2);
+    assert!(fb.drs.calls().len() - 1 <= 2 * 2 * 6);
+    assert_promise(&requested, &answer, &fb.drs);
 }
 
 #[tokio::test(start_paused = true)]
@@ -344,7 +435,11 @@ async fn a_request_that_never_left_is_resent_then_given_up() {
 async fn launches_run_with_bounded_concurrency() {
     let requested = ids(1000);
     let drs = FakeDrs::scripted(std::iter::repeat_n(Step::Hang(Duration::from_secs(1)), 10));
-    let fb = failback(config(&[("MAX_CONCURRENT_LAUNCHES", "4")]), drs, 1.0);
+    let settings = [
+        ("MAX_CONCURRENT_LAUNCHES", "4"),
+        ("MAX_SERVERS_IN_FLIGHT", "1000"),
+    ];
+    let fb = failback(config(&settings), drs, 1.0);
     let started = Instant::now();
     let answer = fb.handle(request(&requested), in_minutes(5)).await.unwrap();
     assert_eq!(answer.counts.launched, 1000);

@@ -6,11 +6,16 @@ use aws_config::SdkConfig;
 use aws_sdk_drs::Client;
 use aws_sdk_drs::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_drs::operation::start_failback_launch::StartFailbackLaunchError;
-use aws_sdk_drs::types::Job;
+use aws_sdk_drs::types::{
+    DescribeJobsRequestFilters, DescribeRecoveryInstancesRequestFilters, Job,
+};
 use aws_smithy_runtime_api::client::result::DispatchFailure;
 
-use crate::drs::{Drs, LaunchError, LaunchedJob, Unusable};
-use crate::request::Tags;
+use crate::drs::{
+    DESCRIBE_INSTANCES_MAX_IDS, DescribeError, Drs, JobRecord, LaunchError, LaunchedJob,
+    RecoveryInstance, Unusable,
+};
+use crate::request::{RUN_ID_TAG_KEY, Tags};
 use crate::retry::parse_retry_after;
 
 #[derive(Clone, Debug)]
@@ -50,6 +55,148 @@ impl Drs for SdkDrs {
             },
             Err(error) => Err(classify_start_error(error)),
         }
+    }
+
+    async fn describe_recovery_instances(
+        &self,
+        recovery_instance_ids: &[String],
+    ) -> Result<Vec<RecoveryInstance>, DescribeError> {
+        // An empty filter means "every instance in the account": never what is meant here.
+        if recovery_instance_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let filters = DescribeRecoveryInstancesRequestFilters::builder()
+            .set_recovery_instance_ids(Some(recovery_instance_ids.to_vec()))
+            .build();
+        let mut found = Vec::new();
+        let mut next_token: Option<String> = None;
+        loop {
+            let page = self
+                .client
+                .describe_recovery_instances()
+                .filters(filters.clone())
+                .max_results(DESCRIBE_INSTANCES_MAX_IDS as i32)
+                .set_next_token(next_token.take())
+                .send()
+                .await
+                .map_err(classify_describe_error)?;
+            found.extend(page.items().iter().map(|item| {
+                RecoveryInstance {
+                    recovery_instance_id: item
+                        .recovery_instance_id()
+                        .unwrap_or_default()
+                        .to_owned(),
+                    source_server_id: item.source_server_id().map(str::to_owned),
+                    failback_state: item
+                        .failback()
+                        .and_then(|failback| failback.state())
+                        .map(|state| state.as_str().to_owned())
+                        .unwrap_or_else(|| "FAILBACK_STATE_UNKNOWN".to_owned()),
+                    failback_job_id: item
+                        .failback()
+                        .and_then(|failback| failback.failback_job_id())
+                        .map(str::to_owned),
+                }
+            }));
+            // A page may be short or even empty: only the absence of a token ends the listing.
+            match page.next_token {
+                Some(token) if !token.is_empty() => next_token = Some(token),
+                _ => return Ok(found),
+            }
+        }
+    }
+
+    async fn describe_jobs(&self, job_ids: &[String]) -> Result<Vec<JobRecord>, DescribeError> {
+        let filters = DescribeJobsRequestFilters::builder()
+            .set_job_ids((!job_ids.is_empty()).then(|| job_ids.to_vec()))
+            .build();
+        let mut found = Vec::new();
+        let mut next_token: Option<String> = None;
+        loop {
+            let page = self
+                .client
+                .describe_jobs()
+                .filters(filters.clone())
+                .max_results(1000)
+                .set_next_token(next_token.take())
+                .send()
+                .await
+                .map_err(classify_describe_error)?;
+            found.extend(page.items().iter().cloned().map(job_record));
+            match page.next_token {
+                Some(token) if !token.is_empty() => next_token = Some(token),
+                _ => return Ok(found),
+            }
+        }
+    }
+}
+
+fn job_record(job: Job) -> JobRecord {
+    let run_id = job
+        .tags()
+        .and_then(|tags| tags.get(RUN_ID_TAG_KEY))
+        .cloned();
+    let recovery_instance_ids = job
+        .participating_servers()
+        .iter()
+        .filter_map(|server| server.recovery_instance_id().map(str::to_owned))
+        .collect();
+    JobRecord {
+        status: job
+            .status()
+            .map(|status| status.as_str().to_owned())
+            .unwrap_or_else(|| "PENDING".to_owned()),
+        arn: job.arn,
+        job_id: job.job_id,
+        run_id,
+        recovery_instance_ids,
+    }
+}
+
+/// Reads only: everything but "DRS cannot be used here" may be retried.
+fn classify_describe_error<E>(
+    error: SdkError<E, aws_smithy_runtime_api::http::Response>,
+) -> DescribeError
+where
+    E: ProvideErrorMetadata + StdError + 'static,
+{
+    let described = chain(&error);
+    match &error {
+        SdkError::ServiceError(context) => {
+            let status = context.raw().status().as_u16();
+            let code = context.err().code().unwrap_or("Unknown");
+            let message = context.err().message().unwrap_or_default().to_owned();
+            match code {
+                "ThrottlingException" => DescribeError::Throttled {
+                    retry_after: context
+                        .raw()
+                        .headers()
+                        .get("Retry-After")
+                        .and_then(parse_retry_after),
+                    message,
+                },
+                "UninitializedAccountException" => DescribeError::Unusable {
+                    kind: Unusable::AccountNotInitialized,
+                    message,
+                },
+                _ if code == "AccessDeniedException" || status == 403 => DescribeError::Unusable {
+                    kind: Unusable::AccessDenied,
+                    message: format!("{code}: {message}"),
+                },
+                _ if status == 429 => DescribeError::Throttled {
+                    retry_after: None,
+                    message,
+                },
+                _ => DescribeError::Failed {
+                    error: format!("HTTP {status} {code}: {message}"),
+                },
+            }
+        }
+        SdkError::ConstructionFailure(_) => DescribeError::Unusable {
+            kind: Unusable::ClientMisconfigured,
+            message: format!("the request could not be built: {described}"),
+        },
+        _ => DescribeError::Failed { error: described },
     }
 }
 

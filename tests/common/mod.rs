@@ -8,7 +8,9 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use drs_failback::config::Config;
-use drs_failback::drs::{Drs, LaunchError, LaunchedJob};
+use drs_failback::drs::{
+    DescribeError, Drs, JobRecord, LaunchError, LaunchedJob, RecoveryInstance,
+};
 use drs_failback::handler::Failback;
 use drs_failback::outcome::Answer;
 use drs_failback::publish::{EntryStatus, EventEntry, EventPublisher, PublishError};
@@ -16,13 +18,18 @@ use drs_failback::request::Tags;
 use serde_json::Value;
 use tokio::time::{Instant, sleep};
 
-/// What the scripted DRS does on one call.
+/// What the scripted DRS does on one `StartFailbackLaunch` call.
 #[derive(Clone, Debug)]
 pub enum Step {
     Launch,
+    /// Refuse or fail without creating anything.
     Fail(LaunchError),
     /// Hold the call open this long, then create the job (a slow answer).
     Hang(Duration),
+    /// Create the job, then fail: the ambiguous case (a 500 after the job exists).
+    CreateThenFail(LaunchError),
+    /// Create the job, then hold the answer this long (a hang after accepting).
+    CreateThenHang(Duration),
 }
 
 #[derive(Clone, Debug)]
@@ -32,20 +39,33 @@ pub struct Call {
     pub tags: Vec<(String, String)>,
 }
 
-/// DRS as the core sees it: each call takes the next scripted step (then `Launch` forever);
-/// a chunk holding a "poisoned" id is refused with ConflictException.
+/// DRS as the core sees it, with just enough state for pre-flight and reconciliation: every
+/// well-formed id is a ready recovery instance unless marked missing or given another state;
+/// launching puts the instances in a job tagged with the run id. Each launch call takes the next
+/// scripted step (then `Launch` forever); a chunk holding a "poisoned" id is refused with
+/// ConflictException naming it (or, when `poison_silently`, without naming it).
 #[derive(Default)]
 pub struct FakeDrs {
     script: Mutex<VecDeque<Step>>,
     poisoned: Mutex<HashSet<String>>,
+    pub name_culprits: Mutex<bool>,
+    missing: Mutex<HashSet<String>>,
+    states: Mutex<HashMap<String, String>>,
+    instance_job: Mutex<HashMap<String, String>>,
     pub calls: Mutex<Vec<Call>>,
-    pub jobs: Mutex<Vec<LaunchedJob>>,
+    pub reads: Mutex<Vec<&'static str>>,
+    /// The next this-many reads fail (as a 5xx would).
+    pub failing_reads: Mutex<u32>,
+    /// Every read after the first launch call fails: DRS's state cannot be read back.
+    pub reads_fail_after_first_launch: Mutex<bool>,
+    pub jobs: Mutex<Vec<JobRecord>>,
 }
 
 impl FakeDrs {
     pub fn scripted(steps: impl IntoIterator<Item = Step>) -> Self {
         let drs = FakeDrs::default();
         drs.script.lock().unwrap().extend(steps);
+        *drs.name_culprits.lock().unwrap() = true;
         drs
     }
 
@@ -53,25 +73,76 @@ impl FakeDrs {
         self.poisoned.lock().unwrap().insert(id.to_owned());
     }
 
+    pub fn remove(&self, id: &str) {
+        self.missing.lock().unwrap().insert(id.to_owned());
+    }
+
+    pub fn set_state(&self, id: &str, state: &str) {
+        self.states
+            .lock()
+            .unwrap()
+            .insert(id.to_owned(), state.to_owned());
+    }
+
+    /// A job of another run (or none) already holds these instances.
+    pub fn add_job(&self, run_id: Option<&str>, status: &str, ids: &[String]) -> String {
+        let mut jobs = self.jobs.lock().unwrap();
+        let job_id = format!("drsjob-{:017}", jobs.len() + 1);
+        for id in ids {
+            self.instance_job
+                .lock()
+                .unwrap()
+                .insert(id.clone(), job_id.clone());
+        }
+        jobs.push(JobRecord {
+            arn: Some(format!("arn:aws:drs:us-east-1:111122223333:job/{job_id}")),
+            job_id: job_id.clone(),
+            status: status.into(),
+            run_id: run_id.map(str::to_owned),
+            recovery_instance_ids: ids.to_vec(),
+        });
+        job_id
+    }
+
     pub fn calls(&self) -> Vec<Call> {
         self.calls.lock().unwrap().clone()
     }
 
-    pub fn created_jobs(&self) -> Vec<LaunchedJob> {
+    pub fn reads_of(&self, what: &str) -> usize {
+        self.reads
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| **r == what)
+            .count()
+    }
+
+    pub fn created_jobs(&self) -> Vec<JobRecord> {
         self.jobs.lock().unwrap().clone()
     }
 
-    fn create_job(&self, ids: &[String]) -> LaunchedJob {
-        let mut jobs = self.jobs.lock().unwrap();
-        let job_id = format!("drsjob-{:017}", jobs.len() + 1);
-        let job = LaunchedJob {
-            arn: Some(format!("arn:aws:drs:us-east-1:111122223333:job/{job_id}")),
-            job_id,
-            status: "PENDING".into(),
-            recovery_instance_ids: ids.to_vec(),
-        };
-        jobs.push(job.clone());
-        job
+    fn create_job(&self, ids: &[String], tags: &Tags) -> LaunchedJob {
+        let job_id = self.add_job(tags.get("drs-failback:run-id"), "PENDING", ids);
+        for id in ids {
+            self.set_state(id, "FAILBACK_IN_PROGRESS");
+        }
+        let job = self.jobs.lock().unwrap().last().cloned().unwrap();
+        assert_eq!(job.job_id, job_id);
+        job.into()
+    }
+
+    fn read(&self, what: &'static str) -> Result<(), DescribeError> {
+        self.reads.lock().unwrap().push(what);
+        let after_launch = *self.reads_fail_after_first_launch.lock().unwrap()
+            && !self.calls.lock().unwrap().is_empty();
+        let mut failing = self.failing_reads.lock().unwrap();
+        if after_launch || *failing > 0 {
+            *failing = failing.saturating_sub(1);
+            return Err(DescribeError::Failed {
+                error: "HTTP 500 InternalServerException: read failed".into(),
+            });
+        }
+        Ok(())
     }
 }
 
@@ -91,10 +162,15 @@ impl Drs for FakeDrs {
             ids.iter().find(|id| poisoned.contains(*id)).cloned()
         };
         if let Some(culprit) = culprit {
+            let named = *self.name_culprits.lock().unwrap();
             return Err(LaunchError::Refused {
                 code: "ConflictException".into(),
-                message: format!("{culprit} is not ready for failback"),
-                resource_id: Some(culprit),
+                message: if named {
+                    format!("{culprit} is not ready for failback")
+                } else {
+                    "a recovery instance is not ready for failback".into()
+                },
+                resource_id: named.then_some(culprit),
                 fields: vec![],
             });
         }
@@ -105,13 +181,61 @@ impl Drs for FakeDrs {
             .pop_front()
             .unwrap_or(Step::Launch);
         match step {
-            Step::Launch => Ok(self.create_job(ids)),
+            Step::Launch => Ok(self.create_job(ids, tags)),
             Step::Fail(error) => Err(error),
             Step::Hang(duration) => {
                 sleep(duration).await;
-                Ok(self.create_job(ids))
+                Ok(self.create_job(ids, tags))
+            }
+            Step::CreateThenFail(error) => {
+                self.create_job(ids, tags);
+                Err(error)
+            }
+            Step::CreateThenHang(duration) => {
+                let job = self.create_job(ids, tags);
+                sleep(duration).await;
+                Ok(job)
             }
         }
+    }
+
+    async fn describe_recovery_instances(
+        &self,
+        ids: &[String],
+    ) -> Result<Vec<RecoveryInstance>, DescribeError> {
+        assert!(
+            ids.len() <= 200,
+            "DescribeRecoveryInstances takes at most 200 ids"
+        );
+        self.read("DescribeRecoveryInstances")?;
+        let missing = self.missing.lock().unwrap();
+        let states = self.states.lock().unwrap();
+        let jobs = self.instance_job.lock().unwrap();
+        Ok(ids
+            .iter()
+            .filter(|id| !missing.contains(*id))
+            .map(|id| RecoveryInstance {
+                recovery_instance_id: id.clone(),
+                source_server_id: None,
+                failback_state: states
+                    .get(id)
+                    .cloned()
+                    .unwrap_or_else(|| "FAILBACK_READY_FOR_LAUNCH".into()),
+                failback_job_id: jobs.get(id).cloned(),
+            })
+            .collect())
+    }
+
+    async fn describe_jobs(&self, job_ids: &[String]) -> Result<Vec<JobRecord>, DescribeError> {
+        self.read("DescribeJobs")?;
+        Ok(self
+            .jobs
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|job| job_ids.is_empty() || job_ids.contains(&job.job_id))
+            .cloned()
+            .collect())
     }
 }
 
@@ -240,9 +364,17 @@ pub fn assert_promise(requested: &[String], answer: &Answer, drs: &FakeDrs) {
             + answer.counts.skipped,
         distinct.len()
     );
-    let created: HashSet<String> = drs.created_jobs().into_iter().map(|j| j.job_id).collect();
+    let created: HashSet<String> = drs
+        .created_jobs()
+        .into_iter()
+        .filter(|j| j.run_id.as_deref() == Some(answer.run_id.as_str()))
+        .map(|j| j.job_id)
+        .collect();
     let answered: HashSet<String> = answer.jobs.iter().map(|j| j.job_id.clone()).collect();
-    assert_eq!(created, answered, "every job DRS created is in the answer");
+    assert_eq!(
+        created, answered,
+        "every job DRS created for this run is in the answer"
+    );
     let mut launched_once = HashSet::new();
     for job in drs.created_jobs() {
         for id in job.recovery_instance_ids {

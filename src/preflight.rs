@@ -1,0 +1,131 @@
+//! Pre-flight: read every requested instance (and the jobs they are in) before launching, so only
+//! launchable instances are sent, and a redelivered request finds the jobs its first delivery made.
+
+use std::collections::{BTreeSet, HashMap};
+
+use crate::drs::{DESCRIBE_INSTANCES_MAX_IDS, DESCRIBE_JOBS_MAX_IDS, Drs, JobRecord, LaunchedJob};
+use crate::launch::{Launcher, ReadFailure};
+use crate::outcome::{Outcome, SKIPPED_ALREADY_IN_JOB, SKIPPED_NOT_FOUND};
+
+/// The only failback state from which DRS launches.
+pub const READY_FOR_LAUNCH: &str = "FAILBACK_READY_FOR_LAUNCH";
+
+#[derive(Debug, Default)]
+pub struct Preflight {
+    /// Ready instances, in request order.
+    pub launchable: Vec<String>,
+    /// Instances whose outcome pre-flight already knows: skipped, or launched by this run before.
+    pub settled: Vec<(String, Outcome)>,
+    /// This run's jobs found (a redelivered request): reported again, not launched again.
+    pub existing_jobs: Vec<LaunchedJob>,
+}
+
+impl<D: Drs> Launcher<'_, D> {
+    /// Jobs that are PENDING or STARTED: what counts against the DRS quotas now.
+    pub async fn active_jobs(&self) -> Result<Vec<JobRecord>, ReadFailure> {
+        let jobs = self
+            .read("active jobs", || self.drs.describe_jobs(&[]))
+            .await?;
+        Ok(jobs.into_iter().filter(JobRecord::is_active).collect())
+    }
+
+    /// Classifies every id: ready → launchable; unknown → `NOT_FOUND`; in an active job of another
+    /// run → `ALREADY_IN_JOB`; in a job of this run → launched there; any other state → skipped
+    /// with that state. `known_jobs` (the active jobs, already read) saves reading them again.
+    pub async fn preflight(
+        &self,
+        ids: &[String],
+        known_jobs: &[JobRecord],
+    ) -> Result<Preflight, ReadFailure> {
+        let mut instances = HashMap::with_capacity(ids.len());
+        for batch in ids.chunks(DESCRIBE_INSTANCES_MAX_IDS) {
+            let found = self
+                .read("recovery instances", || {
+                    self.drs.describe_recovery_instances(batch)
+                })
+                .await?;
+            for instance in found {
+                instances.insert(instance.recovery_instance_id.clone(), instance);
+            }
+        }
+
+        let mut jobs: HashMap<String, JobRecord> = known_jobs
+            .iter()
+            .map(|job| (job.job_id.clone(), job.clone()))
+            .collect();
+        let unknown_job_ids: Vec<String> = instances
+            .values()
+            .filter_map(|instance| instance.failback_job_id.clone())
+            .filter(|job_id| !jobs.contains_key(job_id))
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        for batch in unknown_job_ids.chunks(DESCRIBE_JOBS_MAX_IDS) {
+            for job in self.read("jobs", || self.drs.describe_jobs(batch)).await? {
+                jobs.insert(job.job_id.clone(), job);
+            }
+        }
+
+        let requested: BTreeSet<&String> = ids.iter().collect();
+        let mut preflight = Preflight::default();
+        let mut reported_jobs = BTreeSet::new();
+        for id in ids {
+            let Some(instance) = instances.get(id) else {
+                preflight.settled.push((
+                    id.clone(),
+                    Outcome::Skipped {
+                        reason: SKIPPED_NOT_FOUND.into(),
+                        job_id: None,
+                    },
+                ));
+                continue;
+            };
+            let job = instance
+                .failback_job_id
+                .as_ref()
+                .and_then(|job_id| jobs.get(job_id))
+                .filter(|job| job.recovery_instance_ids.contains(id));
+            if let Some(job) = job {
+                if job.run_id.as_deref() == Some(self.run_id) {
+                    if reported_jobs.insert(job.job_id.clone()) {
+                        // Only this request's instances: a job of an earlier round of the same
+                        // run may hold others, which have their outcome in that round's answer.
+                        let mut job: LaunchedJob = job.clone().into();
+                        job.recovery_instance_ids
+                            .retain(|id| requested.contains(id));
+                        preflight.existing_jobs.push(job);
+                    }
+                    preflight.settled.push((
+                        id.clone(),
+                        Outcome::Launched {
+                            job_id: job.job_id.clone(),
+                        },
+                    ));
+                    continue;
+                }
+                if job.is_active() {
+                    preflight.settled.push((
+                        id.clone(),
+                        Outcome::Skipped {
+                            reason: SKIPPED_ALREADY_IN_JOB.into(),
+                            job_id: Some(job.job_id.clone()),
+                        },
+                    ));
+                    continue;
+                }
+            }
+            if instance.failback_state == READY_FOR_LAUNCH {
+                preflight.launchable.push(id.clone());
+            } else {
+                preflight.settled.push((
+                    id.clone(),
+                    Outcome::Skipped {
+                        reason: instance.failback_state.clone(),
+                        job_id: None,
+                    },
+                ));
+            }
+        }
+        Ok(preflight)
+    }
+}
