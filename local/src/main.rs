@@ -30,6 +30,7 @@ events delivered.
 Function settings come from the environment as in Lambda (MAX_INSTANCES_PER_JOB, ...);
 RUST_LOG=info also prints the function's JSON log lines on stderr.";
 
+#[derive(Debug)]
 struct Args {
     json: bool,
     state: FailbackState,
