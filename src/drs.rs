@@ -69,7 +69,15 @@ pub trait Drs: Send + Sync {
         recovery_instance_ids: &[String],
     ) -> impl Future<Output = Result<Vec<RecoveryInstance>, DescribeError>> + Send;
 
-    /// The named jobs that exist, every page read. At most `DESCRIBE_JOBS_MAX_IDS` ids per call.
+    /// The recovery instances of the named source servers, every page read. At most
+    /// `DESCRIBE_INSTANCES_MAX_IDS` ids per call.
+    fn describe_recovery_instances_of_source_servers(
+        &self,
+        source_server_ids: &[String],
+    ) -> impl Future<Output = Result<Vec<RecoveryInstance>, DescribeError>> + Send;
+
+    /// The named jobs that exist, every page read. At most `DESCRIBE_JOBS_MAX_IDS` ids per call;
+    /// none means every job (as the API's empty filter does).
     fn describe_jobs(
         &self,
         job_ids: &[String],

@@ -1,6 +1,6 @@
 //! One invocation, end to end: request → plan → launch → outcomes → events → answer.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, SystemTime};
 
 use lambda_runtime::LambdaEvent;
@@ -13,7 +13,7 @@ use crate::drs::{Drs, JobRecord};
 use crate::error::HandlerError;
 use crate::events::run_events;
 use crate::launch::{Jitter, LaunchSettings, Launcher};
-use crate::outcome::{Answer, DeferReason, EventDelivery, Outcome, RunResult};
+use crate::outcome::{Answer, DeferReason, EventDelivery, Outcome, RunResult, SKIPPED_NOT_FOUND};
 use crate::plan::{Chunk, plan_chunks};
 use crate::publish::{EventPublisher, PublishSettings, publish_all};
 use crate::request::{FailbackRequest, parse_request};
@@ -161,8 +161,46 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
                 .unwrap_or_else(Instant::now),
             run_id: &request.run_id,
         };
-        let ids = &request.recovery_instance_ids;
         let mut result = RunResult::default();
+        let mut ids = request.recovery_instance_ids.clone();
+        if !request.source_server_ids.is_empty() {
+            match launcher
+                .resolve_source_servers(&request.source_server_ids)
+                .await
+            {
+                Ok((resolved, unknown)) => {
+                    info!(
+                        source_servers = request.source_server_ids.len(),
+                        recovery_instances = resolved.len(),
+                        unknown = unknown.len(),
+                        "source servers resolved"
+                    );
+                    let mut listed: HashSet<String> = ids.iter().cloned().collect();
+                    ids.extend(resolved.into_iter().filter(|id| listed.insert(id.clone())));
+                    let not_found = Outcome::Skipped {
+                        reason: SKIPPED_NOT_FOUND.into(),
+                        job_id: None,
+                    };
+                    result
+                        .outcomes
+                        .extend(unknown.into_iter().map(|id| (id, not_found.clone())));
+                }
+                Err(failure) => {
+                    if let Some((kind, message)) = failure.unusable() {
+                        return Err(HandlerError::DrsUnusable { kind, message });
+                    }
+                    warn!(error = %failure, "source servers could not be resolved");
+                    let outcome = failure.defer_reason();
+                    result.outcomes.extend(
+                        request
+                            .source_server_ids
+                            .iter()
+                            .map(|id| (id.clone(), outcome.clone())),
+                    );
+                }
+            }
+        }
+        let ids = &ids;
 
         let preflight = match launcher.active_jobs().await {
             Ok(active) => launcher
@@ -179,7 +217,9 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
                 }
                 warn!(error = %failure, "pre-flight read failed: nothing launched");
                 let outcome = failure.defer_reason();
-                result.outcomes = ids.iter().map(|id| (id.clone(), outcome.clone())).collect();
+                result
+                    .outcomes
+                    .extend(ids.iter().map(|id| (id.clone(), outcome.clone())));
                 return Ok(result);
             }
         };

@@ -97,7 +97,7 @@ impl Outcome {
             reason: REJECTED_MALFORMED_ID,
             code: None,
             message: format!(
-                "not a recovery instance id: must match i-[0-9a-fA-F]{{8,}} with {}-{} characters",
+                "not a recovery instance id (i-[0-9a-fA-F]{{8,}}, {}-{} characters) nor a source server id (s-[0-9a-zA-Z]{{17}})",
                 crate::request::INSTANCE_ID_MIN_LEN,
                 crate::request::INSTANCE_ID_MAX_LEN
             ),
@@ -183,7 +183,8 @@ pub struct Answer {
     pub dry_run: bool,
     /// False when anything was deferred: send `deferredRecoveryInstanceIDs` again.
     pub complete: bool,
-    /// Distinct instance ids in the request (well-formed or not).
+    /// Distinct ids with an outcome: the recovery instances named or resolved from the source
+    /// servers named, plus malformed ids and source servers without a recovery instance.
     pub requested: usize,
     pub duplicates_collapsed: usize,
     pub counts: Counts,
@@ -303,7 +304,7 @@ impl RunResult {
             run_id: request.run_id.clone(),
             dry_run: request.dry_run,
             complete: counts.deferred == 0,
-            requested: request.distinct_ids(),
+            requested: counts.total(),
             duplicates_collapsed: request.duplicates_collapsed,
             counts,
             jobs: self.jobs.iter().map(JobSummary::from).collect(),

@@ -29,6 +29,40 @@ impl<D: Drs> Launcher<'_, D> {
         Ok(jobs.into_iter().filter(JobRecord::is_active).collect())
     }
 
+    /// The recovery instances of the named source servers, in the order the source servers were
+    /// named, and the source servers that have none.
+    pub async fn resolve_source_servers(
+        &self,
+        source_server_ids: &[String],
+    ) -> Result<(Vec<String>, Vec<String>), ReadFailure> {
+        let mut by_source: HashMap<String, Vec<String>> = HashMap::new();
+        for batch in source_server_ids.chunks(DESCRIBE_INSTANCES_MAX_IDS) {
+            let found = self
+                .read("recovery instances of source servers", || {
+                    self.drs
+                        .describe_recovery_instances_of_source_servers(batch)
+                })
+                .await?;
+            for instance in found {
+                if let Some(source) = instance.source_server_id {
+                    by_source
+                        .entry(source)
+                        .or_default()
+                        .push(instance.recovery_instance_id);
+                }
+            }
+        }
+        let mut resolved = Vec::new();
+        let mut unknown = Vec::new();
+        for source in source_server_ids {
+            match by_source.remove(source) {
+                Some(instances) => resolved.extend(instances),
+                None => unknown.push(source.clone()),
+            }
+        }
+        Ok((resolved, unknown))
+    }
+
     /// Classifies every id: ready → launchable; unknown → `NOT_FOUND`; in an active job of another
     /// run → `ALREADY_IN_JOB`; in a job of this run → launched there; any other state → skipped
     /// with that state. `known_jobs` (the active jobs, already read) saves reading them again.

@@ -72,8 +72,10 @@ pub struct FailbackRequest {
     pub tags: Tags,
     /// Well-formed ids, duplicates removed, in the order first given.
     pub recovery_instance_ids: Vec<String>,
-    /// Ids that can never be valid; they are reported `rejected` and never sent to DRS.
-    /// Echoed at most `MALFORMED_ECHO_MAX_BYTES` long.
+    /// Well-formed source server ids, duplicates removed: resolved to their recovery instances.
+    pub source_server_ids: Vec<String>,
+    /// Ids that can never be valid (in either list); they are reported `rejected` and never
+    /// sent to DRS. Echoed at most `MALFORMED_ECHO_MAX_BYTES` long.
     pub malformed_ids: Vec<String>,
     pub duplicates_collapsed: usize,
 }
@@ -81,7 +83,7 @@ pub struct FailbackRequest {
 impl FailbackRequest {
     /// Distinct ids named by the request, well-formed or not: each gets exactly one outcome.
     pub fn distinct_ids(&self) -> usize {
-        self.recovery_instance_ids.len() + self.malformed_ids.len()
+        self.recovery_instance_ids.len() + self.source_server_ids.len() + self.malformed_ids.len()
     }
 }
 
@@ -93,12 +95,14 @@ pub enum RequestError {
     Envelope(String),
     #[error("detail must be a JSON object holding the failback request, got {0}")]
     DetailNotAnObject(&'static str),
-    #[error("recoveryInstanceIDs is missing: list the recovery instances to fail back")]
+    #[error(
+        "recoveryInstanceIDs is missing: list the recovery instances to fail back (or their sourceServerIDs)"
+    )]
     MissingInstances,
     #[error("recoveryInstanceIDs is empty: list at least one recovery instance")]
     NoInstances,
     #[error(
-        "recoveryInstanceIDs has {count} entries, more than MAX_REQUEST_INSTANCES ({max}); split the request"
+        "recoveryInstanceIDs and sourceServerIDs have {count} entries, more than MAX_REQUEST_INSTANCES ({max}); split the request"
     )]
     TooManyInstances { count: usize, max: usize },
     #[error("{field} must be {expected}, got {found}")]
@@ -109,10 +113,6 @@ pub enum RequestError {
     },
     #[error("unknown field {field:?}{hint}")]
     UnknownField { field: String, hint: String },
-    #[error(
-        "sourceServerIDs is not supported yet: name the recovery instances in recoveryInstanceIDs"
-    )]
-    SourceServersUnsupported,
     #[error("tags key {key:?}: {problem}")]
     Tag { key: String, problem: &'static str },
     #[error("tags has {0} entries; at most {MAX_USER_TAGS} are allowed (one more is the run id)")]
@@ -130,6 +130,11 @@ fn json_kind(value: &Value) -> &'static str {
         Value::Array(_) => "an array",
         Value::Object(_) => "an object",
     }
+}
+
+/// `s-[0-9a-zA-Z]{17}`, as the DRS API model states.
+pub fn is_valid_source_server_id(id: &str) -> bool {
+    id.len() == 19 && id.starts_with("s-") && id[2..].bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
 /// `i-[0-9a-fA-F]{8,}` with 10–19 characters, as the DRS API model states.
@@ -206,51 +211,56 @@ fn parse_body(
             });
         }
     }
-    if body.contains_key("sourceServerIDs") {
-        return Err(RequestError::SourceServersUnsupported);
-    }
-
-    let raw_ids = match body.get("recoveryInstanceIDs") {
-        None | Some(Value::Null) => return Err(RequestError::MissingInstances),
-        Some(Value::Array(ids)) => ids,
-        Some(other) => {
-            return Err(RequestError::WrongType {
-                field: "recoveryInstanceIDs".into(),
-                expected: "an array of strings",
-                found: json_kind(other),
+    let raw_instances = id_list(&body, "recoveryInstanceIDs")?;
+    let raw_sources = id_list(&body, "sourceServerIDs")?;
+    let count = raw_instances.map_or(0, Vec::len) + raw_sources.map_or(0, Vec::len);
+    match (raw_instances, raw_sources) {
+        (None, None) => return Err(RequestError::MissingInstances),
+        _ if count == 0 => return Err(RequestError::NoInstances),
+        _ if count > max_instances => {
+            return Err(RequestError::TooManyInstances {
+                count,
+                max: max_instances,
             });
         }
-    };
-    if raw_ids.is_empty() {
-        return Err(RequestError::NoInstances);
-    }
-    if raw_ids.len() > max_instances {
-        return Err(RequestError::TooManyInstances {
-            count: raw_ids.len(),
-            max: max_instances,
-        });
+        _ => {}
     }
 
-    let mut seen = HashSet::with_capacity(raw_ids.len());
-    let mut recovery_instance_ids = Vec::with_capacity(raw_ids.len());
+    let mut seen = HashSet::with_capacity(count);
+    let mut recovery_instance_ids = Vec::new();
+    let mut source_server_ids = Vec::new();
     let mut malformed_ids = Vec::new();
     let mut duplicates_collapsed = 0;
-    for (index, raw) in raw_ids.iter().enumerate() {
-        let Value::String(id) = raw else {
-            return Err(RequestError::WrongType {
-                field: format!("recoveryInstanceIDs[{index}]"),
-                expected: "a string",
-                found: json_kind(raw),
-            });
-        };
-        if !seen.insert(id.as_str()) {
-            duplicates_collapsed += 1;
-            continue;
-        }
-        if is_valid_instance_id(id) {
-            recovery_instance_ids.push(id.clone());
-        } else {
-            malformed_ids.push(truncate_utf8(id, MALFORMED_ECHO_MAX_BYTES));
+    let lists = [
+        (
+            "recoveryInstanceIDs",
+            raw_instances,
+            is_valid_instance_id as fn(&str) -> bool,
+            &mut recovery_instance_ids,
+        ),
+        (
+            "sourceServerIDs",
+            raw_sources,
+            is_valid_source_server_id,
+            &mut source_server_ids,
+        ),
+    ];
+    for (field, raw, is_valid, valid) in lists {
+        for (index, entry) in raw.into_iter().flatten().enumerate() {
+            let Value::String(id) = entry else {
+                return Err(RequestError::WrongType {
+                    field: format!("{field}[{index}]"),
+                    expected: "a string",
+                    found: json_kind(entry),
+                });
+            };
+            if !seen.insert(id.as_str()) {
+                duplicates_collapsed += 1;
+            } else if is_valid(id) {
+                valid.push(id.clone());
+            } else {
+                malformed_ids.push(truncate_utf8(id, MALFORMED_ECHO_MAX_BYTES));
+            }
         }
     }
 
@@ -288,9 +298,26 @@ fn parse_body(
         dry_run,
         tags,
         recovery_instance_ids,
+        source_server_ids,
         malformed_ids,
         duplicates_collapsed,
     })
+}
+
+/// A list field: absent or null is `None`; anything but an array is refused.
+fn id_list<'a>(
+    body: &'a Map<String, Value>,
+    field: &str,
+) -> Result<Option<&'a Vec<Value>>, RequestError> {
+    match body.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Array(ids)) => Ok(Some(ids)),
+        Some(other) => Err(RequestError::WrongType {
+            field: field.into(),
+            expected: "an array of strings",
+            found: json_kind(other),
+        }),
+    }
 }
 
 fn parse_tags(raw: Option<&Value>) -> Result<Tags, RequestError> {
@@ -384,6 +411,21 @@ mod tests {
         assert_eq!(req.malformed_ids, ["bad"]);
         assert_eq!(req.duplicates_collapsed, 3);
         assert_eq!(req.distinct_ids(), 3);
+    }
+
+    #[test]
+    fn source_servers_may_be_named_instead_or_as_well() {
+        let req = parse(json!({
+            "sourceServerIDs": ["s-0123456789abcdefA", "s-short", "s-0123456789abcdefA"],
+            "recoveryInstanceIDs": ["i-11111111"]
+        }))
+        .unwrap();
+        assert_eq!(req.source_server_ids, ["s-0123456789abcdefA"]);
+        assert_eq!(req.recovery_instance_ids, ["i-11111111"]);
+        assert_eq!(req.malformed_ids, ["s-short"]);
+        assert_eq!(req.duplicates_collapsed, 1);
+        let only_sources = parse(json!({"sourceServerIDs": ["s-0123456789abcdefA"]})).unwrap();
+        assert!(only_sources.recovery_instance_ids.is_empty());
     }
 
     #[test]

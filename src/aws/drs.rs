@@ -61,13 +61,59 @@ impl Drs for SdkDrs {
         &self,
         recovery_instance_ids: &[String],
     ) -> Result<Vec<RecoveryInstance>, DescribeError> {
-        // An empty filter means "every instance in the account": never what is meant here.
-        if recovery_instance_ids.is_empty() {
-            return Ok(Vec::new());
-        }
         let filters = DescribeRecoveryInstancesRequestFilters::builder()
             .set_recovery_instance_ids(Some(recovery_instance_ids.to_vec()))
             .build();
+        self.describe_instances(filters, recovery_instance_ids.is_empty())
+            .await
+    }
+
+    async fn describe_recovery_instances_of_source_servers(
+        &self,
+        source_server_ids: &[String],
+    ) -> Result<Vec<RecoveryInstance>, DescribeError> {
+        let filters = DescribeRecoveryInstancesRequestFilters::builder()
+            .set_source_server_ids(Some(source_server_ids.to_vec()))
+            .build();
+        self.describe_instances(filters, source_server_ids.is_empty())
+            .await
+    }
+
+    async fn describe_jobs(&self, job_ids: &[String]) -> Result<Vec<JobRecord>, DescribeError> {
+        let filters = DescribeJobsRequestFilters::builder()
+            .set_job_ids((!job_ids.is_empty()).then(|| job_ids.to_vec()))
+            .build();
+        let mut found = Vec::new();
+        let mut next_token: Option<String> = None;
+        loop {
+            let page = self
+                .client
+                .describe_jobs()
+                .filters(filters.clone())
+                .max_results(1000)
+                .set_next_token(next_token.take())
+                .send()
+                .await
+                .map_err(classify_describe_error)?;
+            found.extend(page.items().iter().cloned().map(job_record));
+            match page.next_token {
+                Some(token) if !token.is_empty() => next_token = Some(token),
+                _ => return Ok(found),
+            }
+        }
+    }
+}
+
+impl SdkDrs {
+    async fn describe_instances(
+        &self,
+        filters: DescribeRecoveryInstancesRequestFilters,
+        empty: bool,
+    ) -> Result<Vec<RecoveryInstance>, DescribeError> {
+        // An empty filter means "every instance in the account": never what is meant here.
+        if empty {
+            return Ok(Vec::new());
+        }
         let mut found = Vec::new();
         let mut next_token: Option<String> = None;
         loop {
@@ -99,30 +145,6 @@ impl Drs for SdkDrs {
                 }
             }));
             // A page may be short or even empty: only the absence of a token ends the listing.
-            match page.next_token {
-                Some(token) if !token.is_empty() => next_token = Some(token),
-                _ => return Ok(found),
-            }
-        }
-    }
-
-    async fn describe_jobs(&self, job_ids: &[String]) -> Result<Vec<JobRecord>, DescribeError> {
-        let filters = DescribeJobsRequestFilters::builder()
-            .set_job_ids((!job_ids.is_empty()).then(|| job_ids.to_vec()))
-            .build();
-        let mut found = Vec::new();
-        let mut next_token: Option<String> = None;
-        loop {
-            let page = self
-                .client
-                .describe_jobs()
-                .filters(filters.clone())
-                .max_results(1000)
-                .set_next_token(next_token.take())
-                .send()
-                .await
-                .map_err(classify_describe_error)?;
-            found.extend(page.items().iter().cloned().map(job_record));
             match page.next_token {
                 Some(token) if !token.is_empty() => next_token = Some(token),
                 _ => return Ok(found),

@@ -59,6 +59,11 @@ pub struct FakeDrs {
     /// Every read after the first launch call fails: DRS's state cannot be read back.
     pub reads_fail_after_first_launch: Mutex<bool>,
     pub jobs: Mutex<Vec<JobRecord>>,
+    /// source server id → recovery instance id
+    sources: Mutex<HashMap<String, String>>,
+    /// Jobs report COMPLETED this long after they were created (never, when unset).
+    pub job_lifetime: Mutex<Option<Duration>>,
+    created_at: Mutex<HashMap<String, Instant>>,
 }
 
 impl FakeDrs {
@@ -71,6 +76,13 @@ impl FakeDrs {
 
     pub fn poison(&self, id: &str) {
         self.poisoned.lock().unwrap().insert(id.to_owned());
+    }
+
+    pub fn link(&self, source_server_id: &str, recovery_instance_id: &str) {
+        self.sources
+            .lock()
+            .unwrap()
+            .insert(source_server_id.to_owned(), recovery_instance_id.to_owned());
     }
 
     pub fn remove(&self, id: &str) {
@@ -88,6 +100,10 @@ impl FakeDrs {
     pub fn add_job(&self, run_id: Option<&str>, status: &str, ids: &[String]) -> String {
         let mut jobs = self.jobs.lock().unwrap();
         let job_id = format!("drsjob-{:017}", jobs.len() + 1);
+        self.created_at
+            .lock()
+            .unwrap()
+            .insert(job_id.clone(), Instant::now());
         for id in ids {
             self.instance_job
                 .lock()
@@ -208,26 +224,32 @@ impl Drs for FakeDrs {
             "DescribeRecoveryInstances takes at most 200 ids"
         );
         self.read("DescribeRecoveryInstances")?;
-        let missing = self.missing.lock().unwrap();
-        let states = self.states.lock().unwrap();
-        let jobs = self.instance_job.lock().unwrap();
-        Ok(ids
-            .iter()
-            .filter(|id| !missing.contains(*id))
-            .map(|id| RecoveryInstance {
-                recovery_instance_id: id.clone(),
-                source_server_id: None,
-                failback_state: states
-                    .get(id)
-                    .cloned()
-                    .unwrap_or_else(|| "FAILBACK_READY_FOR_LAUNCH".into()),
-                failback_job_id: jobs.get(id).cloned(),
-            })
-            .collect())
+        Ok(self.instances(ids))
+    }
+
+    async fn describe_recovery_instances_of_source_servers(
+        &self,
+        source_server_ids: &[String],
+    ) -> Result<Vec<RecoveryInstance>, DescribeError> {
+        assert!(
+            source_server_ids.len() <= 200,
+            "DescribeRecoveryInstances takes at most 200 ids"
+        );
+        self.read("DescribeRecoveryInstances")?;
+        let ids: Vec<String> = {
+            let sources = self.sources.lock().unwrap();
+            source_server_ids
+                .iter()
+                .filter_map(|s| sources.get(s).cloned())
+                .collect()
+        };
+        Ok(self.instances(&ids))
     }
 
     async fn describe_jobs(&self, job_ids: &[String]) -> Result<Vec<JobRecord>, DescribeError> {
         self.read("DescribeJobs")?;
+        let lifetime = *self.job_lifetime.lock().unwrap();
+        let created_at = self.created_at.lock().unwrap();
         Ok(self
             .jobs
             .lock()
@@ -235,7 +257,41 @@ impl Drs for FakeDrs {
             .iter()
             .filter(|job| job_ids.is_empty() || job_ids.contains(&job.job_id))
             .cloned()
+            .map(|mut job| {
+                let done = match (lifetime, created_at.get(&job.job_id)) {
+                    (Some(lifetime), Some(at)) => Instant::now() - *at >= lifetime,
+                    _ => false,
+                };
+                if done {
+                    job.status = "COMPLETED".into();
+                }
+                job
+            })
             .collect())
+    }
+}
+
+impl FakeDrs {
+    fn instances(&self, ids: &[String]) -> Vec<RecoveryInstance> {
+        let missing = self.missing.lock().unwrap();
+        let states = self.states.lock().unwrap();
+        let jobs = self.instance_job.lock().unwrap();
+        let sources = self.sources.lock().unwrap();
+        ids.iter()
+            .filter(|id| !missing.contains(*id))
+            .map(|id| RecoveryInstance {
+                recovery_instance_id: id.clone(),
+                source_server_id: sources
+                    .iter()
+                    .find(|(_, r)| *r == id)
+                    .map(|(s, _)| s.clone()),
+                failback_state: states
+                    .get(id)
+                    .cloned()
+                    .unwrap_or_else(|| "FAILBACK_READY_FOR_LAUNCH".into()),
+                failback_job_id: jobs.get(id).cloned(),
+            })
+            .collect()
     }
 }
 
