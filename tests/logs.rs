@@ -9,7 +9,6 @@ use std::time::Duration;
 use common::*;
 use drs_failback::drs::LaunchError;
 use drs_failback::logging::json_subscriber;
-use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{Value, json};
 use tracing_subscriber::EnvFilter;
 
@@ -24,17 +23,6 @@ impl Write for Buffer {
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
-}
-
-fn event(payload: Value, request_id: &str) -> LambdaEvent<Value> {
-    let mut context = Context::default();
-    context.request_id = request_id.into();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64;
-    context.deadline = now + 120_000;
-    LambdaEvent::new(payload, context)
 }
 
 #[test]
@@ -59,10 +47,16 @@ fn every_line_is_json_with_request_and_run_id_and_no_tag_value() {
             "recoveryInstanceIDs": ids(150),
             "tags": {"Secret": "hunter2-tag-value"}
         });
-        fb.invoke(event(payload, "req-123")).await.unwrap();
-        fb.invoke(event(json!({"recoveryInstanceIDs": []}), "req-456"))
+        fb.invoke(lambda_event(payload, "req-123", 120))
             .await
-            .unwrap_err();
+            .unwrap();
+        fb.invoke(lambda_event(
+            json!({"recoveryInstanceIDs": []}),
+            "req-456",
+            120,
+        ))
+        .await
+        .unwrap_err();
     });
 
     let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();

@@ -8,7 +8,6 @@ use std::fs;
 use common::*;
 use drs_failback::handler::Failback;
 use drs_failback::request::parse_request;
-use lambda_runtime::{Context, LambdaEvent};
 use serde_json::Value;
 
 enum Expect {
@@ -80,24 +79,13 @@ fn every_sample_parses_to_its_expectation() {
     }
 }
 
-fn lambda_event(payload: Value, request_id: &str) -> LambdaEvent<Value> {
-    let mut context = Context::default();
-    context.request_id = request_id.to_owned();
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64;
-    context.deadline = now_ms + 300_000;
-    LambdaEvent::new(payload, context)
-}
-
 /// Through `invoke`, as the Lambda runtime calls it: valid samples answer, invalid ones give a
 /// diagnostic named `InvalidFailbackRequest`, and the same handler keeps serving.
 #[tokio::test(start_paused = true)]
 async fn every_sample_through_the_handler() {
     let fb: Failback<FakeDrs, RecordingPublisher> = failback(config(&[]), FakeDrs::default(), 1.0);
     for (name, value) in samples() {
-        let result = fb.invoke(lambda_event(value, &name)).await;
+        let result = fb.invoke(lambda_event(value, &name, 300)).await;
         match expectation(&name) {
             Expect::Request(run_id, valid, malformed, dry_run) => {
                 let answer = result.unwrap_or_else(|e| panic!("{name}: {e}"));

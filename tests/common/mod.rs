@@ -383,6 +383,22 @@ pub fn in_minutes(minutes: u64) -> Instant {
     Instant::now() + Duration::from_secs(minutes * 60)
 }
 
+/// An invocation as the Lambda runtime hands it over: request id, and a deadline `seconds` away.
+pub fn lambda_event(
+    payload: Value,
+    request_id: &str,
+    seconds: u64,
+) -> lambda_runtime::LambdaEvent<Value> {
+    let mut context = lambda_runtime::Context::default();
+    context.request_id = request_id.to_owned();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    context.deadline = now + seconds * 1000;
+    lambda_runtime::LambdaEvent::new(payload, context)
+}
+
 pub fn events_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("events")
 }
