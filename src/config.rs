@@ -38,6 +38,8 @@ pub struct Config {
     /// When the quota is full, wait (while time is left) for jobs to finish instead of deferring.
     pub wait_for_capacity: bool,
     pub capacity_poll_interval: Duration,
+    /// Learn DRS's tolerated send rate from its throttling and pace launches to it.
+    pub adaptive_pacing: bool,
 }
 
 #[derive(Debug, Error, PartialEq)]
@@ -103,11 +105,11 @@ impl Config {
             Ok(value)
         };
 
-        let flag = |name: &'static str| -> Result<bool, ConfigError> {
+        let flag = |name: &'static str, default: bool| -> Result<bool, ConfigError> {
             match lookup(name).map(|v| v.trim().to_ascii_lowercase()) {
-                None => Ok(false),
+                None => Ok(default),
                 Some(v) if v == "true" || v == "1" => Ok(true),
-                Some(v) if v == "false" || v == "0" || v.is_empty() => Ok(false),
+                Some(v) if v == "false" || v == "0" => Ok(false),
                 Some(v) => Err(ConfigError::NotABoolean { name, value: v }),
             }
         };
@@ -168,7 +170,8 @@ impl Config {
             publish_max_attempts: number("PUBLISH_MAX_ATTEMPTS", 3, 1, 10)? as u32,
             max_servers_in_flight: number("MAX_SERVERS_IN_FLIGHT", 500, 1, 10_000)? as usize,
             max_active_jobs: number("MAX_ACTIVE_JOBS", 20, 1, 1_000)? as usize,
-            wait_for_capacity: flag("WAIT_FOR_CAPACITY")?,
+            wait_for_capacity: flag("WAIT_FOR_CAPACITY", false)?,
+            adaptive_pacing: flag("ADAPTIVE_PACING", true)?,
             capacity_poll_interval: Duration::from_secs(number(
                 "CAPACITY_POLL_SECONDS",
                 30,
@@ -211,6 +214,7 @@ mod tests {
             (500, 20)
         );
         assert!(!config.wait_for_capacity);
+        assert!(config.adaptive_pacing);
     }
 
     #[test]

@@ -14,6 +14,7 @@ use crate::error::HandlerError;
 use crate::events::run_events;
 use crate::launch::{Jitter, LaunchSettings, Launcher};
 use crate::outcome::{Answer, DeferReason, EventDelivery, Outcome, RunResult, SKIPPED_NOT_FOUND};
+use crate::pacing::Pacer;
 use crate::plan::{Chunk, plan_chunks};
 use crate::publish::{EventPublisher, PublishSettings, publish_all};
 use crate::request::{FailbackRequest, parse_request};
@@ -160,6 +161,7 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
                 .checked_sub(self.config.deadline_margin)
                 .unwrap_or_else(Instant::now),
             run_id: &request.run_id,
+            pacer: &Pacer::new(self.config.adaptive_pacing),
         };
         let mut result = RunResult::default();
         let mut ids = request.recovery_instance_ids.clone();

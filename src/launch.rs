@@ -8,11 +8,12 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use futures_util::stream;
-use tokio::time::{Instant, sleep, timeout};
+use tokio::time::{Instant, sleep, sleep_until, timeout};
 use tracing::{error, info, warn};
 
 use crate::drs::{DescribeError, Drs, LaunchError, LaunchedJob, Unusable};
 use crate::outcome::{DeferReason, Outcome};
+use crate::pacing::Pacer;
 use crate::plan::Chunk;
 use crate::request::Tags;
 use crate::retry::Backoff;
@@ -162,6 +163,8 @@ pub struct Launcher<'a, D> {
     pub stop_at: Instant,
     /// Every job is tagged with it; a job carrying it is this run's.
     pub run_id: &'a str,
+    /// Shared by every chunk: the send rate DRS tolerates, learnt from its throttling.
+    pub pacer: &'a Pacer,
 }
 
 impl<D: Drs> Launcher<'_, D> {
@@ -294,6 +297,17 @@ impl<D: Drs> Launcher<'_, D> {
                 return result.settle(&ids, Outcome::deferred(DeferReason::Deadline, None));
             }
 
+            let slot = self.pacer.reserve(Instant::now());
+            if !self.time_for_a_call(slot.saturating_duration_since(Instant::now())) {
+                info!(
+                    chunk_index,
+                    instances = size,
+                    "deferred: the next paced send slot is too close to the deadline"
+                );
+                return result.settle(&ids, Outcome::deferred(DeferReason::Deadline, None));
+            }
+            sleep_until(slot).await;
+
             let call_timeout = self.settings.call_timeout;
             let answer = timeout(call_timeout, self.drs.start_failback_launch(&ids, tags))
                 .await
@@ -305,6 +319,7 @@ impl<D: Drs> Launcher<'_, D> {
 
             let error = match answer {
                 Ok(job) => {
+                    self.pacer.succeeded(Instant::now());
                     info!(chunk_index, instances = size, job_id = %job.job_id, "launched");
                     return result.launched(&ids, job);
                 }
@@ -316,6 +331,7 @@ impl<D: Drs> Launcher<'_, D> {
                     retry_after,
                     message,
                 } => {
+                    self.pacer.throttled(Instant::now(), retry_after);
                     if throttled >= self.settings.throttle_max_retries {
                         warn!(
                             chunk_index,

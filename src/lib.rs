@@ -12,6 +12,7 @@ pub mod handler;
 pub mod launch;
 pub mod logging;
 pub mod outcome;
+pub mod pacing;
 pub mod plan;
 pub mod preflight;
 pub mod publish;

@@ -63,7 +63,13 @@ async fn all_deferred_each_chunk_with_its_own_long_message() {
             message: format!("{n} {}", "x".repeat(2000)),
         })
     });
-    let settings = [UNLIMITED[0], UNLIMITED[1], ("THROTTLE_MAX_RETRIES", "0")];
+    // no pacing: the point is 50 chunks each deferred with its own message, not a slower rate
+    let settings = [
+        UNLIMITED[0],
+        UNLIMITED[1],
+        ("THROTTLE_MAX_RETRIES", "0"),
+        ("ADAPTIVE_PACING", "false"),
+    ];
     let fb = failback(config(&settings), FakeDrs::scripted(steps), 1.0);
     let answer = fb
         .handle(request(&requested), in_minutes(10))

@@ -489,3 +489,48 @@ async fn bad_input_is_refused_and_the_next_invocation_is_served() {
     let answer = fb.handle(request(&ids(2)), in_minutes(5)).await.unwrap();
     assert_eq!(answer.counts.launched, 2);
 }
+
+/// Under a steady service rate, pacing converges on it: far fewer throttled (wasted) calls than
+/// resending on Retry-After alone, and no slower.
+#[tokio::test(start_paused = true)]
+async fn adaptive_pacing_wastes_fewer_calls_under_a_rate_limit() {
+    let requested = ids(5000);
+    let mut outcomes = Vec::new();
+    for pacing in ["false", "true"] {
+        let settings = [
+            ("MAX_SERVERS_IN_FLIGHT", "10000"),
+            ("MAX_ACTIVE_JOBS", "100"),
+            ("THROTTLE_MAX_RETRIES", "50"),
+            ("ADAPTIVE_PACING", pacing),
+        ];
+        let drs = FakeDrs::default();
+        drs.rate_limit(2.0, 2.0);
+        let fb = failback(config(&settings), drs, 0.5);
+        let started = Instant::now();
+        let answer = fb.handle(request(&requested), in_minutes(5)).await.unwrap();
+        assert_eq!(answer.counts.launched, 5000, "pacing={pacing}");
+        let calls = fb.drs.calls().len();
+        let wasted = *fb.drs.throttled_calls.lock().unwrap() as f64 / calls as f64;
+        outcomes.push((wasted, Instant::now() - started));
+    }
+    let (unpaced, paced) = (outcomes[0], outcomes[1]);
+    println!(
+        "wasted unpaced {:.0}% in {:?}, paced {:.0}% in {:?}",
+        unpaced.0 * 100.0,
+        unpaced.1,
+        paced.0 * 100.0,
+        paced.1
+    );
+    assert!(
+        paced.0 < 0.10,
+        "paced wasted {:.0}% of calls",
+        paced.0 * 100.0
+    );
+    assert!(paced.0 < unpaced.0);
+    // 50 jobs at 2 per second after a burst of 2: 24 s at best
+    assert!(
+        paced.1 <= Duration::from_secs(24).mul_f64(1.2),
+        "{:?}",
+        paced.1
+    );
+}

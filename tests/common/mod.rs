@@ -64,6 +64,9 @@ pub struct FakeDrs {
     /// Jobs report COMPLETED this long after they were created (never, when unset).
     pub job_lifetime: Mutex<Option<Duration>>,
     created_at: Mutex<HashMap<String, Instant>>,
+    /// A token bucket on StartFailbackLaunch: (calls per second, burst, tokens, last refill).
+    rate_limit: Mutex<Option<(f64, f64, f64, Instant)>>,
+    pub throttled_calls: Mutex<usize>,
 }
 
 impl FakeDrs {
@@ -76,6 +79,11 @@ impl FakeDrs {
 
     pub fn poison(&self, id: &str) {
         self.poisoned.lock().unwrap().insert(id.to_owned());
+    }
+
+    /// Admit `per_second` launches (bursts of `burst`) and throttle the rest with Retry-After 1.
+    pub fn rate_limit(&self, per_second: f64, burst: f64) {
+        *self.rate_limit.lock().unwrap() = Some((per_second, burst, burst, Instant::now()));
     }
 
     pub fn link(&self, source_server_id: &str, recovery_instance_id: &str) {
@@ -189,6 +197,19 @@ impl Drs for FakeDrs {
                 resource_id: named.then_some(culprit),
                 fields: vec![],
             });
+        }
+        if let Some((rate, burst, tokens, last)) = self.rate_limit.lock().unwrap().as_mut() {
+            let now = Instant::now();
+            *tokens = (*tokens + (now - *last).as_secs_f64() * *rate).min(*burst);
+            *last = now;
+            if *tokens < 1.0 {
+                *self.throttled_calls.lock().unwrap() += 1;
+                return Err(LaunchError::Throttled {
+                    retry_after: Some(Duration::from_secs(1)),
+                    message: "Rate exceeded".into(),
+                });
+            }
+            *tokens -= 1.0;
         }
         let step = self
             .script

@@ -1,0 +1,186 @@
+//! Adaptive pacing of `StartFailbackLaunch`: a client-side rate limiter shared by all chunks.
+//!
+//! DRS publishes no request rate for its API, so the rate is learnt: nothing is paced until DRS
+//! first throttles; then the send rate drops to a fraction of what DRS was just admitting
+//! (multiplicative decrease), every sender waits out the `Retry-After`, and each success raises
+//! the rate a little (additive increase). A large batch under throttling thus settles near the
+//! service's rate instead of bursting and wasting calls — like the SDK's adaptive retry mode,
+//! but honouring DRS's `Retry-After` header, which the SDK ignores.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+/// How far back the admitted rate is measured when DRS throttles.
+const MEASURE_WINDOW: Duration = Duration::from_secs(5);
+/// The rate after a throttle is this fraction of the rate that was throttled.
+const DECREASE: f64 = 0.7;
+/// Each success adds this many calls per second, up to `MAX_RATE`.
+const INCREASE_PER_SUCCESS: f64 = 0.05;
+const MIN_RATE: f64 = 0.05;
+/// A rate measured over fewer calls says nothing; a throttle then only holds for `Retry-After`.
+const MIN_SAMPLES: usize = 4;
+const MAX_RATE: f64 = 100.0;
+
+#[derive(Debug)]
+struct State {
+    /// Calls per second; `None` until the first throttle: no pacing while DRS keeps up.
+    rate: Option<f64>,
+    next_slot: Instant,
+    /// Sends in the window, and which of them DRS admitted.
+    recent: VecDeque<(Instant, bool)>,
+}
+
+#[derive(Debug)]
+pub struct Pacer {
+    enabled: bool,
+    state: Mutex<State>,
+}
+
+impl Pacer {
+    pub fn new(enabled: bool) -> Self {
+        Pacer {
+            enabled,
+            state: Mutex::new(State {
+                rate: None,
+                next_slot: Instant::now(),
+                recent: VecDeque::new(),
+            }),
+        }
+    }
+
+    /// The current rate in calls per second, once DRS has throttled.
+    pub fn rate(&self) -> Option<f64> {
+        self.state.lock().ok().and_then(|state| state.rate)
+    }
+
+    /// Reserves the next send slot and returns when it is; the caller sends then, or gives the
+    /// slot up if it is too late for the deadline.
+    pub fn reserve(&self, now: Instant) -> Instant {
+        let Ok(mut state) = self.state.lock() else {
+            return now;
+        };
+        if !self.enabled {
+            return now;
+        }
+        let slot = state.next_slot.max(now);
+        state.next_slot = match state.rate {
+            Some(rate) => slot + Duration::from_secs_f64(1.0 / rate),
+            None => slot,
+        };
+        slot
+    }
+
+    fn record(state: &mut State, at: Instant, admitted: bool) {
+        state.recent.push_back((at, admitted));
+        while state
+            .recent
+            .front()
+            .is_some_and(|(first, _)| at.duration_since(*first) > MEASURE_WINDOW)
+        {
+            state.recent.pop_front();
+        }
+    }
+
+    /// DRS accepted a call: nudge the rate up.
+    pub fn succeeded(&self, now: Instant) {
+        if let Ok(mut state) = self.state.lock() {
+            Self::record(&mut state, now, true);
+            if let Some(rate) = state.rate {
+                state.rate = Some((rate + INCREASE_PER_SUCCESS).min(MAX_RATE));
+            }
+        }
+    }
+
+    /// DRS throttled a call: slow everyone down, and hold every sender until `Retry-After`.
+    pub fn throttled(&self, now: Instant, retry_after: Option<Duration>) {
+        if !self.enabled {
+            return;
+        }
+        let Ok(mut state) = self.state.lock() else {
+            return;
+        };
+        Self::record(&mut state, now, false);
+        let samples = state.recent.len();
+        if samples >= MIN_SAMPLES || state.rate.is_some() {
+            // What DRS admitted per second over the window, or over the time since the first
+            // call in it (at least a second) when the run is younger than the window.
+            let span = state
+                .recent
+                .front()
+                .map_or(MEASURE_WINDOW, |(first, _)| now.duration_since(*first))
+                .clamp(Duration::from_secs(1), MEASURE_WINDOW);
+            let admitted = state
+                .recent
+                .iter()
+                .filter(|(_, admitted)| *admitted)
+                .count();
+            let measured = admitted as f64 / span.as_secs_f64();
+            let base = match state.rate {
+                Some(rate) => rate.min(measured.max(MIN_RATE)),
+                None => measured,
+            };
+            state.rate = Some((base * DECREASE).clamp(MIN_RATE, MAX_RATE));
+        }
+        if let Some(wait) = retry_after {
+            state.next_slot = state.next_slot.max(now + wait);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn no_pacing_until_the_first_throttle() {
+        let pacer = Pacer::new(true);
+        let now = Instant::now();
+        for _ in 0..10 {
+            assert_eq!(pacer.reserve(now), now);
+            pacer.succeeded(now);
+        }
+        assert_eq!(pacer.rate(), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_throttle_holds_everyone_for_retry_after_then_paces() {
+        let pacer = Pacer::new(true);
+        let now = Instant::now();
+        for _ in 0..10 {
+            pacer.succeeded(now);
+        }
+        pacer.throttled(now, Some(Duration::from_secs(3)));
+        // 10 admitted within the first second = 10/s, times 0.7
+        let rate = pacer.rate().unwrap();
+        assert!((rate - 7.0).abs() < 1e-9, "{rate}");
+        let first = pacer.reserve(now);
+        assert_eq!(first, now + Duration::from_secs(3));
+        let second = pacer.reserve(now);
+        assert_eq!(second - first, Duration::from_secs_f64(1.0 / 7.0));
+        pacer.succeeded(now);
+        assert!((pacer.rate().unwrap() - 7.0 - INCREASE_PER_SUCCESS).abs() < 1e-9);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lone_throttled_call_only_holds_for_retry_after() {
+        let pacer = Pacer::new(true);
+        let now = Instant::now();
+        pacer.succeeded(now);
+        pacer.throttled(now, Some(Duration::from_secs(2)));
+        assert_eq!(pacer.rate(), None);
+        assert_eq!(pacer.reserve(now), now + Duration::from_secs(2));
+        assert_eq!(pacer.reserve(now), now + Duration::from_secs(2));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn disabled_pacing_never_waits() {
+        let pacer = Pacer::new(false);
+        let now = Instant::now();
+        pacer.throttled(now, Some(Duration::from_secs(30)));
+        assert_eq!(pacer.reserve(now), now);
+        assert_eq!(pacer.rate(), None);
+    }
+}
