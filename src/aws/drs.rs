@@ -29,6 +29,14 @@ impl SdkDrs {
             client: Client::new(&super::without_sdk_retries(sdk)),
         }
     }
+
+    /// Keeps whatever retry mode `sdk` has. Only for the benchmark's peer baseline, which
+    /// measures the SDK's standard retries against the function's own policy.
+    pub fn with_sdk_retries(sdk: &SdkConfig) -> Self {
+        SdkDrs {
+            client: Client::new(sdk),
+        }
+    }
 }
 
 impl Drs for SdkDrs {
