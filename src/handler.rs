@@ -72,6 +72,7 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
         tracing::Span::current().record("runId", request.run_id.as_str());
         info!(
             instances = request.recovery_instance_ids.len(),
+            source_servers = request.source_server_ids.len(),
             malformed = request.malformed_ids.len(),
             duplicates_collapsed = request.duplicates_collapsed,
             tag_count = request.tags.len(),
@@ -120,6 +121,7 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
         };
         info!(
             launched = answer.counts.launched,
+            skipped = answer.counts.skipped,
             rejected = answer.counts.rejected,
             deferred = answer.counts.deferred,
             jobs = answer.jobs.len(),
