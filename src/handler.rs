@@ -37,11 +37,28 @@ pub fn random_run_id() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
+/// Lambda's longest timeout: the budget when the runtime hands over no real deadline.
+const LAMBDA_MAX_TIMEOUT: Duration = Duration::from_secs(900);
+/// A deadline this far in the past is a placeholder, not a deadline: `cargo lambda watch` sends
+/// a constant 600000 ms since 1970. Lambda itself never hands over one from the past.
+const PLACEHOLDER_DEADLINE_AGE: Duration = Duration::from_secs(24 * 60 * 60);
+
 /// The invocation deadline on the tokio clock (which tests pause and advance).
 pub fn deadline_from(lambda_deadline: SystemTime) -> Instant {
-    let remaining = lambda_deadline
-        .duration_since(SystemTime::now())
-        .unwrap_or(Duration::ZERO);
+    let remaining = match lambda_deadline.duration_since(SystemTime::now()) {
+        Ok(remaining) => remaining,
+        Err(past) if past.duration() > PLACEHOLDER_DEADLINE_AGE => {
+            warn!(
+                deadline_ms = lambda_deadline
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as u64),
+                budget_s = LAMBDA_MAX_TIMEOUT.as_secs(),
+                "the runtime's deadline is a placeholder from the past; using Lambda's longest timeout"
+            );
+            LAMBDA_MAX_TIMEOUT
+        }
+        Err(_) => Duration::ZERO,
+    };
     Instant::now() + remaining
 }
 
@@ -61,9 +78,12 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
     pub async fn invoke(&self, event: LambdaEvent<Value>) -> Result<Answer, HandlerError> {
         let (payload, context) = event.into_parts();
         let span = info_span!("invocation", requestId = %context.request_id, runId = field::Empty);
-        self.handle(payload, deadline_from(context.deadline()))
-            .instrument(span)
-            .await
+        async move {
+            let deadline = deadline_from(context.deadline());
+            self.handle(payload, deadline).await
+        }
+        .instrument(span)
+        .await
     }
 
     pub async fn handle(&self, payload: Value, deadline: Instant) -> Result<Answer, HandlerError> {
@@ -380,5 +400,26 @@ impl Capacity {
             self.active_jobs,
             config.max_active_jobs
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_placeholder_deadline_gets_lambdas_longest_timeout() {
+        let now = Instant::now();
+        let in_a_minute = SystemTime::now() + Duration::from_secs(60);
+        let remaining = deadline_from(in_a_minute) - now;
+        assert!(remaining <= Duration::from_secs(60) && remaining > Duration::from_secs(59));
+        let just_passed = SystemTime::now() - Duration::from_secs(2);
+        assert_eq!(
+            deadline_from(just_passed),
+            now,
+            "a deadline just missed leaves no time"
+        );
+        let cargo_lambda_watch = SystemTime::UNIX_EPOCH + Duration::from_millis(600_000);
+        assert_eq!(deadline_from(cargo_lambda_watch) - now, LAMBDA_MAX_TIMEOUT);
     }
 }

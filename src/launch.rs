@@ -24,6 +24,10 @@ const MAX_UNSENT_RETRIES: u32 = 3;
 const MAX_RECONCILED_RESENDS: u32 = 2;
 /// Failed reads (5xx, timeouts) are retried this many times; throttled reads as launches are.
 const MAX_READ_RETRIES: u32 = 3;
+/// A launch that fails ambiguously is settled by two reads (the instances, then their job), so
+/// a launch starts only when it and those two reads fit before the deadline: otherwise a job
+/// created by a call that then hung could not be found and reported in the same answer.
+const CALLS_PER_LAUNCH_BUDGET: u32 = 3;
 
 /// A source of jitter in `[0, 1]`; random in production, fixed in tests.
 pub type Jitter = dyn Fn() -> f64 + Send + Sync;
@@ -172,6 +176,10 @@ impl<D: Drs> Launcher<'_, D> {
         Instant::now() + wait + self.settings.call_timeout <= self.stop_at
     }
 
+    fn time_for_a_launch(&self, wait: Duration) -> bool {
+        Instant::now() + wait + self.settings.call_timeout * CALLS_PER_LAUNCH_BUDGET <= self.stop_at
+    }
+
     /// A read-only call, retried on throttling (after `Retry-After`) and on failures: reads have
     /// no side effects. Never starts a call or a wait that would end after `stop_at`.
     pub async fn read<T, F, Fut>(&self, what: &'static str, call: F) -> Result<T, ReadFailure>
@@ -288,17 +296,17 @@ impl<D: Drs> Launcher<'_, D> {
                 info!(chunk_index, instances = size, reason = ?reason, "deferred: the run is halted");
                 return result.settle(&ids, Outcome::deferred(reason, Some(why)));
             }
-            if !self.time_for_a_call(Duration::ZERO) {
+            if !self.time_for_a_launch(Duration::ZERO) {
                 info!(
                     chunk_index,
                     instances = size,
-                    "deferred: too close to the deadline to start a call"
+                    "deferred: too close to the deadline to start a launch"
                 );
                 return result.settle(&ids, Outcome::deferred(DeferReason::Deadline, None));
             }
 
             let slot = self.pacer.reserve(Instant::now());
-            if !self.time_for_a_call(slot.saturating_duration_since(Instant::now())) {
+            if !self.time_for_a_launch(slot.saturating_duration_since(Instant::now())) {
                 info!(
                     chunk_index,
                     instances = size,
@@ -472,7 +480,7 @@ impl<D: Drs> Launcher<'_, D> {
                 }
             };
 
-            if !self.time_for_a_call(wait) {
+            if !self.time_for_a_launch(wait) {
                 info!(
                     chunk_index,
                     instances = size,

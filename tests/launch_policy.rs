@@ -153,10 +153,15 @@ async fn no_call_starts_that_could_not_finish_before_the_deadline() {
 #[tokio::test(start_paused = true)]
 async fn chunks_left_when_time_runs_out_are_deferred_and_the_answer_is_on_time() {
     let requested = ids(400);
-    // each call takes 8 s; one at a time, the fourth would start at 24 s and could run to 34 s, past 36 s - 3 s margin
-    let drs = FakeDrs::scripted(std::iter::repeat_n(Step::Hang(Duration::from_secs(8)), 4));
-    let fb = failback(config(&[("MAX_CONCURRENT_LAUNCHES", "1")]), drs, 1.0);
-    let deadline = Instant::now() + Duration::from_secs(36);
+    // each call takes 4 s, one at a time; a launch needs its call and the two reads that would
+    // settle it (3 x 5 s) before 28 s - 3 s margin: the fourth, at 12 s, would need until 27 s
+    let drs = FakeDrs::scripted(std::iter::repeat_n(Step::Hang(Duration::from_secs(4)), 4));
+    let settings = [
+        ("MAX_CONCURRENT_LAUNCHES", "1"),
+        ("LAUNCH_CALL_TIMEOUT_MS", "5000"),
+    ];
+    let fb = failback(config(&settings), drs, 1.0);
+    let deadline = Instant::now() + Duration::from_secs(28);
     let answer = fb.handle(request(&requested), deadline).await.unwrap();
     assert_eq!(answer.counts.launched, 300);
     assert_eq!(
