@@ -373,11 +373,7 @@ impl EventPublisher for RecordingPublisher {
 }
 
 pub fn config(pairs: &[(&str, &str)]) -> Config {
-    let map: HashMap<String, String> = pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    Config::from_lookup(|name| map.get(name).cloned()).expect("test config is valid")
+    Config::from_pairs(pairs).expect("test config is valid")
 }
 
 /// The real handler over the doubles, with a fixed jitter so retry waits are exact.

@@ -30,11 +30,7 @@ pub fn ready(n: usize) -> Fleet {
 }
 
 pub fn config(pairs: &[(&str, &str)]) -> Config {
-    let map: HashMap<String, String> = pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    Config::from_lookup(|name| map.get(name).cloned()).expect("test config is valid")
+    Config::from_pairs(pairs).expect("test config is valid")
 }
 
 /// The handler as `main` wires it, but against the simulator and with jitter 0, so every wait is
