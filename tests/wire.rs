@@ -734,3 +734,78 @@ async fn the_cargo_lambda_watch_placeholder_deadline_still_launches() {
     assert_promise(&sim, 0, &requested, &answer);
     assert_eq!(answer.counts.launched, 5, "{:?}", answer.not_launched);
 }
+
+/// Source servers named in the request are resolved through `DescribeRecoveryInstances` (filter
+/// `sourceServerIDs`) to their recovery instances, which are then launched like the others; a
+/// source server without a recovery instance is skipped NOT_FOUND.
+#[tokio::test(start_paused = true)]
+async fn source_servers_are_resolved_and_launched() {
+    let fleet = ready(150);
+    let sim = start(SimConfig {
+        fleet: fleet.clone(),
+        ..SimConfig::default()
+    })
+    .await;
+    let fb = failback(&sim, &[]).await;
+    let sources: Vec<String> = fleet.instances()[..120]
+        .iter()
+        .map(|i| i.source_server_id.clone())
+        .collect();
+    let unknown = "s-ffffffffffffffff0".to_owned();
+    let mut payload = request(&fleet.ids()[100..150]);
+    payload["sourceServerIDs"] = serde_json::json!(
+        sources
+            .iter()
+            .chain(std::iter::once(&unknown))
+            .collect::<Vec<_>>()
+    );
+    let answer = fb.handle(payload, in_minutes(5)).await.unwrap();
+
+    // 120 resolved, 20 of them also named directly: 150 distinct instances, plus the unknown one
+    let mut requested = fleet.ids();
+    requested.push(unknown.clone());
+    assert_promise(&sim, 0, &requested, &answer);
+    assert_eq!(answer.counts.launched, 150);
+    assert_eq!(
+        outcome_of(&answer, &unknown),
+        Some((OutcomeKind::Skipped, "NOT_FOUND".into()))
+    );
+    assert_eq!(calls_of(&sim, Operation::StartFailbackLaunch).len(), 2);
+}
+
+/// With `WAIT_FOR_CAPACITY`, what does not fit the 500 servers in active jobs is launched as the
+/// simulator's jobs complete, never over the quota the simulator enforces.
+#[tokio::test(start_paused = true)]
+async fn waiting_for_capacity_launches_everything_as_jobs_complete() {
+    let fleet = ready(1200);
+    let sim = start(SimConfig {
+        fleet: fleet.clone(),
+        lifecycle: Lifecycle {
+            pending: Duration::from_secs(10),
+            started: Duration::from_secs(20),
+        },
+        ..SimConfig::default()
+    })
+    .await;
+    let settings = [
+        ("WAIT_FOR_CAPACITY", "true"),
+        ("CAPACITY_POLL_SECONDS", "15"),
+    ];
+    let fb = failback(&sim, &settings).await;
+    let requested = fleet.ids();
+    let answer = fb.handle(request(&requested), in_minutes(5)).await.unwrap();
+
+    assert_promise(&sim, 0, &requested, &answer);
+    assert_eq!(answer.counts.launched, 1200);
+    assert!(answer.complete);
+    let quota_refusals = sim
+        .calls()
+        .iter()
+        .filter(|c| c.error_type.as_deref() == Some("ServiceQuotaExceededException"))
+        .count();
+    assert_eq!(quota_refusals, 0, "the plan kept within the quota");
+    assert!(
+        calls_of(&sim, Operation::DescribeJobs).len() >= 3,
+        "the active jobs were polled"
+    );
+}
