@@ -172,22 +172,20 @@ pub fn parse_request(
     max_instances: usize,
     new_run_id: impl FnOnce() -> String,
 ) -> Result<FailbackRequest, RequestError> {
-    let Value::Object(top) = &payload else {
-        return Err(RequestError::NotAnObject(json_kind(&payload)));
+    let top = match payload {
+        Value::Object(top) => top,
+        other => return Err(RequestError::NotAnObject(json_kind(&other))),
     };
     let is_eventbridge = top.contains_key("detail-type") && top.contains_key("detail");
     let (body, envelope_id) = if is_eventbridge {
-        let event: EventBridgeEvent<Value> =
-            serde_json::from_value(payload).map_err(|e| RequestError::Envelope(e.to_string()))?;
+        let event: EventBridgeEvent<Value> = serde_json::from_value(Value::Object(top))
+            .map_err(|e| RequestError::Envelope(e.to_string()))?;
         let Value::Object(detail) = event.detail else {
             return Err(RequestError::DetailNotAnObject(json_kind(&event.detail)));
         };
         (detail, event.id)
     } else {
-        let Value::Object(body) = payload else {
-            unreachable!("checked above")
-        };
-        (body, None)
+        (top, None)
     };
     parse_body(body, envelope_id, max_instances, new_run_id)
 }
