@@ -226,13 +226,10 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
         }
         let ids = &ids;
 
-        let preflight = match launcher.active_jobs().await {
-            Ok(active) => launcher
-                .preflight(ids, &active)
-                .await
-                .map(|preflight| (preflight, Capacity::left(&active, &self.config))),
-            Err(failure) => Err(failure),
-        };
+        let preflight = launcher.preflight(ids).await.map(|(preflight, active)| {
+            let capacity = Capacity::left(&active, &self.config);
+            (preflight, capacity)
+        });
         let (preflight, mut capacity) = match preflight {
             Ok(found) => found,
             Err(failure) => {

@@ -2,8 +2,14 @@
 //! launchable instances are sent, and a redelivered request finds the jobs its first delivery made.
 
 use std::collections::{BTreeSet, HashMap};
+use std::future::Future;
 
-use crate::drs::{DESCRIBE_INSTANCES_MAX_IDS, DESCRIBE_JOBS_MAX_IDS, Drs, JobRecord, LaunchedJob};
+use futures_util::future::join;
+use futures_util::{StreamExt, TryStreamExt, stream};
+
+use crate::drs::{
+    DESCRIBE_INSTANCES_MAX_IDS, DESCRIBE_JOBS_MAX_IDS, DescribeError, Drs, JobRecord, LaunchedJob,
+};
 use crate::launch::{Launcher, ReadFailure};
 use crate::outcome::{Outcome, SKIPPED_ALREADY_IN_JOB, SKIPPED_NOT_FOUND};
 
@@ -21,6 +27,27 @@ pub struct Preflight {
 }
 
 impl<D: Drs> Launcher<'_, D> {
+    /// One read per batch of `batch_size` ids, `max_concurrent` at a time (reads are independent:
+    /// 5000 instances are 25 reads, which one after another would cost 25 round trips).
+    async fn read_batches<'i, T, F, Fut>(
+        &self,
+        what: &'static str,
+        ids: &'i [String],
+        batch_size: usize,
+        call: F,
+    ) -> Result<Vec<T>, ReadFailure>
+    where
+        F: Fn(&'i [String]) -> Fut + Copy,
+        Fut: Future<Output = Result<Vec<T>, DescribeError>>,
+    {
+        let pages: Vec<Vec<T>> = stream::iter(ids.chunks(batch_size))
+            .map(|batch| self.read(what, move || call(batch)))
+            .buffer_unordered(self.settings.max_concurrent.max(1))
+            .try_collect()
+            .await?;
+        Ok(pages.into_iter().flatten().collect())
+    }
+
     /// Jobs that are PENDING or STARTED: what counts against the DRS quotas now.
     pub async fn active_jobs(&self) -> Result<Vec<JobRecord>, ReadFailure> {
         let jobs = self
@@ -36,20 +63,23 @@ impl<D: Drs> Launcher<'_, D> {
         source_server_ids: &[String],
     ) -> Result<(Vec<String>, Vec<String>), ReadFailure> {
         let mut by_source: HashMap<String, Vec<String>> = HashMap::new();
-        for batch in source_server_ids.chunks(DESCRIBE_INSTANCES_MAX_IDS) {
-            let found = self
-                .read("recovery instances of source servers", || {
+        let found = self
+            .read_batches(
+                "recovery instances of source servers",
+                source_server_ids,
+                DESCRIBE_INSTANCES_MAX_IDS,
+                |batch| {
                     self.drs
                         .describe_recovery_instances_of_source_servers(batch)
-                })
-                .await?;
-            for instance in found {
-                if let Some(source) = instance.source_server_id {
-                    by_source
-                        .entry(source)
-                        .or_default()
-                        .push(instance.recovery_instance_id);
-                }
+                },
+            )
+            .await?;
+        for instance in found {
+            if let Some(source) = instance.source_server_id {
+                by_source
+                    .entry(source)
+                    .or_default()
+                    .push(instance.recovery_instance_id);
             }
         }
         let mut resolved = Vec::new();
@@ -63,25 +93,29 @@ impl<D: Drs> Launcher<'_, D> {
         Ok((resolved, unknown))
     }
 
-    /// Classifies every id: ready → launchable; unknown → `NOT_FOUND`; in an active job of another
-    /// run → `ALREADY_IN_JOB`; in a job of this run → launched there; any other state → skipped
-    /// with that state. `known_jobs` (the active jobs, already read) saves reading them again.
+    /// Reads the active jobs (what counts against the quotas, returned as well) and every
+    /// instance, then classifies every id: ready → launchable; unknown → `NOT_FOUND`; in an
+    /// active job of another run → `ALREADY_IN_JOB`; in a job of this run → launched there; any
+    /// other state → skipped with that state.
     pub async fn preflight(
         &self,
         ids: &[String],
-        known_jobs: &[JobRecord],
-    ) -> Result<Preflight, ReadFailure> {
-        let mut instances = HashMap::with_capacity(ids.len());
-        for batch in ids.chunks(DESCRIBE_INSTANCES_MAX_IDS) {
-            let found = self
-                .read("recovery instances", || {
-                    self.drs.describe_recovery_instances(batch)
-                })
-                .await?;
-            for instance in found {
-                instances.insert(instance.recovery_instance_id.clone(), instance);
-            }
-        }
+    ) -> Result<(Preflight, Vec<JobRecord>), ReadFailure> {
+        let (active, found) = join(
+            self.active_jobs(),
+            self.read_batches(
+                "recovery instances",
+                ids,
+                DESCRIBE_INSTANCES_MAX_IDS,
+                |batch| self.drs.describe_recovery_instances(batch),
+            ),
+        )
+        .await;
+        let (known_jobs, found) = (active?, found?);
+        let instances: HashMap<String, _> = found
+            .into_iter()
+            .map(|instance| (instance.recovery_instance_id.clone(), instance))
+            .collect();
 
         let mut jobs: HashMap<String, JobRecord> = known_jobs
             .iter()
@@ -94,10 +128,13 @@ impl<D: Drs> Launcher<'_, D> {
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
-        for batch in unknown_job_ids.chunks(DESCRIBE_JOBS_MAX_IDS) {
-            for job in self.read("jobs", || self.drs.describe_jobs(batch)).await? {
-                jobs.insert(job.job_id.clone(), job);
-            }
+        let found_jobs = self
+            .read_batches("jobs", &unknown_job_ids, DESCRIBE_JOBS_MAX_IDS, |batch| {
+                self.drs.describe_jobs(batch)
+            })
+            .await?;
+        for job in found_jobs {
+            jobs.insert(job.job_id.clone(), job);
         }
 
         let requested: BTreeSet<&String> = ids.iter().collect();
@@ -160,6 +197,6 @@ impl<D: Drs> Launcher<'_, D> {
                 ));
             }
         }
-        Ok(preflight)
+        Ok((preflight, known_jobs))
     }
 }
