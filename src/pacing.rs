@@ -18,7 +18,7 @@ const MEASURE_WINDOW: Duration = Duration::from_secs(5);
 /// The rate after a throttle is this fraction of the rate that was throttled.
 const DECREASE: f64 = 0.7;
 /// Each success adds this many calls per second, up to `MAX_RATE`.
-const INCREASE_PER_SUCCESS: f64 = 0.05;
+const INCREASE_PER_SUCCESS: f64 = 0.02;
 const MIN_RATE: f64 = 0.05;
 /// A rate measured over fewer calls says nothing; a throttle then only holds for `Retry-After`.
 const MIN_SAMPLES: usize = 4;
@@ -118,10 +118,9 @@ impl Pacer {
                 .filter(|(_, admitted)| *admitted)
                 .count();
             let measured = admitted as f64 / span.as_secs_f64();
-            let base = match state.rate {
-                Some(rate) => rate.min(measured.max(MIN_RATE)),
-                None => measured,
-            };
+            // Once pacing, the rate in force is what overshot; the measured one also counts the
+            // idle `Retry-After` holds and would undershoot.
+            let base = state.rate.unwrap_or(measured);
             state.rate = Some((base * DECREASE).clamp(MIN_RATE, MAX_RATE));
         }
         if let Some(wait) = retry_after {
