@@ -315,6 +315,7 @@ impl<D: Drs> Launcher<'_, D> {
                 return result.settle(&ids, Outcome::deferred(DeferReason::Deadline, None));
             }
             sleep_until(slot).await;
+            let sent_at = Instant::now();
 
             let call_timeout = self.settings.call_timeout;
             let answer = timeout(call_timeout, self.drs.start_failback_launch(&ids, tags))
@@ -339,7 +340,7 @@ impl<D: Drs> Launcher<'_, D> {
                     retry_after,
                     message,
                 } => {
-                    self.pacer.throttled(Instant::now(), retry_after);
+                    self.pacer.throttled(sent_at, Instant::now(), retry_after);
                     if throttled >= self.settings.throttle_max_retries {
                         warn!(
                             chunk_index,

@@ -29,6 +29,9 @@ struct State {
     /// Calls per second; `None` until the first throttle: no pacing while DRS keeps up.
     rate: Option<f64>,
     next_slot: Instant,
+    /// When the rate was last cut: a throttled call sent before then was part of the burst
+    /// that cut it, and must not cut it again (one decrease per burst, as in TCP).
+    last_decrease: Option<Instant>,
     /// Sends in the window, and which of them DRS admitted.
     recent: VecDeque<(Instant, bool)>,
 }
@@ -46,6 +49,7 @@ impl Pacer {
             state: Mutex::new(State {
                 rate: None,
                 next_slot: Instant::now(),
+                last_decrease: None,
                 recent: VecDeque::new(),
             }),
         }
@@ -94,8 +98,9 @@ impl Pacer {
         }
     }
 
-    /// DRS throttled a call: slow everyone down, and hold every sender until `Retry-After`.
-    pub fn throttled(&self, now: Instant, retry_after: Option<Duration>) {
+    /// DRS throttled a call sent at `sent_at`: slow everyone down (once per burst), and hold
+    /// every sender until `Retry-After`.
+    pub fn throttled(&self, sent_at: Instant, now: Instant, retry_after: Option<Duration>) {
         if !self.enabled {
             return;
         }
@@ -104,7 +109,9 @@ impl Pacer {
         };
         Self::record(&mut state, now, false);
         let samples = state.recent.len();
-        if samples >= MIN_SAMPLES || state.rate.is_some() {
+        let same_burst = state.last_decrease.is_some_and(|cut| sent_at < cut);
+        if !same_burst && (samples >= MIN_SAMPLES || state.rate.is_some()) {
+            state.last_decrease = Some(now);
             // What DRS admitted per second over the window, or over the time since the first
             // call in it (at least a second) when the run is younger than the window.
             let span = state
@@ -151,7 +158,7 @@ mod tests {
         for _ in 0..10 {
             pacer.succeeded(now);
         }
-        pacer.throttled(now, Some(Duration::from_secs(3)));
+        pacer.throttled(now, now, Some(Duration::from_secs(3)));
         // 10 admitted within the first second = 10/s, times 0.7
         let rate = pacer.rate().unwrap();
         assert!((rate - 7.0).abs() < 1e-9, "{rate}");
@@ -164,11 +171,32 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn calls_throttled_in_one_burst_cut_the_rate_once() {
+        let pacer = Pacer::new(true);
+        let start = Instant::now();
+        for _ in 0..4 {
+            pacer.succeeded(start);
+        }
+        tokio::time::advance(Duration::from_millis(50)).await;
+        let now = Instant::now();
+        // three calls sent together at `start`, throttled one after another
+        pacer.throttled(start, now, None);
+        let after_first = pacer.rate().unwrap();
+        pacer.throttled(start, now, None);
+        pacer.throttled(start, now, None);
+        assert_eq!(pacer.rate(), Some(after_first), "the same burst cuts once");
+        // a call sent after the cut that is throttled again cuts again
+        tokio::time::advance(Duration::from_secs(1)).await;
+        pacer.throttled(Instant::now(), Instant::now(), None);
+        assert!(pacer.rate().unwrap() < after_first);
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_lone_throttled_call_only_holds_for_retry_after() {
         let pacer = Pacer::new(true);
         let now = Instant::now();
         pacer.succeeded(now);
-        pacer.throttled(now, Some(Duration::from_secs(2)));
+        pacer.throttled(now, now, Some(Duration::from_secs(2)));
         assert_eq!(pacer.rate(), None);
         assert_eq!(pacer.reserve(now), now + Duration::from_secs(2));
         assert_eq!(pacer.reserve(now), now + Duration::from_secs(2));
@@ -178,7 +206,7 @@ mod tests {
     async fn disabled_pacing_never_waits() {
         let pacer = Pacer::new(false);
         let now = Instant::now();
-        pacer.throttled(now, Some(Duration::from_secs(30)));
+        pacer.throttled(now, now, Some(Duration::from_secs(30)));
         assert_eq!(pacer.reserve(now), now);
         assert_eq!(pacer.rate(), None);
     }
