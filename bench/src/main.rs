@@ -20,7 +20,7 @@ mod workload;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::report::{BinaryFigures, Machine, Report};
 use crate::workload::{Profile, Run};
@@ -362,24 +362,9 @@ fn profile_release(root: &Path) -> String {
 }
 
 fn utc_now() -> String {
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let days = i64::try_from(secs / 86_400).unwrap_or(0);
-    let sod = secs % 86_400;
-    // Howard Hinnant's days-to-civil.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}",
-        sod / 3600,
-        sod % 3600 / 60
-    )
+    // "2026-11-27 12:55" from the simulator's "2026-11-27T12:55:07.123Z"
+    drs_sim::iso8601(SystemTime::now())
+        .get(..16)
+        .unwrap_or_default()
+        .replace('T', " ")
 }

@@ -30,7 +30,7 @@ impl Clock {
 }
 
 /// `YYYY-MM-DDTHH:MM:SS.mmmZ`, the form the model's ISO8601DatetimeString pattern accepts.
-pub(crate) fn iso8601(t: SystemTime) -> String {
+pub fn iso8601(t: SystemTime) -> String {
     let d = t.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
     let secs = i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 2);
     let (days, sod) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));

@@ -27,6 +27,7 @@ mod model;
 mod server;
 mod state;
 
+pub use clock::iso8601;
 pub use config::{Fault, Lifecycle, Operation, Quotas, SimConfig, SimError};
 pub use fleet::{FailbackState, Fleet, FleetInstance, LaunchResult};
 pub use model::embedded_model;
