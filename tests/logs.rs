@@ -31,11 +31,7 @@ fn every_line_is_json_with_request_and_run_id_and_no_tag_value() {
     let sink = buffer.clone();
     let subscriber = json_subscriber(EnvFilter::new("info"), move || sink.clone());
     let _guard = tracing::subscriber::set_default(subscriber);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .start_paused(true)
-        .build()
-        .unwrap();
+    let runtime = paused_runtime();
     runtime.block_on(async {
         let drs = FakeDrs::scripted([Step::Fail(LaunchError::Throttled {
             retry_after: Some(Duration::from_secs(4)),

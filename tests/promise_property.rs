@@ -54,11 +54,7 @@ proptest! {
             ("MAX_REQUEST_INSTANCES", "1000"),
             ("LAUNCH_CALL_TIMEOUT_MS", "20000"),
         ];
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .start_paused(true)
-            .build()
-            .unwrap();
+        let runtime = paused_runtime();
         runtime.block_on(async {
             let fb = failback(config(&settings), drs, 0.5);
             let deadline = tokio::time::Instant::now() + Duration::from_secs(deadline_s);

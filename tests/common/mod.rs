@@ -416,6 +416,16 @@ pub fn lambda_event(
     lambda_runtime::LambdaEvent::new(payload, context)
 }
 
+/// A current-thread runtime on paused time, for tests that set up something (a proptest case,
+/// a log subscriber) before entering async code.
+pub fn paused_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .expect("a current-thread runtime builds")
+}
+
 pub fn events_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("events")
 }
