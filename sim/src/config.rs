@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::SimError;
 use crate::fleet::Fleet;
 
 /// The operations the simulator answers. Serialized with their wire names.
@@ -73,6 +74,14 @@ pub enum Fault {
         operation: Operation,
         calls: u32,
         retry_after_seconds: u32,
+    },
+    /// The next `calls` calls of `operation` are held `seconds` (tokio time) before they are
+    /// handled at all; then they go on as any call (a StartFailbackLaunch then creates its job,
+    /// although a caller with a shorter timeout has given up).
+    Hang {
+        operation: Operation,
+        calls: u32,
+        seconds: f64,
     },
     /// The next `calls` StartFailbackLaunch calls get a 500 and create nothing.
     InternalErrorBeforeCreate { calls: u32 },
@@ -200,20 +209,6 @@ struct ConfigFile {
     fleet: Option<serde_json::Value>,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum SimError {
-    #[error("invalid {what}: {source}")]
-    Json {
-        what: &'static str,
-        #[source]
-        source: serde_json::Error,
-    },
-    #[error("invalid fleet: {0}")]
-    Fleet(String),
-    #[error("invalid config: {0}")]
-    Config(String),
-}
-
 impl SimConfig {
     /// Applies a config file (JSON) on top of `self`. Faults are appended.
     pub fn merge_json(&mut self, json: &str) -> Result<(), SimError> {
@@ -281,9 +276,13 @@ impl SimConfig {
 impl Fault {
     pub(crate) fn check(&self) -> Result<(), String> {
         match *self {
-            Fault::HangAfterAccept { seconds, .. } if !(0.0..=3600.0).contains(&seconds) => Err(
-                format!("hangAfterAccept seconds must be within 0..=3600, got {seconds}"),
-            ),
+            Fault::HangAfterAccept { seconds, .. } | Fault::Hang { seconds, .. }
+                if !(0.0..=3600.0).contains(&seconds) =>
+            {
+                Err(format!(
+                    "hang seconds must be within 0..=3600, got {seconds}"
+                ))
+            }
             Fault::RateLimit {
                 per_second, burst, ..
             } if !(per_second > 0.0 && per_second.is_finite()) || burst == 0 => {

@@ -135,6 +135,21 @@ impl ApiError {
     }
 }
 
+/// A simulator that cannot be configured as asked: bad config file, fleet or settings.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    #[error("invalid {what}: {source}")]
+    Json {
+        what: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("invalid fleet: {0}")]
+    Fleet(String),
+    #[error("invalid config: {0}")]
+    Config(String),
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,7 +4,7 @@ use std::collections::HashSet;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::SimError;
+use crate::error::SimError;
 use crate::model;
 
 /// DRS `FailbackState`, with the SDK's variant names and the wire's spelling.

@@ -17,18 +17,23 @@
 //! faults}`, `POST /_sim/faults` (a fault or a list), `DELETE /_sim/faults`, `POST
 //! /_sim/instances` (`{"recoveryInstanceID", "state"?, "launchResult"?}`), `POST /_sim/reset`.
 
+mod admin;
 mod clock;
 mod config;
 mod drs;
 mod error;
 mod eventbridge;
 mod fleet;
+mod in_process;
 mod model;
+mod routing;
 mod server;
+mod sigv4;
 mod state;
 
 pub use clock::iso8601;
-pub use config::{Fault, Lifecycle, Operation, Quotas, SimConfig, SimError};
+pub use config::{Fault, Lifecycle, Operation, Quotas, SimConfig};
+pub use error::SimError;
 pub use fleet::{FailbackState, Fleet, FleetInstance, LaunchResult};
 pub use model::embedded_model;
 pub use server::{SimHandle, Simulator};

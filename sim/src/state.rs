@@ -2,6 +2,7 @@
 //! One mutex guards it all; handlers are synchronous and never hold it across an await.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -148,6 +149,7 @@ impl ActiveFault {
             | Fault::InternalErrorBeforeCreate { calls }
             | Fault::InternalErrorAfterCreate { calls }
             | Fault::HangAfterAccept { calls, .. }
+            | Fault::Hang { calls, .. }
             | Fault::PutEventsDown { calls } => self.used >= calls,
             Fault::FailPutEventsEntries { entries } => self.used >= entries,
             Fault::RateLimit { .. } => false,
@@ -160,6 +162,26 @@ pub(crate) enum AfterCreate {
     Answer,
     InternalError,
     Hang(Duration),
+}
+
+/// The state every connection (and the handle) works on.
+pub(crate) struct Shared(Mutex<State>);
+
+impl Shared {
+    pub(crate) fn new(state: State) -> Self {
+        Shared(Mutex::new(state))
+    }
+
+    // A panic while the lock was held leaves consistent-enough data for a simulator; keep going.
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("drs-sim state")
+    }
 }
 
 pub(crate) struct State {
@@ -329,6 +351,19 @@ impl State {
 
     pub(crate) fn faults(&self) -> Vec<Fault> {
         self.faults.iter().map(|f| f.fault.clone()).collect()
+    }
+
+    /// How long to hold a call of `op` before handling it at all (a `Hang` fault).
+    pub(crate) fn hang_before(&mut self, op: Operation) -> Option<Duration> {
+        let f = self.faults.iter_mut().find(
+            |f| matches!(f.fault, Fault::Hang { operation, calls, .. } if operation == op && f.used < calls),
+        )?;
+        f.used += 1;
+        let Fault::Hang { seconds, .. } = f.fault else {
+            return None;
+        };
+        self.faults.retain(|f| !f.exhausted());
+        Some(Duration::try_from_secs_f64(seconds).unwrap_or(Duration::ZERO))
     }
 
     /// A fault that refuses the call before it does anything: throttling, rate limit, a 500
