@@ -27,6 +27,15 @@ struct InstanceUpdate {
     launch_result: Option<LaunchResult>,
 }
 
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct JobRequest {
+    #[serde(rename = "recoveryInstanceIDs")]
+    recovery_instance_ids: Vec<String>,
+    #[serde(default)]
+    tags: std::collections::BTreeMap<String, String>,
+}
+
 /// Answers one admin call.
 pub(crate) fn admin(shared: &Shared, method: &Method, path: &str, body: Option<Bytes>) -> Reply {
     let now = Instant::now();
@@ -86,6 +95,20 @@ pub(crate) fn admin(shared: &Shared, method: &Method, path: &str, body: Option<B
             Err(e) => bad(format!(
                 "expected {{recoveryInstanceID, state?, launchResult?}}: {e}"
             )),
+        },
+        ("POST", "/_sim/jobs") => match serde_json::from_slice::<JobRequest>(&body) {
+            Ok(j) => {
+                let tags: Vec<(&str, &str)> = j
+                    .tags
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str()))
+                    .collect();
+                match shared.lock().start_job(&j.recovery_instance_ids, &tags) {
+                    Ok(job_id) => ok(json!({ "jobID": job_id })),
+                    Err(refusal) => Reply::json(409, json!({ "message": refusal })),
+                }
+            }
+            Err(e) => bad(format!("expected {{recoveryInstanceIDs, tags?}}: {e}")),
         },
         ("POST", "/_sim/reset") => {
             shared.lock().reset();

@@ -83,6 +83,29 @@ pub enum Fault {
         calls: u32,
         seconds: f64,
     },
+    /// Calls of `operation` fail with this error and do nothing: the first `after` calls go
+    /// through, the `calls` after them fail. `members` are added to the error body (e.g.
+    /// `quotaCode`, `resourceId`, `fieldList`); `retryAfter` is sent as the `Retry-After` header.
+    /// JSON: `{"type": "fail", "operation": "StartFailbackLaunch", "calls": 1, "status": 408,
+    /// "errorType": "RequestTimeoutException"}`.
+    Fail {
+        operation: Operation,
+        calls: u32,
+        #[serde(default)]
+        after: u32,
+        status: u16,
+        error_type: String,
+        #[serde(default)]
+        message: String,
+        #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+        members: serde_json::Map<String, serde_json::Value>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retry_after: Option<String>,
+    },
+    /// The next `calls` calls of `operation` cannot connect: the request never leaves. Only the
+    /// in-process client can show this (the loopback listener has accepted the connection by the
+    /// time it sees a request); over loopback, point the client at a closed port instead.
+    ConnectionRefused { operation: Operation, calls: u32 },
     /// The next `calls` StartFailbackLaunch calls get a 500 and create nothing.
     InternalErrorBeforeCreate { calls: u32 },
     /// The next `calls` StartFailbackLaunch calls that create a job answer 500 anyway: the
@@ -172,6 +195,10 @@ pub struct SimConfig {
     pub account_id: String,
     /// When false every DRS call answers UninitializedAccountException.
     pub account_initialized: bool,
+    /// When false, refusals say nothing about the instance at fault, as AWS is free to answer: a
+    /// ConflictException without `resourceId` and without the id in its message, a
+    /// ValidationException without `fieldList`.
+    pub error_details: bool,
 }
 
 impl Default for SimConfig {
@@ -187,6 +214,7 @@ impl Default for SimConfig {
             region: "us-east-1".to_owned(),
             account_id: "111122223333".to_owned(),
             account_initialized: true,
+            error_details: true,
         }
     }
 }
@@ -205,6 +233,7 @@ struct ConfigFile {
     region: Option<String>,
     account_id: Option<String>,
     account_initialized: Option<bool>,
+    error_details: Option<bool>,
     /// Inline fleet, same form as a `--fleet` file.
     fleet: Option<serde_json::Value>,
 }
@@ -240,6 +269,9 @@ impl SimConfig {
         }
         if let Some(i) = file.account_initialized {
             self.account_initialized = i;
+        }
+        if let Some(d) = file.error_details {
+            self.error_details = d;
         }
         if let Some(fleet) = file.fleet {
             self.fleet = Fleet::from_json(&fleet.to_string())?;
@@ -288,6 +320,13 @@ impl Fault {
             } if !(per_second > 0.0 && per_second.is_finite()) || burst == 0 => {
                 Err("rateLimit needs perSecond > 0 and burst >= 1".into())
             }
+            Fault::Fail {
+                status,
+                ref error_type,
+                ..
+            } if !(400..=599).contains(&status) || error_type.is_empty() => Err(format!(
+                "fail needs an error status (400-599) and an errorType, got {status} {error_type:?}"
+            )),
             _ => Ok(()),
         }
     }

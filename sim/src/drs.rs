@@ -25,6 +25,22 @@ use crate::fleet::{FailbackState, LaunchResult, splitmix64};
 use crate::state::{Inst, Job, Phase, Server, State};
 
 impl State {
+    /// A launch by someone else (a test's other tool): no call record, no faults.
+    pub(crate) fn start_job(
+        &mut self,
+        recovery_instance_ids: &[String],
+        tags: &[(&str, &str)],
+    ) -> Result<String, String> {
+        let tags: serde_json::Map<String, Value> = tags
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), Value::String((*v).to_owned())))
+            .collect();
+        let input = json!({ "recoveryInstanceIDs": recovery_instance_ids, "tags": tags });
+        self.start_failback_launch(&input, Instant::now())
+            .map(|(_, job_id)| job_id)
+            .map_err(|e| format!("{}: {}", e.kind, e.body["message"]))
+    }
+
     pub(crate) fn start_failback_launch(
         &mut self,
         input: &Value,
@@ -69,6 +85,13 @@ impl State {
                     )
                 })
                 .collect();
+            if !self.error_details {
+                return Err(ApiError::validation(
+                    "fieldValidationFailed",
+                    "One or more recovery instances do not exist",
+                    &[],
+                ));
+            }
             return Err(ApiError::validation(
                 "fieldValidationFailed",
                 format!("Recovery instances not found: {}", list.join(", ")),
@@ -77,25 +100,33 @@ impl State {
         }
         for id in &ids {
             let inst = &self.instances[self.by_id[id]];
-            if let Some(job) = self.active_job(inst, now) {
-                return Err(ApiError::conflict(
-                    format!(
-                        "Recovery instance {id} is already part of active job {}",
-                        job.id
-                    ),
-                    id,
-                ));
-            }
-            let state = self.effective_state(inst, now);
-            if state != FailbackState::FailbackReadyForLaunch {
-                return Err(ApiError::conflict(
+            let why = if let Some(job) = self.active_job(inst, now) {
+                format!(
+                    "Recovery instance {id} is already part of active job {}",
+                    job.id
+                )
+            } else {
+                let state = self.effective_state(inst, now);
+                if state != FailbackState::FailbackReadyForLaunch {
                     format!(
                         "Recovery instance {id} is not ready for failback launch (failback state {})",
                         state.as_str()
-                    ),
-                    id,
-                ));
-            }
+                    )
+                } else if inst.spec.refuse_launch {
+                    format!(
+                        "Recovery instance {id} cannot be launched: its failback replication is not healthy"
+                    )
+                } else {
+                    continue;
+                }
+            };
+            return Err(if self.error_details {
+                ApiError::conflict(why, id)
+            } else {
+                ApiError::conflict_without_details(
+                    "One or more recovery instances cannot be launched now",
+                )
+            });
         }
         let (active_jobs, active_servers) = self
             .jobs

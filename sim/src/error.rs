@@ -8,6 +8,8 @@
 //! awsJson1_1 (EventBridge): the name in the body's `__type` (the SDK reads `code`, then
 //! `__type`, and the `x-amzn-ErrorType` header before both).
 
+use std::borrow::Cow;
+
 use serde_json::{Map, Value, json};
 
 use crate::model::Violation;
@@ -18,18 +20,18 @@ pub(crate) const INTERNAL_RETRY_AFTER_SECONDS: u32 = 1;
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct ApiError {
     pub status: u16,
-    pub kind: &'static str,
+    pub kind: Cow<'static, str>,
     pub body: Map<String, Value>,
     pub retry_after: Option<String>,
 }
 
 impl ApiError {
-    fn new(status: u16, kind: &'static str, message: impl Into<String>) -> Self {
+    fn new(status: u16, kind: impl Into<Cow<'static, str>>, message: impl Into<String>) -> Self {
         let mut body = Map::new();
         body.insert("message".into(), Value::String(message.into()));
         ApiError {
             status,
-            kind,
+            kind: kind.into(),
             body,
             retry_after: None,
         }
@@ -45,6 +47,25 @@ impl ApiError {
         ApiError::new(status, kind, message).with("code", kind)
     }
 
+    /// Any error a `fail` fault asks for: the name in the protocol's place, the extra members
+    /// as given (e.g. `quotaCode`, `resourceId`, `fieldList`).
+    pub(crate) fn custom(
+        drs: bool,
+        status: u16,
+        kind: String,
+        message: String,
+        members: &Map<String, Value>,
+        retry_after: Option<String>,
+    ) -> Self {
+        let name_key = if drs { "code" } else { "__type" };
+        let mut e = ApiError::new(status, kind.clone(), message).with(name_key, kind);
+        for (key, value) in members {
+            e.body.insert(key.clone(), value.clone());
+        }
+        e.retry_after = retry_after;
+        e
+    }
+
     pub(crate) fn throttling(retry_after_seconds: u32, message: impl Into<String>) -> Self {
         let mut e = ApiError::drs(429, "ThrottlingException", message).with("serviceCode", "drs");
         e.retry_after = Some(retry_after_seconds.to_string());
@@ -55,6 +76,11 @@ impl ApiError {
         let mut e = ApiError::drs(500, "InternalServerException", message);
         e.retry_after = Some(INTERNAL_RETRY_AFTER_SECONDS.to_string());
         e
+    }
+
+    /// A conflict as DRS reports it when it says nothing about the instance at fault.
+    pub(crate) fn conflict_without_details(message: impl Into<String>) -> Self {
+        ApiError::drs(409, "ConflictException", message)
     }
 
     pub(crate) fn conflict(message: impl Into<String>, resource_id: &str) -> Self {

@@ -89,6 +89,10 @@ pub struct FleetInstance {
     pub failback_job_id: Option<String>,
     #[serde(default)]
     pub launch_result: LaunchResult,
+    /// Looks ready, yet DRS refuses to launch it (ConflictException): the instance DRS turns away
+    /// for reasons a pre-flight read cannot see.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub refuse_launch: bool,
 }
 
 fn ready() -> FailbackState {
@@ -106,6 +110,7 @@ impl FleetInstance {
             state: ready(),
             failback_job_id: None,
             launch_result: LaunchResult::Launched,
+            refuse_launch: false,
         }
     }
 }
@@ -214,6 +219,11 @@ impl Fleet {
     pub fn with_launch_result(mut self, id: &str, result: LaunchResult) -> Self {
         self.set_launch_result(id, result);
         self
+    }
+
+    /// DRS will refuse to launch `id` although it looks ready. False when `id` is not in the fleet.
+    pub fn set_refuse_launch(&mut self, id: &str) -> bool {
+        self.get_mut(id).map(|i| i.refuse_launch = true).is_some()
     }
 
     /// False when `id` is not in the fleet.

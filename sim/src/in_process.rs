@@ -17,7 +17,7 @@ use aws_smithy_types::body::SdkBody;
 use hyper::body::Bytes;
 use hyper::{Method, Request, Uri};
 
-use crate::routing::{Incoming, dispatch};
+use crate::routing::{Incoming, dispatch, operation_of};
 use crate::server::isolate;
 use crate::state::Shared;
 
@@ -33,6 +33,15 @@ impl HttpConnector for InProcess {
         HttpConnectorFuture::new(async move {
             let what = format!("{} {}", request.method(), request.uri());
             let incoming = incoming(&request).map_err(ConnectorError::user)?;
+            let refused =
+                operation_of(&incoming).is_some_and(|op| shared.lock().refuse_connection(op));
+            if refused {
+                // What hyper reports when nothing listens: an I/O error of kind ConnectionRefused.
+                return Err(ConnectorError::io(Box::new(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionRefused,
+                    "connection refused (simulated)",
+                ))));
+            }
             let reply = isolate(what, dispatch(shared, incoming)).await;
             let status = StatusCode::try_from(reply.status)
                 .map_err(|e| ConnectorError::other(Box::new(e), None))?;

@@ -77,6 +77,14 @@ fn route(method: &Method, path: &str, headers: &HeaderMap) -> Route {
     }
 }
 
+/// The API operation a request calls, if any.
+pub(crate) fn operation_of(request: &Incoming) -> Option<Operation> {
+    match route(request.method(), request.uri().path(), request.headers()) {
+        Route::Api(op) => Some(op),
+        _ => None,
+    }
+}
+
 pub(crate) async fn dispatch(shared: Arc<Shared>, request: Incoming) -> Reply {
     let arrived = Instant::now();
     let (parts, body) = request.into_parts();
@@ -156,7 +164,7 @@ async fn api_call(
             operation: op,
             recovery_instance_ids: ids,
             status: decision.result.as_ref().map_or_else(|e| e.status, |_| 200),
-            error_type: decision.result.as_ref().err().map(|e| e.kind.to_owned()),
+            error_type: decision.result.as_ref().err().map(|e| e.kind.to_string()),
             job_id: decision.job_id.clone(),
             entries,
         };
@@ -287,7 +295,7 @@ fn encode(
         ("x-amzn-requestid", uuid::Uuid::new_v4().to_string()),
     ];
     if let (true, Some(kind)) = (error_header, kind) {
-        headers.push(("x-amzn-errortype", kind.to_owned()));
+        headers.push(("x-amzn-errortype", kind.into_owned()));
     }
     if let Some(retry_after) = retry_after {
         headers.push(("retry-after", retry_after));

@@ -139,6 +139,16 @@ impl SimHandle {
         self.shared.lock().set_launch_result(id, result)
     }
 
+    /// Starts a failback job as another tool would: DRS's own checks and quotas apply, no call is
+    /// recorded and no fault fires. The job's id, or DRS's refusal.
+    pub fn start_job(
+        &self,
+        recovery_instance_ids: &[String],
+        tags: &[(&str, &str)],
+    ) -> Result<String, String> {
+        self.shared.lock().start_job(recovery_instance_ids, tags)
+    }
+
     /// Back to the configured fleet; jobs, calls, events and faults cleared.
     pub fn reset(&self) {
         self.shared.lock().reset();

@@ -150,7 +150,9 @@ impl ActiveFault {
             | Fault::InternalErrorAfterCreate { calls }
             | Fault::HangAfterAccept { calls, .. }
             | Fault::Hang { calls, .. }
+            | Fault::ConnectionRefused { calls, .. }
             | Fault::PutEventsDown { calls } => self.used >= calls,
+            Fault::Fail { calls, after, .. } => self.used >= calls.saturating_add(after),
             Fault::FailPutEventsEntries { entries } => self.used >= entries,
             Fault::RateLimit { .. } => false,
         }
@@ -194,6 +196,7 @@ pub(crate) struct State {
     pub region: String,
     pub account_id: String,
     pub account_initialized: bool,
+    pub error_details: bool,
     initial_fleet: Fleet,
     pub instances: Vec<Inst>,
     pub by_id: HashMap<String, usize>,
@@ -216,6 +219,7 @@ impl State {
             region: config.region,
             account_id: config.account_id,
             account_initialized: config.account_initialized,
+            error_details: config.error_details,
             initial_fleet: config.fleet,
             instances: Vec::new(),
             by_id: HashMap::new(),
@@ -353,6 +357,18 @@ impl State {
         self.faults.iter().map(|f| f.fault.clone()).collect()
     }
 
+    /// Whether the next call of `op` cannot connect (a `ConnectionRefused` fault).
+    pub(crate) fn refuse_connection(&mut self, op: Operation) -> bool {
+        let Some(f) = self.faults.iter_mut().find(|f| {
+            matches!(f.fault, Fault::ConnectionRefused { operation, calls } if operation == op && f.used < calls)
+        }) else {
+            return false;
+        };
+        f.used += 1;
+        self.faults.retain(|f| !f.exhausted());
+        true
+    }
+
     /// How long to hold a call of `op` before handling it at all (a `Hang` fault).
     pub(crate) fn hang_before(&mut self, op: Operation) -> Option<Duration> {
         let f = self.faults.iter_mut().find(
@@ -399,6 +415,28 @@ impl State {
                             .clamp(1.0, f64::from(u32::MAX));
                         Some(throttle(op, wait as u32))
                     }
+                }
+                Fault::Fail {
+                    operation,
+                    calls,
+                    after,
+                    status,
+                    ref error_type,
+                    ref message,
+                    ref members,
+                    ref retry_after,
+                } if operation == op && f.used < calls.saturating_add(after) => {
+                    f.used += 1;
+                    (f.used > after).then(|| {
+                        ApiError::custom(
+                            op.is_drs(),
+                            status,
+                            error_type.clone(),
+                            message.clone(),
+                            members,
+                            retry_after.clone(),
+                        )
+                    })
                 }
                 Fault::InternalErrorBeforeCreate { calls }
                     if op == Operation::StartFailbackLaunch && f.used < calls =>
