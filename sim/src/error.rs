@@ -184,7 +184,7 @@ mod tests {
     fn shapes() {
         let t = ApiError::throttling(3, "slow down");
         assert_eq!(
-            (t.status, t.kind, t.retry_after.as_deref()),
+            (t.status, t.kind.as_ref(), t.retry_after.as_deref()),
             (429, "ThrottlingException", Some("3"))
         );
         let v = ApiError::from_violations(&[Violation {
