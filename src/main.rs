@@ -7,10 +7,7 @@
 use std::sync::Arc;
 
 use aws_config::BehaviorVersion;
-use drs_failback::aws::drs::SdkDrs;
-use drs_failback::aws::eventbridge::SdkEventBridge;
 use drs_failback::config::Config;
-use drs_failback::handler::Failback;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::Value;
 
@@ -21,11 +18,7 @@ async fn main() -> Result<(), Error> {
         tracing::error!(error = %error, "invalid configuration");
     })?;
     let sdk = aws_config::load_defaults(BehaviorVersion::latest()).await;
-    let failback = Arc::new(Failback::new(
-        config.clone(),
-        SdkDrs::new(&sdk),
-        SdkEventBridge::new(&sdk, config.event_bus_name),
-    ));
+    let failback = Arc::new(drs_failback::aws::failback(config, &sdk));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let failback = Arc::clone(&failback);
         async move { failback.invoke(event).await }

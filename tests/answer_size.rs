@@ -1,25 +1,45 @@
 //! The answer is a Step Functions task output: it must stay under 256 KB for the largest request
 //! the function accepts, whatever happens to it.
 
-mod common;
+mod support;
 
 use std::time::Duration;
 
-use common::*;
 use drs_failback::config::REQUEST_INSTANCES_CEILING;
-use drs_failback::drs::LaunchError;
 use drs_failback::events::run_events;
 use drs_failback::outcome::Answer;
 use drs_failback::publish::batches;
+use drs_sim::{Fault, Fleet, Lifecycle, Operation, Quotas, SimConfig, SimHandle};
+use support::*;
 use tokio::time::Instant;
 
 const STEP_FUNCTIONS_STATE_LIMIT: usize = 256 * 1024;
 
-fn largest_ids() -> Vec<String> {
-    // 19 characters: the longest id DRS accepts
-    (0..REQUEST_INSTANCES_CEILING)
-        .map(|n| format!("i-{n:017x}"))
-        .collect()
+/// The largest request accepted, of ids 19 characters long (the longest DRS accepts), and a
+/// simulator whose quotas let all of them run at once.
+async fn largest(
+    shape: impl FnOnce(Fleet) -> Fleet,
+    faults: Vec<Fault>,
+) -> (SimHandle, Vec<String>) {
+    let fleet = ready(REQUEST_INSTANCES_CEILING);
+    let ids = fleet.ids();
+    assert!(ids.iter().all(|id| id.len() == 19));
+    let sim = start(SimConfig {
+        fleet: shape(fleet),
+        quotas: Quotas {
+            servers_per_job: 100,
+            servers_in_active_jobs: 10_000,
+            active_jobs: 1000,
+        },
+        lifecycle: Lifecycle {
+            pending: Duration::from_secs(3600),
+            started: Duration::from_secs(3600),
+        },
+        faults,
+        ..SimConfig::default()
+    })
+    .await;
+    (sim, ids)
 }
 
 fn check(answer: &Answer, label: &str) {
@@ -44,8 +64,8 @@ const UNLIMITED: [(&str, &str); 2] = [
 
 #[tokio::test(start_paused = true)]
 async fn all_launched() {
-    let requested = largest_ids();
-    let fb = failback(config(&UNLIMITED), FakeDrs::default(), 1.0);
+    let (sim, requested) = largest(|f| f, vec![]).await;
+    let fb = failback_in_process(&sim, &UNLIMITED, 1.0).await;
     let answer = fb
         .handle(request(&requested), in_minutes(10))
         .await
@@ -56,13 +76,19 @@ async fn all_launched() {
 
 #[tokio::test(start_paused = true)]
 async fn all_deferred_each_chunk_with_its_own_long_message() {
-    let requested = largest_ids();
-    let steps = (0..50).map(|n| {
-        Step::Fail(LaunchError::Throttled {
-            retry_after: None,
+    let throttles = (0..50)
+        .map(|n| Fault::Fail {
+            operation: Operation::StartFailbackLaunch,
+            calls: 1,
+            after: 0,
+            status: 429,
+            error_type: "ThrottlingException".into(),
             message: format!("{n} {}", "x".repeat(2000)),
+            members: serde_json::Map::new(),
+            retry_after: None,
         })
-    });
+        .collect();
+    let (sim, requested) = largest(|f| f, throttles).await;
     // no pacing: the point is 50 chunks each deferred with its own message, not a slower rate
     let settings = [
         UNLIMITED[0],
@@ -70,7 +96,7 @@ async fn all_deferred_each_chunk_with_its_own_long_message() {
         ("THROTTLE_MAX_RETRIES", "0"),
         ("ADAPTIVE_PACING", "false"),
     ];
-    let fb = failback(config(&settings), FakeDrs::scripted(steps), 1.0);
+    let fb = failback_in_process(&sim, &settings, 1.0).await;
     let answer = fb
         .handle(request(&requested), in_minutes(10))
         .await
@@ -86,12 +112,8 @@ async fn all_deferred_each_chunk_with_its_own_long_message() {
 
 #[tokio::test(start_paused = true)]
 async fn all_deferred_with_a_small_job_size() {
-    let requested = largest_ids();
-    let fb = failback(
-        config(&[("MAX_INSTANCES_PER_JOB", "100")]),
-        FakeDrs::default(),
-        1.0,
-    );
+    let (sim, requested) = largest(|f| f, vec![]).await;
+    let fb = failback_in_process(&sim, &[("MAX_INSTANCES_PER_JOB", "100")], 1.0).await;
     // no time for any call
     let answer = fb
         .handle(request(&requested), Instant::now() + Duration::from_secs(5))
@@ -106,24 +128,25 @@ async fn all_malformed_and_long() {
     let requested: Vec<String> = (0..REQUEST_INSTANCES_CEILING)
         .map(|n| format!("not-an-id-{n}-{}", "ü".repeat(500)))
         .collect();
-    let fb = failback(config(&[]), FakeDrs::default(), 1.0);
+    let (sim, _) = largest(|f| f, vec![]).await;
+    let fb = failback_in_process(&sim, &[], 1.0).await;
     let answer = fb
         .handle(request(&requested), in_minutes(10))
         .await
         .unwrap();
     assert_eq!(answer.counts.rejected, REQUEST_INSTANCES_CEILING);
-    assert!(fb.drs.calls().is_empty(), "no malformed id reaches DRS");
+    assert!(launches(&sim).is_empty(), "no malformed id reaches DRS");
+    assert!(
+        calls_of(&sim, Operation::DescribeRecoveryInstances).is_empty(),
+        "nor any read of one"
+    );
     check(&answer, "all malformed");
 }
 
 #[tokio::test(start_paused = true)]
 async fn dry_run_of_the_largest_request() {
-    let requested = largest_ids();
-    let fb = failback(
-        config(&[("MAX_INSTANCES_PER_JOB", "200")]),
-        FakeDrs::default(),
-        1.0,
-    );
+    let (sim, requested) = largest(|f| f, vec![]).await;
+    let fb = failback_in_process(&sim, &[("MAX_INSTANCES_PER_JOB", "200")], 1.0).await;
     let mut payload = request(&requested);
     payload["dryRun"] = true.into();
     let answer = fb.handle(payload, in_minutes(10)).await.unwrap();
@@ -132,13 +155,14 @@ async fn dry_run_of_the_largest_request() {
 
 #[tokio::test(start_paused = true)]
 async fn every_instance_refused_with_its_own_message() {
-    let requested = largest_ids();
-    let drs = FakeDrs::default();
-    *drs.name_culprits.lock().unwrap() = true;
-    for id in &requested {
-        drs.poison(id);
-    }
-    let fb = failback(config(&UNLIMITED), drs, 1.0);
+    let refusing = |mut fleet: Fleet| {
+        for id in fleet.ids() {
+            fleet.set_refuse_launch(&id);
+        }
+        fleet
+    };
+    let (sim, requested) = largest(refusing, vec![]).await;
+    let fb = failback_in_process(&sim, &UNLIMITED, 1.0).await;
     let answer = fb
         .handle(request(&requested), in_minutes(10))
         .await
@@ -149,12 +173,13 @@ async fn every_instance_refused_with_its_own_message() {
 
 #[tokio::test(start_paused = true)]
 async fn every_instance_skipped_in_many_other_jobs() {
-    let requested = largest_ids();
-    let drs = FakeDrs::default();
+    let (sim, requested) = largest(|f| f, vec![]).await;
     for (n, ids) in requested.chunks(5).enumerate() {
-        drs.add_job(Some(&format!("other-run-{n}")), "STARTED", ids);
+        let run_id = format!("other-run-{n}");
+        sim.start_job(ids, &[("drs-failback:run-id", &run_id)])
+            .unwrap();
     }
-    let fb = failback(config(&UNLIMITED), drs, 1.0);
+    let fb = failback_in_process(&sim, &UNLIMITED, 1.0).await;
     let answer = fb
         .handle(request(&requested), in_minutes(10))
         .await

@@ -1,15 +1,14 @@
 //! Logs are JSON lines carrying the request id and run id; tag values never appear.
 
-mod common;
+mod support;
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use common::*;
-use drs_failback::drs::LaunchError;
 use drs_failback::logging::json_subscriber;
+use drs_sim::{Fault, Operation, SimConfig};
 use serde_json::{Value, json};
+use support::*;
 use tracing_subscriber::EnvFilter;
 
 #[derive(Clone, Default)]
@@ -29,18 +28,27 @@ impl Write for Buffer {
 fn every_line_is_json_with_request_and_run_id_and_no_tag_value() {
     let buffer = Buffer::default();
     let sink = buffer.clone();
-    let subscriber = json_subscriber(EnvFilter::new("info"), move || sink.clone());
+    // The function's lines only: the simulator, running in the same process, logs its own.
+    let subscriber = json_subscriber(EnvFilter::new("info,drs_sim=off"), move || sink.clone());
     let _guard = tracing::subscriber::set_default(subscriber);
     let runtime = paused_runtime();
     runtime.block_on(async {
-        let drs = FakeDrs::scripted([Step::Fail(LaunchError::Throttled {
-            retry_after: Some(Duration::from_secs(4)),
-            message: "Rate exceeded".into(),
-        })]);
-        let fb = failback(config(&[]), drs, 0.0);
+        let fleet = ready(150);
+        let ids = fleet.ids();
+        let sim = start(SimConfig {
+            fleet,
+            faults: vec![Fault::Throttle {
+                operation: Operation::StartFailbackLaunch,
+                calls: 1,
+                retry_after_seconds: 4,
+            }],
+            ..SimConfig::default()
+        })
+        .await;
+        let fb = failback_in_process(&sim, &[], 0.0).await;
         let payload = json!({
             "runId": "run-logs",
-            "recoveryInstanceIDs": ids(150),
+            "recoveryInstanceIDs": ids,
             "tags": {"Secret": "hunter2-tag-value"}
         });
         fb.invoke(lambda_event(payload, "req-123", 120))

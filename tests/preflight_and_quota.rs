@@ -1,12 +1,14 @@
-//! Pre-flight, redelivery, source servers and quota-aware planning, on paused tokio time.
+//! Pre-flight, redelivery, source servers and quota-aware planning: the real handler and SDK
+//! clients against the simulator in-process, on paused tokio time.
 
-mod common;
+mod support;
 
 use std::time::Duration;
 
-use common::*;
 use drs_failback::outcome::{Answer, OutcomeKind};
+use drs_sim::{FailbackState, Fault, Lifecycle, Operation, Quotas, SimConfig, SimHandle};
 use serde_json::json;
+use support::*;
 
 fn groups(answer: &Answer) -> Vec<(OutcomeKind, String, Option<String>, usize)> {
     answer
@@ -23,19 +25,39 @@ fn groups(answer: &Answer) -> Vec<(OutcomeKind, String, Option<String>, usize)> 
         .collect()
 }
 
-fn launched_ids(drs: &FakeDrs) -> Vec<String> {
-    drs.calls().into_iter().flat_map(|c| c.ids).collect()
+/// Jobs that stay active for an hour: another tool's jobs hold their instances and quota for the
+/// whole test.
+const LONG_JOBS: Lifecycle = Lifecycle {
+    pending: Duration::from_secs(600),
+    started: Duration::from_secs(3000),
+};
+
+async fn sim_with(config: SimConfig) -> SimHandle {
+    start(SimConfig {
+        lifecycle: LONG_JOBS,
+        ..config
+    })
+    .await
 }
 
 #[tokio::test(start_paused = true)]
 async fn only_ready_instances_are_sent() {
-    let requested = ids(10);
-    let drs = FakeDrs::scripted([]);
-    drs.remove(&requested[1]);
-    drs.set_state(&requested[2], "FAILBACK_NOT_STARTED");
-    drs.set_state(&requested[3], "FAILBACK_COMPLETED");
-    let other_job = drs.add_job(Some("another-run"), "STARTED", &requested[4..6]);
-    let fb = failback(config(&[]), drs, 1.0);
+    let fleet = ready(10);
+    let mut requested = fleet.ids();
+    let fleet = fleet
+        .with_state(&requested[2], FailbackState::FailbackNotStarted)
+        .with_state(&requested[3], FailbackState::FailbackCompleted);
+    // an id DRS does not know
+    requested[1] = "i-0123456789abcdef0".into();
+    let sim = sim_with(SimConfig {
+        fleet,
+        ..SimConfig::default()
+    })
+    .await;
+    let other_job = sim
+        .start_job(&requested[4..6], &[("drs-failback:run-id", "another-run")])
+        .unwrap();
+    let fb = failback_in_process(&sim, &[], 1.0).await;
     let answer = fb.handle(request(&requested), in_minutes(5)).await.unwrap();
     assert_eq!(
         groups(&answer),
@@ -51,7 +73,7 @@ async fn only_ready_instances_are_sent() {
             ),
         ]
     );
-    let sent = launched_ids(&fb.drs);
+    let sent = launched_ids(&sim);
     assert_eq!(sent.len(), 5);
     assert!(
         requested[1..6].iter().all(|id| !sent.contains(id)),
@@ -61,26 +83,33 @@ async fn only_ready_instances_are_sent() {
         answer.complete,
         "skipped instances are final for this request"
     );
-    assert_promise(&requested, &answer, &fb.drs);
+    assert_promise(&sim, 0, &requested, &answer);
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_redelivered_request_reports_the_same_jobs_and_launches_nothing_again() {
-    let requested = ids(250);
-    let fb = failback(config(&[]), FakeDrs::default(), 1.0);
+    let fleet = ready(250);
+    let requested = fleet.ids();
+    let sim = sim_with(SimConfig {
+        fleet,
+        ..SimConfig::default()
+    })
+    .await;
+    let fb = failback_in_process(&sim, &[], 1.0).await;
     let first = fb.handle(request(&requested), in_minutes(5)).await.unwrap();
-    let calls_after_first = fb.drs.calls().len();
+    let calls_after_first = launches(&sim).len();
+    let since = sim.calls().len();
     let second = fb.handle(request(&requested), in_minutes(5)).await.unwrap();
     assert_eq!(
-        fb.drs.calls().len(),
+        launches(&sim).len(),
         calls_after_first,
         "no launch call on redelivery"
     );
-    assert_eq!(fb.drs.created_jobs().len(), 3);
+    assert_eq!(sim.jobs().len(), 3);
     assert_eq!(first.jobs, second.jobs);
     assert_eq!(first.counts, second.counts);
     assert_eq!(first.not_launched, second.not_launched);
-    assert_promise(&requested, &second, &fb.drs);
+    assert_promise(&sim, since, &requested, &second);
 
     // a different run id sees the same instances as busy in another run's jobs
     let mut other = request(&requested);
@@ -92,10 +121,17 @@ async fn a_redelivered_request_reports_the_same_jobs_and_launches_nothing_again(
 
 #[tokio::test(start_paused = true)]
 async fn a_second_round_with_the_same_run_id_only_reports_its_own_instances() {
-    let requested = ids(300);
-    let drs = FakeDrs::scripted([]);
-    drs.add_job(Some("someone-else"), "STARTED", &ids(500)[400..]); // 100 servers busy
-    let fb = failback(config(&[("MAX_SERVERS_IN_FLIGHT", "300")]), drs, 1.0);
+    let fleet = ready(400);
+    let ids = fleet.ids();
+    let requested = ids[..300].to_vec();
+    let sim = sim_with(SimConfig {
+        fleet,
+        ..SimConfig::default()
+    })
+    .await;
+    sim.start_job(&ids[300..], &[("drs-failback:run-id", "someone-else")])
+        .unwrap(); // 100 servers busy
+    let fb = failback_in_process(&sim, &[("MAX_SERVERS_IN_FLIGHT", "300")], 1.0).await;
     let first = fb.handle(request(&requested), in_minutes(5)).await.unwrap();
     assert_eq!(first.counts.launched, 200);
     assert_eq!(first.deferred_recovery_instance_ids, requested[200..]);
@@ -116,13 +152,22 @@ async fn a_second_round_with_the_same_run_id_only_reports_its_own_instances() {
 
 #[tokio::test(start_paused = true)]
 async fn the_plan_fits_the_servers_and_jobs_already_in_flight() {
-    let requested = ids(300);
-    let drs = FakeDrs::scripted([]);
-    drs.add_job(Some("other"), "PENDING", &ids(1000)[550..1000]); // 450 servers busy
-    let fb = failback(config(&[]), drs, 1.0);
+    let fleet = ready(750);
+    let ids = fleet.ids();
+    let requested = ids[..300].to_vec();
+    let sim = sim_with(SimConfig {
+        fleet: fleet.clone(),
+        ..SimConfig::default()
+    })
+    .await;
+    for busy in ids[300..].chunks(90) {
+        // 450 servers busy, in five jobs of another tool
+        sim.start_job(busy, &[]).unwrap();
+    }
+    let fb = failback_in_process(&sim, &[], 1.0).await;
     let answer = fb.handle(request(&requested), in_minutes(5)).await.unwrap();
     assert_eq!(answer.counts.launched, 50, "500 - 450 servers left");
-    assert_eq!(fb.drs.calls().len(), 1);
+    assert_eq!(launches(&sim).len(), 1);
     let quota = &answer.not_launched[0];
     assert_eq!(
         (quota.outcome, quota.reason.as_str()),
@@ -137,11 +182,15 @@ async fn the_plan_fits_the_servers_and_jobs_already_in_flight() {
     );
     assert_eq!(answer.deferred_recovery_instance_ids, requested[50..]);
 
-    let drs = FakeDrs::scripted([]);
-    for n in 0..19 {
-        drs.add_job(Some("other"), "STARTED", &ids(2000)[1000 + n..1001 + n]);
+    let sim = sim_with(SimConfig {
+        fleet,
+        ..SimConfig::default()
+    })
+    .await;
+    for busy in ids[300..319].chunks(1) {
+        sim.start_job(busy, &[]).unwrap();
     }
-    let fb = failback(config(&[]), drs, 1.0);
+    let fb = failback_in_process(&sim, &[], 1.0).await;
     let answer = fb.handle(request(&requested), in_minutes(5)).await.unwrap();
     assert_eq!(answer.jobs.len(), 1, "one job slot of 20 left");
     assert_eq!(answer.counts.launched, 100);
@@ -149,42 +198,60 @@ async fn the_plan_fits_the_servers_and_jobs_already_in_flight() {
 
 #[tokio::test(start_paused = true)]
 async fn waiting_for_capacity_launches_everything_as_jobs_finish() {
-    let requested = ids(900);
-    let drs = FakeDrs::scripted([]);
-    *drs.job_lifetime.lock().unwrap() = Duration::from_secs(50).into();
+    let fleet = ready(900);
+    let requested = fleet.ids();
+    let lifetime = Duration::from_secs(50);
+    let sim = start(SimConfig {
+        fleet,
+        lifecycle: Lifecycle {
+            pending: Duration::from_secs(10),
+            started: lifetime - Duration::from_secs(10),
+        },
+        ..SimConfig::default()
+    })
+    .await;
     let settings = [
         ("WAIT_FOR_CAPACITY", "true"),
         ("CAPACITY_POLL_SECONDS", "20"),
     ];
-    let fb = failback(config(&settings), drs, 1.0);
-    let started = tokio::time::Instant::now();
+    let fb = failback_in_process(&sim, &settings, 1.0).await;
     let answer = fb.handle(request(&requested), in_minutes(5)).await.unwrap();
     assert_eq!(answer.counts.launched, 900);
     assert!(answer.complete);
-    let first_wave = fb.drs.calls().iter().filter(|c| c.at == started).count();
+    let first_wave = launches(&sim).iter().filter(|c| c.at_ms == 0).count();
     assert_eq!(first_wave, 5, "500 servers at first");
-    let mut in_flight_max = 0;
-    for call in fb.drs.calls() {
-        let active: usize = fb
-            .drs
-            .calls()
-            .iter()
-            .filter(|c| c.at <= call.at && call.at - c.at < Duration::from_secs(50))
-            .map(|c| c.ids.len())
-            .sum();
-        in_flight_max = in_flight_max.max(active);
-    }
+    let jobs = sim.jobs();
+    let lifetime_ms = lifetime.as_millis() as u64;
+    let in_flight_max = jobs
+        .iter()
+        .map(|job| {
+            jobs.iter()
+                .filter(|j| {
+                    j.created_at_ms <= job.created_at_ms
+                        && job.created_at_ms - j.created_at_ms < lifetime_ms
+                })
+                .map(|j| j.recovery_instance_ids.len())
+                .sum::<usize>()
+        })
+        .max()
+        .unwrap_or(0);
     assert!(
         in_flight_max <= 500,
         "never more than 500 servers in active jobs: {in_flight_max}"
     );
-    assert_promise(&requested, &answer, &fb.drs);
+    assert!(
+        launches(&sim).iter().all(|c| c.status == 200),
+        "the simulator's quota never had to refuse"
+    );
+    assert_promise(&sim, 0, &requested, &answer);
 }
 
 #[tokio::test(start_paused = true)]
 async fn without_waiting_what_does_not_fit_is_deferred_at_once() {
-    let requested = ids(900);
-    let fb = failback(config(&[]), FakeDrs::default(), 1.0);
+    let fleet = ready(900);
+    let requested = fleet.ids();
+    let sim = start_with(fleet).await;
+    let fb = failback_in_process(&sim, &[], 1.0).await;
     let started = tokio::time::Instant::now();
     let answer = fb.handle(request(&requested), in_minutes(5)).await.unwrap();
     assert_eq!(answer.counts.launched, 500);
@@ -195,38 +262,53 @@ async fn without_waiting_what_does_not_fit_is_deferred_at_once() {
 #[tokio::test(start_paused = true)]
 async fn ready_instances_cost_the_fewest_calls() {
     for count in [1, 199, 200, 201, 450, 1000] {
-        let requested = ids(count);
+        let fleet = ready(count);
+        let requested = fleet.ids();
+        let sim = start(SimConfig {
+            fleet,
+            quotas: Quotas {
+                servers_in_active_jobs: 5000,
+                active_jobs: 100,
+                ..Quotas::default()
+            },
+            ..SimConfig::default()
+        })
+        .await;
         let settings = [
             ("MAX_SERVERS_IN_FLIGHT", "5000"),
             ("MAX_ACTIVE_JOBS", "100"),
         ];
-        let fb = failback(config(&settings), FakeDrs::default(), 1.0);
+        let fb = failback_in_process(&sim, &settings, 1.0).await;
         let answer = fb.handle(request(&requested), in_minutes(5)).await.unwrap();
         assert_eq!(answer.counts.launched, count);
         assert_eq!(
-            fb.drs.reads_of("DescribeRecoveryInstances"),
+            calls_of(&sim, Operation::DescribeRecoveryInstances).len(),
             count.div_ceil(200),
             "N = {count}"
         );
         assert_eq!(
-            fb.drs.reads_of("DescribeJobs"),
+            calls_of(&sim, Operation::DescribeJobs).len(),
             1,
             "N = {count}: the active jobs, once"
         );
-        assert_eq!(fb.drs.calls().len(), count.div_ceil(100), "N = {count}");
+        assert_eq!(launches(&sim).len(), count.div_ceil(100), "N = {count}");
     }
 }
 
 #[tokio::test(start_paused = true)]
 async fn source_servers_resolve_to_their_recovery_instances() {
-    let recovery = ids(3);
-    let drs = FakeDrs::scripted([]);
-    drs.link("s-00000000000000000", &recovery[0]);
-    drs.link("s-00000000000000001", &recovery[1]);
-    let fb = failback(config(&[]), drs, 1.0);
+    let fleet = ready(3);
+    let recovery = fleet.ids();
+    let sources: Vec<String> = fleet
+        .instances()
+        .iter()
+        .map(|i| i.source_server_id.clone())
+        .collect();
+    let sim = start_with(fleet).await;
+    let fb = failback_in_process(&sim, &[], 1.0).await;
     let payload = json!({
-        "runId": "run-1",
-        "sourceServerIDs": ["s-00000000000000000", "s-00000000000000001", "s-0000000000000000x"],
+        "runId": RUN_ID,
+        "sourceServerIDs": [sources[0], sources[1], "s-0000000000000000x"],
         "recoveryInstanceIDs": [recovery[1].clone(), recovery[2].clone()]
     });
     let answer = fb.handle(payload, in_minutes(5)).await.unwrap();
@@ -243,24 +325,41 @@ async fn source_servers_resolve_to_their_recovery_instances() {
         answer.not_launched[0].recovery_instance_ids,
         ["s-0000000000000000x"]
     );
-    let sent = launched_ids(&fb.drs);
-    assert_eq!(sent.len(), 3);
+    assert_eq!(launched_ids(&sim).len(), 3);
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_failed_preflight_launches_nothing_and_defers_everything() {
-    let requested = ids(5);
-    let drs = FakeDrs::default();
-    *drs.failing_reads.lock().unwrap() = 100;
-    let fb = failback(config(&[]), drs, 1.0);
+    let fleet = ready(5);
+    let requested = fleet.ids();
+    let down = |operation| Fault::Fail {
+        operation,
+        calls: 100,
+        after: 0,
+        status: 500,
+        error_type: "InternalServerException".into(),
+        message: "read failed".into(),
+        members: serde_json::Map::new(),
+        retry_after: None,
+    };
+    let sim = start(SimConfig {
+        fleet,
+        faults: vec![
+            down(Operation::DescribeJobs),
+            down(Operation::DescribeRecoveryInstances),
+        ],
+        ..SimConfig::default()
+    })
+    .await;
+    let fb = failback_in_process(&sim, &[], 1.0).await;
     let answer = fb.handle(request(&requested), in_minutes(5)).await.unwrap();
-    assert!(fb.drs.calls().is_empty());
+    assert!(launches(&sim).is_empty());
     assert_eq!(
         groups(&answer),
         [(OutcomeKind::Deferred, "SERVER_ERROR".into(), None, 5)]
     );
     assert_eq!(
-        fb.drs.reads_of("DescribeJobs"),
+        calls_of(&sim, Operation::DescribeJobs).len(),
         4,
         "a read is retried three times"
     );
@@ -268,14 +367,15 @@ async fn a_failed_preflight_launches_nothing_and_defers_everything() {
 
 #[tokio::test(start_paused = true)]
 async fn a_dry_run_plans_from_the_preflight() {
-    let requested = ids(250);
-    let drs = FakeDrs::scripted([]);
-    drs.set_state(&requested[0], "FAILBACK_NOT_READY_FOR_LAUNCH");
-    let fb = failback(config(&[]), drs, 1.0);
+    let fleet = ready(250);
+    let requested = fleet.ids();
+    let fleet = fleet.with_state(&requested[0], FailbackState::FailbackNotReadyForLaunch);
+    let sim = start_with(fleet).await;
+    let fb = failback_in_process(&sim, &[], 1.0).await;
     let mut payload = request(&requested);
     payload["dryRun"] = true.into();
     let answer = fb.handle(payload, in_minutes(5)).await.unwrap();
-    assert!(fb.drs.calls().is_empty());
+    assert!(launches(&sim).is_empty());
     assert_eq!(answer.planned_job_sizes, Some(vec![100, 100, 49]));
     assert_eq!(answer.counts.skipped, 1);
     assert_eq!(answer.counts.deferred, 249);

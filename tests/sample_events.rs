@@ -1,14 +1,14 @@
 //! Every file in `events/` is a fixture: each parses to the expected request or refusal, and each
 //! valid one runs through the real handler. A new file without an expectation fails the test.
 
-mod common;
+mod support;
 
 use std::fs;
 
-use common::*;
-use drs_failback::handler::Failback;
 use drs_failback::request::parse_request;
+use drs_sim::Fleet;
 use serde_json::Value;
+use support::*;
 
 enum Expect {
     /// run id, well-formed ids, malformed ids, dry run
@@ -83,7 +83,14 @@ fn every_sample_parses_to_its_expectation() {
 /// diagnostic named `InvalidFailbackRequest`, and the same handler keeps serving.
 #[tokio::test(start_paused = true)]
 async fn every_sample_through_the_handler() {
-    let fb: Failback<FakeDrs, RecordingPublisher> = failback(config(&[]), FakeDrs::default(), 1.0);
+    // A fleet holding every instance any sample names, ready.
+    let named = samples().into_iter().flat_map(|(_, value)| {
+        parse_request(value, 5000, String::new)
+            .map(|request| request.recovery_instance_ids)
+            .unwrap_or_default()
+    });
+    let sim = start_with(Fleet::matching(named)).await;
+    let fb = failback_in_process(&sim, &[], 1.0).await;
     for (name, value) in samples() {
         let result = fb.invoke(lambda_event(value, &name, 300)).await;
         match expectation(&name) {

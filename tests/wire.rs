@@ -2,7 +2,7 @@
 //! test checks the promise from the simulator's own records (calls, jobs, delivered events), on
 //! paused tokio time: Retry-After waits, hangs and job lifecycles cost no real time.
 
-mod wire_support;
+mod support;
 
 use std::fs;
 use std::time::Duration;
@@ -12,8 +12,8 @@ use drs_failback::events::{DETAIL_TYPE_JOB_STARTED, DETAIL_TYPE_RUN_COMPLETED};
 use drs_failback::outcome::OutcomeKind;
 use drs_sim::{FailbackState, Fault, Fleet, Lifecycle, Operation, Quotas, SimConfig};
 use serde_json::Value;
+use support::*;
 use tokio::time::{Instant, sleep};
-use wire_support::*;
 
 /// Exact call counts for a run where everything is ready and fits the quotas.
 async fn launch_all_ready(count: usize, quotas: Quotas, settings: &[(&str, &str)]) {

@@ -6,7 +6,7 @@
 //! request delivered twice. After every invocation the promise is checked from the simulator's records.
 //! Each case starts a simulator on paused tokio time, so no case waits for real.
 
-mod wire_support;
+mod support;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -15,8 +15,8 @@ use drs_failback::outcome::OutcomeKind;
 use drs_sim::{FailbackState, Fault, Fleet, Operation, Quotas, SimConfig};
 use proptest::prelude::*;
 use serde_json::json;
+use support::*;
 use tokio::time::Instant;
-use wire_support::*;
 
 const NOT_READY: [FailbackState; 4] = [
     FailbackState::FailbackNotStarted,

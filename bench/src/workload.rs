@@ -7,9 +7,7 @@ use std::time::{Duration, Instant};
 
 use aws_config::retry::RetryConfig;
 use drs_failback::aws::drs::SdkDrs;
-use drs_failback::aws::eventbridge::SdkEventBridge;
 use drs_failback::config::Config;
-use drs_failback::handler::Failback;
 use drs_failback::outcome::OutcomeKind;
 use drs_sim::{
     CallRecord, FailbackState, Fault, Fleet, Lifecycle, Operation, Quotas, SimConfig, SimHandle,
@@ -436,16 +434,14 @@ async fn drive(
         .map_err(|e| format!("bench settings refused: {e}"))?;
     // `sdk_config` only: the simulator's endpoint, static dummy credentials, a fixed region.
     let sdk = drs_sim::sdk_config(&sim.endpoint()).await;
-    let drs = match variant {
-        Variant::Baseline => SdkDrs::with_sdk_retries(
+    let mut failback = drs_failback::aws::failback(config, &sdk);
+    if variant == Variant::Baseline {
+        failback.drs = SdkDrs::with_sdk_retries(
             &sdk.to_builder()
                 .retry_config(RetryConfig::standard())
                 .build(),
-        ),
-        _ => SdkDrs::new(&sdk),
-    };
-    let bus = config.event_bus_name.clone();
-    let failback = Failback::new(config, drs, SdkEventBridge::new(&sdk, bus));
+        );
+    }
     let run_id = format!(
         "bench-{}-{}-{n}",
         profile.name().replace(' ', "-"),

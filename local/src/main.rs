@@ -5,10 +5,7 @@
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use drs_failback::aws::drs::SdkDrs;
-use drs_failback::aws::eventbridge::SdkEventBridge;
 use drs_failback::config::Config;
-use drs_failback::handler::Failback;
 use drs_failback::outcome::Answer;
 use drs_sim::{FailbackState, Fleet, SimConfig, Simulator};
 use lambda_runtime::{Context, Diagnostic, LambdaEvent};
@@ -152,12 +149,7 @@ async fn run(args: Args) -> Result<ExitCode, String> {
 
     let config = Config::from_env().map_err(|e| format!("invalid configuration: {e}"))?;
     let bus = config.event_bus_name.clone();
-    let sdk = drs_sim::sdk_config(&sim.endpoint()).await;
-    let failback = Failback::new(
-        config,
-        SdkDrs::new(&sdk),
-        SdkEventBridge::new(&sdk, bus.clone()),
-    );
+    let failback = drs_failback::aws::failback(config, &sim.sdk_config().await);
 
     let mut context = Context::default();
     context.request_id = format!("local-{}", uuid::Uuid::new_v4());

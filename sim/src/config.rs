@@ -77,11 +77,14 @@ pub enum Fault {
     },
     /// The next `calls` calls of `operation` are held `seconds` (tokio time) before they are
     /// handled at all; then they go on as any call (a StartFailbackLaunch then creates its job,
-    /// although a caller with a shorter timeout has given up).
+    /// although a caller with a shorter timeout has given up) — unless `lost`, when DRS drops the
+    /// request instead: a 500 after the wait, nothing done.
     Hang {
         operation: Operation,
         calls: u32,
         seconds: f64,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        lost: bool,
     },
     /// Calls of `operation` fail with this error and do nothing: the first `after` calls go
     /// through, the `calls` after them fail. `members` are added to the error body (e.g.

@@ -145,8 +145,10 @@ async fn api_call(
     if let Some(latency) = latency {
         tokio::time::sleep(latency).await;
     }
-    if let Some(hang) = hang_before {
+    let mut lost = false;
+    if let Some((hang, dropped)) = hang_before {
         tokio::time::sleep(hang).await;
+        lost = dropped;
     }
     let ids = parsed
         .as_ref()
@@ -158,7 +160,17 @@ async fn api_call(
     };
     let decision = {
         let mut state = shared.lock();
-        let decision = decide(&mut state, op, headers, parsed, Instant::now());
+        let decision = if lost {
+            Decision {
+                result: Err(ApiError::internal(
+                    "Internal server error (simulated: the request was lost)",
+                )),
+                job_id: None,
+                hang: None,
+            }
+        } else {
+            decide(&mut state, op, headers, parsed, Instant::now())
+        };
         let record = CallRecord {
             at_ms: state.clock.ms(arrived),
             operation: op,

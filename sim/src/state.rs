@@ -369,17 +369,21 @@ impl State {
         true
     }
 
-    /// How long to hold a call of `op` before handling it at all (a `Hang` fault).
-    pub(crate) fn hang_before(&mut self, op: Operation) -> Option<Duration> {
+    /// How long to hold a call of `op` before handling it at all, and whether it is then lost
+    /// (a `Hang` fault).
+    pub(crate) fn hang_before(&mut self, op: Operation) -> Option<(Duration, bool)> {
         let f = self.faults.iter_mut().find(
             |f| matches!(f.fault, Fault::Hang { operation, calls, .. } if operation == op && f.used < calls),
         )?;
         f.used += 1;
-        let Fault::Hang { seconds, .. } = f.fault else {
+        let Fault::Hang { seconds, lost, .. } = f.fault else {
             return None;
         };
         self.faults.retain(|f| !f.exhausted());
-        Some(Duration::try_from_secs_f64(seconds).unwrap_or(Duration::ZERO))
+        Some((
+            Duration::try_from_secs_f64(seconds).unwrap_or(Duration::ZERO),
+            lost,
+        ))
     }
 
     /// A fault that refuses the call before it does anything: throttling, rate limit, a 500

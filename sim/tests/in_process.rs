@@ -84,6 +84,7 @@ async fn a_hang_is_exactly_as_long_as_asked_and_the_job_is_made_after_it() {
         operation: Operation::StartFailbackLaunch,
         calls: 1,
         seconds: 7.0,
+        lost: false,
     }]))
     .await;
     let ids = Fleet::generated(3, FailbackState::FailbackReadyForLaunch).ids();

@@ -331,7 +331,8 @@ pub fn classify_start_error(error: StartError) -> LaunchError {
     }
 }
 
-/// True when the connection could not be opened: the request never reached DRS. A connection
+/// True when the connection could not be opened: the request never reached DRS (hyper's connect
+/// error, or a refused connection, which can only happen before anything is sent). A connection
 /// lost later (reset, closed mid-answer) is not this: the request may have been processed.
 fn never_left(failure: &DispatchFailure) -> bool {
     let Some(connector_error) = failure.as_connector_error() else {
@@ -341,6 +342,9 @@ fn never_left(failure: &DispatchFailure) -> bool {
     while let Some(error) = source {
         if let Some(client_error) = error.downcast_ref::<hyper_util::client::legacy::Error>() {
             return client_error.is_connect();
+        }
+        if let Some(io) = error.downcast_ref::<std::io::Error>() {
+            return io.kind() == std::io::ErrorKind::ConnectionRefused;
         }
         source = error.source();
     }

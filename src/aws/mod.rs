@@ -1,10 +1,28 @@
-//! The only code that speaks AWS SDK types: adapters from the SDK clients to the core's traits.
+//! The only code that speaks AWS SDK types: adapters from the SDK clients to the core's traits,
+//! and the one place the function is wired to them.
 
 pub mod drs;
 pub mod eventbridge;
 
 use aws_config::SdkConfig;
 use aws_config::retry::RetryConfig;
+
+use crate::config::Config;
+use crate::handler::Failback;
+
+/// The function wired to the AWS SDK clients built from `sdk`: how `main`, the local run, the
+/// benchmark and the tests all build it, so they run the same thing.
+pub fn failback(
+    config: Config,
+    sdk: &SdkConfig,
+) -> Failback<drs::SdkDrs, eventbridge::SdkEventBridge> {
+    let bus = config.event_bus_name.clone();
+    Failback::new(
+        config,
+        drs::SdkDrs::new(sdk),
+        eventbridge::SdkEventBridge::new(sdk, bus),
+    )
+}
 
 /// Retries are the core's business (one layer): the SDK's standard mode ignores DRS's
 /// `Retry-After` and would resend after a 5xx, which can start a second job.

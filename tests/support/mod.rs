@@ -1,6 +1,8 @@
-//! Wire-level test support: the real handler, the real AWS SDK clients over HTTP, the in-process
-//! simulator behind them, and the promise checked from the simulator's own records rather than
-//! from what the function says about itself.
+//! What every test of the function stands on: the real handler with the real AWS SDK clients,
+//! talking to `drs-sim` — over loopback HTTP ([`failback`]), or handed straight to the simulator
+//! in-process ([`failback_in_process`]) where a test measures waits exactly on the paused clock —
+//! and the promise checked from the simulator's own records rather than from what the function
+//! says about itself.
 #![allow(dead_code)]
 
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -17,9 +19,9 @@ use drs_sim::{CallRecord, FailbackState, Fleet, Operation, SimConfig, SimHandle,
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-pub type WireFailback = Failback<SdkDrs, SdkEventBridge>;
+pub type SimFailback = Failback<SdkDrs, SdkEventBridge>;
 
-pub const RUN_ID: &str = "run-wire";
+pub const RUN_ID: &str = "run-1";
 
 pub async fn start(config: SimConfig) -> SimHandle {
     Simulator::start(config).await.expect("simulator starts")
@@ -33,17 +35,104 @@ pub fn config(pairs: &[(&str, &str)]) -> Config {
     Config::from_pairs(pairs).expect("test config is valid")
 }
 
-/// The handler as `main` wires it, but against the simulator and with jitter 0, so every wait is
-/// exactly the floor the policy allows (Retry-After, or nothing).
-pub async fn failback(sim: &SimHandle, pairs: &[(&str, &str)]) -> WireFailback {
-    let config = config(pairs);
-    // `sdk_config` only: static dummy credentials, fixed region, no instance-metadata probing.
-    let sdk = drs_sim::sdk_config(&sim.endpoint()).await;
-    let bus = config.event_bus_name.clone();
-    let mut failback = Failback::new(config, SdkDrs::new(&sdk), SdkEventBridge::new(&sdk, bus));
-    failback.jitter = Box::new(|| 0.0);
+/// The handler as `main` wires it, against the simulator over loopback HTTP, with jitter 0 so
+/// every wait is exactly the floor the policy allows (Retry-After, or nothing).
+pub async fn failback(sim: &SimHandle, pairs: &[(&str, &str)]) -> SimFailback {
+    // The simulator's SdkConfig only: static dummy credentials, fixed region, no
+    // instance-metadata probing.
+    with_jitter(
+        drs_failback::aws::failback(config(pairs), &sim.sdk_config().await),
+        0.0,
+    )
+}
+
+/// The same, with the SDK's requests handed to the simulator in-process: no socket, so on the
+/// paused clock every wait (Retry-After, backoff with this `jitter`, a hang) is measured exactly.
+pub async fn failback_in_process(
+    sim: &SimHandle,
+    pairs: &[(&str, &str)],
+    jitter: f64,
+) -> SimFailback {
+    with_jitter(
+        drs_failback::aws::failback(config(pairs), &sim.in_process_sdk_config().await),
+        jitter,
+    )
+}
+
+fn with_jitter(mut failback: SimFailback, jitter: f64) -> SimFailback {
+    failback.jitter = Box::new(move || jitter);
     failback.new_run_id = || "run-generated".to_owned();
     failback
+}
+
+/// A simulator holding `fleet`, otherwise as configured by default.
+pub async fn start_with(fleet: Fleet) -> SimHandle {
+    start(SimConfig {
+        fleet,
+        ..SimConfig::default()
+    })
+    .await
+}
+
+/// Launch calls as the simulator recorded them, in arrival order.
+pub fn launches(sim: &SimHandle) -> Vec<CallRecord> {
+    calls_of(sim, Operation::StartFailbackLaunch)
+}
+
+/// Every recovery instance id sent in a StartFailbackLaunch call, repeats included.
+pub fn launched_ids(sim: &SimHandle) -> Vec<String> {
+    launches(sim)
+        .into_iter()
+        .flat_map(|c| c.recovery_instance_ids)
+        .collect()
+}
+
+/// Delivered events of one detail-type, their details.
+pub fn delivered_of(sim: &SimHandle, detail_type: &str) -> Vec<Value> {
+    sim.delivered_events()
+        .into_iter()
+        .filter(|e| e.detail_type == detail_type)
+        .map(|e| e.detail)
+        .collect()
+}
+
+/// `(outcome, reason, instances)` of each group of instances not launched, in answer order.
+pub fn reasons(answer: &Answer) -> Vec<(OutcomeKind, String, usize)> {
+    answer
+        .not_launched
+        .iter()
+        .map(|g| (g.outcome, g.reason.clone(), g.recovery_instance_ids.len()))
+        .collect()
+}
+
+/// An invocation as the Lambda runtime hands it over: request id, and a deadline `seconds` away.
+pub fn lambda_event(
+    payload: Value,
+    request_id: &str,
+    seconds: u64,
+) -> lambda_runtime::LambdaEvent<Value> {
+    let mut context = lambda_runtime::Context::default();
+    context.request_id = request_id.to_owned();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("the clock is after 1970")
+        .as_millis() as u64;
+    context.deadline = now + seconds * 1000;
+    lambda_runtime::LambdaEvent::new(payload, context)
+}
+
+/// A current-thread runtime on paused time, for tests that set up something (a proptest case,
+/// a log subscriber) before entering async code.
+pub fn paused_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .expect("a current-thread runtime builds")
+}
+
+pub fn events_dir() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("events")
 }
 
 pub fn request(ids: &[String]) -> Value {
