@@ -7,8 +7,7 @@ use std::time::Duration;
 use tokio::time::{Instant, sleep, timeout};
 use tracing::{error, warn};
 
-use crate::launch::Jitter;
-use crate::retry::Backoff;
+use crate::retry::{Backoff, Jitter};
 
 /// PutEvents accepts 1–10 entries per call.
 pub const MAX_ENTRIES_PER_CALL: usize = 10;

@@ -380,3 +380,37 @@ async fn a_dry_run_plans_from_the_preflight() {
     assert_eq!(answer.counts.skipped, 1);
     assert_eq!(answer.counts.deferred, 249);
 }
+
+/// A dry run plans with the same planner as a real run: on the same DRS state, what it plans is
+/// what the real run then starts, quotas included.
+#[tokio::test(start_paused = true)]
+async fn a_dry_run_plans_what_a_real_run_then_starts() {
+    let fleet = ready(550);
+    let ids = fleet.ids();
+    let requested = ids[..250].to_vec();
+    let sim = sim_with(SimConfig {
+        fleet,
+        ..SimConfig::default()
+    })
+    .await;
+    for busy in ids[250..].chunks(100) {
+        // 300 servers busy in another tool's jobs: 200 left
+        sim.start_job(busy, &[]).unwrap();
+    }
+    let fb = failback_in_process(&sim, &[], 1.0).await;
+    let mut payload = request(&requested);
+    payload["dryRun"] = true.into();
+    let dry = fb.handle(payload, in_minutes(5)).await.unwrap();
+    assert!(launches(&sim).is_empty());
+    let planned = dry.planned_job_sizes.clone().expect("a dry run plans");
+
+    let real = fb.handle(request(&requested), in_minutes(5)).await.unwrap();
+    let started: Vec<usize> = sim_jobs_of(&sim, RUN_ID)
+        .iter()
+        .map(|job| job.recovery_instance_ids.len())
+        .collect();
+    assert_eq!(planned, started, "planned and started agree");
+    assert_eq!(planned, [100, 100]);
+    assert_eq!(real.counts.deferred, 50, "what does not fit waits, in both");
+    assert_eq!(dry.counts.deferred, 250, "a dry run launches nothing");
+}

@@ -5,9 +5,11 @@
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use drs_failback::config::Config;
+use drs_failback::config::{Config, REQUEST_INSTANCES_CEILING};
+use drs_failback::events::{DETAIL_TYPE_JOB_STARTED, DETAIL_TYPE_NOT_LAUNCHED};
 use drs_failback::outcome::Answer;
-use drs_sim::{FailbackState, Fleet, SimConfig, Simulator};
+use drs_failback::request::parse_request;
+use drs_sim::{FailbackState, Fleet, FleetInstance, SimConfig, Simulator};
 use lambda_runtime::{Context, Diagnostic, LambdaEvent};
 use serde_json::Value;
 
@@ -105,21 +107,35 @@ fn main() -> ExitCode {
     }
 }
 
-/// The recovery instance ids a request names, in either envelope, so the demo fleet matches it.
-fn requested_ids(payload: &Value) -> Vec<String> {
-    let body = payload
-        .get("detail")
-        .filter(|_| payload.get("detail-type").is_some())
-        .unwrap_or(payload);
-    body.get("recoveryInstanceIDs")
-        .and_then(Value::as_array)
-        .map(|ids| {
-            ids.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default()
+/// A demo fleet holding every instance the request names, in either envelope: its recovery
+/// instances, and one for each source server it names. Parsed by the function's own parser, so
+/// the fleet matches what the function will look for.
+fn demo_fleet(payload: &Value, state: FailbackState) -> Fleet {
+    let Ok(request) = parse_request(payload.clone(), REQUEST_INSTANCES_CEILING, String::new) else {
+        // The function will refuse it; nothing to hold.
+        return Fleet::new();
+    };
+    let mut fleet = Fleet::matching(&request.recovery_instance_ids);
+    for source in &request.source_server_ids {
+        let mut instance = FleetInstance::new(recovery_instance_for(source));
+        instance.source_server_id = source.clone();
+        // A source server named twice, or whose instance is also named, is already there.
+        let _ = fleet.try_push(instance);
+    }
+    for id in fleet.ids() {
+        fleet.set_state(&id, state);
+    }
+    fleet
+}
+
+/// A stable recovery instance id for a source server (FNV-1a of its id).
+fn recovery_instance_for(source_server_id: &str) -> String {
+    let hash = source_server_id
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+    format!("i-0{hash:016x}")
 }
 
 async fn run(args: Args) -> Result<ExitCode, String> {
@@ -128,12 +144,8 @@ async fn run(args: Args) -> Result<ExitCode, String> {
     let payload: Value =
         serde_json::from_str(&text).map_err(|e| format!("{} is not JSON: {e}", args.request))?;
 
-    let mut fleet = Fleet::matching(requested_ids(&payload));
-    for id in fleet.ids() {
-        fleet.set_state(&id, args.state);
-    }
     let mut sim_config = SimConfig {
-        fleet,
+        fleet: demo_fleet(&payload, args.state),
         ..SimConfig::default()
     };
     if let Some(path) = &args.sim_config {
@@ -282,14 +294,14 @@ fn print_summary(
     );
     for event in events {
         let about = match event.detail_type.as_str() {
-            "Failback Launch Job Started" => format!(
+            DETAIL_TYPE_JOB_STARTED => format!(
                 "{} with {} instances",
                 event.detail["jobID"].as_str().unwrap_or("?"),
                 event.detail["recoveryInstanceIDs"]
                     .as_array()
                     .map_or(0, Vec::len)
             ),
-            "Failback Launch Instances Not Launched" => {
+            DETAIL_TYPE_NOT_LAUNCHED => {
                 format!("part {} of {}", event.detail["part"], event.detail["parts"])
             }
             _ => format!("counts {}", event.detail["counts"]),
@@ -331,10 +343,20 @@ mod tests {
     }
 
     #[test]
-    fn ids_come_from_either_envelope() {
-        let direct = serde_json::json!({"recoveryInstanceIDs": ["i-11111111"]});
-        let event = serde_json::json!({"detail-type": "x", "detail": {"recoveryInstanceIDs": ["i-22222222"]}});
-        assert_eq!(requested_ids(&direct), ["i-11111111"]);
-        assert_eq!(requested_ids(&event), ["i-22222222"]);
+    fn the_demo_fleet_holds_what_either_envelope_names() {
+        let ready = FailbackState::FailbackReadyForLaunch;
+        let direct = serde_json::json!({"recoveryInstanceIDs": ["i-11111111", "bad"]});
+        let event = serde_json::json!({"detail-type": "x", "source": "y",
+            "detail": {"recoveryInstanceIDs": ["i-22222222"], "sourceServerIDs": ["s-0123456789abcdefA"]}});
+        assert_eq!(demo_fleet(&direct, ready).ids(), ["i-11111111"]);
+        let fleet = demo_fleet(&event, ready);
+        assert_eq!(fleet.len(), 2);
+        assert_eq!(fleet.instances()[1].source_server_id, "s-0123456789abcdefA");
+        assert!(demo_fleet(&serde_json::json!({"recoveryInstanceIDs": 5}), ready).is_empty());
+        let not_started = demo_fleet(&direct, FailbackState::FailbackNotStarted);
+        assert_eq!(
+            not_started.instances()[0].state,
+            FailbackState::FailbackNotStarted
+        );
     }
 }

@@ -8,7 +8,7 @@ use tokio::time::Instant;
 
 use crate::config::Fault;
 use crate::fleet::{FailbackState, LaunchResult};
-use crate::routing::Reply;
+use crate::reply::Reply;
 use crate::state::Shared;
 
 #[derive(Deserialize)]

@@ -17,8 +17,7 @@ use aws_smithy_types::body::SdkBody;
 use hyper::body::Bytes;
 use hyper::{Method, Request, Uri};
 
-use crate::routing::{Incoming, dispatch, operation_of};
-use crate::server::isolate;
+use crate::routing::{Incoming, answer, operation_of};
 use crate::state::Shared;
 
 /// Requests go nowhere near this host: the client below answers them.
@@ -31,7 +30,6 @@ impl HttpConnector for InProcess {
     fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
         let shared = Arc::clone(&self.0);
         HttpConnectorFuture::new(async move {
-            let what = format!("{} {}", request.method(), request.uri());
             let incoming = incoming(&request).map_err(ConnectorError::user)?;
             let refused =
                 operation_of(&incoming).is_some_and(|op| shared.lock().refuse_connection(op));
@@ -42,7 +40,7 @@ impl HttpConnector for InProcess {
                     "connection refused (simulated)",
                 ))));
             }
-            let reply = isolate(what, dispatch(shared, incoming)).await;
+            let reply = answer(shared, incoming).await;
             let status = StatusCode::try_from(reply.status)
                 .map_err(|e| ConnectorError::other(Box::new(e), None))?;
             let mut response = HttpResponse::new(status, SdkBody::from(reply.body));

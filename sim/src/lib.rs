@@ -26,6 +26,7 @@ mod eventbridge;
 mod fleet;
 mod in_process;
 mod model;
+mod reply;
 mod routing;
 mod server;
 mod sigv4;

@@ -19,31 +19,13 @@ use crate::admin::admin;
 use crate::config::Operation;
 use crate::error::ApiError;
 use crate::model::model;
+use crate::reply::Reply;
 use crate::sigv4::check_signature;
 use crate::state::{AfterCreate, CallRecord, Shared, State};
 
 const DRS_CONTENT_TYPE: &str = "application/json";
 const EVENTS_CONTENT_TYPE: &str = "application/x-amz-json-1.1";
 const EVENTS_TARGET: &str = "AWSEvents.PutEvents";
-
-/// An answer, before a transport turns it into HTTP.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Reply {
-    pub status: u16,
-    pub headers: Vec<(&'static str, String)>,
-    pub body: Bytes,
-}
-
-impl Reply {
-    /// A JSON answer with no protocol headers (admin calls, unknown routes).
-    pub(crate) fn json(status: u16, body: Value) -> Reply {
-        Reply {
-            status,
-            headers: vec![("content-type", "application/json".to_owned())],
-            body: Bytes::from(body.to_string()),
-        }
-    }
-}
 
 /// A request as a transport hands it over: the body read whole, or why it could not be.
 pub(crate) type Incoming = Request<Result<Bytes, String>>;
@@ -85,7 +67,21 @@ pub(crate) fn operation_of(request: &Incoming) -> Option<Operation> {
     }
 }
 
-pub(crate) async fn dispatch(shared: Arc<Shared>, request: Incoming) -> Reply {
+/// Answers one request in its own task: a panic there becomes a 500 for that request instead of
+/// taking the connection (or the accept loop) down. The task also runs on when the caller gives
+/// up waiting, as a server does: a job may be created after the client's timeout.
+pub(crate) async fn answer(shared: Arc<Shared>, request: Incoming) -> Reply {
+    let what = format!("{} {}", request.method(), request.uri().path());
+    match tokio::spawn(dispatch(shared, request)).await {
+        Ok(reply) => reply,
+        Err(e) => {
+            tracing::error!(request = %what, error = %e, "handler failed");
+            Reply::json(500, json!({"message": "simulator handler failed"}))
+        }
+    }
+}
+
+async fn dispatch(shared: Arc<Shared>, request: Incoming) -> Reply {
     let arrived = Instant::now();
     let (parts, body) = request.into_parts();
     let path = parts.uri.path().to_owned();
@@ -323,6 +319,21 @@ fn encode(
 mod tests {
     use super::*;
     use hyper::header::HeaderValue;
+
+    #[tokio::test]
+    async fn a_panicking_handler_answers_500() {
+        let shared = Arc::new(Shared::new(State::new(crate::SimConfig::default())));
+        // A body that is not bytes at all panics nowhere; a request the admin API cannot even
+        // route still answers.
+        let request = Request::builder()
+            .method(Method::GET)
+            .uri("/_sim/nowhere")
+            .body(Ok(Bytes::new()))
+            .unwrap();
+        assert_eq!(answer(shared, request).await.status, 404);
+        let panicked = tokio::spawn(async { panic!("boom") }).await;
+        assert!(panicked.is_err());
+    }
 
     #[test]
     fn routes() {

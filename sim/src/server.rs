@@ -3,7 +3,6 @@
 //! back is decided in [`crate::routing`].
 
 use std::convert::Infallible;
-use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -17,7 +16,6 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
@@ -25,7 +23,7 @@ use tokio::time::Instant;
 
 use crate::config::{Fault, SimConfig};
 use crate::fleet::{FailbackState, LaunchResult};
-use crate::routing::{Reply, dispatch};
+use crate::routing;
 use crate::state::{CallRecord, DeliveredEvent, Shared, SimInstance, SimJob, State};
 
 /// Bodies beyond this are refused unread; PutEvents' own limit (256 KB) is checked on content.
@@ -185,7 +183,7 @@ async fn serve(listener: TcpListener, shared: Arc<Shared>, mut shutdown: watch::
                     connections.spawn(async move {
                         let svc = service_fn(move |req| {
                             let shared = Arc::clone(&shared);
-                            async move { Ok::<_, Infallible>(answer(shared, req).await) }
+                            async move { Ok::<_, Infallible>(serve_one(shared, req).await) }
                         });
                         let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), svc);
                         let mut conn = std::pin::pin!(conn);
@@ -216,15 +214,14 @@ async fn stopping(shutdown: &mut watch::Receiver<bool>) {
 }
 
 /// One HTTP request: the body read whole (within `MAX_BODY_BYTES`), the answer decided apart.
-async fn answer(shared: Arc<Shared>, request: Request<Incoming>) -> Response<Full<Bytes>> {
-    let what = format!("{} {}", request.method(), request.uri().path());
+async fn serve_one(shared: Arc<Shared>, request: Request<Incoming>) -> Response<Full<Bytes>> {
     let (parts, body) = request.into_parts();
     let body = Limited::new(body, MAX_BODY_BYTES)
         .collect()
         .await
         .map(|c| c.to_bytes())
         .map_err(|e| e.to_string());
-    let reply = isolate(what, dispatch(shared, Request::from_parts(parts, body))).await;
+    let reply = routing::answer(shared, Request::from_parts(parts, body)).await;
     let mut response = Response::new(Full::new(reply.body));
     *response.status_mut() =
         StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -236,33 +233,4 @@ async fn answer(shared: Arc<Shared>, request: Request<Incoming>) -> Response<Ful
         }
     }
     response
-}
-
-/// Runs one request's handling in its own task: a panic there becomes a 500 for that request
-/// instead of taking the connection (or the accept loop) down. The task also runs on when the
-/// caller gives up waiting, as a server does: a job may be created after the client's timeout.
-pub(crate) async fn isolate<F>(what: String, handling: F) -> Reply
-where
-    F: Future<Output = Reply> + Send + 'static,
-{
-    match tokio::spawn(handling).await {
-        Ok(reply) => reply,
-        Err(e) => {
-            tracing::error!(request = %what, error = %e, "handler failed");
-            Reply::json(500, json!({"message": "simulator handler failed"}))
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn a_panicking_handler_answers_500() {
-        let reply = isolate("POST /x".into(), async { panic!("boom") }).await;
-        assert_eq!(reply.status, 500);
-        let ok = isolate("POST /y".into(), async { Reply::json(200, json!({})) }).await;
-        assert_eq!(ok.status, 200);
-    }
 }

@@ -8,7 +8,7 @@ use aws_config::SdkConfig;
 use aws_config::retry::RetryConfig;
 
 use crate::config::Config;
-use crate::handler::Failback;
+use crate::run::Failback;
 
 /// The function wired to the AWS SDK clients built from `sdk`: how `main`, the local run, the
 /// benchmark and the tests all build it, so they run the same thing.

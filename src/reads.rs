@@ -1,0 +1,175 @@
+//! Reading DRS: every read-only call (pre-flight, reconciliation, capacity polls) goes through
+//! [`DrsReads`], which retries it as [`retry::read_step`](crate::retry::read_step) decides, gives
+//! each call a timeout and never starts a call or a wait that would end after the budget.
+
+use std::future::Future;
+
+use futures_util::{StreamExt, TryStreamExt, stream};
+use tokio::time::{sleep, timeout};
+use tracing::warn;
+
+use crate::deadline::Budget;
+use crate::drs::{
+    DESCRIBE_INSTANCES_MAX_IDS, DESCRIBE_JOBS_MAX_IDS, DescribeError, Drs, JobRecord,
+    RecoveryInstance, Unusable,
+};
+use crate::outcome::{DeferReason, Outcome};
+use crate::retry::{Jitter, ReadStep, RetryPolicy, read_step};
+
+/// Why a read did not give an answer, after its retries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReadFailure {
+    Drs(DescribeError),
+    /// Not enough time was left before the deadline for the read (or the wait before it).
+    NoTime,
+}
+
+impl ReadFailure {
+    /// The deferral that fits instances whose state could not be read.
+    pub fn defer_reason(&self) -> Outcome {
+        match self {
+            ReadFailure::NoTime => Outcome::deferred(DeferReason::Deadline, None),
+            ReadFailure::Drs(DescribeError::Throttled { message, .. }) => {
+                Outcome::deferred(DeferReason::Throttled, Some(message.clone()))
+            }
+            ReadFailure::Drs(error) => {
+                Outcome::deferred(DeferReason::ServerError, Some(error.to_string()))
+            }
+        }
+    }
+
+    pub fn unusable(&self) -> Option<(Unusable, String)> {
+        match self {
+            ReadFailure::Drs(DescribeError::Unusable { kind, message }) => {
+                Some((*kind, message.clone()))
+            }
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for ReadFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReadFailure::Drs(error) => error.fmt(f),
+            ReadFailure::NoTime => f.write_str("no time left before the deadline"),
+        }
+    }
+}
+
+/// Reads of one invocation.
+pub struct DrsReads<'a, D> {
+    pub drs: &'a D,
+    pub policy: &'a RetryPolicy,
+    pub jitter: &'a Jitter,
+    pub budget: Budget,
+    /// Independent reads (batches of ids) run this many at a time.
+    pub max_concurrent: usize,
+}
+
+impl<D: Drs> DrsReads<'_, D> {
+    /// One read-only call, retried on throttling (after `Retry-After`) and on failures: reads have
+    /// no side effects. Never starts a call or a wait that would end after the budget.
+    pub async fn read<T, F, Fut>(&self, what: &'static str, call: F) -> Result<T, ReadFailure>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<T, DescribeError>>,
+    {
+        let mut attempt = 0u32;
+        loop {
+            if !self.budget.fits(std::time::Duration::ZERO, 1) {
+                return Err(ReadFailure::NoTime);
+            }
+            let error = match timeout(self.budget.call_timeout, call()).await {
+                Ok(Ok(value)) => return Ok(value),
+                Ok(Err(error)) => error,
+                Err(_) => DescribeError::Failed {
+                    error: format!(
+                        "no answer within {} ms",
+                        self.budget.call_timeout.as_millis()
+                    ),
+                },
+            };
+            let wait = match read_step(&error, attempt, self.policy, (self.jitter)()) {
+                ReadStep::Retry(wait) => wait,
+                ReadStep::GiveUp => {
+                    if !matches!(error, DescribeError::Unusable { .. }) {
+                        warn!(what, error = %error, attempts = attempt + 1, "read failed");
+                    }
+                    return Err(ReadFailure::Drs(error));
+                }
+            };
+            if !self.budget.fits(wait, 1) {
+                return Err(ReadFailure::NoTime);
+            }
+            attempt += 1;
+            warn!(what, error = %error, wait_ms = wait.as_millis() as u64, attempt, "read failed: retrying");
+            sleep(wait).await;
+        }
+    }
+
+    /// One read per batch of `batch_size` ids, `max_concurrent` at a time (reads are independent:
+    /// 5000 instances are 25 reads, which one after another would cost 25 round trips).
+    async fn read_batches<'i, T, F, Fut>(
+        &self,
+        what: &'static str,
+        ids: &'i [String],
+        batch_size: usize,
+        call: F,
+    ) -> Result<Vec<T>, ReadFailure>
+    where
+        F: Fn(&'i [String]) -> Fut + Copy,
+        Fut: Future<Output = Result<Vec<T>, DescribeError>>,
+    {
+        let pages: Vec<Vec<T>> = stream::iter(ids.chunks(batch_size))
+            .map(|batch| self.read(what, move || call(batch)))
+            .buffer_unordered(self.max_concurrent.max(1))
+            .try_collect()
+            .await?;
+        Ok(pages.into_iter().flatten().collect())
+    }
+
+    /// The named recovery instances that exist.
+    pub async fn instances(&self, ids: &[String]) -> Result<Vec<RecoveryInstance>, ReadFailure> {
+        self.read_batches(
+            "recovery instances",
+            ids,
+            DESCRIBE_INSTANCES_MAX_IDS,
+            |batch| self.drs.describe_recovery_instances(batch),
+        )
+        .await
+    }
+
+    /// The recovery instances of the named source servers.
+    pub async fn instances_of_source_servers(
+        &self,
+        source_server_ids: &[String],
+    ) -> Result<Vec<RecoveryInstance>, ReadFailure> {
+        self.read_batches(
+            "recovery instances of source servers",
+            source_server_ids,
+            DESCRIBE_INSTANCES_MAX_IDS,
+            |batch| {
+                self.drs
+                    .describe_recovery_instances_of_source_servers(batch)
+            },
+        )
+        .await
+    }
+
+    /// The named jobs that exist.
+    pub async fn jobs(&self, job_ids: &[String]) -> Result<Vec<JobRecord>, ReadFailure> {
+        self.read_batches("jobs", job_ids, DESCRIBE_JOBS_MAX_IDS, |batch| {
+            self.drs.describe_jobs(batch)
+        })
+        .await
+    }
+
+    /// Jobs that are PENDING or STARTED: what counts against the DRS quotas now.
+    pub async fn active_jobs(&self) -> Result<Vec<JobRecord>, ReadFailure> {
+        let jobs = self
+            .read("active jobs", || self.drs.describe_jobs(&[]))
+            .await?;
+        Ok(jobs.into_iter().filter(JobRecord::is_active).collect())
+    }
+}

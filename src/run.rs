@@ -1,0 +1,305 @@
+//! One run, apart from Lambda: source servers resolved → pre-flight → plan → launch (waiting for
+//! capacity when asked) → one outcome per instance → events → the answer.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::time::Duration;
+
+use tokio::time::{Instant, sleep};
+use tracing::{info, warn};
+
+use crate::config::Config;
+use crate::deadline::Budget;
+use crate::drs::Drs;
+use crate::error::HandlerError;
+use crate::events::run_events;
+use crate::launch::Launcher;
+use crate::outcome::{Answer, DeferReason, EventDelivery, Outcome, RunResult, SKIPPED_NOT_FOUND};
+use crate::pacing::Pacer;
+use crate::plan::Capacity;
+use crate::preflight::{preflight, resolve_source_servers};
+use crate::publish::{EventPublisher, PublishSettings, publish_all};
+use crate::reads::DrsReads;
+use crate::request::FailbackRequest;
+use crate::retry::{Jitter, RetryPolicy};
+
+/// Kept free at the very end for serialising and returning the answer.
+const ANSWER_GUARD: Duration = Duration::from_millis(250);
+/// PutEvents normally answers in tens of milliseconds.
+const PUBLISH_CALL_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The function: its settings and the two things it talks to.
+pub struct Failback<D, P> {
+    pub config: Config,
+    pub drs: D,
+    pub publisher: P,
+    pub jitter: Box<Jitter>,
+    pub new_run_id: fn() -> String,
+}
+
+pub fn random_run_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+impl<D: Drs, P: EventPublisher> Failback<D, P> {
+    pub fn new(config: Config, drs: D, publisher: P) -> Self {
+        Failback {
+            config,
+            drs,
+            publisher,
+            jitter: Box::new(fastrand::f64),
+            new_run_id: random_run_id,
+        }
+    }
+
+    /// Runs a parsed request to its answer, publishing the events on the way out.
+    pub async fn run(
+        &self,
+        request: &FailbackRequest,
+        deadline: Instant,
+    ) -> Result<Answer, HandlerError> {
+        let mut result = self.launch_stage(request, deadline).await?;
+        // Outcomes in request order, whatever order the chunks finished in.
+        let position: HashMap<&String, usize> = request
+            .recovery_instance_ids
+            .iter()
+            .enumerate()
+            .map(|(index, id)| (id, index))
+            .collect();
+        result
+            .outcomes
+            .sort_by_key(|(id, _)| position.get(id).copied().unwrap_or(usize::MAX));
+        result.outcomes.extend(
+            request
+                .malformed_ids
+                .iter()
+                .map(|id| (id.clone(), Outcome::malformed_id())),
+        );
+
+        let mut answer = result.answer(request, EventDelivery::default());
+        let policy = RetryPolicy::from_config(&self.config);
+        let publish_settings = PublishSettings {
+            max_attempts: policy.publish_max_attempts,
+            backoff: policy.backoff,
+            call_timeout: PUBLISH_CALL_TIMEOUT
+                .min(self.config.deadline_margin.saturating_sub(ANSWER_GUARD)),
+        };
+        let stop_publishing_at = deadline.checked_sub(ANSWER_GUARD).unwrap_or(deadline);
+        let report = publish_all(
+            &self.publisher,
+            run_events(&self.config.event_source, &answer),
+            &publish_settings,
+            &*self.jitter,
+            stop_publishing_at,
+        )
+        .await;
+        answer.events = EventDelivery {
+            published: report.published,
+            undelivered: report.undelivered,
+        };
+        info!(
+            launched = answer.counts.launched,
+            skipped = answer.counts.skipped,
+            rejected = answer.counts.rejected,
+            deferred = answer.counts.deferred,
+            jobs = answer.jobs.len(),
+            events_published = report.published,
+            events_undelivered = report.undelivered,
+            complete = answer.complete,
+            "run finished"
+        );
+        Ok(answer)
+    }
+
+    /// Every requested instance to an outcome, and the jobs made.
+    async fn launch_stage(
+        &self,
+        request: &FailbackRequest,
+        deadline: Instant,
+    ) -> Result<RunResult, HandlerError> {
+        let policy = RetryPolicy::from_config(&self.config);
+        let budget = Budget {
+            stop_at: deadline
+                .checked_sub(self.config.deadline_margin)
+                .unwrap_or_else(Instant::now),
+            call_timeout: self.config.launch_call_timeout,
+        };
+        let reads = DrsReads {
+            drs: &self.drs,
+            policy: &policy,
+            jitter: &*self.jitter,
+            budget,
+            max_concurrent: self.config.max_concurrent_launches,
+        };
+        let mut result = RunResult::default();
+        let ids = self.resolve_stage(&reads, request, &mut result).await?;
+
+        let (preflight, active) = match preflight(&reads, &ids, &request.run_id).await {
+            Ok(found) => found,
+            Err(failure) => {
+                if let Some((kind, message)) = failure.unusable() {
+                    return Err(HandlerError::DrsUnusable { kind, message });
+                }
+                warn!(error = %failure, "pre-flight read failed: nothing launched");
+                let outcome = failure.defer_reason();
+                result
+                    .outcomes
+                    .extend(ids.iter().map(|id| (id.clone(), outcome.clone())));
+                return Ok(result);
+            }
+        };
+        let mut capacity = Capacity::left(&active, &self.config);
+        info!(
+            launchable = preflight.launchable.len(),
+            settled = preflight.settled.len(),
+            jobs_of_this_run = preflight.existing_jobs.len(),
+            servers_in_active_jobs = capacity.servers_in_flight,
+            active_jobs = capacity.active_jobs,
+            "pre-flight done"
+        );
+        result.jobs.extend(preflight.existing_jobs);
+        result.outcomes.extend(preflight.settled);
+        let mut queue: VecDeque<String> = preflight.launchable.into();
+        let per_job = self.config.max_instances_per_job;
+
+        if request.dry_run {
+            // The same planner as a real run: what would start now, within the quotas.
+            let planned = capacity.admit(&mut queue.clone(), per_job, &mut 0);
+            result.planned_job_sizes = Some(
+                planned
+                    .iter()
+                    .map(|c| c.recovery_instance_ids.len())
+                    .collect(),
+            );
+            let dry = Outcome::deferred(DeferReason::DryRun, None);
+            result
+                .outcomes
+                .extend(queue.into_iter().map(|id| (id, dry.clone())));
+            return Ok(result);
+        }
+
+        let launcher = Launcher {
+            drs: &self.drs,
+            reads: &reads,
+            policy: &policy,
+            jitter: &*self.jitter,
+            budget,
+            run_id: &request.run_id,
+            pacer: &Pacer::new(self.config.adaptive_pacing),
+            max_concurrent: self.config.max_concurrent_launches,
+        };
+        let tags = request.tags.with_run_id(&request.run_id);
+        let mut unusable = None;
+        let mut next_index = 0;
+        loop {
+            let chunks = capacity.admit(&mut queue, per_job, &mut next_index);
+            if !chunks.is_empty() {
+                let report = launcher.launch_all(chunks, &tags).await;
+                result.jobs.extend(report.jobs);
+                result.outcomes.extend(report.outcomes);
+                if report.unusable.is_some() {
+                    unusable = report.unusable;
+                    break;
+                }
+                if report.quota_full {
+                    capacity.exhaust();
+                }
+            }
+            if queue.is_empty() || !self.config.wait_for_capacity {
+                break;
+            }
+            match self.wait_for_capacity(&reads, queue.len()).await {
+                Some(left) => capacity = left,
+                None => break,
+            }
+        }
+
+        let rest = match &unusable {
+            Some((_, message)) => Outcome::deferred(DeferReason::Halted, Some(message.clone())),
+            None => Outcome::deferred(DeferReason::Quota, Some(capacity.describe(&self.config))),
+        };
+        if !queue.is_empty() {
+            info!(
+                instances = queue.len(),
+                "deferred: no capacity left in this run"
+            );
+        }
+        result
+            .outcomes
+            .extend(queue.into_iter().map(|id| (id, rest.clone())));
+        if let Some((kind, message)) = unusable
+            && result.jobs.is_empty()
+        {
+            return Err(HandlerError::DrsUnusable { kind, message });
+        }
+        Ok(result)
+    }
+
+    /// The recovery instances to work on: those named, then those of the source servers named.
+    /// Source servers without one are skipped `NOT_FOUND`; if they cannot be read, deferred.
+    async fn resolve_stage(
+        &self,
+        reads: &DrsReads<'_, D>,
+        request: &FailbackRequest,
+        result: &mut RunResult,
+    ) -> Result<Vec<String>, HandlerError> {
+        let mut ids = request.recovery_instance_ids.clone();
+        if request.source_server_ids.is_empty() {
+            return Ok(ids);
+        }
+        match resolve_source_servers(reads, &request.source_server_ids).await {
+            Ok((resolved, unknown)) => {
+                info!(
+                    source_servers = request.source_server_ids.len(),
+                    recovery_instances = resolved.len(),
+                    unknown = unknown.len(),
+                    "source servers resolved"
+                );
+                let mut listed: HashSet<String> = ids.iter().cloned().collect();
+                ids.extend(resolved.into_iter().filter(|id| listed.insert(id.clone())));
+                let not_found = Outcome::Skipped {
+                    reason: SKIPPED_NOT_FOUND.into(),
+                    job_id: None,
+                };
+                result
+                    .outcomes
+                    .extend(unknown.into_iter().map(|id| (id, not_found.clone())));
+            }
+            Err(failure) => {
+                if let Some((kind, message)) = failure.unusable() {
+                    return Err(HandlerError::DrsUnusable { kind, message });
+                }
+                warn!(error = %failure, "source servers could not be resolved");
+                let outcome = failure.defer_reason();
+                result.outcomes.extend(
+                    request
+                        .source_server_ids
+                        .iter()
+                        .map(|id| (id.clone(), outcome.clone())),
+                );
+            }
+        }
+        Ok(ids)
+    }
+
+    /// Jobs free capacity as they finish: wait one poll and read the active jobs again, only
+    /// while a poll and a launch still fit before the deadline. `None` when not waiting longer.
+    async fn wait_for_capacity(&self, reads: &DrsReads<'_, D>, waiting: usize) -> Option<Capacity> {
+        let poll = self.config.capacity_poll_interval;
+        if !reads.budget.fits(poll, 2) {
+            return None;
+        }
+        info!(
+            waiting,
+            poll_s = poll.as_secs(),
+            "quota full: waiting for jobs to finish"
+        );
+        sleep(poll).await;
+        match reads.active_jobs().await {
+            Ok(active) => Some(Capacity::left(&active, &self.config)),
+            Err(failure) => {
+                warn!(error = %failure, "could not read the active jobs; not waiting longer");
+                None
+            }
+        }
+    }
+}
