@@ -13,6 +13,7 @@ use tracing::{error, info, warn};
 
 use crate::deadline::Budget;
 use crate::drs::{Drs, LaunchError, LaunchedJob, Unusable};
+use crate::isolate::{Next, Pieces};
 use crate::outcome::{DeferReason, Outcome};
 use crate::pacing::Pacer;
 use crate::plan::Chunk;
@@ -49,21 +50,6 @@ impl Halt {
             guard.get_or_insert((reason, why));
         }
     }
-}
-
-/// DRS's refusal of a call, kept to reject the culprit it is finally pinned on.
-#[derive(Debug, Clone)]
-struct Refusal {
-    code: String,
-    message: String,
-}
-
-/// Part of a chunk still to launch. `known_bad` holds the parent's refusal when this piece is the
-/// second half of a bisected chunk: if the first half launched whole, the culprit is in here and
-/// this piece is split again without a call (so one culprit costs about log2(chunk) calls).
-struct Piece {
-    ids: Vec<String>,
-    known_bad: Option<(Refusal, usize, usize)>,
 }
 
 #[derive(Default)]
@@ -134,28 +120,18 @@ impl<D: Drs> Launcher<'_, D> {
 
     async fn launch_chunk(&self, chunk: Chunk, tags: &Tags, halt: &Halt) -> ChunkResult {
         let mut result = ChunkResult::default();
-        let mut work = vec![Piece {
-            ids: chunk.recovery_instance_ids,
-            known_bad: None,
-        }];
-        while let Some(piece) = work.pop() {
-            if let Some((refusal, launched_before, sibling_len)) = &piece.known_bad
-                && result.launched == launched_before + sibling_len
-            {
-                // The sibling launched whole, so the refusal was caused by this half.
-                if let [culprit] = piece.ids.as_slice() {
-                    warn!(chunk_index = chunk.index, culprit = %culprit, code = %refusal.code, "isolated: rejected by DRS");
-                    result.settle(
-                        &piece.ids,
-                        Outcome::refused_by_drs(&refusal.code, &refusal.message),
-                    );
-                } else {
-                    bisect(piece.ids, refusal.clone(), &result, &mut work);
+        let mut pieces = Pieces::new(chunk.recovery_instance_ids);
+        while let Some(next) = pieces.next(result.launched) {
+            match next {
+                Next::Launch(ids) => {
+                    self.launch_piece(chunk.index, ids, tags, halt, &mut pieces, &mut result)
+                        .await;
                 }
-                continue;
+                Next::Culprit { id, code, message } => {
+                    warn!(chunk_index = chunk.index, culprit = %id, code = %code, "isolated: rejected by DRS");
+                    result.settle(&[id], Outcome::refused_by_drs(&code, &message));
+                }
             }
-            self.launch_piece(chunk.index, piece.ids, tags, halt, &mut work, &mut result)
-                .await;
         }
         result
     }
@@ -168,7 +144,7 @@ impl<D: Drs> Launcher<'_, D> {
         mut ids: Vec<String>,
         tags: &Tags,
         halt: &Halt,
-        work: &mut Vec<Piece>,
+        pieces: &mut Pieces,
         result: &mut ChunkResult,
     ) {
         let mut tries = Tries::default();
@@ -239,7 +215,7 @@ impl<D: Drs> Launcher<'_, D> {
                 }
                 Step::Bisect { code, message } => {
                     warn!(chunk_index, instances = size, code = %code, "refused without naming a culprit: bisecting");
-                    return bisect(ids, Refusal { code, message }, result, work);
+                    return pieces.bisect(ids, code, message, result.launched);
                 }
                 Step::Halt {
                     reason,
@@ -401,19 +377,4 @@ fn log_settled(chunk_index: usize, ids: &[String], outcome: &Outcome) {
         }
         _ => {}
     }
-}
-
-/// Splits a refused piece in two: the first half is tried; the second is split again without a
-/// call if the first launches whole (the culprit must then be in it).
-fn bisect(mut ids: Vec<String>, refusal: Refusal, result: &ChunkResult, work: &mut Vec<Piece>) {
-    let second = ids.split_off(ids.len() / 2);
-    let first_len = ids.len();
-    work.push(Piece {
-        ids: second,
-        known_bad: Some((refusal, result.launched, first_len)),
-    });
-    work.push(Piece {
-        ids,
-        known_bad: None,
-    });
 }

@@ -14,6 +14,7 @@
 //! | pre-flight | [`preflight`] | every instance and job read before launching; source servers resolved |
 //! | plan | [`plan`] | chunks within the DRS quotas still free (dry runs plan the same way) |
 //! | launch | [`launch`] | sending the chunks: concurrency, pacing, carrying out retry steps |
+//! | | [`isolate`] | finding the instances DRS refuses, by the culprit it names or by bisection |
 //! | outcome | [`outcome`] | one outcome per instance, and the answer built from them |
 //! | events | [`events`], [`publish`] | the result events, and PutEvents within its limits |
 //!
@@ -37,6 +38,7 @@ pub mod drs;
 pub mod error;
 pub mod events;
 pub mod handler;
+pub mod isolate;
 pub mod launch;
 pub mod logging;
 pub mod outcome;
