@@ -13,9 +13,11 @@
 
 mod binary;
 mod cpu;
+mod markdown;
 mod plot;
 mod probe;
 mod report;
+mod verdicts;
 mod workload;
 
 use std::path::{Path, PathBuf};
@@ -221,9 +223,9 @@ fn bench(args: &Args) -> Result<(), String> {
         std::fs::write(&timeline_path, svg)
             .map_err(|e| format!("{}: {e}", timeline_path.display()))?;
     }
-    std::fs::write(&markdown_path, report::markdown(&report))
+    std::fs::write(&markdown_path, markdown::markdown(&report))
         .map_err(|e| format!("{}: {e}", markdown_path.display()))?;
-    println!("{}", report::terminal(&report));
+    println!("{}", verdicts::summary(&report));
     println!(
         "wrote {} and {}",
         markdown_path.display(),
