@@ -40,6 +40,13 @@ pub struct Config {
     pub capacity_poll_interval: Duration,
     /// Learn DRS's tolerated send rate from its throttling and pace launches to it.
     pub adaptive_pacing: bool,
+    /// How long DRS may take to show a job a call created (nothing promises read-after-write):
+    /// after an ambiguous failure or a refusal, the function keeps looking this long before it
+    /// resends or rejects.
+    pub settle_window: Duration,
+    /// Active jobs are read among those created this recently: longer than any failback job
+    /// lives, short of an old account's whole history.
+    pub active_job_window: Duration,
 }
 
 #[derive(Debug, Error, PartialEq)]
@@ -129,17 +136,18 @@ impl Config {
         if event_source.starts_with("aws.") {
             return Err(ConfigError::ReservedEventSource(event_source));
         }
-        let max_request_instances = number(
-            "MAX_REQUEST_INSTANCES",
-            REQUEST_INSTANCES_CEILING as u64,
-            1,
-            REQUEST_INSTANCES_CEILING as u64,
-        )? as usize;
         let max_instances_per_job = number(
             "MAX_INSTANCES_PER_JOB",
             100,
             1,
             DRS_API_MAX_INSTANCES_PER_CALL as u64,
+        )? as usize;
+        // Unset, the request limit follows the job size, so no pair of settings is refused.
+        let max_request_instances = number(
+            "MAX_REQUEST_INSTANCES",
+            REQUEST_INSTANCES_CEILING.min(MAX_CHUNKS_PER_REQUEST * max_instances_per_job) as u64,
+            1,
+            REQUEST_INSTANCES_CEILING as u64,
         )? as usize;
         let chunks = max_request_instances.div_ceil(max_instances_per_job);
         if chunks > MAX_CHUNKS_PER_REQUEST {
@@ -189,6 +197,10 @@ impl Config {
                 1,
                 600,
             )?),
+            settle_window: Duration::from_secs(number("SETTLE_WINDOW_SECONDS", 10, 0, 120)?),
+            active_job_window: Duration::from_secs(
+                number("ACTIVE_JOB_WINDOW_HOURS", 48, 1, 720)? * 3600,
+            ),
         })
     }
 }
@@ -276,11 +288,19 @@ mod tests {
 
     #[test]
     fn chunk_count_is_capped_so_the_answer_stays_small() {
-        let err = with(&[("MAX_INSTANCES_PER_JOB", "10")]).unwrap_err();
+        let err = with(&[
+            ("MAX_INSTANCES_PER_JOB", "10"),
+            ("MAX_REQUEST_INSTANCES", "5000"),
+        ])
+        .unwrap_err();
         assert!(
             matches!(err, ConfigError::TooManyChunks { chunks: 500, .. }),
             "{err}"
         );
+        // unset, the request limit follows the job size
+        let small_jobs = with(&[("MAX_INSTANCES_PER_JOB", "10")]).unwrap();
+        assert_eq!(small_jobs.max_request_instances, 500);
+        assert_eq!(Config::default().max_request_instances, 5000);
         let ok = with(&[
             ("MAX_INSTANCES_PER_JOB", "10"),
             ("MAX_REQUEST_INSTANCES", "500"),

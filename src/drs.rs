@@ -1,40 +1,85 @@
 //! What the core needs from DRS, in the core's own words (no SDK types cross this line).
 
 use std::future::Future;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use crate::request::Tags;
 
-/// A failback job DRS created.
+/// A job of this run as the answer reports it: the requested instances it holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LaunchedJob {
     pub job_id: String,
     pub arn: Option<String>,
     pub status: String,
-    /// The instances DRS put in the job (its participating servers); when DRS does not list them,
-    /// the instances that were sent.
     pub recovery_instance_ids: Vec<String>,
+}
+
+/// One server taking part in a job. DRS may leave out `recoveryInstanceID` (drills have none,
+/// and users report completed failback jobs without it), so the source server id matters too.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Participant {
+    pub recovery_instance_id: Option<String>,
+    pub source_server_id: Option<String>,
+    /// PENDING, IN_PROGRESS, LAUNCHED, FAILED, TERMINATED.
+    pub launch_status: Option<String>,
+}
+
+/// What the core needs to know about one DRS job.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JobRecord {
+    pub job_id: String,
+    pub arn: Option<String>,
+    /// PENDING, STARTED or COMPLETED.
+    pub status: String,
+    /// The value of the job's `drs-failback:run-id` tag, when it has one: the job is that run's.
+    pub run_id: Option<String>,
+    pub participants: Vec<Participant>,
+}
+
+impl JobRecord {
+    pub fn is_active(&self) -> bool {
+        matches!(self.status.as_str(), "PENDING" | "STARTED")
+    }
+
+    /// Whether the job holds this recovery instance, known by its id or its source server's.
+    pub fn holds(&self, recovery_instance_id: &str, source_server_id: Option<&str>) -> bool {
+        self.participants.iter().any(|p| {
+            p.recovery_instance_id.as_deref() == Some(recovery_instance_id)
+                || (source_server_id.is_some() && p.source_server_id.as_deref() == source_server_id)
+        })
+    }
+
+    /// The job as the answer reports it, holding `ids`.
+    pub fn launched(&self, ids: Vec<String>) -> LaunchedJob {
+        LaunchedJob {
+            job_id: self.job_id.clone(),
+            arn: self.arn.clone(),
+            status: self.status.clone(),
+            recovery_instance_ids: ids,
+        }
+    }
 }
 
 /// Why a `StartFailbackLaunch` call did not create a job, sorted by what is safe to do next.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LaunchError {
-    /// 429: nothing was created; the same chunk may be resent after `retry_after`.
+    /// Any 429: nothing was created; the same chunk may be resent after `retry_after`.
     Throttled {
         retry_after: Option<Duration>,
         message: String,
     },
     /// The request never left (connection refused, DNS): nothing was created; safe to resend.
     NotSent { error: String },
-    /// 5xx, timeout, connection lost after sending: the job may exist. Never resent blindly.
+    /// 5xx, 408, timeout, connection lost after sending: the job may exist. Never resent blindly.
     Ambiguous { error: String },
-    /// 402: a DRS quota is full. Resending now would only be refused again.
+    /// 402: a DRS quota is full. Resending now would only be refused again — unless it is the
+    /// per-job quota, which a smaller chunk meets.
     QuotaExceeded {
         message: String,
         quota_code: Option<String>,
     },
     /// DRS refused the chunk (ConflictException, ValidationException, other 4xx): nothing was
-    /// created. `resource_id` / `fields` name the culprit when DRS says.
+    /// created. `resource_id` / `fields` name the culprit (or the request field) when DRS says.
     Refused {
         code: String,
         message: String,
@@ -55,33 +100,51 @@ pub enum Unusable {
     ClientMisconfigured,
 }
 
+/// Which recovery instances a `DescribeRecoveryInstances` call asks for (never all of them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InstanceQuery<'a> {
+    /// At most `DESCRIBE_INSTANCES_MAX_IDS`.
+    RecoveryInstances(&'a [String]),
+    /// The recovery instances of these source servers, at most `DESCRIBE_INSTANCES_MAX_IDS`.
+    SourceServers(&'a [String]),
+}
+
+/// Which jobs a `DescribeJobs` call asks for: these ids (at most `DESCRIBE_JOBS_MAX_IDS`; none
+/// means any), created at or after `created_since` when given. Without either, DRS lists every
+/// job the account ever ran.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JobQuery<'a> {
+    pub job_ids: &'a [String],
+    pub created_since: Option<SystemTime>,
+}
+
+/// One page of a listing; the listing ends when `next_token` is absent (a page may be short).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_token: Option<String>,
+}
+
 pub trait Drs: Send + Sync {
     fn start_failback_launch(
         &self,
         recovery_instance_ids: &[String],
         tags: &Tags,
-    ) -> impl Future<Output = Result<LaunchedJob, LaunchError>> + Send;
+    ) -> impl Future<Output = Result<JobRecord, LaunchError>> + Send;
 
-    /// The named instances that exist (unknown ids are simply absent), every page read.
-    /// At most `DESCRIBE_INSTANCES_MAX_IDS` ids per call.
+    /// One page of the recovery instances asked for (unknown ids are simply absent).
     fn describe_recovery_instances(
         &self,
-        recovery_instance_ids: &[String],
-    ) -> impl Future<Output = Result<Vec<RecoveryInstance>, DescribeError>> + Send;
+        query: InstanceQuery<'_>,
+        next_token: Option<&str>,
+    ) -> impl Future<Output = Result<Page<RecoveryInstance>, DescribeError>> + Send;
 
-    /// The recovery instances of the named source servers, every page read. At most
-    /// `DESCRIBE_INSTANCES_MAX_IDS` ids per call.
-    fn describe_recovery_instances_of_source_servers(
-        &self,
-        source_server_ids: &[String],
-    ) -> impl Future<Output = Result<Vec<RecoveryInstance>, DescribeError>> + Send;
-
-    /// The named jobs that exist, every page read. At most `DESCRIBE_JOBS_MAX_IDS` ids per call;
-    /// none means every job (as the API's empty filter does).
+    /// One page of the jobs asked for, newest first.
     fn describe_jobs(
         &self,
-        job_ids: &[String],
-    ) -> impl Future<Output = Result<Vec<JobRecord>, DescribeError>> + Send;
+        query: JobQuery<'_>,
+        next_token: Option<&str>,
+    ) -> impl Future<Output = Result<Page<JobRecord>, DescribeError>> + Send;
 }
 
 /// What pre-flight and reconciliation need to know about one recovery instance.
@@ -93,35 +156,6 @@ pub struct RecoveryInstance {
     pub failback_state: String,
     /// "The Job ID of the last failback" (`failback.failbackJobID`).
     pub failback_job_id: Option<String>,
-}
-
-/// What the core needs to know about one DRS job.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct JobRecord {
-    pub job_id: String,
-    pub arn: Option<String>,
-    /// PENDING, STARTED or COMPLETED.
-    pub status: String,
-    /// The value of the job's `drs-failback:run-id` tag, when it has one: the job is that run's.
-    pub run_id: Option<String>,
-    pub recovery_instance_ids: Vec<String>,
-}
-
-impl JobRecord {
-    pub fn is_active(&self) -> bool {
-        matches!(self.status.as_str(), "PENDING" | "STARTED")
-    }
-}
-
-impl From<JobRecord> for LaunchedJob {
-    fn from(job: JobRecord) -> Self {
-        LaunchedJob {
-            job_id: job.job_id,
-            arn: job.arn,
-            status: job.status,
-            recovery_instance_ids: job.recovery_instance_ids,
-        }
-    }
 }
 
 /// Why a read-only Describe call failed. Reads have no side effects, so every kind but

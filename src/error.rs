@@ -19,12 +19,16 @@ pub enum HandlerError {
     InvalidRequest(#[from] RequestError),
     #[error("DRS cannot be used, nothing was launched: {message}")]
     DrsUnusable { kind: Unusable, message: String },
+    #[error("invalid failback request: DRS refused its {field}, nothing was launched: {message}")]
+    RefusedByDrs { field: String, message: String },
 }
 
 impl HandlerError {
     pub fn error_type(&self) -> &'static str {
         match self {
-            HandlerError::InvalidRequest(_) => ERROR_INVALID_REQUEST,
+            HandlerError::InvalidRequest(_) | HandlerError::RefusedByDrs { .. } => {
+                ERROR_INVALID_REQUEST
+            }
             HandlerError::DrsUnusable { kind, .. } => match kind {
                 Unusable::AccountNotInitialized => ERROR_ACCOUNT_NOT_INITIALIZED,
                 Unusable::AccessDenied => ERROR_ACCESS_DENIED,

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use crate::drs::LaunchedJob;
-use crate::request::{FailbackRequest, truncate_utf8};
+use crate::request::{FailbackRequest, is_valid_source_server_id, truncate_utf8};
 
 /// DRS messages are echoed at most this long: the answer must stay under 256 KB whatever DRS says.
 pub const MESSAGE_MAX_BYTES: usize = 256;
@@ -66,6 +66,7 @@ pub const REJECTED_MALFORMED_ID: &str = "MALFORMED_ID";
 pub const SKIPPED_NOT_FOUND: &str = "NOT_FOUND";
 pub const SKIPPED_ALREADY_IN_JOB: &str = "ALREADY_IN_JOB";
 pub const REJECTED_BY_DRS: &str = "REFUSED_BY_DRS";
+pub const REJECTED_REQUEST_REFUSED: &str = "REQUEST_REFUSED";
 
 impl Outcome {
     pub fn kind(&self) -> OutcomeKind {
@@ -89,6 +90,18 @@ impl Outcome {
             reason: REJECTED_BY_DRS,
             code: Some(code.to_owned()),
             message: truncate_utf8(message, MESSAGE_MAX_BYTES),
+        }
+    }
+
+    /// DRS refused a field of the request itself: no call with it can launch anything.
+    pub fn request_refused(field: &str, message: &str) -> Self {
+        Outcome::Rejected {
+            reason: REJECTED_REQUEST_REFUSED,
+            code: Some("ValidationException".into()),
+            message: truncate_utf8(
+                &format!("DRS refused the request's {field}: {message}"),
+                MESSAGE_MAX_BYTES,
+            ),
         }
     }
 
@@ -192,6 +205,10 @@ pub struct Answer {
     pub not_launched: Vec<NotLaunchedGroup>,
     #[serde(rename = "deferredRecoveryInstanceIDs")]
     pub deferred_recovery_instance_ids: Vec<String>,
+    /// Source servers named in the request whose recovery instances could not be read: send them
+    /// again as `sourceServerIDs`.
+    #[serde(rename = "deferredSourceServerIDs")]
+    pub deferred_source_server_ids: Vec<String>,
     /// `dryRun` only: the sizes of the jobs a real run would start, in order.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub planned_job_sizes: Option<Vec<usize>>,
@@ -290,16 +307,32 @@ impl RunResult {
         groups
     }
 
-    pub fn deferred_ids(&self) -> Vec<String> {
+    /// Deferred ids: recovery instances, then source servers (told apart by their `s-` form).
+    pub fn deferred_ids(&self) -> (Vec<String>, Vec<String>) {
         self.outcomes
             .iter()
             .filter(|(_, outcome)| matches!(outcome, Outcome::Deferred { .. }))
             .map(|(id, _)| id.clone())
-            .collect()
+            .partition(|id| !is_valid_source_server_id(id))
+    }
+
+    /// Adds a job of this run; a job met again (found by two chunks) gets the new instances.
+    pub fn add_job(&mut self, job: LaunchedJob) {
+        match self.jobs.iter_mut().find(|j| j.job_id == job.job_id) {
+            Some(known) => {
+                for id in job.recovery_instance_ids {
+                    if !known.recovery_instance_ids.contains(&id) {
+                        known.recovery_instance_ids.push(id);
+                    }
+                }
+            }
+            None => self.jobs.push(job),
+        }
     }
 
     pub fn answer(&self, request: &FailbackRequest, events: EventDelivery) -> Answer {
         let counts = self.counts();
+        let (deferred_recovery_instance_ids, deferred_source_server_ids) = self.deferred_ids();
         Answer {
             run_id: request.run_id.clone(),
             dry_run: request.dry_run,
@@ -309,7 +342,8 @@ impl RunResult {
             counts,
             jobs: self.jobs.iter().map(JobSummary::from).collect(),
             not_launched: self.not_launched(),
-            deferred_recovery_instance_ids: self.deferred_ids(),
+            deferred_recovery_instance_ids,
+            deferred_source_server_ids,
             planned_job_sizes: self.planned_job_sizes.clone(),
             events,
         }
@@ -357,7 +391,13 @@ mod tests {
         );
         assert_eq!(groups[1].reason, "MALFORMED_ID");
         assert_eq!(groups[2].code.as_deref(), Some("ConflictException"));
-        assert_eq!(result.deferred_ids(), ["i-11111111", "i-22222222"]);
+        assert_eq!(
+            result.deferred_ids(),
+            (
+                vec!["i-11111111".to_owned(), "i-22222222".to_owned()],
+                vec![]
+            )
+        );
         let counts = result.counts();
         assert_eq!(
             (counts.deferred, counts.rejected, counts.total()),

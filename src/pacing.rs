@@ -6,11 +6,16 @@
 //! the rate a little (additive increase). A large batch under throttling thus settles near the
 //! service's rate instead of bursting and wasting calls — like the SDK's adaptive retry mode,
 //! but honouring DRS's `Retry-After` header, which the SDK ignores.
+//!
+//! Before the rate is known, a slow start keeps a small batch from paying for the discovery: one
+//! launch in flight at first, one more for each success (the window doubles every round trip),
+//! halved by a throttle — so the first burst DRS refuses is one call, not every chunk at once.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
 /// How far back the admitted rate is measured when DRS throttles.
@@ -23,6 +28,8 @@ const MIN_RATE: f64 = 0.05;
 /// A rate measured over fewer calls says nothing; a throttle then only holds for `Retry-After`.
 const MIN_SAMPLES: usize = 4;
 const MAX_RATE: f64 = 100.0;
+/// Launches in flight before DRS has admitted any.
+const INITIAL_WINDOW: usize = 1;
 
 #[derive(Debug)]
 struct State {
@@ -34,12 +41,17 @@ struct State {
     last_decrease: Option<Instant>,
     /// Sends in the window, and which of them DRS admitted.
     recent: VecDeque<(Instant, bool)>,
+    /// Launches allowed in flight at once (slow start), and those in flight now.
+    window: usize,
+    in_flight: usize,
 }
 
 #[derive(Debug)]
 pub struct Pacer {
     enabled: bool,
     state: Mutex<State>,
+    /// Woken when a launch in flight ends.
+    freed: Notify,
 }
 
 impl Pacer {
@@ -51,7 +63,10 @@ impl Pacer {
                 next_slot: Instant::now(),
                 last_decrease: None,
                 recent: VecDeque::new(),
+                window: INITIAL_WINDOW,
+                in_flight: 0,
             }),
+            freed: Notify::new(),
         }
     }
 
@@ -60,21 +75,53 @@ impl Pacer {
         self.state.lock().ok().and_then(|state| state.rate)
     }
 
-    /// Reserves the next send slot and returns when it is; the caller sends then, or gives the
-    /// slot up if it is too late for the deadline.
-    pub fn reserve(&self, now: Instant) -> Instant {
-        let Ok(mut state) = self.state.lock() else {
-            return now;
-        };
-        if !self.enabled {
-            return now;
+    /// Waits for room in the slow-start window, then reserves the next send slot and returns when
+    /// it is; the caller sends then, or gives the slot up (`release`) if it is too late for the
+    /// deadline. Every reservation ends with `succeeded`, `throttled` or `release`.
+    pub async fn reserve(&self) -> Instant {
+        loop {
+            let freed = self.freed.notified();
+            let mut freed = std::pin::pin!(freed);
+            freed.as_mut().enable();
+            {
+                let now = Instant::now();
+                let Ok(mut state) = self.state.lock() else {
+                    return now;
+                };
+                if !self.enabled {
+                    return now;
+                }
+                if state.in_flight < state.window {
+                    state.in_flight += 1;
+                    let slot = state.next_slot.max(now);
+                    state.next_slot = match state.rate {
+                        Some(rate) => slot + Duration::from_secs_f64(1.0 / rate),
+                        None => slot,
+                    };
+                    return slot;
+                }
+            }
+            freed.await;
         }
-        let slot = state.next_slot.max(now);
-        state.next_slot = match state.rate {
-            Some(rate) => slot + Duration::from_secs_f64(1.0 / rate),
-            None => slot,
-        };
-        slot
+    }
+
+    /// A reserved launch ended without DRS admitting or throttling it (or was never sent).
+    pub fn release(&self) {
+        if let Ok(mut state) = self.state.lock() {
+            Self::end(&mut state);
+        }
+        self.freed.notify_waiters();
+    }
+
+    /// How many launches may be in flight now.
+    pub fn window(&self) -> usize {
+        self.state
+            .lock()
+            .map_or(INITIAL_WINDOW, |state| state.window)
+    }
+
+    fn end(state: &mut State) {
+        state.in_flight = state.in_flight.saturating_sub(1);
     }
 
     fn record(state: &mut State, at: Instant, admitted: bool) {
@@ -88,28 +135,40 @@ impl Pacer {
         }
     }
 
-    /// DRS accepted a call: nudge the rate up.
+    /// DRS accepted a call: one more launch may be in flight, and the rate goes up a little.
     pub fn succeeded(&self, now: Instant) {
         if let Ok(mut state) = self.state.lock() {
+            Self::end(&mut state);
             Self::record(&mut state, now, true);
+            state.window += 1;
             if let Some(rate) = state.rate {
                 state.rate = Some((rate + INCREASE_PER_SUCCESS).min(MAX_RATE));
             }
         }
+        self.freed.notify_waiters();
     }
 
     /// DRS throttled a call sent at `sent_at`: slow everyone down (once per burst), and hold
     /// every sender until `Retry-After`.
     pub fn throttled(&self, sent_at: Instant, now: Instant, retry_after: Option<Duration>) {
-        if !self.enabled {
-            return;
-        }
+        self.cut(sent_at, now, retry_after);
+        self.freed.notify_waiters();
+    }
+
+    fn cut(&self, sent_at: Instant, now: Instant, retry_after: Option<Duration>) {
         let Ok(mut state) = self.state.lock() else {
             return;
         };
+        Self::end(&mut state);
+        if !self.enabled {
+            return;
+        }
         Self::record(&mut state, now, false);
         let samples = state.recent.len();
         let same_burst = state.last_decrease.is_some_and(|cut| sent_at < cut);
+        if !same_burst {
+            state.window = (state.window / 2).max(INITIAL_WINDOW);
+        }
         if !same_burst && (samples >= MIN_SAMPLES || state.rate.is_some()) {
             state.last_decrease = Some(now);
             // What DRS admitted per second over the window, or over the time since the first
@@ -145,7 +204,7 @@ mod tests {
         let pacer = Pacer::new(true);
         let now = Instant::now();
         for _ in 0..10 {
-            assert_eq!(pacer.reserve(now), now);
+            assert_eq!(pacer.reserve().await, now);
             pacer.succeeded(now);
         }
         assert_eq!(pacer.rate(), None);
@@ -162,9 +221,9 @@ mod tests {
         // 10 admitted within the first second = 10/s, times 0.7
         let rate = pacer.rate().unwrap();
         assert!((rate - 7.0).abs() < 1e-9, "{rate}");
-        let first = pacer.reserve(now);
+        let first = pacer.reserve().await;
         assert_eq!(first, now + Duration::from_secs(3));
-        let second = pacer.reserve(now);
+        let second = pacer.reserve().await;
         assert_eq!(second - first, Duration::from_secs_f64(1.0 / 7.0));
         pacer.succeeded(now);
         assert!((pacer.rate().unwrap() - 7.0 - INCREASE_PER_SUCCESS).abs() < 1e-9);
@@ -198,8 +257,34 @@ mod tests {
         pacer.succeeded(now);
         pacer.throttled(now, now, Some(Duration::from_secs(2)));
         assert_eq!(pacer.rate(), None);
-        assert_eq!(pacer.reserve(now), now + Duration::from_secs(2));
-        assert_eq!(pacer.reserve(now), now + Duration::from_secs(2));
+        assert_eq!(pacer.reserve().await, now + Duration::from_secs(2));
+        pacer.release();
+        assert_eq!(pacer.reserve().await, now + Duration::from_secs(2));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn slow_start_widens_on_success_and_halves_on_a_throttle() {
+        let pacer = Pacer::new(true);
+        assert_eq!(pacer.window(), 1);
+        let now = pacer.reserve().await;
+        // a second launch waits until the first ends
+        let waiting = pacer.reserve();
+        let mut waiting = std::pin::pin!(waiting);
+        assert!(futures_util::poll!(waiting.as_mut()).is_pending());
+        pacer.succeeded(now);
+        assert_eq!(waiting.await, now);
+        assert_eq!(pacer.window(), 2);
+        pacer.reserve().await;
+        for _ in 0..2 {
+            pacer.succeeded(now);
+        }
+        assert_eq!(pacer.window(), 4, "one more in flight per success");
+        pacer.reserve().await;
+        pacer.throttled(now, now, None);
+        assert_eq!(pacer.window(), 2, "a throttle halves it");
+        pacer.reserve().await;
+        pacer.release();
+        assert_eq!(pacer.window(), 2, "a failure that is no throttle leaves it");
     }
 
     #[tokio::test(start_paused = true)]
@@ -207,7 +292,8 @@ mod tests {
         let pacer = Pacer::new(false);
         let now = Instant::now();
         pacer.throttled(now, now, Some(Duration::from_secs(30)));
-        assert_eq!(pacer.reserve(now), now);
+        assert_eq!(pacer.reserve().await, now);
+        assert_eq!(pacer.reserve().await, now, "nor holds a launch back");
         assert_eq!(pacer.rate(), None);
     }
 }

@@ -26,10 +26,9 @@ pub struct Capacity {
 impl Capacity {
     /// What is left of the quotas with `active` jobs running.
     pub fn left(active: &[JobRecord], config: &Config) -> Self {
-        let servers_in_flight: usize = active
-            .iter()
-            .map(|job| job.recovery_instance_ids.len())
-            .sum();
+        // Every participating server counts, with a recovery instance id or not (a drill's
+        // servers have none).
+        let servers_in_flight: usize = active.iter().map(|job| job.participants.len()).sum();
         Capacity {
             servers_in_flight,
             active_jobs: active.len(),
@@ -83,6 +82,7 @@ impl Capacity {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::drs::Participant;
     use proptest::prelude::*;
     use std::collections::HashSet;
 
@@ -105,10 +105,9 @@ mod tests {
             .enumerate()
             .map(|(n, size)| JobRecord {
                 job_id: format!("drsjob-{n}"),
-                arn: None,
                 status: "STARTED".into(),
-                run_id: None,
-                recovery_instance_ids: ids(*size),
+                participants: vec![Participant::default(); *size],
+                ..JobRecord::default()
             })
             .collect()
     }

@@ -20,6 +20,8 @@ pub struct Preflight {
     pub settled: Vec<(String, Outcome)>,
     /// This run's jobs found (a redelivered request): reported again, not launched again.
     pub existing_jobs: Vec<LaunchedJob>,
+    /// Each instance's source server: a job may list a server by that id only.
+    pub sources: HashMap<String, String>,
 }
 
 /// The recovery instances of the named source servers, in the order the source servers were
@@ -81,9 +83,16 @@ pub async fn preflight<D: Drs>(
         jobs.insert(job.job_id.clone(), job);
     }
 
-    let requested: BTreeSet<&String> = ids.iter().collect();
-    let mut preflight = Preflight::default();
-    let mut reported_jobs = BTreeSet::new();
+    let mut preflight = Preflight {
+        sources: instances
+            .values()
+            .filter_map(|i| Some((i.recovery_instance_id.clone(), i.source_server_id.clone()?)))
+            .collect(),
+        ..Preflight::default()
+    };
+    // This run's jobs, with the requested instances found in each: a job of an earlier round of
+    // the same run may hold others, which have their outcome in that round's answer.
+    let mut ours: Vec<(&JobRecord, Vec<String>)> = Vec::new();
     for id in ids {
         let Some(instance) = instances.get(id) else {
             preflight.settled.push((
@@ -99,16 +108,12 @@ pub async fn preflight<D: Drs>(
             .failback_job_id
             .as_ref()
             .and_then(|job_id| jobs.get(job_id))
-            .filter(|job| job.recovery_instance_ids.contains(id));
+            .filter(|job| job.holds(id, instance.source_server_id.as_deref()));
         if let Some(job) = job {
             if job.run_id.as_deref() == Some(run_id) {
-                if reported_jobs.insert(job.job_id.clone()) {
-                    // Only this request's instances: a job of an earlier round of the same
-                    // run may hold others, which have their outcome in that round's answer.
-                    let mut job: LaunchedJob = job.clone().into();
-                    job.recovery_instance_ids
-                        .retain(|id| requested.contains(id));
-                    preflight.existing_jobs.push(job);
+                match ours.iter_mut().find(|(j, _)| j.job_id == job.job_id) {
+                    Some((_, held)) => held.push(id.clone()),
+                    None => ours.push((job, vec![id.clone()])),
                 }
                 preflight.settled.push((
                     id.clone(),
@@ -141,5 +146,9 @@ pub async fn preflight<D: Drs>(
             ));
         }
     }
+    preflight.existing_jobs = ours
+        .into_iter()
+        .map(|(job, held)| job.launched(held))
+        .collect();
     Ok((preflight, known_jobs))
 }

@@ -1,8 +1,10 @@
-//! Reading DRS: every read-only call (pre-flight, reconciliation, capacity polls) goes through
+//! Reading DRS: every read-only call (pre-flight, settling, capacity polls) goes through
 //! [`DrsReads`], which retries it as [`retry::read_step`](crate::retry::read_step) decides, gives
-//! each call a timeout and never starts a call or a wait that would end after the budget.
+//! each call (each page) a timeout from the time left and never starts a call or a wait that
+//! would end after the budget.
 
 use std::future::Future;
+use std::time::{Duration, SystemTime};
 
 use futures_util::{StreamExt, TryStreamExt, stream};
 use tokio::time::{sleep, timeout};
@@ -10,8 +12,8 @@ use tracing::warn;
 
 use crate::deadline::Budget;
 use crate::drs::{
-    DESCRIBE_INSTANCES_MAX_IDS, DESCRIBE_JOBS_MAX_IDS, DescribeError, Drs, JobRecord,
-    RecoveryInstance, Unusable,
+    DESCRIBE_INSTANCES_MAX_IDS, DESCRIBE_JOBS_MAX_IDS, DescribeError, Drs, InstanceQuery, JobQuery,
+    JobRecord, Page, RecoveryInstance, Unusable,
 };
 use crate::outcome::{DeferReason, Outcome};
 use crate::retry::{Jitter, ReadStep, RetryPolicy, read_step};
@@ -65,11 +67,15 @@ pub struct DrsReads<'a, D> {
     pub budget: Budget,
     /// Independent reads (batches of ids) run this many at a time.
     pub max_concurrent: usize,
+    /// Jobs created before now minus this window are not read when looking for active jobs: a
+    /// failback job never lives that long, and an old account's history is long.
+    pub active_job_window: Duration,
 }
 
 impl<D: Drs> DrsReads<'_, D> {
     /// One read-only call, retried on throttling (after `Retry-After`) and on failures: reads have
-    /// no side effects. Never starts a call or a wait that would end after the budget.
+    /// no side effects. Its timeout is what is left of the budget (at most the configured one);
+    /// never starts a call or a wait that would end after the budget.
     pub async fn read<T, F, Fut>(&self, what: &'static str, call: F) -> Result<T, ReadFailure>
     where
         F: Fn() -> Fut,
@@ -77,17 +83,14 @@ impl<D: Drs> DrsReads<'_, D> {
     {
         let mut attempt = 0u32;
         loop {
-            if !self.budget.fits(std::time::Duration::ZERO, 1) {
+            let Some(call_timeout) = self.budget.timeout_for(Duration::ZERO, 1) else {
                 return Err(ReadFailure::NoTime);
-            }
-            let error = match timeout(self.budget.call_timeout, call()).await {
+            };
+            let error = match timeout(call_timeout, call()).await {
                 Ok(Ok(value)) => return Ok(value),
                 Ok(Err(error)) => error,
                 Err(_) => DescribeError::Failed {
-                    error: format!(
-                        "no answer within {} ms",
-                        self.budget.call_timeout.as_millis()
-                    ),
+                    error: format!("no answer within {} ms", call_timeout.as_millis()),
                 },
             };
             let wait = match read_step(&error, attempt, self.policy, (self.jitter)()) {
@@ -108,9 +111,29 @@ impl<D: Drs> DrsReads<'_, D> {
         }
     }
 
-    /// One read per batch of `batch_size` ids, `max_concurrent` at a time (reads are independent:
-    /// 5000 instances are 25 reads, which one after another would cost 25 round trips).
-    async fn read_batches<'i, T, F, Fut>(
+    /// Every page of a listing, each page a read of its own (its own timeout and retries), so a
+    /// long listing is bounded by the budget, not by one call's timeout.
+    async fn pages<T, F, Fut>(&self, what: &'static str, call: F) -> Result<Vec<T>, ReadFailure>
+    where
+        F: Fn(Option<String>) -> Fut,
+        Fut: Future<Output = Result<Page<T>, DescribeError>>,
+    {
+        let mut items = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let page = self.read(what, || call(token.clone())).await?;
+            items.extend(page.items);
+            match page.next_token {
+                Some(next) => token = Some(next),
+                None => return Ok(items),
+            }
+        }
+    }
+
+    /// One listing per batch of `batch_size` ids, `max_concurrent` at a time (reads are
+    /// independent: 5000 instances are 25 reads, which one after another would cost 25 round
+    /// trips).
+    async fn batches<'i, T, F, Fut>(
         &self,
         what: &'static str,
         ids: &'i [String],
@@ -118,24 +141,31 @@ impl<D: Drs> DrsReads<'_, D> {
         call: F,
     ) -> Result<Vec<T>, ReadFailure>
     where
-        F: Fn(&'i [String]) -> Fut + Copy,
-        Fut: Future<Output = Result<Vec<T>, DescribeError>>,
+        F: Fn(&'i [String], Option<String>) -> Fut + Copy,
+        Fut: Future<Output = Result<Page<T>, DescribeError>>,
     {
-        let pages: Vec<Vec<T>> = stream::iter(ids.chunks(batch_size))
-            .map(|batch| self.read(what, move || call(batch)))
+        let lists: Vec<Vec<T>> = stream::iter(ids.chunks(batch_size))
+            .map(|batch| self.pages(what, move |token| call(batch, token)))
             .buffer_unordered(self.max_concurrent.max(1))
             .try_collect()
             .await?;
-        Ok(pages.into_iter().flatten().collect())
+        Ok(lists.into_iter().flatten().collect())
     }
 
     /// The named recovery instances that exist.
     pub async fn instances(&self, ids: &[String]) -> Result<Vec<RecoveryInstance>, ReadFailure> {
-        self.read_batches(
+        self.batches(
             "recovery instances",
             ids,
             DESCRIBE_INSTANCES_MAX_IDS,
-            |batch| self.drs.describe_recovery_instances(batch),
+            |batch, token| async move {
+                self.drs
+                    .describe_recovery_instances(
+                        InstanceQuery::RecoveryInstances(batch),
+                        token.as_deref(),
+                    )
+                    .await
+            },
         )
         .await
     }
@@ -145,13 +175,17 @@ impl<D: Drs> DrsReads<'_, D> {
         &self,
         source_server_ids: &[String],
     ) -> Result<Vec<RecoveryInstance>, ReadFailure> {
-        self.read_batches(
+        self.batches(
             "recovery instances of source servers",
             source_server_ids,
             DESCRIBE_INSTANCES_MAX_IDS,
-            |batch| {
+            |batch, token| async move {
                 self.drs
-                    .describe_recovery_instances_of_source_servers(batch)
+                    .describe_recovery_instances(
+                        InstanceQuery::SourceServers(batch),
+                        token.as_deref(),
+                    )
+                    .await
             },
         )
         .await
@@ -159,17 +193,39 @@ impl<D: Drs> DrsReads<'_, D> {
 
     /// The named jobs that exist.
     pub async fn jobs(&self, job_ids: &[String]) -> Result<Vec<JobRecord>, ReadFailure> {
-        self.read_batches("jobs", job_ids, DESCRIBE_JOBS_MAX_IDS, |batch| {
-            self.drs.describe_jobs(batch)
+        self.batches(
+            "jobs",
+            job_ids,
+            DESCRIBE_JOBS_MAX_IDS,
+            |batch, token| async move {
+                let query = JobQuery {
+                    job_ids: batch,
+                    created_since: None,
+                };
+                self.drs.describe_jobs(query, token.as_deref()).await
+            },
+        )
+        .await
+    }
+
+    /// Every job created at or after `since`, whoever made it.
+    pub async fn jobs_since(&self, since: SystemTime) -> Result<Vec<JobRecord>, ReadFailure> {
+        self.pages("jobs since", |token| async move {
+            let query = JobQuery {
+                job_ids: &[],
+                created_since: Some(since),
+            };
+            self.drs.describe_jobs(query, token.as_deref()).await
         })
         .await
     }
 
-    /// Jobs that are PENDING or STARTED: what counts against the DRS quotas now.
+    /// Jobs that are PENDING or STARTED: what counts against the DRS quotas now. DescribeJobs has
+    /// no status filter, so it reads the jobs of the active-job window only, not the account's
+    /// whole history.
     pub async fn active_jobs(&self) -> Result<Vec<JobRecord>, ReadFailure> {
-        let jobs = self
-            .read("active jobs", || self.drs.describe_jobs(&[]))
-            .await?;
+        let since = self.budget.wall_now() - self.active_job_window;
+        let jobs = self.jobs_since(since).await?;
         Ok(jobs.into_iter().filter(JobRecord::is_active).collect())
     }
 }

@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use crate::config::Config;
-use crate::drs::{DescribeError, LaunchError, LaunchedJob, Unusable};
+use crate::drs::{DescribeError, LaunchError, Unusable};
 use crate::outcome::{DeferReason, Outcome};
 
 /// A source of jitter in `[0, 1]`; random in production, fixed in tests.
@@ -89,24 +89,27 @@ impl RetryPolicy {
     }
 }
 
-/// What DRS's state says about a launch whose answer was lost (see `reconcile`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Reconciled {
-    /// The failed call did create the job: the instances are launched in it.
-    Created(LaunchedJob),
-    /// None of the instances is in a job of this run: the call created nothing.
-    NotCreated,
-    /// The state could not be read: still ambiguous.
-    Unknown(String),
-}
+/// DRS's per-job quota (servers per job): a smaller chunk meets it.
+pub const PER_JOB_QUOTA_CODE: &str = "L-B827C881";
+
+/// The field of StartFailbackLaunch that names instances; a refusal naming any other field is
+/// about the request itself.
+const INSTANCES_FIELD: &str = "recoveryInstanceIDs";
 
 /// What happened to one launch of a piece of a chunk.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Happened {
     /// The call failed.
     Call(LaunchError),
-    /// An ambiguous failure (`error`) was reconciled against DRS's state.
-    Reconciled { found: Reconciled, error: String },
+    /// After the call failed with `cause`, DRS's state was read. The instances found in jobs of
+    /// this run are launched and gone from the piece; of those left, `unavailable` cannot launch
+    /// now (another run's job, not ready), the rest look ready.
+    Looked {
+        cause: LaunchError,
+        unavailable: Vec<String>,
+    },
+    /// DRS's state could not be read after `cause`.
+    LookFailed { cause: LaunchError, why: String },
 }
 
 /// What to do next with the piece.
@@ -114,16 +117,21 @@ pub enum Happened {
 pub enum Step {
     /// Send the same instances again after this wait.
     Resend(Duration),
-    /// The call may have created a job: read DRS's state before anything else.
-    Reconcile,
-    /// The call did create this job: the instances are launched in it.
-    Launched(LaunchedJob),
+    /// Read DRS's state before anything else: over the settle window when `settle` (the call
+    /// may have made a job DRS does not show yet), else once.
+    Look { settle: bool },
     /// Every instance of the piece ends with this outcome.
     Settle(Outcome),
-    /// DRS named the one instance it refused: it ends with `outcome`, the rest is sent again.
-    DropCulprit { id: String, outcome: Outcome },
+    /// These instances leave the piece, each to be sent alone; the rest is sent again now.
+    Isolate(Vec<String>),
+    /// DRS refused these instances by name, or alone: they leave the piece and are rejected with
+    /// `outcome` unless a look a settle window later finds them in a job of this run. The rest is
+    /// sent again now.
+    Confirm { ids: Vec<String>, outcome: Outcome },
     /// DRS refused the piece without saying which instance: split it to find out.
     Bisect { code: String, message: String },
+    /// DRS's per-job quota is smaller than the piece: halve it, and every chunk after it.
+    Shrink,
     /// Nothing more may start: this piece and every piece not yet started are deferred with
     /// `reason`. `quota_full` when DRS said a quota is full; `unusable` when DRS cannot be used.
     Halt {
@@ -132,19 +140,23 @@ pub enum Step {
         quota_full: bool,
         unusable: Option<Unusable>,
     },
+    /// DRS refused a field of the request itself (e.g. a tag): every call would be refused.
+    RefuseRequest { field: String, message: String },
 }
 
-/// How often each kind of retry was spent on one piece.
+/// How often each kind of retry was spent on one piece, and whether its chunk has already
+/// looked over a whole settle window since a refusal.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Tries {
     pub throttled: u32,
     pub unsent: u32,
     pub resends: u32,
+    pub settled: bool,
 }
 
 impl Tries {
-    /// The next step for a piece of `ids` after `happened`, counting the retry it spends.
-    /// `jitter` is one draw in `[0, 1]`, used when the step waits.
+    /// The next step for a piece of `ids` (those still unlaunched) after `happened`, counting
+    /// the retry it spends. `jitter` is one draw in `[0, 1]`, used when the step waits.
     pub fn next_step(
         &mut self,
         happened: Happened,
@@ -153,10 +165,29 @@ impl Tries {
         jitter: f64,
     ) -> Step {
         match happened {
-            Happened::Call(LaunchError::Throttled {
+            Happened::Call(error) => self.after_call(error, ids, policy, jitter),
+            Happened::Looked { cause, unavailable } => {
+                self.after_look(cause, unavailable, ids, policy, jitter)
+            }
+            Happened::LookFailed { cause, why } => Step::Settle(Outcome::deferred(
+                DeferReason::Ambiguous,
+                Some(format!("{}; state unreadable: {why}", describe(&cause))),
+            )),
+        }
+    }
+
+    fn after_call(
+        &mut self,
+        error: LaunchError,
+        ids: &[String],
+        policy: &RetryPolicy,
+        jitter: f64,
+    ) -> Step {
+        match error {
+            LaunchError::Throttled {
                 retry_after,
                 message,
-            }) => {
+            } => {
                 if self.throttled >= policy.throttle_max_retries {
                     return Step::Settle(Outcome::deferred(DeferReason::Throttled, Some(message)));
                 }
@@ -166,7 +197,7 @@ impl Tries {
                 self.throttled += 1;
                 Step::Resend(wait)
             }
-            Happened::Call(LaunchError::NotSent { error }) => {
+            LaunchError::NotSent { error } => {
                 if self.unsent >= policy.unsent_max_retries {
                     return Step::Settle(Outcome::deferred(DeferReason::Unreachable, Some(error)));
                 }
@@ -175,12 +206,16 @@ impl Tries {
                 Step::Resend(wait)
             }
             // No idempotency token: a blind resend could start a second job for the same
-            // instances. Read what DRS did first.
-            Happened::Call(LaunchError::Ambiguous { .. }) => Step::Reconcile,
-            Happened::Call(LaunchError::QuotaExceeded {
+            // instances. Read what DRS did first, for as long as DRS may take to show it.
+            LaunchError::Ambiguous { .. } => Step::Look { settle: true },
+            LaunchError::QuotaExceeded {
+                quota_code: Some(code),
+                ..
+            } if code == PER_JOB_QUOTA_CODE && ids.len() > 1 => Step::Shrink,
+            LaunchError::QuotaExceeded {
                 message,
                 quota_code,
-            }) => Step::Halt {
+            } => Step::Halt {
                 reason: DeferReason::Quota,
                 why: match quota_code {
                     Some(code) => format!("{message} (quota {code})"),
@@ -189,42 +224,74 @@ impl Tries {
                 quota_full: true,
                 unusable: None,
             },
-            Happened::Call(LaunchError::Refused {
+            LaunchError::Refused {
+                fields, message, ..
+            } if fields.iter().any(|f| !f.starts_with(INSTANCES_FIELD)) => Step::RefuseRequest {
+                field: fields
+                    .into_iter()
+                    .find(|f| !f.starts_with(INSTANCES_FIELD))
+                    .unwrap_or_default(),
+                message,
+            },
+            LaunchError::Refused { code, message, .. } if ids.len() == 1 => Step::Confirm {
+                ids: ids.to_vec(),
+                outcome: Outcome::refused_by_drs(&code, &message),
+            },
+            // A refusal may be DRS seeing a job of this run it does not show yet (a concurrent
+            // delivery of the same request, an earlier call of this one): the first in a chunk
+            // looks over the settle window before isolating. After that, a culprit DRS names
+            // goes to be confirmed at once; an unnamed one is looked for, once.
+            LaunchError::Refused {
                 code,
                 message,
                 resource_id,
                 ..
-            }) => {
-                if ids.len() == 1 {
-                    return Step::Settle(Outcome::refused_by_drs(&code, &message));
-                }
-                // DRS refuses the whole call for one bad instance. When it names the culprit
-                // (resourceId, or the id in its message), drop just that one and go on.
-                let named = resource_id
-                    .filter(|id| ids.contains(id))
-                    .or_else(|| ids.iter().find(|id| message.contains(id.as_str())).cloned());
-                match named {
-                    Some(id) => Step::DropCulprit {
-                        id,
-                        outcome: Outcome::refused_by_drs(&code, &message),
-                    },
-                    None => Step::Bisect { code, message },
-                }
-            }
-            Happened::Call(LaunchError::Unusable { kind, message }) => Step::Halt {
+            } => match named_culprit(resource_id, &message, ids) {
+                Some(id) if self.settled => Step::Confirm {
+                    ids: vec![id],
+                    outcome: Outcome::refused_by_drs(&code, &message),
+                },
+                _ => Step::Look {
+                    settle: !self.settled,
+                },
+            },
+            LaunchError::Unusable { kind, message } => Step::Halt {
                 reason: DeferReason::Halted,
                 why: message,
                 quota_full: false,
                 unusable: Some(kind),
             },
-            Happened::Reconciled {
-                found: Reconciled::Created(job),
+        }
+    }
+
+    fn after_look(
+        &mut self,
+        cause: LaunchError,
+        unavailable: Vec<String>,
+        ids: &[String],
+        policy: &RetryPolicy,
+        jitter: f64,
+    ) -> Step {
+        if !unavailable.is_empty() {
+            // The culprit DRS named, if DRS's state explains it, is confirmed; any other that
+            // cannot launch now is sent alone: only DRS refusing it alone makes it a culprit.
+            if let LaunchError::Refused {
+                code,
+                message,
+                resource_id,
                 ..
-            } => Step::Launched(job),
-            Happened::Reconciled {
-                found: Reconciled::NotCreated,
-                error,
-            } => {
+            } = &cause
+                && let Some(id) = named_culprit(resource_id.clone(), message, &unavailable)
+            {
+                return Step::Confirm {
+                    ids: vec![id],
+                    outcome: Outcome::refused_by_drs(code, message),
+                };
+            }
+            return Step::Isolate(unavailable);
+        }
+        match cause {
+            LaunchError::Ambiguous { error } => {
                 if self.resends >= policy.reconciled_max_resends {
                     return Step::Settle(Outcome::deferred(DeferReason::ServerError, Some(error)));
                 }
@@ -232,14 +299,47 @@ impl Tries {
                 self.resends += 1;
                 Step::Resend(wait)
             }
-            Happened::Reconciled {
-                found: Reconciled::Unknown(why),
-                error,
-            } => Step::Settle(Outcome::deferred(
+            // The last one left of a refused piece is sent alone.
+            LaunchError::Refused { .. } if ids.len() == 1 => Step::Resend(Duration::ZERO),
+            LaunchError::Refused {
+                code,
+                message,
+                resource_id,
+                ..
+            } => {
+                // When DRS names the culprit, only that one leaves the piece; otherwise the piece
+                // is split.
+                match named_culprit(resource_id, &message, ids) {
+                    Some(id) => Step::Confirm {
+                        ids: vec![id],
+                        outcome: Outcome::refused_by_drs(&code, &message),
+                    },
+                    None => Step::Bisect { code, message },
+                }
+            }
+            other => Step::Settle(Outcome::deferred(
                 DeferReason::Ambiguous,
-                Some(format!("{error}; state unreadable: {why}")),
+                Some(describe(&other)),
             )),
         }
+    }
+}
+
+/// The instance DRS says it refused: its `resourceId`, or an id of the piece in its message.
+fn named_culprit(resource_id: Option<String>, message: &str, ids: &[String]) -> Option<String> {
+    resource_id
+        .filter(|id| ids.contains(id))
+        .or_else(|| ids.iter().find(|id| message.contains(id.as_str())).cloned())
+}
+
+/// The failure as an answer reports it.
+pub fn describe(error: &LaunchError) -> String {
+    match error {
+        LaunchError::Throttled { message, .. } => message.clone(),
+        LaunchError::NotSent { error } | LaunchError::Ambiguous { error } => error.clone(),
+        LaunchError::QuotaExceeded { message, .. }
+        | LaunchError::Refused { message, .. }
+        | LaunchError::Unusable { message, .. } => message.clone(),
     }
 }
 
@@ -344,29 +444,33 @@ mod tests {
         })
     }
 
-    fn refused(resource_id: Option<&str>, message: &str) -> Happened {
-        Happened::Call(LaunchError::Refused {
+    fn conflict(resource_id: Option<&str>, message: &str) -> LaunchError {
+        LaunchError::Refused {
             code: "ConflictException".into(),
             message: message.into(),
             resource_id: resource_id.map(str::to_owned),
             fields: vec![],
-        })
+        }
     }
 
-    fn reconciled(found: Reconciled) -> Happened {
-        Happened::Reconciled {
-            found,
+    fn ambiguous() -> LaunchError {
+        LaunchError::Ambiguous {
             error: "HTTP 500".into(),
         }
     }
 
-    fn job() -> LaunchedJob {
-        LaunchedJob {
-            job_id: "drsjob-1".into(),
-            arn: None,
-            status: "PENDING".into(),
-            recovery_instance_ids: ids(3),
+    fn looked(cause: LaunchError, unavailable: &[&str]) -> Happened {
+        Happened::Looked {
+            cause,
+            unavailable: unavailable.iter().map(|s| s.to_string()).collect(),
         }
+    }
+
+    fn quota(code: &str) -> Happened {
+        Happened::Call(LaunchError::QuotaExceeded {
+            message: "full".into(),
+            quota_code: Some(code.into()),
+        })
     }
 
     /// Every kind of failure, at the first try, the last allowed retry and past the limit.
@@ -375,6 +479,11 @@ mod tests {
         let policy = policy();
         let deferred =
             |reason, error: &str| Step::Settle(Outcome::deferred(reason, Some(error.to_owned())));
+        let settled = Tries {
+            settled: true,
+            ..Tries::default()
+        };
+        let refused = |message: &str| Outcome::refused_by_drs("ConflictException", message);
         let table: Vec<(&str, Happened, Tries, usize, Step)> = vec![
             // throttled: max(Retry-After, backoff), 8 resends, then deferred
             (
@@ -455,38 +564,30 @@ mod tests {
                 3,
                 deferred(DeferReason::Unreachable, "refused"),
             ),
-            // ambiguous: always read first, whatever was spent
+            // ambiguous: always look over the settle window first, whatever was spent
             (
                 "ambiguous",
-                Happened::Call(LaunchError::Ambiguous {
-                    error: "500".into(),
-                }),
+                Happened::Call(ambiguous()),
                 Tries {
                     throttled: 8,
                     unsent: 3,
                     resends: 2,
+                    settled: true,
                 },
                 3,
-                Step::Reconcile,
+                Step::Look { settle: true },
             ),
-            // reconciled
-            (
-                "job found",
-                reconciled(Reconciled::Created(job())),
-                Tries::default(),
-                3,
-                Step::Launched(job()),
-            ),
+            // after the look: nothing found, resend; twice at most
             (
                 "no job, first resend",
-                reconciled(Reconciled::NotCreated),
+                looked(ambiguous(), &[]),
                 Tries::default(),
                 3,
                 Step::Resend(secs(1)),
             ),
             (
                 "no job, last resend",
-                reconciled(Reconciled::NotCreated),
+                looked(ambiguous(), &[]),
                 Tries {
                     resends: 1,
                     ..Tries::default()
@@ -496,7 +597,7 @@ mod tests {
             ),
             (
                 "no job, spent",
-                reconciled(Reconciled::NotCreated),
+                looked(ambiguous(), &[]),
                 Tries {
                     resends: 2,
                     ..Tries::default()
@@ -505,8 +606,18 @@ mod tests {
                 deferred(DeferReason::ServerError, "HTTP 500"),
             ),
             (
+                "taken meanwhile",
+                looked(ambiguous(), &["i-00000001"]),
+                Tries::default(),
+                3,
+                Step::Isolate(vec!["i-00000001".into()]),
+            ),
+            (
                 "state unreadable",
-                reconciled(Reconciled::Unknown("throttled".into())),
+                Happened::LookFailed {
+                    cause: ambiguous(),
+                    why: "throttled".into(),
+                },
                 Tries::default(),
                 3,
                 deferred(
@@ -514,13 +625,29 @@ mod tests {
                     "HTTP 500; state unreadable: throttled",
                 ),
             ),
-            // quota: halt, and say which quota
+            // quota: the per-job one shrinks the piece; others halt, saying which quota
             (
-                "quota",
-                Happened::Call(LaunchError::QuotaExceeded {
-                    message: "full".into(),
-                    quota_code: Some("L-05AFA8C6".into()),
-                }),
+                "per-job quota",
+                quota(PER_JOB_QUOTA_CODE),
+                Tries::default(),
+                3,
+                Step::Shrink,
+            ),
+            (
+                "per-job quota, one left",
+                quota(PER_JOB_QUOTA_CODE),
+                Tries::default(),
+                1,
+                Step::Halt {
+                    reason: DeferReason::Quota,
+                    why: "full (quota L-B827C881)".into(),
+                    quota_full: true,
+                    unusable: None,
+                },
+            ),
+            (
+                "servers quota",
+                quota("L-05AFA8C6"),
                 Tries::default(),
                 3,
                 Step::Halt {
@@ -530,38 +657,117 @@ mod tests {
                     unusable: None,
                 },
             ),
-            // refusals: one left is rejected; a named culprit dropped; else bisect
+            // refusals: look first (over the window once per chunk), alone means confirm
             (
-                "refused, alone",
-                refused(None, "busy"),
-                Tries::default(),
-                1,
-                Step::Settle(Outcome::refused_by_drs("ConflictException", "busy")),
-            ),
-            (
-                "refused, named",
-                refused(Some("i-00000001"), "busy"),
+                "refused",
+                Happened::Call(conflict(None, "busy")),
                 Tries::default(),
                 3,
-                Step::DropCulprit {
-                    id: "i-00000001".into(),
+                Step::Look { settle: true },
+            ),
+            (
+                "refused again",
+                Happened::Call(conflict(None, "busy")),
+                settled,
+                3,
+                Step::Look { settle: false },
+            ),
+            (
+                "refused again, named",
+                Happened::Call(conflict(Some("i-00000001"), "busy")),
+                settled,
+                3,
+                Step::Confirm {
+                    ids: vec!["i-00000001".into()],
+                    outcome: refused("busy"),
+                },
+            ),
+            (
+                "refused first, named",
+                Happened::Call(conflict(Some("i-00000001"), "busy")),
+                Tries::default(),
+                3,
+                Step::Look { settle: true },
+            ),
+            (
+                "refused alone",
+                Happened::Call(conflict(None, "busy")),
+                settled,
+                1,
+                Step::Confirm {
+                    ids: ids(1),
                     outcome: Outcome::refused_by_drs("ConflictException", "busy"),
                 },
             ),
             (
-                "refused, named in message",
-                refused(None, "i-00000002 is busy"),
+                "a tag refused",
+                Happened::Call(LaunchError::Refused {
+                    code: "ValidationException".into(),
+                    message: "bad tag".into(),
+                    resource_id: None,
+                    fields: vec!["tags".into()],
+                }),
                 Tries::default(),
                 3,
-                Step::DropCulprit {
-                    id: "i-00000002".into(),
+                Step::RefuseRequest {
+                    field: "tags".into(),
+                    message: "bad tag".into(),
+                },
+            ),
+            (
+                "an id refused",
+                Happened::Call(LaunchError::Refused {
+                    code: "ValidationException".into(),
+                    message: "no such".into(),
+                    resource_id: None,
+                    fields: vec!["recoveryInstanceIDs".into()],
+                }),
+                Tries::default(),
+                3,
+                Step::Look { settle: true },
+            ),
+            // after the look at a refusal
+            (
+                "explained",
+                looked(conflict(None, "busy"), &["i-00000002"]),
+                settled,
+                3,
+                Step::Isolate(vec!["i-00000002".into()]),
+            ),
+            (
+                "named and explained",
+                looked(conflict(Some("i-00000002"), "busy"), &["i-00000002"]),
+                settled,
+                3,
+                Step::Confirm {
+                    ids: vec!["i-00000002".into()],
+                    outcome: refused("busy"),
+                },
+            ),
+            (
+                "named",
+                looked(conflict(Some("i-00000001"), "busy"), &[]),
+                settled,
+                3,
+                Step::Confirm {
+                    ids: vec!["i-00000001".into()],
+                    outcome: refused("busy"),
+                },
+            ),
+            (
+                "named in message",
+                looked(conflict(None, "i-00000002 is busy"), &[]),
+                settled,
+                3,
+                Step::Confirm {
+                    ids: vec!["i-00000002".into()],
                     outcome: Outcome::refused_by_drs("ConflictException", "i-00000002 is busy"),
                 },
             ),
             (
-                "refused, named but not sent",
-                refused(Some("i-99999999"), "busy"),
-                Tries::default(),
+                "named but not sent",
+                looked(conflict(Some("i-99999999"), "busy"), &[]),
+                settled,
                 3,
                 Step::Bisect {
                     code: "ConflictException".into(),
@@ -569,14 +775,21 @@ mod tests {
                 },
             ),
             (
-                "refused, unnamed",
-                refused(None, "busy"),
-                Tries::default(),
+                "unnamed",
+                looked(conflict(None, "busy"), &[]),
+                settled,
                 3,
                 Step::Bisect {
                     code: "ConflictException".into(),
                     message: "busy".into(),
                 },
+            ),
+            (
+                "one left",
+                looked(conflict(None, "busy"), &[]),
+                settled,
+                1,
+                Step::Resend(Duration::ZERO),
             ),
             // unusable: halt
             (
@@ -600,7 +813,7 @@ mod tests {
             let step = tries.next_step(happened, &ids(n), &policy, 1.0);
             assert_eq!(step, expected, "{name}");
             let spent = match step {
-                Step::Resend(_) => 1,
+                Step::Resend(wait) if !wait.is_zero() => 1,
                 _ => 0,
             };
             let total = |t: Tries| t.throttled + t.unsent + t.resends;
@@ -667,7 +880,7 @@ mod tests {
                 let happened = match kind {
                     0 => throttled(Some(1)),
                     1 => Happened::Call(LaunchError::NotSent { error: "x".into() }),
-                    2 => reconciled(Reconciled::NotCreated),
+                    2 => looked(ambiguous(), &[]),
                     _ => throttled(None),
                 };
                 match tries.next_step(happened, &ids(2), &policy, 0.5) {

@@ -2,13 +2,14 @@
 //! capacity when asked) → one outcome per instance → events → the answer.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::time::{Instant, sleep};
 use tracing::{info, warn};
 
 use crate::config::Config;
-use crate::deadline::Budget;
+use crate::deadline::{AnswerTimes, Budget};
 use crate::drs::Drs;
 use crate::error::HandlerError;
 use crate::events::run_events;
@@ -19,6 +20,7 @@ use crate::plan::Capacity;
 use crate::preflight::{preflight, resolve_source_servers};
 use crate::publish::{EventPublisher, PublishSettings, publish_all};
 use crate::reads::DrsReads;
+use crate::reconcile::Looker;
 use crate::request::FailbackRequest;
 use crate::retry::{Jitter, RetryPolicy};
 
@@ -26,6 +28,10 @@ use crate::retry::{Jitter, RetryPolicy};
 const ANSWER_GUARD: Duration = Duration::from_millis(250);
 /// PutEvents normally answers in tens of milliseconds.
 const PUBLISH_CALL_TIMEOUT: Duration = Duration::from_secs(2);
+/// This run's jobs are looked for among those created since this long before the invocation
+/// started: room for clock skew, and for a concurrent delivery of the same request that started
+/// a little earlier.
+const LOOKBACK: Duration = Duration::from_secs(15 * 60);
 
 /// The function: its settings and the two things it talks to.
 pub struct Failback<D, P> {
@@ -117,18 +123,19 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
         deadline: Instant,
     ) -> Result<RunResult, HandlerError> {
         let policy = RetryPolicy::from_config(&self.config);
-        let budget = Budget {
-            stop_at: deadline
+        let budget = Budget::new(
+            deadline
                 .checked_sub(self.config.deadline_margin)
                 .unwrap_or_else(Instant::now),
-            call_timeout: self.config.launch_call_timeout,
-        };
+            self.config.launch_call_timeout,
+        );
         let reads = DrsReads {
             drs: &self.drs,
             policy: &policy,
             jitter: &*self.jitter,
             budget,
             max_concurrent: self.config.max_concurrent_launches,
+            active_job_window: self.config.active_job_window,
         };
         let mut result = RunResult::default();
         let ids = self.resolve_stage(&reads, request, &mut result).await?;
@@ -156,14 +163,17 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
             active_jobs = capacity.active_jobs,
             "pre-flight done"
         );
-        result.jobs.extend(preflight.existing_jobs);
+        for job in preflight.existing_jobs {
+            result.add_job(job);
+        }
         result.outcomes.extend(preflight.settled);
         let mut queue: VecDeque<String> = preflight.launchable.into();
-        let per_job = self.config.max_instances_per_job;
+        let per_job = AtomicUsize::new(self.config.max_instances_per_job);
 
         if request.dry_run {
             // The same planner as a real run: what would start now, within the quotas.
-            let planned = capacity.admit(&mut queue.clone(), per_job, &mut 0);
+            let size = per_job.load(Ordering::Relaxed);
+            let planned = capacity.admit(&mut queue.clone(), size, &mut 0);
             result.planned_job_sizes = Some(
                 planned
                     .iter()
@@ -177,27 +187,41 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
             return Ok(result);
         }
 
+        let looker = Looker {
+            reads: &reads,
+            run_id: &request.run_id,
+            sources: &preflight.sources,
+            since: budget.wall_now() - LOOKBACK,
+            window: self.config.settle_window,
+        };
         let launcher = Launcher {
             drs: &self.drs,
-            reads: &reads,
+            looker: &looker,
             policy: &policy,
             jitter: &*self.jitter,
-            budget,
-            run_id: &request.run_id,
             pacer: &Pacer::new(self.config.adaptive_pacing),
+            answers: &AnswerTimes::default(),
             max_concurrent: self.config.max_concurrent_launches,
+            per_job: &per_job,
         };
         let tags = request.tags.with_run_id(&request.run_id);
+        let mut halted: Option<Outcome> = None;
         let mut unusable = None;
+        let mut refused_request = None;
         let mut next_index = 0;
         loop {
-            let chunks = capacity.admit(&mut queue, per_job, &mut next_index);
+            let size = per_job.load(Ordering::Relaxed);
+            let chunks = capacity.admit(&mut queue, size, &mut next_index);
             if !chunks.is_empty() {
                 let report = launcher.launch_all(chunks, &tags).await;
-                result.jobs.extend(report.jobs);
+                for job in report.jobs {
+                    result.add_job(job);
+                }
                 result.outcomes.extend(report.outcomes);
-                if report.unusable.is_some() {
+                if report.unusable.is_some() || report.refused_request.is_some() {
+                    halted = report.halted;
                     unusable = report.unusable;
+                    refused_request = report.refused_request;
                     break;
                 }
                 if report.quota_full {
@@ -213,10 +237,9 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
             }
         }
 
-        let rest = match &unusable {
-            Some((_, message)) => Outcome::deferred(DeferReason::Halted, Some(message.clone())),
-            None => Outcome::deferred(DeferReason::Quota, Some(capacity.describe(&self.config))),
-        };
+        let rest = halted.unwrap_or_else(|| {
+            Outcome::deferred(DeferReason::Quota, Some(capacity.describe(&self.config)))
+        });
         if !queue.is_empty() {
             info!(
                 instances = queue.len(),
@@ -226,10 +249,13 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
         result
             .outcomes
             .extend(queue.into_iter().map(|id| (id, rest.clone())));
-        if let Some((kind, message)) = unusable
-            && result.jobs.is_empty()
-        {
-            return Err(HandlerError::DrsUnusable { kind, message });
+        if result.jobs.is_empty() {
+            if let Some((kind, message)) = unusable {
+                return Err(HandlerError::DrsUnusable { kind, message });
+            }
+            if let Some((field, message)) = refused_request {
+                return Err(HandlerError::RefusedByDrs { field, message });
+            }
         }
         Ok(result)
     }

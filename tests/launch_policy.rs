@@ -159,9 +159,10 @@ async fn a_wait_that_would_pass_the_deadline_is_not_started() {
 #[tokio::test(start_paused = true)]
 async fn no_call_starts_that_could_not_finish_before_the_deadline() {
     let (sim, requested) = sim_of(300, vec![]).await;
-    // margin 3 s + call timeout 10 s: 12 s left is too little for any call
+    // margin 3 s: 2 s left is enough for the reads, too little for a launch and the two reads
+    // that would settle it (at least a second each)
     let fb = failback_in_process(&sim, &[], 1.0).await;
-    let deadline = Instant::now() + Duration::from_secs(12);
+    let deadline = Instant::now() + Duration::from_secs(5);
     let answer = fb.handle(request(&requested), deadline).await.unwrap();
     assert!(launches(&sim).is_empty());
     assert_eq!(answer.counts.deferred, 300);
@@ -210,10 +211,14 @@ async fn a_500_before_the_job_exists_is_reconciled_then_resent() {
         calls[0].recovery_instance_ids,
         calls[1].recovery_instance_ids
     );
-    assert_eq!(
-        calls_of(&sim, Operation::DescribeRecoveryInstances).len(),
-        2,
-        "pre-flight, then the reconciliation"
+    assert!(
+        calls_of(&sim, Operation::DescribeRecoveryInstances).len() > 2,
+        "pre-flight, then looks at DRS's state"
+    );
+    assert!(
+        calls[1].at_ms - calls[0].at_ms >= 10_000,
+        "resent only after looking over the whole settle window: {} ms",
+        calls[1].at_ms - calls[0].at_ms
     );
     assert_eq!(answer.counts.launched, 150);
     assert_promise(&sim, 0, &requested, &answer);
@@ -509,9 +514,11 @@ async fn launches_run_with_bounded_concurrency() {
         ..SimConfig::default()
     })
     .await;
+    // No slow start: the bound alone.
     let settings = [
         ("MAX_CONCURRENT_LAUNCHES", "4"),
         ("MAX_SERVERS_IN_FLIGHT", "1000"),
+        ("ADAPTIVE_PACING", "false"),
     ];
     let fb = failback_in_process(&sim, &settings, 1.0).await;
     let started = Instant::now();
@@ -527,6 +534,40 @@ async fn launches_run_with_bounded_concurrency() {
         Instant::now() - started,
         Duration::from_secs(3),
         "ten 1 s calls, four at a time"
+    );
+}
+
+/// Before DRS has admitted anything, one launch goes out alone; each success lets one more in
+/// flight, up to the concurrency bound — so a throttling DRS refuses one call, not four.
+#[tokio::test(start_paused = true)]
+async fn a_slow_start_widens_the_launches_in_flight_as_drs_admits_them() {
+    let fleet = ready(1000);
+    let requested = fleet.ids();
+    let sim = start(SimConfig {
+        fleet,
+        quotas: Quotas {
+            servers_in_active_jobs: 1000,
+            ..Quotas::default()
+        },
+        faults: vec![hang(10, 1.0)],
+        ..SimConfig::default()
+    })
+    .await;
+    let settings = [
+        ("MAX_CONCURRENT_LAUNCHES", "4"),
+        ("MAX_SERVERS_IN_FLIGHT", "1000"),
+    ];
+    let fb = failback_in_process(&sim, &settings, 1.0).await;
+    let answer = fb.handle(request(&requested), in_minutes(5)).await.unwrap();
+    assert_eq!(answer.counts.launched, 1000);
+    let mut per_second = [0usize; 5];
+    for call in launches(&sim) {
+        per_second[(call.at_ms / 1000) as usize] += 1;
+    }
+    assert_eq!(
+        per_second,
+        [1, 2, 4, 3, 0],
+        "1, then 2, then the bound of 4"
     );
 }
 

@@ -1,4 +1,6 @@
 //! Logs are JSON lines carrying the request id and run id; tag values never appear.
+// The invocation future nests the launch, read and retry futures deeply enough to pass the default.
+#![recursion_limit = "256"]
 
 mod support;
 

@@ -1,5 +1,7 @@
 //! Every file in `events/` is a fixture: each parses to the expected request or refusal, and each
 //! valid one runs through the real handler. A new file without an expectation fails the test.
+// The invocation future nests the launch, read and retry futures deeply enough to pass the default.
+#![recursion_limit = "256"]
 
 mod support;
 

@@ -1,6 +1,8 @@
 //! The pacer itself, driven directly: how far one throttle cuts its rate, what a burst of
 //! throttles arriving together does, and how many admitted launches it takes to climb back.
-//! Synthetic instants, no I/O: this describes the code in `src/pacing.rs` as built.
+//! On a paused clock, no I/O: this describes the code in `src/pacing.rs` as built. Every launch
+//! slot it takes is handed back (`succeeded` / `throttled`), so the slow-start window never
+//! holds it up.
 
 use std::time::Duration;
 
@@ -27,6 +29,17 @@ pub struct PacerProbe {
 const CLIMB_LIMIT: usize = 10_000;
 
 pub fn probe() -> PacerProbe {
+    match tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+    {
+        Ok(runtime) => runtime.block_on(run()),
+        Err(_) => PacerProbe::default(),
+    }
+}
+
+async fn run() -> PacerProbe {
     let pacer = Pacer::new(true);
     let start = Instant::now();
     let mut probe = PacerProbe::default();
@@ -40,10 +53,11 @@ pub fn probe() -> PacerProbe {
     probe.after_first_round = pacer.rate();
 
     // Climb: one admitted launch per slot the pacer hands out.
-    let mut now = first_answers + Duration::from_secs(1);
+    tokio::time::advance(Duration::from_millis(1_050)).await;
+    let mut now = Instant::now();
     let mut calls = 0;
     while pacer.rate().is_some_and(|rate| rate < RATE_PER_SECOND) && calls < CLIMB_LIMIT {
-        now = pacer.reserve(now).max(now);
+        now = pacer.reserve().await.max(now);
         pacer.succeeded(now);
         calls += 1;
     }

@@ -25,7 +25,23 @@ impl Clock {
     }
 
     pub(crate) fn iso(&self, at: Instant) -> String {
-        iso8601(self.start_wall + at.saturating_duration_since(self.start))
+        iso8601(self.wall(at))
+    }
+
+    /// Wall-clock time of a tokio instant.
+    pub(crate) fn wall(&self, at: Instant) -> SystemTime {
+        self.start_wall + at.saturating_duration_since(self.start)
+    }
+
+    pub(crate) fn start_wall(&self) -> SystemTime {
+        self.start_wall
+    }
+
+    /// Epoch milliseconds of a tokio instant.
+    pub(crate) fn epoch_ms(&self, at: Instant) -> i64 {
+        self.wall(at)
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
     }
 }
 

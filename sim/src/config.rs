@@ -117,6 +117,9 @@ pub enum Fault {
     /// The next `calls` StartFailbackLaunch calls that create a job answer 200 only after
     /// `seconds` (tokio time).
     HangAfterAccept { calls: u32, seconds: f64 },
+    /// The next `calls` StartFailbackLaunch calls that create a job answer with a job that lists
+    /// no participating servers (the job holds them all the same).
+    AnswerWithoutParticipants { calls: u32 },
     /// The next `entries` PutEvents entries that would be accepted fail with
     /// `ErrorCode: InternalFailure` (and are not delivered).
     FailPutEventsEntries { entries: u32 },
@@ -202,6 +205,24 @@ pub struct SimConfig {
     /// ConflictException without `resourceId` and without the id in its message, a
     /// ValidationException without `fieldList`.
     pub error_details: bool,
+    /// Read-after-write lag, which nothing in the DRS API rules out: a new job, and the
+    /// instances' failback fields (`state`, `failbackJobID`), appear to Describe calls only this
+    /// long after the launch, while DRS's own conflict check sees them at once.
+    pub visibility_lag: Duration,
+    /// Reported by DRS users: a COMPLETED job's `participatingServers` no longer carry
+    /// `recoveryInstanceID`.
+    pub completed_jobs_without_instance_ids: bool,
+    /// Finished jobs the account ran before (drills): a long history to page through.
+    pub history: History,
+}
+
+/// An account's old jobs, all COMPLETED drills of servers outside the fleet, spread evenly over
+/// the `days` before the simulator started. JSON: `{"jobs": 50000, "days": 365}`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct History {
+    pub jobs: usize,
+    pub days: f64,
 }
 
 impl Default for SimConfig {
@@ -218,6 +239,9 @@ impl Default for SimConfig {
             account_id: "111122223333".to_owned(),
             account_initialized: true,
             error_details: true,
+            visibility_lag: Duration::ZERO,
+            completed_jobs_without_instance_ids: false,
+            history: History::default(),
         }
     }
 }
@@ -237,6 +261,10 @@ struct ConfigFile {
     account_id: Option<String>,
     account_initialized: Option<bool>,
     error_details: Option<bool>,
+    visibility_lag_seconds: Option<f64>,
+    #[serde(rename = "completedJobsWithoutInstanceIDs")]
+    completed_jobs_without_instance_ids: Option<bool>,
+    history: Option<History>,
     /// Inline fleet, same form as a `--fleet` file.
     fleet: Option<serde_json::Value>,
 }
@@ -276,6 +304,16 @@ impl SimConfig {
         if let Some(d) = file.error_details {
             self.error_details = d;
         }
+        if let Some(lag) = file.visibility_lag_seconds {
+            self.visibility_lag = Duration::try_from_secs_f64(lag)
+                .map_err(|e| SimError::Config(format!("visibilityLagSeconds: {e}")))?;
+        }
+        if let Some(d) = file.completed_jobs_without_instance_ids {
+            self.completed_jobs_without_instance_ids = d;
+        }
+        if let Some(h) = file.history {
+            self.history = h;
+        }
         if let Some(fleet) = file.fleet {
             self.fleet = Fleet::from_json(&fleet.to_string())?;
         }
@@ -303,6 +341,11 @@ impl SimConfig {
         }
         for fault in &self.faults {
             fault.check().map_err(SimError::Config)?;
+        }
+        if self.history.jobs > 1_000_000 || !(0.0..=3650.0).contains(&self.history.days) {
+            return Err(SimError::Config(
+                "history: at most 1000000 jobs over 0-3650 days".into(),
+            ));
         }
         Ok(())
     }

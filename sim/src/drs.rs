@@ -16,13 +16,15 @@
 
 use std::collections::{BTreeMap, HashSet};
 
+use aws_smithy_types::DateTime;
+use aws_smithy_types::date_time::Format;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use crate::config::Quotas;
 use crate::error::ApiError;
 use crate::fleet::{FailbackState, LaunchResult, splitmix64};
-use crate::state::{Inst, Job, Phase, Server, State};
+use crate::state::{Inst, Job, Phase, PreLaunchView, Server, State};
 
 impl State {
     /// A launch by someone else (a test's other tool): no call record, no faults.
@@ -39,6 +41,64 @@ impl State {
         self.start_failback_launch(&input, Instant::now())
             .map(|(_, job_id)| job_id)
             .map_err(|e| format!("{}: {}", e.kind, e.body["message"]))
+    }
+
+    /// Another tool's drill: an active job of source servers that have no recovery instance,
+    /// counted against the same quotas.
+    pub(crate) fn start_drill(&mut self, source_server_ids: &[String]) -> Result<String, String> {
+        let now = Instant::now();
+        self.check_quotas(source_server_ids.len(), now)
+            .map_err(|e| format!("{}: {}", e.kind, e.body["message"]))?;
+        let job_id = self.new_job_id();
+        self.job_by_id.insert(job_id.clone(), self.jobs.len());
+        self.jobs.push(Job {
+            arn: format!(
+                "arn:aws:drs:{}:{}:job/{job_id}",
+                self.region, self.account_id
+            ),
+            id: job_id.clone(),
+            created: now,
+            servers: source_server_ids
+                .iter()
+                .map(|source| Server {
+                    recovery_instance_id: None,
+                    source_server_id: source.clone(),
+                    result: LaunchResult::Launched,
+                })
+                .collect(),
+            tags: BTreeMap::new(),
+            initiated_by: "START_DRILL",
+        });
+        Ok(job_id)
+    }
+
+    /// DRS's quotas for a new job of `servers` servers: jobs and servers in PENDING or STARTED
+    /// jobs, whoever started them.
+    fn check_quotas(&self, servers: usize, now: Instant) -> Result<(), ApiError> {
+        let (active_jobs, active_servers) = self
+            .jobs
+            .iter()
+            .filter(|j| self.phase(j, now) != Phase::Completed)
+            .fold((0, 0), |(n, s), j| (n + 1, s + j.servers.len()));
+        if active_jobs + 1 > self.quotas.active_jobs {
+            return Err(ApiError::quota(
+                format!(
+                    "Too many active jobs: {active_jobs} of at most {}",
+                    self.quotas.active_jobs
+                ),
+                Quotas::ACTIVE_JOBS_CODE,
+            ));
+        }
+        if active_servers + servers > self.quotas.servers_in_active_jobs {
+            return Err(ApiError::quota(
+                format!(
+                    "Too many source servers in active jobs: {active_servers} active + {servers} requested exceeds {}",
+                    self.quotas.servers_in_active_jobs
+                ),
+                Quotas::SERVERS_IN_ACTIVE_JOBS_CODE,
+            ));
+        }
+        Ok(())
     }
 
     pub(crate) fn start_failback_launch(
@@ -128,30 +188,7 @@ impl State {
                 )
             });
         }
-        let (active_jobs, active_servers) = self
-            .jobs
-            .iter()
-            .filter(|j| self.phase(j, now) != Phase::Completed)
-            .fold((0, 0), |(n, s), j| (n + 1, s + j.servers.len()));
-        if active_jobs + 1 > self.quotas.active_jobs {
-            return Err(ApiError::quota(
-                format!(
-                    "Too many active jobs: {active_jobs} of at most {}",
-                    self.quotas.active_jobs
-                ),
-                Quotas::ACTIVE_JOBS_CODE,
-            ));
-        }
-        if active_servers + ids.len() > self.quotas.servers_in_active_jobs {
-            return Err(ApiError::quota(
-                format!(
-                    "Too many source servers in active jobs: {active_servers} active + {} requested exceeds {}",
-                    ids.len(),
-                    self.quotas.servers_in_active_jobs
-                ),
-                Quotas::SERVERS_IN_ACTIVE_JOBS_CODE,
-            ));
-        }
+        self.check_quotas(ids.len(), now)?;
 
         let job_id = self.new_job_id();
         let index = self.jobs.len();
@@ -160,7 +197,7 @@ impl State {
             .map(|id| {
                 let inst = &self.instances[self.by_id[id]];
                 Server {
-                    recovery_instance_id: id.clone(),
+                    recovery_instance_id: Some(id.clone()),
                     source_server_id: inst.spec.source_server_id.clone(),
                     result: inst.spec.launch_result,
                 }
@@ -175,11 +212,23 @@ impl State {
             created: now,
             servers,
             tags,
+            initiated_by: "FAILBACK",
         });
         self.job_by_id.insert(job_id.clone(), index);
+        let lag = self.visibility_lag;
         for id in &ids {
             let i = self.by_id[id];
+            let shown = (!lag.is_zero()).then(|| {
+                let (state, failback_job_id, initiated) = self.shown(&self.instances[i], now);
+                PreLaunchView {
+                    state,
+                    failback_job_id,
+                    initiated,
+                    until: now + lag,
+                }
+            });
             let inst = &mut self.instances[i];
+            inst.before_launch = shown;
             inst.spec.failback_job_id = Some(job_id.clone());
             inst.follows_job = true;
             inst.last_job = Some(index);
@@ -226,31 +275,66 @@ impl State {
         Ok(out)
     }
 
+    /// Newest first: the jobs this simulator made (those visible yet), then the account's
+    /// history. `fromDate` / `toDate` bound the creation time, both ends included.
     pub(crate) fn describe_jobs(&self, input: &Value, now: Instant) -> Result<Value, ApiError> {
-        let wanted: HashSet<String> = strings(&input["filters"]["jobIDs"]).into_iter().collect();
+        let filters = &input["filters"];
+        let wanted: HashSet<String> = strings(&filters["jobIDs"]).into_iter().collect();
+        let from = date_filter(&filters["fromDate"], "filters.fromDate")?;
+        let to = date_filter(&filters["toDate"], "filters.toDate")?;
+        let in_range = |ms: i64| from.is_none_or(|f| ms >= f) && to.is_none_or(|t| ms <= t);
         // The cursor is a job index, not an offset, so jobs created between two pages neither
-        // repeat nor shift the newest-first listing.
-        let below = match input["nextToken"].as_str() {
-            Some(t) => decode_token("jobs", t)?,
-            None => self.jobs.len(),
+        // repeat nor shift the newest-first listing: `jobs` below a live index, then `jobh`
+        // below an index of the history.
+        let (live_below, history_below) = match input["nextToken"].as_str() {
+            None => (self.jobs.len(), self.history.len()),
+            Some(t) => match decode_token("jobs", t) {
+                Ok(below) => (below, self.history.len()),
+                Err(_) => (0, decode_token("jobh", t)?),
+            },
         };
         let size = self.page_len(&input["maxResults"]);
-        let mut candidates = (0..below.min(self.jobs.len()))
+        let live = (0..live_below.min(self.jobs.len()))
             .rev()
-            .filter(|&i| wanted.is_empty() || wanted.contains(&self.jobs[i].id))
-            .peekable();
+            .filter(|&i| {
+                let job = &self.jobs[i];
+                (wanted.is_empty() || wanted.contains(&job.id))
+                    && self.visible(job, now)
+                    && in_range(self.clock.epoch_ms(job.created))
+            })
+            .map(|i| (false, i));
+        let archived = (0..history_below.min(self.history.len()))
+            .rev()
+            .filter(|&i| {
+                let job = &self.history[i];
+                (wanted.is_empty() || wanted.contains(&job.id)) && in_range(job.created_ms)
+            })
+            .map(|i| (true, i));
+        let mut candidates = live.chain(archived).peekable();
         let mut items = Vec::new();
         let mut last = None;
         while items.len() < size {
-            let Some(i) = candidates.next() else { break };
-            items.push(self.job_json(&self.jobs[i], now));
-            last = Some(i);
+            let Some((old, i)) = candidates.next() else {
+                break;
+            };
+            items.push(if old {
+                self.history[i].json(&self.region, &self.account_id)
+            } else {
+                self.job_json(&self.jobs[i], now)
+            });
+            last = Some((old, i));
         }
         let mut out = json!({ "items": items });
-        if let (Some(i), Some(_)) = (last, candidates.peek()) {
-            out["nextToken"] = Value::String(encode_token("jobs", i));
+        if let (Some((old, i)), Some(_)) = (last, candidates.peek()) {
+            let kind = if old { "jobh" } else { "jobs" };
+            out["nextToken"] = Value::String(encode_token(kind, i));
         }
         Ok(out)
+    }
+
+    /// Whether Describe calls see a job yet (the visibility lag).
+    pub(crate) fn visible(&self, job: &Job, now: Instant) -> bool {
+        now >= job.created + self.visibility_lag
     }
 
     pub(crate) fn describe_job_log_items(
@@ -262,12 +346,15 @@ impl State {
             Some(t) => decode_token("log", t)?,
             None => 0,
         };
-        let logs = match input["jobID"]
-            .as_str()
-            .and_then(|id| self.job_by_id.get(id))
-        {
-            Some(&j) => self.job_log(&self.jobs[j], now),
-            None => Vec::new(),
+        let job_id = input["jobID"].as_str().unwrap_or_default();
+        let logs = match self.job_by_id.get(job_id) {
+            Some(&j) if self.visible(&self.jobs[j], now) => self.job_log(&self.jobs[j], now),
+            Some(_) => Vec::new(),
+            None => self
+                .history_by_id
+                .get(job_id)
+                .map(|&h| self.history[h].log())
+                .unwrap_or_default(),
         };
         let size = self.page_len(&input["maxResults"]);
         let items: Vec<Value> = logs.iter().skip(start).take(size).cloned().collect();
@@ -301,7 +388,7 @@ impl State {
                 })
                 .collect();
             let id = format!("drsjob-{suffix}");
-            if !self.job_by_id.contains_key(&id) {
+            if !self.job_by_id.contains_key(&id) && !self.history_by_id.contains_key(&id) {
                 return id;
             }
             n = n.wrapping_add(1 << 32);
@@ -310,22 +397,26 @@ impl State {
 
     pub(crate) fn job_json(&self, job: &Job, now: Instant) -> Value {
         let phase = self.phase(job, now);
+        let without_ids = phase == Phase::Completed && self.completed_jobs_without_instance_ids;
         let servers: Vec<Value> = job
             .servers
             .iter()
             .map(|s| {
-                json!({
-                    "recoveryInstanceID": s.recovery_instance_id,
+                let mut server = json!({
                     "sourceServerID": s.source_server_id,
                     "launchStatus": self.launch_status(job, s, now),
-                })
+                });
+                if let (Some(id), false) = (&s.recovery_instance_id, without_ids) {
+                    server["recoveryInstanceID"] = Value::String(id.clone());
+                }
+                server
             })
             .collect();
         let mut v = json!({
             "jobID": job.id,
             "arn": job.arn,
             "type": "LAUNCH",
-            "initiatedBy": "FAILBACK",
+            "initiatedBy": job.initiated_by,
             "creationDateTime": self.clock.iso(job.created),
             "status": State::status_str(phase),
             "participatingServers": servers,
@@ -340,15 +431,16 @@ impl State {
 
     fn instance_json(&self, inst: &Inst, now: Instant) -> Value {
         let spec = &inst.spec;
+        let (state, failback_job_id, initiated) = self.shown(inst, now);
         let mut failback = json!({
-            "state": self.effective_state(inst, now).as_str(),
+            "state": state.as_str(),
             "failbackToOriginalServer": true,
             "failbackLaunchType": "RECOVERY",
         });
-        if let Some(job) = &spec.failback_job_id {
-            failback["failbackJobID"] = Value::String(job.clone());
+        if let Some(job) = failback_job_id {
+            failback["failbackJobID"] = Value::String(job);
         }
-        if let Some(at) = inst.initiated {
+        if let Some(at) = initiated {
             failback["failbackInitiationTime"] = Value::String(self.clock.iso(at));
         }
         json!({
@@ -399,6 +491,24 @@ impl State {
         }
         items
     }
+}
+
+/// A `fromDate` / `toDate` filter as epoch milliseconds (the model has checked its pattern).
+fn date_filter(value: &Value, field: &str) -> Result<Option<i64>, ApiError> {
+    let Some(text) = value.as_str() else {
+        return Ok(None);
+    };
+    DateTime::from_str(text, Format::DateTime)
+        .ok()
+        .and_then(|t| t.to_millis().ok())
+        .map(Some)
+        .ok_or_else(|| {
+            ApiError::validation(
+                "fieldValidationFailed",
+                format!("Invalid date {text:?}"),
+                &[(field.to_owned(), "not an ISO-8601 date and time".to_owned())],
+            )
+        })
 }
 
 fn strings(v: &Value) -> Vec<String> {

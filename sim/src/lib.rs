@@ -24,6 +24,7 @@ mod drs;
 mod error;
 mod eventbridge;
 mod fleet;
+mod history;
 mod in_process;
 mod model;
 mod reply;
@@ -33,7 +34,7 @@ mod sigv4;
 mod state;
 
 pub use clock::iso8601;
-pub use config::{Fault, Lifecycle, Operation, Quotas, SimConfig};
+pub use config::{Fault, History, Lifecycle, Operation, Quotas, SimConfig};
 pub use error::SimError;
 pub use fleet::{FailbackState, Fleet, FleetInstance, LaunchResult};
 pub use model::embedded_model;

@@ -249,6 +249,11 @@ fn decide(
                         hang = Some(d);
                         Ok(answer)
                     }
+                    AfterCreate::AnswerWithoutParticipants => {
+                        let mut answer = answer;
+                        answer["job"]["participatingServers"] = json!([]);
+                        Ok(answer)
+                    }
                 }
             }
             Operation::DescribeRecoveryInstances => state.describe_recovery_instances(&input, now),

@@ -147,6 +147,12 @@ impl SimHandle {
         self.shared.lock().start_job(recovery_instance_ids, tags)
     }
 
+    /// Starts another tool's drill: an active job of these source servers (which have no
+    /// recovery instance), counted against the quotas like any job.
+    pub fn start_drill(&self, source_server_ids: &[String]) -> Result<String, String> {
+        self.shared.lock().start_drill(source_server_ids)
+    }
+
     /// Back to the configured fleet; jobs, calls, events and faults cleared.
     pub fn reset(&self) {
         self.shared.lock().reset();

@@ -13,6 +13,7 @@ use crate::clock::Clock;
 use crate::config::{Fault, Lifecycle, Operation, Quotas, SimConfig};
 use crate::error::ApiError;
 use crate::fleet::{FailbackState, Fleet, FleetInstance, LaunchResult};
+use crate::history::{self, ArchivedJob};
 
 /// One API call as the simulator saw it (admin calls are not recorded).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -112,10 +113,13 @@ pub(crate) struct Job {
     pub created: Instant,
     pub servers: Vec<Server>,
     pub tags: BTreeMap<String, String>,
+    /// FAILBACK, or START_DRILL for another tool's drill.
+    pub initiated_by: &'static str,
 }
 
 pub(crate) struct Server {
-    pub recovery_instance_id: String,
+    /// None for a drill's source server, which has no recovery instance.
+    pub recovery_instance_id: Option<String>,
     pub source_server_id: String,
     pub result: LaunchResult,
 }
@@ -126,6 +130,18 @@ pub(crate) struct Inst {
     pub follows_job: bool,
     pub last_job: Option<usize>,
     pub initiated: Option<Instant>,
+    /// What Describe calls still show until the latest launch becomes visible.
+    pub before_launch: Option<PreLaunchView>,
+}
+
+/// An instance's failback fields as they were before its latest launch, shown by Describe calls
+/// until `until` (the simulator's visibility lag).
+#[derive(Clone, Debug)]
+pub(crate) struct PreLaunchView {
+    pub state: FailbackState,
+    pub failback_job_id: Option<String>,
+    pub initiated: Option<Instant>,
+    pub until: Instant,
 }
 
 struct ActiveFault {
@@ -151,6 +167,7 @@ impl ActiveFault {
             | Fault::HangAfterAccept { calls, .. }
             | Fault::Hang { calls, .. }
             | Fault::ConnectionRefused { calls, .. }
+            | Fault::AnswerWithoutParticipants { calls }
             | Fault::PutEventsDown { calls } => self.used >= calls,
             Fault::Fail { calls, after, .. } => self.used >= calls.saturating_add(after),
             Fault::FailPutEventsEntries { entries } => self.used >= entries,
@@ -164,6 +181,7 @@ pub(crate) enum AfterCreate {
     Answer,
     InternalError,
     Hang(Duration),
+    AnswerWithoutParticipants,
 }
 
 /// The state every connection (and the handle) works on.
@@ -197,6 +215,11 @@ pub(crate) struct State {
     pub account_id: String,
     pub account_initialized: bool,
     pub error_details: bool,
+    pub visibility_lag: Duration,
+    pub completed_jobs_without_instance_ids: bool,
+    /// The account's old jobs, oldest first.
+    pub history: Vec<ArchivedJob>,
+    pub history_by_id: HashMap<String, usize>,
     initial_fleet: Fleet,
     pub instances: Vec<Inst>,
     pub by_id: HashMap<String, usize>,
@@ -220,6 +243,10 @@ impl State {
             account_id: config.account_id,
             account_initialized: config.account_initialized,
             error_details: config.error_details,
+            visibility_lag: config.visibility_lag,
+            completed_jobs_without_instance_ids: config.completed_jobs_without_instance_ids,
+            history: Vec::new(),
+            history_by_id: HashMap::new(),
             initial_fleet: config.fleet,
             instances: Vec::new(),
             by_id: HashMap::new(),
@@ -230,6 +257,8 @@ impl State {
             events: Vec::new(),
         };
         state.load_fleet();
+        (state.history, state.history_by_id) =
+            history::generate(config.history, state.clock.start_wall());
         state
     }
 
@@ -243,6 +272,7 @@ impl State {
                 follows_job: false,
                 last_job: None,
                 initiated: None,
+                before_launch: None,
             })
             .collect();
         self.by_id = self
@@ -297,7 +327,7 @@ impl State {
             let result = job
                 .servers
                 .iter()
-                .find(|s| s.recovery_instance_id == inst.spec.recovery_instance_id)
+                .find(|s| s.recovery_instance_id.as_ref() == Some(&inst.spec.recovery_instance_id))
                 .map_or(LaunchResult::Launched, |s| s.result);
             return match result {
                 LaunchResult::Launched => FailbackState::FailbackCompleted,
@@ -305,6 +335,25 @@ impl State {
             };
         }
         inst.spec.state
+    }
+
+    /// An instance's failback fields as Describe calls show them now: the latest launch's only
+    /// once the visibility lag has passed.
+    pub(crate) fn shown(
+        &self,
+        inst: &Inst,
+        now: Instant,
+    ) -> (FailbackState, Option<String>, Option<Instant>) {
+        match &inst.before_launch {
+            Some(view) if now < view.until => {
+                (view.state, view.failback_job_id.clone(), view.initiated)
+            }
+            _ => (
+                self.effective_state(inst, now),
+                inst.spec.failback_job_id.clone(),
+                inst.initiated,
+            ),
+        }
     }
 
     pub(crate) fn launch_status(&self, job: &Job, server: &Server, now: Instant) -> &'static str {
@@ -475,6 +524,9 @@ impl State {
                 Fault::InternalErrorAfterCreate { calls } if f.used < calls => {
                     what = AfterCreate::InternalError;
                 }
+                Fault::AnswerWithoutParticipants { calls } if f.used < calls => {
+                    what = AfterCreate::AnswerWithoutParticipants;
+                }
                 Fault::HangAfterAccept { calls, seconds } if f.used < calls => {
                     what = AfterCreate::Hang(
                         Duration::try_from_secs_f64(seconds).unwrap_or(Duration::ZERO),
@@ -514,7 +566,7 @@ impl State {
                     recovery_instance_ids: job
                         .servers
                         .iter()
-                        .map(|s| s.recovery_instance_id.clone())
+                        .filter_map(|s| s.recovery_instance_id.clone())
                         .collect(),
                     tags: job.tags.clone(),
                     created_at_ms: self.clock.ms(job.created),
@@ -525,7 +577,10 @@ impl State {
                         .servers
                         .iter()
                         .map(|s| SimParticipant {
-                            recovery_instance_id: s.recovery_instance_id.clone(),
+                            recovery_instance_id: s
+                                .recovery_instance_id
+                                .clone()
+                                .unwrap_or_default(),
                             source_server_id: s.source_server_id.clone(),
                             launch_status: self.launch_status(job, s, now).to_owned(),
                         })

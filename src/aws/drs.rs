@@ -10,10 +10,12 @@ use aws_sdk_drs::types::{
     DescribeJobsRequestFilters, DescribeRecoveryInstancesRequestFilters, Job,
 };
 use aws_smithy_runtime_api::client::result::DispatchFailure;
+use aws_smithy_types::DateTime;
+use aws_smithy_types::date_time::Format;
 
 use crate::drs::{
-    DESCRIBE_INSTANCES_MAX_IDS, DescribeError, Drs, JobRecord, LaunchError, LaunchedJob,
-    RecoveryInstance, Unusable,
+    DESCRIBE_INSTANCES_MAX_IDS, DESCRIBE_JOBS_MAX_IDS, DescribeError, Drs, InstanceQuery, JobQuery,
+    JobRecord, LaunchError, Page, Participant, RecoveryInstance, Unusable,
 };
 use crate::request::{RUN_ID_TAG_KEY, Tags};
 use crate::retry::parse_retry_after;
@@ -44,7 +46,7 @@ impl Drs for SdkDrs {
         &self,
         recovery_instance_ids: &[String],
         tags: &Tags,
-    ) -> Result<LaunchedJob, LaunchError> {
+    ) -> Result<JobRecord, LaunchError> {
         let mut call = self
             .client
             .start_failback_launch()
@@ -54,7 +56,7 @@ impl Drs for SdkDrs {
         }
         match call.send().await {
             Ok(output) => match output.job {
-                Some(job) => Ok(launched_job(job, recovery_instance_ids)),
+                Some(job) => Ok(job_record(job)),
                 // A 200 without a job: DRS accepted something we cannot see. Treat it like a
                 // lost answer rather than guess.
                 None => Err(LaunchError::Ambiguous {
@@ -67,97 +69,86 @@ impl Drs for SdkDrs {
 
     async fn describe_recovery_instances(
         &self,
-        recovery_instance_ids: &[String],
-    ) -> Result<Vec<RecoveryInstance>, DescribeError> {
-        let filters = DescribeRecoveryInstancesRequestFilters::builder()
-            .set_recovery_instance_ids(Some(recovery_instance_ids.to_vec()))
-            .build();
-        self.describe_instances(filters, recovery_instance_ids.is_empty())
-            .await
-    }
-
-    async fn describe_recovery_instances_of_source_servers(
-        &self,
-        source_server_ids: &[String],
-    ) -> Result<Vec<RecoveryInstance>, DescribeError> {
-        let filters = DescribeRecoveryInstancesRequestFilters::builder()
-            .set_source_server_ids(Some(source_server_ids.to_vec()))
-            .build();
-        self.describe_instances(filters, source_server_ids.is_empty())
-            .await
-    }
-
-    async fn describe_jobs(&self, job_ids: &[String]) -> Result<Vec<JobRecord>, DescribeError> {
-        let filters = DescribeJobsRequestFilters::builder()
-            .set_job_ids((!job_ids.is_empty()).then(|| job_ids.to_vec()))
-            .build();
-        let mut found = Vec::new();
-        let mut next_token: Option<String> = None;
-        loop {
-            let page = self
-                .client
-                .describe_jobs()
-                .filters(filters.clone())
-                .max_results(1000)
-                .set_next_token(next_token.take())
-                .send()
-                .await
-                .map_err(classify_describe_error)?;
-            found.extend(page.items().iter().cloned().map(job_record));
-            match page.next_token {
-                Some(token) if !token.is_empty() => next_token = Some(token),
-                _ => return Ok(found),
+        query: InstanceQuery<'_>,
+        next_token: Option<&str>,
+    ) -> Result<Page<RecoveryInstance>, DescribeError> {
+        let filters = DescribeRecoveryInstancesRequestFilters::builder();
+        let filters = match query {
+            // An empty filter means "every instance in the account": never what is meant here.
+            InstanceQuery::RecoveryInstances([]) | InstanceQuery::SourceServers([]) => {
+                return Ok(Page {
+                    items: Vec::new(),
+                    next_token: None,
+                });
             }
-        }
+            InstanceQuery::RecoveryInstances(ids) => {
+                filters.set_recovery_instance_ids(Some(ids.to_vec()))
+            }
+            InstanceQuery::SourceServers(ids) => filters.set_source_server_ids(Some(ids.to_vec())),
+        };
+        let page = self
+            .client
+            .describe_recovery_instances()
+            .filters(filters.build())
+            .max_results(DESCRIBE_INSTANCES_MAX_IDS as i32)
+            .set_next_token(next_token.map(str::to_owned))
+            .send()
+            .await
+            .map_err(classify_describe_error)?;
+        Ok(Page {
+            items: page.items().iter().map(recovery_instance).collect(),
+            next_token: page.next_token.filter(|token| !token.is_empty()),
+        })
+    }
+
+    async fn describe_jobs(
+        &self,
+        query: JobQuery<'_>,
+        next_token: Option<&str>,
+    ) -> Result<Page<JobRecord>, DescribeError> {
+        let from_date = query
+            .created_since
+            .map(|since| {
+                DateTime::from(since)
+                    .fmt(Format::DateTime)
+                    .map_err(|e| DescribeError::Failed {
+                        error: format!("fromDate cannot be written: {e}"),
+                    })
+            })
+            .transpose()?;
+        let filters = DescribeJobsRequestFilters::builder()
+            .set_job_ids((!query.job_ids.is_empty()).then(|| query.job_ids.to_vec()))
+            .set_from_date(from_date)
+            .build();
+        let page = self
+            .client
+            .describe_jobs()
+            .filters(filters)
+            .max_results(DESCRIBE_JOBS_MAX_IDS as i32)
+            .set_next_token(next_token.map(str::to_owned))
+            .send()
+            .await
+            .map_err(classify_describe_error)?;
+        Ok(Page {
+            items: page.items().iter().cloned().map(job_record).collect(),
+            next_token: page.next_token.filter(|token| !token.is_empty()),
+        })
     }
 }
 
-impl SdkDrs {
-    async fn describe_instances(
-        &self,
-        filters: DescribeRecoveryInstancesRequestFilters,
-        empty: bool,
-    ) -> Result<Vec<RecoveryInstance>, DescribeError> {
-        // An empty filter means "every instance in the account": never what is meant here.
-        if empty {
-            return Ok(Vec::new());
-        }
-        let mut found = Vec::new();
-        let mut next_token: Option<String> = None;
-        loop {
-            let page = self
-                .client
-                .describe_recovery_instances()
-                .filters(filters.clone())
-                .max_results(DESCRIBE_INSTANCES_MAX_IDS as i32)
-                .set_next_token(next_token.take())
-                .send()
-                .await
-                .map_err(classify_describe_error)?;
-            found.extend(page.items().iter().map(|item| {
-                RecoveryInstance {
-                    recovery_instance_id: item
-                        .recovery_instance_id()
-                        .unwrap_or_default()
-                        .to_owned(),
-                    source_server_id: item.source_server_id().map(str::to_owned),
-                    failback_state: item
-                        .failback()
-                        .and_then(|failback| failback.state())
-                        .map(|state| state.as_str().to_owned())
-                        .unwrap_or_else(|| "FAILBACK_STATE_UNKNOWN".to_owned()),
-                    failback_job_id: item
-                        .failback()
-                        .and_then(|failback| failback.failback_job_id())
-                        .map(str::to_owned),
-                }
-            }));
-            // A page may be short or even empty: only the absence of a token ends the listing.
-            match page.next_token {
-                Some(token) if !token.is_empty() => next_token = Some(token),
-                _ => return Ok(found),
-            }
-        }
+fn recovery_instance(item: &aws_sdk_drs::types::RecoveryInstance) -> RecoveryInstance {
+    RecoveryInstance {
+        recovery_instance_id: item.recovery_instance_id().unwrap_or_default().to_owned(),
+        source_server_id: item.source_server_id().map(str::to_owned),
+        failback_state: item
+            .failback()
+            .and_then(|failback| failback.state())
+            .map(|state| state.as_str().to_owned())
+            .unwrap_or_else(|| "FAILBACK_STATE_UNKNOWN".to_owned()),
+        failback_job_id: item
+            .failback()
+            .and_then(|failback| failback.failback_job_id())
+            .map(str::to_owned),
     }
 }
 
@@ -166,10 +157,14 @@ fn job_record(job: Job) -> JobRecord {
         .tags()
         .and_then(|tags| tags.get(RUN_ID_TAG_KEY))
         .cloned();
-    let recovery_instance_ids = job
+    let participants = job
         .participating_servers()
         .iter()
-        .filter_map(|server| server.recovery_instance_id().map(str::to_owned))
+        .map(|server| Participant {
+            recovery_instance_id: server.recovery_instance_id().map(str::to_owned),
+            source_server_id: server.source_server_id().map(str::to_owned),
+            launch_status: server.launch_status().map(|s| s.as_str().to_owned()),
+        })
         .collect();
     JobRecord {
         status: job
@@ -179,7 +174,7 @@ fn job_record(job: Job) -> JobRecord {
         arn: job.arn,
         job_id: job.job_id,
         run_id,
-        recovery_instance_ids,
+        participants,
     }
 }
 
@@ -214,8 +209,12 @@ where
                     message: format!("{code}: {message}"),
                 },
                 _ if status == 429 => DescribeError::Throttled {
-                    retry_after: None,
-                    message,
+                    retry_after: context
+                        .raw()
+                        .headers()
+                        .get("Retry-After")
+                        .and_then(parse_retry_after),
+                    message: format!("{code}: {message}"),
                 },
                 _ => DescribeError::Failed {
                     error: format!("HTTP {status} {code}: {message}"),
@@ -230,26 +229,6 @@ where
     }
 }
 
-fn launched_job(job: Job, sent: &[String]) -> LaunchedJob {
-    let mut ids: Vec<String> = job
-        .participating_servers()
-        .iter()
-        .filter_map(|server| server.recovery_instance_id().map(str::to_owned))
-        .collect();
-    if ids.is_empty() {
-        ids = sent.to_vec();
-    }
-    LaunchedJob {
-        job_id: job.job_id,
-        arn: job.arn,
-        status: job
-            .status
-            .map(|status| status.as_str().to_owned())
-            .unwrap_or_else(|| "PENDING".to_owned()),
-        recovery_instance_ids: ids,
-    }
-}
-
 type StartError = SdkError<StartFailbackLaunchError, aws_smithy_runtime_api::http::Response>;
 
 /// Sorts an SDK failure by what is safe to do next. Anything that may have reached DRS and that
@@ -259,6 +238,11 @@ pub fn classify_start_error(error: StartError) -> LaunchError {
     match error {
         SdkError::ServiceError(context) => {
             let status = context.raw().status().as_u16();
+            let retry_after = context
+                .raw()
+                .headers()
+                .get("Retry-After")
+                .and_then(parse_retry_after);
             match context.into_err() {
                 StartFailbackLaunchError::ThrottlingException(e) => LaunchError::Throttled {
                     retry_after: e.retry_after_seconds().and_then(parse_retry_after),
@@ -300,22 +284,28 @@ pub fn classify_start_error(error: StartError) -> LaunchError {
                 other => {
                     let code = other.code().unwrap_or("Unknown").to_owned();
                     let message = other.message().unwrap_or_default().to_owned();
-                    if code == "AccessDeniedException" || status == 403 {
-                        LaunchError::Unusable {
-                            kind: Unusable::AccessDenied,
+                    match status {
+                        _ if code == "AccessDeniedException" || status == 403 => {
+                            LaunchError::Unusable {
+                                kind: Unusable::AccessDenied,
+                                message: format!("{code}: {message}"),
+                            }
+                        }
+                        // Whatever DRS calls it, a 429 asks for the same call later.
+                        429 => LaunchError::Throttled {
+                            retry_after,
                             message: format!("{code}: {message}"),
-                        }
-                    } else if status >= 500 {
-                        LaunchError::Ambiguous {
+                        },
+                        // A request timeout or a server error may come after the job was made.
+                        408 | 500.. => LaunchError::Ambiguous {
                             error: format!("HTTP {status} {code}: {message}"),
-                        }
-                    } else {
-                        LaunchError::Refused {
+                        },
+                        _ => LaunchError::Refused {
                             code,
                             message,
                             resource_id: None,
                             fields: Vec::new(),
-                        }
+                        },
                     }
                 }
             }
