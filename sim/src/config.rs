@@ -444,6 +444,16 @@ mod tests {
                 .is_err()
         );
         assert!(SimConfig::default().merge_json(r#"{"bogus":1}"#).is_err());
+        let mut unkind = SimConfig::default();
+        unkind
+            .merge_json(
+                r#"{"visibilityLagSeconds":2.5,"errorDetails":false,
+                    "completedJobsWithoutInstanceIDs":true,"history":{"jobs":10,"days":1}}"#,
+            )
+            .unwrap();
+        assert_eq!(unkind.visibility_lag, Duration::from_millis(2500));
+        assert!(!unkind.error_details && unkind.completed_jobs_without_instance_ids);
+        assert_eq!(unkind.history.jobs, 10);
         assert!(
             SimConfig::default()
                 .merge_json(r#"{"lifecycle":{"pendingSeconds":-1}}"#)

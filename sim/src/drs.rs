@@ -3,14 +3,17 @@
 //! Behaviour where AWS does not say (documented so tests and callers can rely on it):
 //! - StartFailbackLaunch checks, in order: servers per job (402 L-B827C881), unknown ids (400
 //!   ValidationException naming every unknown id), each instance's readiness in request order
-//!   (409 ConflictException for the first one that is in an active job or not
-//!   FAILBACK_READY_FOR_LAUNCH), active jobs (402 L-D88FAC3A), servers in active jobs (402
-//!   L-05AFA8C6). Any refusal creates nothing. Duplicate ids in one call count once.
+//!   (409 ConflictException for the first one that is in an active job, not
+//!   FAILBACK_READY_FOR_LAUNCH, or marked `refuseLaunch`), active jobs (402 L-D88FAC3A), servers
+//!   in active jobs, drills' included (402 L-05AFA8C6). Any refusal creates nothing. Duplicate ids
+//!   in one call count once.
 //! - A created job is LAUNCH / FAILBACK; its instances' `failback.failbackJobID` is set and their
 //!   state is FAILBACK_IN_PROGRESS until it completes, then FAILBACK_COMPLETED or FAILBACK_ERROR
 //!   per the instance's configured launch result.
-//! - DescribeJobs ignores `fromDate`/`toDate` (accepted and validated only). DescribeJobLogItems
-//!   for an unknown job answers an empty page.
+//! - DescribeJobs lists the live jobs newest first, then the history; `fromDate` / `toDate`
+//!   bound the creation time, both ends included. With a visibility lag, a job (and its
+//!   instances' failback fields) is left out until the lag has passed. DescribeJobLogItems for an
+//!   unknown job, or one not visible yet, answers an empty page.
 //! - Page tokens are opaque; one from another operation, or garbage, is a ValidationException on
 //!   `nextToken`.
 
