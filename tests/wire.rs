@@ -185,12 +185,13 @@ async fn active_jobs_of_another_run_leave_room_for_one_chunk() {
         .unwrap();
     assert_eq!(first.counts.launched, 100);
 
-    let since = sim.calls().len();
+    let since = sim.next_call();
     let fb = failback(&sim, &quota).await;
     let requested = ids[100..].to_vec();
     let answer = fb.handle(request(&requested), in_minutes(5)).await.unwrap();
     assert_promise(&sim, since, &requested, &answer);
-    let launches: Vec<_> = sim.calls()[since..]
+    let launches: Vec<_> = sim
+        .calls_since(since)
         .iter()
         .filter(|c| c.operation == Operation::StartFailbackLaunch)
         .cloned()
@@ -520,7 +521,7 @@ async fn a_hang_past_the_deadline_answers_in_time_and_the_deferred_rest_converge
         "no launch starts without time to finish it"
     );
 
-    let since = sim.calls().len();
+    let since = sim.next_call();
     let rest = first.deferred_recovery_instance_ids.clone();
     let second = fb.handle(request(&rest), in_minutes(5)).await.unwrap();
     assert_promise(&sim, since, &rest, &second);
@@ -576,14 +577,14 @@ async fn a_redelivered_request_reports_the_same_jobs_and_creates_none() {
     // Once while the jobs still run, once after they completed.
     for pause in [Duration::ZERO, Duration::from_secs(600)] {
         tokio::time::advance(pause).await;
-        let since = sim.calls().len();
+        let since = sim.next_call();
         let again = fb.handle(request(&requested), in_minutes(5)).await.unwrap();
         assert_promise(&sim, since, &requested, &again);
         assert_eq!(jobs_by_id(&again), jobs_by_id(&first));
         assert_eq!(again.counts, first.counts);
         assert_eq!(sim.jobs().len(), 3, "no new job");
         assert!(
-            sim.calls()[since..]
+            sim.calls_since(since)
                 .iter()
                 .all(|c| c.operation != Operation::StartFailbackLaunch),
             "nothing sent to StartFailbackLaunch"

@@ -1,9 +1,14 @@
 //! Nothing lost, nothing twice, on the wire: random fault sequences injected into the simulator
 //! (throttling of launches and reads, a steady rate limit, 500s before and after the job, hangs,
-//! PutEvents failures, a quota smaller than the function believes), random not-ready, unknown,
-//! malformed, duplicate and already-busy instances, random settings (chunk size, concurrency,
-//! call timeout, waiting for capacity, adaptive pacing) and deadlines, and sometimes the same
-//! request delivered twice. After every invocation the promise is checked from the simulator's records.
+//! jobs made after the caller gave up, 429s under other names, 408s, PutEvents failures, quotas
+//! smaller than the function believes, per job or in flight), a DRS as unkind as AWS allows (a
+//! visibility lag, errors without details, completed jobs without instance ids, a long job
+//! history), random not-ready, unknown, refused, malformed, duplicate and already-busy instances,
+//! random settings (chunk size, concurrency, call timeout, waiting for capacity, adaptive pacing)
+//! and deadlines, and the same request delivered once, twice, or twice at once. After every
+//! invocation the promise is checked from the simulator's records — allowing only that a job DRS
+//! had not shown when time ran out is missing while its instances are deferred — and then, the
+//! faults cleared, the request sent again until every job is in an answer.
 //! Each case starts a simulator on paused tokio time, so no case waits for real.
 
 mod support;
@@ -12,7 +17,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use drs_failback::outcome::OutcomeKind;
-use drs_sim::{FailbackState, Fault, Fleet, Operation, Quotas, SimConfig};
+use drs_sim::{FailbackState, Fault, Fleet, History, Operation, Quotas, SimConfig};
 use proptest::prelude::*;
 use serde_json::json;
 use support::*;
@@ -59,7 +64,35 @@ fn fault() -> impl Strategy<Value = Fault> {
             burst,
         }),
         1 => (1u32..4).prop_map(|calls| Fault::PutEventsDown { calls }),
+        // A job made after the caller gave up (or in time, under the call timeout).
+        2 => (1u32..3, 1u32..40).prop_map(|(calls, seconds)| Fault::Hang {
+            operation: Operation::StartFailbackLaunch,
+            calls,
+            seconds: f64::from(seconds),
+            lost: false,
+        }),
+        1 => (1u32..3, prop_oneof![Just(429u16), Just(408u16)], 0u32..4).prop_map(
+            |(calls, status, retry_after)| Fault::Fail {
+                operation: Operation::StartFailbackLaunch,
+                calls,
+                after: 0,
+                status,
+                error_type: if status == 429 { "TooManyRequestsException" } else { "RequestTimeoutException" }.into(),
+                message: "simulated".into(),
+                members: serde_json::Map::new(),
+                retry_after: Some(retry_after.to_string()),
+            }
+        ),
     ]
+}
+
+/// How the request reaches the function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Delivery {
+    Once,
+    Twice,
+    /// Two deliveries at the same moment, to two function instances.
+    TwiceAtOnce,
 }
 
 /// Throttled reads after an ambiguous launch: when DRS keeps throttling the reads that would
@@ -85,10 +118,44 @@ struct Case {
     concurrency: usize,
     call_timeout_ms: u64,
     deadline_s: u64,
-    redeliver: bool,
+    delivery: Delivery,
     /// `Some(poll seconds)`: WAIT_FOR_CAPACITY on.
     wait_for_capacity: Option<u64>,
     adaptive_pacing: bool,
+    /// How DRS behaves where AWS promises nothing.
+    unkind: Unkind,
+}
+
+#[derive(Debug, Clone)]
+struct Unkind {
+    lag_s: u64,
+    details: bool,
+    completed_without_ids: bool,
+    history: bool,
+    servers_per_job: usize,
+    /// Instances DRS refuses although they look ready.
+    refused: Vec<usize>,
+}
+
+fn unkind() -> impl Strategy<Value = Unkind> {
+    (
+        prop_oneof![2 => Just(0u64), 1 => 1u64..9],
+        prop_oneof![3 => Just(true), 1 => Just(false)],
+        any::<bool>(),
+        prop_oneof![3 => Just(false), 1 => Just(true)],
+        prop_oneof![3 => Just(100usize), 1 => 20usize..100],
+        proptest::collection::vec(0usize..260, 0..3),
+    )
+        .prop_map(
+            |(lag_s, details, completed_without_ids, history, servers_per_job, refused)| Unkind {
+                lag_s,
+                details,
+                completed_without_ids,
+                history,
+                servers_per_job,
+                refused,
+            },
+        )
 }
 
 fn case() -> impl Strategy<Value = Case> {
@@ -108,11 +175,16 @@ fn case() -> impl Strategy<Value = Case> {
             1usize..5,
             prop_oneof![Just(10_000u64), 1_000u64..20_000],
             prop_oneof![2 => Just(600u64), 1 => 5u64..120],
-            any::<bool>(),
+            prop_oneof![
+                2 => Just(Delivery::Once),
+                1 => Just(Delivery::Twice),
+                1 => Just(Delivery::TwiceAtOnce)
+            ],
         ),
         (
             prop_oneof![3 => Just(None), 1 => (5u64..60).prop_map(Some)],
             any::<bool>(),
+            unkind(),
         ),
     )
         .prop_map(
@@ -125,9 +197,9 @@ fn case() -> impl Strategy<Value = Case> {
                     concurrency,
                     call_timeout_ms,
                     deadline_s,
-                    redeliver,
+                    delivery,
                 ),
-                (wait_for_capacity, adaptive_pacing),
+                (wait_for_capacity, adaptive_pacing, unkind),
             )| Case {
                 fleet_size,
                 not_ready,
@@ -141,9 +213,10 @@ fn case() -> impl Strategy<Value = Case> {
                 concurrency,
                 call_timeout_ms,
                 deadline_s,
-                redeliver,
+                delivery,
                 wait_for_capacity,
                 adaptive_pacing,
+                unkind,
             },
         )
 }
@@ -166,6 +239,9 @@ async fn run(case: Case) {
             fleet.set_state(id, NOT_READY[*state]);
         }
     }
+    for index in &case.unkind.refused {
+        fleet.set_refuse_launch(&all_ids[index % case.fleet_size]);
+    }
     let mut requested = all_ids.clone();
     requested.extend(all_ids.iter().take(case.duplicates).cloned());
     requested.extend((0..case.malformed).map(|n| format!("i-not-hex-{n}")));
@@ -174,7 +250,15 @@ async fn run(case: Case) {
         fleet,
         quotas: Quotas {
             servers_in_active_jobs: case.servers_in_active_jobs,
+            servers_per_job: case.unkind.servers_per_job,
             ..Quotas::default()
+        },
+        visibility_lag: Duration::from_secs(case.unkind.lag_s),
+        error_details: case.unkind.details,
+        completed_jobs_without_instance_ids: case.unkind.completed_without_ids,
+        history: History {
+            jobs: if case.unkind.history { 2_000 } else { 0 },
+            days: 30.0,
         },
         ..SimConfig::default()
     })
@@ -239,45 +323,100 @@ async fn run(case: Case) {
         case.deadline_s
     };
     let fb = failback(&sim, &settings).await;
-    let mut previous: Option<HashMap<String, String>> = None;
-    for _ in 0..if case.redeliver { 2 } else { 1 } {
-        let since = sim.calls().len();
+    let deliver = || async {
+        let since = sim.next_call();
         let deadline = Instant::now() + Duration::from_secs(deadline_s);
         let answer = fb
             .handle(request(&requested), deadline)
             .await
             .expect("the request is accepted");
         assert!(Instant::now() <= deadline, "answered after the deadline");
-        assert_promise(&sim, since, &requested, &answer);
-        // Skipped when pre-flight ran; deferred when there was no time even for that.
-        for id in &busy {
-            let (kind, _) = outcome_of(&answer, id).expect("busy ids have an outcome");
-            assert!(
-                matches!(kind, OutcomeKind::Skipped | OutcomeKind::Deferred),
-                "{id} is busy in another run's job, yet {kind:?}"
-            );
+        (since, answer)
+    };
+    let answers = match case.delivery {
+        Delivery::Once => vec![deliver().await],
+        Delivery::Twice => {
+            let first = deliver().await;
+            vec![first, deliver().await]
         }
-        let job_of: HashMap<String, String> = answer
-            .jobs
-            .iter()
-            .flat_map(|j| {
-                j.recovery_instance_ids
-                    .iter()
-                    .map(move |id| (id.clone(), j.job_id.clone()))
-            })
-            .collect();
-        // A redelivery reports every instance the first delivery launched in the same job.
-        if let Some(previous) = previous {
+        Delivery::TwiceAtOnce => {
+            let other = failback(&sim, &settings).await;
+            let deadline = Instant::now() + Duration::from_secs(deadline_s);
+            let (one, two) = tokio::join!(
+                fb.handle(request(&requested), deadline),
+                other.handle(request(&requested), deadline)
+            );
+            assert!(Instant::now() <= deadline, "answered after the deadline");
+            // Both ran at once: neither's calls are its own alone.
+            vec![
+                (u64::MAX, one.expect("accepted")),
+                (u64::MAX, two.expect("accepted")),
+            ]
+        }
+    };
+    let mut previous: Option<HashMap<String, String>> = None;
+    for (since, answer) in &answers {
+        assert_promise_unsettled(&sim, *since, &requested, answer);
+        check_busy(&busy, answer);
+        let job_of = job_of(answer);
+        // A redelivery reports every instance the first delivery launched in the same job — or,
+        // when it ran out of time to see that job, deferred (the rounds below settle it).
+        if let (Some(previous), Delivery::Twice) = (&previous, case.delivery) {
             for (id, job) in previous {
-                assert_eq!(job_of.get(&id), Some(&job), "{id} after redelivery");
+                let deferred = matches!(outcome_of(answer, id), Some((OutcomeKind::Deferred, _)));
+                assert!(
+                    deferred || job_of.get(id) == Some(job),
+                    "{id} after redelivery: {:?}",
+                    outcome_of(answer, id)
+                );
             }
         }
         previous = Some(job_of);
     }
+
+    // The faults cleared, the request sent again (as the state machine does) until nothing is
+    // deferred or a round changes nothing: then every job is in the answer.
+    sim.clear_faults();
+    for _ in 0..3 {
+        let since = sim.next_call();
+        let answer = fb
+            .handle(request(&requested), in_minutes(10))
+            .await
+            .expect("the request is accepted");
+        assert_promise(&sim, since, &requested, &answer);
+        check_busy(&busy, &answer);
+        if answer.complete {
+            break;
+        }
+    }
+}
+
+/// Instances busy in another run's job are never launched by this one.
+fn check_busy(busy: &[String], answer: &drs_failback::outcome::Answer) {
+    for id in busy {
+        let (kind, _) = outcome_of(answer, id).expect("busy ids have an outcome");
+        assert_ne!(
+            kind,
+            OutcomeKind::Launched,
+            "{id} is busy in another run's job, yet launched"
+        );
+    }
+}
+
+fn job_of(answer: &drs_failback::outcome::Answer) -> HashMap<String, String> {
+    answer
+        .jobs
+        .iter()
+        .flat_map(|j| {
+            j.recovery_instance_ids
+                .iter()
+                .map(move |id| (id.clone(), j.job_id.clone()))
+        })
+        .collect()
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(64))]
+    #![proptest_config(ProptestConfig::with_cases(std::env::var("WIRE_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(64)))]
     #[test]
     fn the_promise_holds_on_the_wire_whatever_fails(case in case()) {
         let runtime = tokio::runtime::Builder::new_current_thread()

@@ -134,9 +134,10 @@ async fn api_call(
     parsed: Result<Value, String>,
     arrived: Instant,
 ) -> Reply {
-    let (latency, hang_before) = {
+    let (latency, hang_before, seq) = {
         let mut state = shared.lock();
-        (state.latency, state.hang_before(op))
+        state.arrivals += 1;
+        (state.latency, state.hang_before(op), state.arrivals - 1)
     };
     if let Some(latency) = latency {
         tokio::time::sleep(latency).await;
@@ -169,6 +170,7 @@ async fn api_call(
         };
         let record = CallRecord {
             at_ms: state.clock.ms(arrived),
+            seq,
             operation: op,
             recovery_instance_ids: ids,
             status: decision.result.as_ref().map_or_else(|e| e.status, |_| 200),

@@ -109,6 +109,26 @@ impl SimHandle {
         self.shared.lock().faults()
     }
 
+    /// The `seq` the next call to arrive will get: `calls_since` of it are the calls made from
+    /// now on, however late they are recorded.
+    pub fn next_call(&self) -> u64 {
+        self.shared.lock().arrivals
+    }
+
+    /// The calls that arrived at or after `seq` (see [`SimHandle::next_call`]).
+    pub fn calls_since(&self, seq: u64) -> Vec<CallRecord> {
+        let mut calls: Vec<CallRecord> = self
+            .shared
+            .lock()
+            .calls
+            .iter()
+            .filter(|call| call.seq >= seq)
+            .cloned()
+            .collect();
+        calls.sort_by_key(|call| call.seq);
+        calls
+    }
+
     pub fn calls(&self) -> Vec<CallRecord> {
         self.shared.lock().calls.clone()
     }

@@ -21,6 +21,9 @@ use crate::history::{self, ArchivedJob};
 pub struct CallRecord {
     /// Milliseconds since the simulator started (tokio clock), when the call arrived.
     pub at_ms: u64,
+    /// The order calls arrived in (from 0): a call held before it is handled is recorded late,
+    /// but keeps its place here.
+    pub seq: u64,
     pub operation: Operation,
     /// StartFailbackLaunch's `recoveryInstanceIDs` or DescribeRecoveryInstances'
     /// `filters.recoveryInstanceIDs`, as sent (duplicates kept).
@@ -227,6 +230,8 @@ pub(crate) struct State {
     pub job_by_id: HashMap<String, usize>,
     faults: Vec<ActiveFault>,
     pub calls: Vec<CallRecord>,
+    /// Calls that have arrived so far (recorded or not yet).
+    pub arrivals: u64,
     pub events: Vec<DeliveredEvent>,
 }
 
@@ -254,6 +259,7 @@ impl State {
             job_by_id: HashMap::new(),
             faults: config.faults.into_iter().map(ActiveFault::new).collect(),
             calls: Vec::new(),
+            arrivals: 0,
             events: Vec::new(),
         };
         state.load_fleet();

@@ -59,13 +59,13 @@ function fakeFunction(plan) {
     const n = calls.length;
     const body = "detail-type" in payload && "detail" in payload ? payload.detail : payload;
     for (const key of Object.keys(body)) {
-      if (!["recoveryInstanceIDs", "tags", "runId", "dryRun"].includes(key)) {
+      if (!["recoveryInstanceIDs", "sourceServerIDs", "tags", "runId", "dryRun"].includes(key)) {
         throw functionError("InvalidFailbackRequest", `invalid failback request: unknown field ${key}`);
       }
     }
-    const ids = body.recoveryInstanceIDs;
-    if (!Array.isArray(ids) || ids.length === 0 || !ids.every((id) => typeof id === "string")) {
-      throw functionError("InvalidFailbackRequest", "invalid failback request: recoveryInstanceIDs must be a non-empty list of strings");
+    const ids = [...(body.recoveryInstanceIDs ?? []), ...(body.sourceServerIDs ?? [])];
+    if (ids.length === 0 || !ids.every((id) => typeof id === "string")) {
+      throw functionError("InvalidFailbackRequest", "invalid failback request: recoveryInstanceIDs and sourceServerIDs must hold ids");
     }
     if ("tags" in body && (typeof body.tags !== "object" || body.tags === null || Array.isArray(body.tags))) {
       throw functionError("InvalidFailbackRequest", "invalid failback request: tags must be an object");
@@ -79,7 +79,8 @@ function fakeFunction(plan) {
         counts: { launched: 0, skipped: 0, rejected: 0, deferred: ids.length },
         jobs: [],
         notLaunched: [{ outcome: "deferred", reason: "DRY_RUN", recoveryInstanceIDs: ids }],
-        deferredRecoveryInstanceIDs: ids,
+        deferredRecoveryInstanceIDs: ids.filter((id) => !id.startsWith("s-")),
+        deferredSourceServerIDs: ids.filter((id) => id.startsWith("s-")),
         plannedJobSizes: [ids.length],
         events: { published: 1, undelivered: 0 },
       });
@@ -104,7 +105,9 @@ function fakeFunction(plan) {
     return lambdaResult({
       runId, dryRun: false, complete: deferred.length === 0, requested: ids.length, duplicatesCollapsed: 0,
       counts: { launched: launched.length, skipped: 0, rejected: rejected.length, deferred: deferred.length },
-      jobs, notLaunched, deferredRecoveryInstanceIDs: deferred,
+      jobs, notLaunched,
+      deferredRecoveryInstanceIDs: deferred.filter((id) => !id.startsWith("s-")),
+      deferredSourceServerIDs: deferred.filter((id) => id.startsWith("s-")),
       events: { published: jobs.length + 2, undelivered: 0 },
     });
   };
@@ -142,6 +145,7 @@ test("complete on round 1: one invocation with the request as given", async () =
     counts: { launched: 3, skipped: 0, rejected: 0, deferred: 0 },
     jobIDs: ["drsjob-01000000000000000", "drsjob-01000000000000001"],
     deferredRecoveryInstanceIDs: [],
+    deferredSourceServerIDs: [],
     plannedJobSizes: null,
   });
 });
@@ -153,17 +157,21 @@ test("incomplete, then complete on round 2: the deferred ids go again with the r
   const run = await execute(definition(), input, fake);
   assertEnded(run, "FailbackComplete");
   assert.equal(fake.calls.length, 2);
+  // Without a runId, the execution's name is the run id, from the first round on: a retried
+  // first round is the same run.
+  assert.deepEqual(fake.calls[0], { ...input, runId: "test" });
   // A single deferred id stays a list (JSONata keeps one-element arrays as arrays).
-  assert.deepEqual(fake.calls[1], { recoveryInstanceIDs: [requested[4]], runId: "generated-run-id", tags: { Wave: "4" } });
+  assert.deepEqual(fake.calls[1], { recoveryInstanceIDs: [requested[4]], runId: "test", tags: { Wave: "4" } });
   assert.deepEqual(run.waits, [templateDefault("RetryWaitSeconds")]);
   assert.deepEqual(run.output, {
-    runId: "generated-run-id",
+    runId: "test",
     dryRun: false,
     complete: true,
     rounds: 2,
     counts: { launched: 4, skipped: 0, rejected: 1, deferred: 0 },
     jobIDs: ["drsjob-01000000000000000", "drsjob-01000000000000001", "drsjob-02000000000000000"],
     deferredRecoveryInstanceIDs: [],
+    deferredSourceServerIDs: [],
     plannedJobSizes: null,
   });
 });
@@ -188,6 +196,7 @@ test("max rounds reached: stops after MaxRounds invocations, still deferred ones
     counts: { launched: 3, skipped: 0, rejected: 0, deferred: 3 },
     jobIDs: ["drsjob-01000000000000000", "drsjob-02000000000000000", "drsjob-03000000000000000"],
     deferredRecoveryInstanceIDs: requested.slice(3),
+    deferredSourceServerIDs: [],
     plannedJobSizes: null,
   });
 });
@@ -214,15 +223,17 @@ test("a dry run does not loop", async () => {
     counts: { launched: 0, skipped: 0, rejected: 0, deferred: 2 },
     jobIDs: [],
     deferredRecoveryInstanceIDs: input.recoveryInstanceIDs,
+    deferredSourceServerIDs: [],
     plannedJobSizes: [2],
   });
 });
 
-test("an EventBridge event as input: later rounds are direct requests with the detail's tags", async () => {
+test("an EventBridge event as input: every round is a direct request with the event id as run id", async () => {
   const input = sample("eventbridge-failback-request.json");
   const fake = fakeFunction((n) => ({ launch: n === 1 ? 4 : 2 }));
   const run = await execute(definition(), input, fake);
   assertEnded(run, "FailbackComplete");
+  assert.deepEqual(fake.calls[0], { ...input.detail, runId: input.id });
   assert.deepEqual(fake.calls[1], {
     recoveryInstanceIDs: input.detail.recoveryInstanceIDs.slice(4),
     runId: input.id,
@@ -230,6 +241,22 @@ test("an EventBridge event as input: later rounds are direct requests with the d
   });
   assert.equal(run.output.runId, input.id);
   assert.deepEqual(run.output.counts, { launched: 6, skipped: 0, rejected: 0, deferred: 0 });
+});
+
+test("deferred source servers go again as source servers, deferred recovery instances as such", async () => {
+  const instances = ids("11", 2);
+  const sources = ["s-0123456789abcdef0", "s-0123456789abcdef1"];
+  const input = { runId: "wave-7", recoveryInstanceIDs: instances, sourceServerIDs: sources };
+  // Round 1 launches the first instance; the other and both source servers are deferred.
+  const fake = fakeFunction((n) => ({ launch: n === 1 ? 1 : 3 }));
+  const run = await execute(definition(), input, fake);
+  assertEnded(run, "FailbackComplete");
+  assert.deepEqual(fake.calls[1], { recoveryInstanceIDs: [instances[1]], sourceServerIDs: sources, runId: "wave-7" });
+  // Only source servers left: no empty recoveryInstanceIDs list.
+  const onlySources = fakeFunction((n) => ({ launch: n === 1 ? 2 : 2 }));
+  const second = await execute(definition(), input, onlySources);
+  assertEnded(second, "FailbackComplete");
+  assert.deepEqual(onlySources.calls[1], { sourceServerIDs: sources, runId: "wave-7" });
 });
 
 test("a Lambda service error is retried within the round; the function's errors end the run", async () => {

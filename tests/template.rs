@@ -1,0 +1,100 @@
+//! `template.yaml` agrees with the code: the function's role grants exactly the API actions the
+//! SDK adapters call (plus `drs:TagResource`, which tagging a job on create is authorised as), and
+//! no setting the template passes is one the function would refuse.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::Path;
+
+use drs_failback::config::Config;
+
+fn read(path: &str) -> String {
+    fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(path)).expect("readable")
+}
+
+/// `drs:StartFailbackLaunch`-style actions named in the text (not condition keys, which are
+/// followed by a colon: `drs:CreateAction: StartFailbackLaunch`).
+fn actions(text: &str, service: &str) -> BTreeSet<String> {
+    let prefix = format!("{service}:");
+    text.match_indices(&prefix)
+        .filter_map(|(at, _)| {
+            let rest = &text[at + prefix.len()..];
+            let name: String = rest
+                .chars()
+                .take_while(char::is_ascii_alphanumeric)
+                .collect();
+            let key = rest[name.len()..].starts_with(':');
+            (!name.is_empty() && !key).then(|| format!("{service}:{name}"))
+        })
+        .collect()
+}
+
+/// The operations an adapter calls on its SDK client (`.client.start_failback_launch()`), as IAM
+/// actions.
+fn called(adapter: &str, service: &str) -> BTreeSet<String> {
+    let code = read(adapter);
+    let code = code.split("#[cfg(test)]").next().unwrap_or_default();
+    let mut found = BTreeSet::new();
+    let mut rest = code;
+    while let Some(at) = rest.find(".client") {
+        rest = &rest[at + ".client".len()..];
+        let call = rest.trim_start().trim_start_matches('.');
+        let name: String = call
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        let pascal: String = name
+            .split('_')
+            .map(|word| {
+                let mut chars = word.chars();
+                chars.next().map_or_else(String::new, |first| {
+                    first.to_ascii_uppercase().to_string() + chars.as_str()
+                })
+            })
+            .collect();
+        found.insert(format!("{service}:{pascal}"));
+    }
+    found
+}
+
+#[test]
+fn the_role_grants_exactly_what_the_function_calls() {
+    let template = read("template.yaml");
+    let policies = template
+        .split("      Policies:")
+        .nth(1)
+        .expect("the function has Policies")
+        .split("\n  FailbackStateMachine:")
+        .next()
+        .unwrap_or_default();
+    let mut granted = actions(policies, "drs");
+    granted.extend(actions(policies, "events"));
+
+    let mut needed = called("src/aws/drs.rs", "drs");
+    needed.extend(called("src/aws/eventbridge.rs", "events"));
+    assert!(needed.contains("drs:StartFailbackLaunch"), "{needed:?}");
+    needed.insert("drs:TagResource".into());
+    assert_eq!(granted, needed);
+    assert!(!policies.contains("drs:*"), "never drs:*");
+}
+
+#[test]
+fn every_parameter_value_the_template_allows_is_a_valid_setting() {
+    let template = read("template.yaml");
+    assert!(
+        !template.contains("MAX_REQUEST_INSTANCES:"),
+        "the request limit follows the job size"
+    );
+    // MaxInstancesPerJob ranges 1-200 in the template: every value gives a valid configuration.
+    for per_job in 1..=200 {
+        let per_job = per_job.to_string();
+        let config = Config::from_pairs(&[
+            ("MAX_INSTANCES_PER_JOB", per_job.as_str()),
+            ("DEADLINE_MARGIN_MS", "3000"),
+        ]);
+        assert!(
+            config.is_ok(),
+            "MAX_INSTANCES_PER_JOB={per_job}: {config:?}"
+        );
+    }
+}
