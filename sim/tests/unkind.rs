@@ -105,7 +105,7 @@ async fn describe_calls_show_a_new_job_only_after_the_lag_the_conflict_check_at_
     tokio::time::sleep(Duration::from_secs(5)).await;
     assert_eq!(
         job_ids(&drs, DescribeJobsRequestFilters::builder().build()).await,
-        [job.job_id.clone()]
+        std::slice::from_ref(&job.job_id)
     );
     assert_eq!(
         instance_view().await,
