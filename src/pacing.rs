@@ -1,15 +1,16 @@
 //! Adaptive pacing of `StartFailbackLaunch`: a client-side rate limiter shared by all chunks.
 //!
 //! DRS publishes no request rate for its API, so the rate is learnt: nothing is paced until DRS
-//! first throttles; then the send rate drops to a fraction of what DRS was just admitting
-//! (multiplicative decrease), every sender waits out the `Retry-After`, and each success raises
-//! the rate a little (additive increase). A large batch under throttling thus settles near the
-//! service's rate instead of bursting and wasting calls — like the SDK's adaptive retry mode,
-//! but honouring DRS's `Retry-After` header, which the SDK ignores.
+//! first throttles; then the send rate is what DRS was just admitting, every sender waits out the
+//! `Retry-After`, each success raises the rate a little (additive increase) and each later burst
+//! of throttles cuts it (multiplicative decrease). A large batch under throttling thus settles
+//! near the service's rate instead of bursting and wasting calls — like the SDK's adaptive retry
+//! mode, but honouring DRS's `Retry-After` header, which the SDK ignores.
 //!
-//! Before the rate is known, a slow start keeps a small batch from paying for the discovery: one
+//! Until the rate is known, a slow start keeps a small batch from paying for the discovery: one
 //! launch in flight at first, one more for each success (the window doubles every round trip),
 //! halved by a throttle — so the first burst DRS refuses is one call, not every chunk at once.
+//! Once the rate is known, it alone spaces the launches.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -20,13 +21,15 @@ use tokio::time::Instant;
 
 /// How far back the admitted rate is measured when DRS throttles.
 const MEASURE_WINDOW: Duration = Duration::from_secs(5);
-/// The rate after a throttle is this fraction of the rate that was throttled.
-const DECREASE: f64 = 0.7;
+/// Once pacing, the rate after a burst of throttles is this fraction of the rate in force.
+const DECREASE: f64 = 0.85;
 /// Each success adds this many calls per second, up to `MAX_RATE`.
 const INCREASE_PER_SUCCESS: f64 = 0.02;
 const MIN_RATE: f64 = 0.05;
-/// A rate measured over fewer calls says nothing; a throttle then only holds for `Retry-After`.
-const MIN_SAMPLES: usize = 4;
+/// A rate measured over fewer calls says nothing; a throttle then only holds for `Retry-After`
+/// (and halves the slow-start window). Slow start's first round trips make three: the first
+/// launch admitted, then one of the next two.
+const MIN_SAMPLES: usize = 3;
 const MAX_RATE: f64 = 100.0;
 /// Launches in flight before DRS has admitted any.
 const INITIAL_WINDOW: usize = 1;
@@ -91,7 +94,7 @@ impl Pacer {
                 if !self.enabled {
                     return now;
                 }
-                if state.in_flight < state.window {
+                if state.rate.is_some() || state.in_flight < state.window {
                     state.in_flight += 1;
                     let slot = state.next_slot.max(now);
                     state.next_slot = match state.rate {
@@ -113,11 +116,12 @@ impl Pacer {
         self.freed.notify_waiters();
     }
 
-    /// How many launches may be in flight now.
-    pub fn window(&self) -> usize {
+    /// How many launches may be in flight now: the slow-start window, until the rate is known.
+    pub fn window(&self) -> Option<usize> {
         self.state
             .lock()
-            .map_or(INITIAL_WINDOW, |state| state.window)
+            .ok()
+            .and_then(|state| state.rate.is_none().then_some(state.window))
     }
 
     fn end(state: &mut State) {
@@ -140,7 +144,9 @@ impl Pacer {
         if let Ok(mut state) = self.state.lock() {
             Self::end(&mut state);
             Self::record(&mut state, now, true);
-            state.window += 1;
+            if state.rate.is_none() {
+                state.window += 1;
+            }
             if let Some(rate) = state.rate {
                 state.rate = Some((rate + INCREASE_PER_SUCCESS).min(MAX_RATE));
             }
@@ -184,10 +190,14 @@ impl Pacer {
                 .filter(|(_, admitted)| *admitted)
                 .count();
             let measured = admitted as f64 / span.as_secs_f64();
-            // Once pacing, the rate in force is what overshot; the measured one also counts the
-            // idle `Retry-After` holds and would undershoot.
-            let base = state.rate.unwrap_or(measured);
-            state.rate = Some((base * DECREASE).clamp(MIN_RATE, MAX_RATE));
+            // First, what DRS admitted is the rate. Once pacing, the rate in force is what
+            // overshot; the measured one also counts the idle `Retry-After` holds and would
+            // undershoot.
+            let rate = match state.rate {
+                None => measured,
+                Some(in_force) => in_force * DECREASE,
+            };
+            state.rate = Some(rate.clamp(MIN_RATE, MAX_RATE));
         }
         if let Some(wait) = retry_after {
             state.next_slot = state.next_slot.max(now + wait);
@@ -218,15 +228,15 @@ mod tests {
             pacer.succeeded(now);
         }
         pacer.throttled(now, now, Some(Duration::from_secs(3)));
-        // 10 admitted within the first second = 10/s, times 0.7
+        // 10 admitted within the first second: 10/s
         let rate = pacer.rate().unwrap();
-        assert!((rate - 7.0).abs() < 1e-9, "{rate}");
+        assert!((rate - 10.0).abs() < 1e-9, "{rate}");
         let first = pacer.reserve().await;
         assert_eq!(first, now + Duration::from_secs(3));
         let second = pacer.reserve().await;
-        assert_eq!(second - first, Duration::from_secs_f64(1.0 / 7.0));
+        assert_eq!(second - first, Duration::from_secs_f64(1.0 / 10.0));
         pacer.succeeded(now);
-        assert!((pacer.rate().unwrap() - 7.0 - INCREASE_PER_SUCCESS).abs() < 1e-9);
+        assert!((pacer.rate().unwrap() - 10.0 - INCREASE_PER_SUCCESS).abs() < 1e-9);
     }
 
     #[tokio::test(start_paused = true)]
@@ -244,10 +254,11 @@ mod tests {
         pacer.throttled(start, now, None);
         pacer.throttled(start, now, None);
         assert_eq!(pacer.rate(), Some(after_first), "the same burst cuts once");
-        // a call sent after the cut that is throttled again cuts again
+        // a call sent after the cut that is throttled again cuts again, to 0.85 of the rate
         tokio::time::advance(Duration::from_secs(1)).await;
         pacer.throttled(Instant::now(), Instant::now(), None);
-        assert!(pacer.rate().unwrap() < after_first);
+        let cut = pacer.rate().unwrap();
+        assert!((cut - after_first * DECREASE).abs() < 1e-9, "{cut}");
     }
 
     #[tokio::test(start_paused = true)]
@@ -265,26 +276,36 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn slow_start_widens_on_success_and_halves_on_a_throttle() {
         let pacer = Pacer::new(true);
-        assert_eq!(pacer.window(), 1);
+        assert_eq!(pacer.window(), Some(1));
         let now = pacer.reserve().await;
         // a second launch waits until the first ends
         let waiting = pacer.reserve();
         let mut waiting = std::pin::pin!(waiting);
         assert!(futures_util::poll!(waiting.as_mut()).is_pending());
-        pacer.succeeded(now);
-        assert_eq!(waiting.await, now);
-        assert_eq!(pacer.window(), 2);
-        pacer.reserve().await;
-        for _ in 0..2 {
-            pacer.succeeded(now);
-        }
-        assert_eq!(pacer.window(), 4, "one more in flight per success");
-        pacer.reserve().await;
-        pacer.throttled(now, now, None);
-        assert_eq!(pacer.window(), 2, "a throttle halves it");
-        pacer.reserve().await;
         pacer.release();
-        assert_eq!(pacer.window(), 2, "a failure that is no throttle leaves it");
+        assert_eq!(waiting.await, now);
+        assert_eq!(
+            pacer.window(),
+            Some(1),
+            "a failure that is no throttle leaves it"
+        );
+        pacer.succeeded(now);
+        assert_eq!(pacer.window(), Some(2), "one more in flight per success");
+        pacer.reserve().await;
+        pacer.reserve().await;
+        // too few calls yet to measure a rate: the throttle halves the window
+        pacer.throttled(now, now, None);
+        assert_eq!(pacer.window(), Some(1));
+        assert_eq!(pacer.rate(), None);
+        pacer.release();
+        // the next throttle has enough: the rate is known and the window no longer binds
+        tokio::time::advance(Duration::from_secs(1)).await;
+        pacer.reserve().await;
+        pacer.throttled(Instant::now(), Instant::now(), None);
+        assert_eq!(pacer.window(), None);
+        assert!(pacer.rate().is_some());
+        pacer.reserve().await;
+        pacer.reserve().await;
     }
 
     #[tokio::test(start_paused = true)]
