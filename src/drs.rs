@@ -145,6 +145,22 @@ pub trait Drs: Send + Sync {
         query: JobQuery<'_>,
         next_token: Option<&str>,
     ) -> impl Future<Output = Result<Page<JobRecord>, DescribeError>> + Send;
+
+    /// One page of a job's log.
+    fn describe_job_log_items(
+        &self,
+        job_id: &str,
+        next_token: Option<&str>,
+    ) -> impl Future<Output = Result<Page<JobLogItem>, DescribeError>> + Send;
+}
+
+/// One entry of a job's log: what happened (`JOB_START`, `CONVERSION_FAIL`, `LAUNCH_FAILED`, ...)
+/// and to which source server.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JobLogItem {
+    pub event: String,
+    pub source_server_id: Option<String>,
+    pub raw_error: Option<String>,
 }
 
 /// What pre-flight and reconciliation need to know about one recovery instance.

@@ -5,12 +5,15 @@ use serde_json::json;
 
 use crate::outcome::{Answer, Counts, JobSummary, NotLaunchedGroup};
 use crate::publish::EventEntry;
+use crate::results::{ResultGroup, RunCounts, TrackedJob};
 
 /// The detail-type the function's EventBridge rule listens for.
 pub const DETAIL_TYPE_REQUESTED: &str = "Failback Launch Requested";
 pub const DETAIL_TYPE_JOB_STARTED: &str = "Failback Launch Job Started";
 pub const DETAIL_TYPE_NOT_LAUNCHED: &str = "Failback Launch Instances Not Launched";
 pub const DETAIL_TYPE_RUN_COMPLETED: &str = "Failback Launch Run Completed";
+pub const DETAIL_TYPE_JOB_COMPLETED: &str = "Failback Launch Job Completed";
+pub const DETAIL_TYPE_RUN_FINISHED: &str = "Failback Run Finished";
 
 /// Every event detail is kept under this, so ten events fit one 256 KB PutEvents call.
 pub const DETAIL_TARGET_BYTES: usize = 24 * 1024;
@@ -99,46 +102,134 @@ pub fn run_events(source: &str, answer: &Answer) -> Vec<EventEntry> {
     entries
 }
 
+/// The event of a job DRS finished: every instance's result, one by one when that fits the
+/// detail budget, else grouped by result and reason.
+pub fn job_completed(source: &str, run_id: &str, job: &TrackedJob) -> EventEntry {
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct JobCompleted<'a> {
+        run_id: &'a str,
+        #[serde(flatten)]
+        job: &'a TrackedJob,
+    }
+    let mut detail = to_json(&JobCompleted { run_id, job });
+    if detail.len() > DETAIL_TARGET_BYTES {
+        let grouped = job.grouped();
+        detail = to_json(&JobCompleted {
+            run_id,
+            job: &grouped,
+        });
+    }
+    EventEntry {
+        source: source.to_owned(),
+        detail_type: DETAIL_TYPE_JOB_COMPLETED.to_owned(),
+        detail,
+        resources: job.arn.iter().cloned().collect(),
+    }
+}
+
+/// The events that close a run: its counts, and the failed instances with their reasons, split
+/// into parts that each stay under the detail budget.
+pub fn run_finished(
+    source: &str,
+    run_id: &str,
+    counts: RunCounts,
+    failed: &[ResultGroup],
+) -> Vec<EventEntry> {
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct RunFinished<'a> {
+        run_id: &'a str,
+        part: usize,
+        parts: usize,
+        counts: RunCounts,
+        failed: &'a [ResultGroup],
+    }
+    let mut parts = split_groups(failed, DETAIL_TARGET_BYTES - NOT_LAUNCHED_ENVELOPE_BYTES);
+    if parts.is_empty() {
+        parts.push(Vec::new());
+    }
+    let count = parts.len();
+    parts
+        .iter()
+        .enumerate()
+        .map(|(index, failed)| EventEntry {
+            source: source.to_owned(),
+            detail_type: DETAIL_TYPE_RUN_FINISHED.to_owned(),
+            detail: to_json(&RunFinished {
+                run_id,
+                part: index + 1,
+                parts: count,
+                counts,
+                failed,
+            }),
+            resources: vec![],
+        })
+        .collect()
+}
+
 fn to_json(value: &impl Serialize) -> String {
     // Serialising these plain structs cannot fail; an empty object keeps the event valid if it did.
     serde_json::to_string(value).unwrap_or_else(|_| json!({}).to_string())
 }
 
+/// A group of instances listed by id: what an event may split across parts.
+pub trait IdGroup: Clone + Serialize {
+    fn ids(&self) -> &[String];
+    fn ids_mut(&mut self) -> &mut Vec<String>;
+}
+
+impl IdGroup for NotLaunchedGroup {
+    fn ids(&self) -> &[String] {
+        &self.recovery_instance_ids
+    }
+    fn ids_mut(&mut self) -> &mut Vec<String> {
+        &mut self.recovery_instance_ids
+    }
+}
+
+impl IdGroup for ResultGroup {
+    fn ids(&self) -> &[String] {
+        &self.recovery_instance_ids
+    }
+    fn ids_mut(&mut self) -> &mut Vec<String> {
+        &mut self.recovery_instance_ids
+    }
+}
+
 /// Splits the groups into parts whose serialised size stays under `budget`, keeping the order of
 /// groups and of ids within them; a group may be cut across parts.
-pub fn split_groups(groups: &[NotLaunchedGroup], budget: usize) -> Vec<Vec<NotLaunchedGroup>> {
-    let mut parts: Vec<Vec<NotLaunchedGroup>> = Vec::new();
-    let mut current: Vec<NotLaunchedGroup> = Vec::new();
+pub fn split_groups<G: IdGroup>(groups: &[G], budget: usize) -> Vec<Vec<G>> {
+    let mut parts: Vec<Vec<G>> = Vec::new();
+    let mut current: Vec<G> = Vec::new();
     let mut current_bytes = 2; // the enclosing [ ]
     for group in groups {
-        let empty = NotLaunchedGroup {
-            recovery_instance_ids: Vec::new(),
-            ..group.clone()
-        };
+        let mut empty = group.clone();
+        empty.ids_mut().clear();
         let header_bytes = to_json(&empty).len() + 1;
         let mut piece = empty.clone();
-        for id in &group.recovery_instance_ids {
+        for id in group.ids() {
             let id_bytes = id.len() + 3; // quotes and comma; ids are plain ASCII or cut short
-            let extra = if piece.recovery_instance_ids.is_empty() {
+            let extra = if piece.ids().is_empty() {
                 header_bytes + id_bytes
             } else {
                 id_bytes
             };
-            let part_has_content = !current.is_empty() || !piece.recovery_instance_ids.is_empty();
+            let part_has_content = !current.is_empty() || !piece.ids().is_empty();
             if part_has_content && current_bytes + extra > budget {
-                if !piece.recovery_instance_ids.is_empty() {
+                if !piece.ids().is_empty() {
                     current.push(std::mem::replace(&mut piece, empty.clone()));
                 }
                 parts.push(std::mem::take(&mut current));
                 current_bytes = 2;
             }
-            if piece.recovery_instance_ids.is_empty() {
+            if piece.ids().is_empty() {
                 current_bytes += header_bytes;
             }
             current_bytes += id_bytes;
-            piece.recovery_instance_ids.push(id.clone());
+            piece.ids_mut().push(id.clone());
         }
-        if !piece.recovery_instance_ids.is_empty() {
+        if !piece.ids().is_empty() {
             current.push(piece);
         }
     }

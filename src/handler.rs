@@ -8,12 +8,23 @@ use serde_json::Value;
 use tokio::time::Instant;
 use tracing::{Instrument, field, info, info_span, warn};
 
+use serde::Serialize;
+
 use crate::drs::Drs;
 use crate::error::HandlerError;
 use crate::outcome::Answer;
 use crate::publish::EventPublisher;
-use crate::request::parse_request;
+use crate::request::{Action, RequestError, parse_action};
 use crate::run::Failback;
+use crate::track::TrackAnswer;
+
+/// What an invocation answers: a launch's answer or a tracking call's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum Reply {
+    Launch(Answer),
+    Track(TrackAnswer),
+}
 
 /// Lambda's longest timeout: the budget when the runtime hands over no real deadline.
 const LAMBDA_MAX_TIMEOUT: Duration = Duration::from_secs(900);
@@ -43,32 +54,66 @@ pub fn deadline_from(lambda_deadline: SystemTime) -> Instant {
 impl<D: Drs, P: EventPublisher> Failback<D, P> {
     /// The Lambda entry point: a span with the request id (and, once known, the run id) wraps
     /// every log line of the invocation.
-    pub async fn invoke(&self, event: LambdaEvent<Value>) -> Result<Answer, HandlerError> {
+    pub async fn invoke(&self, event: LambdaEvent<Value>) -> Result<Reply, HandlerError> {
         let (payload, context) = event.into_parts();
         let span = info_span!("invocation", requestId = %context.request_id, runId = field::Empty);
         async move {
             let deadline = deadline_from(context.deadline());
-            self.handle(payload, deadline).await
+            self.dispatch(payload, deadline).await
         }
         .instrument(span)
         .await
     }
 
-    /// One payload, in either envelope, to its answer before `deadline`.
-    pub async fn handle(&self, payload: Value, deadline: Instant) -> Result<Answer, HandlerError> {
-        let request = parse_request(payload, self.config.max_request_instances, self.new_run_id)
+    /// One payload, in either envelope and for either action, to its answer before `deadline`.
+    pub async fn dispatch(&self, payload: Value, deadline: Instant) -> Result<Reply, HandlerError> {
+        let action = parse_action(payload, self.config.max_request_instances, self.new_run_id)
             .inspect_err(|error| tracing::warn!(error = %error, "request refused"))?;
-        tracing::Span::current().record("runId", request.run_id.as_str());
-        info!(
-            instances = request.recovery_instance_ids.len(),
-            source_servers = request.source_server_ids.len(),
-            malformed = request.malformed_ids.len(),
-            duplicates_collapsed = request.duplicates_collapsed,
-            tag_count = request.tags.len(),
-            dry_run = request.dry_run,
-            "request accepted"
-        );
-        self.run(&request, deadline).await
+        match action {
+            Action::Launch(request) => {
+                tracing::Span::current().record("runId", request.run_id.as_str());
+                info!(
+                    instances = request.recovery_instance_ids.len(),
+                    source_servers = request.source_server_ids.len(),
+                    malformed = request.malformed_ids.len(),
+                    duplicates_collapsed = request.duplicates_collapsed,
+                    tag_count = request.tags.len(),
+                    dry_run = request.dry_run,
+                    "request accepted"
+                );
+                self.run(&request, deadline).await.map(Reply::Launch)
+            }
+            Action::Track(request) => {
+                tracing::Span::current().record("runId", request.run_id.as_str());
+                info!(
+                    jobs = request.job_ids.len(),
+                    reported = request.reported_job_ids.len(),
+                    final_call = request.final_call,
+                    "track request accepted"
+                );
+                self.track(&request, deadline).await.map(Reply::Track)
+            }
+        }
+    }
+
+    /// A launch request's answer (a track request is refused).
+    pub async fn handle(&self, payload: Value, deadline: Instant) -> Result<Answer, HandlerError> {
+        match self.dispatch(payload, deadline).await? {
+            Reply::Launch(answer) => Ok(answer),
+            Reply::Track(_) => Err(RequestError::NotALaunch.into()),
+        }
+    }
+
+    /// A track request's answer (a launch request is refused).
+    pub async fn handle_track(
+        &self,
+        payload: Value,
+        deadline: Instant,
+    ) -> Result<TrackAnswer, HandlerError> {
+        match self.dispatch(payload, deadline).await? {
+            Reply::Track(answer) => Ok(answer),
+            Reply::Launch(_) => Err(RequestError::NotATrack.into()),
+        }
     }
 }
 

@@ -2,20 +2,21 @@
 //!
 //! # Layout
 //!
-//! A request flows through the stages in this order; each module is one of them, or what they
-//! stand on. The core depends only on the [`drs::Drs`] and [`publish::EventPublisher`] traits;
+//! A launch request flows through the stages in this order, and a track request then follows
+//! the jobs it made to their results; each module is one of them, or what they stand on. The core depends only on the [`drs::Drs`] and [`publish::EventPublisher`] traits;
 //! the AWS SDK adapters live in [`aws`].
 //!
 //! | stage | module | what |
 //! | --- | --- | --- |
 //! | entry | [`handler`] | the Lambda adapter: envelope, deadline, log span, errors |
-//! | request | [`request`] | parsing and validating both envelopes |
+//! | request | [`request`] | parsing and validating both envelopes and both actions; the jobs' tags |
 //! | run | [`run`] | one run end to end, apart from Lambda: the stages below in order |
 //! | pre-flight | [`preflight`] | every instance and job read before launching; source servers resolved |
 //! | plan | [`plan`] | chunks within the DRS quotas still free (dry runs plan the same way) |
 //! | launch | [`launch`] | sending the chunks: concurrency, pacing, carrying out retry steps |
 //! | | [`isolate`] | finding the instances DRS refuses, by the culprit it names or by bisection |
 //! | outcome | [`outcome`] | one outcome per instance, and the answer built from them |
+//! | track | [`track`], [`results`] | following a run's jobs to the end: each launched instance's result |
 //! | events | [`events`], [`publish`] | the result events, and PutEvents within its limits |
 //!
 //! What the stages stand on:
@@ -49,5 +50,7 @@ pub mod publish;
 pub mod reads;
 pub mod reconcile;
 pub mod request;
+pub mod results;
 pub mod retry;
 pub mod run;
+pub mod track;

@@ -12,8 +12,8 @@ use tracing::warn;
 
 use crate::deadline::Budget;
 use crate::drs::{
-    DESCRIBE_INSTANCES_MAX_IDS, DESCRIBE_JOBS_MAX_IDS, DescribeError, Drs, InstanceQuery, JobQuery,
-    JobRecord, Page, RecoveryInstance, Unusable,
+    DESCRIBE_INSTANCES_MAX_IDS, DESCRIBE_JOBS_MAX_IDS, DescribeError, Drs, InstanceQuery,
+    JobLogItem, JobQuery, JobRecord, Page, RecoveryInstance, Unusable,
 };
 use crate::outcome::{DeferReason, Outcome};
 use crate::retry::{Jitter, ReadStep, RetryPolicy, read_step};
@@ -216,6 +216,16 @@ impl<D: Drs> DrsReads<'_, D> {
                 created_since: Some(since),
             };
             self.drs.describe_jobs(query, token.as_deref()).await
+        })
+        .await
+    }
+
+    /// A job's whole log.
+    pub async fn job_log(&self, job_id: &str) -> Result<Vec<JobLogItem>, ReadFailure> {
+        self.pages("job log", |token| async move {
+            self.drs
+                .describe_job_log_items(job_id, token.as_deref())
+                .await
         })
         .await
     }

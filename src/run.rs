@@ -25,9 +25,9 @@ use crate::request::FailbackRequest;
 use crate::retry::{Jitter, RetryPolicy};
 
 /// Kept free at the very end for serialising and returning the answer.
-const ANSWER_GUARD: Duration = Duration::from_millis(250);
+pub(crate) const ANSWER_GUARD: Duration = Duration::from_millis(250);
 /// PutEvents normally answers in tens of milliseconds.
-const PUBLISH_CALL_TIMEOUT: Duration = Duration::from_secs(2);
+pub(crate) const PUBLISH_CALL_TIMEOUT: Duration = Duration::from_secs(2);
 /// This run's jobs are looked for among those created since this long before the invocation
 /// started: room for clock skew, and for a concurrent delivery of the same request that started
 /// a little earlier.

@@ -7,6 +7,7 @@ mod support;
 
 use std::fs;
 
+use drs_failback::handler::Reply;
 use drs_failback::request::parse_request;
 use drs_sim::Fleet;
 use serde_json::Value;
@@ -97,7 +98,9 @@ async fn every_sample_through_the_handler() {
         let result = fb.invoke(lambda_event(value, &name, 300)).await;
         match expectation(&name) {
             Expect::Request(run_id, valid, malformed, dry_run) => {
-                let answer = result.unwrap_or_else(|e| panic!("{name}: {e}"));
+                let Reply::Launch(answer) = result.unwrap_or_else(|e| panic!("{name}: {e}")) else {
+                    panic!("{name}: a launch answer expected");
+                };
                 assert_eq!(answer.run_id, run_id);
                 assert_eq!(answer.requested, valid + malformed, "{name}");
                 assert_eq!(answer.counts.rejected, malformed, "{name}");

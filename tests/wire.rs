@@ -725,13 +725,16 @@ async fn the_cargo_lambda_watch_placeholder_deadline_still_launches() {
     context.request_id = "local-invoke".to_owned();
     context.deadline = 600_000;
     let requested = fleet.ids();
-    let answer = fb
+    let reply = fb
         .invoke(lambda_runtime::LambdaEvent::new(
             request(&requested),
             context,
         ))
         .await
         .unwrap();
+    let drs_failback::handler::Reply::Launch(answer) = reply else {
+        panic!("a launch answer expected");
+    };
     assert_promise(&sim, 0, &requested, &answer);
     assert_eq!(answer.counts.launched, 5, "{:?}", answer.not_launched);
 }

@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use drs_failback::config::{Config, REQUEST_INSTANCES_CEILING};
 use drs_failback::events::{DETAIL_TYPE_JOB_STARTED, DETAIL_TYPE_NOT_LAUNCHED};
+use drs_failback::handler::Reply;
 use drs_failback::outcome::Answer;
 use drs_failback::request::parse_request;
 use drs_sim::{FailbackState, Fleet, FleetInstance, SimConfig, Simulator};
@@ -171,7 +172,11 @@ async fn run(args: Args) -> Result<ExitCode, String> {
         .as_millis() as u64;
     context.deadline = now_ms + LAMBDA_TIMEOUT.as_millis() as u64;
 
-    let result = failback.invoke(LambdaEvent::new(payload, context)).await;
+    let result = match failback.invoke(LambdaEvent::new(payload, context)).await {
+        Ok(Reply::Launch(answer)) => Ok(answer),
+        Ok(Reply::Track(_)) => return Err("a launch request got a tracking answer".into()),
+        Err(error) => Err(error),
+    };
     let events = sim.delivered_events();
     match result {
         Ok(answer) if args.json => {

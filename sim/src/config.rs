@@ -175,6 +175,26 @@ pub struct Lifecycle {
     pub started: Duration,
 }
 
+impl Lifecycle {
+    /// The lifecycle run `scale` times faster (a local run shows a whole failback in seconds).
+    pub fn scaled(self, scale: f64) -> Lifecycle {
+        let scale = sane_scale(scale);
+        Lifecycle {
+            pending: self.pending.div_f64(scale),
+            started: self.started.div_f64(scale),
+        }
+    }
+}
+
+/// A time scale that can divide a duration: anything else runs at 1.
+pub(crate) fn sane_scale(scale: f64) -> f64 {
+    if scale.is_finite() && scale > 0.0 {
+        scale
+    } else {
+        1.0
+    }
+}
+
 impl Default for Lifecycle {
     fn default() -> Self {
         Lifecycle {
@@ -212,8 +232,17 @@ pub struct SimConfig {
     /// Reported by DRS users: a COMPLETED job's `participatingServers` no longer carry
     /// `recoveryInstanceID`.
     pub completed_jobs_without_instance_ids: bool,
+    /// Reported by DRS users: a server's `launchStatus` stays PENDING while DRS converts, until
+    /// the instance's failback state is final.
+    pub launch_status_stays_pending: bool,
+    /// A COMPLETED job's instances show FAILBACK_IN_PROGRESS this long before their final
+    /// state: nothing promises the two move together.
+    pub final_state_lag: Duration,
     /// Finished jobs the account ran before (drills): a long history to page through.
     pub history: History,
+    /// Jobs run this many times faster than `lifecycle` says: a realistic lifecycle (minutes)
+    /// in a local run that shows a whole failback in seconds.
+    pub time_scale: f64,
 }
 
 /// An account's old jobs, all COMPLETED drills of servers outside the fleet, spread evenly over
@@ -241,7 +270,10 @@ impl Default for SimConfig {
             error_details: true,
             visibility_lag: Duration::ZERO,
             completed_jobs_without_instance_ids: false,
+            launch_status_stays_pending: false,
+            final_state_lag: Duration::ZERO,
             history: History::default(),
+            time_scale: 1.0,
         }
     }
 }
@@ -264,7 +296,10 @@ struct ConfigFile {
     visibility_lag_seconds: Option<f64>,
     #[serde(rename = "completedJobsWithoutInstanceIDs")]
     completed_jobs_without_instance_ids: Option<bool>,
+    launch_status_stays_pending: Option<bool>,
+    final_state_lag_seconds: Option<f64>,
     history: Option<History>,
+    time_scale: Option<f64>,
     /// Inline fleet, same form as a `--fleet` file.
     fleet: Option<serde_json::Value>,
 }
@@ -311,8 +346,18 @@ impl SimConfig {
         if let Some(d) = file.completed_jobs_without_instance_ids {
             self.completed_jobs_without_instance_ids = d;
         }
+        if let Some(p) = file.launch_status_stays_pending {
+            self.launch_status_stays_pending = p;
+        }
+        if let Some(lag) = file.final_state_lag_seconds {
+            self.final_state_lag = Duration::try_from_secs_f64(lag)
+                .map_err(|e| SimError::Config(format!("finalStateLagSeconds: {e}")))?;
+        }
         if let Some(h) = file.history {
             self.history = h;
+        }
+        if let Some(scale) = file.time_scale {
+            self.time_scale = scale;
         }
         if let Some(fleet) = file.fleet {
             self.fleet = Fleet::from_json(&fleet.to_string())?;
@@ -341,6 +386,12 @@ impl SimConfig {
         }
         for fault in &self.faults {
             fault.check().map_err(SimError::Config)?;
+        }
+        if !(self.time_scale.is_finite() && self.time_scale > 0.0) {
+            return Err(SimError::Config(format!(
+                "timeScale must be a positive number, got {}",
+                self.time_scale
+            )));
         }
         if self.history.jobs > 1_000_000 || !(0.0..=3650.0).contains(&self.history.days) {
             return Err(SimError::Config(
@@ -448,10 +499,14 @@ mod tests {
         unkind
             .merge_json(
                 r#"{"visibilityLagSeconds":2.5,"errorDetails":false,
-                    "completedJobsWithoutInstanceIDs":true,"history":{"jobs":10,"days":1}}"#,
+                    "completedJobsWithoutInstanceIDs":true,"history":{"jobs":10,"days":1},
+                    "launchStatusStaysPending":true,"finalStateLagSeconds":30,"timeScale":60}"#,
             )
             .unwrap();
         assert_eq!(unkind.visibility_lag, Duration::from_millis(2500));
+        assert!(unkind.launch_status_stays_pending);
+        assert_eq!(unkind.final_state_lag, Duration::from_secs(30));
+        assert_eq!(unkind.time_scale, 60.0);
         assert!(!unkind.error_details && unkind.completed_jobs_without_instance_ids);
         assert_eq!(unkind.history.jobs, 10);
         assert!(

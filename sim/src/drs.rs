@@ -26,7 +26,7 @@ use tokio::time::Instant;
 
 use crate::config::Quotas;
 use crate::error::ApiError;
-use crate::fleet::{FailbackState, LaunchResult, splitmix64};
+use crate::fleet::{DEFAULT_FAILURE_EVENT, FailbackState, LaunchResult, splitmix64};
 use crate::state::{Inst, Job, Phase, PreLaunchView, Server, State};
 
 impl State {
@@ -67,6 +67,7 @@ impl State {
                     recovery_instance_id: None,
                     source_server_id: source.clone(),
                     result: LaunchResult::Launched,
+                    failure_event: None,
                 })
                 .collect(),
             tags: BTreeMap::new(),
@@ -203,6 +204,7 @@ impl State {
                     recovery_instance_id: Some(id.clone()),
                     source_server_id: inst.spec.source_server_id.clone(),
                     result: inst.spec.launch_result,
+                    failure_event: inst.spec.failure_event.clone(),
                 }
             })
             .collect();
@@ -459,8 +461,8 @@ impl State {
         })
     }
 
-    /// JOB_START when created, LAUNCH_START per server once STARTED, then LAUNCH_FAILED per
-    /// failed server and JOB_END once COMPLETED.
+    /// JOB_START when created, LAUNCH_START per server once STARTED, then each failed server's
+    /// failure event (LAUNCH_FAILED unless the fleet names another) and JOB_END once COMPLETED.
     fn job_log(&self, job: &Job, now: Instant) -> Vec<Value> {
         let phase = self.phase(job, now);
         let log = |at: Instant, event: &str, data: Value| {
@@ -483,11 +485,16 @@ impl State {
         }
         if phase == Phase::Completed {
             let end = self.job_end(job);
-            items.extend(job.servers.iter().filter(|s| s.result == LaunchResult::Failed).map(|s| {
+            items.extend(job.servers.iter().filter(|s| s.result.failed()).map(|s| {
+                let event = s.failure_event.as_deref().unwrap_or(DEFAULT_FAILURE_EVENT);
+                let raw = match s.result {
+                    LaunchResult::Terminated => "The launched instance was terminated (simulated)",
+                    _ => "Simulated launch failure",
+                };
                 log(
                     end,
-                    "LAUNCH_FAILED",
-                    json!({ "sourceServerID": s.source_server_id, "rawError": "Simulated launch failure" }),
+                    event,
+                    json!({ "sourceServerID": s.source_server_id, "rawError": raw }),
                 )
             }));
             items.push(log(end, "JOB_END", Value::Null));

@@ -48,13 +48,16 @@ impl FailbackState {
     }
 }
 
-/// How an instance's launch ends once its job completes (`launchStatus`).
+/// How an instance's launch ends once its job completes (`launchStatus`): LAUNCHED leaves the
+/// instance FAILBACK_COMPLETED; FAILED and TERMINATED leave it FAILBACK_ERROR, with the
+/// instance's `failureEvent` in the job log.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum LaunchResult {
     #[default]
     Launched,
     Failed,
+    Terminated,
 }
 
 impl LaunchResult {
@@ -62,9 +65,17 @@ impl LaunchResult {
         match self {
             LaunchResult::Launched => "LAUNCHED",
             LaunchResult::Failed => "FAILED",
+            LaunchResult::Terminated => "TERMINATED",
         }
     }
+
+    pub fn failed(self) -> bool {
+        self != LaunchResult::Launched
+    }
 }
+
+/// The job log event of a launch that fails when the fleet names none.
+pub const DEFAULT_FAILURE_EVENT: &str = "LAUNCH_FAILED";
 
 /// One recovery instance as configured. JSON form (fleet file):
 /// `{"recoveryInstanceID": "i-…", "sourceServerID": "s-…", "ec2InstanceID": "i-…",
@@ -93,6 +104,10 @@ pub struct FleetInstance {
     /// for reasons a pre-flight read cannot see.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub refuse_launch: bool,
+    /// The job log event (`JobLogEvent`, e.g. CONVERSION_FAIL) a failed launch logs; LAUNCH_FAILED
+    /// when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_event: Option<String>,
 }
 
 fn ready() -> FailbackState {
@@ -111,6 +126,7 @@ impl FleetInstance {
             failback_job_id: None,
             launch_result: LaunchResult::Launched,
             refuse_launch: false,
+            failure_event: None,
         }
     }
 }
@@ -202,6 +218,10 @@ impl Fleet {
             model::check_value("JobID", job)
                 .map_err(|e| SimError::Fleet(format!("{id}: failbackJobID: {e}")))?;
         }
+        if let Some(event) = &inst.failure_event {
+            model::check_value("JobLogEvent", event)
+                .map_err(|e| SimError::Fleet(format!("{id}: failureEvent: {e}")))?;
+        }
         if self.get(&id).is_some() {
             return Err(SimError::Fleet(format!(
                 "duplicate recoveryInstanceID {id}"
@@ -234,6 +254,16 @@ impl Fleet {
     /// False when `id` is not in the fleet.
     pub fn set_launch_result(&mut self, id: &str, result: LaunchResult) -> bool {
         self.get_mut(id).map(|i| i.launch_result = result).is_some()
+    }
+
+    /// The launch of `id` fails with this job log event. False when `id` is not in the fleet.
+    pub fn set_failure(&mut self, id: &str, event: &str) -> bool {
+        self.get_mut(id)
+            .map(|i| {
+                i.launch_result = LaunchResult::Failed;
+                i.failure_event = Some(event.to_owned());
+            })
+            .is_some()
     }
 
     pub fn get(&self, id: &str) -> Option<&FleetInstance> {

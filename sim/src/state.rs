@@ -10,7 +10,7 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use crate::clock::Clock;
-use crate::config::{Fault, Lifecycle, Operation, Quotas, SimConfig};
+use crate::config::{Fault, Lifecycle, Operation, Quotas, SimConfig, sane_scale};
 use crate::error::ApiError;
 use crate::fleet::{FailbackState, Fleet, FleetInstance, LaunchResult};
 use crate::history::{self, ArchivedJob};
@@ -125,6 +125,8 @@ pub(crate) struct Server {
     pub recovery_instance_id: Option<String>,
     pub source_server_id: String,
     pub result: LaunchResult,
+    /// The job log event a failed launch logs.
+    pub failure_event: Option<String>,
 }
 
 pub(crate) struct Inst {
@@ -220,6 +222,8 @@ pub(crate) struct State {
     pub error_details: bool,
     pub visibility_lag: Duration,
     pub completed_jobs_without_instance_ids: bool,
+    pub launch_status_stays_pending: bool,
+    pub final_state_lag: Duration,
     /// The account's old jobs, oldest first.
     pub history: Vec<ArchivedJob>,
     pub history_by_id: HashMap<String, usize>,
@@ -240,7 +244,7 @@ impl State {
         let mut state = State {
             clock: Clock::new(),
             quotas: config.quotas,
-            lifecycle: config.lifecycle,
+            lifecycle: config.lifecycle.scaled(config.time_scale),
             page_size: config.page_size,
             max_page_size: config.max_page_size,
             latency: config.latency,
@@ -250,6 +254,10 @@ impl State {
             error_details: config.error_details,
             visibility_lag: config.visibility_lag,
             completed_jobs_without_instance_ids: config.completed_jobs_without_instance_ids,
+            launch_status_stays_pending: config.launch_status_stays_pending,
+            final_state_lag: config
+                .final_state_lag
+                .div_f64(sane_scale(config.time_scale)),
             history: Vec::new(),
             history_by_id: HashMap::new(),
             initial_fleet: config.fleet,
@@ -321,13 +329,18 @@ impl State {
         (self.phase(job, now) != Phase::Completed).then_some(job)
     }
 
+    /// When the instances of a job show their final failback state.
+    fn final_at(&self, job: &Job) -> Instant {
+        self.job_end(job) + self.final_state_lag
+    }
+
     /// Failback state: the configured one, or while and after a launch, the launch's:
-    /// FAILBACK_IN_PROGRESS while the job is PENDING or STARTED, then FAILBACK_COMPLETED
-    /// (LAUNCHED) or FAILBACK_ERROR (FAILED).
+    /// FAILBACK_IN_PROGRESS while the job is PENDING or STARTED (and the final-state lag after),
+    /// then FAILBACK_COMPLETED (LAUNCHED) or FAILBACK_ERROR (FAILED, TERMINATED).
     pub(crate) fn effective_state(&self, inst: &Inst, now: Instant) -> FailbackState {
         if let (true, Some(j)) = (inst.follows_job, inst.last_job) {
             let job = &self.jobs[j];
-            if self.phase(job, now) != Phase::Completed {
+            if now < self.final_at(job) {
                 return FailbackState::FailbackInProgress;
             }
             let result = job
@@ -337,7 +350,7 @@ impl State {
                 .map_or(LaunchResult::Launched, |s| s.result);
             return match result {
                 LaunchResult::Launched => FailbackState::FailbackCompleted,
-                LaunchResult::Failed => FailbackState::FailbackError,
+                LaunchResult::Failed | LaunchResult::Terminated => FailbackState::FailbackError,
             };
         }
         inst.spec.state
@@ -363,6 +376,9 @@ impl State {
     }
 
     pub(crate) fn launch_status(&self, job: &Job, server: &Server, now: Instant) -> &'static str {
+        if self.launch_status_stays_pending && now < self.final_at(job) {
+            return "PENDING";
+        }
         match self.phase(job, now) {
             Phase::Pending => "PENDING",
             Phase::Started => "IN_PROGRESS",

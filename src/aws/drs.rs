@@ -1,24 +1,19 @@
 //! `Drs` over the AWS SDK's DRS client.
 
-use std::error::Error as StdError;
-
 use aws_config::SdkConfig;
 use aws_sdk_drs::Client;
-use aws_sdk_drs::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_drs::operation::start_failback_launch::StartFailbackLaunchError;
 use aws_sdk_drs::types::{
     DescribeJobsRequestFilters, DescribeRecoveryInstancesRequestFilters, Job,
 };
-use aws_smithy_runtime_api::client::result::DispatchFailure;
 use aws_smithy_types::DateTime;
 use aws_smithy_types::date_time::Format;
 
+use super::errors::{classify_describe_error, classify_start_error};
 use crate::drs::{
-    DESCRIBE_INSTANCES_MAX_IDS, DESCRIBE_JOBS_MAX_IDS, DescribeError, Drs, InstanceQuery, JobQuery,
-    JobRecord, LaunchError, Page, Participant, RecoveryInstance, Unusable,
+    DESCRIBE_INSTANCES_MAX_IDS, DESCRIBE_JOBS_MAX_IDS, DescribeError, Drs, InstanceQuery,
+    JobLogItem, JobQuery, JobRecord, LaunchError, Page, Participant, RecoveryInstance,
 };
 use crate::request::{RUN_ID_TAG_KEY, Tags};
-use crate::retry::parse_retry_after;
 
 #[derive(Clone, Debug)]
 pub struct SdkDrs {
@@ -134,6 +129,53 @@ impl Drs for SdkDrs {
             next_token: page.next_token.filter(|token| !token.is_empty()),
         })
     }
+
+    async fn describe_job_log_items(
+        &self,
+        job_id: &str,
+        next_token: Option<&str>,
+    ) -> Result<Page<JobLogItem>, DescribeError> {
+        self.job_log_page(job_id, next_token).await
+    }
+}
+
+impl SdkDrs {
+    async fn job_log_page(
+        &self,
+        job_id: &str,
+        next_token: Option<&str>,
+    ) -> Result<Page<JobLogItem>, DescribeError> {
+        let page = self
+            .client
+            .describe_job_log_items()
+            .job_id(job_id)
+            .max_results(1000)
+            .set_next_token(next_token.map(str::to_owned))
+            .send()
+            .await
+            .map_err(classify_describe_error)?;
+        Ok(Page {
+            items: page
+                .items()
+                .iter()
+                .map(|item| JobLogItem {
+                    event: item
+                        .event()
+                        .map(|event| event.as_str().to_owned())
+                        .unwrap_or_default(),
+                    source_server_id: item
+                        .event_data()
+                        .and_then(|data| data.source_server_id())
+                        .map(str::to_owned),
+                    raw_error: item
+                        .event_data()
+                        .and_then(|data| data.raw_error())
+                        .map(str::to_owned),
+                })
+                .collect(),
+            next_token: page.next_token.filter(|token| !token.is_empty()),
+        })
+    }
 }
 
 fn recovery_instance(item: &aws_sdk_drs::types::RecoveryInstance) -> RecoveryInstance {
@@ -175,304 +217,5 @@ fn job_record(job: Job) -> JobRecord {
         job_id: job.job_id,
         run_id,
         participants,
-    }
-}
-
-/// Reads only: everything but "DRS cannot be used here" may be retried.
-fn classify_describe_error<E>(
-    error: SdkError<E, aws_smithy_runtime_api::http::Response>,
-) -> DescribeError
-where
-    E: ProvideErrorMetadata + StdError + 'static,
-{
-    let described = chain(&error);
-    match &error {
-        SdkError::ServiceError(context) => {
-            let status = context.raw().status().as_u16();
-            let code = context.err().code().unwrap_or("Unknown");
-            let message = context.err().message().unwrap_or_default().to_owned();
-            match code {
-                "ThrottlingException" => DescribeError::Throttled {
-                    retry_after: context
-                        .raw()
-                        .headers()
-                        .get("Retry-After")
-                        .and_then(parse_retry_after),
-                    message,
-                },
-                "UninitializedAccountException" => DescribeError::Unusable {
-                    kind: Unusable::AccountNotInitialized,
-                    message,
-                },
-                _ if code == "AccessDeniedException" || status == 403 => DescribeError::Unusable {
-                    kind: Unusable::AccessDenied,
-                    message: format!("{code}: {message}"),
-                },
-                _ if status == 429 => DescribeError::Throttled {
-                    retry_after: context
-                        .raw()
-                        .headers()
-                        .get("Retry-After")
-                        .and_then(parse_retry_after),
-                    message: format!("{code}: {message}"),
-                },
-                _ => DescribeError::Failed {
-                    error: format!("HTTP {status} {code}: {message}"),
-                },
-            }
-        }
-        SdkError::ConstructionFailure(_) => DescribeError::Unusable {
-            kind: Unusable::ClientMisconfigured,
-            message: format!("the request could not be built: {described}"),
-        },
-        _ => DescribeError::Failed { error: described },
-    }
-}
-
-type StartError = SdkError<StartFailbackLaunchError, aws_smithy_runtime_api::http::Response>;
-
-/// Sorts an SDK failure by what is safe to do next. Anything that may have reached DRS and that
-/// DRS did not clearly refuse is ambiguous: the job may exist.
-pub fn classify_start_error(error: StartError) -> LaunchError {
-    let described = chain(&error);
-    match error {
-        SdkError::ServiceError(context) => {
-            let status = context.raw().status().as_u16();
-            let retry_after = context
-                .raw()
-                .headers()
-                .get("Retry-After")
-                .and_then(parse_retry_after);
-            match context.into_err() {
-                StartFailbackLaunchError::ThrottlingException(e) => LaunchError::Throttled {
-                    retry_after: e.retry_after_seconds().and_then(parse_retry_after),
-                    message: e.message,
-                },
-                StartFailbackLaunchError::InternalServerException(e) => LaunchError::Ambiguous {
-                    error: format!("InternalServerException: {}", e.message),
-                },
-                StartFailbackLaunchError::ConflictException(e) => LaunchError::Refused {
-                    code: "ConflictException".into(),
-                    message: e.message.unwrap_or_default(),
-                    resource_id: e.resource_id,
-                    fields: Vec::new(),
-                },
-                StartFailbackLaunchError::ValidationException(e) => LaunchError::Refused {
-                    code: "ValidationException".into(),
-                    fields: e
-                        .field_list()
-                        .iter()
-                        .filter_map(|field| field.name().map(str::to_owned))
-                        .collect(),
-                    message: e.message.unwrap_or_default(),
-                    resource_id: None,
-                },
-                StartFailbackLaunchError::ServiceQuotaExceededException(e) => {
-                    LaunchError::QuotaExceeded {
-                        message: e.message.unwrap_or_default(),
-                        quota_code: e.quota_code,
-                    }
-                }
-                StartFailbackLaunchError::UninitializedAccountException(e) => {
-                    LaunchError::Unusable {
-                        kind: Unusable::AccountNotInitialized,
-                        message: e
-                            .message
-                            .unwrap_or_else(|| "the account is not initialised for DRS".into()),
-                    }
-                }
-                other => {
-                    let code = other.code().unwrap_or("Unknown").to_owned();
-                    let message = other.message().unwrap_or_default().to_owned();
-                    match status {
-                        _ if code == "AccessDeniedException" || status == 403 => {
-                            LaunchError::Unusable {
-                                kind: Unusable::AccessDenied,
-                                message: format!("{code}: {message}"),
-                            }
-                        }
-                        // Whatever DRS calls it, a 429 asks for the same call later.
-                        429 => LaunchError::Throttled {
-                            retry_after,
-                            message: format!("{code}: {message}"),
-                        },
-                        // A request timeout or a server error may come after the job was made.
-                        408 | 500.. => LaunchError::Ambiguous {
-                            error: format!("HTTP {status} {code}: {message}"),
-                        },
-                        _ => LaunchError::Refused {
-                            code,
-                            message,
-                            resource_id: None,
-                            fields: Vec::new(),
-                        },
-                    }
-                }
-            }
-        }
-        SdkError::ConstructionFailure(_) => LaunchError::Unusable {
-            kind: Unusable::ClientMisconfigured,
-            message: format!("the request could not be built: {described}"),
-        },
-        SdkError::DispatchFailure(failure) if never_left(&failure) => LaunchError::NotSent {
-            error: format!("could not connect: {described}"),
-        },
-        _ => LaunchError::Ambiguous { error: described },
-    }
-}
-
-/// True when the connection could not be opened: the request never reached DRS (hyper's connect
-/// error, or a refused connection, which can only happen before anything is sent). A connection
-/// lost later (reset, closed mid-answer) is not this: the request may have been processed.
-fn never_left(failure: &DispatchFailure) -> bool {
-    let Some(connector_error) = failure.as_connector_error() else {
-        return false;
-    };
-    let mut source: Option<&(dyn StdError + 'static)> = Some(connector_error);
-    while let Some(error) = source {
-        if let Some(client_error) = error.downcast_ref::<hyper_util::client::legacy::Error>() {
-            return client_error.is_connect();
-        }
-        if let Some(io) = error.downcast_ref::<std::io::Error>() {
-            return io.kind() == std::io::ErrorKind::ConnectionRefused;
-        }
-        source = error.source();
-    }
-    false
-}
-
-/// The error and its sources on one line: SDK errors print only their top level otherwise.
-pub(crate) fn chain(error: &(dyn StdError + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(inner) = source {
-        text.push_str(": ");
-        text.push_str(&inner.to_string());
-        source = inner.source();
-    }
-    text
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use aws_sdk_drs::types::ValidationExceptionField;
-    use aws_sdk_drs::types::error::{
-        ConflictException, InternalServerException, ServiceQuotaExceededException,
-        ThrottlingException, UninitializedAccountException, ValidationException,
-    };
-    use aws_smithy_runtime_api::http::{Response, StatusCode};
-    use aws_smithy_types::body::SdkBody;
-    use std::time::Duration;
-
-    fn service_error(status: u16, error: StartFailbackLaunchError) -> StartError {
-        let raw = Response::new(StatusCode::try_from(status).unwrap(), SdkBody::empty());
-        SdkError::service_error(error, raw)
-    }
-
-    #[test]
-    fn throttling_keeps_retry_after() {
-        let error = ThrottlingException::builder()
-            .message("slow down")
-            .retry_after_seconds("7")
-            .build()
-            .unwrap();
-        let classified = classify_start_error(service_error(
-            429,
-            StartFailbackLaunchError::ThrottlingException(error),
-        ));
-        assert_eq!(
-            classified,
-            LaunchError::Throttled {
-                retry_after: Some(Duration::from_secs(7)),
-                message: "slow down".into()
-            }
-        );
-    }
-
-    #[test]
-    fn a_500_is_ambiguous() {
-        let error = InternalServerException::builder()
-            .message("oops")
-            .retry_after_seconds(3)
-            .build()
-            .unwrap();
-        let classified = classify_start_error(service_error(
-            500,
-            StartFailbackLaunchError::InternalServerException(error),
-        ));
-        assert!(matches!(classified, LaunchError::Ambiguous { error } if error.contains("oops")));
-    }
-
-    #[test]
-    fn refusals_keep_drs_code_message_and_culprit() {
-        let conflict = ConflictException::builder()
-            .message("i-11111111 is not ready")
-            .resource_id("i-11111111")
-            .build();
-        assert_eq!(
-            classify_start_error(service_error(
-                409,
-                StartFailbackLaunchError::ConflictException(conflict)
-            )),
-            LaunchError::Refused {
-                code: "ConflictException".into(),
-                message: "i-11111111 is not ready".into(),
-                resource_id: Some("i-11111111".into()),
-                fields: vec![],
-            }
-        );
-        let field = ValidationExceptionField::builder()
-            .name("recoveryInstanceIDs")
-            .message("unknown")
-            .build();
-        let validation = ValidationException::builder()
-            .message("bad id")
-            .field_list(field)
-            .build();
-        assert!(matches!(
-            classify_start_error(service_error(400, StartFailbackLaunchError::ValidationException(validation))),
-            LaunchError::Refused { code, fields, .. } if code == "ValidationException" && fields == ["recoveryInstanceIDs"]
-        ));
-    }
-
-    #[test]
-    fn quota_and_account_errors() {
-        let quota = ServiceQuotaExceededException::builder()
-            .message("too many jobs")
-            .quota_code("L-D88FAC3A")
-            .build();
-        assert_eq!(
-            classify_start_error(service_error(
-                402,
-                StartFailbackLaunchError::ServiceQuotaExceededException(quota)
-            )),
-            LaunchError::QuotaExceeded {
-                message: "too many jobs".into(),
-                quota_code: Some("L-D88FAC3A".into())
-            }
-        );
-        let uninitialized = UninitializedAccountException::builder()
-            .message("init first")
-            .build();
-        assert!(matches!(
-            classify_start_error(service_error(
-                400,
-                StartFailbackLaunchError::UninitializedAccountException(uninitialized)
-            )),
-            LaunchError::Unusable {
-                kind: Unusable::AccountNotInitialized,
-                ..
-            }
-        ));
-    }
-
-    #[test]
-    fn timeouts_are_ambiguous() {
-        let timeout: StartError = SdkError::timeout_error("operation timed out");
-        assert!(matches!(
-            classify_start_error(timeout),
-            LaunchError::Ambiguous { .. }
-        ));
     }
 }

@@ -45,7 +45,7 @@ impl EventPublisher for SdkEventBridge {
             .set_entries(Some(request_entries))
             .send()
             .await
-            .map_err(|error| PublishError(super::drs::chain(&error)))?;
+            .map_err(|error| PublishError(super::errors::chain(&error)))?;
         Ok(output
             .entries()
             .iter()

@@ -2,6 +2,7 @@
 //! and the one place the function is wired to them.
 
 pub mod drs;
+pub mod errors;
 pub mod eventbridge;
 
 use aws_config::SdkConfig;

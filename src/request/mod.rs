@@ -1,91 +1,29 @@
-//! The failback request: both envelopes, validation, de-duplication.
+//! What the function is asked: both envelopes, both actions (a launch request, in `launch`, and a
+//! track request, in `track`), validation, de-duplication.
 //!
 //! Parsing works on `serde_json::Value` by hand (not `#[derive(Deserialize)]` on the request) so
 //! every refusal names the field at fault in words a runbook author can act on.
-
-use std::collections::{BTreeMap, HashSet};
-use std::fmt;
 
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use serde_json::{Map, Value};
 use thiserror::Error;
 
+mod launch;
+mod tags;
+mod track;
+
+pub use launch::FailbackRequest;
+use launch::parse_body;
+pub use tags::{MAX_USER_TAGS, RUN_ID_TAG_KEY, Tags};
+use track::parse_track;
+pub use track::{MAX_TRACKED_JOBS, TrackRequest, is_valid_job_id};
+
 /// Pattern and lengths of `RecoveryInstanceID` in the DRS API model.
 pub const INSTANCE_ID_MIN_LEN: usize = 10;
 pub const INSTANCE_ID_MAX_LEN: usize = 19;
-/// `TagKey` / `TagValue` in the DRS API model.
-pub const TAG_MAX_LEN: usize = 256;
-/// AWS resources carry at most 50 user tags; one is taken by the run-id tag.
-pub const MAX_USER_TAGS: usize = 49;
-/// The function tags every job with its run id under this key, so users may not set it.
-pub const RUN_ID_TAG_KEY: &str = "drs-failback:run-id";
-pub const RESERVED_TAG_PREFIX: &str = "drs-failback:";
 pub const RUN_ID_MAX_LEN: usize = 128;
 /// A malformed id is echoed back only this far: the answer must stay small whatever was sent.
 pub const MALFORMED_ECHO_MAX_BYTES: usize = 32;
-
-const KNOWN_FIELDS: [&str; 5] = [
-    "recoveryInstanceIDs",
-    "sourceServerIDs",
-    "tags",
-    "runId",
-    "dryRun",
-];
-
-/// Tag values are marked sensitive in the DRS API model: `Debug` shows keys only.
-#[derive(Clone, Default, PartialEq, Eq)]
-pub struct Tags(BTreeMap<String, String>);
-
-impl Tags {
-    pub fn iter(&self) -> impl Iterator<Item = (&String, &String)> {
-        self.0.iter()
-    }
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-    pub fn get(&self, key: &str) -> Option<&str> {
-        self.0.get(key).map(String::as_str)
-    }
-    /// The tags a job is created with: the user's plus the run id.
-    pub fn with_run_id(&self, run_id: &str) -> Tags {
-        let mut tags = self.0.clone();
-        tags.insert(RUN_ID_TAG_KEY.to_owned(), run_id.to_owned());
-        Tags(tags)
-    }
-}
-
-impl fmt::Debug for Tags {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_map()
-            .entries(self.0.keys().map(|k| (k, "<redacted>")))
-            .finish()
-    }
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct FailbackRequest {
-    pub run_id: String,
-    pub dry_run: bool,
-    pub tags: Tags,
-    /// Well-formed ids, duplicates removed, in the order first given.
-    pub recovery_instance_ids: Vec<String>,
-    /// Well-formed source server ids, duplicates removed: resolved to their recovery instances.
-    pub source_server_ids: Vec<String>,
-    /// Ids that can never be valid (in either list); they are reported `rejected` and never
-    /// sent to DRS. Echoed at most `MALFORMED_ECHO_MAX_BYTES` long.
-    pub malformed_ids: Vec<String>,
-    pub duplicates_collapsed: usize,
-}
-
-impl FailbackRequest {
-    /// Distinct ids named by the request, well-formed or not: each gets exactly one outcome.
-    pub fn distinct_ids(&self) -> usize {
-        self.recovery_instance_ids.len() + self.source_server_ids.len() + self.malformed_ids.len()
-    }
-}
 
 #[derive(Debug, Error, PartialEq)]
 pub enum RequestError {
@@ -119,9 +57,25 @@ pub enum RequestError {
     TooManyTags(usize),
     #[error("runId must be 1-{RUN_ID_MAX_LEN} characters of letters, digits and . _ - : / = + @")]
     BadRunId,
+    #[error("action {0:?} is not one of \"launch\", \"track\"")]
+    UnknownAction(String),
+    #[error("this is a track request, not a launch request")]
+    NotALaunch,
+    #[error("this is a launch request, not a track request")]
+    NotATrack,
+    #[error("{0} is missing")]
+    Missing(&'static str),
+    #[error("{field} is not a DRS job id (drsjob- and 17 letters or digits)")]
+    BadJobId { field: String },
+    #[error("{field} has {count} entries; at most {max} are allowed")]
+    TooMany {
+        field: &'static str,
+        count: usize,
+        max: usize,
+    },
 }
 
-fn json_kind(value: &Value) -> &'static str {
+pub(crate) fn json_kind(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
@@ -144,7 +98,7 @@ pub fn is_valid_instance_id(id: &str) -> bool {
         && id[2..].bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-fn is_valid_run_id(run_id: &str) -> bool {
+pub(crate) fn is_valid_run_id(run_id: &str) -> bool {
     (1..=RUN_ID_MAX_LEN).contains(&run_id.len())
         && run_id
             .chars()
@@ -172,36 +126,72 @@ pub fn parse_request(
     max_instances: usize,
     new_run_id: impl FnOnce() -> String,
 ) -> Result<FailbackRequest, RequestError> {
+    match parse_action(payload, max_instances, new_run_id)? {
+        Action::Launch(request) => Ok(request),
+        Action::Track(_) => Err(RequestError::NotALaunch),
+    }
+}
+
+/// What the function is asked to do: launch (`"action"` absent or `"launch"`), or track the jobs
+/// of a run (`"action": "track"`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    Launch(FailbackRequest),
+    Track(TrackRequest),
+}
+
+/// Parses either envelope and either action.
+pub fn parse_action(
+    payload: Value,
+    max_instances: usize,
+    new_run_id: impl FnOnce() -> String,
+) -> Result<Action, RequestError> {
+    let (body, envelope_id) = unwrap_envelope(payload)?;
+    match body.get("action") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(action)) if action == "launch" => {}
+        Some(Value::String(action)) if action == "track" => {
+            return parse_track(&body).map(Action::Track);
+        }
+        Some(Value::String(action)) => {
+            return Err(RequestError::UnknownAction(truncate_utf8(action, 64)));
+        }
+        Some(other) => {
+            return Err(RequestError::WrongType {
+                field: "action".into(),
+                expected: "\"launch\" or \"track\"",
+                found: json_kind(other),
+            });
+        }
+    }
+    parse_body(body, envelope_id, max_instances, new_run_id).map(Action::Launch)
+}
+
+/// The request object and, from an EventBridge envelope, the event id.
+fn unwrap_envelope(payload: Value) -> Result<(Map<String, Value>, Option<String>), RequestError> {
     let top = match payload {
         Value::Object(top) => top,
         other => return Err(RequestError::NotAnObject(json_kind(&other))),
     };
-    let is_eventbridge = top.contains_key("detail-type") && top.contains_key("detail");
-    let (body, envelope_id) = if is_eventbridge {
-        let event: EventBridgeEvent<Value> = serde_json::from_value(Value::Object(top))
-            .map_err(|e| RequestError::Envelope(e.to_string()))?;
-        let Value::Object(detail) = event.detail else {
-            return Err(RequestError::DetailNotAnObject(json_kind(&event.detail)));
-        };
-        (detail, event.id)
-    } else {
-        (top, None)
-    };
-    parse_body(body, envelope_id, max_instances, new_run_id)
+    if !(top.contains_key("detail-type") && top.contains_key("detail")) {
+        return Ok((top, None));
+    }
+    let event: EventBridgeEvent<Value> = serde_json::from_value(Value::Object(top))
+        .map_err(|e| RequestError::Envelope(e.to_string()))?;
+    match event.detail {
+        Value::Object(detail) => Ok((detail, event.id)),
+        other => Err(RequestError::DetailNotAnObject(json_kind(&other))),
+    }
 }
 
-fn parse_body(
-    body: Map<String, Value>,
-    envelope_id: Option<String>,
-    max_instances: usize,
-    new_run_id: impl FnOnce() -> String,
-) -> Result<FailbackRequest, RequestError> {
+/// Refuses a field not in `known`, pointing out a misspelling of one that is.
+pub(crate) fn check_fields(body: &Map<String, Value>, known: &[&str]) -> Result<(), RequestError> {
     for field in body.keys() {
-        if !KNOWN_FIELDS.contains(&field.as_str()) {
-            let hint = KNOWN_FIELDS
+        if !known.contains(&field.as_str()) {
+            let hint = known
                 .iter()
-                .find(|known| known.eq_ignore_ascii_case(field))
-                .map(|known| format!(" (did you mean {known}?)"))
+                .find(|k| k.eq_ignore_ascii_case(field))
+                .map(|k| format!(" (did you mean {k}?)"))
                 .unwrap_or_default();
             return Err(RequestError::UnknownField {
                 field: truncate_utf8(field, 64),
@@ -209,166 +199,7 @@ fn parse_body(
             });
         }
     }
-    let raw_instances = id_list(&body, "recoveryInstanceIDs")?;
-    let raw_sources = id_list(&body, "sourceServerIDs")?;
-    let count = raw_instances.map_or(0, Vec::len) + raw_sources.map_or(0, Vec::len);
-    match (raw_instances, raw_sources) {
-        (None, None) => return Err(RequestError::MissingInstances),
-        _ if count == 0 => return Err(RequestError::NoInstances),
-        _ if count > max_instances => {
-            return Err(RequestError::TooManyInstances {
-                count,
-                max: max_instances,
-            });
-        }
-        _ => {}
-    }
-
-    let mut seen = HashSet::with_capacity(count);
-    let mut recovery_instance_ids = Vec::new();
-    let mut source_server_ids = Vec::new();
-    let mut malformed_ids = Vec::new();
-    let mut duplicates_collapsed = 0;
-    let lists = [
-        (
-            "recoveryInstanceIDs",
-            raw_instances,
-            is_valid_instance_id as fn(&str) -> bool,
-            &mut recovery_instance_ids,
-        ),
-        (
-            "sourceServerIDs",
-            raw_sources,
-            is_valid_source_server_id,
-            &mut source_server_ids,
-        ),
-    ];
-    for (field, raw, is_valid, valid) in lists {
-        for (index, entry) in raw.into_iter().flatten().enumerate() {
-            let Value::String(id) = entry else {
-                return Err(RequestError::WrongType {
-                    field: format!("{field}[{index}]"),
-                    expected: "a string",
-                    found: json_kind(entry),
-                });
-            };
-            if !seen.insert(id.as_str()) {
-                duplicates_collapsed += 1;
-            } else if is_valid(id) {
-                valid.push(id.clone());
-            } else {
-                malformed_ids.push(truncate_utf8(id, MALFORMED_ECHO_MAX_BYTES));
-            }
-        }
-    }
-
-    let tags = parse_tags(body.get("tags"))?;
-
-    let dry_run = match body.get("dryRun") {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(flag)) => *flag,
-        Some(other) => {
-            return Err(RequestError::WrongType {
-                field: "dryRun".into(),
-                expected: "true or false",
-                found: json_kind(other),
-            });
-        }
-    };
-
-    let run_id = match body.get("runId") {
-        None | Some(Value::Null) => envelope_id
-            .filter(|id| is_valid_run_id(id))
-            .unwrap_or_else(new_run_id),
-        Some(Value::String(run_id)) if is_valid_run_id(run_id) => run_id.clone(),
-        Some(Value::String(_)) => return Err(RequestError::BadRunId),
-        Some(other) => {
-            return Err(RequestError::WrongType {
-                field: "runId".into(),
-                expected: "a string",
-                found: json_kind(other),
-            });
-        }
-    };
-
-    Ok(FailbackRequest {
-        run_id,
-        dry_run,
-        tags,
-        recovery_instance_ids,
-        source_server_ids,
-        malformed_ids,
-        duplicates_collapsed,
-    })
-}
-
-/// A list field: absent or null is `None`; anything but an array is refused.
-fn id_list<'a>(
-    body: &'a Map<String, Value>,
-    field: &str,
-) -> Result<Option<&'a Vec<Value>>, RequestError> {
-    match body.get(field) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Array(ids)) => Ok(Some(ids)),
-        Some(other) => Err(RequestError::WrongType {
-            field: field.into(),
-            expected: "an array of strings",
-            found: json_kind(other),
-        }),
-    }
-}
-
-fn parse_tags(raw: Option<&Value>) -> Result<Tags, RequestError> {
-    let map = match raw {
-        None | Some(Value::Null) => return Ok(Tags::default()),
-        Some(Value::Object(map)) => map,
-        Some(other) => {
-            return Err(RequestError::WrongType {
-                field: "tags".into(),
-                expected: "an object of string values",
-                found: json_kind(other),
-            });
-        }
-    };
-    if map.len() > MAX_USER_TAGS {
-        return Err(RequestError::TooManyTags(map.len()));
-    }
-    let mut tags = BTreeMap::new();
-    for (key, value) in map {
-        let shown_key = truncate_utf8(key, 64);
-        let problem = if key.is_empty() {
-            Some("a tag key must not be empty")
-        } else if key.chars().count() > TAG_MAX_LEN {
-            Some("the key is longer than 256 characters")
-        } else if key.to_ascii_lowercase().starts_with("aws:") {
-            Some("keys starting with \"aws:\" are reserved by AWS")
-        } else if key.starts_with(RESERVED_TAG_PREFIX) {
-            Some("keys starting with \"drs-failback:\" are set by this function")
-        } else {
-            None
-        };
-        if let Some(problem) = problem {
-            return Err(RequestError::Tag {
-                key: shown_key,
-                problem,
-            });
-        }
-        let Value::String(value) = value else {
-            return Err(RequestError::WrongType {
-                field: format!("tags.{shown_key}"),
-                expected: "a string",
-                found: json_kind(value),
-            });
-        };
-        if value.chars().count() > TAG_MAX_LEN {
-            return Err(RequestError::Tag {
-                key: shown_key,
-                problem: "the value is longer than 256 characters",
-            });
-        }
-        tags.insert(key.clone(), value.clone());
-    }
-    Ok(Tags(tags))
+    Ok(())
 }
 
 #[cfg(test)]
@@ -376,6 +207,7 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
     use serde_json::json;
+    use std::collections::HashSet;
 
     fn parse(payload: Value) -> Result<FailbackRequest, RequestError> {
         parse_request(payload, 5000, || "generated".into())

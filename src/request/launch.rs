@@ -1,0 +1,158 @@
+//! The launch request: `recoveryInstanceIDs` and/or `sourceServerIDs`, `tags`, `runId`, `dryRun`.
+
+use std::collections::HashSet;
+
+use serde_json::{Map, Value};
+
+use super::tags::parse_tags;
+use super::{
+    MALFORMED_ECHO_MAX_BYTES, RequestError, Tags, check_fields, is_valid_instance_id,
+    is_valid_run_id, is_valid_source_server_id, json_kind, truncate_utf8,
+};
+
+const KNOWN_FIELDS: [&str; 6] = [
+    "action",
+    "recoveryInstanceIDs",
+    "sourceServerIDs",
+    "tags",
+    "runId",
+    "dryRun",
+];
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct FailbackRequest {
+    pub run_id: String,
+    pub dry_run: bool,
+    pub tags: Tags,
+    /// Well-formed ids, duplicates removed, in the order first given.
+    pub recovery_instance_ids: Vec<String>,
+    /// Well-formed source server ids, duplicates removed: resolved to their recovery instances.
+    pub source_server_ids: Vec<String>,
+    /// Ids that can never be valid (in either list); they are reported `rejected` and never
+    /// sent to DRS. Echoed at most `MALFORMED_ECHO_MAX_BYTES` long.
+    pub malformed_ids: Vec<String>,
+    pub duplicates_collapsed: usize,
+}
+
+impl FailbackRequest {
+    /// Distinct ids named by the request, well-formed or not: each gets exactly one outcome.
+    pub fn distinct_ids(&self) -> usize {
+        self.recovery_instance_ids.len() + self.source_server_ids.len() + self.malformed_ids.len()
+    }
+}
+
+pub(super) fn parse_body(
+    body: Map<String, Value>,
+    envelope_id: Option<String>,
+    max_instances: usize,
+    new_run_id: impl FnOnce() -> String,
+) -> Result<FailbackRequest, RequestError> {
+    check_fields(&body, &KNOWN_FIELDS)?;
+    let raw_instances = id_list(&body, "recoveryInstanceIDs")?;
+    let raw_sources = id_list(&body, "sourceServerIDs")?;
+    let count = raw_instances.map_or(0, Vec::len) + raw_sources.map_or(0, Vec::len);
+    match (raw_instances, raw_sources) {
+        (None, None) => return Err(RequestError::MissingInstances),
+        _ if count == 0 => return Err(RequestError::NoInstances),
+        _ if count > max_instances => {
+            return Err(RequestError::TooManyInstances {
+                count,
+                max: max_instances,
+            });
+        }
+        _ => {}
+    }
+
+    let mut seen = HashSet::with_capacity(count);
+    let mut recovery_instance_ids = Vec::new();
+    let mut source_server_ids = Vec::new();
+    let mut malformed_ids = Vec::new();
+    let mut duplicates_collapsed = 0;
+    let lists = [
+        (
+            "recoveryInstanceIDs",
+            raw_instances,
+            is_valid_instance_id as fn(&str) -> bool,
+            &mut recovery_instance_ids,
+        ),
+        (
+            "sourceServerIDs",
+            raw_sources,
+            is_valid_source_server_id,
+            &mut source_server_ids,
+        ),
+    ];
+    for (field, raw, is_valid, valid) in lists {
+        for (index, entry) in raw.into_iter().flatten().enumerate() {
+            let Value::String(id) = entry else {
+                return Err(RequestError::WrongType {
+                    field: format!("{field}[{index}]"),
+                    expected: "a string",
+                    found: json_kind(entry),
+                });
+            };
+            if !seen.insert(id.as_str()) {
+                duplicates_collapsed += 1;
+            } else if is_valid(id) {
+                valid.push(id.clone());
+            } else {
+                malformed_ids.push(truncate_utf8(id, MALFORMED_ECHO_MAX_BYTES));
+            }
+        }
+    }
+
+    let tags = parse_tags(body.get("tags"))?;
+
+    let dry_run = match body.get("dryRun") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(flag)) => *flag,
+        Some(other) => {
+            return Err(RequestError::WrongType {
+                field: "dryRun".into(),
+                expected: "true or false",
+                found: json_kind(other),
+            });
+        }
+    };
+
+    let run_id = match body.get("runId") {
+        None | Some(Value::Null) => envelope_id
+            .filter(|id| is_valid_run_id(id))
+            .unwrap_or_else(new_run_id),
+        Some(Value::String(run_id)) if is_valid_run_id(run_id) => run_id.clone(),
+        Some(Value::String(_)) => return Err(RequestError::BadRunId),
+        Some(other) => {
+            return Err(RequestError::WrongType {
+                field: "runId".into(),
+                expected: "a string",
+                found: json_kind(other),
+            });
+        }
+    };
+
+    Ok(FailbackRequest {
+        run_id,
+        dry_run,
+        tags,
+        recovery_instance_ids,
+        source_server_ids,
+        malformed_ids,
+        duplicates_collapsed,
+    })
+}
+
+/// A list field: absent or null is `None`; anything but an array is refused.
+fn id_list<'a>(
+    body: &'a Map<String, Value>,
+    field: &str,
+) -> Result<Option<&'a Vec<Value>>, RequestError> {
+    match body.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Array(ids)) => Ok(Some(ids)),
+        Some(other) => Err(RequestError::WrongType {
+            field: field.into(),
+            expected: "an array of strings",
+            found: json_kind(other),
+        }),
+    }
+}

@@ -1,0 +1,329 @@
+//! Following a run's jobs to the end. One tracking call reads the jobs and their instances,
+//! decides each instance's result ([`crate::results`]), announces each job DRS has finished —
+//! once: nothing is kept between calls, the caller passes back what was already reported — and,
+//! on the run's last call, the run's summary.
+
+use std::collections::{HashMap, HashSet};
+
+use futures_util::future::join;
+use serde::Serialize;
+use tokio::time::Instant;
+use tracing::{info, warn};
+
+use crate::deadline::Budget;
+use crate::drs::{Drs, JobRecord, RecoveryInstance};
+use crate::error::HandlerError;
+use crate::events::{job_completed, run_finished};
+use crate::outcome::EventDelivery;
+use crate::publish::{EventPublisher, PublishSettings, publish_all};
+use crate::reads::{DrsReads, ReadFailure};
+use crate::request::TrackRequest;
+use crate::results::{
+    InstanceResult, ResultCounts, ResultKind, RunCounts, TrackedJob, decide, failures, group,
+    reason,
+};
+use crate::retry::RetryPolicy;
+use crate::run::{ANSWER_GUARD, Failback, PUBLISH_CALL_TIMEOUT};
+
+/// The answer is a Step Functions task output (256 KB): past this, instances are grouped.
+const ANSWER_BUDGET_BYTES: usize = 200 * 1024;
+
+/// The answer to a track request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TrackAnswer {
+    pub run_id: String,
+    /// Every listed job is done.
+    pub complete: bool,
+    pub counts: ResultCounts,
+    pub jobs: Vec<TrackedJob>,
+    /// The request's, and the jobs whose `Failback Launch Job Completed` event this call sent.
+    #[serde(rename = "reportedJobIDs")]
+    pub reported_job_ids: Vec<String>,
+    /// The listed jobs not done yet: what the next tracking call asks after.
+    #[serde(rename = "runningJobIDs")]
+    pub running_job_ids: Vec<String>,
+    /// The instances are grouped by result and reason (`groups`) instead of listed one by one.
+    pub grouped: bool,
+    /// A final call: the run's counts, as its `Failback Run Finished` event says them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finished: Option<RunCounts>,
+    pub events: EventDelivery,
+}
+
+impl<D: Drs, P: EventPublisher> Failback<D, P> {
+    /// Tracks the requested jobs before `deadline`: reads, results, events, answer.
+    pub async fn track(
+        &self,
+        request: &TrackRequest,
+        deadline: Instant,
+    ) -> Result<TrackAnswer, HandlerError> {
+        let policy = RetryPolicy::from_config(&self.config);
+        let stop_at = deadline
+            .checked_sub(self.config.deadline_margin)
+            .unwrap_or_else(Instant::now);
+        let reads = DrsReads {
+            drs: &self.drs,
+            policy: &policy,
+            jitter: &*self.jitter,
+            budget: Budget::new(stop_at, self.config.launch_call_timeout),
+            max_concurrent: self.config.max_concurrent_launches,
+            active_job_window: self.config.active_job_window,
+        };
+        let jobs = match reads.jobs(&request.job_ids).await {
+            Ok(jobs) => jobs,
+            Err(failure) => {
+                unusable(&failure)?;
+                warn!(error = %failure, "jobs could not be read: tracked as unknown");
+                Vec::new()
+            }
+        };
+        let jobs: HashMap<&str, &JobRecord> =
+            jobs.iter().map(|job| (job.job_id.as_str(), job)).collect();
+        let ours: Vec<&JobRecord> = request
+            .job_ids
+            .iter()
+            .filter_map(|id| jobs.get(id.as_str()).copied())
+            .filter(|job| job.run_id.as_deref() == Some(request.run_id.as_str()))
+            .collect();
+        let instances = read_instances(&reads, &ours).await?;
+
+        let mut tracked: Vec<TrackedJob> = Vec::new();
+        for job_id in &request.job_ids {
+            let job = jobs.get(job_id.as_str()).copied();
+            tracked.push(match job {
+                Some(job) if ours.iter().any(|o| o.job_id == job.job_id) => {
+                    let mut results = results_of(job, &instances);
+                    if results.iter().any(|r| r.result == ResultKind::Failed) {
+                        explain_failures(&reads, job, &mut results).await?;
+                    }
+                    tracked_job(job, results)
+                }
+                Some(job) => TrackedJob {
+                    status: "NOT_THIS_RUN".into(),
+                    done: true,
+                    ..tracked_job(job, Vec::new())
+                },
+                None => TrackedJob {
+                    job_id: job_id.clone(),
+                    arn: None,
+                    status: "UNKNOWN".into(),
+                    done: false,
+                    counts: ResultCounts::default(),
+                    instances: Some(Vec::new()),
+                    groups: None,
+                },
+            });
+        }
+        self.answer(request, tracked, deadline).await
+    }
+
+    /// Announces what is newly done (and the run, on a final call), and answers.
+    async fn answer(
+        &self,
+        request: &TrackRequest,
+        tracked: Vec<TrackedJob>,
+        deadline: Instant,
+    ) -> Result<TrackAnswer, HandlerError> {
+        let source = &self.config.event_source;
+        let run_id = request.run_id.as_str();
+        let mut reported = request.reported_job_ids.clone();
+        let already: HashSet<String> = reported.iter().cloned().collect();
+        let mut entries = Vec::new();
+        for job in tracked.iter().filter(|j| j.done && j.status == "COMPLETED") {
+            if !already.contains(&job.job_id) {
+                entries.push(job_completed(source, run_id, job));
+                reported.push(job.job_id.clone());
+            }
+        }
+        let all: Vec<&InstanceResult> = tracked.iter().flat_map(|j| j.results()).collect();
+        let counts = ResultCounts::of(all.iter().copied());
+        let finished = request.final_call.then_some(RunCounts {
+            succeeded: counts.succeeded,
+            failed: counts.failed,
+            running: counts.running,
+            not_launched: request.not_launched,
+        });
+        if let Some(run) = finished {
+            let failed: Vec<InstanceResult> = all
+                .iter()
+                .filter(|r| r.result == ResultKind::Failed)
+                .map(|r| (*r).clone())
+                .collect();
+            entries.extend(run_finished(source, run_id, run, &group(&failed)));
+        }
+        let policy = RetryPolicy::from_config(&self.config);
+        let settings = PublishSettings {
+            max_attempts: policy.publish_max_attempts,
+            backoff: policy.backoff,
+            call_timeout: PUBLISH_CALL_TIMEOUT
+                .min(self.config.deadline_margin.saturating_sub(ANSWER_GUARD)),
+        };
+        let stop_at = deadline.checked_sub(ANSWER_GUARD).unwrap_or(deadline);
+        let report = publish_all(&self.publisher, entries, &settings, &*self.jitter, stop_at).await;
+
+        let mut answer = TrackAnswer {
+            run_id: run_id.to_owned(),
+            complete: tracked.iter().all(|j| j.done),
+            counts,
+            running_job_ids: tracked
+                .iter()
+                .filter(|j| !j.done)
+                .map(|j| j.job_id.clone())
+                .collect(),
+            jobs: tracked,
+            reported_job_ids: reported,
+            grouped: false,
+            finished,
+            events: EventDelivery {
+                published: report.published,
+                undelivered: report.undelivered,
+            },
+        };
+        if serde_json::to_vec(&answer).map_or(0, |bytes| bytes.len()) > ANSWER_BUDGET_BYTES {
+            answer.jobs = answer.jobs.iter().map(TrackedJob::grouped).collect();
+            answer.grouped = true;
+        }
+        info!(
+            jobs = answer.jobs.len(),
+            succeeded = counts.succeeded,
+            failed = counts.failed,
+            running = counts.running,
+            complete = answer.complete,
+            final_call = request.final_call,
+            events_published = report.published,
+            events_undelivered = report.undelivered,
+            "tracked"
+        );
+        Ok(answer)
+    }
+}
+
+fn unusable(failure: &ReadFailure) -> Result<(), HandlerError> {
+    match failure.unusable() {
+        Some((kind, message)) => Err(HandlerError::DrsUnusable { kind, message }),
+        None => Ok(()),
+    }
+}
+
+/// The recovery instances of the jobs' servers: by recovery instance id, and by source server
+/// for servers listed without one. What cannot be read is left out (its results stay running).
+async fn read_instances<D: Drs>(
+    reads: &DrsReads<'_, D>,
+    jobs: &[&JobRecord],
+) -> Result<Vec<RecoveryInstance>, HandlerError> {
+    let participants = jobs.iter().flat_map(|job| &job.participants);
+    let mut by_recovery = Vec::new();
+    let mut by_source = Vec::new();
+    for participant in participants {
+        match (
+            &participant.recovery_instance_id,
+            &participant.source_server_id,
+        ) {
+            (Some(id), _) => by_recovery.push(id.clone()),
+            (None, Some(source)) => by_source.push(source.clone()),
+            (None, None) => {}
+        }
+    }
+    by_recovery.sort();
+    by_recovery.dedup();
+    by_source.sort();
+    by_source.dedup();
+    let (found, of_sources) = join(
+        reads.instances(&by_recovery),
+        reads.instances_of_source_servers(&by_source),
+    )
+    .await;
+    let mut instances = Vec::new();
+    for read in [found, of_sources] {
+        match read {
+            Ok(list) => instances.extend(list),
+            Err(failure) => {
+                unusable(&failure)?;
+                warn!(error = %failure, "recovery instances could not be read: results stay running");
+            }
+        }
+    }
+    Ok(instances)
+}
+
+/// Each server of the job with its result.
+fn results_of(job: &JobRecord, instances: &[RecoveryInstance]) -> Vec<InstanceResult> {
+    job.participants
+        .iter()
+        .map(|participant| {
+            let instance = instances.iter().find(|i| {
+                participant.recovery_instance_id.as_deref() == Some(&i.recovery_instance_id)
+                    || (participant.recovery_instance_id.is_none()
+                        && participant.source_server_id.is_some()
+                        && i.source_server_id == participant.source_server_id)
+            });
+            // The instance's state speaks for this job only if it names this job.
+            let state = instance
+                .filter(|i| i.failback_job_id.as_deref() == Some(job.job_id.as_str()))
+                .map(|i| i.failback_state.clone());
+            let result = decide(participant.launch_status.as_deref(), state.as_deref());
+            InstanceResult {
+                recovery_instance_id: participant
+                    .recovery_instance_id
+                    .clone()
+                    .or_else(|| instance.map(|i| i.recovery_instance_id.clone())),
+                source_server_id: participant
+                    .source_server_id
+                    .clone()
+                    .or_else(|| instance.and_then(|i| i.source_server_id.clone())),
+                result,
+                launch_status: participant.launch_status.clone(),
+                failback_state: state,
+                reason: None,
+                message: None,
+            }
+        })
+        .collect()
+}
+
+/// Gives each failed instance its reason, from the job's log when it can be read.
+async fn explain_failures<D: Drs>(
+    reads: &DrsReads<'_, D>,
+    job: &JobRecord,
+    results: &mut [InstanceResult],
+) -> Result<(), HandlerError> {
+    let logged = match reads.job_log(&job.job_id).await {
+        Ok(log) => failures(&log),
+        Err(failure) => {
+            unusable(&failure)?;
+            warn!(job_id = %job.job_id, error = %failure, "job log could not be read: reasons from the state");
+            HashMap::new()
+        }
+    };
+    for result in results
+        .iter_mut()
+        .filter(|r| r.result == ResultKind::Failed)
+    {
+        let logged = result
+            .source_server_id
+            .as_deref()
+            .and_then(|source| logged.get(source));
+        let (why, message) = reason(
+            logged,
+            result.failback_state.as_deref(),
+            result.launch_status.as_deref(),
+        );
+        result.reason = Some(why);
+        result.message = message;
+    }
+    Ok(())
+}
+
+fn tracked_job(job: &JobRecord, results: Vec<InstanceResult>) -> TrackedJob {
+    let counts = ResultCounts::of(&results);
+    TrackedJob {
+        job_id: job.job_id.clone(),
+        arn: job.arn.clone(),
+        status: job.status.clone(),
+        done: job.status == "COMPLETED" && counts.running == 0,
+        counts,
+        instances: Some(results),
+        groups: None,
+    }
+}

@@ -1,0 +1,340 @@
+//! Tracking a run's jobs to the end: the real handler and SDK clients against the simulator, whose
+//! jobs run on the paused tokio clock and end each instance as its fleet entry says (launched,
+//! failed with a job log event, terminated).
+
+#![recursion_limit = "256"]
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use drs_failback::events::{DETAIL_TYPE_JOB_COMPLETED, DETAIL_TYPE_RUN_FINISHED};
+use drs_failback::outcome::Answer;
+use drs_failback::track::TrackAnswer;
+use drs_sim::{Fleet, LaunchResult, Lifecycle, Quotas, SimConfig, SimHandle};
+use serde_json::{Value, json};
+use support::*;
+use tokio::time::{Instant, sleep};
+
+/// Jobs take 10 s: PENDING 2 s, STARTED 8 s.
+const JOBS: Lifecycle = Lifecycle {
+    pending: Duration::from_secs(2),
+    started: Duration::from_secs(8),
+};
+
+async fn sim_of(fleet: Fleet, shape: impl FnOnce(&mut SimConfig)) -> SimHandle {
+    let mut config = SimConfig {
+        fleet,
+        lifecycle: JOBS,
+        quotas: Quotas {
+            servers_in_active_jobs: 10_000,
+            active_jobs: 1000,
+            ..Quotas::default()
+        },
+        ..SimConfig::default()
+    };
+    shape(&mut config);
+    start(config).await
+}
+
+const UNLIMITED: [(&str, &str); 2] = [
+    ("MAX_SERVERS_IN_FLIGHT", "10000"),
+    ("MAX_ACTIVE_JOBS", "1000"),
+];
+
+fn track(answer_jobs: &[String], reported: &[String]) -> Value {
+    json!({"action": "track", "runId": RUN_ID, "jobIDs": answer_jobs, "reportedJobIDs": reported})
+}
+
+fn job_ids(answer: &Answer) -> Vec<String> {
+    answer.jobs.iter().map(|j| j.job_id.clone()).collect()
+}
+
+/// Every instance's `(result, reason)` in a tracking answer.
+fn results(answer: &TrackAnswer) -> BTreeMap<String, (String, Option<String>)> {
+    let mut found = BTreeMap::new();
+    for job in &answer.jobs {
+        for result in job.instances.iter().flatten() {
+            let kind = serde_json::to_value(result.result).unwrap();
+            let previous = found.insert(
+                result.id().to_owned(),
+                (kind.as_str().unwrap().to_owned(), result.reason.clone()),
+            );
+            assert!(previous.is_none(), "{} twice", result.id());
+        }
+        for group in job.groups.iter().flatten() {
+            let kind = serde_json::to_value(group.result).unwrap();
+            for id in &group.recovery_instance_ids {
+                let previous = found.insert(
+                    id.clone(),
+                    (kind.as_str().unwrap().to_owned(), group.reason.clone()),
+                );
+                assert!(previous.is_none(), "{id} twice");
+            }
+        }
+    }
+    found
+}
+
+#[tokio::test(start_paused = true)]
+async fn every_instance_came_back_and_each_job_is_announced_once() {
+    let fleet = ready(250);
+    let requested = fleet.ids();
+    let sim = sim_of(fleet, |_| {}).await;
+    let fb = failback_in_process(&sim, &UNLIMITED, 1.0).await;
+    let launched = fb.handle(request(&requested), in_minutes(5)).await.unwrap();
+    let jobs = job_ids(&launched);
+    assert_eq!(jobs.len(), 3);
+
+    // Before the jobs end: running, nothing announced.
+    let early = fb
+        .handle_track(track(&jobs, &[]), in_minutes(5))
+        .await
+        .unwrap();
+    assert!(!early.complete);
+    assert_eq!(early.counts.running, 250);
+    assert_eq!(early.running_job_ids, jobs);
+    assert!(early.reported_job_ids.is_empty());
+    assert!(delivered_of(&sim, DETAIL_TYPE_JOB_COMPLETED).is_empty());
+
+    sleep(Duration::from_secs(11)).await;
+    let done = fb
+        .handle_track(track(&jobs, &[]), in_minutes(5))
+        .await
+        .unwrap();
+    assert!(done.complete);
+    assert_eq!(done.counts.succeeded, 250);
+    assert!(done.running_job_ids.is_empty());
+    assert_eq!(done.reported_job_ids, jobs);
+    let one = &done.jobs[0].instances.as_ref().unwrap()[0];
+    assert_eq!(one.launch_status.as_deref(), Some("LAUNCHED"));
+    assert_eq!(one.failback_state.as_deref(), Some("FAILBACK_COMPLETED"));
+    assert!(one.source_server_id.is_some());
+    let events = delivered_of(&sim, DETAIL_TYPE_JOB_COMPLETED);
+    assert_eq!(events.len(), 3);
+    assert_eq!(events[0]["runId"], RUN_ID);
+    assert_eq!(events[0]["counts"]["succeeded"], 100);
+
+    // Passing back what was reported: no second event.
+    let again = fb
+        .handle_track(track(&jobs, &done.reported_job_ids), in_minutes(5))
+        .await
+        .unwrap();
+    assert!(again.complete);
+    assert_eq!(delivered_of(&sim, DETAIL_TYPE_JOB_COMPLETED).len(), 3);
+    assert_eq!(results(&again).len(), 250);
+}
+
+#[tokio::test(start_paused = true)]
+async fn failed_instances_say_why() {
+    let mut fleet = ready(6);
+    let ids = fleet.ids();
+    fleet.set_failure(&ids[1], "CONVERSION_FAIL");
+    fleet.set_launch_result(&ids[2], LaunchResult::Failed);
+    fleet.set_launch_result(&ids[3], LaunchResult::Terminated);
+    let sim = sim_of(fleet, |_| {}).await;
+    let fb = failback_in_process(&sim, &[], 1.0).await;
+    let launched = fb.handle(request(&ids), in_minutes(5)).await.unwrap();
+    sleep(Duration::from_secs(11)).await;
+    let answer = fb
+        .handle_track(track(&job_ids(&launched), &[]), in_minutes(5))
+        .await
+        .unwrap();
+    let found = results(&answer);
+    let result = |k: usize| found[&ids[k]].clone();
+    assert_eq!(result(0), ("succeeded".into(), None));
+    assert_eq!(result(1), ("failed".into(), Some("CONVERSION_FAIL".into())));
+    assert_eq!(result(2), ("failed".into(), Some("LAUNCH_FAILED".into())));
+    assert_eq!(result(3), ("failed".into(), Some("LAUNCH_FAILED".into())));
+    assert_eq!((answer.counts.succeeded, answer.counts.failed), (3, 3));
+    let terminated = answer.jobs[0]
+        .instances
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find(|r| r.id() == ids[3])
+        .unwrap()
+        .clone();
+    assert_eq!(terminated.launch_status.as_deref(), Some("TERMINATED"));
+    assert_eq!(terminated.failback_state.as_deref(), Some("FAILBACK_ERROR"));
+    assert!(terminated.message.unwrap().contains("terminated"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn servers_listed_without_recovery_instance_ids_are_matched_by_source_server() {
+    let fleet = ready(5);
+    let ids = fleet.ids();
+    let sim = sim_of(fleet, |c| c.completed_jobs_without_instance_ids = true).await;
+    let fb = failback_in_process(&sim, &[], 1.0).await;
+    let launched = fb.handle(request(&ids), in_minutes(5)).await.unwrap();
+    sleep(Duration::from_secs(11)).await;
+    let answer = fb
+        .handle_track(track(&job_ids(&launched), &[]), in_minutes(5))
+        .await
+        .unwrap();
+    assert!(answer.complete);
+    let found: BTreeSet<String> = results(&answer).into_keys().collect();
+    assert_eq!(found, ids.iter().cloned().collect::<BTreeSet<_>>());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_job_drs_does_not_show_is_unknown_not_done() {
+    let fleet = ready(5);
+    let ids = fleet.ids();
+    let sim = sim_of(fleet, |c| c.visibility_lag = Duration::from_secs(5)).await;
+    let fb = failback_in_process(&sim, &[], 1.0).await;
+    let launched = fb.handle(request(&ids), in_minutes(5)).await.unwrap();
+    let mut jobs = job_ids(&launched);
+    jobs.push("drsjob-00000000000000000".into());
+    let answer = fb
+        .handle_track(track(&jobs, &[]), in_minutes(5))
+        .await
+        .unwrap();
+    assert!(!answer.complete);
+    assert!(answer.jobs.iter().all(|j| j.status == "UNKNOWN" && !j.done));
+    assert_eq!(answer.running_job_ids, jobs);
+    sleep(Duration::from_secs(11)).await;
+    let later = fb
+        .handle_track(track(&jobs, &[]), in_minutes(5))
+        .await
+        .unwrap();
+    assert_eq!(later.counts.succeeded, 5);
+    assert_eq!(later.running_job_ids, ["drsjob-00000000000000000"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_tracking_call_near_its_deadline_answers_in_time() {
+    let fleet = ready(5);
+    let ids = fleet.ids();
+    let sim = sim_of(fleet, |_| {}).await;
+    let fb = failback_in_process(&sim, &[], 1.0).await;
+    let launched = fb.handle(request(&ids), in_minutes(5)).await.unwrap();
+    sleep(Duration::from_secs(11)).await;
+    // 3.5 s: the margin leaves half a second, too little for any read.
+    let deadline = Instant::now() + Duration::from_millis(3_500);
+    let answer = fb
+        .handle_track(track(&job_ids(&launched), &[]), deadline)
+        .await
+        .unwrap();
+    assert!(Instant::now() <= deadline);
+    assert!(!answer.complete);
+    assert!(delivered_of(&sim, DETAIL_TYPE_JOB_COMPLETED).is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_final_call_sums_up_the_run() {
+    let mut fleet = ready(120);
+    let ids = fleet.ids();
+    for id in &ids[..7] {
+        fleet.set_failure(id, "SNAPSHOT_FAIL");
+    }
+    let sim = sim_of(fleet, |_| {}).await;
+    let fb = failback_in_process(&sim, &[], 1.0).await;
+    let launched = fb.handle(request(&ids), in_minutes(5)).await.unwrap();
+    sleep(Duration::from_secs(11)).await;
+    let mut payload = track(&job_ids(&launched), &[]);
+    payload["final"] = true.into();
+    payload["notLaunched"] = 4.into();
+    let answer = fb.handle_track(payload, in_minutes(5)).await.unwrap();
+    let finished = answer.finished.expect("a final call sums up");
+    assert_eq!(
+        (finished.succeeded, finished.failed, finished.not_launched),
+        (113, 7, 4)
+    );
+    let summary = delivered_of(&sim, DETAIL_TYPE_RUN_FINISHED);
+    assert_eq!(summary.len(), 1);
+    assert_eq!(summary[0]["counts"]["notLaunched"], 4);
+    assert_eq!(summary[0]["failed"][0]["reason"], "SNAPSHOT_FAIL");
+    assert_eq!(
+        summary[0]["failed"][0]["recoveryInstanceIDs"]
+            .as_array()
+            .unwrap()
+            .len(),
+        7
+    );
+}
+
+/// The largest run accepted: 5000 instances in 50 jobs, a third failing each with its own long
+/// message. The answer stays under the 256 KB state limit (grouped), every event under its own.
+#[tokio::test(start_paused = true)]
+async fn the_answer_stays_small_at_the_largest_run() {
+    let mut fleet = ready(5000);
+    let ids = fleet.ids();
+    for id in ids.iter().step_by(3) {
+        fleet.set_failure(id, "CONVERSION_FAIL");
+    }
+    let sim = sim_of(fleet, |_| {}).await;
+    let fb = failback_in_process(&sim, &UNLIMITED, 1.0).await;
+    let launched = fb.handle(request(&ids), in_minutes(10)).await.unwrap();
+    assert_eq!(launched.counts.launched, 5000);
+    sleep(Duration::from_secs(11)).await;
+    let mut payload = track(&job_ids(&launched), &[]);
+    payload["final"] = true.into();
+    let answer = fb.handle_track(payload, in_minutes(10)).await.unwrap();
+    let bytes = serde_json::to_vec(&answer).unwrap().len();
+    assert!(bytes < 256 * 1024, "{bytes} bytes");
+    assert!(answer.grouped);
+    assert_eq!(results(&answer).len(), 5000);
+    assert_eq!(answer.counts.failed, 1667);
+    assert_eq!(answer.events.undelivered, 0);
+    for event in sim.delivered_events() {
+        assert!(event.detail.to_string().len() <= 24 * 1024);
+    }
+    assert_eq!(delivered_of(&sim, DETAIL_TYPE_JOB_COMPLETED).len(), 50);
+    assert!(!delivered_of(&sim, DETAIL_TYPE_RUN_FINISHED).is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_track_request_is_checked_like_a_launch() {
+    let sim = sim_of(ready(1), |_| {}).await;
+    let fb = failback_in_process(&sim, &[], 1.0).await;
+    let error = fb
+        .handle_track(
+            json!({"action": "track", "runId": RUN_ID, "jobIDs": ["drsjob-1"]}),
+            in_minutes(5),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(error.error_type(), "InvalidFailbackRequest");
+    assert!(error.to_string().contains("jobIDs[0]"), "{error}");
+    assert!(sim.calls().is_empty(), "no call of any kind");
+}
+
+/// DRS users report a COMPLETED job whose servers still say PENDING while the instances convert:
+/// the instances' failback state is the final word, and the job is announced only once it is.
+#[tokio::test(start_paused = true)]
+async fn a_completed_job_is_done_only_when_its_instances_are_final() {
+    let mut fleet = ready(4);
+    let ids = fleet.ids();
+    fleet.set_failure(&ids[0], "CONVERSION_FAIL");
+    let sim = sim_of(fleet, |c| {
+        c.launch_status_stays_pending = true;
+        c.final_state_lag = Duration::from_secs(30);
+    })
+    .await;
+    let fb = failback_in_process(&sim, &[], 1.0).await;
+    let launched = fb.handle(request(&ids), in_minutes(5)).await.unwrap();
+    let jobs = job_ids(&launched);
+    sleep(Duration::from_secs(11)).await;
+    let early = fb
+        .handle_track(track(&jobs, &[]), in_minutes(5))
+        .await
+        .unwrap();
+    assert_eq!(early.jobs[0].status, "COMPLETED");
+    assert!(!early.complete && !early.jobs[0].done);
+    assert_eq!(early.counts.running, 4);
+    assert!(delivered_of(&sim, DETAIL_TYPE_JOB_COMPLETED).is_empty());
+
+    sleep(Duration::from_secs(30)).await;
+    let done = fb
+        .handle_track(track(&jobs, &early.reported_job_ids), in_minutes(5))
+        .await
+        .unwrap();
+    assert!(done.complete);
+    assert_eq!((done.counts.succeeded, done.counts.failed), (3, 1));
+    assert_eq!(
+        results(&done)[&ids[0]],
+        ("failed".into(), Some("CONVERSION_FAIL".into()))
+    );
+    assert_eq!(delivered_of(&sim, DETAIL_TYPE_JOB_COMPLETED).len(), 1);
+}
