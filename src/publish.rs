@@ -89,11 +89,13 @@ pub fn batches<'a>(
     (batches, oversized)
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PublishReport {
     pub published: usize,
     pub undelivered: usize,
     pub calls: usize,
+    /// What could not be delivered, so a caller can say so — or offer it again next time.
+    pub undelivered_entries: Vec<EventEntry>,
 }
 
 pub struct PublishSettings {
@@ -133,6 +135,9 @@ pub async fn publish_all<P: EventPublisher>(
                 "events over the PutEvents size limit were not sent"
             );
             report.undelivered += oversized.len();
+            report
+                .undelivered_entries
+                .extend(oversized.into_iter().cloned());
         }
         let mut failed: Vec<EventEntry> = Vec::new();
         for batch in batches {
@@ -180,6 +185,7 @@ pub async fn publish_all<P: EventPublisher>(
             "events could not be delivered; the answer still carries every result"
         );
         report.undelivered += pending.len();
+        report.undelivered_entries.extend(pending);
     }
     report
 }

@@ -37,7 +37,7 @@ pub struct TrackAnswer {
     pub complete: bool,
     pub counts: ResultCounts,
     pub jobs: Vec<TrackedJob>,
-    /// The request's, and the jobs whose `Failback Launch Job Completed` event this call sent.
+    /// The request's, and the jobs whose `Failback Launch Job Completed` event this call delivered.
     #[serde(rename = "reportedJobIDs")]
     pub reported_job_ids: Vec<String>,
     /// The listed jobs not done yet: what the next tracking call asks after.
@@ -130,10 +130,12 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
         let mut reported = request.reported_job_ids.clone();
         let already: HashSet<String> = reported.iter().cloned().collect();
         let mut entries = Vec::new();
+        let mut announced = Vec::new();
         for job in tracked.iter().filter(|j| j.done && j.status == "COMPLETED") {
             if !already.contains(&job.job_id) {
-                entries.push(job_completed(source, run_id, job));
-                reported.push(job.job_id.clone());
+                let entry = job_completed(source, run_id, job);
+                announced.push((job.job_id.clone(), entry.detail.clone()));
+                entries.push(entry);
             }
         }
         let all: Vec<&InstanceResult> = tracked.iter().flat_map(|j| j.results()).collect();
@@ -161,6 +163,19 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
         };
         let stop_at = deadline.checked_sub(ANSWER_GUARD).unwrap_or(deadline);
         let report = publish_all(&self.publisher, entries, &settings, &*self.jitter, stop_at).await;
+        // A job is reported once its event is delivered: one that was not is announced again by
+        // the next call, so a fault never loses a job's result.
+        reported.extend(
+            announced
+                .into_iter()
+                .filter(|(_, detail)| {
+                    !report
+                        .undelivered_entries
+                        .iter()
+                        .any(|e| &e.detail == detail)
+                })
+                .map(|(job_id, _)| job_id),
+        );
 
         let mut answer = TrackAnswer {
             run_id: run_id.to_owned(),

@@ -5,13 +5,12 @@
 #![recursion_limit = "256"]
 mod support;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use drs_failback::events::{DETAIL_TYPE_JOB_COMPLETED, DETAIL_TYPE_RUN_FINISHED};
 use drs_failback::outcome::Answer;
-use drs_failback::track::TrackAnswer;
-use drs_sim::{Fleet, LaunchResult, Lifecycle, Quotas, SimConfig, SimHandle};
+use drs_sim::{Fault, Fleet, LaunchResult, Lifecycle, Quotas, SimConfig, SimHandle};
 use serde_json::{Value, json};
 use support::*;
 use tokio::time::{Instant, sleep};
@@ -48,32 +47,6 @@ fn track(answer_jobs: &[String], reported: &[String]) -> Value {
 
 fn job_ids(answer: &Answer) -> Vec<String> {
     answer.jobs.iter().map(|j| j.job_id.clone()).collect()
-}
-
-/// Every instance's `(result, reason)` in a tracking answer.
-fn results(answer: &TrackAnswer) -> BTreeMap<String, (String, Option<String>)> {
-    let mut found = BTreeMap::new();
-    for job in &answer.jobs {
-        for result in job.instances.iter().flatten() {
-            let kind = serde_json::to_value(result.result).unwrap();
-            let previous = found.insert(
-                result.id().to_owned(),
-                (kind.as_str().unwrap().to_owned(), result.reason.clone()),
-            );
-            assert!(previous.is_none(), "{} twice", result.id());
-        }
-        for group in job.groups.iter().flatten() {
-            let kind = serde_json::to_value(group.result).unwrap();
-            for id in &group.recovery_instance_ids {
-                let previous = found.insert(
-                    id.clone(),
-                    (kind.as_str().unwrap().to_owned(), group.reason.clone()),
-                );
-                assert!(previous.is_none(), "{id} twice");
-            }
-        }
-    }
-    found
 }
 
 #[tokio::test(start_paused = true)]
@@ -336,5 +309,38 @@ async fn a_completed_job_is_done_only_when_its_instances_are_final() {
         results(&done)[&ids[0]],
         ("failed".into(), Some("CONVERSION_FAIL".into()))
     );
+    assert_eq!(delivered_of(&sim, DETAIL_TYPE_JOB_COMPLETED).len(), 1);
+}
+
+/// EventBridge down during the call that sees a job done: the job is not reported, so the next
+/// call announces it — once.
+#[tokio::test(start_paused = true)]
+async fn an_event_that_could_not_be_delivered_is_announced_by_the_next_call() {
+    let fleet = ready(3);
+    let ids = fleet.ids();
+    let sim = sim_of(fleet, |_| {}).await;
+    let fb = failback_in_process(&sim, &[], 1.0).await;
+    let launched = fb.handle(request(&ids), in_minutes(5)).await.unwrap();
+    let jobs = job_ids(&launched);
+    sleep(Duration::from_secs(11)).await;
+    sim.inject(Fault::PutEventsDown { calls: 100 });
+    let down = fb
+        .handle_track(track(&jobs, &[]), in_minutes(5))
+        .await
+        .unwrap();
+    assert!(down.complete);
+    assert_eq!(down.events.undelivered, 1);
+    assert!(down.reported_job_ids.is_empty());
+    sim.clear_faults();
+    let up = fb
+        .handle_track(track(&jobs, &down.reported_job_ids), in_minutes(5))
+        .await
+        .unwrap();
+    assert_eq!(up.reported_job_ids, jobs);
+    let again = fb
+        .handle_track(track(&jobs, &up.reported_job_ids), in_minutes(5))
+        .await
+        .unwrap();
+    assert_eq!(again.events.published, 0);
     assert_eq!(delivered_of(&sim, DETAIL_TYPE_JOB_COMPLETED).len(), 1);
 }

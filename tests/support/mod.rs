@@ -5,7 +5,7 @@
 //! says about itself.
 #![allow(dead_code)]
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::Duration;
 
 use drs_failback::aws::drs::SdkDrs;
@@ -15,6 +15,7 @@ use drs_failback::events::{DETAIL_TYPE_JOB_STARTED, DETAIL_TYPE_RUN_COMPLETED};
 use drs_failback::outcome::{Answer, OutcomeKind};
 use drs_failback::request::RUN_ID_TAG_KEY;
 use drs_failback::run::Failback;
+use drs_failback::track::TrackAnswer;
 use drs_sim::{CallRecord, FailbackState, Fleet, Operation, SimConfig, SimHandle, Simulator};
 use serde_json::{Value, json};
 use tokio::time::Instant;
@@ -460,4 +461,30 @@ pub fn jobs_by_id(answer: &Answer) -> Vec<(String, BTreeSet<String>)> {
         .collect();
     jobs.sort();
     jobs
+}
+
+/// Every instance's `(result, reason)` in a tracking answer.
+pub fn results(answer: &TrackAnswer) -> BTreeMap<String, (String, Option<String>)> {
+    let mut found = BTreeMap::new();
+    for job in &answer.jobs {
+        for result in job.instances.iter().flatten() {
+            let kind = serde_json::to_value(result.result).unwrap();
+            let previous = found.insert(
+                result.id().to_owned(),
+                (kind.as_str().unwrap().to_owned(), result.reason.clone()),
+            );
+            assert!(previous.is_none(), "{} twice", result.id());
+        }
+        for group in job.groups.iter().flatten() {
+            let kind = serde_json::to_value(group.result).unwrap();
+            for id in &group.recovery_instance_ids {
+                let previous = found.insert(
+                    id.clone(),
+                    (kind.as_str().unwrap().to_owned(), group.reason.clone()),
+                );
+                assert!(previous.is_none(), "{id} twice");
+            }
+        }
+    }
+    found
 }
