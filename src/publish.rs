@@ -307,7 +307,8 @@ mod tests {
             PublishReport {
                 published: 4,
                 undelivered: 0,
-                calls: 2
+                calls: 2,
+                undelivered_entries: Vec::new(),
             }
         );
         assert_eq!(*publisher.calls.lock().unwrap(), [4, 2]);
@@ -330,6 +331,7 @@ mod tests {
         .await;
         assert_eq!(report.published, 0);
         assert_eq!(report.undelivered, 12);
+        assert_eq!(report.undelivered_entries.len(), 12, "each one handed back");
         assert_eq!(*publisher.calls.lock().unwrap(), [10, 2, 10, 2]);
     }
 
