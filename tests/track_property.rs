@@ -196,10 +196,10 @@ async fn check(case: Case) {
         assert!(results.len() <= ids.len());
         // A final result never changes.
         for (id, result) in &results {
-            if result.0 != "running" {
-                if let Some(before) = seen.insert(id.clone(), result.clone()) {
-                    assert_eq!(&before, result, "{id} changed its final result");
-                }
+            if result.0 != "running"
+                && let Some(before) = seen.insert(id.clone(), result.clone())
+            {
+                assert_eq!(&before, result, "{id} changed its final result");
             }
         }
         reported = answer.reported_job_ids.clone();
