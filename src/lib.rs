@@ -3,8 +3,9 @@
 //! # Layout
 //!
 //! A launch request flows through the stages in this order, and a track request then follows
-//! the jobs it made to their results; each module is one of them, or what they stand on. The core depends only on the [`drs::Drs`] and [`publish::EventPublisher`] traits;
-//! the AWS SDK adapters live in [`aws`].
+//! the jobs it made to their results; each module is one of them, or what they stand on. The
+//! core depends only on the [`drs::Drs`] and [`publish::EventPublisher`] traits; the AWS SDK
+//! adapters live in [`aws`].
 //!
 //! | stage | module | what |
 //! | --- | --- | --- |
@@ -17,6 +18,7 @@
 //! | | [`isolate`] | finding the instances DRS refuses, by the culprit it names or by bisection |
 //! | outcome | [`outcome`] | one outcome per instance, and the answer built from them |
 //! | track | [`track`], [`results`] | following a run's jobs to the end: each launched instance's result |
+//! | | [`finish`] | the answer fitted under 256 KB; the run's not-launched instances merged back |
 //! | events | [`events`], [`publish`] | the result events, and PutEvents within its limits |
 //!
 //! What the stages stand on:
@@ -38,6 +40,7 @@ pub mod deadline;
 pub mod drs;
 pub mod error;
 pub mod events;
+pub mod finish;
 pub mod handler;
 pub mod isolate;
 pub mod launch;

@@ -221,13 +221,50 @@ pub const MAX_DISTINCT_DETAILS: usize = 16;
 pub const DETAILS_OMITTED: &str = "(further distinct messages omitted to keep the answer small)";
 
 /// Outcome, reason, code, message, job id: instances sharing all five are listed together.
-type GroupKey = (
+pub type GroupKey = (
     OutcomeKind,
     String,
     Option<String>,
     Option<String>,
     Option<String>,
 );
+
+/// Lists instances that share a key together, in the order each key first appears; past
+/// [`MAX_DISTINCT_DETAILS`] messages (or job ids) per outcome, reason and code, the rest share one
+/// group whose message says so.
+pub fn group_not_launched(
+    items: impl IntoIterator<Item = (String, GroupKey)>,
+) -> Vec<NotLaunchedGroup> {
+    let mut groups: Vec<NotLaunchedGroup> = Vec::new();
+    let mut index: HashMap<GroupKey, usize> = HashMap::new();
+    let mut details: HashMap<(OutcomeKind, String, Option<String>), usize> = HashMap::new();
+    for (id, mut key) in items {
+        if !index.contains_key(&key) {
+            let seen = details
+                .entry((key.0, key.1.clone(), key.2.clone()))
+                .or_default();
+            if *seen >= MAX_DISTINCT_DETAILS {
+                key.3 = Some(DETAILS_OMITTED.to_owned());
+                key.4 = None;
+            } else {
+                *seen += 1;
+            }
+        }
+        let slot = *index.entry(key.clone()).or_insert_with(|| {
+            groups.push(NotLaunchedGroup {
+                outcome: key.0,
+                reason: key.1,
+                code: key.2,
+                message: key.3,
+                job_id: key.4,
+                recovery_instance_ids: Vec::new(),
+            });
+            groups.len() - 1
+        });
+        groups[slot].recovery_instance_ids.push(id);
+    }
+    groups
+}
 
 /// Every requested instance with its outcome, and the jobs created.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -248,12 +285,9 @@ impl RunResult {
 
     /// Groups the instances that were not launched, in the order their first member appears.
     pub fn not_launched(&self) -> Vec<NotLaunchedGroup> {
-        let mut groups: Vec<NotLaunchedGroup> = Vec::new();
-        let mut index: HashMap<GroupKey, usize> = HashMap::new();
-        let mut details: HashMap<(OutcomeKind, String, Option<String>), usize> = HashMap::new();
-        for (id, outcome) in &self.outcomes {
-            let mut key: GroupKey = match outcome {
-                Outcome::Launched { .. } => continue,
+        group_not_launched(self.outcomes.iter().filter_map(|(id, outcome)| {
+            let key: GroupKey = match outcome {
+                Outcome::Launched { .. } => return None,
                 Outcome::Skipped { reason, job_id } => (
                     OutcomeKind::Skipped,
                     reason.clone(),
@@ -280,31 +314,8 @@ impl RunResult {
                     None,
                 ),
             };
-            if !index.contains_key(&key) {
-                let seen = details
-                    .entry((key.0, key.1.clone(), key.2.clone()))
-                    .or_default();
-                if *seen >= MAX_DISTINCT_DETAILS {
-                    key.3 = Some(DETAILS_OMITTED.to_owned());
-                    key.4 = None;
-                } else {
-                    *seen += 1;
-                }
-            }
-            let slot = *index.entry(key.clone()).or_insert_with(|| {
-                groups.push(NotLaunchedGroup {
-                    outcome: key.0,
-                    reason: key.1,
-                    code: key.2,
-                    message: key.3,
-                    job_id: key.4,
-                    recovery_instance_ids: Vec::new(),
-                });
-                groups.len() - 1
-            });
-            groups[slot].recovery_instance_ids.push(id.clone());
-        }
-        groups
+            Some((id.clone(), key))
+        }))
     }
 
     /// Deferred ids: recovery instances, then source servers (told apart by their `s-` form).

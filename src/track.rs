@@ -14,18 +14,19 @@ use crate::deadline::Budget;
 use crate::drs::{Drs, JobRecord, RecoveryInstance};
 use crate::error::HandlerError;
 use crate::events::{job_completed, run_finished};
-use crate::outcome::EventDelivery;
+use crate::finish::{Listing, fit_jobs, merge_not_launched, size};
+use crate::outcome::{EventDelivery, NotLaunchedGroup};
 use crate::publish::{EventPublisher, PublishSettings, publish_all};
 use crate::reads::{DrsReads, ReadFailure};
 use crate::request::TrackRequest;
 use crate::results::{
-    InstanceResult, ResultCounts, ResultKind, RunCounts, TrackedJob, decide, failures, group,
-    reason,
+    InstanceResult, ResultCounts, ResultGroup, ResultKind, RunCounts, TrackedJob, decide, failures,
+    group, reason,
 };
 use crate::retry::RetryPolicy;
 use crate::run::{ANSWER_GUARD, Failback, PUBLISH_CALL_TIMEOUT};
 
-/// The answer is a Step Functions task output (256 KB): past this, instances are grouped.
+/// The answer is a Step Functions task output (256 KB): it is fitted into this ([`fit_jobs`]).
 const ANSWER_BUDGET_BYTES: usize = 200 * 1024;
 
 /// The answer to a track request.
@@ -43,8 +44,14 @@ pub struct TrackAnswer {
     /// The listed jobs not done yet: what the next tracking call asks after.
     #[serde(rename = "runningJobIDs")]
     pub running_job_ids: Vec<String>,
-    /// The instances are grouped by result and reason (`groups`) instead of listed one by one.
-    pub grouped: bool,
+    /// How the instances are listed: one by one in `jobs`, grouped per job, or — when only that
+    /// fits — grouped for the whole run in `groups`, `jobs` then empty.
+    pub listing: Listing,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub groups: Option<Vec<ResultGroup>>,
+    /// A final call: the instances the caller said were never launched, merged into groups.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub not_launched: Vec<NotLaunchedGroup>,
     /// A final call: the run's counts, as its `Failback Run Finished` event says them.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub finished: Option<RunCounts>,
@@ -144,7 +151,7 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
             succeeded: counts.succeeded,
             failed: counts.failed,
             running: counts.running,
-            not_launched: request.not_launched,
+            not_launched: request.not_launched.count,
         });
         if let Some(run) = finished {
             let failed: Vec<InstanceResult> = all
@@ -177,6 +184,7 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
                 .map(|(job_id, _)| job_id),
         );
 
+        let not_launched = merge_not_launched(&request.not_launched.groups);
         let mut answer = TrackAnswer {
             run_id: run_id.to_owned(),
             complete: tracked.iter().all(|j| j.done),
@@ -186,19 +194,19 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
                 .filter(|j| !j.done)
                 .map(|j| j.job_id.clone())
                 .collect(),
-            jobs: tracked,
+            jobs: Vec::new(),
             reported_job_ids: reported,
-            grouped: false,
+            listing: Listing::Instances,
+            groups: None,
+            not_launched,
             finished,
             events: EventDelivery {
                 published: report.published,
                 undelivered: report.undelivered,
             },
         };
-        if serde_json::to_vec(&answer).map_or(0, |bytes| bytes.len()) > ANSWER_BUDGET_BYTES {
-            answer.jobs = answer.jobs.iter().map(TrackedJob::grouped).collect();
-            answer.grouped = true;
-        }
+        let budget = ANSWER_BUDGET_BYTES.saturating_sub(size(&answer));
+        (answer.listing, answer.jobs, answer.groups) = fit_jobs(tracked, budget);
         info!(
             jobs = answer.jobs.len(),
             succeeded = counts.succeeded,

@@ -9,6 +9,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use drs_failback::events::{DETAIL_TYPE_JOB_COMPLETED, DETAIL_TYPE_RUN_FINISHED};
+use drs_failback::finish::Listing;
 use drs_failback::outcome::Answer;
 use drs_sim::{Fault, Fleet, LaunchResult, Lifecycle, Quotas, SimConfig, SimHandle};
 use serde_json::{Value, json};
@@ -246,7 +247,7 @@ async fn the_answer_stays_small_at_the_largest_run() {
     let answer = fb.handle_track(payload, in_minutes(10)).await.unwrap();
     let bytes = serde_json::to_vec(&answer).unwrap().len();
     assert!(bytes < 256 * 1024, "{bytes} bytes");
-    assert!(answer.grouped);
+    assert_eq!(answer.listing, Listing::JobGroups);
     assert_eq!(results(&answer).len(), 5000);
     assert_eq!(answer.counts.failed, 1667);
     assert_eq!(answer.events.undelivered, 0);
@@ -343,4 +344,60 @@ async fn an_event_that_could_not_be_delivered_is_announced_by_the_next_call() {
         .unwrap();
     assert_eq!(again.events.published, 0);
     assert_eq!(delivered_of(&sim, DETAIL_TYPE_JOB_COMPLETED).len(), 1);
+}
+
+/// A run's last call gets back the launch answer's not-launched groups as they were: its answer
+/// then accounts for every requested instance — a result for each launched one, an outcome and
+/// reason for each other.
+#[tokio::test(start_paused = true)]
+async fn the_last_answer_accounts_for_every_requested_instance() {
+    let mut fleet = ready(6);
+    let ids = fleet.ids();
+    fleet.set_state(&ids[5], drs_sim::FailbackState::FailbackNotReadyForLaunch);
+    fleet.set_failure(&ids[0], "CONVERSION_FAIL");
+    let sim = sim_of(fleet, |_| {}).await;
+    let fb = failback_in_process(&sim, &[], 1.0).await;
+    let mut requested = ids.clone();
+    requested.push("not-an-id".into());
+    let launched = fb.handle(request(&requested), in_minutes(5)).await.unwrap();
+    assert_eq!(launched.counts.launched, 5);
+    sleep(Duration::from_secs(11)).await;
+    let mut payload = track(&job_ids(&launched), &[]);
+    payload["final"] = true.into();
+    payload["notLaunched"] = serde_json::to_value(&launched.not_launched).unwrap();
+    let answer = fb.handle_track(payload, in_minutes(5)).await.unwrap();
+    let finished = answer.finished.unwrap();
+    assert_eq!(
+        (finished.succeeded, finished.failed, finished.not_launched),
+        (4, 1, 2)
+    );
+    assert_eq!(answer.not_launched, launched.not_launched);
+    let mut accounted: Vec<String> = results(&answer).into_keys().collect();
+    accounted.extend(
+        answer
+            .not_launched
+            .iter()
+            .flat_map(|g| g.recovery_instance_ids.clone()),
+    );
+    accounted.sort();
+    requested.sort();
+    assert_eq!(accounted, requested);
+}
+
+/// A run that launched nothing still ends with a summary.
+#[tokio::test(start_paused = true)]
+async fn a_run_that_launched_nothing_is_summed_up() {
+    let sim = sim_of(ready(1), |_| {}).await;
+    let fb = failback_in_process(&sim, &[], 1.0).await;
+    let payload = json!({"action": "track", "runId": RUN_ID, "jobIDs": [], "final": true,
+        "notLaunched": [{"outcome": "skipped", "reason": "NOT_FOUND",
+                         "recoveryInstanceIDs": ["i-0000000000000dead"]}]});
+    let answer = fb.handle_track(payload, in_minutes(5)).await.unwrap();
+    assert!(answer.complete);
+    assert_eq!(answer.finished.unwrap().not_launched, 1);
+    assert_eq!(delivered_of(&sim, DETAIL_TYPE_RUN_FINISHED).len(), 1);
+    assert!(
+        calls_of(&sim, drs_sim::Operation::DescribeJobs).is_empty(),
+        "no job to read"
+    );
 }

@@ -9,11 +9,13 @@ use serde_json::{Map, Value};
 use thiserror::Error;
 
 mod launch;
+mod not_launched;
 mod tags;
 mod track;
 
 pub use launch::FailbackRequest;
 use launch::parse_body;
+pub use not_launched::{GivenGroup, NOT_LAUNCHED_OUTCOMES, NotLaunched};
 pub use tags::{MAX_USER_TAGS, RUN_ID_TAG_KEY, Tags};
 use track::parse_track;
 pub use track::{MAX_TRACKED_JOBS, TrackRequest, is_valid_job_id};
@@ -186,15 +188,25 @@ fn unwrap_envelope(payload: Value) -> Result<(Map<String, Value>, Option<String>
 
 /// Refuses a field not in `known`, pointing out a misspelling of one that is.
 pub(crate) fn check_fields(body: &Map<String, Value>, known: &[&str]) -> Result<(), RequestError> {
+    check_fields_at(body, known, "")
+}
+
+/// As [`check_fields`], for an object inside the request: `at` (e.g. `notLaunched[2].`) prefixes
+/// the field named in the refusal.
+pub(crate) fn check_fields_at(
+    body: &Map<String, Value>,
+    known: &[&str],
+    at: &str,
+) -> Result<(), RequestError> {
     for field in body.keys() {
         if !known.contains(&field.as_str()) {
             let hint = known
                 .iter()
                 .find(|k| k.eq_ignore_ascii_case(field))
-                .map(|k| format!(" (did you mean {k}?)"))
+                .map(|k| format!(" (did you mean {at}{k}?)"))
                 .unwrap_or_default();
             return Err(RequestError::UnknownField {
-                field: truncate_utf8(field, 64),
+                field: format!("{at}{}", truncate_utf8(field, 64)),
                 hint,
             });
         }

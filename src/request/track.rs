@@ -6,6 +6,7 @@ use std::collections::HashSet;
 
 use serde_json::{Map, Value};
 
+use super::not_launched::{NotLaunched, parse_not_launched};
 use super::{RequestError, check_fields, is_valid_run_id, json_kind};
 use crate::config::REQUEST_INSTANCES_CEILING;
 
@@ -31,8 +32,8 @@ pub struct TrackRequest {
     /// The run is over after this call (no launch left to make): publish `Failback Run Finished`.
     pub final_call: bool,
     /// Instances of the run that were never launched (skipped, rejected, or still deferred when
-    /// the run gave up), for the run's summary.
-    pub not_launched: usize,
+    /// the run gave up), for the run's summary: a count, or the launch answers' groups.
+    pub not_launched: NotLaunched,
 }
 
 /// `drsjob-` and 17 letters or digits, as the DRS API model states.
@@ -50,30 +51,18 @@ pub(crate) fn parse_track(body: &Map<String, Value>) -> Result<TrackRequest, Req
         Some(Value::String(_)) => return Err(RequestError::BadRunId),
         Some(other) => return Err(wrong("runId", "a string", other)),
     };
-    let job_ids = job_ids(body, "jobIDs")?.ok_or(RequestError::Missing("jobIDs"))?;
-    if job_ids.is_empty() {
-        return Err(RequestError::Missing("jobIDs"));
-    }
-    let reported_job_ids = job_ids_or_none(body, "reportedJobIDs")?;
     let final_call = match body.get("final") {
         None | Some(Value::Null) => false,
         Some(Value::Bool(flag)) => *flag,
         Some(other) => return Err(wrong("final", "true or false", other)),
     };
-    let not_launched = match body.get("notLaunched") {
-        None | Some(Value::Null) => 0,
-        Some(Value::Number(n)) => n
-            .as_u64()
-            .filter(|n| *n <= REQUEST_INSTANCES_CEILING as u64)
-            .ok_or_else(|| {
-                wrong(
-                    "notLaunched",
-                    "a whole number of instances, at most 5000",
-                    &Value::Number(n.clone()),
-                )
-            })? as usize,
-        Some(other) => return Err(wrong("notLaunched", "a whole number", other)),
-    };
+    let job_ids = job_ids(body, "jobIDs")?.ok_or(RequestError::Missing("jobIDs"))?;
+    // A run that launched nothing still ends with a final call, to account for its instances.
+    if job_ids.is_empty() && !final_call {
+        return Err(RequestError::Missing("jobIDs"));
+    }
+    let reported_job_ids = job_ids_or_none(body, "reportedJobIDs")?;
+    let not_launched = parse_not_launched(body.get("notLaunched"))?;
     Ok(TrackRequest {
         run_id,
         job_ids,
@@ -154,7 +143,15 @@ mod tests {
         };
         assert_eq!(track.job_ids, [JOB], "duplicates collapse");
         assert!(track.final_call);
-        assert_eq!(track.not_launched, 3);
+        assert_eq!(track.not_launched.count, 3);
+        let nothing_launched = json!({"action": "track", "runId": "wave-1", "jobIDs": [],
+            "final": true, "notLaunched": [{"outcome": "skipped", "reason": "NOT_FOUND",
+            "recoveryInstanceIDs": ["i-11111111"]}]});
+        let Action::Track(track) = parse(nothing_launched).unwrap() else {
+            panic!("a track request")
+        };
+        assert!(track.job_ids.is_empty());
+        assert_eq!(track.not_launched.groups[0].reason, "NOT_FOUND");
         let event = json!({"detail-type": "x", "source": "y", "detail": direct});
         assert!(matches!(parse(event).unwrap(), Action::Track(_)));
         // no action, or "launch", is a launch

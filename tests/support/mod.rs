@@ -466,6 +466,16 @@ pub fn jobs_by_id(answer: &Answer) -> Vec<(String, BTreeSet<String>)> {
 /// Every instance's `(result, reason)` in a tracking answer.
 pub fn results(answer: &TrackAnswer) -> BTreeMap<String, (String, Option<String>)> {
     let mut found = BTreeMap::new();
+    for group in answer.groups.iter().flatten() {
+        let kind = serde_json::to_value(group.result).unwrap();
+        for id in &group.recovery_instance_ids {
+            let previous = found.insert(
+                id.clone(),
+                (kind.as_str().unwrap().to_owned(), group.reason.clone()),
+            );
+            assert!(previous.is_none(), "{id} twice");
+        }
+    }
     for job in &answer.jobs {
         for result in job.instances.iter().flatten() {
             let kind = serde_json::to_value(result.result).unwrap();
