@@ -2,12 +2,15 @@
 // JSONata states (Pass, Task, Choice, Wait, Succeed, Fail) with Arguments, Output, Assign, Retry
 // and Catch, evaluated with the JSONata version Step Functions runs (2.0.6). Anything else in a
 // definition is refused rather than ignored, so a change this interpreter does not model fails
-// loudly instead of being tested wrongly. The Lambda function is a callback; waits do not sleep.
+// loudly instead of being tested wrongly. The Lambda function is a callback; waits do not sleep:
+// a virtual clock moves on by each Wait's seconds and by whatever a task says it took, and the
+// context object carries it (Execution.StartTime, State.EnteredTime, as ISO-8601 strings).
 //
 // Modelled from the Step Functions documentation: a JSONata expression is a whole string
 // "{% ... %}"; one that evaluates to nothing (undefined) fails the state with
 // States.QueryEvaluationError; Assign and Output both see the variables as they were when the
-// state was entered; a state's input and output are at most 256 KiB.
+// state was entered; a state's input and output, a task's arguments, and the variables one Assign
+// sets are each at most 256 KiB.
 "use strict";
 
 const jsonata = require("jsonata");
@@ -86,16 +89,33 @@ async function resolve(value, bindings, field) {
 const matches = (errorEquals, error) =>
   errorEquals.includes(error) || (errorEquals.includes("States.ALL") && !error.startsWith("States.Runtime"));
 
+const START_TIME = Date.parse("2026-11-30T10:00:00.000Z");
+
 /**
- * Runs `definition` on `input`. `invoke(resource, args)` plays the task's service and either
- * returns its result or throws a StatesError. Returns { status, output | error+cause, trace,
- * waits, variables }.
+ * Runs `definition` on `input`. `invoke(resource, args, clock)` plays the task's service and either
+ * returns its result or throws a StatesError; `clock.advance(seconds)` says how long it took, and
+ * `clock.elapsed()` how long the execution has run. Returns { status, output | error+cause, trace,
+ * waits, elapsed, variables }.
  */
 async function execute(definition, input, { invoke, maxTransitions = 10000 }) {
   let variables = {};
   const trace = [];
   const waits = [];
-  const context = { Execution: { Id: "arn:aws:states:local:000000000000:execution:sm:test", Name: "test", Input: input } };
+  let now = START_TIME;
+  const clock = {
+    advance: (seconds) => {
+      now += Math.round(seconds * 1000);
+    },
+    elapsed: () => (now - START_TIME) / 1000,
+  };
+  const context = {
+    Execution: {
+      Id: "arn:aws:states:local:000000000000:execution:sm:test",
+      Name: "test",
+      Input: input,
+      StartTime: new Date(START_TIME).toISOString(),
+    },
+  };
   let name = definition.StartAt;
   let stateInput = input;
 
@@ -109,7 +129,10 @@ async function execute(definition, input, { invoke, maxTransitions = 10000 }) {
       if (!allowed.includes(key)) throw new Error(`${name}: field ${key} of a ${state.Type} state is not modelled`);
     }
     checkSize(stateInput, `input of ${name}`);
-    const states = { input: stateInput, context: { ...context, State: { Name: name } } };
+    const states = {
+      input: stateInput,
+      context: { ...context, State: { Name: name, EnteredTime: new Date(now).toISOString() } },
+    };
     const bindings = (extra) => ({ ...variables, states: { ...states, ...extra } });
     trace.push({ state: name, input: stateInput });
 
@@ -125,10 +148,11 @@ async function execute(definition, input, { invoke, maxTransitions = 10000 }) {
           break;
         case "Task": {
           const args = await resolve(state.Arguments, scope, "Arguments");
+          checkSize(args, `arguments of ${name}`);
           let outcome;
           for (let retries = new Map(); ; ) {
             try {
-              outcome = { result: await invoke(state.Resource, args) };
+              outcome = { result: await invoke(state.Resource, args, clock) };
               break;
             } catch (e) {
               if (!(e instanceof StatesError)) throw e;
@@ -188,6 +212,7 @@ async function execute(definition, input, { invoke, maxTransitions = 10000 }) {
             throw new StatesError("States.QueryEvaluationError", `Seconds must be an integer 0..99999999, got ${seconds}`);
           }
           waits.push(seconds);
+          clock.advance(seconds);
           break;
         }
         case "Succeed":
@@ -201,6 +226,7 @@ async function execute(definition, input, { invoke, maxTransitions = 10000 }) {
             cause: await resolve(state.Cause, scope, "Cause"),
             trace,
             waits,
+            elapsed: clock.elapsed(),
             variables,
           };
         default:
@@ -210,15 +236,16 @@ async function execute(definition, input, { invoke, maxTransitions = 10000 }) {
       const stateOutput = output === undefined ? produced : await resolve(output, scope, "Output");
       const assigned = assign === undefined ? {} : await resolve(assign, scope, "Assign");
       checkSize(stateOutput, `output of ${name}`);
+      checkSize(assigned, `variables assigned by ${name}`);
       variables = { ...variables, ...assigned };
       if (state.Type === "Succeed" || (state.End && !next)) {
-        return { status: "SUCCEEDED", state: name, output: stateOutput, trace, waits, variables };
+        return { status: "SUCCEEDED", state: name, output: stateOutput, trace, waits, elapsed: clock.elapsed(), variables };
       }
       name = next;
       stateInput = stateOutput;
     } catch (e) {
       if (!(e instanceof StatesError)) throw e;
-      return { status: "FAILED", state: name, error: e.error, cause: e.cause, trace, waits, variables };
+      return { status: "FAILED", state: name, error: e.error, cause: e.cause, trace, waits, elapsed: clock.elapsed(), variables };
     }
   }
   throw new Error(`more than ${maxTransitions} transitions`);
