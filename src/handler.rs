@@ -81,7 +81,11 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
                     dry_run = request.dry_run,
                     "request accepted"
                 );
-                self.run(&request, deadline).await.map(Reply::Launch)
+                // Boxed: the run's future is deep enough to overflow the compiler's type-layout
+                // recursion limit in crates that nest it further (the local run, the tests).
+                Box::pin(self.run(&request, deadline))
+                    .await
+                    .map(Reply::Launch)
             }
             Action::Track(request) => {
                 tracing::Span::current().record("runId", request.run_id.as_str());
@@ -91,7 +95,9 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
                     final_call = request.final_call,
                     "track request accepted"
                 );
-                self.track(&request, deadline).await.map(Reply::Track)
+                Box::pin(self.track(&request, deadline))
+                    .await
+                    .map(Reply::Track)
             }
         }
     }

@@ -91,6 +91,8 @@ impl RetryPolicy {
 
 /// DRS's per-job quota (servers per job): a smaller chunk meets it.
 pub const PER_JOB_QUOTA_CODE: &str = "L-B827C881";
+/// DRS's quota of source servers in all active jobs: a smaller piece may still fit the room left.
+pub const SERVERS_IN_FLIGHT_QUOTA_CODE: &str = "L-05AFA8C6";
 
 /// The field of StartFailbackLaunch that names instances; a refusal naming any other field is
 /// about the request itself.
@@ -132,6 +134,10 @@ pub enum Step {
     Bisect { code: String, message: String },
     /// DRS's per-job quota is smaller than the piece: halve it, and every chunk after it.
     Shrink,
+    /// DRS has less room for servers in active jobs than this piece needs (the function's own
+    /// count said it fits: its limit is above the account's, or another tool launched): send
+    /// this piece in halves, down to one instance, to fill what room there is.
+    Halve,
     /// Nothing more may start: this piece and every piece not yet started are deferred with
     /// `reason`. `quota_full` when DRS said a quota is full; `unusable` when DRS cannot be used.
     Halt {
@@ -212,6 +218,15 @@ impl Tries {
                 quota_code: Some(code),
                 ..
             } if code == PER_JOB_QUOTA_CODE && ids.len() > 1 => Step::Shrink,
+            // Without a quota code (an error without details) the quota may be this one too.
+            LaunchError::QuotaExceeded { quota_code, .. }
+                if ids.len() > 1
+                    && quota_code
+                        .as_deref()
+                        .is_none_or(|code| code == SERVERS_IN_FLIGHT_QUOTA_CODE) =>
+            {
+                Step::Halve
+            }
             LaunchError::QuotaExceeded {
                 message,
                 quota_code,
@@ -647,12 +662,41 @@ mod tests {
             ),
             (
                 "servers quota",
-                quota("L-05AFA8C6"),
+                quota(SERVERS_IN_FLIGHT_QUOTA_CODE),
+                Tries::default(),
+                3,
+                Step::Halve,
+            ),
+            (
+                "servers quota, one left",
+                quota(SERVERS_IN_FLIGHT_QUOTA_CODE),
+                Tries::default(),
+                1,
+                Step::Halt {
+                    reason: DeferReason::Quota,
+                    why: "full (quota L-05AFA8C6)".into(),
+                    quota_full: true,
+                    unusable: None,
+                },
+            ),
+            (
+                "a quota without its code",
+                Happened::Call(LaunchError::QuotaExceeded {
+                    message: "full".into(),
+                    quota_code: None,
+                }),
+                Tries::default(),
+                3,
+                Step::Halve,
+            ),
+            (
+                "active jobs quota: a smaller piece is still a job",
+                quota("L-D88FAC3A"),
                 Tries::default(),
                 3,
                 Step::Halt {
                     reason: DeferReason::Quota,
-                    why: "full (quota L-05AFA8C6)".into(),
+                    why: "full (quota L-D88FAC3A)".into(),
                     quota_full: true,
                     unusable: None,
                 },

@@ -2,7 +2,6 @@
 //! jobs run on the paused tokio clock and end each instance as its fleet entry says (launched,
 //! failed with a job log event, terminated).
 
-#![recursion_limit = "256"]
 mod support;
 
 use std::collections::BTreeSet;

@@ -5,7 +5,6 @@
 //! and random tracking schedules — calls at random moments, some with too little time left —
 //! each passing back what the one before reported, as the state machine does.
 
-#![recursion_limit = "256"]
 mod support;
 
 use std::collections::{BTreeMap, HashMap};

@@ -354,3 +354,25 @@ async fn a_drills_servers_count_against_the_quota() {
         "planned within the quota: DRS never had to refuse"
     );
 }
+
+/// The account's quota of servers in active jobs is below what the function was told
+/// (MAX_SERVERS_IN_FLIGHT 500, DRS allows 4): the refused chunk goes in halves until the room DRS
+/// has is filled, and only the rest is deferred — instead of every round deferring everything.
+#[tokio::test(start_paused = true)]
+async fn a_servers_quota_smaller_than_configured_is_filled_not_given_up() {
+    let (sim, requested) = sim_with(6, |c| {
+        c.quotas.servers_in_active_jobs = 4;
+        c.error_details = false;
+    })
+    .await;
+    let fb = failback(&sim, &[]).await;
+    let since = sim.next_call();
+    let answer = fb.handle(request(&requested), in_minutes(5)).await.unwrap();
+    assert_promise(&sim, since, &requested, &answer);
+    assert_eq!(answer.counts.launched, 4);
+    assert_eq!(
+        reasons(&answer),
+        [(OutcomeKind::Deferred, "QUOTA".into(), 2)]
+    );
+    assert_eq!(launches(&sim).len(), 6, "6, 3, 3, 2, 1, 1 instances");
+}

@@ -1,58 +1,113 @@
-//! `drs-failback-local`: runs the real handler, with the real AWS SDK clients, against the
-//! in-process simulator, and shows a person what happened. No AWS account, credentials or
-//! configuration needed: it sets its own dummy ones and talks only to 127.0.0.1.
+//! `drs-failback-local`: a whole failback on this machine — the real function, with the real AWS
+//! SDK clients, against the in-process simulator, driven as the state machine drives it — and
+//! shown to a person. No AWS account, credentials or configuration needed: it sets its own dummy
+//! ones and talks only to 127.0.0.1.
 
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use drs_failback::config::{Config, REQUEST_INSTANCES_CEILING};
-use drs_failback::events::{DETAIL_TYPE_JOB_STARTED, DETAIL_TYPE_NOT_LAUNCHED};
+use drs_failback::config::Config;
 use drs_failback::handler::Reply;
-use drs_failback::outcome::Answer;
-use drs_failback::request::parse_request;
-use drs_sim::{FailbackState, Fleet, FleetInstance, SimConfig, Simulator};
+use drs_failback_local::arc::{ArcEnd, ArcSettings, run_whole};
+use drs_failback_local::fleet::demo_fleet;
+use drs_failback_local::show::{ProgressLine, print_table, rows};
+use drs_failback_local::summary::{Header, print_summary};
+use drs_sim::{FailbackState, Lifecycle, SimConfig, Simulator};
 use lambda_runtime::{Context, Diagnostic, LambdaEvent};
 use serde_json::Value;
 
-/// The function's timeout in `template.yaml`: the local run gets the same deadline.
+/// The function's timeout in `template.yaml`: each invocation gets the same deadline.
 const LAMBDA_TIMEOUT: Duration = Duration::from_secs(300);
+/// Jobs as long as real failbacks (ten minutes), run this many times faster.
+const DEMO_LIFECYCLE: Lifecycle = Lifecycle {
+    pending: Duration::from_secs(60),
+    started: Duration::from_secs(540),
+};
+const DEMO_TIME_SCALE: f64 = 60.0;
 
-const USAGE: &str =
-    "usage: drs-failback-local [--json] [--state FAILBACK_STATE] [--sim-config FILE] REQUEST.json
+const USAGE: &str = "usage: drs-failback-local [options] REQUEST.json
 
-Runs the drs-failback handler against an in-process DRS + EventBridge simulator whose fleet holds
-every recovery instance the request names, and prints the jobs, each instance's outcome and the
-events delivered.
+Runs a whole failback of the request against an in-process DRS + EventBridge simulator whose fleet
+holds every recovery instance the request names: launches what fits, tracks the jobs until every
+instance has its result, launches what was deferred as jobs finish, and prints one row per
+instance. Jobs take ten simulated minutes, run 60 times faster (--sim-config changes both).
 
-  --json              print the function's raw answer (JSON) instead of the summary
-  --state STATE       the demo fleet's failback state (default FAILBACK_READY_FOR_LAUNCH)
-  --sim-config FILE   simulator settings and faults (see sim/README.md), e.g. throttling
+  --json                print the run's output (the state machine's, JSON) instead of the table
+  --launch-only         one launch invocation only, summed up (jobs, outcomes, events)
+  --fail ID=EVENT       the launch of ID fails with this job log event (e.g. CONVERSION_FAIL);
+                        repeatable
+  --state STATE         the demo fleet's failback state (default FAILBACK_READY_FOR_LAUNCH)
+  --track-interval S    seconds between tracking calls (default 1)
+  --time-limit S        seconds before the run sums up with what it knows (default 600)
+  --max-rounds N        most launch rounds (default 100)
+  --sim-config FILE     simulator settings and faults (see sim/README.md), e.g. quotas
 Function settings come from the environment as in Lambda (MAX_INSTANCES_PER_JOB, ...);
 RUST_LOG=info also prints the function's JSON log lines on stderr.";
 
 #[derive(Debug)]
 struct Args {
     json: bool,
+    launch_only: bool,
+    failures: Vec<(String, String)>,
     state: FailbackState,
+    track_interval: Duration,
+    time_limit: Duration,
+    max_rounds: usize,
     sim_config: Option<String>,
     request: String,
 }
 
 fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
-    let mut json = false;
-    let mut state = FailbackState::FailbackReadyForLaunch;
-    let mut sim_config = None;
+    let mut parsed = Args {
+        json: false,
+        launch_only: false,
+        failures: Vec::new(),
+        state: FailbackState::FailbackReadyForLaunch,
+        track_interval: Duration::from_secs(1),
+        time_limit: Duration::from_secs(600),
+        max_rounds: 100,
+        sim_config: None,
+        request: String::new(),
+    };
     let mut request = None;
     let mut args = args.into_iter();
+    let seconds = |flag: &str, value: Option<String>| -> Result<Duration, String> {
+        let value = value.ok_or(format!("{flag} needs a number of seconds"))?;
+        value
+            .parse::<f64>()
+            .ok()
+            .and_then(|s| Duration::try_from_secs_f64(s).ok())
+            .ok_or(format!("{flag}: {value:?} is not a number of seconds"))
+    };
     while let Some(arg) = args.next() {
         match arg.as_str() {
-            "--json" => json = true,
+            "--json" => parsed.json = true,
+            "--launch-only" => parsed.launch_only = true,
+            "--fail" => {
+                let value = args.next().ok_or("--fail needs ID=EVENT")?;
+                let (id, event) = value
+                    .split_once('=')
+                    .ok_or(format!("--fail {value:?}: expected ID=EVENT"))?;
+                parsed.failures.push((id.to_owned(), event.to_owned()));
+            }
             "--state" => {
                 let value = args.next().ok_or("--state needs a failback state")?;
-                state = FailbackState::parse(&value)
+                parsed.state = FailbackState::parse(&value)
                     .ok_or_else(|| format!("--state: unknown failback state {value:?}"))?;
             }
-            "--sim-config" => sim_config = Some(args.next().ok_or("--sim-config needs a file")?),
+            "--track-interval" => parsed.track_interval = seconds(&arg, args.next())?,
+            "--time-limit" => parsed.time_limit = seconds(&arg, args.next())?,
+            "--max-rounds" => {
+                let value = args.next().ok_or("--max-rounds needs a number")?;
+                parsed.max_rounds = value
+                    .parse()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or(format!("--max-rounds: {value:?} is not a positive number"))?;
+            }
+            "--sim-config" => {
+                parsed.sim_config = Some(args.next().ok_or("--sim-config needs a file")?)
+            }
             "-h" | "--help" => return Err(USAGE.to_owned()),
             flag if flag.starts_with('-') => {
                 return Err(format!("unknown option {flag}\n\n{USAGE}"));
@@ -61,12 +116,8 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
             _ => request = Some(arg),
         }
     }
-    Ok(Args {
-        json,
-        state,
-        sim_config,
-        request: request.ok_or_else(|| USAGE.to_owned())?,
-    })
+    parsed.request = request.ok_or_else(|| USAGE.to_owned())?;
+    Ok(parsed)
 }
 
 fn main() -> ExitCode {
@@ -108,45 +159,22 @@ fn main() -> ExitCode {
     }
 }
 
-/// A demo fleet holding every instance the request names, in either envelope: its recovery
-/// instances, and one for each source server it names. Parsed by the function's own parser, so
-/// the fleet matches what the function will look for.
-fn demo_fleet(payload: &Value, state: FailbackState) -> Fleet {
-    let Ok(request) = parse_request(payload.clone(), REQUEST_INSTANCES_CEILING, String::new) else {
-        // The function will refuse it; nothing to hold.
-        return Fleet::new();
-    };
-    let mut fleet = Fleet::matching(&request.recovery_instance_ids);
-    for source in &request.source_server_ids {
-        let mut instance = FleetInstance::new(recovery_instance_for(source));
-        instance.source_server_id = source.clone();
-        // A source server named twice, or whose instance is also named, is already there.
-        let _ = fleet.try_push(instance);
-    }
-    for id in fleet.ids() {
-        fleet.set_state(&id, state);
-    }
-    fleet
-}
-
-/// A stable recovery instance id for a source server (FNV-1a of its id).
-fn recovery_instance_for(source_server_id: &str) -> String {
-    let hash = source_server_id
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-        });
-    format!("i-0{hash:016x}")
-}
-
 async fn run(args: Args) -> Result<ExitCode, String> {
     let text = std::fs::read_to_string(&args.request)
         .map_err(|e| format!("cannot read {}: {e}", args.request))?;
     let payload: Value =
         serde_json::from_str(&text).map_err(|e| format!("{} is not JSON: {e}", args.request))?;
 
+    let mut fleet = demo_fleet(&payload, args.state);
+    for (id, event) in &args.failures {
+        if !fleet.set_failure(id, event) {
+            return Err(format!("--fail: {id} is not an instance the request names"));
+        }
+    }
     let mut sim_config = SimConfig {
-        fleet: demo_fleet(&payload, args.state),
+        fleet,
+        lifecycle: DEMO_LIFECYCLE,
+        time_scale: DEMO_TIME_SCALE,
         ..SimConfig::default()
     };
     if let Some(path) = &args.sim_config {
@@ -159,160 +187,126 @@ async fn run(args: Args) -> Result<ExitCode, String> {
     let sim = Simulator::start(sim_config)
         .await
         .map_err(|e| format!("cannot start the simulator: {e}"))?;
-
     let config = Config::from_env().map_err(|e| format!("invalid configuration: {e}"))?;
     let bus = config.event_bus_name.clone();
     let failback = drs_failback::aws::failback(config, &sim.sdk_config().await);
 
-    let mut context = Context::default();
-    context.request_id = format!("local-{}", uuid::Uuid::new_v4());
-    let now_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_err(|e| e.to_string())?
-        .as_millis() as u64;
-    context.deadline = now_ms + LAMBDA_TIMEOUT.as_millis() as u64;
+    if args.launch_only {
+        let mut context = Context::default();
+        context.request_id = format!("local-{}", uuid::Uuid::new_v4());
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_err(|e| e.to_string())?
+            .as_millis() as u64;
+        context.deadline = now_ms + LAMBDA_TIMEOUT.as_millis() as u64;
+        return match failback.invoke(LambdaEvent::new(payload, context)).await {
+            Ok(Reply::Launch(answer)) if args.json => print_json(&answer),
+            Ok(Reply::Launch(answer)) => {
+                let header = Header {
+                    request: &args.request,
+                    endpoint: &sim.endpoint(),
+                    fleet_size,
+                    state: args.state.as_str(),
+                    bus: &bus,
+                };
+                print_summary(&header, &answer, &sim.delivered_events());
+                Ok(ExitCode::SUCCESS)
+            }
+            Ok(Reply::Track(answer)) => print_json(&answer),
+            Err(error) => refused(error.into(), args.json),
+        };
+    }
 
-    let result = match failback.invoke(LambdaEvent::new(payload, context)).await {
-        Ok(Reply::Launch(answer)) => Ok(answer),
-        Ok(Reply::Track(_)) => return Err("a launch request got a tracking answer".into()),
-        Err(error) => Err(error),
+    let settings = ArcSettings {
+        track_interval: args.track_interval,
+        time_limit: args.time_limit,
+        max_rounds: args.max_rounds,
+        invocation_timeout: LAMBDA_TIMEOUT,
     };
-    let events = sim.delivered_events();
-    match result {
-        Ok(answer) if args.json => {
+    if !args.json {
+        println!(
+            "drs-failback, local run of {}: {fleet_size} recovery instances, {}, simulator {}",
+            args.request,
+            args.state.as_str(),
+            sim.endpoint()
+        );
+    }
+    let mut line = ProgressLine::new();
+    let end = run_whole(&failback, payload, &settings, |progress| {
+        if !args.json {
+            line.show(progress);
+        }
+    })
+    .await;
+    line.done();
+    match end {
+        Ok(ArcEnd::DryRun(answer)) if args.json => print_json(&answer),
+        Ok(ArcEnd::DryRun(answer)) => {
             println!(
-                "{}",
-                serde_json::to_string_pretty(&answer).map_err(|e| e.to_string())?
+                "Dry run {}: would start {} jobs of {:?} instances; nothing launched.",
+                answer.run_id,
+                answer.planned_job_sizes.as_ref().map_or(0, Vec::len),
+                answer.planned_job_sizes.clone().unwrap_or_default()
             );
             Ok(ExitCode::SUCCESS)
         }
-        Ok(answer) => {
-            print_summary(&args, &sim.endpoint(), fleet_size, &answer, &bus, &events);
+        Ok(ArcEnd::Finished(finished)) if args.json => print_json(&finished.output()),
+        Ok(ArcEnd::Finished(finished)) => {
+            println!();
+            print_table(&rows(&finished.answer));
+            println!();
+            let counts = finished.answer.counts;
+            let events = sim.delivered_events();
+            println!(
+                "Run {}: {}{} — {} succeeded, {} failed, {} running, {} not launched; {} rounds, {} tracking calls; {} events delivered to bus {bus:?}.",
+                finished.answer.run_id,
+                if finished.complete {
+                    "complete"
+                } else {
+                    "incomplete"
+                },
+                finished
+                    .stopped_by
+                    .map(|s| format!(" (stopped by {s:?})"))
+                    .unwrap_or_default(),
+                counts.succeeded,
+                counts.failed,
+                counts.running,
+                finished
+                    .answer
+                    .not_launched
+                    .iter()
+                    .map(|g| g.recovery_instance_ids.len())
+                    .sum::<usize>(),
+                finished.progress.rounds,
+                finished.progress.tracking_calls,
+                events.len(),
+            );
             Ok(ExitCode::SUCCESS)
         }
-        Err(error) => {
-            let diagnostic: Diagnostic = error.into();
-            if args.json {
-                let json = serde_json::json!({"errorType": diagnostic.error_type, "errorMessage": diagnostic.error_message});
-                println!("{json}");
-            } else {
-                println!(
-                    "Refused: {}\n  {}",
-                    diagnostic.error_type, diagnostic.error_message
-                );
-            }
-            Ok(ExitCode::from(1))
-        }
+        Err(error) => refused(error.into(), args.json),
     }
 }
 
-fn print_summary(
-    args: &Args,
-    endpoint: &str,
-    fleet_size: usize,
-    answer: &Answer,
-    bus: &str,
-    events: &[drs_sim::DeliveredEvent],
-) {
-    println!("drs-failback, local run of {}", args.request);
+fn print_json(value: &impl serde::Serialize) -> Result<ExitCode, String> {
     println!(
-        "  simulator {endpoint}: {fleet_size} recovery instances, {}",
-        args.state.as_str()
+        "{}",
+        serde_json::to_string_pretty(value).map_err(|e| e.to_string())?
     );
-    println!(
-        "  run id {}{}",
-        answer.run_id,
-        if answer.dry_run { " (dry run)" } else { "" }
-    );
-    println!();
+    Ok(ExitCode::SUCCESS)
+}
 
-    println!("Jobs ({}):", answer.jobs.len());
-    for job in &answer.jobs {
+fn refused(diagnostic: Diagnostic, json: bool) -> Result<ExitCode, String> {
+    if json {
+        let json = serde_json::json!({"errorType": diagnostic.error_type, "errorMessage": diagnostic.error_message});
+        println!("{json}");
+    } else {
         println!(
-            "  {}  {:<9} {:>3} instances",
-            job.job_id,
-            job.status,
-            job.recovery_instance_ids.len()
+            "Refused: {}\n  {}",
+            diagnostic.error_type, diagnostic.error_message
         );
     }
-    if let Some(sizes) = &answer.planned_job_sizes {
-        println!(
-            "  planned (dry run): {} jobs of {:?} instances",
-            sizes.len(),
-            sizes
-        );
-    }
-    println!();
-
-    let c = answer.counts;
-    println!(
-        "Instances ({}): {} launched, {} skipped, {} rejected, {} deferred{}",
-        answer.requested,
-        c.launched,
-        c.skipped,
-        c.rejected,
-        c.deferred,
-        if answer.dry_run {
-            "  (dry run: nothing launched)"
-        } else if answer.complete {
-            "  (complete)"
-        } else {
-            "  (incomplete: send deferredRecoveryInstanceIDs again)"
-        }
-    );
-    for job in &answer.jobs {
-        for id in &job.recovery_instance_ids {
-            println!("  {id:<20} launched   {}", job.job_id);
-        }
-    }
-    for group in &answer.not_launched {
-        let outcome = serde_json::to_value(group.outcome)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default();
-        let detail = [
-            group.code.as_deref(),
-            group.message.as_deref(),
-            group.job_id.as_deref(),
-        ]
-        .into_iter()
-        .flatten()
-        .collect::<Vec<_>>()
-        .join(": ");
-        for id in &group.recovery_instance_ids {
-            println!(
-                "  {id:<20} {outcome:<10} {}{}",
-                group.reason,
-                if detail.is_empty() {
-                    String::new()
-                } else {
-                    format!("  ({detail})")
-                }
-            );
-        }
-    }
-    println!();
-
-    println!(
-        "Events delivered to bus {bus:?} ({} published, {} undelivered):",
-        answer.events.published, answer.events.undelivered
-    );
-    for event in events {
-        let about = match event.detail_type.as_str() {
-            DETAIL_TYPE_JOB_STARTED => format!(
-                "{} with {} instances",
-                event.detail["jobID"].as_str().unwrap_or("?"),
-                event.detail["recoveryInstanceIDs"]
-                    .as_array()
-                    .map_or(0, Vec::len)
-            ),
-            DETAIL_TYPE_NOT_LAUNCHED => {
-                format!("part {} of {}", event.detail["part"], event.detail["parts"])
-            }
-            _ => format!("counts {}", event.detail["counts"]),
-        };
-        println!("  {:<40} {about}", event.detail_type);
-    }
+    Ok(ExitCode::from(1))
 }
 
 #[cfg(test)]
@@ -325,43 +319,38 @@ mod tests {
 
     #[test]
     fn arguments_are_checked() {
-        let parsed = args(&["--json", "--state", "FAILBACK_NOT_STARTED", "events/x.json"]).unwrap();
-        assert!(parsed.json);
+        let parsed = args(&[
+            "--json",
+            "--state",
+            "FAILBACK_NOT_STARTED",
+            "--fail",
+            "i-11111111=CONVERSION_FAIL",
+            "--track-interval",
+            "0.5",
+            "events/x.json",
+        ])
+        .unwrap();
+        assert!(parsed.json && !parsed.launch_only);
         assert_eq!(parsed.state, FailbackState::FailbackNotStarted);
+        assert_eq!(
+            parsed.failures,
+            [("i-11111111".to_owned(), "CONVERSION_FAIL".to_owned())]
+        );
+        assert_eq!(parsed.track_interval, Duration::from_millis(500));
         assert_eq!(parsed.request, "events/x.json");
         assert!(args(&[]).unwrap_err().starts_with("usage"));
-        assert!(
-            args(&["--state", "SOON", "x.json"])
-                .unwrap_err()
-                .contains("SOON")
-        );
-        assert!(
-            args(&["--bogus", "x.json"])
-                .unwrap_err()
-                .contains("--bogus")
-        );
-        assert!(
-            args(&["a.json", "b.json"])
-                .unwrap_err()
-                .contains("one request")
-        );
-    }
-
-    #[test]
-    fn the_demo_fleet_holds_what_either_envelope_names() {
-        let ready = FailbackState::FailbackReadyForLaunch;
-        let direct = serde_json::json!({"recoveryInstanceIDs": ["i-11111111", "bad"]});
-        let event = serde_json::json!({"detail-type": "x", "source": "y",
-            "detail": {"recoveryInstanceIDs": ["i-22222222"], "sourceServerIDs": ["s-0123456789abcdefA"]}});
-        assert_eq!(demo_fleet(&direct, ready).ids(), ["i-11111111"]);
-        let fleet = demo_fleet(&event, ready);
-        assert_eq!(fleet.len(), 2);
-        assert_eq!(fleet.instances()[1].source_server_id, "s-0123456789abcdefA");
-        assert!(demo_fleet(&serde_json::json!({"recoveryInstanceIDs": 5}), ready).is_empty());
-        let not_started = demo_fleet(&direct, FailbackState::FailbackNotStarted);
-        assert_eq!(
-            not_started.instances()[0].state,
-            FailbackState::FailbackNotStarted
-        );
+        for (bad, says) in [
+            (&["--state", "SOON", "x.json"][..], "SOON"),
+            (&["--bogus", "x.json"], "--bogus"),
+            (&["a.json", "b.json"], "one request"),
+            (&["--fail", "i-1", "x.json"], "ID=EVENT"),
+            (
+                &["--time-limit", "soon", "x.json"],
+                "not a number of seconds",
+            ),
+            (&["--max-rounds", "0", "x.json"], "not a positive number"),
+        ] {
+            assert!(args(bad).unwrap_err().contains(says), "{bad:?}");
+        }
     }
 }

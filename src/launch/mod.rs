@@ -197,6 +197,10 @@ impl<D: Drs> Launcher<'_, D> {
                     self.per_job.fetch_min(half, Ordering::Relaxed);
                     return pieces.push_apart(ids, half);
                 }
+                Step::Halve => {
+                    let half = ids.len().div_ceil(2);
+                    return pieces.push_apart(ids, half);
+                }
                 Step::Halt {
                     reason,
                     why,
@@ -283,6 +287,11 @@ fn log_step(chunk_index: usize, size: usize, error: &LaunchError, step: &Step, t
             "refused by DRS: to be rejected once confirmed in no job of this run"),
         (Step::Bisect { code, .. }, _) => warn!(chunk_index, instances = size, code = %code,
             "refused without naming a culprit: bisecting"),
+        (Step::Halve, _) => warn!(
+            chunk_index,
+            instances = size,
+            "DRS has less room for servers in active jobs than counted: sending the piece in halves"
+        ),
         (Step::Shrink, _) => warn!(
             chunk_index,
             instances = size,

@@ -1,0 +1,504 @@
+//! The whole failback, as the state machine runs it (`statemachine/failback.asl.json`), for a
+//! local run and the benchmark: launch what fits, track the jobs every interval, launch the
+//! deferred instances again as jobs finish, and end with a final tracking call that sums the run
+//! up. [`next_step`] makes the state machine's choices, on the same inputs; the calls go through
+//! the function's own dispatch, as Lambda would hand them over.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use drs_failback::drs::Drs;
+use drs_failback::error::HandlerError;
+use drs_failback::handler::Reply;
+use drs_failback::outcome::{Answer, NotLaunchedGroup, OutcomeKind};
+use drs_failback::publish::EventPublisher;
+use drs_failback::results::ResultCounts;
+use drs_failback::run::Failback;
+use drs_failback::track::TrackAnswer;
+use serde::Serialize;
+use serde_json::{Value, json};
+use tokio::time::{Instant, sleep};
+
+/// The state machine's parameters, and the function's timeout.
+#[derive(Debug, Clone, Copy)]
+pub struct ArcSettings {
+    pub track_interval: Duration,
+    pub time_limit: Duration,
+    pub max_rounds: usize,
+    pub invocation_timeout: Duration,
+}
+
+/// What the run does next (the state machine's Choice states).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// Wait an interval, then track the running jobs.
+    TrackAfterWait,
+    /// Launch the deferred instances now: capacity may have freed up.
+    LaunchNow,
+    /// Wait an interval, then launch the deferred instances.
+    LaunchAfterWait,
+    /// The final tracking call.
+    Final,
+}
+
+/// What the choice is made on.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Situation {
+    pub running_jobs: usize,
+    pub deferred: usize,
+    pub rounds: usize,
+    pub max_rounds: usize,
+    pub launch_error: bool,
+    pub time_left: bool,
+    /// The choice follows a tracking call (else a launch round).
+    pub after_track: bool,
+    /// That tracking call saw a job finish.
+    pub freed: bool,
+    /// Some instances were deferred for something other than a full quota.
+    pub deferred_not_for_quota: bool,
+}
+
+/// The state machine's `AfterLaunch` / `AfterTrack` choices.
+pub fn next_step(s: &Situation) -> Next {
+    let can_launch = s.deferred > 0 && s.rounds < s.max_rounds && !s.launch_error && s.time_left;
+    if s.after_track && can_launch && (s.freed || s.running_jobs == 0 || s.deferred_not_for_quota) {
+        Next::LaunchNow
+    } else if s.running_jobs > 0 && s.time_left {
+        Next::TrackAfterWait
+    } else if can_launch {
+        Next::LaunchAfterWait
+    } else {
+        Next::Final
+    }
+}
+
+/// Where the run stands, after each call.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Progress {
+    pub elapsed_seconds: u64,
+    pub rounds: usize,
+    pub tracking_calls: usize,
+    pub launched: usize,
+    pub succeeded: usize,
+    pub failed: usize,
+    pub running: usize,
+    /// Deferred, waiting for the next round.
+    pub waiting: usize,
+    /// Skipped or rejected: never launched.
+    pub not_launched: usize,
+}
+
+/// Why a run ended before every instance was final.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum StoppedBy {
+    TimeLimit,
+    MaxRounds,
+    LaunchError,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone)]
+pub enum ArcEnd {
+    DryRun(Box<Answer>),
+    Finished(Box<Finished>),
+}
+
+#[derive(Debug, Clone)]
+pub struct Finished {
+    /// The final tracking call's answer.
+    pub answer: TrackAnswer,
+    pub complete: bool,
+    pub stopped_by: Option<StoppedBy>,
+    pub progress: Progress,
+    pub deferred_recovery_instance_ids: Vec<String>,
+    pub deferred_source_server_ids: Vec<String>,
+    pub launch_error: Option<String>,
+}
+
+impl Finished {
+    /// The state machine's output for the same run.
+    pub fn output(&self) -> Value {
+        let mut output = serde_json::to_value(&self.answer).unwrap_or_else(|_| json!({}));
+        let p = &self.progress;
+        let extra = json!({
+            "complete": self.complete,
+            "stoppedBy": self.stopped_by,
+            "rounds": p.rounds,
+            "trackingCalls": p.tracking_calls,
+            "counts": {
+                "succeeded": self.answer.counts.succeeded,
+                "failed": self.answer.counts.failed,
+                "running": self.answer.counts.running,
+                "launched": p.launched,
+                "skipped": self.answer.not_launched.iter()
+                    .filter(|g| g.outcome == OutcomeKind::Skipped)
+                    .map(|g| g.recovery_instance_ids.len()).sum::<usize>(),
+                "rejected": self.answer.not_launched.iter()
+                    .filter(|g| g.outcome == OutcomeKind::Rejected)
+                    .map(|g| g.recovery_instance_ids.len()).sum::<usize>(),
+                "deferred": p.waiting,
+            },
+            "deferredRecoveryInstanceIDs": self.deferred_recovery_instance_ids,
+            "deferredSourceServerIDs": self.deferred_source_server_ids,
+            "launchError": self.launch_error,
+        });
+        if let (Value::Object(output), Value::Object(extra)) = (&mut output, extra) {
+            output.extend(extra);
+        }
+        output
+    }
+}
+
+/// The run's state between calls: what the state machine keeps in its variables.
+#[derive(Default)]
+struct Run {
+    run_id: Option<String>,
+    tags: Option<Value>,
+    jobs: Vec<String>,
+    running: Vec<String>,
+    reported: Vec<String>,
+    not_launched: Vec<NotLaunchedGroup>,
+    deferred_groups: Vec<NotLaunchedGroup>,
+    deferred_ids: Vec<String>,
+    deferred_sources: Vec<String>,
+    launch_error: Option<String>,
+    /// Each job's latest counts, for the progress display.
+    job_counts: HashMap<String, ResultCounts>,
+    progress: Progress,
+}
+
+impl Run {
+    fn absorb_launch(&mut self, answer: &Answer) {
+        self.run_id = Some(answer.run_id.clone());
+        self.progress.rounds += 1;
+        self.progress.launched += answer.counts.launched;
+        for job in &answer.jobs {
+            if !self.jobs.contains(&job.job_id) {
+                self.jobs.push(job.job_id.clone());
+                self.running.push(job.job_id.clone());
+                self.job_counts.insert(
+                    job.job_id.clone(),
+                    ResultCounts {
+                        running: job.recovery_instance_ids.len(),
+                        ..ResultCounts::default()
+                    },
+                );
+            }
+        }
+        let (deferred, settled): (Vec<_>, Vec<_>) = answer
+            .not_launched
+            .iter()
+            .cloned()
+            .partition(|g| g.outcome == OutcomeKind::Deferred);
+        self.not_launched.extend(settled);
+        self.deferred_groups = deferred;
+        self.deferred_ids = answer.deferred_recovery_instance_ids.clone();
+        self.deferred_sources = answer.deferred_source_server_ids.clone();
+        self.refresh();
+    }
+
+    /// Takes in a tracking answer; true when a job finished.
+    fn absorb_track(&mut self, answer: &TrackAnswer) -> bool {
+        self.progress.tracking_calls += 1;
+        for job in &answer.jobs {
+            self.job_counts.insert(job.job_id.clone(), job.counts);
+        }
+        let freed = answer.running_job_ids.len() < self.running.len();
+        self.running = answer.running_job_ids.clone();
+        self.reported = answer.reported_job_ids.clone();
+        self.refresh();
+        freed
+    }
+
+    fn refresh(&mut self) {
+        let p = &mut self.progress;
+        (p.succeeded, p.failed, p.running) =
+            self.job_counts.values().fold((0, 0, 0), |(s, f, r), c| {
+                (s + c.succeeded, f + c.failed, r + c.running)
+            });
+        p.waiting = self.deferred_ids.len() + self.deferred_sources.len();
+        p.not_launched = self
+            .not_launched
+            .iter()
+            .map(|g| g.recovery_instance_ids.len())
+            .sum();
+    }
+
+    /// The next round's request: the deferred ones, each as they came, same run id and tags.
+    fn relaunch_request(&self) -> Value {
+        let mut request = json!({ "runId": self.run_id });
+        if !self.deferred_ids.is_empty() {
+            request["recoveryInstanceIDs"] = json!(self.deferred_ids);
+        }
+        if !self.deferred_sources.is_empty() {
+            request["sourceServerIDs"] = json!(self.deferred_sources);
+        }
+        if let Some(tags) = &self.tags {
+            request["tags"] = tags.clone();
+        }
+        request
+    }
+
+    fn situation(&self, settings: &ArcSettings, start: Instant, after_track: bool) -> Situation {
+        Situation {
+            running_jobs: self.running.len(),
+            deferred: self.deferred_ids.len() + self.deferred_sources.len(),
+            rounds: self.progress.rounds,
+            max_rounds: settings.max_rounds,
+            launch_error: self.launch_error.is_some(),
+            time_left: start.elapsed() < settings.time_limit,
+            after_track,
+            freed: false,
+            deferred_not_for_quota: self.deferred_groups.iter().any(|g| g.reason != "QUOTA"),
+        }
+    }
+}
+
+/// The request as the state machine's first round sends it: unwrapped from an EventBridge
+/// envelope, with the run id fixed (the request's, else the event id).
+fn first_request(payload: Value) -> (Value, Option<Value>) {
+    let is_event = payload.get("detail-type").is_some() && payload.get("detail").is_some();
+    let event_id = payload.get("id").cloned();
+    let mut request = if is_event {
+        payload["detail"].clone()
+    } else {
+        payload
+    };
+    if request.get("runId").is_none()
+        && is_event
+        && let (Some(id), Value::Object(map)) = (event_id, &mut request)
+    {
+        map.insert("runId".into(), id);
+    }
+    let tags = request.get("tags").cloned();
+    (request, tags)
+}
+
+/// Runs a whole failback from one request (either envelope). `observe` sees the progress after
+/// every call. A refused first request is an error; later errors end the run as the state
+/// machine ends it.
+pub async fn run_whole<D: Drs, P: EventPublisher>(
+    failback: &Failback<D, P>,
+    payload: Value,
+    settings: &ArcSettings,
+    mut observe: impl FnMut(&Progress),
+) -> Result<ArcEnd, HandlerError> {
+    let start = Instant::now();
+    let mut run = Run::default();
+    let (mut request, tags) = first_request(payload);
+    run.tags = tags;
+    let mut next = Next::LaunchNow;
+    loop {
+        run.progress.elapsed_seconds = start.elapsed().as_secs();
+        match next {
+            Next::LaunchNow | Next::LaunchAfterWait => {
+                if next == Next::LaunchAfterWait {
+                    sleep(settings.track_interval).await;
+                }
+                let deadline = Instant::now() + settings.invocation_timeout;
+                match failback.dispatch(request.clone(), deadline).await {
+                    Ok(Reply::Launch(answer)) if answer.dry_run => {
+                        return Ok(ArcEnd::DryRun(Box::new(answer)));
+                    }
+                    Ok(Reply::Launch(answer)) => run.absorb_launch(&answer),
+                    Ok(Reply::Track(_)) => unreachable_track()?,
+                    Err(error) if run.jobs.is_empty() => return Err(error),
+                    Err(error) => run.launch_error = Some(error.to_string()),
+                }
+                observe(&run.progress);
+                next = next_step(&run.situation(settings, start, false));
+            }
+            Next::TrackAfterWait => {
+                sleep(settings.track_interval).await;
+                let payload = json!({"action": "track", "runId": run.run_id,
+                    "jobIDs": run.running, "reportedJobIDs": run.reported});
+                let deadline = Instant::now() + settings.invocation_timeout;
+                let freed = match failback.handle_track(payload, deadline).await {
+                    Ok(answer) => run.absorb_track(&answer),
+                    // As the state machine: a tracking call that fails goes to the final one.
+                    Err(_) => {
+                        next = Next::Final;
+                        continue;
+                    }
+                };
+                run.progress.elapsed_seconds = start.elapsed().as_secs();
+                observe(&run.progress);
+                let mut situation = run.situation(settings, start, true);
+                situation.freed = freed;
+                next = next_step(&situation);
+            }
+            Next::Final => return finish(failback, run, settings, start, observe).await,
+        }
+        if matches!(next, Next::LaunchNow | Next::LaunchAfterWait) {
+            request = run.relaunch_request();
+        }
+    }
+}
+
+fn unreachable_track() -> Result<(), HandlerError> {
+    Err(drs_failback::request::RequestError::NotALaunch.into())
+}
+
+async fn finish<D: Drs, P: EventPublisher>(
+    failback: &Failback<D, P>,
+    mut run: Run,
+    settings: &ArcSettings,
+    start: Instant,
+    mut observe: impl FnMut(&Progress),
+) -> Result<ArcEnd, HandlerError> {
+    let mut not_launched = run.not_launched.clone();
+    not_launched.extend(run.deferred_groups.iter().cloned());
+    let payload = json!({"action": "track", "runId": run.run_id, "jobIDs": run.jobs,
+        "reportedJobIDs": run.reported, "final": true, "notLaunched": not_launched});
+    let deadline = Instant::now() + settings.invocation_timeout;
+    let answer = failback.handle_track(payload, deadline).await?;
+    run.absorb_track(&answer);
+    run.progress.elapsed_seconds = start.elapsed().as_secs();
+    observe(&run.progress);
+    let deferred = run.deferred_ids.len() + run.deferred_sources.len();
+    let stopped_by = if run.launch_error.is_some() {
+        Some(StoppedBy::LaunchError)
+    } else if start.elapsed() >= settings.time_limit {
+        Some(StoppedBy::TimeLimit)
+    } else if deferred > 0 && run.progress.rounds >= settings.max_rounds {
+        Some(StoppedBy::MaxRounds)
+    } else {
+        None
+    };
+    Ok(ArcEnd::Finished(Box::new(Finished {
+        complete: answer.complete && deferred == 0 && run.launch_error.is_none(),
+        answer,
+        stopped_by,
+        progress: run.progress,
+        deferred_recovery_instance_ids: run.deferred_ids,
+        deferred_source_server_ids: run.deferred_sources,
+        launch_error: run.launch_error,
+    })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn situation() -> Situation {
+        Situation {
+            max_rounds: 10,
+            time_left: true,
+            ..Situation::default()
+        }
+    }
+
+    /// The same table as the state machine's choices (statemachine/failback.asl.json).
+    #[test]
+    fn the_state_machines_choices() {
+        let s = situation;
+        let cases = [
+            (
+                Situation {
+                    running_jobs: 2,
+                    ..s()
+                },
+                Next::TrackAfterWait,
+            ),
+            (Situation { deferred: 3, ..s() }, Next::LaunchAfterWait),
+            (s(), Next::Final),
+            (
+                Situation {
+                    running_jobs: 2,
+                    time_left: false,
+                    ..s()
+                },
+                Next::Final,
+            ),
+            (
+                Situation {
+                    running_jobs: 2,
+                    deferred: 3,
+                    ..s()
+                },
+                Next::TrackAfterWait,
+            ),
+            (
+                Situation {
+                    running_jobs: 2,
+                    deferred: 3,
+                    after_track: true,
+                    ..s()
+                },
+                Next::TrackAfterWait,
+            ),
+            (
+                Situation {
+                    running_jobs: 2,
+                    deferred: 3,
+                    after_track: true,
+                    freed: true,
+                    ..s()
+                },
+                Next::LaunchNow,
+            ),
+            (
+                Situation {
+                    deferred: 3,
+                    after_track: true,
+                    ..s()
+                },
+                Next::LaunchNow,
+            ),
+            (
+                Situation {
+                    running_jobs: 2,
+                    deferred: 3,
+                    after_track: true,
+                    deferred_not_for_quota: true,
+                    ..s()
+                },
+                Next::LaunchNow,
+            ),
+            (
+                Situation {
+                    running_jobs: 2,
+                    deferred: 3,
+                    after_track: true,
+                    freed: true,
+                    rounds: 10,
+                    ..s()
+                },
+                Next::TrackAfterWait,
+            ),
+            (
+                Situation {
+                    deferred: 3,
+                    after_track: true,
+                    launch_error: true,
+                    ..s()
+                },
+                Next::Final,
+            ),
+            (
+                Situation {
+                    deferred: 3,
+                    rounds: 10,
+                    ..s()
+                },
+                Next::Final,
+            ),
+        ];
+        for (situation, want) in cases {
+            assert_eq!(next_step(&situation), want, "{situation:?}");
+        }
+    }
+
+    #[test]
+    fn the_first_request_is_unwrapped_with_the_event_id_as_run_id() {
+        let event = json!({"detail-type": "Failback Launch Requested", "id": "ev-1", "source": "x",
+            "detail": {"recoveryInstanceIDs": ["i-11111111"], "tags": {"Wave": "1"}}});
+        let (request, tags) = first_request(event);
+        assert_eq!(request["runId"], "ev-1");
+        assert_eq!(tags, Some(json!({"Wave": "1"})));
+        let (direct, _) = first_request(json!({"runId": "r", "recoveryInstanceIDs": []}));
+        assert_eq!(direct["runId"], "r");
+    }
+}

@@ -1,0 +1,193 @@
+//! What a person sees: a live progress line on a terminal (plain lines otherwise), and at the end
+//! one row per requested instance — its result and why, or why it was never launched.
+
+use std::io::{IsTerminal, Write};
+
+use drs_failback::outcome::NotLaunchedGroup;
+use drs_failback::results::{InstanceResult, ResultGroup};
+use drs_failback::track::TrackAnswer;
+use serde::Serialize;
+
+use crate::arc::Progress;
+
+/// Progress as one line: rewritten in place on a terminal, printed once per change otherwise.
+pub struct ProgressLine {
+    terminal: bool,
+    last: Option<String>,
+}
+
+impl ProgressLine {
+    pub fn new() -> Self {
+        ProgressLine {
+            terminal: std::io::stdout().is_terminal(),
+            last: None,
+        }
+    }
+
+    pub fn show(&mut self, progress: &Progress) {
+        let line = progress_text(progress);
+        // Plain output only when a count changes; the clock alone is not news.
+        let counts = line.split_once(']').map_or("", |(_, rest)| rest).to_owned();
+        if !self.terminal && self.last.as_deref() == Some(counts.as_str()) {
+            return;
+        }
+        let mut out = std::io::stdout().lock();
+        // A terminal gets the line redrawn in place (carriage return, clear line).
+        let _ = if self.terminal {
+            write!(out, "\r\x1b[2K{line}")
+        } else {
+            writeln!(out, "{line}")
+        };
+        let _ = out.flush();
+        self.last = Some(counts);
+    }
+
+    /// Ends the live line, so what follows starts on its own.
+    pub fn done(&mut self) {
+        if self.terminal && self.last.is_some() {
+            println!();
+        }
+    }
+}
+
+impl Default for ProgressLine {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+pub fn progress_text(p: &Progress) -> String {
+    format!(
+        "[{:>4}s] round {} · {} launched · {} succeeded · {} failed · {} running · {} waiting · {} not launched",
+        p.elapsed_seconds,
+        p.rounds,
+        p.launched,
+        p.succeeded,
+        p.failed,
+        p.running,
+        p.waiting,
+        p.not_launched
+    )
+}
+
+/// One row of the final table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Row {
+    pub id: String,
+    pub result: String,
+    pub reason: String,
+    pub job: String,
+}
+
+/// A row per requested instance: launched ones with their result, the others with their outcome.
+pub fn rows(answer: &TrackAnswer) -> Vec<Row> {
+    let mut rows = Vec::new();
+    for job in &answer.jobs {
+        for result in job.instances.iter().flatten() {
+            rows.push(instance_row(result, &job.job_id, name(&result.result)));
+        }
+        for group in job.groups.iter().flatten() {
+            rows.extend(group_rows(group, &job.job_id, name(&group.result)));
+        }
+    }
+    for group in answer.groups.iter().flatten() {
+        rows.extend(group_rows(group, "", name(&group.result)));
+    }
+    for group in &answer.not_launched {
+        rows.extend(not_launched_rows(group, name(&group.outcome)));
+    }
+    rows
+}
+
+fn instance_row(result: &InstanceResult, job: &str, kind: String) -> Row {
+    let reason = match (&result.reason, &result.message) {
+        (Some(reason), Some(message)) => format!("{reason}: {message}"),
+        (Some(reason), None) => reason.clone(),
+        _ => result.failback_state.clone().unwrap_or_default(),
+    };
+    Row {
+        id: result.id().to_owned(),
+        result: kind,
+        reason,
+        job: job.to_owned(),
+    }
+}
+
+fn group_rows<'a>(
+    group: &'a ResultGroup,
+    job: &'a str,
+    kind: String,
+) -> impl Iterator<Item = Row> + 'a {
+    let reason = group
+        .reason
+        .clone()
+        .or_else(|| group.failback_state.clone())
+        .unwrap_or_default();
+    group.recovery_instance_ids.iter().map(move |id| Row {
+        id: id.clone(),
+        result: kind.clone(),
+        reason: reason.clone(),
+        job: job.to_owned(),
+    })
+}
+
+fn not_launched_rows(group: &NotLaunchedGroup, kind: String) -> impl Iterator<Item = Row> + '_ {
+    let detail = [group.code.as_deref(), group.message.as_deref()]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(": ");
+    let reason = if detail.is_empty() {
+        group.reason.clone()
+    } else {
+        format!("{} ({detail})", group.reason)
+    };
+    group.recovery_instance_ids.iter().map(move |id| Row {
+        id: id.clone(),
+        result: kind.clone(),
+        reason: reason.clone(),
+        job: group.job_id.clone().unwrap_or_default(),
+    })
+}
+
+pub fn print_table(rows: &[Row]) {
+    println!("{:<20} {:<10} {:<24} reason", "instance", "result", "job");
+    for row in rows {
+        println!(
+            "{:<20} {:<10} {:<24} {}",
+            row.id, row.result, row.job, row.reason
+        );
+    }
+}
+
+/// A serialisable enum's name as its JSON says it (`succeeded`, `deferred`, ...).
+fn name<T: Serialize>(value: &T) -> String {
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_progress_line_says_every_count() {
+        let line = progress_text(&Progress {
+            elapsed_seconds: 12,
+            rounds: 2,
+            launched: 8,
+            succeeded: 5,
+            failed: 1,
+            running: 2,
+            waiting: 3,
+            not_launched: 1,
+            tracking_calls: 4,
+        });
+        assert_eq!(
+            line,
+            "[  12s] round 2 · 8 launched · 5 succeeded · 1 failed · 2 running · 3 waiting · 1 not launched"
+        );
+    }
+}
