@@ -325,10 +325,12 @@ async fn a_full_quota_defers_the_chunk_and_those_not_yet_started() {
         1,
         402,
         "ServiceQuotaExceededException",
-        "Too many servers in active jobs",
+        "Too many active jobs",
     );
+    // The active jobs quota: a smaller piece would still be one more job. (A servers quota
+    // halves the piece instead: tests/unkind_drs.rs.)
     if let Fault::Fail { members, .. } = &mut quota {
-        members.insert("quotaCode".into(), json!("L-05AFA8C6"));
+        members.insert("quotaCode".into(), json!("L-D88FAC3A"));
     }
     let (sim, requested) = sim_of(500, vec![quota]).await;
     let fb = failback_in_process(&sim, &[("MAX_CONCURRENT_LAUNCHES", "1")], 1.0).await;
@@ -348,7 +350,7 @@ async fn a_full_quota_defers_the_chunk_and_those_not_yet_started() {
             .message
             .as_deref()
             .unwrap()
-            .contains("L-05AFA8C6")
+            .contains("L-D88FAC3A")
     );
     assert_eq!(answer.deferred_recovery_instance_ids, requested[100..]);
     assert_promise(&sim, 0, &requested, &answer);
