@@ -123,9 +123,10 @@ async fn throttled_calls_are_resent_no_earlier_than_retry_after() {
 }
 
 /// The simulated account's quota is smaller than the function believes: DRS answers 402, the
-/// chunk and the chunks not yet started are deferred, and nothing is sent again.
+/// refused chunk goes in halves until the room DRS has (150) is full — one halving per refusal,
+/// so the calls stay logarithmic — and the rest is deferred without further calls.
 #[tokio::test(start_paused = true)]
-async fn quota_refusal_defers_without_hammering() {
+async fn quota_refusal_fills_the_room_then_defers() {
     let fleet = ready(250);
     let sim = start(SimConfig {
         fleet: fleet.clone(),
@@ -142,10 +143,27 @@ async fn quota_refusal_defers_without_hammering() {
 
     assert_promise(&sim, 0, &requested, &answer);
     let launches = calls_of(&sim, Operation::StartFailbackLaunch);
-    assert_eq!(launches.len(), 2, "one job, one 402, then no more calls");
-    assert_eq!(launches[1].status, 402);
-    assert_eq!(answer.counts.launched, 100);
-    assert_eq!(answer.counts.deferred, 150);
+    let sizes: Vec<(usize, u16)> = launches
+        .iter()
+        .map(|c| (c.recovery_instance_ids.len(), c.status))
+        .collect();
+    assert_eq!(
+        sizes,
+        [
+            (100, 200),
+            (100, 402),
+            (50, 200),
+            (50, 402),
+            (25, 402),
+            (13, 402),
+            (7, 402),
+            (4, 402),
+            (2, 402),
+            (1, 402)
+        ]
+    );
+    assert_eq!(answer.counts.launched, 150);
+    assert_eq!(answer.counts.deferred, 100);
     assert!(
         answer
             .not_launched
