@@ -14,6 +14,7 @@
 mod binary;
 mod cpu;
 mod markdown;
+mod pipeline;
 mod plot;
 mod probe;
 mod report;
@@ -33,6 +34,8 @@ const USAGE: &str = "usage: drs-failback-bench [--quick] [--no-binary] [--no-arm
                BENCHMARKS.md and bench/wall-time.svg
   --no-binary  skip building and starting the release binary (start-up, memory, size)
   --no-arm64   skip the arm64 cross build (`cargo lambda build --release --arm64`)
+  --pipeline   run the quota-bound whole-failback scenario only and print its figures
+               (writes nothing)
   --lambda-binary PATH
                measure this Lambda binary instead of building target/release/drs-failback
                (to compare build profiles)";
@@ -44,6 +47,7 @@ struct Args {
     binary: bool,
     arm64: bool,
     lambda_binary: Option<PathBuf>,
+    pipeline_only: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -52,6 +56,7 @@ fn parse_args() -> Result<Args, String> {
         binary: true,
         arm64: true,
         lambda_binary: None,
+        pipeline_only: false,
     };
     let mut argv = std::env::args().skip(1);
     while let Some(arg) = argv.next() {
@@ -61,6 +66,7 @@ fn parse_args() -> Result<Args, String> {
                 args.lambda_binary = Some(PathBuf::from(path));
             }
             "--quick" => args.quick = true,
+            "--pipeline" => args.pipeline_only = true,
             "--no-binary" => args.binary = false,
             "--no-arm64" => args.arm64 = false,
             "-h" | "--help" => return Err(USAGE.to_owned()),
@@ -103,7 +109,39 @@ fn bench(args: &Args) -> Result<(), String> {
     // The tree measured: taken now, as others may commit while the benchmark runs.
     let commit = command_line("git", &["describe", "--always", "--dirty"], &root)
         .unwrap_or_else(|| "unknown".into());
+    if args.pipeline_only {
+        let p = pipeline::run()?;
+        println!(
+            "pipeline N = {}: {:.1} min simulated, ideal {:.1} min, {:.1}% of its throughput, {} rounds, {} tracking calls, {} succeeded, {} failed, complete {}; reads {:?}",
+            pipeline::N,
+            p.wall.as_secs_f64() / 60.0,
+            p.ideal.as_secs_f64() / 60.0,
+            p.throughput() * 100.0,
+            p.rounds,
+            p.tracking_calls,
+            p.succeeded,
+            p.failed,
+            p.complete,
+            p.reads
+        );
+        return Ok(());
+    }
     let pacer = probe::probe();
+    eprint!(
+        "pipeline        N = {:<5} quota-bound, tracked to the end ",
+        pipeline::N
+    );
+    let pipeline = pipeline::run();
+    match &pipeline {
+        Ok(p) => eprintln!(
+            "{:.0} min simulated, ideal {:.0} min, {:.1}% of its throughput, {} tracking calls",
+            p.wall.as_secs_f64() / 60.0,
+            p.ideal.as_secs_f64() / 60.0,
+            p.throughput() * 100.0,
+            p.tracking_calls
+        ),
+        Err(e) => eprintln!("failed: {e}"),
+    }
     let ns: Vec<usize> = if args.quick {
         vec![100, 1000]
     } else {
@@ -214,6 +252,7 @@ fn bench(args: &Args) -> Result<(), String> {
         svg_path: svg_link,
         timeline_path: timeline_link,
         pacer: &pacer,
+        pipeline: pipeline.as_ref().map_err(Clone::clone),
         bench_time: started.elapsed(),
         measure_time: started.elapsed().saturating_sub(build_time),
     };

@@ -360,6 +360,62 @@ pub fn markdown(report: &Report) -> String {
     }
     let _ = writeln!(md);
 
+    // The whole failback.
+    let _ = writeln!(
+        md,
+        "## A whole failback: the quota-bound pipeline, tracked to the end\n"
+    );
+    match &report.pipeline {
+        Ok(p) => {
+            let job = crate::pipeline::JOB.pending + crate::pipeline::JOB.started;
+            let _ = writeln!(
+                md,
+                "{} instances through DRS's default quotas ({} servers in active jobs, {} per job), jobs of {:.1} minutes \
+                 (one instance in 50 fails converting), run as the state machine runs it (`drs_failback_local::arc`: \
+                 launch, track every {} s, launch the deferred as jobs finish, a final call) through the function's \
+                 dispatch and the real SDK clients, against the simulator in-process with {} ms per DRS call, on a \
+                 paused clock: hours of DRS time in seconds. The ideal pipeline keeps the quota full, starting each \
+                 wave the moment the one before finishes.\n\n\
+                 | | |\n| --- | --- |\n\
+                 | simulated time | {:.1} min |\n\
+                 | ideal pipeline | {:.1} min ({} waves × {:.1} min) |\n\
+                 | throughput against the ideal | {} |\n\
+                 | launch rounds | {} |\n\
+                 | tracking calls | {} ({:.2} per minute) |\n\
+                 | results | {} succeeded, {} failed{} |",
+                crate::pipeline::N,
+                crate::pipeline::SERVERS_IN_FLIGHT,
+                crate::pipeline::PER_JOB,
+                job.as_secs_f64() / 60.0,
+                crate::pipeline::TRACK_INTERVAL.as_secs(),
+                crate::pipeline::CALL_LATENCY.as_millis(),
+                p.wall.as_secs_f64() / 60.0,
+                p.ideal.as_secs_f64() / 60.0,
+                crate::pipeline::N.div_ceil(crate::pipeline::SERVERS_IN_FLIGHT),
+                job.as_secs_f64() / 60.0,
+                pct(p.throughput()),
+                p.rounds,
+                p.tracking_calls,
+                p.per_minute(p.tracking_calls),
+                p.succeeded,
+                p.failed,
+                if p.complete { "" } else { " (incomplete)" }
+            );
+            for (operation, calls) in &p.reads {
+                let _ = writeln!(
+                    md,
+                    "| {} calls | {calls} ({:.2} per minute) |",
+                    operation.as_str(),
+                    p.per_minute(*calls)
+                );
+            }
+            let _ = writeln!(md);
+        }
+        Err(e) => {
+            let _ = writeln!(md, "Not measured: {e}\n");
+        }
+    }
+
     // Binary.
     let _ = writeln!(md, "## Start-up, memory and size of the release binary\n");
     match &report.binary {

@@ -44,6 +44,7 @@ pub struct Report<'a> {
     pub svg_path: &'a str,
     pub timeline_path: &'a str,
     pub pacer: &'a crate::probe::PacerProbe,
+    pub pipeline: Result<&'a crate::pipeline::Pipeline, String>,
     pub bench_time: Duration,
     /// The measurements alone, without the builds.
     pub measure_time: Duration,

@@ -1,0 +1,134 @@
+//! The quota-bound pipeline: a whole failback of 5 000 instances through DRS's default quotas
+//! (500 servers in active jobs, 100 per job) with jobs that take 20.5 minutes, run as the state
+//! machine runs it (`drs_failback_local::arc`, the function's own dispatch, the real SDK clients
+//! handed to the simulator in-process). Hours of DRS time on a paused clock: what is measured is
+//! the orchestration — how close the run comes to the ideal pipeline (the quota kept full, each
+//! wave launched the moment the one before finishes) and how much it polls — not CPU.
+
+use std::time::Duration;
+
+use drs_failback::config::Config;
+use drs_failback_local::arc::{ArcEnd, ArcSettings, run_whole};
+use drs_sim::{FailbackState, Fleet, Lifecycle, Operation, Quotas, SimConfig, Simulator};
+use serde_json::json;
+use tokio::time::Instant;
+
+pub const N: usize = 5000;
+pub const SERVERS_IN_FLIGHT: usize = 500;
+pub const PER_JOB: usize = 100;
+/// A failback launch job: PENDING 2 minutes, then 18.5 minutes of conversion and boot — not a
+/// whole number of tracking intervals, so a wave's end falls between two tracking calls.
+pub const JOB: Lifecycle = Lifecycle {
+    pending: Duration::from_secs(120),
+    started: Duration::from_secs(1110),
+};
+/// `TrackIntervalSeconds`' default in template.yaml.
+pub const TRACK_INTERVAL: Duration = Duration::from_secs(60);
+/// Every DRS call takes this long (in-process, on the paused clock).
+pub const CALL_LATENCY: Duration = Duration::from_millis(150);
+/// One instance in this many fails converting: tracking reads the job logs too.
+const FAIL_EVERY: usize = 50;
+
+#[derive(Clone, Debug)]
+pub struct Pipeline {
+    pub wall: Duration,
+    pub ideal: Duration,
+    pub rounds: usize,
+    pub tracking_calls: usize,
+    pub succeeded: usize,
+    pub failed: usize,
+    pub complete: bool,
+    /// DRS calls of each read operation over the run.
+    pub reads: Vec<(Operation, usize)>,
+}
+
+impl Pipeline {
+    /// The run's throughput as a share of the ideal pipeline's.
+    pub fn throughput(&self) -> f64 {
+        self.ideal.as_secs_f64() / self.wall.as_secs_f64()
+    }
+
+    pub fn per_minute(&self, calls: usize) -> f64 {
+        calls as f64 / (self.wall.as_secs_f64() / 60.0)
+    }
+}
+
+/// The ideal pipeline: ⌈N / quota⌉ waves back to back, each as long as a job.
+pub fn ideal() -> Duration {
+    let waves = N.div_ceil(SERVERS_IN_FLIGHT) as u32;
+    (JOB.pending + JOB.started) * waves
+}
+
+pub fn run() -> Result<Pipeline, String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .map_err(|e| format!("cannot start a runtime: {e}"))?;
+    runtime.block_on(measure())
+}
+
+async fn measure() -> Result<Pipeline, String> {
+    let mut fleet = Fleet::generated(N, FailbackState::FailbackReadyForLaunch);
+    let ids = fleet.ids();
+    for id in ids.iter().step_by(FAIL_EVERY) {
+        fleet.set_failure(id, "CONVERSION_FAIL");
+    }
+    let sim = Simulator::start(SimConfig {
+        fleet,
+        lifecycle: JOB,
+        latency: Some(CALL_LATENCY),
+        quotas: Quotas {
+            servers_in_active_jobs: SERVERS_IN_FLIGHT,
+            servers_per_job: PER_JOB,
+            ..Quotas::default()
+        },
+        page_size: 1000,
+        ..SimConfig::default()
+    })
+    .await
+    .map_err(|e| format!("simulator: {e}"))?;
+    let in_flight = SERVERS_IN_FLIGHT.to_string();
+    let config = Config::from_pairs(&[("MAX_SERVERS_IN_FLIGHT", in_flight.as_str())])
+        .map_err(|e| format!("config: {e}"))?;
+    let failback = drs_failback::aws::failback(config, &sim.in_process_sdk_config().await);
+    let settings = ArcSettings {
+        track_interval: TRACK_INTERVAL,
+        time_limit: Duration::from_secs(12 * 3600),
+        max_rounds: 100,
+        invocation_timeout: Duration::from_secs(300),
+    };
+    let started = Instant::now();
+    let end = run_whole(
+        &failback,
+        json!({"runId": "bench-pipeline", "recoveryInstanceIDs": ids}),
+        &settings,
+        |_| {},
+    )
+    .await
+    .map_err(|e| format!("the run failed: {e}"))?;
+    let wall = started.elapsed();
+    let ArcEnd::Finished(finished) = end else {
+        return Err("a dry run".into());
+    };
+    let calls = sim.calls();
+    let reads = [
+        Operation::DescribeJobs,
+        Operation::DescribeRecoveryInstances,
+        Operation::DescribeJobLogItems,
+    ]
+    .into_iter()
+    .map(|op| (op, calls.iter().filter(|c| c.operation == op).count()))
+    .collect();
+    sim.shutdown();
+    Ok(Pipeline {
+        wall,
+        ideal: ideal(),
+        rounds: finished.progress.rounds,
+        tracking_calls: finished.progress.tracking_calls,
+        succeeded: finished.answer.counts.succeeded,
+        failed: finished.answer.counts.failed,
+        complete: finished.complete,
+        reads,
+    })
+}
