@@ -25,6 +25,8 @@ struct InstanceUpdate {
     recovery_instance_id: String,
     state: Option<FailbackState>,
     launch_result: Option<LaunchResult>,
+    /// The launch fails with this job log event (e.g. CONVERSION_FAIL).
+    failure_event: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -76,12 +78,20 @@ pub(crate) fn admin(shared: &Shared, method: &Method, path: &str, body: Option<B
         }
         ("POST", "/_sim/instances") => match serde_json::from_slice::<InstanceUpdate>(&body) {
             Ok(u) => {
+                if let Some(event) = &u.failure_event
+                    && let Err(e) = crate::model::check_value("JobLogEvent", event)
+                {
+                    return bad(format!("failureEvent {event:?}: {e}"));
+                }
                 let mut state = shared.lock();
                 let found = u
                     .state
                     .is_none_or(|s| state.set_state(&u.recovery_instance_id, s))
                     && u.launch_result
                         .is_none_or(|r| state.set_launch_result(&u.recovery_instance_id, r))
+                    && u.failure_event
+                        .as_deref()
+                        .is_none_or(|e| state.set_failure(&u.recovery_instance_id, e))
                     && state.by_id.contains_key(&u.recovery_instance_id);
                 if found {
                     ok(json!({ "updated": u.recovery_instance_id }))
@@ -93,7 +103,7 @@ pub(crate) fn admin(shared: &Shared, method: &Method, path: &str, body: Option<B
                 }
             }
             Err(e) => bad(format!(
-                "expected {{recoveryInstanceID, state?, launchResult?}}: {e}"
+                "expected {{recoveryInstanceID, state?, launchResult?, failureEvent?}}: {e}"
             )),
         },
         ("POST", "/_sim/jobs") => match serde_json::from_slice::<JobRequest>(&body) {

@@ -414,6 +414,17 @@ impl State {
         true
     }
 
+    /// The next launch of `id` fails with this job log event.
+    pub(crate) fn set_failure(&mut self, id: &str, event: &str) -> bool {
+        let Some(&i) = self.by_id.get(id) else {
+            return false;
+        };
+        let spec = &mut self.instances[i].spec;
+        spec.launch_result = LaunchResult::Failed;
+        spec.failure_event = Some(event.to_owned());
+        true
+    }
+
     // Faults.
 
     pub(crate) fn inject(&mut self, fault: Fault) {

@@ -909,6 +909,23 @@ async fn admin_endpoints() {
         .status,
         404
     );
+    let r = admin(
+        &sim,
+        "POST",
+        "/_sim/instances",
+        &json!({"recoveryInstanceID": all[0], "failureEvent": "CONVERSION_FAIL"}).to_string(),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(sim.instances()[0].launch_result, LaunchResult::Failed);
+    let r = admin(
+        &sim,
+        "POST",
+        "/_sim/instances",
+        &json!({"recoveryInstanceID": all[0], "failureEvent": "NOT_AN_EVENT"}).to_string(),
+    )
+    .await;
+    assert_eq!(r.status, 400, "{}", r.body);
 
     assert_eq!(admin(&sim, "POST", "/_sim/reset", "").await.status, 200);
     assert!(sim.jobs().is_empty() && sim.calls().is_empty() && sim.delivered_events().is_empty());

@@ -94,10 +94,11 @@ const START_TIME = Date.parse("2026-11-30T10:00:00.000Z");
 /**
  * Runs `definition` on `input`. `invoke(resource, args, clock)` plays the task's service and either
  * returns its result or throws a StatesError; `clock.advance(seconds)` says how long it took, and
- * `clock.elapsed()` how long the execution has run. Returns { status, output | error+cause, trace,
+ * `clock.elapsed()` how long the execution has run; `sleep(seconds)`, when given, makes each Wait
+ * really wait (for a run against a real function). Returns { status, output | error+cause, trace,
  * waits, elapsed, variables }.
  */
-async function execute(definition, input, { invoke, maxTransitions = 10000 }) {
+async function execute(definition, input, { invoke, sleep, maxTransitions = 10000 }) {
   let variables = {};
   const trace = [];
   const waits = [];
@@ -212,6 +213,7 @@ async function execute(definition, input, { invoke, maxTransitions = 10000 }) {
             throw new StatesError("States.QueryEvaluationError", `Seconds must be an integer 0..99999999, got ${seconds}`);
           }
           waits.push(seconds);
+          if (sleep) await sleep(seconds);
           clock.advance(seconds);
           break;
         }
