@@ -18,16 +18,16 @@ use crate::outcome::{Answer, DeferReason, EventDelivery, Outcome, RunResult, SKI
 use crate::pacing::Pacer;
 use crate::plan::Capacity;
 use crate::preflight::{preflight, resolve_source_servers};
-use crate::publish::{EventPublisher, PublishSettings, publish_all};
+use crate::publish::{EventEntry, EventPublisher, PublishReport, PublishSettings, publish_all};
 use crate::reads::DrsReads;
 use crate::reconcile::Looker;
 use crate::request::FailbackRequest;
 use crate::retry::{Jitter, RetryPolicy};
 
 /// Kept free at the very end for serialising and returning the answer.
-pub(crate) const ANSWER_GUARD: Duration = Duration::from_millis(250);
+const ANSWER_GUARD: Duration = Duration::from_millis(250);
 /// PutEvents normally answers in tens of milliseconds.
-pub(crate) const PUBLISH_CALL_TIMEOUT: Duration = Duration::from_secs(2);
+const PUBLISH_CALL_TIMEOUT: Duration = Duration::from_secs(2);
 /// This run's jobs are looked for among those created since this long before the invocation
 /// started: room for clock skew, and for a concurrent delivery of the same request that started
 /// a little earlier.
@@ -82,22 +82,8 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
         );
 
         let mut answer = result.answer(request, EventDelivery::default());
-        let policy = RetryPolicy::from_config(&self.config);
-        let publish_settings = PublishSettings {
-            max_attempts: policy.publish_max_attempts,
-            backoff: policy.backoff,
-            call_timeout: PUBLISH_CALL_TIMEOUT
-                .min(self.config.deadline_margin.saturating_sub(ANSWER_GUARD)),
-        };
-        let stop_publishing_at = deadline.checked_sub(ANSWER_GUARD).unwrap_or(deadline);
-        let report = publish_all(
-            &self.publisher,
-            run_events(&self.config.event_source, &answer),
-            &publish_settings,
-            &*self.jitter,
-            stop_publishing_at,
-        )
-        .await;
+        let entries = run_events(&self.config.event_source, &answer);
+        let report = self.publish(entries, deadline).await;
         answer.events = EventDelivery {
             published: report.published,
             undelivered: report.undelivered,
@@ -327,5 +313,25 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
                 None
             }
         }
+    }
+}
+
+impl<D: Drs, P: EventPublisher> Failback<D, P> {
+    /// Publishes `entries` with the configured resends, leaving the answer its guard before
+    /// `deadline`.
+    pub(crate) async fn publish(
+        &self,
+        entries: Vec<EventEntry>,
+        deadline: Instant,
+    ) -> PublishReport {
+        let policy = RetryPolicy::from_config(&self.config);
+        let settings = PublishSettings {
+            max_attempts: policy.publish_max_attempts,
+            backoff: policy.backoff,
+            call_timeout: PUBLISH_CALL_TIMEOUT
+                .min(self.config.deadline_margin.saturating_sub(ANSWER_GUARD)),
+        };
+        let stop_at = deadline.checked_sub(ANSWER_GUARD).unwrap_or(deadline);
+        publish_all(&self.publisher, entries, &settings, &*self.jitter, stop_at).await
     }
 }

@@ -16,7 +16,7 @@ use crate::error::HandlerError;
 use crate::events::{job_completed, run_finished};
 use crate::finish::{Listing, fit_jobs, merge_not_launched, size};
 use crate::outcome::{EventDelivery, NotLaunchedGroup};
-use crate::publish::{EventPublisher, PublishSettings, publish_all};
+use crate::publish::EventPublisher;
 use crate::reads::{DrsReads, ReadFailure};
 use crate::request::TrackRequest;
 use crate::results::{
@@ -24,7 +24,7 @@ use crate::results::{
     group, reason,
 };
 use crate::retry::RetryPolicy;
-use crate::run::{ANSWER_GUARD, Failback, PUBLISH_CALL_TIMEOUT};
+use crate::run::Failback;
 
 /// The answer is a Step Functions task output (256 KB): it is fitted into this ([`fit_jobs`]).
 const ANSWER_BUDGET_BYTES: usize = 200 * 1024;
@@ -161,15 +161,7 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
                 .collect();
             entries.extend(run_finished(source, run_id, run, &group(&failed)));
         }
-        let policy = RetryPolicy::from_config(&self.config);
-        let settings = PublishSettings {
-            max_attempts: policy.publish_max_attempts,
-            backoff: policy.backoff,
-            call_timeout: PUBLISH_CALL_TIMEOUT
-                .min(self.config.deadline_margin.saturating_sub(ANSWER_GUARD)),
-        };
-        let stop_at = deadline.checked_sub(ANSWER_GUARD).unwrap_or(deadline);
-        let report = publish_all(&self.publisher, entries, &settings, &*self.jitter, stop_at).await;
+        let report = self.publish(entries, deadline).await;
         // A job is reported once its event is delivered: one that was not is announced again by
         // the next call, so a fault never loses a job's result.
         reported.extend(

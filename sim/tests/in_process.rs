@@ -8,17 +8,6 @@ use std::time::Duration;
 use aws_sdk_drs::operation::start_failback_launch::StartFailbackLaunchError;
 use drs_sim::{FailbackState, Fault, Fleet, Operation, SimConfig};
 
-/// Retries off, so every answer reaches the test as it was given.
-async fn in_process_drs(sim: &drs_sim::SimHandle) -> aws_sdk_drs::Client {
-    let sdk = sim
-        .in_process_sdk_config()
-        .await
-        .to_builder()
-        .retry_config(aws_config::retry::RetryConfig::disabled())
-        .build();
-    aws_sdk_drs::Client::new(&sdk)
-}
-
 fn sim_config(faults: Vec<Fault>) -> SimConfig {
     SimConfig {
         fleet: Fleet::generated(3, FailbackState::FailbackReadyForLaunch),
@@ -31,7 +20,7 @@ fn sim_config(faults: Vec<Fault>) -> SimConfig {
 async fn in_process_calls_reach_the_same_state_and_records() {
     let sim = common::start(sim_config(vec![])).await;
     let ids = Fleet::generated(3, FailbackState::FailbackReadyForLaunch).ids();
-    let drs = in_process_drs(&sim).await;
+    let drs = common::in_process_drs(&sim).await;
     let job = drs
         .start_failback_launch()
         .set_recovery_instance_ids(Some(ids.clone()))
@@ -88,7 +77,7 @@ async fn a_hang_is_exactly_as_long_as_asked_and_the_job_is_made_after_it() {
     }]))
     .await;
     let ids = Fleet::generated(3, FailbackState::FailbackReadyForLaunch).ids();
-    let drs = in_process_drs(&sim).await;
+    let drs = common::in_process_drs(&sim).await;
     let started = tokio::time::Instant::now();
     let call = drs
         .start_failback_launch()
@@ -125,7 +114,7 @@ async fn fail_faults_answer_any_error_after_letting_some_calls_through() {
         retry_after: None,
     }]))
     .await;
-    let drs = in_process_drs(&sim).await;
+    let drs = common::in_process_drs(&sim).await;
     let mut statuses = Vec::new();
     for _ in 0..4 {
         let answer = drs.describe_jobs().send().await;
@@ -147,7 +136,7 @@ async fn connection_refused_never_reaches_the_simulator() {
     }]))
     .await;
     let ids = Fleet::generated(1, FailbackState::FailbackReadyForLaunch).ids();
-    let drs = in_process_drs(&sim).await;
+    let drs = common::in_process_drs(&sim).await;
     let error = drs
         .start_failback_launch()
         .set_recovery_instance_ids(Some(ids.clone()))
@@ -178,7 +167,7 @@ async fn an_instance_drs_refuses_is_named_unless_errors_carry_no_details() {
             ..SimConfig::default()
         })
         .await;
-        let drs = in_process_drs(&sim).await;
+        let drs = common::in_process_drs(&sim).await;
         let refused = drs
             .start_failback_launch()
             .set_recovery_instance_ids(Some(ids.clone()))

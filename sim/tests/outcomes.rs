@@ -10,18 +10,8 @@ use std::time::Duration;
 
 use aws_sdk_drs::Client;
 use aws_sdk_drs::types::DescribeRecoveryInstancesRequestFilters;
-use drs_sim::{FailbackState, Fleet, LaunchResult, Lifecycle, SimConfig, SimHandle};
+use drs_sim::{FailbackState, Fleet, LaunchResult, Lifecycle, SimConfig};
 use tokio::time::sleep;
-
-async fn drs(sim: &SimHandle) -> Client {
-    let sdk = sim
-        .in_process_sdk_config()
-        .await
-        .to_builder()
-        .retry_config(aws_config::retry::RetryConfig::disabled())
-        .build();
-    Client::new(&sdk)
-}
 
 /// Four servers: one succeeds, one fails converting, one fails to launch, one is terminated.
 fn fleet() -> Fleet {
@@ -106,7 +96,7 @@ async fn each_server_ends_as_configured_with_its_log_event() {
         ..SimConfig::default()
     })
     .await;
-    let drs = drs(&sim).await;
+    let drs = common::in_process_drs(&sim).await;
     let job_id = launch(&drs, &ids).await;
 
     sleep(Duration::from_secs(30)).await;
@@ -188,7 +178,7 @@ async fn a_time_scale_runs_jobs_faster() {
         ..SimConfig::default()
     })
     .await;
-    let drs = drs(&sim).await;
+    let drs = common::in_process_drs(&sim).await;
     let job_id = launch(&drs, &ids).await;
     sleep(Duration::from_millis(9_900)).await;
     assert_eq!(job(&drs, &job_id).await.0, "STARTED");
@@ -215,7 +205,7 @@ async fn the_final_state_may_come_after_the_job_and_launch_status_stay_pending()
         ..SimConfig::default()
     })
     .await;
-    let drs = drs(&sim).await;
+    let drs = common::in_process_drs(&sim).await;
     let job_id = launch(&drs, &ids).await;
     sleep(Duration::from_secs(15)).await;
     let (status, servers) = job(&drs, &job_id).await;

@@ -9,17 +9,7 @@ use std::time::Duration;
 
 use aws_sdk_drs::operation::start_failback_launch::StartFailbackLaunchError;
 use aws_sdk_drs::types::{DescribeJobsRequestFilters, DescribeRecoveryInstancesRequestFilters};
-use drs_sim::{FailbackState, Fault, Fleet, History, Lifecycle, Quotas, SimConfig, SimHandle};
-
-async fn drs(sim: &SimHandle) -> aws_sdk_drs::Client {
-    let sdk = sim
-        .in_process_sdk_config()
-        .await
-        .to_builder()
-        .retry_config(aws_config::retry::RetryConfig::disabled())
-        .build();
-    aws_sdk_drs::Client::new(&sdk)
-}
+use drs_sim::{FailbackState, Fault, Fleet, History, Lifecycle, Quotas, SimConfig};
 
 async fn job_ids(drs: &aws_sdk_drs::Client, filters: DescribeJobsRequestFilters) -> Vec<String> {
     let mut ids = Vec::new();
@@ -55,7 +45,7 @@ async fn describe_calls_show_a_new_job_only_after_the_lag_the_conflict_check_at_
         ..SimConfig::default()
     })
     .await;
-    let drs = drs(&sim).await;
+    let drs = common::in_process_drs(&sim).await;
     let job = drs
         .start_failback_launch()
         .set_recovery_instance_ids(Some(ids.clone()))
@@ -125,7 +115,7 @@ async fn a_long_history_pages_without_a_date_filter_and_not_with_one() {
         ..SimConfig::default()
     })
     .await;
-    let drs = drs(&sim).await;
+    let drs = common::in_process_drs(&sim).await;
     let live = drs
         .start_failback_launch()
         .set_recovery_instance_ids(Some(fleet.ids()))
@@ -188,7 +178,7 @@ async fn drills_and_completed_jobs_list_servers_without_recovery_instances() {
     let drill = sim
         .start_drill(&["s-30000000000000001".into(), "s-30000000000000002".into()])
         .unwrap();
-    let drs = drs(&sim).await;
+    let drs = common::in_process_drs(&sim).await;
     let launched = drs
         .start_failback_launch()
         .set_recovery_instance_ids(Some(fleet.ids()))

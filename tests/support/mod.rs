@@ -466,35 +466,26 @@ pub fn jobs_by_id(answer: &Answer) -> Vec<(String, BTreeSet<String>)> {
 /// Every instance's `(result, reason)` in a tracking answer.
 pub fn results(answer: &TrackAnswer) -> BTreeMap<String, (String, Option<String>)> {
     let mut found = BTreeMap::new();
-    for group in answer.groups.iter().flatten() {
-        let kind = serde_json::to_value(group.result).unwrap();
+    let mut add = |id: &str, result: drs_failback::results::ResultKind, reason: &Option<String>| {
+        let kind = serde_json::to_value(result).unwrap();
+        let previous = found.insert(
+            id.to_owned(),
+            (kind.as_str().unwrap().to_owned(), reason.clone()),
+        );
+        assert!(previous.is_none(), "{id} twice");
+    };
+    let job_groups = answer.jobs.iter().flat_map(|j| j.groups.iter().flatten());
+    for group in answer.groups.iter().flatten().chain(job_groups) {
         for id in &group.recovery_instance_ids {
-            let previous = found.insert(
-                id.clone(),
-                (kind.as_str().unwrap().to_owned(), group.reason.clone()),
-            );
-            assert!(previous.is_none(), "{id} twice");
+            add(id, group.result, &group.reason);
         }
     }
-    for job in &answer.jobs {
-        for result in job.instances.iter().flatten() {
-            let kind = serde_json::to_value(result.result).unwrap();
-            let previous = found.insert(
-                result.id().to_owned(),
-                (kind.as_str().unwrap().to_owned(), result.reason.clone()),
-            );
-            assert!(previous.is_none(), "{} twice", result.id());
-        }
-        for group in job.groups.iter().flatten() {
-            let kind = serde_json::to_value(group.result).unwrap();
-            for id in &group.recovery_instance_ids {
-                let previous = found.insert(
-                    id.clone(),
-                    (kind.as_str().unwrap().to_owned(), group.reason.clone()),
-                );
-                assert!(previous.is_none(), "{id} twice");
-            }
-        }
+    for result in answer
+        .jobs
+        .iter()
+        .flat_map(|j| j.instances.iter().flatten())
+    {
+        add(result.id(), result.result, &result.reason);
     }
     found
 }

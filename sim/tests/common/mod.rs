@@ -28,6 +28,17 @@ pub async fn drs(sim: &SimHandle) -> aws_sdk_drs::Client {
     aws_sdk_drs::Client::new(&sdk)
 }
 
+/// The same, handed to the simulator in-process: no socket, so waits are exact on a paused clock.
+pub async fn in_process_drs(sim: &SimHandle) -> aws_sdk_drs::Client {
+    let sdk = sim
+        .in_process_sdk_config()
+        .await
+        .to_builder()
+        .retry_config(RetryConfig::disabled())
+        .build();
+    aws_sdk_drs::Client::new(&sdk)
+}
+
 pub async fn events(sim: &SimHandle) -> aws_sdk_eventbridge::Client {
     let sdk = sdk_config(&sim.endpoint())
         .await
