@@ -154,19 +154,9 @@ impl<D: Drs> DrsReads<'_, D> {
 
     /// The named recovery instances that exist.
     pub async fn instances(&self, ids: &[String]) -> Result<Vec<RecoveryInstance>, ReadFailure> {
-        self.batches(
-            "recovery instances",
-            ids,
-            DESCRIBE_INSTANCES_MAX_IDS,
-            |batch, token| async move {
-                self.drs
-                    .describe_recovery_instances(
-                        InstanceQuery::RecoveryInstances(batch),
-                        token.as_deref(),
-                    )
-                    .await
-            },
-        )
+        self.instances_by("recovery instances", ids, |ids| {
+            InstanceQuery::RecoveryInstances(ids)
+        })
         .await
     }
 
@@ -175,16 +165,27 @@ impl<D: Drs> DrsReads<'_, D> {
         &self,
         source_server_ids: &[String],
     ) -> Result<Vec<RecoveryInstance>, ReadFailure> {
-        self.batches(
+        self.instances_by(
             "recovery instances of source servers",
             source_server_ids,
+            |ids| InstanceQuery::SourceServers(ids),
+        )
+        .await
+    }
+
+    async fn instances_by(
+        &self,
+        what: &'static str,
+        ids: &[String],
+        query: for<'b> fn(&'b [String]) -> InstanceQuery<'b>,
+    ) -> Result<Vec<RecoveryInstance>, ReadFailure> {
+        self.batches(
+            what,
+            ids,
             DESCRIBE_INSTANCES_MAX_IDS,
             |batch, token| async move {
                 self.drs
-                    .describe_recovery_instances(
-                        InstanceQuery::SourceServers(batch),
-                        token.as_deref(),
-                    )
+                    .describe_recovery_instances(query(batch), token.as_deref())
                     .await
             },
         )
