@@ -6,7 +6,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use crate::config::Fault;
+use crate::config::{Fault, Settings};
 use crate::fleet::{FailbackState, LaunchResult};
 use crate::reply::Reply;
 use crate::state::Shared;
@@ -119,6 +119,16 @@ pub(crate) fn admin(shared: &Shared, method: &Method, path: &str, body: Option<B
                 }
             }
             Err(e) => bad(format!("expected {{recoveryInstanceIDs, tags?}}: {e}")),
+        },
+        ("POST", "/_sim/settings") => match serde_json::from_slice::<Settings>(&body) {
+            Ok(settings) => match shared.lock().apply(settings) {
+                Ok(()) => ok(json!({ "updated": true })),
+                Err(message) => bad(message),
+            },
+            Err(e) => bad(format!(
+                "expected {{errorDetails?, visibilityLagSeconds?, completedJobsWithoutInstanceIDs?, \
+                 launchStatusStaysPending?, finalStateLagSeconds?, history?}}: {e}"
+            )),
         },
         ("POST", "/_sim/reset") => {
             shared.lock().reset();

@@ -245,6 +245,19 @@ pub struct SimConfig {
     pub time_scale: f64,
 }
 
+/// The unkind settings, changed while the simulator runs (absent ones stay as they are).
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Settings {
+    pub error_details: Option<bool>,
+    pub visibility_lag_seconds: Option<f64>,
+    #[serde(rename = "completedJobsWithoutInstanceIDs")]
+    pub completed_jobs_without_instance_ids: Option<bool>,
+    pub launch_status_stays_pending: Option<bool>,
+    pub final_state_lag_seconds: Option<f64>,
+    pub history: Option<History>,
+}
+
 /// An account's old jobs, all COMPLETED drills of servers outside the fleet, spread evenly over
 /// the `days` before the simulator started. JSON: `{"jobs": 50000, "days": 365}`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]

@@ -10,7 +10,7 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use crate::clock::Clock;
-use crate::config::{Fault, Lifecycle, Operation, Quotas, SimConfig, sane_scale};
+use crate::config::{Fault, Lifecycle, Operation, Quotas, Settings, SimConfig, sane_scale};
 use crate::error::ApiError;
 use crate::fleet::{FailbackState, Fleet, FleetInstance, LaunchResult};
 use crate::history::{self, ArchivedJob};
@@ -224,6 +224,8 @@ pub(crate) struct State {
     pub completed_jobs_without_instance_ids: bool,
     pub launch_status_stays_pending: bool,
     pub final_state_lag: Duration,
+    /// Jobs run this many times faster (the lifecycle and the final-state lag are divided by it).
+    time_scale: f64,
     /// The account's old jobs, oldest first.
     pub history: Vec<ArchivedJob>,
     pub history_by_id: HashMap<String, usize>,
@@ -258,6 +260,7 @@ impl State {
             final_state_lag: config
                 .final_state_lag
                 .div_f64(sane_scale(config.time_scale)),
+            time_scale: sane_scale(config.time_scale),
             history: Vec::new(),
             history_by_id: HashMap::new(),
             initial_fleet: config.fleet,
@@ -412,6 +415,33 @@ impl State {
         };
         self.instances[i].spec.launch_result = result;
         true
+    }
+
+    /// Changes the unkind settings while the simulator runs.
+    pub(crate) fn apply(&mut self, settings: Settings) -> Result<(), String> {
+        let seconds = |field: &str, value: f64| {
+            Duration::try_from_secs_f64(value).map_err(|e| format!("{field} {value}: {e}"))
+        };
+        if let Some(lag) = settings.visibility_lag_seconds {
+            self.visibility_lag = seconds("visibilityLagSeconds", lag)?;
+        }
+        if let Some(lag) = settings.final_state_lag_seconds {
+            self.final_state_lag = seconds("finalStateLagSeconds", lag)?.div_f64(self.time_scale);
+        }
+        if let Some(details) = settings.error_details {
+            self.error_details = details;
+        }
+        if let Some(without) = settings.completed_jobs_without_instance_ids {
+            self.completed_jobs_without_instance_ids = without;
+        }
+        if let Some(pending) = settings.launch_status_stays_pending {
+            self.launch_status_stays_pending = pending;
+        }
+        if let Some(history) = settings.history {
+            (self.history, self.history_by_id) =
+                history::generate(history, self.clock.start_wall());
+        }
+        Ok(())
     }
 
     /// The next launch of `id` fails with this job log event.

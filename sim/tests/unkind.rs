@@ -229,3 +229,54 @@ async fn drills_and_completed_jobs_list_servers_without_recovery_instances() {
             .all(|p| p.recovery_instance_id().is_none() && p.source_server_id().is_some())
     );
 }
+
+/// The unkind settings can be changed while the simulator runs (`POST /_sim/settings`), as a CI
+/// script or a person at the local run would.
+#[tokio::test]
+async fn the_unkind_settings_change_at_run_time() {
+    let fleet = Fleet::generated(2, FailbackState::FailbackReadyForLaunch);
+    let ids = fleet.ids();
+    let sim = common::start(SimConfig {
+        fleet,
+        ..SimConfig::default()
+    })
+    .await;
+    let settings = r#"{"visibilityLagSeconds": 0.4, "errorDetails": false,
+        "history": {"jobs": 30, "days": 1}}"#;
+    let answer = common::admin(&sim, "POST", "/_sim/settings", settings).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let bad = common::admin(&sim, "POST", "/_sim/settings", r#"{"visibilityLag": 1}"#).await;
+    assert_eq!(bad.status, 400);
+    assert!(bad.body.contains("visibilityLagSeconds"), "{}", bad.body);
+
+    let drs = common::drs(&sim).await;
+    let job = drs
+        .start_failback_launch()
+        .set_recovery_instance_ids(Some(ids.clone()))
+        .send()
+        .await
+        .unwrap()
+        .job
+        .unwrap();
+    let by_id = || {
+        DescribeJobsRequestFilters::builder()
+            .job_ids(job.job_id())
+            .build()
+    };
+    assert!(job_ids(&drs, by_id()).await.is_empty(), "not shown yet");
+    let conflict = drs
+        .start_failback_launch()
+        .set_recovery_instance_ids(Some(ids.clone()))
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    let StartFailbackLaunchError::ConflictException(conflict) = conflict else {
+        panic!("a conflict: {conflict:?}")
+    };
+    assert!(conflict.resource_id().is_none(), "errors without details");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(job_ids(&drs, by_id()).await, [job.job_id()]);
+    let all = job_ids(&drs, DescribeJobsRequestFilters::builder().build()).await;
+    assert_eq!(all.len(), 31, "the job and a history of 30");
+}
