@@ -12,6 +12,7 @@ pub const ERROR_INVALID_REQUEST: &str = "InvalidFailbackRequest";
 pub const ERROR_ACCOUNT_NOT_INITIALIZED: &str = "DrsAccountNotInitialized";
 pub const ERROR_ACCESS_DENIED: &str = "DrsAccessDenied";
 pub const ERROR_CLIENT_MISCONFIGURED: &str = "DrsClientMisconfigured";
+pub const ERROR_READ_FAILED: &str = "DrsReadFailed";
 
 #[derive(Debug, Error)]
 pub enum HandlerError {
@@ -21,6 +22,12 @@ pub enum HandlerError {
     DrsUnusable { kind: Unusable, message: String },
     #[error("invalid failback request: DRS refused its {field}, nothing was launched: {message}")]
     RefusedByDrs { field: String, message: String },
+    /// The run's last tracking call could not read DRS: its summary would count what it did not
+    /// see. Safe to send again.
+    #[error(
+        "DRS {what} could not be read for the run's summary; send the final call again: {message}"
+    )]
+    ReadFailed { what: String, message: String },
 }
 
 impl HandlerError {
@@ -34,6 +41,7 @@ impl HandlerError {
                 Unusable::AccessDenied => ERROR_ACCESS_DENIED,
                 Unusable::ClientMisconfigured => ERROR_CLIENT_MISCONFIGURED,
             },
+            HandlerError::ReadFailed { .. } => ERROR_READ_FAILED,
         }
     }
 }

@@ -5,7 +5,7 @@ use serde_json::json;
 
 use crate::outcome::{Answer, Counts, JobSummary, NotLaunchedGroup};
 use crate::publish::EventEntry;
-use crate::results::{ResultGroup, RunCounts, TrackedJob};
+use crate::results::{ResultGroup, ResultKind, RunCounts, TrackedJob};
 
 /// The detail-type the function's EventBridge rule listens for.
 pub const DETAIL_TYPE_REQUESTED: &str = "Failback Launch Requested";
@@ -128,13 +128,15 @@ pub fn job_completed(source: &str, run_id: &str, job: &TrackedJob) -> EventEntry
     }
 }
 
-/// The events that close a run: its counts, and the failed instances with their reasons, split
-/// into parts that each stay under the detail budget.
+/// The events that close a run: its counts, the failed instances with their reasons and the
+/// instances still running when it ended (with the jobs not done), split into parts that each
+/// stay under the detail budget.
 pub fn run_finished(
     source: &str,
     run_id: &str,
     counts: RunCounts,
-    failed: &[ResultGroup],
+    unfinished: &[ResultGroup],
+    running_job_ids: &[&str],
 ) -> Vec<EventEntry> {
     #[derive(Serialize)]
     #[serde(rename_all = "camelCase")]
@@ -143,9 +145,15 @@ pub fn run_finished(
         part: usize,
         parts: usize,
         counts: RunCounts,
-        failed: &'a [ResultGroup],
+        failed: Vec<&'a ResultGroup>,
+        running: Vec<&'a ResultGroup>,
+        #[serde(rename = "runningJobIDs")]
+        running_job_ids: &'a [&'a str],
     }
-    let mut parts = split_groups(failed, DETAIL_TARGET_BYTES - NOT_LAUNCHED_ENVELOPE_BYTES);
+    // The running jobs' ids ride on the first part; the groups fill the rest of the budget.
+    let ids_bytes = running_job_ids.iter().map(|id| id.len() + 3).sum::<usize>();
+    let budget = (DETAIL_TARGET_BYTES - NOT_LAUNCHED_ENVELOPE_BYTES).saturating_sub(ids_bytes);
+    let mut parts = split_groups(unfinished, budget);
     if parts.is_empty() {
         parts.push(Vec::new());
     }
@@ -153,7 +161,7 @@ pub fn run_finished(
     parts
         .iter()
         .enumerate()
-        .map(|(index, failed)| EventEntry {
+        .map(|(index, groups)| EventEntry {
             source: source.to_owned(),
             detail_type: DETAIL_TYPE_RUN_FINISHED.to_owned(),
             detail: to_json(&RunFinished {
@@ -161,7 +169,15 @@ pub fn run_finished(
                 part: index + 1,
                 parts: count,
                 counts,
-                failed,
+                failed: groups
+                    .iter()
+                    .filter(|g| g.result == ResultKind::Failed)
+                    .collect(),
+                running: groups
+                    .iter()
+                    .filter(|g| g.result != ResultKind::Failed)
+                    .collect(),
+                running_job_ids: if index == 0 { running_job_ids } else { &[] },
             }),
             resources: vec![],
         })

@@ -42,8 +42,12 @@ fn is_failure(event: &str) -> bool {
         || matches!(event, "SERVER_SKIPPED" | "JOB_CANCEL")
 }
 
-/// The last failure the log records for each source server: the event and DRS's message.
-pub fn failures(log: &[JobLogItem]) -> HashMap<String, (String, Option<String>)> {
+/// Each failed source server's failure event and DRS's message.
+pub type Failures = HashMap<String, (String, Option<String>)>;
+
+/// The first failure the log records for each source server: what went wrong first is the
+/// reason (a later clean-up failure is a consequence).
+pub fn failures(log: &[JobLogItem]) -> Failures {
     let mut found = HashMap::new();
     for item in log.iter().filter(|item| is_failure(&item.event)) {
         if let Some(source) = &item.source_server_id {
@@ -51,7 +55,9 @@ pub fn failures(log: &[JobLogItem]) -> HashMap<String, (String, Option<String>)>
                 .raw_error
                 .as_deref()
                 .map(|raw| truncate_utf8(raw, MESSAGE_MAX_BYTES));
-            found.insert(source.clone(), (item.event.clone(), message));
+            found
+                .entry(source.clone())
+                .or_insert((item.event.clone(), message));
         }
     }
     found

@@ -4,13 +4,13 @@
 
 mod support;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use drs_failback::events::{DETAIL_TYPE_JOB_COMPLETED, DETAIL_TYPE_RUN_FINISHED};
 use drs_failback::finish::Listing;
 use drs_failback::outcome::Answer;
-use drs_sim::{Fault, Fleet, LaunchResult, Lifecycle, Quotas, SimConfig, SimHandle};
+use drs_sim::{Fault, Fleet, LaunchResult, Lifecycle, Operation, Quotas, SimConfig, SimHandle};
 use serde_json::{Value, json};
 use support::*;
 use tokio::time::{Instant, sleep};
@@ -331,12 +331,17 @@ async fn an_event_that_could_not_be_delivered_is_announced_by_the_next_call() {
     assert!(down.complete);
     assert_eq!(down.events.undelivered, 1);
     assert!(down.reported_job_ids.is_empty());
+    assert_eq!(
+        down.running_job_ids, jobs,
+        "asked after again, to be announced"
+    );
     sim.clear_faults();
     let up = fb
         .handle_track(track(&jobs, &down.reported_job_ids), in_minutes(5))
         .await
         .unwrap();
     assert_eq!(up.reported_job_ids, jobs);
+    assert!(up.running_job_ids.is_empty());
     let again = fb
         .handle_track(track(&jobs, &up.reported_job_ids), in_minutes(5))
         .await
@@ -398,5 +403,116 @@ async fn a_run_that_launched_nothing_is_summed_up() {
     assert!(
         calls_of(&sim, drs_sim::Operation::DescribeJobs).is_empty(),
         "no job to read"
+    );
+}
+
+/// The run's last call must not sum up what it could not read: when DRS cannot be read it fails
+/// with `DrsReadFailed` (which the state machine retries); an ordinary call tracks the jobs as
+/// unknown and goes on.
+#[tokio::test(start_paused = true)]
+async fn the_last_call_fails_rather_than_sum_up_what_it_could_not_read() {
+    let fleet = ready(3);
+    let ids = fleet.ids();
+    let sim = sim_of(fleet, |_| {}).await;
+    let fb = failback_in_process(&sim, &[], 1.0).await;
+    let launched = fb.handle(request(&ids), in_minutes(5)).await.unwrap();
+    let jobs = job_ids(&launched);
+    sleep(Duration::from_secs(11)).await;
+    sim.inject(Fault::Fail {
+        operation: Operation::DescribeJobs,
+        calls: 1000,
+        after: 0,
+        status: 500,
+        error_type: "InternalServerException".into(),
+        message: "down".into(),
+        members: serde_json::Map::new(),
+        retry_after: None,
+    });
+    let ordinary = fb
+        .handle_track(track(&jobs, &[]), in_minutes(5))
+        .await
+        .unwrap();
+    assert!(!ordinary.complete);
+    assert_eq!(ordinary.jobs[0].status, "UNKNOWN");
+    let mut last = track(&jobs, &[]);
+    last["final"] = true.into();
+    let error = fb
+        .handle_track(last.clone(), in_minutes(5))
+        .await
+        .unwrap_err();
+    assert_eq!(error.error_type(), "DrsReadFailed");
+    assert!(delivered_of(&sim, DETAIL_TYPE_RUN_FINISHED).is_empty());
+    sim.clear_faults();
+    let answer = fb.handle_track(last, in_minutes(5)).await.unwrap();
+    assert_eq!(answer.finished.unwrap().succeeded, 3);
+}
+
+/// A source server can have had other recovery instances (an earlier failover): when a completed
+/// job lists its servers by source server only, the instance it failed back is the one naming
+/// the job, not the first one DRS lists.
+#[tokio::test(start_paused = true)]
+async fn the_instance_matched_by_source_server_is_the_one_of_this_job() {
+    let mut fleet = Fleet::new();
+    let mut older = drs_sim::FleetInstance::new("i-0aaaaaaaaaaaaaaa1");
+    older.source_server_id = "s-0123456789abcdef0".into();
+    older.state = drs_sim::FailbackState::FailbackNotStarted;
+    let mut current = drs_sim::FleetInstance::new("i-0bbbbbbbbbbbbbbb2");
+    current.source_server_id = "s-0123456789abcdef0".into();
+    fleet.try_push(older).unwrap();
+    fleet.try_push(current).unwrap();
+    let sim = sim_of(fleet, |c| c.completed_jobs_without_instance_ids = true).await;
+    let fb = failback_in_process(&sim, &[], 1.0).await;
+    let launched = fb
+        .handle(request(&["i-0bbbbbbbbbbbbbbb2".into()]), in_minutes(5))
+        .await
+        .unwrap();
+    sleep(Duration::from_secs(11)).await;
+    let answer = fb
+        .handle_track(track(&job_ids(&launched), &[]), in_minutes(5))
+        .await
+        .unwrap();
+    assert!(answer.complete);
+    assert_eq!(
+        results(&answer),
+        BTreeMap::from([(
+            "i-0bbbbbbbbbbbbbbb2".to_owned(),
+            ("succeeded".to_owned(), None)
+        )])
+    );
+}
+
+/// A job DRS has finished whose instances never reach a final state is still announced, by the
+/// run's last call, with those instances running; the run's summary names them and their job.
+#[tokio::test(start_paused = true)]
+async fn the_last_call_announces_every_finished_job_and_names_what_still_runs() {
+    let fleet = ready(3);
+    let ids = fleet.ids();
+    let sim = sim_of(fleet, |c| c.final_state_lag = Duration::from_secs(3600)).await;
+    let fb = failback_in_process(&sim, &[], 1.0).await;
+    let launched = fb.handle(request(&ids), in_minutes(5)).await.unwrap();
+    let jobs = job_ids(&launched);
+    sleep(Duration::from_secs(11)).await;
+    let before = fb
+        .handle_track(track(&jobs, &[]), in_minutes(5))
+        .await
+        .unwrap();
+    assert!(delivered_of(&sim, DETAIL_TYPE_JOB_COMPLETED).is_empty());
+    let mut last = track(&jobs, &before.reported_job_ids);
+    last["final"] = true.into();
+    let answer = fb.handle_track(last, in_minutes(5)).await.unwrap();
+    assert!(!answer.complete);
+    let completed = delivered_of(&sim, DETAIL_TYPE_JOB_COMPLETED);
+    assert_eq!(completed.len(), 1);
+    assert_eq!(completed[0]["done"], false);
+    assert_eq!(completed[0]["counts"]["running"], 3);
+    let summary = delivered_of(&sim, DETAIL_TYPE_RUN_FINISHED);
+    assert_eq!(summary[0]["counts"]["running"], 3);
+    assert_eq!(summary[0]["runningJobIDs"], json!(jobs));
+    assert_eq!(
+        summary[0]["running"][0]["recoveryInstanceIDs"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
     );
 }

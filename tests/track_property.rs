@@ -1,9 +1,10 @@
 //! Every launched instance ends with exactly one final result, and each job is announced once:
 //! random per-server outcomes (succeed, fail with a log event, fail, terminate), random job
 //! durations and the unkind DRS (a visibility lag, launch statuses that stay PENDING, final states
-//! after the job, completed jobs without instance ids), read throttling and EventBridge outages,
-//! and random tracking schedules — calls at random moments, some with too little time left —
-//! each passing back what the one before reported, as the state machine does.
+//! after the job, completed jobs without instance ids), reads throttled or failing past their
+//! retries, EventBridge outages, and random tracking schedules — calls at random moments, some
+//! with too little time left — each asking after the jobs the one before left running and passing
+//! back what it reported, as the state machine does; then the run's last call.
 
 mod support;
 
@@ -43,13 +44,32 @@ fn read_fault() -> impl Strategy<Value = Fault> {
                 Just(Operation::DescribeRecoveryInstances),
                 Just(Operation::DescribeJobLogItems),
             ],
-            1u32..4,
+            1u32..9,
             0u32..4
         )
             .prop_map(|(operation, calls, retry_after_seconds)| Fault::Throttle {
                 operation,
                 calls,
                 retry_after_seconds,
+            }),
+        // DRS failing reads: past the reads' own retries, a read that fails for this call.
+        (
+            prop_oneof![
+                Just(Operation::DescribeJobs),
+                Just(Operation::DescribeRecoveryInstances),
+                Just(Operation::DescribeJobLogItems),
+            ],
+            1u32..9,
+        )
+            .prop_map(|(operation, calls)| Fault::Fail {
+                operation,
+                calls,
+                after: 0,
+                status: 500,
+                error_type: "InternalServerException".into(),
+                message: "simulated".into(),
+                members: serde_json::Map::new(),
+                retry_after: None,
             }),
         (1u32..8).prop_map(|calls| Fault::PutEventsDown { calls }),
         (1u32..3).prop_map(|entries| Fault::FailPutEventsEntries { entries }),
@@ -170,12 +190,17 @@ async fn check(case: Case) {
     assert_eq!(launched.counts.launched, ids.len(), "{launched:?}");
     let jobs: Vec<String> = launched.jobs.iter().map(|j| j.job_id.clone()).collect();
 
-    // The schedule, then calls every 10 s until done: each passes back what was reported.
+    // As the state machine tracks: the schedule, then a call every 10 s, each asking after the
+    // jobs the one before left running and passing back what was reported, until none is left.
     let mut reported: Vec<String> = Vec::new();
+    let mut running = jobs.clone();
     let mut seen: HashMap<String, (String, Option<String>)> = HashMap::new();
+    let mut kinds: HashMap<String, String> = HashMap::new();
     let mut calls = case.schedule.clone().into_iter();
-    let mut last = None;
     for round in 0..40 {
+        if running.is_empty() {
+            break;
+        }
         let (wait, in_time, fault) = calls.next().unwrap_or((10, true, None));
         sleep(Duration::from_secs(wait)).await;
         if let Some(fault) = fault {
@@ -187,35 +212,54 @@ async fn check(case: Case) {
             Instant::now() + Duration::from_millis(3_200)
         };
         let answer = fb
-            .handle_track(track(&jobs, &reported, false), deadline)
+            .handle_track(track(&running, &reported, false), deadline)
             .await
             .unwrap();
         assert!(Instant::now() <= deadline, "answered in time");
-        let results = results(&answer);
-        assert!(results.len() <= ids.len());
-        // A final result never changes.
-        for (id, result) in &results {
-            if result.0 != "running"
-                && let Some(before) = seen.insert(id.clone(), result.clone())
-            {
-                assert_eq!(&before, result, "{id} changed its final result");
+        // A final result never changes; its reason is settled once the job is done (while the
+        // job's log cannot be read the reason is the failback state's, and the job not done).
+        let settled: Vec<&String> = answer
+            .jobs
+            .iter()
+            .filter(|j| j.done)
+            .map(|j| &j.job_id)
+            .collect();
+        for job in &answer.jobs {
+            for result in job.results() {
+                let kind = serde_json::to_value(result.result).unwrap();
+                let kind = kind.as_str().unwrap().to_owned();
+                if kind == "running" {
+                    continue;
+                }
+                let id = result.id().to_owned();
+                if let Some(before) = kinds.insert(id.clone(), kind.clone()) {
+                    assert_eq!(before, kind, "{id} changed its final result");
+                }
+                if settled.contains(&&job.job_id) {
+                    let now = (kind, result.reason.clone());
+                    if let Some(before) = seen.insert(id.clone(), now.clone()) {
+                        assert_eq!(
+                            before, now,
+                            "{id} changed its reason after its job was done"
+                        );
+                    }
+                }
             }
         }
         reported = answer.reported_job_ids.clone();
-        let done = answer.complete && reported.len() == jobs.len();
-        last = Some(answer);
-        if done && round >= case.schedule.len() {
-            break;
-        }
-        if round > case.schedule.len() {
+        running = answer.running_job_ids.clone();
+        if round >= case.schedule.len() {
             sim.clear_faults();
         }
     }
-    let last = last.unwrap();
-    assert!(last.complete, "every job ends: {last:?}");
+    assert!(
+        running.is_empty(),
+        "every job ends and is announced: {running:?}"
+    );
+    assert_eq!(reported.len(), jobs.len());
+    let final_results: BTreeMap<String, (String, Option<String>)> = seen.into_iter().collect();
     assert_eq!(
-        results(&last),
-        expected,
+        final_results, expected,
         "one final result per instance, as DRS ended it"
     );
     let mut announced: Vec<String> = delivered_of(&sim, DETAIL_TYPE_JOB_COMPLETED)
@@ -226,11 +270,28 @@ async fn check(case: Case) {
     let mut want = jobs.clone();
     want.sort();
     assert_eq!(announced, want, "each job announced exactly once");
+    // Each announcement says what DRS ended each instance in, with the log's reason.
+    for event in delivered_of(&sim, DETAIL_TYPE_JOB_COMPLETED) {
+        for instance in event["instances"].as_array().unwrap() {
+            let id = instance["recoveryInstanceID"].as_str().unwrap();
+            let said = (
+                instance["result"].as_str().unwrap().to_owned(),
+                instance["reason"].as_str().map(str::to_owned),
+            );
+            assert_eq!(said, expected[id], "{id} as its job's event says it");
+        }
+    }
 
+    sim.clear_faults();
     let summary = fb
         .handle_track(track(&jobs, &reported, true), in_minutes(2))
         .await
         .unwrap();
+    assert_eq!(
+        results(&summary),
+        expected,
+        "the last call reads the same results"
+    );
     let finished = summary.finished.unwrap();
     let failed = expected.values().filter(|r| r.0 == "failed").count();
     assert_eq!(

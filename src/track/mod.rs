@@ -5,26 +5,27 @@
 
 use std::collections::{HashMap, HashSet};
 
-use futures_util::future::join;
 use serde::Serialize;
 use tokio::time::Instant;
 use tracing::{info, warn};
 
 use crate::deadline::Budget;
-use crate::drs::{Drs, JobRecord, RecoveryInstance};
+use crate::drs::{Drs, JobRecord};
 use crate::error::HandlerError;
 use crate::events::{job_completed, run_finished};
 use crate::finish::{Listing, fit_jobs, merge_not_launched, size};
 use crate::outcome::{EventDelivery, NotLaunchedGroup};
 use crate::publish::EventPublisher;
-use crate::reads::{DrsReads, ReadFailure};
+use crate::reads::DrsReads;
 use crate::request::TrackRequest;
 use crate::results::{
-    InstanceResult, ResultCounts, ResultGroup, ResultKind, RunCounts, TrackedJob, decide, failures,
-    group, reason,
+    InstanceResult, ResultCounts, ResultGroup, ResultKind, RunCounts, TrackedJob, group,
 };
 use crate::retry::RetryPolicy;
 use crate::run::Failback;
+
+mod read;
+use read::{explain_failures, read_instances, read_logs, results_of, tracked_job, unreadable};
 
 /// The answer is a Step Functions task output (256 KB): it is fitted into this ([`fit_jobs`]).
 const ANSWER_BUDGET_BYTES: usize = 200 * 1024;
@@ -77,10 +78,11 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
             max_concurrent: self.config.max_concurrent_launches,
             active_job_window: self.config.active_job_window,
         };
+        let final_call = request.final_call;
         let jobs = match reads.jobs(&request.job_ids).await {
             Ok(jobs) => jobs,
             Err(failure) => {
-                unusable(&failure)?;
+                unreadable(&failure, final_call, "jobs")?;
                 warn!(error = %failure, "jobs could not be read: tracked as unknown");
                 Vec::new()
             }
@@ -93,7 +95,8 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
             .filter_map(|id| jobs.get(id.as_str()).copied())
             .filter(|job| job.run_id.as_deref() == Some(request.run_id.as_str()))
             .collect();
-        let instances = read_instances(&reads, &ours).await?;
+        let instances = read_instances(&reads, &ours, final_call).await?;
+        let logs = read_logs(&reads, &ours, &instances).await?;
 
         let mut tracked: Vec<TrackedJob> = Vec::new();
         for job_id in &request.job_ids {
@@ -101,10 +104,15 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
             tracked.push(match job {
                 Some(job) if ours.iter().any(|o| o.job_id == job.job_id) => {
                     let mut results = results_of(job, &instances);
-                    if results.iter().any(|r| r.result == ResultKind::Failed) {
-                        explain_failures(&reads, job, &mut results).await?;
+                    let log = logs.get(job_id.as_str());
+                    explain_failures(log.and_then(Option::as_ref), &mut results);
+                    let mut tracked = tracked_job(job, results);
+                    // A failure's reason is the job log's: a job whose log could not be read is
+                    // not done yet (the run's last call takes the failback state's word).
+                    if matches!(log, Some(None)) && !final_call {
+                        tracked.done = false;
                     }
-                    tracked_job(job, results)
+                    tracked
                 }
                 Some(job) => TrackedJob {
                     status: "NOT_THIS_RUN".into(),
@@ -138,7 +146,10 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
         let already: HashSet<String> = reported.iter().cloned().collect();
         let mut entries = Vec::new();
         let mut announced = Vec::new();
-        for job in tracked.iter().filter(|j| j.done && j.status == "COMPLETED") {
+        // A job is announced once its instances are final; the run's last call announces every
+        // job DRS has finished, final or not, so no job goes unannounced.
+        let announce = |j: &&TrackedJob| j.status == "COMPLETED" && (j.done || request.final_call);
+        for job in tracked.iter().filter(announce) {
             if !already.contains(&job.job_id) {
                 let entry = job_completed(source, run_id, job);
                 announced.push((job.job_id.clone(), entry.detail.clone()));
@@ -154,12 +165,23 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
             not_launched: request.not_launched.count,
         });
         if let Some(run) = finished {
-            let failed: Vec<InstanceResult> = all
+            let unfinished: Vec<InstanceResult> = all
                 .iter()
-                .filter(|r| r.result == ResultKind::Failed)
+                .filter(|r| r.result != ResultKind::Succeeded)
                 .map(|r| (*r).clone())
                 .collect();
-            entries.extend(run_finished(source, run_id, run, &group(&failed)));
+            let running_jobs: Vec<&str> = tracked
+                .iter()
+                .filter(|j| !j.done)
+                .map(|j| j.job_id.as_str())
+                .collect();
+            entries.extend(run_finished(
+                source,
+                run_id,
+                run,
+                &group(&unfinished),
+                &running_jobs,
+            ));
         }
         let report = self.publish(entries, deadline).await;
         // A job is reported once its event is delivered: one that was not is announced again by
@@ -181,13 +203,14 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
             run_id: run_id.to_owned(),
             complete: tracked.iter().all(|j| j.done),
             counts,
+            // Not done, or done but its event not delivered: the next call asks again.
             running_job_ids: tracked
                 .iter()
-                .filter(|j| !j.done)
+                .filter(|j| !j.done || (j.status == "COMPLETED" && !reported.contains(&j.job_id)))
                 .map(|j| j.job_id.clone())
                 .collect(),
             jobs: Vec::new(),
-            reported_job_ids: reported,
+            reported_job_ids: Vec::new(),
             listing: Listing::Instances,
             groups: None,
             not_launched,
@@ -197,6 +220,7 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
                 undelivered: report.undelivered,
             },
         };
+        answer.reported_job_ids = reported;
         let budget = ANSWER_BUDGET_BYTES.saturating_sub(size(&answer));
         (answer.listing, answer.jobs, answer.groups) = fit_jobs(tracked, budget);
         info!(
@@ -211,134 +235,5 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
             "tracked"
         );
         Ok(answer)
-    }
-}
-
-fn unusable(failure: &ReadFailure) -> Result<(), HandlerError> {
-    match failure.unusable() {
-        Some((kind, message)) => Err(HandlerError::DrsUnusable { kind, message }),
-        None => Ok(()),
-    }
-}
-
-/// The recovery instances of the jobs' servers: by recovery instance id, and by source server
-/// for servers listed without one. What cannot be read is left out (its results stay running).
-async fn read_instances<D: Drs>(
-    reads: &DrsReads<'_, D>,
-    jobs: &[&JobRecord],
-) -> Result<Vec<RecoveryInstance>, HandlerError> {
-    let participants = jobs.iter().flat_map(|job| &job.participants);
-    let mut by_recovery = Vec::new();
-    let mut by_source = Vec::new();
-    for participant in participants {
-        match (
-            &participant.recovery_instance_id,
-            &participant.source_server_id,
-        ) {
-            (Some(id), _) => by_recovery.push(id.clone()),
-            (None, Some(source)) => by_source.push(source.clone()),
-            (None, None) => {}
-        }
-    }
-    by_recovery.sort();
-    by_recovery.dedup();
-    by_source.sort();
-    by_source.dedup();
-    let (found, of_sources) = join(
-        reads.instances(&by_recovery),
-        reads.instances_of_source_servers(&by_source),
-    )
-    .await;
-    let mut instances = Vec::new();
-    for read in [found, of_sources] {
-        match read {
-            Ok(list) => instances.extend(list),
-            Err(failure) => {
-                unusable(&failure)?;
-                warn!(error = %failure, "recovery instances could not be read: results stay running");
-            }
-        }
-    }
-    Ok(instances)
-}
-
-/// Each server of the job with its result.
-fn results_of(job: &JobRecord, instances: &[RecoveryInstance]) -> Vec<InstanceResult> {
-    job.participants
-        .iter()
-        .map(|participant| {
-            let instance = instances.iter().find(|i| {
-                participant.recovery_instance_id.as_deref() == Some(&i.recovery_instance_id)
-                    || (participant.recovery_instance_id.is_none()
-                        && participant.source_server_id.is_some()
-                        && i.source_server_id == participant.source_server_id)
-            });
-            // The instance's state speaks for this job only if it names this job.
-            let state = instance
-                .filter(|i| i.failback_job_id.as_deref() == Some(job.job_id.as_str()))
-                .map(|i| i.failback_state.clone());
-            let result = decide(participant.launch_status.as_deref(), state.as_deref());
-            InstanceResult {
-                recovery_instance_id: participant
-                    .recovery_instance_id
-                    .clone()
-                    .or_else(|| instance.map(|i| i.recovery_instance_id.clone())),
-                source_server_id: participant
-                    .source_server_id
-                    .clone()
-                    .or_else(|| instance.and_then(|i| i.source_server_id.clone())),
-                result,
-                launch_status: participant.launch_status.clone(),
-                failback_state: state,
-                reason: None,
-                message: None,
-            }
-        })
-        .collect()
-}
-
-/// Gives each failed instance its reason, from the job's log when it can be read.
-async fn explain_failures<D: Drs>(
-    reads: &DrsReads<'_, D>,
-    job: &JobRecord,
-    results: &mut [InstanceResult],
-) -> Result<(), HandlerError> {
-    let logged = match reads.job_log(&job.job_id).await {
-        Ok(log) => failures(&log),
-        Err(failure) => {
-            unusable(&failure)?;
-            warn!(job_id = %job.job_id, error = %failure, "job log could not be read: reasons from the state");
-            HashMap::new()
-        }
-    };
-    for result in results
-        .iter_mut()
-        .filter(|r| r.result == ResultKind::Failed)
-    {
-        let logged = result
-            .source_server_id
-            .as_deref()
-            .and_then(|source| logged.get(source));
-        let (why, message) = reason(
-            logged,
-            result.failback_state.as_deref(),
-            result.launch_status.as_deref(),
-        );
-        result.reason = Some(why);
-        result.message = message;
-    }
-    Ok(())
-}
-
-fn tracked_job(job: &JobRecord, results: Vec<InstanceResult>) -> TrackedJob {
-    let counts = ResultCounts::of(&results);
-    TrackedJob {
-        job_id: job.job_id.clone(),
-        arn: job.arn.clone(),
-        status: job.status.clone(),
-        done: job.status == "COMPLETED" && counts.running == 0,
-        counts,
-        instances: Some(results),
-        groups: None,
     }
 }
