@@ -98,7 +98,14 @@ pub(super) fn results_of(job: &JobRecord, instances: &[RecoveryInstance]) -> Vec
             let state = instance
                 .filter(|i| i.failback_job_id.as_deref() == Some(job.job_id.as_str()))
                 .map(|i| i.failback_state.clone());
-            let result = decide(participant.launch_status.as_deref(), state.as_deref());
+            // A server the job lists by source server only, whose recovery instance could not be
+            // read, cannot be told apart yet: its result waits until it can.
+            let unidentified = participant.recovery_instance_id.is_none() && instance.is_none();
+            let result = if unidentified {
+                ResultKind::Running
+            } else {
+                decide(participant.launch_status.as_deref(), state.as_deref())
+            };
             InstanceResult {
                 recovery_instance_id: participant
                     .recovery_instance_id
