@@ -516,3 +516,41 @@ async fn the_last_call_announces_every_finished_job_and_names_what_still_runs() 
         3
     );
 }
+
+/// The other extreme of the largest run: 5 000 instances in 5 000 jobs of one (quota freeing one
+/// server at a time), a third failing, summed up by one final call that passes back all 5 000 job
+/// ids as reported. Only the whole run's instances grouped fit: the answer says so, and stays
+/// under the 256 KB a Step Functions state may hold.
+#[tokio::test(start_paused = true)]
+async fn the_answer_fits_a_run_of_thousands_of_one_instance_jobs() {
+    let mut fleet = ready(5000);
+    let ids = fleet.ids();
+    for id in ids.iter().step_by(3) {
+        fleet.set_failure(id, "CONVERSION_FAIL");
+    }
+    let sim = sim_of(fleet, |c| {
+        c.quotas.active_jobs = 5000;
+        c.page_size = 1000;
+    })
+    .await;
+    let tag = [(drs_failback::request::RUN_ID_TAG_KEY, RUN_ID)];
+    let jobs: Vec<String> = ids
+        .iter()
+        .map(|id| sim.start_job(std::slice::from_ref(id), &tag).unwrap())
+        .collect();
+    sleep(Duration::from_secs(11)).await;
+    let fb = failback_in_process(&sim, &UNLIMITED, 1.0).await;
+    let mut payload = track(&jobs, &jobs);
+    payload["final"] = true.into();
+    let answer = fb.handle_track(payload, in_minutes(10)).await.unwrap();
+    let bytes = serde_json::to_vec(&answer).unwrap().len();
+    assert!(bytes < 256 * 1024, "{bytes} bytes");
+    assert_eq!(answer.listing, Listing::RunGroups);
+    assert!(answer.jobs.is_empty());
+    assert_eq!(results(&answer).len(), 5000);
+    assert_eq!(
+        (answer.counts.succeeded, answer.counts.failed),
+        (3333, 1667)
+    );
+    assert!(answer.complete);
+}

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use drs_failback::drs::Drs;
-use drs_failback::error::HandlerError;
+use drs_failback::error::{ERROR_READ_FAILED, HandlerError};
 use drs_failback::handler::Reply;
 use drs_failback::outcome::{Answer, NotLaunchedGroup, OutcomeKind};
 use drs_failback::publish::EventPublisher;
@@ -96,7 +96,12 @@ pub enum StoppedBy {
     TimeLimit,
     MaxRounds,
     LaunchError,
+    TrackingError,
 }
+
+/// Tracking calls that may fail in a row before the run sums up (the state machine's
+/// `TrackFailed`).
+pub const MAX_TRACKING_ERRORS: usize = 3;
 
 /// How a run ended.
 #[derive(Debug, Clone)]
@@ -115,6 +120,7 @@ pub struct Finished {
     pub deferred_recovery_instance_ids: Vec<String>,
     pub deferred_source_server_ids: Vec<String>,
     pub launch_error: Option<String>,
+    pub tracking_error: Option<String>,
 }
 
 impl Finished {
@@ -143,6 +149,7 @@ impl Finished {
             "deferredRecoveryInstanceIDs": self.deferred_recovery_instance_ids,
             "deferredSourceServerIDs": self.deferred_source_server_ids,
             "launchError": self.launch_error,
+            "trackingError": self.tracking_error,
         });
         if let (Value::Object(output), Value::Object(extra)) = (&mut output, extra) {
             output.extend(extra);
@@ -164,6 +171,9 @@ struct Run {
     deferred_ids: Vec<String>,
     deferred_sources: Vec<String>,
     launch_error: Option<String>,
+    /// Tracking calls failed in a row, and the last one's error.
+    tracking_errors: usize,
+    tracking_error: Option<String>,
     /// Each job's latest counts, for the progress display.
     job_counts: HashMap<String, ResultCounts>,
     progress: Progress,
@@ -316,10 +326,21 @@ pub async fn run_whole<D: Drs, P: EventPublisher>(
                     "jobIDs": run.running, "reportedJobIDs": run.reported});
                 let deadline = Instant::now() + settings.invocation_timeout;
                 let freed = match failback.handle_track(payload, deadline).await {
-                    Ok(answer) => run.absorb_track(&answer),
-                    // As the state machine: a tracking call that fails goes to the final one.
-                    Err(_) => {
-                        next = Next::Final;
+                    Ok(answer) => {
+                        run.tracking_errors = 0;
+                        run.absorb_track(&answer)
+                    }
+                    // As the state machine: tried again at the next interval, a few times.
+                    Err(error) => {
+                        run.tracking_errors += 1;
+                        run.tracking_error = Some(error.to_string());
+                        next = if run.tracking_errors < MAX_TRACKING_ERRORS
+                            && start.elapsed() < settings.time_limit
+                        {
+                            Next::TrackAfterWait
+                        } else {
+                            Next::Final
+                        };
                         continue;
                     }
                 };
@@ -352,14 +373,29 @@ async fn finish<D: Drs, P: EventPublisher>(
     not_launched.extend(run.deferred_groups.iter().cloned());
     let payload = json!({"action": "track", "runId": run.run_id, "jobIDs": run.jobs,
         "reportedJobIDs": run.reported, "final": true, "notLaunched": not_launched});
-    let deadline = Instant::now() + settings.invocation_timeout;
-    let answer = failback.handle_track(payload, deadline).await?;
+    // As the state machine: a last call that could not read DRS is tried again, a few times.
+    let mut wait = settings.track_interval;
+    let mut attempts = 0;
+    let answer = loop {
+        let deadline = Instant::now() + settings.invocation_timeout;
+        match failback.handle_track(payload.clone(), deadline).await {
+            Err(error) if error.error_type() == ERROR_READ_FAILED && attempts < 5 => {
+                attempts += 1;
+                sleep(wait).await;
+                wait *= 2;
+            }
+            answer => break answer?,
+        }
+    };
     run.absorb_track(&answer);
     run.progress.elapsed_seconds = start.elapsed().as_secs();
     observe(&run.progress);
     let deferred = run.deferred_ids.len() + run.deferred_sources.len();
+    let tracking_failed = run.tracking_errors >= MAX_TRACKING_ERRORS;
     let stopped_by = if run.launch_error.is_some() {
         Some(StoppedBy::LaunchError)
+    } else if tracking_failed {
+        Some(StoppedBy::TrackingError)
     } else if start.elapsed() >= settings.time_limit {
         Some(StoppedBy::TimeLimit)
     } else if deferred > 0 && run.progress.rounds >= settings.max_rounds {
@@ -368,13 +404,17 @@ async fn finish<D: Drs, P: EventPublisher>(
         None
     };
     Ok(ArcEnd::Finished(Box::new(Finished {
-        complete: answer.complete && deferred == 0 && run.launch_error.is_none(),
+        complete: answer.complete
+            && deferred == 0
+            && run.launch_error.is_none()
+            && !tracking_failed,
         answer,
         stopped_by,
         progress: run.progress,
         deferred_recovery_instance_ids: run.deferred_ids,
         deferred_source_server_ids: run.deferred_sources,
         launch_error: run.launch_error,
+        tracking_error: run.tracking_error,
     })))
 }
 

@@ -235,7 +235,8 @@ function assertEnded(run, state) {
   assert.equal(run.state, state, `ended in ${run.state} (${run.status})${why}`);
 }
 
-const ids = (prefix, count) => Array.from({ length: count }, (_, i) => `i-${prefix}${String(i + 1).padStart(8, "0")}`);
+// Recovery instance ids as long as real ones (19 characters): the size limits are tested honestly.
+const ids = (prefix, count) => Array.from({ length: count }, (_, i) => `i-${prefix}${String(i + 1).padStart(15, "0")}`);
 const launchCalls = (fake) => fake.calls.filter((c) => (c.detail ?? c).action !== "track");
 const trackCalls = (fake) => fake.calls.filter((c) => c.action === "track");
 
@@ -456,20 +457,53 @@ test("a launch error after jobs exist stops launching, and the jobs are still tr
   assertEventsOnce(fake);
 });
 
-test("a failing tracking call goes to the final call; a failing final call fails the run, naming the error", async () => {
+test("a failing tracking call is tried again at the next interval; three in a row sum the run up", async () => {
   let trackFailures = 0;
   const flaky = fakeFunction({
-    error: (n, body) => (body.action === "track" && !body.final && trackFailures++ < 7 ? functionError("DrsThrottled", "slow down") : undefined),
+    error: (n, body) => (body.action === "track" && !body.final && trackFailures++ < 2 ? functionError("DrsThrottled", "slow down") : undefined),
     jobSeconds: 30,
   });
   const run = await execute(definition(), { runId: "wave-9", recoveryInstanceIDs: ids("14", 2) }, flaky);
   assertEnded(run, "FailbackComplete");
-  assert.equal(trackCalls(flaky).filter((c) => c.final).length, 1);
+  assert.equal(run.output.stoppedBy, null);
+  assert.equal(trackCalls(flaky).filter((c) => !c.final).length, 3, "two failed, then the one that saw the job done");
 
-  const down = fakeFunction({ error: (n, body) => (body.action === "track" ? new StatesError("Lambda.Unknown", "crashed") : undefined) });
-  const failed = await execute(definition(), { runId: "wave-10", recoveryInstanceIDs: ids("15", 2) }, down);
+  const broken = fakeFunction({
+    error: (n, body) => (body.action === "track" && !body.final ? new StatesError("Lambda.Unknown", "crashed") : undefined),
+    jobSeconds: 30,
+  });
+  const stopped = await execute(definition(), { runId: "wave-9b", recoveryInstanceIDs: ids("16", 2) }, broken);
+  assertEnded(stopped, "FailbackIncomplete");
+  assert.equal(stopped.output.stoppedBy, "TRACKING_ERROR");
+  assert.equal(stopped.output.trackingError.Error, "Lambda.Unknown");
+  // Three failed calls, each after its two retries, then the final call, which succeeds.
+  assert.equal(trackCalls(broken).filter((c) => !c.final).length, 3 * 3);
+  assert.equal(stopped.output.counts.succeeded, 2, "the final call still reads every job");
+});
+
+test("the final call is retried while DRS cannot be read; if it keeps failing the run fails, naming the error", async () => {
+  let readFailures = 0;
+  const slow = fakeFunction({
+    error: (n, body) => (body.final && readFailures++ < 2 ? functionError("DrsReadFailed", "DRS jobs could not be read") : undefined),
+  });
+  const run = await execute(definition(), { runId: "wave-10", recoveryInstanceIDs: ids("15", 2) }, slow);
+  assertEnded(run, "FailbackComplete");
+  assert.equal(trackCalls(slow).filter((c) => c.final).length, 3);
+  assertEventsOnce(slow);
+
+  const down = fakeFunction({ error: (n, body) => (body.final ? new StatesError("Lambda.Unknown", "crashed") : undefined) });
+  const failed = await execute(definition(), { runId: "wave-11", recoveryInstanceIDs: ids("17", 2) }, down);
   assertEnded(failed, "TrackingFailed");
   assert.equal(failed.error, "Lambda.Unknown");
+});
+
+test("a run id that is null or not a string is not taken: the event id is", async () => {
+  const input = sample("eventbridge-failback-request.json");
+  const fake = fakeFunction();
+  const run = await execute(definition(), { ...input, detail: { ...input.detail, runId: null } }, fake);
+  assertEnded(run, "FailbackComplete");
+  assert.equal(fake.calls[0].runId, input.id);
+  assert.ok(trackCalls(fake).every((c) => c.runId === input.id));
 });
 
 test("the largest request: 5000 ids through a quota of 500 stay within every state and variable limit", async () => {
