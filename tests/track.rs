@@ -227,8 +227,8 @@ async fn the_final_call_sums_up_the_run() {
     );
 }
 
-/// The largest run accepted: 5000 instances in 50 jobs, a third failing each with its own long
-/// message. The answer stays under the 256 KB state limit (grouped), every event under its own.
+/// The largest run accepted: 5000 instances in 50 jobs, a third failing. The answer stays under
+/// the 256 KB state limit (each job's instances grouped), every event under its own.
 #[tokio::test(start_paused = true)]
 async fn the_answer_stays_small_at_the_largest_run() {
     let mut fleet = ready(5000);

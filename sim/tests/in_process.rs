@@ -54,13 +54,7 @@ async fn in_process_calls_reach_the_same_state_and_records() {
     assert_eq!(calls[0].operation, Operation::StartFailbackLaunch);
     assert_eq!(calls[0].recovery_instance_ids, ids);
     // Errors parse as over the wire: a second launch of the same instances conflicts.
-    let again = drs
-        .start_failback_launch()
-        .set_recovery_instance_ids(Some(ids.clone()))
-        .send()
-        .await
-        .unwrap_err()
-        .into_service_error();
+    let again = common::launch(&drs, &ids).await.unwrap_err();
     assert!(matches!(
         again,
         StartFailbackLaunchError::ConflictException(_)
@@ -168,13 +162,7 @@ async fn an_instance_drs_refuses_is_named_unless_errors_carry_no_details() {
         })
         .await;
         let drs = common::in_process_drs(&sim).await;
-        let refused = drs
-            .start_failback_launch()
-            .set_recovery_instance_ids(Some(ids.clone()))
-            .send()
-            .await
-            .unwrap_err()
-            .into_service_error();
+        let refused = common::launch(&drs, &ids).await.unwrap_err();
         let StartFailbackLaunchError::ConflictException(conflict) = refused else {
             panic!("a conflict expected: {refused:?}");
         };

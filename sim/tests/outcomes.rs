@@ -23,16 +23,6 @@ fn fleet() -> Fleet {
     fleet
 }
 
-async fn launch(drs: &Client, ids: &[String]) -> String {
-    let answer = drs
-        .start_failback_launch()
-        .set_recovery_instance_ids(Some(ids.to_vec()))
-        .send()
-        .await
-        .unwrap();
-    answer.job.unwrap().job_id().to_owned()
-}
-
 /// The job's status and each server's launch status, by recovery instance.
 async fn job(drs: &Client, job_id: &str) -> (String, BTreeMap<String, String>) {
     let jobs = drs
@@ -97,7 +87,7 @@ async fn each_server_ends_as_configured_with_its_log_event() {
     })
     .await;
     let drs = common::in_process_drs(&sim).await;
-    let job_id = launch(&drs, &ids).await;
+    let job_id = common::launch(&drs, &ids).await.unwrap();
 
     sleep(Duration::from_secs(30)).await;
     let (status, servers) = job(&drs, &job_id).await;
@@ -179,7 +169,7 @@ async fn a_time_scale_runs_jobs_faster() {
     })
     .await;
     let drs = common::in_process_drs(&sim).await;
-    let job_id = launch(&drs, &ids).await;
+    let job_id = common::launch(&drs, &ids).await.unwrap();
     sleep(Duration::from_millis(9_900)).await;
     assert_eq!(job(&drs, &job_id).await.0, "STARTED");
     sleep(Duration::from_millis(200)).await;
@@ -206,7 +196,7 @@ async fn the_final_state_may_come_after_the_job_and_launch_status_stay_pending()
     })
     .await;
     let drs = common::in_process_drs(&sim).await;
-    let job_id = launch(&drs, &ids).await;
+    let job_id = common::launch(&drs, &ids).await.unwrap();
     sleep(Duration::from_secs(15)).await;
     let (status, servers) = job(&drs, &job_id).await;
     assert_eq!(status, "COMPLETED");

@@ -3,6 +3,8 @@
 
 mod common;
 
+use common::launch;
+
 use std::collections::HashSet;
 use std::time::Duration;
 
@@ -24,19 +26,6 @@ fn ready(n: usize) -> Fleet {
 
 fn ids(fleet: &Fleet, range: std::ops::Range<usize>) -> Vec<String> {
     fleet.ids()[range].to_vec()
-}
-
-async fn launch(
-    client: &aws_sdk_drs::Client,
-    ids: &[String],
-) -> Result<String, StartFailbackLaunchError> {
-    client
-        .start_failback_launch()
-        .set_recovery_instance_ids(Some(ids.to_vec()))
-        .send()
-        .await
-        .map(|o| o.job().expect("job").job_id().to_owned())
-        .map_err(|e| e.into_service_error())
 }
 
 fn quota_code(result: Result<String, StartFailbackLaunchError>) -> String {

@@ -81,13 +81,7 @@ async fn describe_calls_show_a_new_job_only_after_the_lag_the_conflict_check_at_
         ("FAILBACK_READY_FOR_LAUNCH".to_owned(), None)
     );
     // DRS's own check sees the job at once.
-    let again = drs
-        .start_failback_launch()
-        .set_recovery_instance_ids(Some(ids.clone()))
-        .send()
-        .await
-        .unwrap_err()
-        .into_service_error();
+    let again = common::launch(&drs, &ids).await.unwrap_err();
     assert!(matches!(
         again,
         StartFailbackLaunchError::ConflictException(_)
@@ -264,13 +258,7 @@ async fn the_unkind_settings_change_at_run_time() {
             .build()
     };
     assert!(job_ids(&drs, by_id()).await.is_empty(), "not shown yet");
-    let conflict = drs
-        .start_failback_launch()
-        .set_recovery_instance_ids(Some(ids.clone()))
-        .send()
-        .await
-        .unwrap_err()
-        .into_service_error();
+    let conflict = common::launch(&drs, &ids).await.unwrap_err();
     let StartFailbackLaunchError::ConflictException(conflict) = conflict else {
         panic!("a conflict: {conflict:?}")
     };

@@ -96,14 +96,29 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
             .filter(|job| job.run_id.as_deref() == Some(request.run_id.as_str()))
             .collect();
         let instances = read_instances(&reads, &ours, final_call).await?;
-        let logs = read_logs(&reads, &ours, &instances).await?;
+        let mut results: HashMap<&str, Vec<InstanceResult>> = ours
+            .iter()
+            .map(|job| (job.job_id.as_str(), results_of(job, &instances)))
+            .collect();
+        // The logs of the finished jobs with a failure: the reasons.
+        let with_failures: Vec<&str> = ours
+            .iter()
+            .filter(|job| {
+                job.status == "COMPLETED"
+                    && results[job.job_id.as_str()]
+                        .iter()
+                        .any(|r| r.result == ResultKind::Failed)
+            })
+            .map(|job| job.job_id.as_str())
+            .collect();
+        let logs = read_logs(&reads, &with_failures).await?;
 
         let mut tracked: Vec<TrackedJob> = Vec::new();
         for job_id in &request.job_ids {
             let job = jobs.get(job_id.as_str()).copied();
-            tracked.push(match job {
-                Some(job) if ours.iter().any(|o| o.job_id == job.job_id) => {
-                    let mut results = results_of(job, &instances);
+            let ours = results.remove(job_id.as_str());
+            tracked.push(match (job, ours) {
+                (Some(job), Some(mut results)) => {
                     let log = logs.get(job_id.as_str());
                     explain_failures(log.and_then(Option::as_ref), &mut results);
                     let mut tracked = tracked_job(job, results);
@@ -114,12 +129,12 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
                     }
                     tracked
                 }
-                Some(job) => TrackedJob {
+                (Some(job), None) => TrackedJob {
                     status: "NOT_THIS_RUN".into(),
                     done: true,
                     ..tracked_job(job, Vec::new())
                 },
-                None => TrackedJob {
+                (None, _) => TrackedJob {
                     job_id: job_id.clone(),
                     arn: None,
                     status: "UNKNOWN".into(),

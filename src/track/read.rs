@@ -125,23 +125,16 @@ pub(super) fn results_of(job: &JobRecord, instances: &[RecoveryInstance]) -> Vec
         .collect()
 }
 
-/// The logs of the finished jobs with a failed instance, read a few at a time: the reasons. A
-/// log that could not be read is `None`.
+/// The logs of these jobs, read a few at a time, as failures by source server; a log that could
+/// not be read is `None`.
 pub(super) async fn read_logs<'j, D: Drs>(
     reads: &DrsReads<'_, D>,
-    jobs: &[&'j JobRecord],
-    instances: &[RecoveryInstance],
+    job_ids: &[&'j str],
 ) -> Result<HashMap<&'j str, Option<Failures>>, HandlerError> {
-    let with_failures = jobs.iter().filter(|job| {
-        job.status == "COMPLETED"
-            && results_of(job, instances)
-                .iter()
-                .any(|r| r.result == ResultKind::Failed)
-    });
-    let logs: Vec<(&str, Result<Failures, ReadFailure>)> = stream::iter(with_failures)
-        .map(|job| async move {
-            let log = reads.job_log(&job.job_id).await.map(|log| failures(&log));
-            (job.job_id.as_str(), log)
+    let logs: Vec<(&str, Result<Failures, ReadFailure>)> = stream::iter(job_ids.iter().copied())
+        .map(|job_id| async move {
+            let log = reads.job_log(job_id).await.map(|log| failures(&log));
+            (job_id, log)
         })
         .buffer_unordered(reads.max_concurrent.max(1))
         .collect()

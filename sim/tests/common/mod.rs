@@ -39,6 +39,20 @@ pub async fn in_process_drs(sim: &SimHandle) -> aws_sdk_drs::Client {
     aws_sdk_drs::Client::new(&sdk)
 }
 
+/// `StartFailbackLaunch` of these instances: the job id, or the error DRS answered.
+pub async fn launch(
+    client: &aws_sdk_drs::Client,
+    ids: &[String],
+) -> Result<String, aws_sdk_drs::operation::start_failback_launch::StartFailbackLaunchError> {
+    client
+        .start_failback_launch()
+        .set_recovery_instance_ids(Some(ids.to_vec()))
+        .send()
+        .await
+        .map(|o| o.job().expect("job").job_id().to_owned())
+        .map_err(|e| e.into_service_error())
+}
+
 pub async fn events(sim: &SimHandle) -> aws_sdk_eventbridge::Client {
     let sdk = sdk_config(&sim.endpoint())
         .await
