@@ -1,21 +1,32 @@
 // A small interpreter for the part of the Amazon States Language that failback.asl.json uses:
-// JSONata states (Pass, Task, Choice, Wait, Succeed, Fail) with Arguments, Output, Assign, Retry
-// and Catch, evaluated with the JSONata version Step Functions runs (2.0.6). Anything else in a
-// definition is refused rather than ignored, so a change this interpreter does not model fails
-// loudly instead of being tested wrongly. The Lambda function is a callback; waits do not sleep:
-// a virtual clock moves on by each Wait's seconds and by whatever a task says it took, and the
-// context object carries it (Execution.StartTime, State.EnteredTime, as ISO-8601 strings).
+// JSONata states (Pass, Task, Choice, Wait, Succeed, Fail) with Arguments, Output, Assign, Retry,
+// Catch and TimeoutSeconds, evaluated with the JSONata version Step Functions runs (2.0.6), and
+// three task resources: lambda:invoke (a callback plays the function), events:putEvents (recorded,
+// with a hook that may fail it) and events:putEvents.waitForTaskToken (recorded, then a hook answers
+// the task token: success, failure, or never). Anything else in a definition -- a field, a
+// retrier's, catcher's or choice rule's field, a resource -- is refused rather than ignored, so a
+// change this interpreter does not model fails loudly instead of being tested wrongly. Waits do
+// not sleep: a virtual clock moves on by each Wait's seconds, each retry's delay, each callback's
+// answer time and whatever a task says it took, and the context object carries it
+// (Execution.StartTime, State.EnteredTime, as ISO-8601 strings).
 //
 // Modelled from the Step Functions documentation: a JSONata expression is a whole string
 // "{% ... %}"; one that evaluates to nothing (undefined) fails the state with
 // States.QueryEvaluationError; Assign and Output both see the variables as they were when the
-// state was entered; a state's input and output, a task's arguments, and the variables one Assign
-// sets are each at most 256 KiB.
+// state was entered; a state's input and output, a task's arguments and result, and the variables
+// one Assign sets are each at most 256 KiB; a retrier waits IntervalSeconds x BackoffRate^n
+// (capped by MaxDelaySeconds; with JitterStrategy FULL the interpreter takes the whole delay, the
+// longest a real run waits); a task that runs longer than its TimeoutSeconds fails with
+// States.Timeout; a .waitForTaskToken task finds its token in $states.context.Task.Token (only
+// there), and its result is the output SendTaskSuccess gave, its error SendTaskFailure's; the
+// EventBridge integration takes Detail as a JSON object, at most 10 entries, and answers
+// {Entries: [{EventId}], FailedEntryCount}.
 "use strict";
 
 const jsonata = require("jsonata");
 
 const MAX_PAYLOAD_BYTES = 256 * 1024;
+const MAX_TIMEOUT_SECONDS = 99999999;
 
 class StatesError extends Error {
   constructor(error, cause) {
@@ -28,12 +39,21 @@ class StatesError extends Error {
 const FIELDS = {
   common: ["Type", "Comment", "QueryLanguage", "Next", "End", "Assign", "Output"],
   Pass: [],
-  Task: ["Resource", "Arguments", "Retry", "Catch"],
+  Task: ["Resource", "Arguments", "Retry", "Catch", "TimeoutSeconds"],
   Choice: ["Choices", "Default"],
   Wait: ["Seconds"],
   Succeed: [],
   Fail: ["Error", "Cause"],
 };
+const RETRIER_FIELDS = ["ErrorEquals", "IntervalSeconds", "MaxAttempts", "BackoffRate", "MaxDelaySeconds", "JitterStrategy"];
+const CATCHER_FIELDS = ["ErrorEquals", "Next", "Assign", "Output"];
+const CHOICE_RULE_FIELDS = ["Condition", "Next", "Assign"];
+
+const LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke";
+const PUT_EVENTS = "arn:aws:states:::events:putEvents";
+const PUT_EVENTS_WAIT = "arn:aws:states:::events:putEvents.waitForTaskToken";
+const RESOURCES = [LAMBDA_INVOKE, PUT_EVENTS, PUT_EVENTS_WAIT];
+const EVENT_ENTRY_FIELDS = ["Detail", "DetailType", "EventBusName", "Source", "Resources", "Time", "TraceHeader"];
 
 /** Replaces ${Name} as CloudFormation's DefinitionSubstitutions do: in the text, before parsing. */
 function substitute(text, substitutions) {
@@ -44,10 +64,34 @@ function substitute(text, substitutions) {
   return JSON.parse(out);
 }
 
+const byteSize = (value) => Buffer.byteLength(JSON.stringify(value) ?? "", "utf8");
+
 function checkSize(value, what) {
-  const bytes = Buffer.byteLength(JSON.stringify(value) ?? "", "utf8");
+  const bytes = byteSize(value);
   if (bytes > MAX_PAYLOAD_BYTES) {
     throw new StatesError("States.DataLimitExceeded", `${what} is ${bytes} bytes`);
+  }
+}
+
+function checkFields(object, allowed, what) {
+  for (const key of Object.keys(object)) {
+    if (!allowed.includes(key)) throw new Error(`${what}: field ${key} is not modelled`);
+  }
+}
+
+/** Refuses what the interpreter does not model, before the state runs. */
+function checkState(name, state) {
+  checkFields(state, [...FIELDS.common, ...(FIELDS[state.Type] ?? [])], `${name} (a ${state.Type} state)`);
+  for (const [i, r] of (state.Retry ?? []).entries()) {
+    checkFields(r, RETRIER_FIELDS, `${name}.Retry[${i}]`);
+    if (r.JitterStrategy !== undefined && !["FULL", "NONE"].includes(r.JitterStrategy)) {
+      throw new Error(`${name}.Retry[${i}]: JitterStrategy ${r.JitterStrategy}`);
+    }
+  }
+  for (const [i, c] of (state.Catch ?? []).entries()) checkFields(c, CATCHER_FIELDS, `${name}.Catch[${i}]`);
+  for (const [i, r] of (state.Choices ?? []).entries()) checkFields(r, CHOICE_RULE_FIELDS, `${name}.Choices[${i}]`);
+  if (state.Type === "Task" && !RESOURCES.includes(state.Resource)) {
+    throw new Error(`${name}: resource ${state.Resource} is not modelled`);
   }
 }
 
@@ -89,34 +133,118 @@ async function resolve(value, bindings, field) {
 const matches = (errorEquals, error) =>
   errorEquals.includes(error) || (errorEquals.includes("States.ALL") && !error.startsWith("States.Runtime"));
 
-const START_TIME = Date.parse("2026-11-30T10:00:00.000Z");
+/** The delay before retry number `used` (0-based) of a retrier, as long as a real run may wait. */
+function retryDelay(retrier, used) {
+  const delay = (retrier.IntervalSeconds ?? 1) * (retrier.BackoffRate ?? 2) ** used;
+  return Math.min(delay, retrier.MaxDelaySeconds ?? Infinity);
+}
+
+/** The entries of an events:putEvents task, checked as the EventBridge integration takes them. */
+function eventEntries(args, name) {
+  checkFields(args, ["Entries", "EndpointId"], `${name}: arguments of events:putEvents`);
+  const entries = args.Entries;
+  if (!Array.isArray(entries) || entries.length < 1 || entries.length > 10) {
+    throw new StatesError("States.Runtime", `${name}: Entries must be a list of 1 to 10 events`);
+  }
+  for (const [i, e] of entries.entries()) {
+    checkFields(e, EVENT_ENTRY_FIELDS, `${name}: Entries[${i}]`);
+    for (const key of ["DetailType", "Source", "EventBusName"]) {
+      if (typeof e[key] !== "string" || e[key] === "") {
+        throw new StatesError("States.Runtime", `${name}: Entries[${i}].${key} must be a non-empty string`);
+      }
+    }
+    if (e.Detail === null || typeof e.Detail !== "object" || Array.isArray(e.Detail)) {
+      throw new StatesError("States.Runtime", `${name}: Entries[${i}].Detail must be a JSON object`);
+    }
+  }
+  return entries;
+}
+
+const DEFAULT_START_TIME = "2026-11-30T10:00:00.000Z";
 
 /**
- * Runs `definition` on `input`. `invoke(resource, args, clock)` plays the task's service and either
- * returns its result or throws a StatesError; `clock.advance(seconds)` says how long it took, and
- * `clock.elapsed()` how long the execution has run; `sleep(seconds)`, when given, makes each Wait
- * really wait (for a run against a real function). Returns { status, output | error+cause, trace,
- * waits, elapsed, variables }.
+ * Runs `definition` on `input`. Options:
+ * - `invoke(resource, args, clock)` plays lambda:invoke and either returns its result or throws a
+ *   StatesError; `clock.advance(seconds)` says how long it took, `clock.elapsed()` how long the
+ *   execution has run, `clock.now()` the time (ISO-8601);
+ * - `publish(entries, clock, state)`, when given, sees every PutEvents call (of both event
+ *   resources) before it is recorded, and may throw a StatesError to fail it;
+ * - `answer({token, state, entries, clock})` answers a .waitForTaskToken task once its events are
+ *   published: `{output, afterSeconds}` (SendTaskSuccess), `{error, cause, afterSeconds}`
+ *   (SendTaskFailure), or nothing (never answered: the task times out after its TimeoutSeconds);
+ * - `sleep(seconds, state)`, when given, makes each Wait really wait (for a run against a real
+ *   function); `executionName` (default "test"), `startTime` (ISO-8601; a second execution of the
+ *   same run starts after the first ended), `maxTransitions`.
+ * Returns { status, output | error+cause, trace, waits, events, elapsed, ended, variables }: `trace`
+ * has each state entered (with its input and the seconds elapsed then: `at`), each retry, catch
+ * and wait; `events` are the events the state machine published ({state, eventBusName, source, detailType, detail,
+ * time}).
  */
-async function execute(definition, input, { invoke, sleep, maxTransitions = 10000 }) {
+async function execute(definition, input, options) {
+  const { invoke, publish, answer, sleep, executionName = "test", startTime = DEFAULT_START_TIME, maxTransitions = 100000 } = options;
+  const START_TIME = Date.parse(startTime);
   let variables = {};
   const trace = [];
   const waits = [];
+  const events = [];
   let now = START_TIME;
+  let tokens = 0;
   const clock = {
     advance: (seconds) => {
       now += Math.round(seconds * 1000);
     },
     elapsed: () => (now - START_TIME) / 1000,
+    now: () => new Date(now).toISOString(),
   };
   const context = {
     Execution: {
-      Id: "arn:aws:states:local:000000000000:execution:sm:test",
-      Name: "test",
+      Id: `arn:aws:states:local:000000000000:execution:sm:${executionName}`,
+      Name: executionName,
       Input: input,
       StartTime: new Date(START_TIME).toISOString(),
     },
   };
+  const finish = (result) => ({ ...result, trace, waits, events, elapsed: clock.elapsed(), ended: clock.now(), variables });
+
+  /** One attempt of a task: its result, or a thrown StatesError. */
+  async function attempt(name, state, args, scope) {
+    const started = clock.elapsed();
+    const timeout = state.TimeoutSeconds === undefined ? MAX_TIMEOUT_SECONDS : await resolve(state.TimeoutSeconds, scope, "TimeoutSeconds");
+    if (!Number.isInteger(timeout) || timeout < 1 || timeout > MAX_TIMEOUT_SECONDS) {
+      throw new StatesError("States.QueryEvaluationError", `TimeoutSeconds must be an integer 1..${MAX_TIMEOUT_SECONDS}, got ${timeout}`);
+    }
+    const timedOut = () => new StatesError("States.Timeout", `${name} ran longer than ${timeout} s`);
+    if (state.Resource === LAMBDA_INVOKE) {
+      checkFields(args, ["FunctionName", "Payload", "Qualifier", "InvocationType", "ClientContext"], `${name}: arguments of lambda:invoke`);
+      const result = await invoke(state.Resource, args, clock);
+      if (clock.elapsed() - started > timeout) throw timedOut();
+      return result;
+    }
+    const entries = eventEntries(args, name);
+    if (publish) await publish(entries, clock, name);
+    const time = clock.now();
+    for (const e of entries) {
+      events.push({ state: name, eventBusName: e.EventBusName, source: e.Source, detailType: e.DetailType, detail: e.Detail, time });
+    }
+    const published = { Entries: entries.map((_, i) => ({ EventId: `${executionName}-${events.length - entries.length + i}` })), FailedEntryCount: 0 };
+    if (state.Resource === PUT_EVENTS) return published;
+
+    // .waitForTaskToken: the task waits until the token is answered, or times out.
+    const token = scope.states.context.Task.Token;
+    if (!JSON.stringify(args).includes(token)) {
+      throw new Error(`${name}: a .waitForTaskToken task whose arguments do not carry $states.context.Task.Token waits until it times out`);
+    }
+    const reply = answer ? await answer({ token, state: name, entries, clock }) : undefined;
+    const after = reply?.afterSeconds ?? 0;
+    if (!reply || after >= timeout) {
+      clock.advance(timeout);
+      throw timedOut();
+    }
+    clock.advance(after);
+    if ("error" in reply || "cause" in reply) throw new StatesError(reply.error ?? "", reply.cause ?? "");
+    return reply.output;
+  }
+
   let name = definition.StartAt;
   let stateInput = input;
 
@@ -125,17 +253,12 @@ async function execute(definition, input, { invoke, sleep, maxTransitions = 1000
     if (!state) throw new Error(`no state ${name}`);
     const language = state.QueryLanguage ?? definition.QueryLanguage ?? "JSONPath";
     if (language !== "JSONata") throw new Error(`${name}: only JSONata states are modelled`);
-    const allowed = [...FIELDS.common, ...(FIELDS[state.Type] ?? [])];
-    for (const key of Object.keys(state)) {
-      if (!allowed.includes(key)) throw new Error(`${name}: field ${key} of a ${state.Type} state is not modelled`);
-    }
+    checkState(name, state);
     checkSize(stateInput, `input of ${name}`);
-    const states = {
-      input: stateInput,
-      context: { ...context, State: { Name: name, EnteredTime: new Date(now).toISOString() } },
-    };
+    const stateContext = { Name: name, EnteredTime: new Date(now).toISOString() };
+    const states = { input: stateInput, context: { ...context, State: stateContext } };
     const bindings = (extra) => ({ ...variables, states: { ...states, ...extra } });
-    trace.push({ state: name, input: stateInput });
+    trace.push({ state: name, input: stateInput, at: clock.elapsed() });
 
     // What the state produced, the bindings its Output and Assign see, and where it goes.
     let produced = stateInput;
@@ -148,12 +271,17 @@ async function execute(definition, input, { invoke, sleep, maxTransitions = 1000
         case "Pass":
           break;
         case "Task": {
-          const args = await resolve(state.Arguments, scope, "Arguments");
-          checkSize(args, `arguments of ${name}`);
           let outcome;
           for (let retries = new Map(); ; ) {
+            // Each attempt of a callback task has its own token; the context carries it only there.
+            const taskScope =
+              state.Resource === PUT_EVENTS_WAIT
+                ? { ...scope, states: { ...scope.states, context: { ...scope.states.context, Task: { Token: `token-${executionName}-${++tokens}-${"0123456789abcdef".repeat(8)}` } } } }
+                : scope;
+            const args = await resolve(state.Arguments, taskScope, "Arguments");
+            checkSize(args, `arguments of ${name}`);
             try {
-              outcome = { result: await invoke(state.Resource, args, clock) };
+              outcome = { result: await attempt(name, state, args, taskScope) };
               break;
             } catch (e) {
               if (!(e instanceof StatesError)) throw e;
@@ -161,7 +289,9 @@ async function execute(definition, input, { invoke, sleep, maxTransitions = 1000
               const used = retries.get(retrier) ?? 0;
               if (retrier && used < (retrier.MaxAttempts ?? 3)) {
                 retries.set(retrier, used + 1);
-                trace.push({ state: name, retry: e.error });
+                const delay = retryDelay(retrier, used);
+                trace.push({ state: name, retry: e.error, delay });
+                clock.advance(delay);
                 continue;
               }
               outcome = { error: e };
@@ -213,7 +343,8 @@ async function execute(definition, input, { invoke, sleep, maxTransitions = 1000
             throw new StatesError("States.QueryEvaluationError", `Seconds must be an integer 0..99999999, got ${seconds}`);
           }
           waits.push(seconds);
-          if (sleep) await sleep(seconds);
+          trace.push({ state: name, wait: seconds });
+          if (sleep) await sleep(seconds, name);
           clock.advance(seconds);
           break;
         }
@@ -221,16 +352,12 @@ async function execute(definition, input, { invoke, sleep, maxTransitions = 1000
           next = undefined;
           break;
         case "Fail":
-          return {
+          return finish({
             status: "FAILED",
             state: name,
             error: await resolve(state.Error, scope, "Error"),
             cause: await resolve(state.Cause, scope, "Cause"),
-            trace,
-            waits,
-            elapsed: clock.elapsed(),
-            variables,
-          };
+          });
         default:
           throw new Error(`${name}: state type ${state.Type} is not modelled`);
       }
@@ -241,13 +368,13 @@ async function execute(definition, input, { invoke, sleep, maxTransitions = 1000
       checkSize(assigned, `variables assigned by ${name}`);
       variables = { ...variables, ...assigned };
       if (state.Type === "Succeed" || (state.End && !next)) {
-        return { status: "SUCCEEDED", state: name, output: stateOutput, trace, waits, elapsed: clock.elapsed(), variables };
+        return finish({ status: "SUCCEEDED", state: name, output: stateOutput });
       }
       name = next;
       stateInput = stateOutput;
     } catch (e) {
       if (!(e instanceof StatesError)) throw e;
-      return { status: "FAILED", state: name, error: e.error, cause: e.cause, trace, waits, elapsed: clock.elapsed(), variables };
+      return finish({ status: "FAILED", state: name, error: e.error, cause: e.cause });
     }
   }
   throw new Error(`more than ${maxTransitions} transitions`);
