@@ -1,8 +1,10 @@
 // Runs statemachine/failback.asl.json, with the substitutions template.yaml passes it, against a
-// fake drs-failback function that answers launch and track requests by the README's contract, over
-// a small model of DRS: jobs that take time on the interpreter's virtual clock, a quota of servers
-// in active jobs, per-instance results. Run with statemachine/test/run (installs jsonata 2.0.6
-// into a cache and calls node --test).
+// fake drs-failback function that answers plan, launch and track requests by the README's and the
+// failback plan's contract, over a small model of DRS: jobs that take time on the interpreter's
+// virtual clock, a quota of servers in active jobs, per-instance results, recovery instances with
+// tags (for selectors) and source servers, and the jobs of a run remembered across executions (a
+// redrive). Run with statemachine/test/run (installs jsonata 2.0.6 into a cache and calls node
+// --test).
 "use strict";
 
 const assert = require("node:assert/strict");
@@ -18,12 +20,14 @@ const templateText = fs.readFileSync(path.join(repo, "template.yaml"), "utf8");
 const sample = (name) => JSON.parse(fs.readFileSync(path.join(repo, "events", name), "utf8"));
 
 const FUNCTION_ARN = "arn:aws:lambda:us-east-1:111122223333:function:drs-failback";
+const RESULT_BUS = "drs-failback-results"; // the bus the stack creates when ResultEventBusName is empty
+const MAX_BYTES = 256 * 1024;
 
-/** The Default of a Number parameter of template.yaml. */
+/** The Default of a parameter of template.yaml (a number for Number parameters). */
 function templateDefault(parameter) {
-  const m = new RegExp(`^  ${parameter}:\\n(?:    .*\\n)*?    Default: (\\d+)\\n`, "m").exec(templateText);
-  assert.ok(m, `template.yaml has no parameter ${parameter} with a numeric Default`);
-  return Number(m[1]);
+  const m = new RegExp(`^  ${parameter}:\\n(?:    .*\\n)*?    Default: (.+)\\n`, "m").exec(templateText);
+  assert.ok(m, `template.yaml has no parameter ${parameter} with a Default`);
+  return /^\d+$/.test(m[1]) ? Number(m[1]) : m[1].replace(/^"(.*)"$/, "$1");
 }
 
 /** The keys of the state machine's DefinitionSubstitutions in template.yaml. */
@@ -39,6 +43,9 @@ function definition(overrides = {}) {
     TrackIntervalSeconds: templateDefault("TrackIntervalSeconds"),
     TimeLimitSeconds: templateDefault("TimeLimitSeconds"),
     MaxRounds: templateDefault("MaxRounds"),
+    ApprovalTimeoutSeconds: templateDefault("ApprovalTimeoutSeconds"),
+    ResultEventBusName: RESULT_BUS,
+    EventSource: templateDefault("EventSource"),
     ...overrides,
   });
 }
@@ -47,18 +54,31 @@ const functionError = (errorType, errorMessage) =>
   new StatesError(errorType, JSON.stringify({ errorType, errorMessage }));
 const refused = (message) => functionError("InvalidFailbackRequest", `invalid failback request: ${message}`);
 
-const LAUNCH_FIELDS = ["recoveryInstanceIDs", "sourceServerIDs", "tags", "runId", "dryRun", "action"];
-const TRACK_FIELDS = ["action", "runId", "jobIDs", "reportedJobIDs", "final", "notLaunched"];
+const PLAN_FIELDS = ["action", "runId", "tags", "dryRun", "steps", "recoveryInstanceIDs", "sourceServerIDs"];
+const STEP_FIELDS = ["name", "recoveryInstanceIDs", "sourceServerIDs", "selector", "critical", "maxFailed", "waitAfterSeconds", "approval"];
+const LAUNCH_FIELDS = ["recoveryInstanceIDs", "sourceServerIDs", "selector", "tags", "runId", "dryRun", "action", "step"];
+const TRACK_FIELDS = ["action", "runId", "step", "critical", "maxFailed", "jobIDs", "reportedJobIDs", "final", "notLaunched"];
 const JOB_ID = /^drsjob-[0-9a-zA-Z]{17}$/;
+/** The time on the virtual clock, in seconds: the same scale across executions. */
+const seconds = (clock) => Date.parse(clock.now()) / 1000;
+const isObject = (v) => v !== null && typeof v === "object" && !Array.isArray(v);
+
+// A source server and its recovery instance share their 17 characters: s-X <-> i-X.
+const recoveryOf = (id) => (id.startsWith("s-") ? `i-${id.slice(2)}` : id);
+const sourceOf = (id) => `s-${id.slice(2)}`;
 
 /**
  * A fake drs-failback over a model of DRS. Options:
  * - `capacity`: servers in active jobs (the quota); `jobSize`: instances per job;
  * - `jobSeconds`: how long a job runs; `callSeconds`: how long each invocation takes;
- * - `fails`: { id: reason } instances whose launch fails; `rejects`, `skips`: ids refused or
- *   skipped at launch;
+ * - `fails`: { id: reason } instances whose launch fails (read when a job starts); `rejects`,
+ *   `skips`: ids refused or skipped at launch; `tags`: { recoveryInstanceID: {key: value} }, what
+ *   selectors match;
  * - `error(call, body)`: an error to throw instead of answering (or nothing).
- * Records every payload (`calls`), the jobs, and the events each call would publish.
+ * Like the function, a launch finds the instances this run already launched (the jobs are
+ * remembered across executions): they are reported launched in their job and not launched again,
+ * unless their job failed them and the test marked them ready for launch again (`readyAgain`).
+ * Records every payload (`calls`), the jobs, and the events the function would publish.
  */
 function fakeFunction(options = {}) {
   const {
@@ -69,72 +89,174 @@ function fakeFunction(options = {}) {
     fails = {},
     rejects = [],
     skips = [],
+    tags = {},
     error = () => undefined,
   } = options;
   const calls = [];
   const jobs = new Map();
-  const events = { jobCompleted: [], runFinished: [] };
-  const handled = new Set(); // instances with an outcome: each is launched at most once
+  const readyAgain = new Set();
+  const events = { jobCompleted: [], stepFinished: [], runFinished: [] };
+  let handled = new Set(); // instances with an outcome in this execution: each is sent at most once
+  let jobCount = 0;
 
   const running = (now) => [...jobs.values()].filter((j) => now < j.started + jobSeconds);
   const inFlight = (now) => running(now).reduce((n, j) => n + j.ids.length, 0);
+  const selected = (selector) =>
+    Object.keys(tags).filter((id) => Object.entries(selector.tags).every(([k, v]) => tags[id][k] === v));
 
-  function launch(body, clock, n) {
+  function checkIds(body, where) {
+    for (const field of ["recoveryInstanceIDs", "sourceServerIDs"]) {
+      if (field in body && (!Array.isArray(body[field]) || body[field].length === 0 || !body[field].every((id) => typeof id === "string"))) {
+        throw refused(`${where}${field} must be a non-empty list of ids`);
+      }
+    }
+    if ("selector" in body) {
+      const s = body.selector;
+      if (!isObject(s) || Object.keys(s).join() !== "tags" || !isObject(s.tags) || Object.keys(s.tags).length === 0) {
+        throw refused(`${where}selector must be {"tags": {...}}`);
+      }
+      if (selected(s).length === 0) throw refused(`${where}selector matches no recovery instance`);
+    }
+  }
+  /** The instances a request or step names: its ids, then its selector's, each once. */
+  function resolveIds(body) {
+    const ids = [...(body.recoveryInstanceIDs ?? []), ...(body.sourceServerIDs ?? []), ...(body.selector ? selected(body.selector) : [])];
+    const seen = new Set();
+    return ids.filter((id) => !seen.has(recoveryOf(id)) && seen.add(recoveryOf(id)));
+  }
+  const dryRunOf = (ids) => ({
+    counts: { launched: 0, skipped: 0, rejected: 0, deferred: ids.length },
+    plannedJobSizes: Array.from({ length: Math.ceil(ids.length / jobSize) }, (_, i) => Math.min(jobSize, ids.length - i * jobSize)),
+    notLaunched: [{ outcome: "deferred", reason: "DRY_RUN", recoveryInstanceIDs: ids }],
+  });
+
+  function plan(body) {
+    for (const key of Object.keys(body)) {
+      if (!PLAN_FIELDS.includes(key)) throw refused(`unknown field ${key}`);
+    }
+    if (typeof body.runId !== "string") throw refused("runId is required");
+    if ("dryRun" in body && typeof body.dryRun !== "boolean") throw refused("dryRun must be a boolean");
+    if ("tags" in body && !isObject(body.tags)) throw refused("tags must be an object");
+    let steps = body.steps;
+    if (steps === undefined) {
+      if (!("recoveryInstanceIDs" in body) && !("sourceServerIDs" in body)) throw refused("recoveryInstanceIDs or sourceServerIDs or steps is required");
+      checkIds(body, "");
+      steps = [{ name: "failback", ...Object.fromEntries(["recoveryInstanceIDs", "sourceServerIDs"].filter((f) => f in body).map((f) => [f, body[f]])) }];
+    } else {
+      if ("recoveryInstanceIDs" in body || "sourceServerIDs" in body) throw refused("steps and recoveryInstanceIDs/sourceServerIDs exclude each other");
+      if (!Array.isArray(steps) || steps.length === 0) throw refused("steps must be a non-empty list");
+    }
+    const names = new Set();
+    const normalized = steps.map((step, i) => {
+      const where = `steps[${i}] (${step.name}).`;
+      for (const key of Object.keys(step)) {
+        if (!STEP_FIELDS.includes(key)) throw refused(`${where}${key} is not a step field`);
+      }
+      if (typeof step.name !== "string" || names.has(step.name)) throw refused(`steps[${i}].name must be a unique string`);
+      names.add(step.name);
+      if (!["recoveryInstanceIDs", "sourceServerIDs", "selector"].some((f) => f in step)) throw refused(`${where}names no instance`);
+      checkIds(step, where);
+      const ids = resolveIds(step);
+      const out = {
+        name: step.name,
+        ...Object.fromEntries(["recoveryInstanceIDs", "sourceServerIDs", "selector"].filter((f) => f in step).map((f) => [f, step[f]])),
+        critical: step.critical ?? false,
+        maxFailed: step.maxFailed ?? null,
+        waitAfterSeconds: step.waitAfterSeconds ?? 0,
+        approval: step.approval ?? false,
+        instances: ids.length,
+      };
+      return body.dryRun ? { ...out, ...dryRunOf(ids) } : out;
+    });
+    return { runId: body.runId, dryRun: body.dryRun ?? false, steps: normalized };
+  }
+
+  /** The job of this run that last launched an instance, if any. */
+  function jobOf(runId, rid) {
+    return [...jobs.values()].reverse().find((j) => j.runId === runId && j.ids.includes(rid));
+  }
+
+  function launch(body, clock) {
     for (const key of Object.keys(body)) {
       if (!LAUNCH_FIELDS.includes(key)) throw refused(`unknown field ${key}`);
     }
     if (body.action !== undefined && body.action !== "launch") throw refused(`action ${body.action}`);
-    const ids = [...(body.recoveryInstanceIDs ?? []), ...(body.sourceServerIDs ?? [])];
-    if (ids.length === 0 || !ids.every((id) => typeof id === "string")) {
-      throw refused("recoveryInstanceIDs and sourceServerIDs must hold ids");
-    }
-    if ("tags" in body && (typeof body.tags !== "object" || body.tags === null || Array.isArray(body.tags))) {
-      throw refused("tags must be an object");
-    }
+    if ("step" in body && typeof body.step !== "string") throw refused("step must be a string");
+    if (!["recoveryInstanceIDs", "sourceServerIDs", "selector"].some((f) => f in body)) throw refused("recoveryInstanceIDs and sourceServerIDs must hold ids");
+    checkIds(body, "");
+    if ("tags" in body && !isObject(body.tags)) throw refused("tags must be an object");
+    const ids = resolveIds(body);
     const runId = body.runId ?? "generated-run-id";
+    const step = body.step === undefined ? {} : { step: body.step };
     if (body.dryRun) {
       return {
-        runId, dryRun: true, complete: false, requested: ids.length, duplicatesCollapsed: 0,
-        counts: { launched: 0, skipped: 0, rejected: 0, deferred: ids.length },
-        jobs: [],
-        notLaunched: [{ outcome: "deferred", reason: "DRY_RUN", recoveryInstanceIDs: ids }],
+        runId, ...step, dryRun: true, complete: false, requested: ids.length, duplicatesCollapsed: 0, jobs: [],
+        ...dryRunOf(ids),
         deferredRecoveryInstanceIDs: ids.filter((id) => !id.startsWith("s-")),
         deferredSourceServerIDs: ids.filter((id) => id.startsWith("s-")),
-        plannedJobSizes: [ids.length],
         events: { published: 1, undelivered: 0 },
       };
     }
     for (const id of ids) {
-      assert.ok(!handled.has(id), `${id} sent again after it had an outcome`);
+      assert.ok(!handled.has(recoveryOf(id)), `${id} sent again after it had an outcome`);
     }
-    const now = clock.elapsed();
-    const rejected = ids.filter((id) => rejects.includes(id));
-    const skipped = ids.filter((id) => skips.includes(id));
-    const launchable = ids.filter((id) => !rejects.includes(id) && !skips.includes(id));
+    const now = seconds(clock);
+    // Pre-flight: an instance this run launched stays in its job, unless that job failed it and
+    // DRS shows it ready for launch again.
+    const earlier = new Map();
+    for (const id of ids) {
+      const job = jobOf(runId, recoveryOf(id));
+      const relaunch = job && now >= job.started + jobSeconds && recoveryOf(id) in job.fails && readyAgain.has(recoveryOf(id));
+      if (job && !relaunch) earlier.set(id, job);
+    }
+    const rejected = ids.filter((id) => !earlier.has(id) && rejects.includes(id));
+    const skipped = ids.filter((id) => !earlier.has(id) && skips.includes(id));
+    const launchable = ids.filter((id) => !earlier.has(id) && !rejects.includes(id) && !skips.includes(id));
     const free = Math.max(0, capacity - inFlight(now));
     const launched = launchable.slice(0, free);
     const deferred = launchable.slice(free);
     const newJobs = [];
     for (let i = 0; i < launched.length; i += jobSize) {
-      const jobID = `drsjob-${String(n).padStart(3, "0")}${String(jobs.size).padStart(14, "0")}`;
-      const job = { jobID, ids: launched.slice(i, i + jobSize), started: now, runId };
+      const jobID = `drsjob-${String(jobCount++).padStart(17, "0")}`;
+      const jobIds = launched.slice(i, i + jobSize).map(recoveryOf);
+      const job = { jobID, ids: jobIds, started: now, runId, ...step, fails: Object.fromEntries(jobIds.filter((id) => id in fails).map((id) => [id, fails[id]])) };
       jobs.set(jobID, job);
       newJobs.push(job);
+      for (const id of jobIds) readyAgain.delete(id);
     }
-    for (const id of [...launched, ...rejected, ...skipped]) handled.add(id);
+    for (const id of [...earlier.keys(), ...launched, ...rejected, ...skipped]) handled.add(recoveryOf(id));
+    const answered = [
+      ...[...new Set(earlier.values())].map((j) => ({ jobID: j.jobID, status: now >= j.started + jobSeconds ? "COMPLETED" : "STARTED", recoveryInstanceIDs: ids.filter((id) => earlier.get(id) === j).map(recoveryOf) })),
+      ...newJobs.map((j) => ({ jobID: j.jobID, status: "PENDING", recoveryInstanceIDs: j.ids })),
+    ];
     const notLaunched = [];
     if (rejected.length) notLaunched.push({ outcome: "rejected", reason: "REFUSED_BY_DRS", code: "ConflictException", message: "busy", recoveryInstanceIDs: rejected });
     if (skipped.length) notLaunched.push({ outcome: "skipped", reason: "FAILBACK_COMPLETED", recoveryInstanceIDs: skipped });
     if (deferred.length) notLaunched.push({ outcome: "deferred", reason: "QUOTA", recoveryInstanceIDs: deferred });
     return {
-      runId, dryRun: false, complete: deferred.length === 0, requested: ids.length, duplicatesCollapsed: 0,
-      counts: { launched: launched.length, skipped: skipped.length, rejected: rejected.length, deferred: deferred.length },
-      jobs: newJobs.map((j) => ({ jobID: j.jobID, status: "PENDING", recoveryInstanceIDs: j.ids })),
+      runId, ...step, dryRun: false, complete: deferred.length === 0, requested: ids.length, duplicatesCollapsed: 0,
+      counts: { launched: launched.length + earlier.size, skipped: skipped.length, rejected: rejected.length, deferred: deferred.length },
+      jobs: answered,
       notLaunched,
       deferredRecoveryInstanceIDs: deferred.filter((id) => !id.startsWith("s-")),
       deferredSourceServerIDs: deferred.filter((id) => id.startsWith("s-")),
       events: { published: newJobs.length + 1, undelivered: 0 },
     };
+  }
+
+  /** Whether the step may go on, as the function decides it on the step's last call. */
+  function verdict(body, instances, groups) {
+    const critical = body.critical ?? false;
+    const maxFailed = body.maxFailed ?? null;
+    const isCritical = (id) => critical === true || (Array.isArray(critical) && (critical.includes(recoveryOf(id)) || critical.includes(sourceOf(recoveryOf(id)))));
+    const bad = [
+      ...instances.filter((i) => i.result === "failed").map((i) => i.recoveryInstanceID),
+      ...groups.filter((g) => g.outcome === "skipped" || g.outcome === "rejected").flatMap((g) => g.recoveryInstanceIDs),
+    ];
+    const unfinished = instances.filter((i) => i.result === "running").length + groups.filter((g) => g.outcome === "deferred").reduce((n, g) => n + g.recoveryInstanceIDs.length, 0);
+    const criticalFailed = bad.filter(isCritical);
+    const reason = criticalFailed.length > 0 ? "CRITICAL_FAILED" : maxFailed !== null && bad.length > maxFailed ? "TOO_MANY_FAILED" : unfinished > 0 ? "STEP_INCOMPLETE" : null;
+    return { halt: reason !== null, reason, failed: bad.length, maxFailed, criticalFailed, unfinished };
   }
 
   function track(body, clock) {
@@ -146,7 +268,10 @@ function fakeFunction(options = {}) {
     assert.ok(body.jobIDs.length > 0 || body.final === true, "jobIDs may be empty only on the final call");
     assert.ok(body.jobIDs.every((id) => JOB_ID.test(id)), "job ids");
     assert.ok(Array.isArray(body.reportedJobIDs ?? []), "reportedJobIDs is a list");
-    const now = clock.elapsed();
+    if (!body.final) assert.ok(!("critical" in body) && !("maxFailed" in body), "critical and maxFailed go with the final call");
+    if ("critical" in body) assert.ok(typeof body.critical === "boolean" || Array.isArray(body.critical), "critical is true, false or ids");
+    if ("maxFailed" in body) assert.ok(body.maxFailed === null || (Number.isInteger(body.maxFailed) && body.maxFailed >= 0), "maxFailed");
+    const now = seconds(clock);
     const reported = [...(body.reportedJobIDs ?? [])];
     const tracked = body.jobIDs.map((jobID) => {
       const job = jobs.get(jobID);
@@ -154,14 +279,15 @@ function fakeFunction(options = {}) {
       assert.equal(job.runId, body.runId);
       const done = now >= job.started + jobSeconds;
       const instances = job.ids.map((id) => {
-        if (!done) return { recoveryInstanceID: id, result: "running", launchStatus: "IN_PROGRESS" };
-        return id in fails
-          ? { recoveryInstanceID: id, result: "failed", reason: fails[id], launchStatus: "FAILED", failbackState: "FAILBACK_ERROR" }
-          : { recoveryInstanceID: id, result: "succeeded", launchStatus: "LAUNCHED", failbackState: "FAILBACK_COMPLETED" };
+        const sourceServerID = sourceOf(id);
+        if (!done) return { recoveryInstanceID: id, sourceServerID, result: "running", launchStatus: "IN_PROGRESS" };
+        return id in job.fails
+          ? { recoveryInstanceID: id, sourceServerID, result: "failed", reason: job.fails[id], launchStatus: "FAILED", failbackState: "FAILBACK_ERROR" }
+          : { recoveryInstanceID: id, sourceServerID, result: "succeeded", launchStatus: "LAUNCHED", failbackState: "FAILBACK_COMPLETED" };
       });
       const counts = count(instances);
       if (done && !reported.includes(jobID)) {
-        events.jobCompleted.push(jobID);
+        events.jobCompleted.push({ runId: body.runId, step: body.step, jobID });
         reported.push(jobID);
       }
       return { jobID, status: done ? "COMPLETED" : "STARTED", done, counts, instances };
@@ -184,7 +310,12 @@ function fakeFunction(options = {}) {
       const notLaunched = groups.reduce((n, g) => n + g.recoveryInstanceIDs.length, 0);
       answer.finished = { ...counts, notLaunched };
       if (groups.length) answer.notLaunched = groups;
-      events.runFinished.push(answer.finished);
+      if (body.step === undefined) {
+        events.runFinished.push(answer.finished);
+      } else {
+        answer.verdict = verdict(body, all, groups);
+        events.stepFinished.push({ runId: body.runId, step: body.step, counts: answer.finished, verdict: answer.verdict, results: results(answer) });
+      }
     }
     // As the function does: past the budget, each job's instances are grouped.
     if (Buffer.byteLength(JSON.stringify(answer)) > 200 * 1024) {
@@ -207,10 +338,14 @@ function fakeFunction(options = {}) {
     const body = "detail-type" in payload && "detail" in payload ? payload.detail : payload;
     const failure = error(n, body);
     if (failure) throw failure;
-    const answer = body.action === "track" ? track(body, clock) : launch(body, clock, n);
+    const answer = body.action === "track" ? track(body, clock) : body.action === "plan" ? plan(body) : launch(body, clock);
     return { ExecutedVersion: "$LATEST", Payload: answer, StatusCode: 200 };
   };
-  return { invoke, calls, jobs, events };
+  /** A second execution (a redrive): instances may be sent again, the jobs are remembered. */
+  const newExecution = () => {
+    handled = new Set();
+  };
+  return { invoke, calls, jobs, events, fails, readyAgain, newExecution };
 }
 
 function count(instances) {
@@ -229,6 +364,22 @@ function group(instances) {
   return groups;
 }
 
+/** Every instance's result in a final track answer, whichever way it is listed. */
+function results(answer) {
+  const found = {};
+  const add = (id, result, reason) => {
+    assert.ok(!(id in found), `${id} listed twice`);
+    found[id] = reason ? `${result}:${reason}` : result;
+  };
+  for (const job of answer.jobs ?? []) {
+    for (const i of job.instances ?? []) add(i.recoveryInstanceID, i.result, i.reason);
+    for (const g of job.groups ?? []) for (const id of g.recoveryInstanceIDs) add(id, g.result, g.reason);
+  }
+  for (const g of answer.groups ?? []) for (const id of g.recoveryInstanceIDs) add(id, g.result, g.reason);
+  for (const g of answer.notLaunched ?? []) for (const id of g.recoveryInstanceIDs) add(id, g.outcome, g.reason);
+  return found;
+}
+
 /** Asserts where the execution ended, showing its error if it failed elsewhere. */
 function assertEnded(run, state) {
   const why = run.status === "FAILED" ? `: ${run.error}: ${run.cause}` : "";
@@ -237,84 +388,110 @@ function assertEnded(run, state) {
 
 // Recovery instance ids as long as real ones (19 characters): the size limits are tested honestly.
 const ids = (prefix, count) => Array.from({ length: count }, (_, i) => `i-${prefix}${String(i + 1).padStart(15, "0")}`);
-const launchCalls = (fake) => fake.calls.filter((c) => (c.detail ?? c).action !== "track");
-const trackCalls = (fake) => fake.calls.filter((c) => c.action === "track");
+const bodyOf = (c) => c.detail ?? c;
+const launchCalls = (fake, step) => fake.calls.filter((c) => !["track", "plan"].includes(bodyOf(c).action) && (step === undefined || c.step === step));
+const trackCalls = (fake, step) => fake.calls.filter((c) => c.action === "track" && (step === undefined || c.step === step));
+const planCalls = (fake) => fake.calls.filter((c) => bodyOf(c).action === "plan");
+/** The events the state machine published of one detail-type (their details). */
+const published = (run, detailType) => run.events.filter((e) => e.detailType === detailType).map((e) => e.detail);
+/** Every instance's result, over the steps the function summed up. */
+const stepResults = (fake) => Object.assign({}, ...fake.events.stepFinished.map((e) => e.results));
 
-/** Every instance's result in the output, whichever way it is listed. */
-function results(output) {
-  const found = {};
-  const add = (id, result, reason) => {
-    assert.ok(!(id in found), `${id} listed twice`);
-    found[id] = reason ? `${result}:${reason}` : result;
-  };
-  for (const job of output.jobs ?? []) {
-    for (const i of job.instances ?? []) add(i.recoveryInstanceID, i.result, i.reason);
-    for (const g of job.groups ?? []) for (const id of g.recoveryInstanceIDs) add(id, g.result, g.reason);
+/**
+ * What every run must show: each event the state machine published went to the result bus with
+ * the stack's source, under 256 KB; each job announced once; each started step summed up once by
+ * the function (Step Finished) and never as a whole run (no Run Finished from the function); one
+ * Run Finished from the state machine, whose detail is the output.
+ */
+function assertEvents(run, fake) {
+  for (const e of run.events) {
+    assert.equal(e.eventBusName, RESULT_BUS);
+    assert.equal(e.source, templateDefault("EventSource"));
+    assert.ok(Buffer.byteLength(JSON.stringify(e.detail)) < MAX_BYTES, `${e.detailType} is too large`);
   }
-  for (const g of output.groups ?? []) for (const id of g.recoveryInstanceIDs) add(id, g.result, g.reason);
-  for (const g of output.notLaunched ?? []) for (const id of g.recoveryInstanceIDs) add(id, g.outcome, g.reason);
-  return found;
+  const completed = fake.events.jobCompleted.map((e) => e.jobID);
+  assert.deepEqual([...completed].sort(), [...new Set(completed)].sort(), "each job announced once");
+  const started = published(run, "Failback Step Started").map((d) => d.step);
+  const finished = fake.events.stepFinished.map((e) => e.step);
+  assert.deepEqual(finished, started, "each started step summed up once, in order");
+  assert.equal(fake.events.runFinished.length, 0, "the function no longer sums up the run");
+  assert.deepEqual(published(run, "Failback Run Finished"), [run.output]);
 }
 
-/** Each job announced once, and the run summed up once. */
-function assertEventsOnce(fake) {
-  assert.deepEqual([...fake.events.jobCompleted].sort(), [...new Set(fake.events.jobCompleted)].sort());
-  assert.equal(fake.events.runFinished.length, 1);
-}
+const ALL_ZERO = { succeeded: 0, failed: 0, running: 0, notLaunched: 0, launched: 0, skipped: 0, rejected: 0, deferred: 0 };
+
+// ---- The template and the definition -------------------------------------------------------
 
 test("every ${...} in the definition is a DefinitionSubstitutions key of template.yaml", () => {
   const used = new Set([...aslText.matchAll(/\$\{([^}]+)\}/g)].map((m) => m[1]));
   assert.deepEqual([...used].sort(), templateSubstitutionKeys().sort());
 });
 
-test("all succeed: launch, track until every job is done, sum up", async () => {
+test("ApprovalTimeoutSeconds: a day by default, a minute to a week", () => {
+  const m = /^  ApprovalTimeoutSeconds:\n((?:    .*\n)+)/m.exec(templateText);
+  assert.ok(m, "template.yaml has no parameter ApprovalTimeoutSeconds");
+  assert.match(m[1], /^    Type: Number$/m);
+  assert.match(m[1], /^    Default: 86400$/m);
+  assert.match(m[1], /^    MinValue: 60$/m);
+  assert.match(m[1], /^    MaxValue: 604800$/m);
+});
+
+// ---- A plain launch request: a plan of one step named failback ------------------------------
+
+test("all succeed: plan, launch, track until every job is done, sum up", async () => {
   const input = sample("stepfunctions-task.json");
   const fake = fakeFunction({ jobSeconds: 300 });
   const run = await execute(definition(), input, fake);
   assertEnded(run, "FailbackComplete");
   const interval = templateDefault("TrackIntervalSeconds");
-  assert.deepEqual(fake.calls[0], input);
+  assert.deepEqual(fake.calls[0], { ...input, action: "plan" });
+  assert.deepEqual(fake.calls[1], { runId: input.runId, tags: input.tags, step: "failback", recoveryInstanceIDs: input.recoveryInstanceIDs });
   // Tracking calls until the 300 s jobs are done, then the final call with every job.
   const tracks = trackCalls(fake);
   const expectedTracks = Math.ceil((300 - 2) / (interval + 2)) + 1;
   assert.equal(tracks.length, expectedTracks);
-  assert.deepEqual(tracks[0], { action: "track", runId: input.runId, jobIDs: ["drsjob-00100000000000000", "drsjob-00100000000000001"], reportedJobIDs: [] });
+  const jobs = ["drsjob-00000000000000000", "drsjob-00000000000000001"];
+  assert.deepEqual(tracks[0], { action: "track", runId: input.runId, step: "failback", jobIDs: jobs, reportedJobIDs: [] });
   const last = tracks.at(-1);
-  assert.equal(last.final, true);
-  assert.deepEqual(last.jobIDs, ["drsjob-00100000000000000", "drsjob-00100000000000001"]);
-  assert.deepEqual(last.reportedJobIDs, last.jobIDs, "the jobs were announced before the final call");
-  assert.deepEqual(last.notLaunched, []);
-  assertEventsOnce(fake);
+  assert.deepEqual(last, { action: "track", runId: input.runId, step: "failback", critical: false, maxFailed: null, jobIDs: jobs, reportedJobIDs: jobs, final: true, notLaunched: [] });
   assert.equal(fake.events.jobCompleted.length, 2);
-  const out = run.output;
-  assert.equal(out.runId, input.runId);
-  assert.equal(out.complete, true);
-  assert.equal(out.stoppedBy, null);
-  assert.equal(out.rounds, 1);
-  assert.equal(out.trackingCalls, expectedTracks);
-  assert.deepEqual(out.counts, { succeeded: 3, failed: 0, running: 0, launched: 3, skipped: 0, rejected: 0, deferred: 0 });
-  assert.deepEqual(Object.values(results(out)), ["succeeded", "succeeded", "succeeded"]);
-  assert.deepEqual(out.finished, { succeeded: 3, failed: 0, running: 0, notLaunched: 0 });
+  assert.ok(fake.events.jobCompleted.every((e) => e.step === "failback"), "Job Completed names the step");
+  assertEvents(run, fake);
+  assert.deepEqual(published(run, "Failback Step Started"), [{ runId: input.runId, step: "failback", index: 0, steps: 1, instances: 3 }]);
+  assert.deepEqual(published(run, "Failback Plan Halted"), []);
+  const counts = { succeeded: 3, failed: 0, running: 0, notLaunched: 0, launched: 3, skipped: 0, rejected: 0, deferred: 0 };
+  assert.deepEqual(run.output, {
+    runId: input.runId,
+    complete: true,
+    halted: null,
+    counts,
+    steps: [{
+      name: "failback", status: "finished", stoppedBy: null, complete: true, counts, rounds: 1, trackingCalls: expectedTracks,
+      verdict: { halt: false, reason: null, failed: 0, maxFailed: null, criticalFailed: [], unfinished: 0 },
+    }],
+  });
+  assert.deepEqual(Object.values(stepResults(fake)), ["succeeded", "succeeded", "succeeded"]);
 });
 
-test("some fail: the output and the summary say which, and why", async () => {
+test("some fail: a step without critical instances or maxFailed goes on; the function's summary says which failed, and why", async () => {
   const requested = ids("0a", 5);
   const fake = fakeFunction({ fails: { [requested[1]]: "CONVERSION_FAIL", [requested[4]]: "LAUNCH_FAILED" }, rejects: [requested[3]] });
   const run = await execute(definition(), { runId: "wave-2", recoveryInstanceIDs: requested }, fake);
   // A rejected instance is final: the run is complete.
   assertEnded(run, "FailbackComplete");
-  assert.deepEqual(results(run.output), {
+  assert.deepEqual(stepResults(fake), {
     [requested[0]]: "succeeded",
     [requested[1]]: "failed:CONVERSION_FAIL",
     [requested[2]]: "succeeded",
     [requested[3]]: "rejected:REFUSED_BY_DRS",
     [requested[4]]: "failed:LAUNCH_FAILED",
   });
-  assert.deepEqual(run.output.finished, { succeeded: 2, failed: 2, running: 0, notLaunched: 1 });
-  assertEventsOnce(fake);
+  assert.deepEqual(run.output.counts, { succeeded: 2, failed: 2, running: 0, notLaunched: 1, launched: 4, skipped: 0, rejected: 1, deferred: 0 });
+  assert.equal(run.output.steps[0].verdict.failed, 3);
+  assertEvents(run, fake);
 });
 
-test("quota-bound: the deferred go again as jobs finish, with the run id and tags, until every instance is final", async () => {
+test("quota-bound: the deferred go again as jobs finish, with the run id, step and tags, until every instance is final", async () => {
   const requested = ids("0b", 10);
   const tags = { Wave: "4" };
   const fake = fakeFunction({ capacity: 4, jobSize: 2, jobSeconds: 600 });
@@ -323,35 +500,37 @@ test("quota-bound: the deferred go again as jobs finish, with the run id and tag
   const launches = launchCalls(fake);
   // 4 fit at a time: three rounds, each after the jobs before it finished.
   assert.equal(launches.length, 3);
-  assert.deepEqual(launches[0], { recoveryInstanceIDs: requested, tags, runId: "test" });
-  assert.deepEqual(launches[1], { recoveryInstanceIDs: requested.slice(4), runId: "test", tags });
-  assert.deepEqual(launches[2], { recoveryInstanceIDs: requested.slice(8), runId: "test", tags });
+  assert.deepEqual(launches[0], { recoveryInstanceIDs: requested, tags, runId: "test", step: "failback" });
+  assert.deepEqual(launches[1], { recoveryInstanceIDs: requested.slice(4), runId: "test", step: "failback", tags });
+  assert.deepEqual(launches[2], { recoveryInstanceIDs: requested.slice(8), runId: "test", step: "failback", tags });
   // A round is sent only right after a tracking call that saw a job finish.
-  for (let i = 1; i < fake.calls.length; i++) {
+  for (let i = 2; i < fake.calls.length; i++) {
     if (fake.calls[i].action === "track") continue;
-    const before = fake.calls[i - 1];
-    assert.equal(before.action, "track");
+    assert.equal(fake.calls[i - 1].action, "track");
   }
-  assert.equal(run.output.rounds, 3);
-  assert.deepEqual(run.output.counts, { succeeded: 10, failed: 0, running: 0, launched: 10, skipped: 0, rejected: 0, deferred: 0 });
-  assert.equal(Object.keys(results(run.output)).length, 10);
-  assertEventsOnce(fake);
+  assert.equal(run.output.steps[0].rounds, 3);
+  assert.deepEqual(run.output.counts, { succeeded: 10, failed: 0, running: 0, notLaunched: 0, launched: 10, skipped: 0, rejected: 0, deferred: 0 });
+  assert.equal(Object.keys(stepResults(fake)).length, 10);
+  assertEvents(run, fake);
   assert.equal(fake.events.jobCompleted.length, 5);
   // The pipeline kept the quota busy: at most one tracking interval lost per wave.
   const interval = templateDefault("TrackIntervalSeconds");
   assert.ok(run.elapsed <= 3 * (600 + interval + 10), `${run.elapsed} s`);
 });
 
-test("the time limit ends tracking with what is known: running instances listed as such", async () => {
+test("the time limit ends the step with what is known: running instances listed as such, the plan halted STEP_INCOMPLETE", async () => {
   const requested = ids("0c", 4);
   const fake = fakeFunction({ capacity: 2, jobSeconds: 7200 });
   const run = await execute(definition({ TimeLimitSeconds: 1800, TrackIntervalSeconds: 60 }), { runId: "wave-3", recoveryInstanceIDs: requested }, fake);
   assertEnded(run, "FailbackIncomplete");
-  assert.equal(run.output.stoppedBy, "TIME_LIMIT");
+  const [step] = run.output.steps;
+  assert.equal(step.stoppedBy, "TIME_LIMIT");
+  assert.equal(step.status, "halted");
+  assert.equal(step.reason, "STEP_INCOMPLETE");
   assert.equal(run.output.complete, false);
-  assert.deepEqual(run.output.counts, { succeeded: 0, failed: 0, running: 2, launched: 2, skipped: 0, rejected: 0, deferred: 2 });
-  assert.deepEqual(run.output.deferredRecoveryInstanceIDs, requested.slice(2));
-  assert.deepEqual(results(run.output), {
+  assert.deepEqual(run.output.halted, { step: "failback", reason: "STEP_INCOMPLETE" });
+  assert.deepEqual(run.output.counts, { succeeded: 0, failed: 0, running: 2, notLaunched: 2, launched: 2, skipped: 0, rejected: 0, deferred: 2 });
+  assert.deepEqual(stepResults(fake), {
     [requested[0]]: "running",
     [requested[1]]: "running",
     [requested[2]]: "deferred:QUOTA",
@@ -360,7 +539,11 @@ test("the time limit ends tracking with what is known: running instances listed 
   // Polling is bounded: one call per interval until the limit, then the final one.
   assert.ok(trackCalls(fake).length <= Math.ceil(1800 / 60) + 1, `${trackCalls(fake).length} tracking calls`);
   assert.ok(run.elapsed >= 1800 && run.elapsed < 1800 + 60 + 10, `${run.elapsed} s`);
-  assert.deepEqual(run.output.finished, { succeeded: 0, failed: 0, running: 2, notLaunched: 2 });
+  assert.deepEqual(published(run, "Failback Plan Halted"), [
+    { runId: "wave-3", step: "failback", reason: "STEP_INCOMPLETE", verdict: step.verdict, notStarted: [] },
+  ]);
+  assert.equal(step.verdict.unfinished, 4);
+  assertEvents(run, fake);
 });
 
 test("max rounds reached: the rest stays deferred, safe to send again", async () => {
@@ -368,28 +551,30 @@ test("max rounds reached: the rest stays deferred, safe to send again", async ()
   const fake = fakeFunction({ capacity: 2, jobSize: 2, jobSeconds: 100 });
   const run = await execute(definition({ MaxRounds: 2 }), { runId: "wave-5", recoveryInstanceIDs: requested }, fake);
   assertEnded(run, "FailbackIncomplete");
-  assert.equal(run.output.stoppedBy, "MAX_ROUNDS");
+  assert.equal(run.output.steps[0].stoppedBy, "MAX_ROUNDS");
+  assert.equal(run.output.halted.reason, "STEP_INCOMPLETE");
   assert.equal(launchCalls(fake).length, 2);
-  assert.deepEqual(run.output.deferredRecoveryInstanceIDs, requested.slice(4));
-  assert.deepEqual(run.output.counts, { succeeded: 4, failed: 0, running: 0, launched: 4, skipped: 0, rejected: 0, deferred: 2 });
+  assert.deepEqual(run.output.counts, { succeeded: 4, failed: 0, running: 0, notLaunched: 2, launched: 4, skipped: 0, rejected: 0, deferred: 2 });
   assert.deepEqual(trackCalls(fake).at(-1).notLaunched, [{ outcome: "deferred", reason: "QUOTA", recoveryInstanceIDs: requested.slice(4) }]);
 });
 
-test("a dry run plans and ends: one invocation", async () => {
+test("a dry run plans and ends: one invocation, the plan of one step", async () => {
   const input = sample("dry-run.json");
   const fake = fakeFunction();
   const run = await execute(definition(), input, fake);
   assertEnded(run, "DryRunPlanned");
-  assert.deepEqual(fake.calls, [input]);
+  assert.deepEqual(fake.calls, [{ ...input, action: "plan" }]);
   assert.deepEqual(run.output, {
     runId: "wave-3-plan",
     dryRun: true,
-    complete: false,
-    rounds: 1,
-    counts: { launched: 0, skipped: 0, rejected: 0, deferred: 2 },
-    plannedJobSizes: [2],
-    notLaunched: [{ outcome: "deferred", reason: "DRY_RUN", recoveryInstanceIDs: input.recoveryInstanceIDs }],
+    steps: [{
+      name: "failback", recoveryInstanceIDs: input.recoveryInstanceIDs, critical: false, maxFailed: null, waitAfterSeconds: 0, approval: false, instances: 2,
+      counts: { launched: 0, skipped: 0, rejected: 0, deferred: 2 },
+      plannedJobSizes: [2],
+      notLaunched: [{ outcome: "deferred", reason: "DRY_RUN", recoveryInstanceIDs: input.recoveryInstanceIDs }],
+    }],
   });
+  assert.deepEqual(run.events, [], "a dry run publishes nothing from the state machine");
 });
 
 test("an EventBridge event as input: every call is a direct request with the event id as run id", async () => {
@@ -397,11 +582,13 @@ test("an EventBridge event as input: every call is a direct request with the eve
   const fake = fakeFunction({ capacity: 4 });
   const run = await execute(definition(), input, fake);
   assertEnded(run, "FailbackComplete");
-  assert.deepEqual(fake.calls[0], { ...input.detail, runId: input.id });
+  assert.deepEqual(fake.calls[0], { ...input.detail, runId: input.id, action: "plan" });
+  assert.deepEqual(launchCalls(fake)[0], { ...input.detail, runId: input.id, step: "failback" });
   const second = launchCalls(fake)[1];
-  assert.deepEqual(second, { recoveryInstanceIDs: input.detail.recoveryInstanceIDs.slice(4), runId: input.id, tags: input.detail.tags });
+  assert.deepEqual(second, { recoveryInstanceIDs: input.detail.recoveryInstanceIDs.slice(4), runId: input.id, step: "failback", tags: input.detail.tags });
   assert.ok(trackCalls(fake).every((c) => c.runId === input.id));
   assert.equal(run.output.runId, input.id);
+  assertEvents(run, fake);
 });
 
 test("deferred source servers go again as source servers, deferred recovery instances as such", async () => {
@@ -412,24 +599,25 @@ test("deferred source servers go again as source servers, deferred recovery inst
   const run = await execute(definition(), input, fake);
   assertEnded(run, "FailbackComplete");
   const launches = launchCalls(fake);
-  assert.deepEqual(launches[1], { recoveryInstanceIDs: [instances[1]], sourceServerIDs: sources, runId: "wave-7" });
-  assert.deepEqual(launches[2], { sourceServerIDs: sources, runId: "wave-7" });
+  assert.deepEqual(launches[1], { recoveryInstanceIDs: [instances[1]], sourceServerIDs: sources, runId: "wave-7", step: "failback" });
+  assert.deepEqual(launches[2], { sourceServerIDs: sources, runId: "wave-7", step: "failback" });
 });
 
 test("a Lambda service error is retried; the function's errors before any job end the run", async () => {
   let serviceErrors = 0;
   const fake = fakeFunction({
-    error: (n) => {
+    error: () => {
       if (serviceErrors++ === 0) return new StatesError("Lambda.ServiceException", "try again");
-      return functionError("DrsAccessDenied", "drs:StartFailbackLaunch denied");
+      return functionError("DrsAccessDenied", "drs:DescribeRecoveryInstances denied");
     },
   });
   const run = await execute(definition(), { runId: "wave-6", recoveryInstanceIDs: ids("10", 2) }, fake);
   assertEnded(run, "DrsNotUsable");
   assert.equal(run.error, "DrsAccessDenied");
-  assert.match(run.cause, /drs:StartFailbackLaunch denied/);
+  assert.match(run.cause, /denied/);
   assert.equal(fake.calls.length, 2);
   assert.deepEqual(fake.calls[0], fake.calls[1]);
+  assert.equal(fake.calls[0].action, "plan");
 
   const refusedRun = await execute(definition(), sample("invalid-misspelt-field.json"), fakeFunction());
   assertEnded(refusedRun, "RequestRefused");
@@ -438,26 +626,39 @@ test("a Lambda service error is retried; the function's errors before any job en
   const broken = fakeFunction({ error: () => new StatesError("Lambda.Unknown", "crashed") });
   const brokenRun = await execute(definition(), { recoveryInstanceIDs: ids("12", 1) }, broken);
   assertEnded(brokenRun, "FailbackErrored");
+  assert.equal(broken.calls.length, 3, "a crash is tried twice more");
+
+  // The plan passed, the first launch is refused: in the first step, before any job, the run ends.
+  const launchRefused = fakeFunction({ error: (n, body) => (body.action === undefined ? functionError("InvalidFailbackRequest", "tags: DRS refuses the key") : undefined) });
+  const launchRun = await execute(definition(), { runId: "wave-6b", recoveryInstanceIDs: ids("18", 2) }, launchRefused);
+  assertEnded(launchRun, "RequestRefused");
+  assert.equal(launchCalls(launchRefused).length, 1);
 });
 
-test("a launch error after jobs exist stops launching, and the jobs are still tracked to the end", async () => {
+test("a launch error after jobs exist stops launching, the jobs are still tracked to the end, and the plan halts LAUNCH_ERROR", async () => {
   const requested = ids("13", 6);
   const fake = fakeFunction({
     capacity: 2,
     jobSeconds: 120,
-    error: (n, body) => (body.action !== "track" && n > 1 ? functionError("DrsAccessDenied", "denied now") : undefined),
+    error: (n, body) => (body.action === undefined && launchCalls(fake).length > 1 ? functionError("DrsAccessDenied", "denied now") : undefined),
   });
   const run = await execute(definition(), { runId: "wave-8", recoveryInstanceIDs: requested }, fake);
   assertEnded(run, "FailbackIncomplete");
-  assert.equal(run.output.stoppedBy, "LAUNCH_ERROR");
-  assert.equal(run.output.launchError.Error, "DrsAccessDenied");
+  const [step] = run.output.steps;
+  assert.equal(step.stoppedBy, "LAUNCH_ERROR");
+  assert.equal(step.status, "halted");
+  assert.equal(step.reason, "LAUNCH_ERROR");
+  assert.equal(step.error.Error, "DrsAccessDenied");
   assert.equal(launchCalls(fake).length, 2, "no round after the failed one");
-  assert.deepEqual(run.output.counts.succeeded, 2);
-  assert.deepEqual(run.output.deferredRecoveryInstanceIDs, requested.slice(2));
-  assertEventsOnce(fake);
+  assert.equal(run.output.counts.succeeded, 2);
+  assert.equal(run.output.counts.deferred, 4);
+  assertEvents(run, fake);
+  const [halted] = published(run, "Failback Plan Halted");
+  assert.equal(halted.reason, "LAUNCH_ERROR");
+  assert.equal(halted.error.Error, "DrsAccessDenied");
 });
 
-test("a failing tracking call is tried again at the next interval; three in a row sum the run up", async () => {
+test("a failing tracking call is tried again at the next interval; three in a row halt the plan TRACKING_ERROR", async () => {
   let trackFailures = 0;
   const flaky = fakeFunction({
     error: (n, body) => (body.action === "track" && !body.final && trackFailures++ < 2 ? functionError("DrsThrottled", "slow down") : undefined),
@@ -465,7 +666,7 @@ test("a failing tracking call is tried again at the next interval; three in a ro
   });
   const run = await execute(definition(), { runId: "wave-9", recoveryInstanceIDs: ids("14", 2) }, flaky);
   assertEnded(run, "FailbackComplete");
-  assert.equal(run.output.stoppedBy, null);
+  assert.equal(run.output.steps[0].stoppedBy, null);
   assert.equal(trackCalls(flaky).filter((c) => !c.final).length, 3, "two failed, then the one that saw the job done");
 
   const broken = fakeFunction({
@@ -474,8 +675,10 @@ test("a failing tracking call is tried again at the next interval; three in a ro
   });
   const stopped = await execute(definition(), { runId: "wave-9b", recoveryInstanceIDs: ids("16", 2) }, broken);
   assertEnded(stopped, "FailbackIncomplete");
-  assert.equal(stopped.output.stoppedBy, "TRACKING_ERROR");
-  assert.equal(stopped.output.trackingError.Error, "Lambda.Unknown");
+  const [step] = stopped.output.steps;
+  assert.equal(step.stoppedBy, "TRACKING_ERROR");
+  assert.deepEqual(stopped.output.halted, { step: "failback", reason: "TRACKING_ERROR" });
+  assert.equal(step.error.Error, "Lambda.Unknown");
   // Three failed calls, each after its two retries, then the final call, which succeeds.
   assert.equal(trackCalls(broken).filter((c) => !c.final).length, 3 * 3);
   assert.equal(stopped.output.counts.succeeded, 2, "the final call still reads every job");
@@ -489,7 +692,7 @@ test("the final call is retried while DRS cannot be read; if it keeps failing th
   const run = await execute(definition(), { runId: "wave-10", recoveryInstanceIDs: ids("15", 2) }, slow);
   assertEnded(run, "FailbackComplete");
   assert.equal(trackCalls(slow).filter((c) => c.final).length, 3);
-  assertEventsOnce(slow);
+  assertEvents(run, slow);
 
   const down = fakeFunction({ error: (n, body) => (body.final ? new StatesError("Lambda.Unknown", "crashed") : undefined) });
   const failed = await execute(definition(), { runId: "wave-11", recoveryInstanceIDs: ids("17", 2) }, down);
@@ -503,7 +706,21 @@ test("a run id that is null or not a string is not taken: the event id is", asyn
   const run = await execute(definition(), { ...input, detail: { ...input.detail, runId: null } }, fake);
   assertEnded(run, "FailbackComplete");
   assert.equal(fake.calls[0].runId, input.id);
-  assert.ok(trackCalls(fake).every((c) => c.runId === input.id));
+  assert.ok(fake.calls.every((c) => c.runId === input.id));
+});
+
+test("an event that cannot be published does not stop the failback", async () => {
+  const fake = fakeFunction();
+  const run = await execute(definition(), sample("stepfunctions-task.json"), {
+    ...fake,
+    publish: (entries) => {
+      if (entries[0].DetailType === "Failback Step Started") throw new StatesError("EventBridge.AmazonEventBridgeException", "unavailable");
+    },
+  });
+  assertEnded(run, "FailbackComplete");
+  assert.deepEqual(published(run, "Failback Step Started"), []);
+  assert.equal(run.trace.filter((t) => t.state === "PublishStepStarted" && t.retry).length, 3, "retried first");
+  assert.deepEqual(published(run, "Failback Run Finished"), [run.output]);
 });
 
 test("the largest request: 5000 ids through a quota of 500 stay within every state and variable limit", async () => {
@@ -512,11 +729,343 @@ test("the largest request: 5000 ids through a quota of 500 stay within every sta
   const fake = fakeFunction({ capacity: 500, jobSize: 100, jobSeconds: 1200, fails });
   const run = await execute(definition(), { runId: "wave-big", recoveryInstanceIDs: requested }, fake);
   assertEnded(run, "FailbackComplete");
-  assert.equal(run.output.rounds, 10);
-  assert.equal(Object.keys(results(run.output)).length, 5000);
+  assert.equal(run.output.steps[0].rounds, 10);
+  assert.equal(Object.keys(stepResults(fake)).length, 5000);
   assert.equal(run.output.counts.failed, Object.keys(fails).length);
-  assert.equal(run.output.listing, "jobGroups");
-  assert.ok(Buffer.byteLength(JSON.stringify(run.output)) < 256 * 1024);
-  assertEventsOnce(fake);
+  assertEvents(run, fake);
   assert.equal(fake.events.jobCompleted.length, 50);
+});
+
+// ---- Ordered plans ---------------------------------------------------------------------------
+
+const THREE = sample("plan-three-steps.json");
+const [DB_PRIMARY, DB_REPLICA] = THREE.steps[0].recoveryInstanceIDs;
+const APP = ["i-0e1b2c3d4e5f60003", "i-0e1b2c3d4e5f60004", "i-0e1b2c3d4e5f60005", "i-0e1b2c3d4e5f60006"];
+const WEB = THREE.steps[2].sourceServerIDs;
+/** The fleet of the three-step sample: four app servers carry Tier=app, the others other tags. */
+const THREE_TAGS = {
+  ...Object.fromEntries(APP.map((id) => [id, { Tier: "app" }])),
+  [DB_PRIMARY]: { Tier: "db" },
+  [DB_REPLICA]: { Tier: "db" },
+  "i-0e1b2c3d4e5f60007": { Tier: "batch" },
+};
+const approve = (afterSeconds = 60) => () => ({ output: { approvedBy: "ops" }, afterSeconds });
+
+/** Each step's calls come after the step before it is summed up: strictly in order. */
+function assertStepsInOrder(fake, names) {
+  const stepOf = fake.calls.map((c) => c.step).filter(Boolean);
+  const order = stepOf.filter((s, i) => s !== stepOf[i - 1]);
+  assert.deepEqual(order, names, `steps called in order ${order}`);
+  for (const name of names.slice(0, -1)) {
+    const lastOfStep = fake.calls.findLastIndex((c) => c.step === name);
+    assert.equal(fake.calls[lastOfStep].final, true, `${name} ends with its final call`);
+  }
+}
+
+test("a three-step plan: every step launched, tracked and summed up in order, with the wait and the approval between", async () => {
+  const fake = fakeFunction({ tags: THREE_TAGS, jobSeconds: 600 });
+  const approvals = [];
+  const run = await execute(definition(), THREE, {
+    ...fake,
+    answer: (request) => {
+      approvals.push(request);
+      return { output: { approvedBy: "ops" }, afterSeconds: 1800 };
+    },
+  });
+  assertEnded(run, "FailbackComplete");
+  assert.deepEqual(fake.calls[0], { ...THREE, action: "plan" });
+  assertStepsInOrder(fake, ["databases", "app-servers", "web"]);
+  const tags = THREE.tags;
+  assert.deepEqual(launchCalls(fake), [
+    { runId: THREE.runId, tags, step: "databases", recoveryInstanceIDs: [DB_PRIMARY, DB_REPLICA] },
+    { runId: THREE.runId, tags, step: "app-servers", selector: { tags: { Tier: "app" } } },
+    { runId: THREE.runId, tags, step: "web", sourceServerIDs: WEB },
+  ]);
+  const finals = trackCalls(fake).filter((c) => c.final);
+  assert.deepEqual(finals.map((c) => [c.step, c.critical, c.maxFailed]), [
+    ["databases", [DB_PRIMARY], null],
+    ["app-servers", false, 1],
+    ["web", [WEB[0]], null],
+  ]);
+  // Each step tracks only its own jobs.
+  for (const c of trackCalls(fake)) {
+    assert.ok(c.jobIDs.every((id) => fake.jobs.get(id).step === c.step), `${c.step} tracks its own jobs`);
+  }
+  assert.deepEqual(published(run, "Failback Step Started"), [
+    { runId: THREE.runId, step: "databases", index: 0, steps: 3, instances: 2 },
+    { runId: THREE.runId, step: "app-servers", index: 1, steps: 3, instances: 4 },
+    { runId: THREE.runId, step: "web", index: 2, steps: 3, instances: 2 },
+  ]);
+  // The approval: after app-servers (which asks for it), before web, with this task's token.
+  const [asked] = published(run, "Failback Step Approval Requested");
+  assert.equal(approvals.length, 1);
+  assert.deepEqual(asked, { runId: THREE.runId, step: "app-servers", nextStep: "web", taskToken: approvals[0].token, counts: run.output.steps[1].counts });
+  assert.equal(run.events.map((e) => e.detailType).indexOf("Failback Step Approval Requested"), 2, "asked after app-servers started, before web");
+  assert.deepEqual(published(run, "Failback Plan Halted"), []);
+  assert.deepEqual(run.waits.filter((w) => w === 300), [300], "databases waits 300 s after it finished");
+  assert.deepEqual(run.output.steps.map((s) => [s.name, s.status, s.counts.succeeded]), [
+    ["databases", "finished", 2],
+    ["app-servers", "finished", 4],
+    ["web", "finished", 2],
+  ]);
+  assert.equal(run.output.complete, true);
+  assert.equal(run.output.halted, null);
+  assert.deepEqual(run.output.counts, { ...ALL_ZERO, succeeded: 8, launched: 8 });
+  assert.deepEqual(stepResults(fake)[recoveryOf(WEB[0])], "succeeded");
+  assertEvents(run, fake);
+});
+
+test("a critical instance failing in step one halts the plan before step two: never launched, reported not started", async () => {
+  const fake = fakeFunction({ tags: THREE_TAGS, fails: { [DB_PRIMARY]: "CONVERSION_FAIL" } });
+  const run = await execute(definition(), THREE, { ...fake, answer: approve() });
+  assertEnded(run, "FailbackIncomplete");
+  assertStepsInOrder(fake, ["databases"]);
+  assert.deepEqual(launchCalls(fake).map((c) => c.step), ["databases"], "app-servers and web never launched");
+  assert.deepEqual(run.waits.filter((w) => w === 300), [], "no wait after a halted step");
+  assert.deepEqual(published(run, "Failback Step Approval Requested"), []);
+  const verdict = { halt: true, reason: "CRITICAL_FAILED", failed: 1, maxFailed: null, criticalFailed: [DB_PRIMARY], unfinished: 0 };
+  assert.deepEqual(published(run, "Failback Plan Halted"), [
+    { runId: THREE.runId, step: "databases", reason: "CRITICAL_FAILED", verdict, notStarted: ["app-servers", "web"] },
+  ]);
+  assert.deepEqual(run.output.halted, { step: "databases", reason: "CRITICAL_FAILED" });
+  assert.equal(run.output.complete, false);
+  assert.deepEqual(run.output.steps.map((s) => [s.name, s.status, s.reason]), [
+    ["databases", "halted", "CRITICAL_FAILED"],
+    ["app-servers", "not started", "PLAN_HALTED"],
+    ["web", "not started", "PLAN_HALTED"],
+  ]);
+  assert.deepEqual(run.output.steps[1], { name: "app-servers", status: "not started", reason: "PLAN_HALTED" });
+  assert.deepEqual(run.output.steps[0].verdict, verdict);
+  assert.deepEqual(run.output.counts, { ...ALL_ZERO, succeeded: 1, failed: 1, launched: 2 });
+  assertEvents(run, fake);
+
+  // The replica is not critical: its failure alone does not halt the plan.
+  const replica = fakeFunction({ tags: THREE_TAGS, fails: { [DB_REPLICA]: "LAUNCH_FAILED" } });
+  const goesOn = await execute(definition(), THREE, { ...replica, answer: approve() });
+  assertEnded(goesOn, "FailbackComplete");
+  assert.equal(goesOn.output.steps[0].counts.failed, 1);
+});
+
+test("maxFailed: one failed app server is tolerated, two halt the plan TOO_MANY_FAILED before the approval", async () => {
+  const tolerated = fakeFunction({ tags: THREE_TAGS, fails: { [APP[1]]: "LAUNCH_FAILED" } });
+  const ok = await execute(definition(), THREE, { ...tolerated, answer: approve() });
+  assertEnded(ok, "FailbackComplete");
+  assert.deepEqual(ok.output.steps[1].verdict, { halt: false, reason: null, failed: 1, maxFailed: 1, criticalFailed: [], unfinished: 0 });
+  assert.deepEqual(ok.output.steps.map((s) => s.status), ["finished", "finished", "finished"]);
+  assert.equal(ok.output.counts.failed, 1);
+
+  const exceeded = fakeFunction({ tags: THREE_TAGS, fails: { [APP[1]]: "LAUNCH_FAILED" }, rejects: [] , skips: [] });
+  exceeded.fails[APP[2]] = "CONVERSION_FAIL";
+  const halted = await execute(definition(), THREE, { ...exceeded, answer: approve() });
+  assertEnded(halted, "FailbackIncomplete");
+  assert.deepEqual(halted.output.halted, { step: "app-servers", reason: "TOO_MANY_FAILED" });
+  assert.deepEqual(halted.output.steps.map((s) => [s.name, s.status]), [["databases", "finished"], ["app-servers", "halted"], ["web", "not started"]]);
+  assert.deepEqual(published(halted, "Failback Step Approval Requested"), [], "a halted step asks for no approval");
+  assert.deepEqual(launchCalls(exceeded).map((c) => c.step), ["databases", "app-servers"]);
+  const [event] = published(halted, "Failback Plan Halted");
+  assert.equal(event.verdict.failed, 2);
+  assert.deepEqual(event.notStarted, ["web"]);
+});
+
+test("approval refused: the plan halts APPROVAL_REFUSED with the error and cause; the next step never starts", async () => {
+  const fake = fakeFunction({ tags: THREE_TAGS });
+  const run = await execute(definition(), THREE, { ...fake, answer: () => ({ error: "Rejected", cause: "not during the trading day", afterSeconds: 900 }) });
+  assertEnded(run, "FailbackIncomplete");
+  assert.deepEqual(run.output.halted, { step: "app-servers", reason: "APPROVAL_REFUSED" });
+  assert.deepEqual(run.output.steps.map((s) => [s.name, s.status, s.reason]), [
+    ["databases", "finished", undefined],
+    ["app-servers", "halted", "APPROVAL_REFUSED"],
+    ["web", "not started", "PLAN_HALTED"],
+  ]);
+  const error = { Error: "Rejected", Cause: "not during the trading day" };
+  assert.deepEqual(run.output.steps[1].error, error);
+  assert.equal(run.output.steps[1].counts.succeeded, 4, "the step itself finished");
+  assert.deepEqual(published(run, "Failback Plan Halted"), [{ runId: THREE.runId, step: "app-servers", reason: "APPROVAL_REFUSED", error, notStarted: ["web"] }]);
+  assert.deepEqual(launchCalls(fake).map((c) => c.step), ["databases", "app-servers"]);
+  assert.deepEqual(published(run, "Failback Step Started").map((d) => d.step), ["databases", "app-servers"]);
+  assertEvents(run, fake);
+});
+
+test("approval never given: the plan halts APPROVAL_TIMED_OUT after ApprovalTimeoutSeconds", async () => {
+  const fake = fakeFunction({ tags: THREE_TAGS });
+  const run = await execute(definition(), THREE, { ...fake, answer: () => undefined });
+  assertEnded(run, "FailbackIncomplete");
+  assert.deepEqual(run.output.halted, { step: "app-servers", reason: "APPROVAL_TIMED_OUT" });
+  assert.equal(run.output.steps[1].error.Error, "States.Timeout");
+  const asked = run.trace.findIndex((t) => t.state === "RequestApproval");
+  const halted = run.trace.findIndex((t) => t.state === "HaltPlan");
+  assert.ok(asked > 0 && halted > asked);
+  assert.ok(run.elapsed >= 86400, `the default timeout is a day: ${run.elapsed} s`);
+
+  // An answer later than the timeout is too late.
+  const late = fakeFunction({ tags: THREE_TAGS });
+  const tooLate = await execute(definition({ ApprovalTimeoutSeconds: 600 }), THREE, { ...late, answer: approve(700) });
+  assertEnded(tooLate, "FailbackIncomplete");
+  assert.equal(tooLate.output.halted.reason, "APPROVAL_TIMED_OUT");
+  assert.ok(tooLate.elapsed < 86400, `${tooLate.elapsed} s`);
+  // In time, it goes on.
+  const inTime = fakeFunction({ tags: THREE_TAGS });
+  const approved = await execute(definition({ ApprovalTimeoutSeconds: 600 }), THREE, { ...inTime, answer: approve(500) });
+  assertEnded(approved, "FailbackComplete");
+});
+
+test("waitAfterSeconds waits on the clock; each step has its own TimeLimitSeconds clock and MaxRounds", async () => {
+  const fake = fakeFunction({ tags: THREE_TAGS, jobSeconds: 300 });
+  const run = await execute(definition(), THREE, { ...fake, answer: approve(0) });
+  assertEnded(run, "FailbackComplete");
+  const dbSummed = run.trace.findIndex((t) => t.state === "FinalTrack");
+  const wait = run.trace.findIndex((t) => t.wait === 300);
+  const appStart = run.trace.findIndex((t, i) => i > wait && t.state === "StartStep");
+  assert.ok(dbSummed < wait && wait < appStart, "the wait comes after databases is summed up, before app-servers starts");
+  assert.equal(run.trace.filter((t) => t.state === "WaitAfterStep" && "input" in t).length, 1, "app-servers and web have no waitAfterSeconds");
+  // On the clock: app-servers' first launch is 300 s (and the calls around it) after databases' last call.
+  const dbLast = fake.calls.findLastIndex((c) => c.step === "databases");
+  assert.equal(fake.calls[dbLast + 1].step, "app-servers");
+  const dbEnd = run.trace[dbSummed + 1].at; // the state after databases' last call
+  const appStarted = run.trace[appStart].at;
+  assert.ok(appStarted - dbEnd >= 300 && appStarted - dbEnd < 310, `app-servers started ${appStarted - dbEnd} s after databases ended`);
+
+  // Three steps of 1500 s each under a limit of 1800 s per step: each step gets its full limit.
+  const slowPlan = { runId: "slow", steps: [0, 1, 2].map((k) => ({ name: `wave-${k}`, recoveryInstanceIDs: ids(`2${k}`, 4) })) };
+  const slow = fakeFunction({ capacity: 2, jobSize: 2, jobSeconds: 700 });
+  const slowRun = await execute(definition({ TimeLimitSeconds: 1800, MaxRounds: 2 }), slowPlan, slow);
+  assertEnded(slowRun, "FailbackComplete");
+  assert.ok(slowRun.elapsed > 3 * 1400, `${slowRun.elapsed} s: longer than one limit, every step complete`);
+  assert.deepEqual(slowRun.output.steps.map((s) => [s.rounds, s.stoppedBy]), [[2, null], [2, null], [2, null]]);
+  assert.equal(launchCalls(slow).length, 6, "two rounds per step, MaxRounds 2 each");
+});
+
+test("a selector step: the first launch carries the selector, later rounds the deferred ids", async () => {
+  const fake = fakeFunction({ tags: THREE_TAGS, capacity: 2, jobSize: 1, jobSeconds: 120 });
+  const run = await execute(definition(), THREE, { ...fake, answer: approve() });
+  assertEnded(run, "FailbackComplete");
+  const app = launchCalls(fake, "app-servers");
+  assert.deepEqual(app[0], { runId: THREE.runId, tags: THREE.tags, step: "app-servers", selector: { tags: { Tier: "app" } } });
+  assert.deepEqual(app[1], { runId: THREE.runId, tags: THREE.tags, step: "app-servers", recoveryInstanceIDs: APP.slice(2) });
+  assert.equal(app.length, 2);
+  assert.deepEqual(Object.keys(stepResults(fake)).filter((id) => APP.includes(id)).sort(), APP);
+  assert.ok(!("i-0e1b2c3d4e5f60007" in stepResults(fake)), "an instance with another tag is not selected");
+});
+
+test("redrive: the same runId again runs the plan from the start; what was launched stays in its jobs, the fixed step succeeds", async () => {
+  const fake = fakeFunction({ tags: THREE_TAGS, fails: { [APP[0]]: "LAUNCH_FAILED", [APP[1]]: "LAUNCH_FAILED" } });
+  const first = await execute(definition(), THREE, { ...fake, answer: approve(), executionName: "first" });
+  assertEnded(first, "FailbackIncomplete");
+  assert.deepEqual(first.output.halted, { step: "app-servers", reason: "TOO_MANY_FAILED" });
+  const jobsAfterFirst = new Map(fake.jobs);
+
+  // The cause is fixed; DRS shows the two failed app servers ready for launch again.
+  delete fake.fails[APP[0]];
+  delete fake.fails[APP[1]];
+  fake.readyAgain.add(APP[0]).add(APP[1]);
+  fake.newExecution();
+  const calls = fake.calls.length;
+  const startTime = new Date(Date.parse(first.ended) + 3600 * 1000).toISOString();
+  const second = await execute(definition(), THREE, { ...fake, answer: approve(), executionName: "second", startTime });
+  assertEnded(second, "FailbackComplete");
+  const redriveCalls = fake.calls.slice(calls);
+  assert.ok(redriveCalls.every((c) => c.runId === THREE.runId), "the same run");
+  // databases: launched again by the state machine, reported launched in its old job, no new job.
+  const dbJobs = [...fake.jobs.values()].filter((j) => j.step === "databases");
+  assert.equal(dbJobs.length, 1, "no database launched twice");
+  const dbTracks = redriveCalls.filter((c) => c.action === "track" && c.step === "databases");
+  assert.equal(dbTracks.length, 2, "finished at its first tracking call, then summed up");
+  assert.deepEqual(dbTracks[0].jobIDs, dbJobs.map((j) => j.jobID));
+  // app-servers: the two that failed launched again in a new job, the two that succeeded not.
+  const newJobs = [...fake.jobs.values()].filter((j) => !jobsAfterFirst.has(j.jobID));
+  assert.deepEqual(newJobs.map((j) => [j.step, j.ids]), [["app-servers", [APP[0], APP[1]]], ["web", WEB.map(recoveryOf)]]);
+  assert.deepEqual(second.output.steps.map((s) => [s.name, s.status]), [["databases", "finished"], ["app-servers", "finished"], ["web", "finished"]]);
+  assert.deepEqual(second.output.steps[1].counts, { ...ALL_ZERO, succeeded: 4, launched: 4 });
+  assert.equal(second.output.complete, true);
+});
+
+test("a dry run of a plan: one plan call, each step's counts and planned jobs; nothing launched or published", async () => {
+  const input = sample("plan-dry-run.json");
+  const fake = fakeFunction();
+  const run = await execute(definition(), input, fake);
+  assertEnded(run, "DryRunPlanned");
+  assert.deepEqual(fake.calls, [{ ...input, action: "plan" }]);
+  assert.deepEqual(run.events, []);
+  assert.equal(run.output.runId, input.runId);
+  assert.equal(run.output.dryRun, true);
+  // The function's answer, as the fake gives it (ids of two per job): each step with its defaults.
+  assert.deepEqual(run.output.steps.map((s) => [s.name, s.instances, s.counts.deferred, s.plannedJobSizes, s.critical, s.maxFailed, s.approval, s.waitAfterSeconds]),
+    input.steps.map((s) => {
+      const n = s.recoveryInstanceIDs.length;
+      return [s.name, n, n, n > 2 ? [2, n - 2] : [n], s.critical ?? false, s.maxFailed ?? null, s.approval ?? false, s.waitAfterSeconds ?? 0];
+    }));
+  assert.ok(input.steps.length > 1, "the sample is a plan of several steps");
+  assert.deepEqual(run.output.steps[1].notLaunched, [{ outcome: "deferred", reason: "DRY_RUN", recoveryInstanceIDs: input.steps[1].recoveryInstanceIDs }]);
+});
+
+test("a plan the function refuses ends the run before anything is launched", async () => {
+  const bad = { ...THREE, steps: [THREE.steps[0], { ...THREE.steps[1], selector: { tags: { Tier: "nothing" } } }] };
+  const fake = fakeFunction({ tags: THREE_TAGS });
+  const run = await execute(definition(), bad, fake);
+  assertEnded(run, "RequestRefused");
+  assert.match(run.cause, /steps\[1\] \(app-servers\)\.selector matches no recovery instance/);
+  assert.equal(fake.calls.length, 1);
+  assert.deepEqual(run.events, []);
+});
+
+test("a launch error in a later step without a job halts the plan LAUNCH_ERROR; the step is still summed up", async () => {
+  const fake = fakeFunction({
+    tags: THREE_TAGS,
+    error: (n, body) => (body.step === "app-servers" && body.action === undefined ? functionError("DrsAccessDenied", "denied") : undefined),
+  });
+  const run = await execute(definition(), THREE, { ...fake, answer: approve() });
+  assertEnded(run, "FailbackIncomplete");
+  assert.deepEqual(run.output.halted, { step: "app-servers", reason: "LAUNCH_ERROR" });
+  const app = run.output.steps[1];
+  assert.equal(app.error.Error, "DrsAccessDenied");
+  assert.equal(app.rounds, 0);
+  assert.deepEqual(trackCalls(fake, "app-servers"), [{ action: "track", runId: THREE.runId, step: "app-servers", critical: false, maxFailed: 1, jobIDs: [], reportedJobIDs: [], final: true, notLaunched: [] }]);
+  assert.deepEqual(run.output.steps[2], { name: "web", status: "not started", reason: "PLAN_HALTED" });
+  assertEvents(run, fake);
+});
+
+/**
+ * About how many history events Step Functions would record for a run (at most 25 000 for a
+ * standard execution): a Task state 6 (entered, scheduled, started, submitted, succeeded or
+ * failed, exited), each retry 4 more, any other state 2, the execution's start and end 2.
+ */
+function historyEvents(run) {
+  const types = Object.fromEntries(Object.entries(definition().States).map(([name, s]) => [name, s.Type]));
+  return 2 + run.trace.reduce((n, t) => n + ("input" in t ? (types[t.state] === "Task" ? 6 : 2) : t.retry ? 4 : 0), 0);
+}
+
+/** The largest input, output and variables of any state of a run, in bytes. */
+function largest(run) {
+  const sizes = run.trace.filter((t) => "input" in t).map((t) => Buffer.byteLength(JSON.stringify(t.input)));
+  return Math.max(...sizes, Buffer.byteLength(JSON.stringify(run.output ?? null)));
+}
+
+test("the largest plan: 5000 instances over 41 steps stay within every state, variable and event limit", async () => {
+  // One step of 3000 instances (through a quota of 500), then 40 steps of 50; every seventh
+  // instance fails, in steps that tolerate it.
+  const all = ids("3a", 5000);
+  const steps = [{ name: "bulk", recoveryInstanceIDs: all.slice(0, 3000) }];
+  for (let k = 0; k < 40; k++) steps.push({ name: `wave-${String(k).padStart(2, "0")}`, recoveryInstanceIDs: all.slice(3000 + k * 50, 3050 + k * 50), approval: k % 10 === 9 });
+  const fails = Object.fromEntries(all.filter((_, i) => i % 7 === 0).map((id) => [id, "CONVERSION_FAIL"]));
+  const fake = fakeFunction({ capacity: 500, jobSize: 100, jobSeconds: 1200, fails });
+  const run = await execute(definition(), { runId: "plan-big", steps }, { ...fake, answer: approve() });
+  assertEnded(run, "FailbackComplete");
+  assert.equal(run.output.steps.length, 41);
+  assert.equal(run.output.counts.failed, Object.keys(fails).length);
+  assert.equal(run.output.counts.succeeded + run.output.counts.failed, 5000);
+  assert.equal(Object.keys(stepResults(fake)).length, 5000);
+  assert.ok(largest(run) < MAX_BYTES, `${largest(run)} bytes`);
+  assert.ok(historyEvents(run) < 25000, `about ${historyEvents(run)} history events`);
+  assertEvents(run, fake);
+
+  // The worst halt: one critical step of 5000 in which every instance fails, all named in the
+  // verdict, the Plan Halted event and the output.
+  const doomed = fakeFunction({ capacity: 500, jobSize: 100, jobSeconds: 1200, fails: Object.fromEntries(all.map((id) => [id, "CONVERSION_FAIL"])) });
+  const plan = { runId: "plan-big-halt", steps: [{ name: "everything", recoveryInstanceIDs: all, critical: true }, { name: "after", recoveryInstanceIDs: ids("3b", 1) }] };
+  const halted = await execute(definition(), plan, doomed);
+  assertEnded(halted, "FailbackIncomplete");
+  assert.equal(halted.output.steps[0].verdict.criticalFailed.length, 5000);
+  assert.deepEqual(halted.output.steps[1], { name: "after", status: "not started", reason: "PLAN_HALTED" });
+  assert.ok(largest(halted) < MAX_BYTES, `${largest(halted)} bytes`);
+  assertEvents(halted, doomed);
 });
