@@ -1,12 +1,21 @@
 // The state machine end to end: statemachine/failback.asl.json, executed by the JSONata
 // interpreter, invoking the real function under `cargo lambda watch` (the Lambda invoke API) against
-// drs-sim — the whole failback started by one EventBridge event, tracked to a result for every
-// requested instance, checked against the simulator's own records.
+// drs-sim, checked against the simulator's own records:
+//
+// 1. a plain request (events/eventbridge-failback-request.json, started by its EventBridge event):
+//    a plan of one step, tracked to a result for every requested instance;
+// 2. an ordered plan of three steps over the same fleet (the shape of events/plan-three-steps.json:
+//    databases with a critical primary and a wait -> app servers by tag selector, one failure
+//    tolerated, then an approval -> web by source server), the approval given at once.
 //
 //   node e2e.cjs LAMBDA_ADDRESS SIM_ENDPOINT
 //
 // Run by .ci/local-lambda once the function is up. The simulator's jobs take 3 s (its default
-// lifecycle), so the state machine tracks every second (TrackIntervalSeconds 1, really waited).
+// lifecycle), so the state machine tracks every second (TrackIntervalSeconds 1, really waited);
+// longer waits (a step's waitAfterSeconds) are waited 2 s at most, the virtual clock still moving
+// by the whole wait. The events the state machine publishes itself (Step Started, Step Approval
+// Requested, Plan Halted, Run Finished) are the interpreter's record; the function's (Job
+// Completed, Step Finished) the simulator's EventBridge.
 "use strict";
 
 const assert = require("node:assert/strict");
@@ -22,6 +31,8 @@ if (!lambda || !sim) {
 }
 const repo = path.resolve(__dirname, "..", "..");
 const FUNCTION_ARN = "arn:aws:lambda:us-east-1:111122223333:function:drs-failback";
+const RESULT_BUS = "drs-failback-results";
+const EVENT_SOURCE = "drs-failback";
 const FAILING_EVENT = "CONVERSION_FAIL";
 
 async function admin(method, what, body) {
@@ -58,49 +69,135 @@ async function invoke(resource, args, clock) {
   return { ExecutedVersion: "$LATEST", Payload: body, StatusCode: 200 };
 }
 
-async function main() {
-  const event = JSON.parse(fs.readFileSync(path.join(repo, "events", "eventbridge-failback-request.json"), "utf8"));
+const definition = substitute(fs.readFileSync(path.join(repo, "statemachine", "failback.asl.json"), "utf8"), {
+  FailbackFunctionArn: FUNCTION_ARN,
+  TrackIntervalSeconds: 1,
+  TimeLimitSeconds: 120,
+  MaxRounds: 10,
+  ApprovalTimeoutSeconds: 60,
+  ResultEventBusName: RESULT_BUS,
+  EventSource: EVENT_SOURCE,
+});
+
+/** Runs the definition on `input`; `answer` answers approvals. */
+async function run(input, answer) {
+  const result = await execute(definition, input, {
+    invoke,
+    answer,
+    sleep: (seconds) => new Promise((resolve) => setTimeout(resolve, Math.min(seconds, 2) * 1000)),
+  });
+  const why = result.status === "FAILED" ? `: ${result.error}: ${result.cause}` : "";
+  assert.equal(result.state, "FailbackComplete", `ended in ${result.state}${why}`);
+  for (const e of result.events) {
+    assert.equal(e.eventBusName, RESULT_BUS);
+    assert.equal(e.source, EVENT_SOURCE);
+  }
+  return result;
+}
+
+const published = (result, detailType) => result.events.filter((e) => e.detailType === detailType).map((e) => e.detail);
+
+/**
+ * What the simulator saw of a run: its jobs, and the function's events — each job announced once
+ * (naming its step), each step summed up once (Step Finished, with its verdict) and the run never
+ * summed up by the function (Run Finished now comes from the state machine). Returns every
+ * instance's result from the Job Completed events, and the jobs.
+ */
+async function simRecords(runId, steps) {
+  const jobs = (await admin("GET", "jobs")).filter((j) => j.tags?.["drs-failback:run-id"] === runId);
+  const events = (await admin("GET", "events")).filter((e) => e.detail.runId === runId);
+  const completed = events.filter((e) => e.detailType === "Failback Launch Job Completed");
+  assert.deepEqual(completed.map((e) => e.detail.jobID).sort(), jobs.map((j) => j.jobID).sort(), "each job announced once");
+  for (const e of completed) assert.ok(steps.includes(e.detail.step), `Job Completed names its step: ${e.detail.step}`);
+  const finished = events.filter((e) => e.detailType === "Failback Step Finished" && (e.detail.part ?? 1) === 1);
+  assert.deepEqual(finished.map((e) => e.detail.step), steps, "each step summed up once, in order");
+  for (const e of finished) assert.equal(e.detail.verdict?.halt, false, `${e.detail.step}: ${JSON.stringify(e.detail.verdict)}`);
+  assert.equal(events.filter((e) => e.detailType === "Failback Run Finished").length, 0, "the function no longer sums up the run");
+  const results = {};
+  for (const { detail } of completed) {
+    for (const i of detail.instances ?? []) results[i.recoveryInstanceID] = i.reason ? `${i.result}:${i.reason}` : i.result;
+    for (const g of detail.groups ?? []) for (const id of g.recoveryInstanceIDs) results[id] = g.reason ? `${g.result}:${g.reason}` : g.result;
+  }
+  return { jobs, events, results };
+}
+
+async function plainRequest(event) {
   const requested = event.detail.recoveryInstanceIDs;
   await admin("POST", "reset");
   await admin("POST", "instances", { recoveryInstanceID: requested[1], failureEvent: FAILING_EVENT });
 
-  const definition = substitute(fs.readFileSync(path.join(repo, "statemachine", "failback.asl.json"), "utf8"), {
-    FailbackFunctionArn: FUNCTION_ARN,
-    TrackIntervalSeconds: 1,
-    TimeLimitSeconds: 120,
-    MaxRounds: 10,
-  });
-  const run = await execute(definition, event, {
-    invoke,
-    sleep: (seconds) => new Promise((resolve) => setTimeout(resolve, seconds * 1000)),
-  });
-  const why = run.status === "FAILED" ? `: ${run.error}: ${run.cause}` : "";
-  assert.equal(run.state, "FailbackComplete", `ended in ${run.state}${why}`);
-
-  const out = run.output;
+  const result = await run(event);
+  const out = result.output;
   assert.equal(out.runId, event.id);
   assert.equal(out.complete, true);
-  const results = {};
-  for (const job of out.jobs) {
-    for (const i of job.instances ?? []) results[i.recoveryInstanceID] = i.reason ? `${i.result}:${i.reason}` : i.result;
-    for (const g of job.groups ?? []) for (const id of g.recoveryInstanceIDs) results[id] = g.reason ? `${g.result}:${g.reason}` : g.result;
-  }
+  assert.equal(out.halted, null);
+  assert.deepEqual(out.steps.map((s) => [s.name, s.status]), [["failback", "finished"]]);
+  assert.deepEqual(out.counts, { succeeded: requested.length - 1, failed: 1, running: 0, notLaunched: 0, launched: requested.length, skipped: 0, rejected: 0, deferred: 0 });
+  assert.deepEqual(published(result, "Failback Step Started"), [{ runId: event.id, step: "failback", index: 0, steps: 1, instances: requested.length }]);
+  assert.deepEqual(published(result, "Failback Run Finished"), [out]);
+
+  const { jobs, events, results } = await simRecords(event.id, ["failback"]);
   const expected = Object.fromEntries(requested.map((id, k) => [id, k === 1 ? `failed:${FAILING_EVENT}` : "succeeded"]));
   assert.deepEqual(results, expected);
-  assert.deepEqual(out.finished, { succeeded: requested.length - 1, failed: 1, running: 0, notLaunched: 0 });
-
-  // The simulator's records: the jobs are this run's, and each is announced once.
-  const jobs = (await admin("GET", "jobs")).filter((j) => j.tags?.["drs-failback:run-id"] === event.id);
-  const events = (await admin("GET", "events")).filter((e) => e.detail.runId === event.id);
-  const completed = events.filter((e) => e.detailType === "Failback Launch Job Completed").map((e) => e.detail.jobID);
-  assert.deepEqual([...completed].sort(), jobs.map((j) => j.jobID).sort(), "each job announced once");
-  assert.equal(events.filter((e) => e.detailType === "Failback Run Finished").length, 1);
-  const tracks = run.trace.filter((t) => t.state === "Track" && !t.retry && !t.caught).length;
+  const tracks = result.trace.filter((t) => t.state === "Track" && "input" in t).length;
   console.log(
-    `e2e: state machine + function + drs-sim OK: ${requested.length} instances, ${jobs.length} job(s), ` +
-      `${tracks} tracking calls, ${Object.values(results).filter((r) => r === "succeeded").length} succeeded, ` +
-      `1 failed ${FAILING_EVENT}, ${events.length} events, ${run.elapsed.toFixed(1)} s`,
+    `e2e: plain request OK: ${requested.length} instances, ${jobs.length} job(s), ${tracks} tracking calls, ` +
+      `${requested.length - 1} succeeded, 1 failed ${FAILING_EVENT}, ${events.length + result.events.length} events, ${result.elapsed.toFixed(1)} s`,
   );
+}
+
+async function threeStepPlan(event) {
+  // The fleet holds the EventBridge sample's instances: two databases, three app servers found by
+  // their tag, one web server named by its source server.
+  const fleet = event.detail.recoveryInstanceIDs;
+  const [dbPrimary, dbReplica, app1, app2, app3, web] = fleet;
+  const runId = `${event.id}-plan`;
+  await admin("POST", "reset");
+  for (const id of [app1, app2, app3]) await admin("POST", "instances", { recoveryInstanceID: id, tags: { Tier: "app" } });
+  await admin("POST", "instances", { recoveryInstanceID: app2, failureEvent: FAILING_EVENT });
+  const webSource = (await admin("GET", "instances")).find((i) => i.recoveryInstanceID === web).sourceServerID;
+  const sample = JSON.parse(fs.readFileSync(path.join(repo, "events", "plan-three-steps.json"), "utf8"));
+  const plan = {
+    runId,
+    tags: sample.tags,
+    steps: [
+      { name: "databases", recoveryInstanceIDs: [dbPrimary, dbReplica], critical: [dbPrimary], waitAfterSeconds: 5 },
+      { name: "app-servers", selector: { tags: { Tier: "app" } }, maxFailed: 1, approval: true },
+      { name: "web", sourceServerIDs: [webSource], critical: true },
+    ],
+  };
+  const approvals = [];
+  const result = await run(plan, (request) => {
+    approvals.push(request);
+    return { output: { approvedBy: "e2e" }, afterSeconds: 1 };
+  });
+  const out = result.output;
+  assert.equal(out.complete, true);
+  assert.deepEqual(out.steps.map((s) => [s.name, s.status]), [["databases", "finished"], ["app-servers", "finished"], ["web", "finished"]]);
+  assert.deepEqual(out.counts, { succeeded: 5, failed: 1, running: 0, notLaunched: 0, launched: 6, skipped: 0, rejected: 0, deferred: 0 });
+  assert.deepEqual(published(result, "Failback Step Started").map((d) => [d.step, d.index, d.instances]), [["databases", 0, 2], ["app-servers", 1, 3], ["web", 2, 1]]);
+  const [asked] = published(result, "Failback Step Approval Requested");
+  assert.equal(approvals.length, 1);
+  assert.deepEqual([asked.step, asked.nextStep, asked.taskToken], ["app-servers", "web", approvals[0].token]);
+  assert.deepEqual(published(result, "Failback Plan Halted"), []);
+  assert.deepEqual(published(result, "Failback Run Finished"), [out]);
+
+  const { jobs, events, results } = await simRecords(runId, ["databases", "app-servers", "web"]);
+  assert.deepEqual(results, Object.fromEntries(fleet.map((id) => [id, id === app2 ? `failed:${FAILING_EVENT}` : "succeeded"])));
+  // Strictly in order: every job of a step starts after the jobs of the step before it ended.
+  const stepOfJob = Object.fromEntries(events.filter((e) => e.detailType === "Failback Launch Job Completed").map((e) => [e.detail.jobID, e.detail.step]));
+  const order = jobs.slice().sort((a, b) => a.createdAtMs - b.createdAtMs).map((j) => stepOfJob[j.jobID]);
+  assert.deepEqual(order.filter((s, i) => s !== order[i - 1]), ["databases", "app-servers", "web"]);
+  console.log(
+    `e2e: three-step plan OK: ${fleet.length} instances, ${jobs.length} job(s), 1 failure tolerated, approval given, ` +
+      `${events.length + result.events.length} events, ${result.elapsed.toFixed(1)} s`,
+  );
+}
+
+async function main() {
+  const event = JSON.parse(fs.readFileSync(path.join(repo, "events", "eventbridge-failback-request.json"), "utf8"));
+  await plainRequest(event);
+  await threeStepPlan(event);
 }
 
 main().catch((error) => {
