@@ -27,6 +27,8 @@ struct InstanceUpdate {
     launch_result: Option<LaunchResult>,
     /// The launch fails with this job log event (e.g. CONVERSION_FAIL).
     failure_event: Option<String>,
+    /// Replaces the instance's tags.
+    tags: Option<std::collections::BTreeMap<String, String>>,
 }
 
 #[derive(Deserialize)]
@@ -92,6 +94,8 @@ pub(crate) fn admin(shared: &Shared, method: &Method, path: &str, body: Option<B
                     && u.failure_event
                         .as_deref()
                         .is_none_or(|e| state.set_failure(&u.recovery_instance_id, e))
+                    && u.tags
+                        .is_none_or(|t| state.set_tags(&u.recovery_instance_id, t))
                     && state.by_id.contains_key(&u.recovery_instance_id);
                 if found {
                     ok(json!({ "updated": u.recovery_instance_id }))
@@ -103,7 +107,7 @@ pub(crate) fn admin(shared: &Shared, method: &Method, path: &str, body: Option<B
                 }
             }
             Err(e) => bad(format!(
-                "expected {{recoveryInstanceID, state?, launchResult?, failureEvent?}}: {e}"
+                "expected {{recoveryInstanceID, state?, launchResult?, failureEvent?, tags?}}: {e}"
             )),
         },
         ("POST", "/_sim/jobs") => match serde_json::from_slice::<JobRequest>(&body) {

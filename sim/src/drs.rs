@@ -454,7 +454,7 @@ impl State {
             "ec2InstanceState": "RUNNING",
             "sourceServerID": spec.source_server_id,
             "arn": format!("arn:aws:drs:{}:{}:recovery-instance/{}", self.region, self.account_id, spec.recovery_instance_id),
-            "tags": {},
+            "tags": spec.tags,
             "isDrill": false,
             "originEnvironment": "ON_PREMISES",
             "failback": failback,

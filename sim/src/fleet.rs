@@ -50,7 +50,9 @@ impl FailbackState {
 
 /// How an instance's launch ends once its job completes (`launchStatus`): LAUNCHED leaves the
 /// instance FAILBACK_COMPLETED; FAILED and TERMINATED leave it FAILBACK_ERROR, with the
-/// instance's `failureEvent` in the job log.
+/// instance's `failureEvent` in the job log; LAUNCHED_THEN_FAILED shows the launch LAUNCHED yet
+/// leaves the instance FAILBACK_ERROR (the failback state is the final word, and nothing makes
+/// the two agree), with its `failureEvent` logged.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum LaunchResult {
@@ -58,6 +60,7 @@ pub enum LaunchResult {
     Launched,
     Failed,
     Terminated,
+    LaunchedThenFailed,
 }
 
 impl LaunchResult {
@@ -66,6 +69,7 @@ impl LaunchResult {
             LaunchResult::Launched => "LAUNCHED",
             LaunchResult::Failed => "FAILED",
             LaunchResult::Terminated => "TERMINATED",
+            LaunchResult::LaunchedThenFailed => "LAUNCHED",
         }
     }
 
@@ -108,6 +112,10 @@ pub struct FleetInstance {
     /// when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure_event: Option<String>,
+    /// The recovery instance's own tags, as DescribeRecoveryInstances shows them: what a failback
+    /// plan's tag selector matches.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub tags: std::collections::BTreeMap<String, String>,
 }
 
 fn ready() -> FailbackState {
@@ -127,6 +135,7 @@ impl FleetInstance {
             launch_result: LaunchResult::Launched,
             refuse_launch: false,
             failure_event: None,
+            tags: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -262,6 +271,18 @@ impl Fleet {
             .map(|i| {
                 i.launch_result = LaunchResult::Failed;
                 i.failure_event = Some(event.to_owned());
+            })
+            .is_some()
+    }
+
+    /// Gives `id` these tags (what a plan's selector matches). False when `id` is not in the fleet.
+    pub fn set_tags(&mut self, id: &str, tags: &[(&str, &str)]) -> bool {
+        self.get_mut(id)
+            .map(|i| {
+                i.tags = tags
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                    .collect();
             })
             .is_some()
     }

@@ -152,6 +152,15 @@ impl SimHandle {
         self.shared.lock().set_state(id, state)
     }
 
+    /// Replaces an instance's tags (what a plan's selector matches); false when it is unknown.
+    pub fn set_tags(&self, id: &str, tags: &[(&str, &str)]) -> bool {
+        let tags = tags
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        self.shared.lock().set_tags(id, tags)
+    }
+
     /// How the instance's next launch ends. False if unknown.
     pub fn set_launch_result(&self, id: &str, result: LaunchResult) -> bool {
         self.shared.lock().set_launch_result(id, result)

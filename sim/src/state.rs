@@ -353,7 +353,9 @@ impl State {
                 .map_or(LaunchResult::Launched, |s| s.result);
             return match result {
                 LaunchResult::Launched => FailbackState::FailbackCompleted,
-                LaunchResult::Failed | LaunchResult::Terminated => FailbackState::FailbackError,
+                LaunchResult::Failed
+                | LaunchResult::Terminated
+                | LaunchResult::LaunchedThenFailed => FailbackState::FailbackError,
             };
         }
         inst.spec.state
@@ -406,6 +408,14 @@ impl State {
         let inst = &mut self.instances[i];
         inst.spec.state = state;
         inst.follows_job = false;
+        true
+    }
+
+    pub(crate) fn set_tags(&mut self, id: &str, tags: BTreeMap<String, String>) -> bool {
+        let Some(&i) = self.by_id.get(id) else {
+            return false;
+        };
+        self.instances[i].spec.tags = tags;
         true
     }
 
