@@ -100,13 +100,16 @@ pub enum Unusable {
     ClientMisconfigured,
 }
 
-/// Which recovery instances a `DescribeRecoveryInstances` call asks for (never all of them).
+/// Which recovery instances a `DescribeRecoveryInstances` call asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InstanceQuery<'a> {
     /// At most `DESCRIBE_INSTANCES_MAX_IDS`.
     RecoveryInstances(&'a [String]),
     /// The recovery instances of these source servers, at most `DESCRIBE_INSTANCES_MAX_IDS`.
     SourceServers(&'a [String]),
+    /// Every recovery instance of the account and Region, page by page: only to resolve a plan's
+    /// tag selectors (DRS has no tag filter).
+    All,
 }
 
 /// Which jobs a `DescribeJobs` call asks for: these ids (at most `DESCRIBE_JOBS_MAX_IDS`; none
@@ -172,6 +175,8 @@ pub struct RecoveryInstance {
     pub failback_state: String,
     /// "The Job ID of the last failback" (`failback.failbackJobID`).
     pub failback_job_id: Option<String>,
+    /// The instance's own tags: what a plan step's selector matches (values never logged).
+    pub tags: Tags,
 }
 
 /// Why a read-only Describe call failed. Reads have no side effects, so every kind but

@@ -6,6 +6,7 @@ use serde_json::json;
 use crate::outcome::{Answer, Counts, JobSummary, NotLaunchedGroup};
 use crate::publish::EventEntry;
 use crate::results::{ResultGroup, ResultKind, RunCounts, TrackedJob};
+use crate::verdict::Verdict;
 
 /// The detail-type the function's EventBridge rule listens for.
 pub const DETAIL_TYPE_REQUESTED: &str = "Failback Launch Requested";
@@ -14,6 +15,7 @@ pub const DETAIL_TYPE_NOT_LAUNCHED: &str = "Failback Launch Instances Not Launch
 pub const DETAIL_TYPE_RUN_COMPLETED: &str = "Failback Launch Run Completed";
 pub const DETAIL_TYPE_JOB_COMPLETED: &str = "Failback Launch Job Completed";
 pub const DETAIL_TYPE_RUN_FINISHED: &str = "Failback Run Finished";
+pub const DETAIL_TYPE_STEP_FINISHED: &str = "Failback Step Finished";
 
 /// Every event detail is kept under this, so ten events fit one 256 KB PutEvents call.
 pub const DETAIL_TARGET_BYTES: usize = 24 * 1024;
@@ -104,19 +106,27 @@ pub fn run_events(source: &str, answer: &Answer) -> Vec<EventEntry> {
 
 /// The event of a job DRS finished: every instance's result, one by one when that fits the
 /// detail budget, else grouped by result and reason.
-pub fn job_completed(source: &str, run_id: &str, job: &TrackedJob) -> EventEntry {
+pub fn job_completed(
+    source: &str,
+    run_id: &str,
+    step: Option<&str>,
+    job: &TrackedJob,
+) -> EventEntry {
     #[derive(Serialize)]
     #[serde(rename_all = "camelCase")]
     struct JobCompleted<'a> {
         run_id: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        step: Option<&'a str>,
         #[serde(flatten)]
         job: &'a TrackedJob,
     }
-    let mut detail = to_json(&JobCompleted { run_id, job });
+    let mut detail = to_json(&JobCompleted { run_id, step, job });
     if detail.len() > DETAIL_TARGET_BYTES {
         let grouped = job.grouped();
         detail = to_json(&JobCompleted {
             run_id,
+            step,
             job: &grouped,
         });
     }
@@ -128,55 +138,77 @@ pub fn job_completed(source: &str, run_id: &str, job: &TrackedJob) -> EventEntry
     }
 }
 
-/// The events that close a run: its counts, the failed instances with their reasons and the
-/// instances still running when it ended (with the jobs not done), split into parts that each
-/// stay under the detail budget.
-pub fn run_finished(
+/// The events that close a run — its counts, the failed instances with their reasons and the
+/// instances still running when it ended (with the jobs not done) — or, for a plan step
+/// (`step`, with its verdict), every instance's result: split into parts that each stay under
+/// the detail budget.
+pub fn finished_events(
     source: &str,
     run_id: &str,
+    step: Option<(&str, &Verdict)>,
     counts: RunCounts,
-    unfinished: &[ResultGroup],
+    groups: &[ResultGroup],
     running_job_ids: &[&str],
 ) -> Vec<EventEntry> {
     #[derive(Serialize)]
     #[serde(rename_all = "camelCase")]
-    struct RunFinished<'a> {
+    struct Finished<'a> {
         run_id: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        step: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        verdict: Option<&'a Verdict>,
         part: usize,
         parts: usize,
         counts: RunCounts,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        succeeded: Option<Vec<&'a ResultGroup>>,
         failed: Vec<&'a ResultGroup>,
         running: Vec<&'a ResultGroup>,
         #[serde(rename = "runningJobIDs")]
         running_job_ids: &'a [&'a str],
     }
-    // The running jobs' ids ride on the first part; the groups fill the rest of the budget.
-    let ids_bytes = running_job_ids.iter().map(|id| id.len() + 3).sum::<usize>();
+    // The running jobs' ids (and a verdict's critical ids) ride on the first part; the groups
+    // fill the rest of the budget.
+    let ids_bytes = running_job_ids.iter().map(|id| id.len() + 3).sum::<usize>()
+        + step.map_or(0, |(name, verdict)| {
+            name.len()
+                + 256
+                + verdict
+                    .critical_failed
+                    .iter()
+                    .map(|id| id.len() + 3)
+                    .sum::<usize>()
+        });
     let budget = (DETAIL_TARGET_BYTES - NOT_LAUNCHED_ENVELOPE_BYTES).saturating_sub(ids_bytes);
-    let mut parts = split_groups(unfinished, budget);
+    let mut parts = split_groups(groups, budget);
     if parts.is_empty() {
         parts.push(Vec::new());
     }
     let count = parts.len();
+    fn of(groups: &[ResultGroup], kind: ResultKind) -> Vec<&ResultGroup> {
+        groups.iter().filter(|g| g.result == kind).collect()
+    }
     parts
         .iter()
         .enumerate()
         .map(|(index, groups)| EventEntry {
             source: source.to_owned(),
-            detail_type: DETAIL_TYPE_RUN_FINISHED.to_owned(),
-            detail: to_json(&RunFinished {
+            detail_type: match step {
+                Some(_) => DETAIL_TYPE_STEP_FINISHED,
+                None => DETAIL_TYPE_RUN_FINISHED,
+            }
+            .to_owned(),
+            detail: to_json(&Finished {
                 run_id,
+                step: step.map(|(name, _)| name),
+                verdict: step.map(|(_, verdict)| verdict),
                 part: index + 1,
                 parts: count,
                 counts,
-                failed: groups
-                    .iter()
-                    .filter(|g| g.result == ResultKind::Failed)
-                    .collect(),
-                running: groups
-                    .iter()
-                    .filter(|g| g.result != ResultKind::Failed)
-                    .collect(),
+                succeeded: step.map(|_| of(groups, ResultKind::Succeeded)),
+                failed: of(groups, ResultKind::Failed),
+                running: of(groups, ResultKind::Running),
                 running_job_ids: if index == 0 { running_job_ids } else { &[] },
             }),
             resources: vec![],

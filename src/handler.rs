@@ -16,6 +16,7 @@ use crate::outcome::Answer;
 use crate::publish::EventPublisher;
 use crate::request::{Action, RequestError, parse_action};
 use crate::run::Failback;
+use crate::steps::PlanAnswer;
 use crate::track::TrackAnswer;
 
 /// What an invocation answers: a launch's answer or a tracking call's.
@@ -24,6 +25,7 @@ use crate::track::TrackAnswer;
 pub enum Reply {
     Launch(Answer),
     Track(TrackAnswer),
+    Plan(PlanAnswer),
 }
 
 /// Lambda's longest timeout: the budget when the runtime hands over no real deadline.
@@ -99,6 +101,19 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
                     .await
                     .map(Reply::Track)
             }
+            Action::Plan(request) => {
+                tracing::Span::current().record("runId", request.run_id.as_str());
+                info!(
+                    steps = request.steps.len(),
+                    plain = request.plain,
+                    dry_run = request.dry_run,
+                    tag_count = request.tags.len(),
+                    "plan request accepted"
+                );
+                Box::pin(self.plan(&request, deadline))
+                    .await
+                    .map(Reply::Plan)
+            }
         }
     }
 
@@ -106,7 +121,7 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
     pub async fn handle(&self, payload: Value, deadline: Instant) -> Result<Answer, HandlerError> {
         match self.dispatch(payload, deadline).await? {
             Reply::Launch(answer) => Ok(answer),
-            Reply::Track(_) => Err(RequestError::NotALaunch.into()),
+            Reply::Track(_) | Reply::Plan(_) => Err(RequestError::NotALaunch.into()),
         }
     }
 
@@ -118,7 +133,19 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
     ) -> Result<TrackAnswer, HandlerError> {
         match self.dispatch(payload, deadline).await? {
             Reply::Track(answer) => Ok(answer),
-            Reply::Launch(_) => Err(RequestError::NotATrack.into()),
+            Reply::Launch(_) | Reply::Plan(_) => Err(RequestError::NotATrack.into()),
+        }
+    }
+
+    /// A plan request's answer (any other is refused).
+    pub async fn handle_plan(
+        &self,
+        payload: Value,
+        deadline: Instant,
+    ) -> Result<PlanAnswer, HandlerError> {
+        match self.dispatch(payload, deadline).await? {
+            Reply::Plan(answer) => Ok(answer),
+            Reply::Launch(_) | Reply::Track(_) => Err(RequestError::NotAPlan.into()),
         }
     }
 }

@@ -10,7 +10,8 @@
 //! | stage | module | what |
 //! | --- | --- | --- |
 //! | entry | [`handler`] | the Lambda adapter: envelope, deadline, log span, errors |
-//! | request | [`request`] | parsing and validating both envelopes and both actions; the jobs' tags |
+//! | request | [`request`] | parsing and validating both envelopes and the three actions; the jobs' tags |
+//! | plan of steps | [`steps`] | a failback plan checked against DRS (selectors, ids, overlaps); its dry run |
 //! | run | [`run`] | one run end to end, apart from Lambda: the stages below in order |
 //! | pre-flight | [`preflight`] | every instance and job read before launching; source servers resolved |
 //! | plan | [`plan`] | chunks within the DRS quotas still free (dry runs plan the same way) |
@@ -18,6 +19,7 @@
 //! | | [`isolate`] | finding the instances DRS refuses, by the culprit it names or by bisection |
 //! | outcome | [`outcome`] | one outcome per instance, and the answer built from them |
 //! | track | [`track`], [`results`] | following a run's jobs to the end: each launched instance's result |
+//! | | [`verdict`] | a plan step's verdict: whether the plan goes on, and why not |
 //! | | [`finish`] | the answer fitted under 256 KB; the run's not-launched instances merged back |
 //! | events | [`events`], [`publish`] | the result events, and PutEvents within its limits |
 //!
@@ -56,4 +58,6 @@ pub mod request;
 pub mod results;
 pub mod retry;
 pub mod run;
+pub mod steps;
 pub mod track;
+pub mod verdict;

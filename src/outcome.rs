@@ -193,6 +193,9 @@ pub struct EventDelivery {
 #[serde(rename_all = "camelCase")]
 pub struct Answer {
     pub run_id: String,
+    /// The plan step this launch was part of.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub step: Option<String>,
     pub dry_run: bool,
     /// False when anything was deferred: send `deferredRecoveryInstanceIDs` again.
     pub complete: bool,
@@ -346,6 +349,7 @@ impl RunResult {
         let (deferred_recovery_instance_ids, deferred_source_server_ids) = self.deferred_ids();
         Answer {
             run_id: request.run_id.clone(),
+            step: request.step.clone(),
             dry_run: request.dry_run,
             complete: counts.deferred == 0,
             requested: counts.total(),

@@ -5,12 +5,29 @@ use std::collections::{BTreeSet, HashMap};
 
 use futures_util::future::join;
 
-use crate::drs::{Drs, JobRecord, LaunchedJob};
+use crate::drs::{Drs, JobRecord, LaunchedJob, RecoveryInstance};
 use crate::outcome::{Outcome, SKIPPED_ALREADY_IN_JOB, SKIPPED_NOT_FOUND};
 use crate::reads::{DrsReads, ReadFailure};
+use crate::request::Selector;
 
 /// The only failback state from which DRS launches.
 pub const READY_FOR_LAUNCH: &str = "FAILBACK_READY_FOR_LAUNCH";
+
+/// The recovery instances carrying every tag of the selector, in DRS's listing order.
+pub fn matching(instances: &[RecoveryInstance], selector: &Selector) -> Vec<String> {
+    instances
+        .iter()
+        .filter(|instance| instance.tags.contains_all(&selector.tags))
+        .map(|instance| instance.recovery_instance_id.clone())
+        .collect()
+}
+
+/// A finished job of this run holding an instance DRS shows ready for launch again: that attempt
+/// did not bring the instance back (a succeeded one is FAILBACK_COMPLETED), and whoever fixed the
+/// cause may launch it again with the same run id — resuming a halted plan does.
+pub fn earlier_attempt(job: &JobRecord, instance: Option<&RecoveryInstance>) -> bool {
+    job.status == "COMPLETED" && instance.is_some_and(|i| i.failback_state == READY_FOR_LAUNCH)
+}
 
 #[derive(Debug, Default)]
 pub struct Preflight {
@@ -53,8 +70,8 @@ pub async fn resolve_source_servers<D: Drs>(
 
 /// Reads the active jobs (what counts against the quotas, returned as well) and every
 /// instance, then classifies every id: ready → launchable; unknown → `NOT_FOUND`; in an
-/// active job of another run → `ALREADY_IN_JOB`; in a job of this run → launched there; any
-/// other state → skipped with that state.
+/// active job of another run → `ALREADY_IN_JOB`; in a job of this run → launched there (unless
+/// that was an [`earlier_attempt`]); any other state → skipped with that state.
 pub async fn preflight<D: Drs>(
     reads: &DrsReads<'_, D>,
     ids: &[String],
@@ -110,7 +127,7 @@ pub async fn preflight<D: Drs>(
             .and_then(|job_id| jobs.get(job_id))
             .filter(|job| job.holds(id, instance.source_server_id.as_deref()));
         if let Some(job) = job {
-            if job.run_id.as_deref() == Some(run_id) {
+            if job.run_id.as_deref() == Some(run_id) && !earlier_attempt(job, Some(instance)) {
                 match ours.iter_mut().find(|(j, _)| j.job_id == job.job_id) {
                     Some((_, held)) => held.push(id.clone()),
                     None => ours.push((job, vec![id.clone()])),

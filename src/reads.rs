@@ -15,6 +15,7 @@ use crate::drs::{
     DESCRIBE_INSTANCES_MAX_IDS, DESCRIBE_JOBS_MAX_IDS, DescribeError, Drs, InstanceQuery,
     JobLogItem, JobQuery, JobRecord, Page, RecoveryInstance, Unusable,
 };
+use crate::error::HandlerError;
 use crate::outcome::{DeferReason, Outcome};
 use crate::retry::{Jitter, ReadStep, RetryPolicy, read_step};
 
@@ -37,6 +38,18 @@ impl ReadFailure {
             ReadFailure::Drs(error) => {
                 Outcome::deferred(DeferReason::ServerError, Some(error.to_string()))
             }
+        }
+    }
+
+    /// The error a call ends with when this read was needed: DRS unusable, or `DrsReadFailed`
+    /// (nothing was done; safe to send again).
+    pub fn into_error(&self, what: &str) -> HandlerError {
+        match self.unusable() {
+            Some((kind, message)) => HandlerError::DrsUnusable { kind, message },
+            None => HandlerError::ReadFailed {
+                what: what.to_owned(),
+                message: self.to_string(),
+            },
         }
     }
 
@@ -156,6 +169,16 @@ impl<D: Drs> DrsReads<'_, D> {
     pub async fn instances(&self, ids: &[String]) -> Result<Vec<RecoveryInstance>, ReadFailure> {
         self.instances_by("recovery instances", ids, |ids| {
             InstanceQuery::RecoveryInstances(ids)
+        })
+        .await
+    }
+
+    /// Every recovery instance of the account and Region.
+    pub async fn all_instances(&self) -> Result<Vec<RecoveryInstance>, ReadFailure> {
+        self.pages("every recovery instance", |token| async move {
+            self.drs
+                .describe_recovery_instances(InstanceQuery::All, token.as_deref())
+                .await
         })
         .await
     }

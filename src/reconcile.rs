@@ -11,7 +11,7 @@ use futures_util::future::join;
 use tokio::time::{Instant, sleep};
 
 use crate::drs::{Drs, JobRecord, RecoveryInstance};
-use crate::preflight::READY_FOR_LAUNCH;
+use crate::preflight::{READY_FOR_LAUNCH, earlier_attempt};
 use crate::reads::{DrsReads, ReadFailure};
 
 /// How often a look is repeated within the settle window.
@@ -77,10 +77,11 @@ impl<D: Drs> Looker<'_, D> {
             let named = instance
                 .and_then(|i| i.failback_job_id.as_ref())
                 .and_then(|job_id| jobs.get(job_id));
-            let our_job = named
-                .into_iter()
-                .chain(jobs.values())
-                .find(|job| job.run_id.as_deref() == Some(self.run_id) && job.holds(id, source));
+            let our_job = named.into_iter().chain(jobs.values()).find(|job| {
+                job.run_id.as_deref() == Some(self.run_id)
+                    && job.holds(id, source)
+                    && !earlier_attempt(job, instance)
+            });
             if let Some(job) = our_job {
                 match ours.iter_mut().find(|(j, _)| j.job_id == job.job_id) {
                     Some((_, held)) => held.push(id.clone()),

@@ -17,11 +17,11 @@ use crate::launch::Launcher;
 use crate::outcome::{Answer, DeferReason, EventDelivery, Outcome, RunResult, SKIPPED_NOT_FOUND};
 use crate::pacing::Pacer;
 use crate::plan::Capacity;
-use crate::preflight::{preflight, resolve_source_servers};
+use crate::preflight::{matching, preflight, resolve_source_servers};
 use crate::publish::{EventEntry, EventPublisher, PublishReport, PublishSettings, publish_all};
 use crate::reads::DrsReads;
 use crate::reconcile::Looker;
-use crate::request::FailbackRequest;
+use crate::request::{FailbackRequest, RequestError};
 use crate::retry::{Jitter, RetryPolicy};
 
 /// Kept free at the very end for serialising and returning the answer.
@@ -63,25 +63,7 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
         request: &FailbackRequest,
         deadline: Instant,
     ) -> Result<Answer, HandlerError> {
-        let mut result = self.launch_stage(request, deadline).await?;
-        // Outcomes in request order, whatever order the chunks finished in.
-        let position: HashMap<&String, usize> = request
-            .recovery_instance_ids
-            .iter()
-            .enumerate()
-            .map(|(index, id)| (id, index))
-            .collect();
-        result
-            .outcomes
-            .sort_by_key(|(id, _)| position.get(id).copied().unwrap_or(usize::MAX));
-        result.outcomes.extend(
-            request
-                .malformed_ids
-                .iter()
-                .map(|id| (id.clone(), Outcome::malformed_id())),
-        );
-
-        let mut answer = result.answer(request, EventDelivery::default());
+        let mut answer = self.launch_answer(request, deadline).await?;
         let entries = run_events(&self.config.event_source, &answer);
         let report = self.publish(entries, deadline).await;
         answer.events = EventDelivery {
@@ -100,6 +82,33 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
             "run finished"
         );
         Ok(answer)
+    }
+
+    /// The answer to a request, before any event is published (a plan's dry run publishes none).
+    pub(crate) async fn launch_answer(
+        &self,
+        request: &FailbackRequest,
+        deadline: Instant,
+    ) -> Result<Answer, HandlerError> {
+        let mut result = self.launch_stage(request, deadline).await?;
+        // Outcomes in request order, whatever order the chunks finished in.
+        let position: HashMap<&String, usize> = request
+            .recovery_instance_ids
+            .iter()
+            .enumerate()
+            .map(|(index, id)| (id, index))
+            .collect();
+        result
+            .outcomes
+            .sort_by_key(|(id, _)| position.get(id).copied().unwrap_or(usize::MAX));
+        result.outcomes.extend(
+            request
+                .malformed_ids
+                .iter()
+                .map(|id| (id.clone(), Outcome::malformed_id())),
+        );
+
+        Ok(result.answer(request, EventDelivery::default()))
     }
 
     /// Every requested instance to an outcome, and the jobs made.
@@ -246,8 +255,10 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
         Ok(result)
     }
 
-    /// The recovery instances to work on: those named, then those of the source servers named.
-    /// Source servers without one are skipped `NOT_FOUND`; if they cannot be read, deferred.
+    /// The recovery instances to work on: those named, those the selector matches now, then
+    /// those of the source servers named. Source servers without one are skipped `NOT_FOUND`; if
+    /// they cannot be read, deferred. A selector that cannot be read, or matches nothing, fails
+    /// the launch: there is no instance to give an outcome to.
     async fn resolve_stage(
         &self,
         reads: &DrsReads<'_, D>,
@@ -255,6 +266,23 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
         result: &mut RunResult,
     ) -> Result<Vec<String>, HandlerError> {
         let mut ids = request.recovery_instance_ids.clone();
+        if let Some(selector) = &request.selector {
+            let all = reads
+                .all_instances()
+                .await
+                .map_err(|failure| failure.into_error("recovery instances (for the selector)"))?;
+            let matched = matching(&all, selector);
+            info!(matched = matched.len(), "selector resolved");
+            if matched.is_empty() {
+                return Err(RequestError::Invalid {
+                    field: "selector".into(),
+                    problem: "matches no recovery instance".into(),
+                }
+                .into());
+            }
+            let mut listed: HashSet<String> = ids.iter().cloned().collect();
+            ids.extend(matched.into_iter().filter(|id| listed.insert(id.clone())));
+        }
         if request.source_server_ids.is_empty() {
             return Ok(ids);
         }

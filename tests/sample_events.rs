@@ -8,7 +8,7 @@ mod support;
 use std::fs;
 
 use drs_failback::handler::Reply;
-use drs_failback::request::parse_request;
+use drs_failback::request::{Action, parse_action, parse_request};
 use drs_sim::Fleet;
 use serde_json::Value;
 use support::*;
@@ -18,6 +18,9 @@ enum Expect {
     Request(&'static str, usize, usize, bool),
     /// words the error message must contain
     Refused(&'static str),
+    /// A plan: run id, step names, dry run. Run end to end by local/tests/plan_run.rs (over a
+    /// fleet with its source servers and tagged instances) and by .ci/local-lambda.
+    Plan(&'static str, &'static [&'static str], bool),
 }
 
 fn expectation(file: &str) -> Expect {
@@ -28,6 +31,16 @@ fn expectation(file: &str) -> Expect {
         "stepfunctions-task.json" => Expect::Request("wave-2-2026-11-27", 3, 0, false),
         "dry-run.json" => Expect::Request("wave-3-plan", 2, 0, true),
         "malformed-and-duplicate-ids.json" => Expect::Request("wave-4-typos", 2, 2, false),
+        "plan-three-steps.json" => Expect::Plan(
+            "failback-2026-11-30",
+            &["databases", "app-servers", "web"],
+            false,
+        ),
+        "plan-dry-run.json" => Expect::Plan(
+            "failback-2026-11-30-plan",
+            &["databases", "app-servers"],
+            true,
+        ),
         "invalid-missing-ids.json" => Expect::Refused("recoveryInstanceIDs is missing"),
         "invalid-empty-ids.json" => Expect::Refused("recoveryInstanceIDs is empty"),
         "invalid-ids-not-a-list.json" => Expect::Refused("recoveryInstanceIDs must be an array"),
@@ -61,6 +74,22 @@ fn samples() -> Vec<(String, Value)> {
 #[test]
 fn every_sample_parses_to_its_expectation() {
     for (name, value) in samples() {
+        if let Expect::Plan(run_id, steps, dry_run) = expectation(&name) {
+            let mut request = value.clone();
+            request["action"] = "plan".into();
+            let Ok(Action::Plan(plan)) = parse_action(request, 5000, || "generated".into()) else {
+                panic!("{name} should parse as a plan");
+            };
+            assert_eq!(plan.run_id, run_id, "{name}");
+            let names: Vec<&str> = plan.steps.iter().map(|s| s.name.as_str()).collect();
+            assert_eq!(names, steps, "{name}");
+            assert_eq!(plan.dry_run, dry_run, "{name}");
+            assert!(
+                parse_request(value, 5000, || "generated".into()).is_err(),
+                "{name}: a plan is not a launch request"
+            );
+            continue;
+        }
         let parsed = parse_request(value, 5000, || "generated".into());
         match (expectation(&name), parsed) {
             (Expect::Request(run_id, valid, malformed, dry_run), Ok(request)) => {
@@ -74,6 +103,7 @@ fn every_sample_parses_to_its_expectation() {
             }
             (Expect::Request(..), Err(error)) => panic!("{name} should parse: {error}"),
             (Expect::Refused(words), Ok(_)) => panic!("{name} should be refused ({words})"),
+            (Expect::Plan(..), _) => unreachable!("checked above"),
         }
         assert_eq!(
             name.starts_with("invalid-"),
@@ -114,6 +144,12 @@ async fn every_sample_through_the_handler() {
             Expect::Refused(_) => {
                 let diagnostic: lambda_runtime::Diagnostic = result.unwrap_err().into();
                 assert_eq!(diagnostic.error_type, "InvalidFailbackRequest", "{name}");
+            }
+            // Without "action": "plan" a plan is not a launch request: refused, naming the field.
+            Expect::Plan(..) => {
+                let diagnostic: lambda_runtime::Diagnostic = result.unwrap_err().into();
+                assert_eq!(diagnostic.error_type, "InvalidFailbackRequest", "{name}");
+                assert!(diagnostic.error_message.contains("steps"), "{name}");
             }
         }
     }

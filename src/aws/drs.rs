@@ -80,6 +80,8 @@ impl Drs for SdkDrs {
                 filters.set_recovery_instance_ids(Some(ids.to_vec()))
             }
             InstanceQuery::SourceServers(ids) => filters.set_source_server_ids(Some(ids.to_vec())),
+            // DRS reads an empty filter as every instance.
+            InstanceQuery::All => filters,
         };
         let page = self
             .client
@@ -191,6 +193,13 @@ fn recovery_instance(item: &aws_sdk_drs::types::RecoveryInstance) -> RecoveryIns
             .failback()
             .and_then(|failback| failback.failback_job_id())
             .map(str::to_owned),
+        tags: Tags::from_map(
+            item.tags()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .collect(),
+        ),
     }
 }
 

@@ -1,19 +1,24 @@
-//! The launch request: `recoveryInstanceIDs` and/or `sourceServerIDs`, `tags`, `runId`, `dryRun`.
+//! The launch request: `recoveryInstanceIDs` and/or `sourceServerIDs` and/or a tag `selector`,
+//! `tags`, `runId`, `dryRun`, and the plan `step` it belongs to.
 
 use std::collections::HashSet;
 
 use serde_json::{Map, Value};
 
+use super::rules::parse_step_name;
+use super::selector::{Selector, parse_selector};
 use super::tags::parse_tags;
 use super::{
     MALFORMED_ECHO_MAX_BYTES, RequestError, Tags, check_fields, is_valid_instance_id,
     is_valid_run_id, is_valid_source_server_id, json_kind, truncate_utf8,
 };
 
-const KNOWN_FIELDS: [&str; 6] = [
+const KNOWN_FIELDS: [&str; 8] = [
     "action",
     "recoveryInstanceIDs",
     "sourceServerIDs",
+    "selector",
+    "step",
     "tags",
     "runId",
     "dryRun",
@@ -24,6 +29,10 @@ pub struct FailbackRequest {
     pub run_id: String,
     pub dry_run: bool,
     pub tags: Tags,
+    /// The plan step this launch is part of, when it is one.
+    pub step: Option<String>,
+    /// Recovery instances chosen by their tags, resolved when the launch starts.
+    pub selector: Option<Selector>,
     /// Well-formed ids, duplicates removed, in the order first given.
     pub recovery_instance_ids: Vec<String>,
     /// Well-formed source server ids, duplicates removed: resolved to their recovery instances.
@@ -41,45 +50,52 @@ impl FailbackRequest {
     }
 }
 
-pub(super) fn parse_body(
-    body: Map<String, Value>,
-    envelope_id: Option<String>,
-    max_instances: usize,
-    new_run_id: impl FnOnce() -> String,
-) -> Result<FailbackRequest, RequestError> {
-    check_fields(&body, &KNOWN_FIELDS)?;
-    let raw_instances = id_list(&body, "recoveryInstanceIDs")?;
-    let raw_sources = id_list(&body, "sourceServerIDs")?;
-    let count = raw_instances.map_or(0, Vec::len) + raw_sources.map_or(0, Vec::len);
-    match (raw_instances, raw_sources) {
-        (None, None) => return Err(RequestError::MissingInstances),
-        _ if count == 0 => return Err(RequestError::NoInstances),
-        _ if count > max_instances => {
-            return Err(RequestError::TooManyInstances {
-                count,
-                max: max_instances,
-            });
-        }
-        _ => {}
-    }
+/// The instances a request (or a plan's step) names: both id lists, checked, de-duplicated.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Ids {
+    pub recovery_instance_ids: Vec<String>,
+    pub source_server_ids: Vec<String>,
+    pub malformed_ids: Vec<String>,
+    pub duplicates_collapsed: usize,
+    /// Either list was present (an empty list counts).
+    pub given: bool,
+    /// Entries in both lists as given, duplicates included.
+    pub entries: usize,
+}
 
+/// Reads `recoveryInstanceIDs` and `sourceServerIDs`: ids that can never be valid are kept apart
+/// (`malformed_ids`); more than `max_instances` entries are refused before any is looked at.
+pub(super) fn parse_ids(
+    body: &Map<String, Value>,
+    max_instances: usize,
+) -> Result<Ids, RequestError> {
+    let raw_instances = id_list(body, "recoveryInstanceIDs")?;
+    let raw_sources = id_list(body, "sourceServerIDs")?;
+    let count = raw_instances.map_or(0, Vec::len) + raw_sources.map_or(0, Vec::len);
+    if count > max_instances {
+        return Err(RequestError::TooManyInstances {
+            count,
+            max: max_instances,
+        });
+    }
+    let mut ids = Ids {
+        given: raw_instances.is_some() || raw_sources.is_some(),
+        entries: count,
+        ..Ids::default()
+    };
     let mut seen = HashSet::with_capacity(count);
-    let mut recovery_instance_ids = Vec::new();
-    let mut source_server_ids = Vec::new();
-    let mut malformed_ids = Vec::new();
-    let mut duplicates_collapsed = 0;
     let lists = [
         (
             "recoveryInstanceIDs",
             raw_instances,
             is_valid_instance_id as fn(&str) -> bool,
-            &mut recovery_instance_ids,
+            &mut ids.recovery_instance_ids,
         ),
         (
             "sourceServerIDs",
             raw_sources,
             is_valid_source_server_id,
-            &mut source_server_ids,
+            &mut ids.source_server_ids,
         ),
     ];
     for (field, raw, is_valid, valid) in lists {
@@ -92,14 +108,44 @@ pub(super) fn parse_body(
                 });
             };
             if !seen.insert(id.as_str()) {
-                duplicates_collapsed += 1;
+                ids.duplicates_collapsed += 1;
             } else if is_valid(id) {
                 valid.push(id.clone());
             } else {
-                malformed_ids.push(truncate_utf8(id, MALFORMED_ECHO_MAX_BYTES));
+                ids.malformed_ids
+                    .push(truncate_utf8(id, MALFORMED_ECHO_MAX_BYTES));
             }
         }
     }
+    Ok(ids)
+}
+
+pub(super) fn parse_body(
+    body: Map<String, Value>,
+    envelope_id: Option<String>,
+    max_instances: usize,
+    new_run_id: impl FnOnce() -> String,
+) -> Result<FailbackRequest, RequestError> {
+    if body.contains_key("steps") {
+        return Err(RequestError::PlanNotALaunch);
+    }
+    check_fields(&body, &KNOWN_FIELDS)?;
+    let ids = parse_ids(&body, max_instances)?;
+    let selector = parse_selector(body.get("selector"))?;
+    if !ids.given && selector.is_none() {
+        return Err(RequestError::MissingInstances);
+    }
+    if ids.entries == 0 && selector.is_none() {
+        return Err(RequestError::NoInstances);
+    }
+    let step = parse_step_name(body.get("step"))?;
+    let Ids {
+        recovery_instance_ids,
+        source_server_ids,
+        malformed_ids,
+        duplicates_collapsed,
+        ..
+    } = ids;
 
     let tags = parse_tags(body.get("tags"))?;
 
@@ -134,6 +180,8 @@ pub(super) fn parse_body(
         run_id,
         dry_run,
         tags,
+        step,
+        selector,
         recovery_instance_ids,
         source_server_ids,
         malformed_ids,

@@ -10,12 +10,22 @@ use thiserror::Error;
 
 mod launch;
 mod not_launched;
+mod plan;
+mod rules;
+mod selector;
 mod tags;
 mod track;
 
 pub use launch::FailbackRequest;
+pub use launch::Ids;
 use launch::parse_body;
 pub use not_launched::{GivenGroup, NOT_LAUNCHED_OUTCOMES, NotLaunched};
+pub(crate) use plan::label;
+use plan::parse_plan;
+pub use plan::{MAX_PLAN_STEPS, MAX_WAIT_AFTER_SECONDS, PLAIN_STEP_NAME, PlanRequest, PlanStep};
+pub use rules::{Critical, STEP_NAME_MAX_LEN};
+pub(crate) use rules::{invalid, within};
+pub use selector::Selector;
 pub use tags::{MAX_USER_TAGS, RUN_ID_TAG_KEY, Tags};
 use track::parse_track;
 pub use track::{MAX_TRACKED_JOBS, TrackRequest, is_valid_job_id};
@@ -59,7 +69,7 @@ pub enum RequestError {
     TooManyTags(usize),
     #[error("runId must be 1-{RUN_ID_MAX_LEN} characters of letters, digits and . _ - : / = + @")]
     BadRunId,
-    #[error("action {0:?} is not one of \"launch\", \"track\"")]
+    #[error("action {0:?} is not one of \"launch\", \"track\", \"plan\"")]
     UnknownAction(String),
     #[error("this is a track request, not a launch request")]
     NotALaunch,
@@ -75,6 +85,47 @@ pub enum RequestError {
         count: usize,
         max: usize,
     },
+    #[error("{at}: {error}")]
+    Within {
+        at: String,
+        error: Box<RequestError>,
+    },
+    #[error("{field} {problem}")]
+    Invalid { field: String, problem: String },
+    #[error("steps is empty: list at least one step")]
+    NoSteps,
+    #[error(
+        "a plan names its instances inside its steps: move recoveryInstanceIDs, sourceServerIDs and selector into a step"
+    )]
+    InstancesOutsideSteps,
+    #[error("step must be 1-64 letters, digits, spaces and . _ -")]
+    BadStepName,
+    #[error("the step lists no instances: give recoveryInstanceIDs, sourceServerIDs or a selector")]
+    NoStepInstances,
+    #[error("{field} {id:?} is not a well-formed id (recovery instance i-…, source server s-…)")]
+    BadId { field: String, id: String },
+    #[error("steps[{first}] and steps[{second}] are both named {name:?}: step names must differ")]
+    DuplicateStepName {
+        name: String,
+        first: usize,
+        second: usize,
+    },
+    #[error("{id} is in {first} and in {second}: an instance belongs to one step")]
+    InTwoSteps {
+        id: String,
+        first: String,
+        second: String,
+    },
+    #[error(
+        "the plan's steps have {count} instances, more than MAX_REQUEST_INSTANCES ({max}); split the plan"
+    )]
+    PlanTooLarge { count: usize, max: usize },
+    #[error("this is not a plan request")]
+    NotAPlan,
+    #[error(
+        "steps: this is a failback plan, which the state machine runs step by step; start an execution with it (or send it with \"action\": \"plan\" to check it)"
+    )]
+    PlanNotALaunch,
 }
 
 pub(crate) fn json_kind(value: &Value) -> &'static str {
@@ -130,7 +181,7 @@ pub fn parse_request(
 ) -> Result<FailbackRequest, RequestError> {
     match parse_action(payload, max_instances, new_run_id)? {
         Action::Launch(request) => Ok(request),
-        Action::Track(_) => Err(RequestError::NotALaunch),
+        Action::Track(_) | Action::Plan(_) => Err(RequestError::NotALaunch),
     }
 }
 
@@ -140,6 +191,7 @@ pub fn parse_request(
 pub enum Action {
     Launch(FailbackRequest),
     Track(TrackRequest),
+    Plan(PlanRequest),
 }
 
 /// Parses either envelope and either action.
@@ -155,13 +207,16 @@ pub fn parse_action(
         Some(Value::String(action)) if action == "track" => {
             return parse_track(&body).map(Action::Track);
         }
+        Some(Value::String(action)) if action == "plan" => {
+            return parse_plan(body, envelope_id, max_instances, new_run_id).map(Action::Plan);
+        }
         Some(Value::String(action)) => {
             return Err(RequestError::UnknownAction(truncate_utf8(action, 64)));
         }
         Some(other) => {
             return Err(RequestError::WrongType {
                 field: "action".into(),
-                expected: "\"launch\" or \"track\"",
+                expected: "\"launch\", \"track\" or \"plan\"",
                 found: json_kind(other),
             });
         }

@@ -21,6 +21,15 @@ pub const RESERVED_TAG_PREFIX: &str = "drs-failback:";
 pub struct Tags(BTreeMap<String, String>);
 
 impl Tags {
+    pub fn from_map(tags: BTreeMap<String, String>) -> Self {
+        Tags(tags)
+    }
+    /// Whether every tag of `wanted` is here with the same value.
+    pub fn contains_all(&self, wanted: &Tags) -> bool {
+        wanted
+            .iter()
+            .all(|(key, value)| self.get(key) == Some(value))
+    }
     pub fn iter(&self) -> impl Iterator<Item = (&String, &String)> {
         self.0.iter()
     }

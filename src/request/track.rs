@@ -1,5 +1,5 @@
 //! The track request: `{"action": "track", "runId", "jobIDs", "reportedJobIDs"?, "final"?,
-//! "notLaunched"?}`. The state machine (or a user) asks after the jobs of a run; nothing about a
+//! "notLaunched"?, "step"?, "critical"?, "maxFailed"?}`. The state machine (or a user) asks after the jobs of a run; nothing about a
 //! run is kept between calls, so the caller passes back which jobs were already reported.
 
 use std::collections::HashSet;
@@ -7,19 +7,23 @@ use std::collections::HashSet;
 use serde_json::{Map, Value};
 
 use super::not_launched::{NotLaunched, parse_not_launched};
+use super::rules::{Critical, parse_critical, parse_max_failed, parse_step_name};
 use super::{RequestError, check_fields, is_valid_run_id, json_kind};
 use crate::config::REQUEST_INSTANCES_CEILING;
 
 /// A run of the largest request launches at most one job per instance.
 pub const MAX_TRACKED_JOBS: usize = REQUEST_INSTANCES_CEILING;
 
-const KNOWN_FIELDS: [&str; 6] = [
+const KNOWN_FIELDS: [&str; 9] = [
     "action",
     "runId",
     "jobIDs",
     "reportedJobIDs",
     "final",
     "notLaunched",
+    "step",
+    "critical",
+    "maxFailed",
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +38,11 @@ pub struct TrackRequest {
     /// Instances of the run that were never launched (skipped, rejected, or still deferred when
     /// the run gave up), for the run's summary: a count, or the launch answers' groups.
     pub not_launched: NotLaunched,
+    /// The plan step these jobs belong to: its events carry it, and its last call publishes
+    /// `Failback Step Finished` with the step's verdict instead of `Failback Run Finished`.
+    pub step: Option<String>,
+    pub critical: Critical,
+    pub max_failed: Option<u64>,
 }
 
 /// `drsjob-` and 17 letters or digits, as the DRS API model states.
@@ -69,6 +78,9 @@ pub(crate) fn parse_track(body: &Map<String, Value>) -> Result<TrackRequest, Req
         reported_job_ids,
         final_call,
         not_launched,
+        step: parse_step_name(body.get("step"))?,
+        critical: parse_critical(body.get("critical"))?,
+        max_failed: parse_max_failed(body.get("maxFailed"))?,
     })
 }
 

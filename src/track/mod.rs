@@ -12,7 +12,7 @@ use tracing::{info, warn};
 use crate::deadline::Budget;
 use crate::drs::{Drs, JobRecord};
 use crate::error::HandlerError;
-use crate::events::{job_completed, run_finished};
+use crate::events::{finished_events, job_completed};
 use crate::finish::{Listing, fit_jobs, merge_not_launched, size};
 use crate::outcome::{EventDelivery, NotLaunchedGroup};
 use crate::publish::EventPublisher;
@@ -23,6 +23,7 @@ use crate::results::{
 };
 use crate::retry::RetryPolicy;
 use crate::run::Failback;
+use crate::verdict::{Verdict, latest_results, verdict as decide_step};
 
 mod read;
 use read::{explain_failures, read_instances, read_logs, results_of, tracked_job, unreadable};
@@ -56,6 +57,12 @@ pub struct TrackAnswer {
     /// A final call: the run's counts, as its `Failback Run Finished` event says them.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub finished: Option<RunCounts>,
+    /// The plan step tracked, when the request named one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub step: Option<String>,
+    /// A step's final call: whether the plan goes on ([`crate::verdict`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<Verdict>,
     pub events: EventDelivery,
 }
 
@@ -96,9 +103,19 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
             .filter(|job| job.run_id.as_deref() == Some(request.run_id.as_str()))
             .collect();
         let instances = read_instances(&reads, &ours, final_call).await?;
+        let position: HashMap<&str, usize> = request
+            .job_ids
+            .iter()
+            .enumerate()
+            .map(|(index, id)| (id.as_str(), index))
+            .collect();
         let mut results: HashMap<&str, Vec<InstanceResult>> = ours
             .iter()
-            .map(|job| (job.job_id.as_str(), results_of(job, &instances)))
+            .map(|job| {
+                let at = position[job.job_id.as_str()];
+                let later = |named: &str| position.get(named).is_some_and(|&p| p > at);
+                (job.job_id.as_str(), results_of(job, &instances, later))
+            })
             .collect();
         // The logs of the finished jobs with a failure: the reasons.
         let with_failures: Vec<&str> = ours
@@ -166,7 +183,7 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
         let announce = |j: &&TrackedJob| j.status == "COMPLETED" && (j.done || request.final_call);
         for job in tracked.iter().filter(announce) {
             if !already.contains(&job.job_id) {
-                let entry = job_completed(source, run_id, job);
+                let entry = job_completed(source, run_id, request.step.as_deref(), job);
                 announced.push((job.job_id.clone(), entry.detail.clone()));
                 entries.push(entry);
             }
@@ -179,24 +196,53 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
             running: counts.running,
             not_launched: request.not_launched.count,
         });
+        let mut verdict = None;
         if let Some(run) = finished {
-            let unfinished: Vec<InstanceResult> = all
-                .iter()
-                .filter(|r| r.result != ResultKind::Succeeded)
-                .map(|r| (*r).clone())
-                .collect();
             let running_jobs: Vec<&str> = tracked
                 .iter()
                 .filter(|j| !j.done)
                 .map(|j| j.job_id.as_str())
                 .collect();
-            entries.extend(run_finished(
-                source,
-                run_id,
-                run,
-                &group(&unfinished),
-                &running_jobs,
-            ));
+            let closing = match &request.step {
+                // A step lists every instance's result; a run, the ones that did not succeed.
+                Some(step) => {
+                    let latest = latest_results(all.iter().copied());
+                    let decided = decide_step(
+                        &latest,
+                        &request.not_launched.groups,
+                        request.not_launched.count,
+                        &request.critical,
+                        request.max_failed,
+                    );
+                    let groups = group(&latest.into_iter().cloned().collect::<Vec<_>>());
+                    let entries = finished_events(
+                        source,
+                        run_id,
+                        Some((step, &decided)),
+                        run,
+                        &groups,
+                        &running_jobs,
+                    );
+                    verdict = Some(decided);
+                    entries
+                }
+                None => {
+                    let unfinished: Vec<InstanceResult> = all
+                        .iter()
+                        .filter(|r| r.result != ResultKind::Succeeded)
+                        .map(|r| (*r).clone())
+                        .collect();
+                    finished_events(
+                        source,
+                        run_id,
+                        None,
+                        run,
+                        &group(&unfinished),
+                        &running_jobs,
+                    )
+                }
+            };
+            entries.extend(closing);
         }
         let report = self.publish(entries, deadline).await;
         // A job is reported once its event is delivered: one that was not is announced again by
@@ -230,6 +276,8 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
             groups: None,
             not_launched,
             finished,
+            step: request.step.clone(),
+            verdict,
             events: EventDelivery {
                 published: report.published,
                 undelivered: report.undelivered,

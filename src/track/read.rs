@@ -75,7 +75,14 @@ pub(super) async fn read_instances<D: Drs>(
 }
 
 /// Each server of the job with its result.
-pub(super) fn results_of(job: &JobRecord, instances: &[RecoveryInstance]) -> Vec<InstanceResult> {
+/// `later` says whether a job id is one this run made after `job` (listed later in the request):
+/// an instance of a finished job that names a later job of the run was launched again — DRS had
+/// made it ready for another launch, so this attempt did not bring it back.
+pub(super) fn results_of(
+    job: &JobRecord,
+    instances: &[RecoveryInstance],
+    later: impl Fn(&str) -> bool,
+) -> Vec<InstanceResult> {
     job.participants
         .iter()
         .map(|participant| {
@@ -101,11 +108,20 @@ pub(super) fn results_of(job: &JobRecord, instances: &[RecoveryInstance]) -> Vec
             // A server the job lists by source server only, whose recovery instance could not be
             // read, cannot be told apart yet: its result waits until it can.
             let unidentified = participant.recovery_instance_id.is_none() && instance.is_none();
-            let result = if unidentified {
+            let mut result = if unidentified {
                 ResultKind::Running
             } else {
                 decide(participant.launch_status.as_deref(), state.as_deref())
             };
+            let relaunched = job.status == "COMPLETED"
+                && instance
+                    .and_then(|i| i.failback_job_id.as_deref())
+                    .is_some_and(&later);
+            let mut reason = None;
+            if relaunched && result == ResultKind::Running {
+                result = ResultKind::Failed;
+                reason = Some(RELAUNCHED.to_owned());
+            }
             InstanceResult {
                 recovery_instance_id: participant
                     .recovery_instance_id
@@ -118,7 +134,7 @@ pub(super) fn results_of(job: &JobRecord, instances: &[RecoveryInstance]) -> Vec
                 result,
                 launch_status: participant.launch_status.clone(),
                 failback_state: state,
-                reason: None,
+                reason,
                 message: None,
             }
         })
@@ -157,6 +173,9 @@ pub(super) async fn read_logs<'j, D: Drs>(
 
 /// Gives each failed instance its reason: the job log's event for its source server, else the
 /// failback state or launch status.
+/// The reason of an attempt the run superseded by launching the instance again.
+pub const RELAUNCHED: &str = "RELAUNCHED";
+
 pub(super) fn explain_failures(logged: Option<&Failures>, results: &mut [InstanceResult]) {
     for result in results
         .iter_mut()
@@ -166,11 +185,14 @@ pub(super) fn explain_failures(logged: Option<&Failures>, results: &mut [Instanc
             .source_server_id
             .as_deref()
             .and_then(|source| logged.and_then(|log| log.get(source)));
-        let (why, message) = reason(
-            logged,
-            result.failback_state.as_deref(),
-            result.launch_status.as_deref(),
-        );
+        let (why, message) = match (logged, &result.reason) {
+            (None, Some(known)) => (known.clone(), None),
+            _ => reason(
+                logged,
+                result.failback_state.as_deref(),
+                result.launch_status.as_deref(),
+            ),
+        };
         result.reason = Some(why);
         result.message = message;
     }

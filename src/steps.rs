@@ -1,0 +1,251 @@
+//! The plan action: a failback plan checked against DRS before its first step starts — every
+//! selector matches something, every id names a recovery instance (or a source server with one),
+//! no instance is reached by two steps — and answered with its steps normalized for the state
+//! machine, which runs them in order. A dry run adds, per step, what a launch would do now.
+
+use std::collections::{HashMap, HashSet};
+
+use serde::Serialize;
+use tokio::time::Instant;
+use tracing::info;
+
+use crate::deadline::Budget;
+use crate::drs::{Drs, RecoveryInstance};
+use crate::error::HandlerError;
+use crate::outcome::{Counts, NotLaunchedGroup};
+use crate::preflight::matching;
+use crate::publish::EventPublisher;
+use crate::reads::DrsReads;
+use crate::request::{
+    Critical, Ids, PlanRequest, PlanStep, RequestError, Selector, invalid, label, within,
+};
+use crate::retry::RetryPolicy;
+use crate::run::Failback;
+
+/// The answer to a plan request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlanAnswer {
+    pub run_id: String,
+    pub dry_run: bool,
+    pub steps: Vec<StepPlan>,
+}
+
+/// One step as the state machine runs it: its instances as given (a selector is resolved again
+/// when the step starts), its rules with their defaults, and how many instances it has now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StepPlan {
+    pub name: String,
+    #[serde(
+        rename = "recoveryInstanceIDs",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub recovery_instance_ids: Option<Vec<String>>,
+    #[serde(rename = "sourceServerIDs", skip_serializing_if = "Option::is_none")]
+    pub source_server_ids: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub selector: Option<Selector>,
+    pub critical: Critical,
+    pub max_failed: Option<u64>,
+    pub wait_after_seconds: u64,
+    pub approval: bool,
+    /// Recovery instances the step reaches now (a plain request: the ids it names).
+    pub instances: usize,
+    /// Dry run: what a launch of the step would do now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub counts: Option<Counts>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub planned_job_sizes: Option<Vec<usize>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_launched: Option<Vec<NotLaunchedGroup>>,
+}
+
+/// Every step's recovery instances, resolved against the account's instances: unknown ids,
+/// selectors matching nothing, critical ids outside the step and instances reached by two steps
+/// are refused, naming the step and the field.
+pub fn resolve(
+    steps: &[PlanStep],
+    all: &[RecoveryInstance],
+) -> Result<Vec<Vec<String>>, RequestError> {
+    let known: HashSet<&str> = all
+        .iter()
+        .map(|i| i.recovery_instance_id.as_str())
+        .collect();
+    let mut by_source: HashMap<&str, Vec<&RecoveryInstance>> = HashMap::new();
+    for instance in all {
+        if let Some(source) = &instance.source_server_id {
+            by_source.entry(source).or_default().push(instance);
+        }
+    }
+    let mut owner: HashMap<String, usize> = HashMap::new();
+    let mut resolved = Vec::with_capacity(steps.len());
+    for (index, step) in steps.iter().enumerate() {
+        let at = label(steps, index);
+        let mut ids: Vec<String> = Vec::new();
+        for (position, id) in step.ids.recovery_instance_ids.iter().enumerate() {
+            if !known.contains(id.as_str()) {
+                return Err(within(
+                    &at,
+                    invalid(
+                        &format!("recoveryInstanceIDs[{position}] {id}"),
+                        "is not a recovery instance in this account and Region",
+                    ),
+                ));
+            }
+            ids.push(id.clone());
+        }
+        for (position, source) in step.ids.source_server_ids.iter().enumerate() {
+            let Some(instances) = by_source.get(source.as_str()) else {
+                return Err(within(
+                    &at,
+                    invalid(
+                        &format!("sourceServerIDs[{position}] {source}"),
+                        "has no recovery instance in this account and Region",
+                    ),
+                ));
+            };
+            ids.extend(instances.iter().map(|i| i.recovery_instance_id.clone()));
+        }
+        if let Some(selector) = &step.selector {
+            let matched = matching(all, selector);
+            if matched.is_empty() {
+                return Err(within(
+                    &at,
+                    invalid("selector", "matches no recovery instance"),
+                ));
+            }
+            ids.extend(matched);
+        }
+        let mut seen = HashSet::new();
+        ids.retain(|id| seen.insert(id.clone()));
+        if let Critical::Ids(critical) = &step.critical {
+            let sources: HashSet<&str> = all
+                .iter()
+                .filter(|i| seen.contains(&i.recovery_instance_id))
+                .filter_map(|i| i.source_server_id.as_deref())
+                .collect();
+            if let Some((position, id)) = critical
+                .iter()
+                .enumerate()
+                .find(|(_, id)| !seen.contains(*id) && !sources.contains(id.as_str()))
+            {
+                return Err(within(
+                    &at,
+                    invalid(
+                        &format!("critical[{position}] {id}"),
+                        "is not one of the step's instances",
+                    ),
+                ));
+            }
+        }
+        for id in &ids {
+            if let Some(&first) = owner.get(id) {
+                return Err(RequestError::InTwoSteps {
+                    id: id.clone(),
+                    first: label(steps, first),
+                    second: at,
+                });
+            }
+            owner.insert(id.clone(), index);
+        }
+        resolved.push(ids);
+    }
+    Ok(resolved)
+}
+
+impl<D: Drs, P: EventPublisher> Failback<D, P> {
+    /// Checks a plan against DRS and answers its steps; a dry run adds each step's launch plan.
+    pub async fn plan(
+        &self,
+        request: &PlanRequest,
+        deadline: Instant,
+    ) -> Result<PlanAnswer, HandlerError> {
+        // A plain request names its instances only: nothing to resolve before it launches (its
+        // launch reports unknown ids as skipped, as it always has).
+        let needs_drs = !request.plain || request.steps.iter().any(|s| s.selector.is_some());
+        let resolved = if needs_drs {
+            let policy = RetryPolicy::from_config(&self.config);
+            let reads = DrsReads {
+                drs: &self.drs,
+                policy: &policy,
+                jitter: &*self.jitter,
+                budget: Budget::new(
+                    deadline
+                        .checked_sub(self.config.deadline_margin)
+                        .unwrap_or_else(Instant::now),
+                    self.config.launch_call_timeout,
+                ),
+                max_concurrent: self.config.max_concurrent_launches,
+                active_job_window: self.config.active_job_window,
+            };
+            let all = reads
+                .all_instances()
+                .await
+                .map_err(|failure| failure.into_error("recovery instances"))?;
+            Some(resolve(&request.steps, &all)?)
+        } else {
+            None
+        };
+        let mut steps = Vec::with_capacity(request.steps.len());
+        for (index, step) in request.steps.iter().enumerate() {
+            let ids = resolved.as_ref().map(|r| &r[index]);
+            let mut plan = step_plan(step, request.plain, ids.map_or(step.ids.entries, Vec::len));
+            if request.dry_run {
+                // Each step's launch as it would go now, the resolved ids named outright.
+                let launch_ids = match ids {
+                    Some(ids) if !request.plain => Ids {
+                        recovery_instance_ids: ids.clone(),
+                        ..Ids::default()
+                    },
+                    _ => step.ids.clone(),
+                };
+                let mut launch = request.launch_of(step, launch_ids, true);
+                if request.plain {
+                    launch.selector = step.selector.clone();
+                }
+                let answer = Box::pin(self.launch_answer(&launch, deadline)).await?;
+                plan.instances = answer.requested;
+                plan.counts = Some(answer.counts);
+                plan.planned_job_sizes = answer.planned_job_sizes;
+                plan.not_launched = Some(answer.not_launched);
+            }
+            steps.push(plan);
+        }
+        info!(
+            steps = steps.len(),
+            instances = steps.iter().map(|s| s.instances).sum::<usize>(),
+            dry_run = request.dry_run,
+            "plan checked"
+        );
+        Ok(PlanAnswer {
+            run_id: request.run_id.clone(),
+            dry_run: request.dry_run,
+            steps,
+        })
+    }
+}
+
+fn step_plan(step: &PlanStep, plain: bool, instances: usize) -> StepPlan {
+    let listed = |ids: &[String]| (!ids.is_empty()).then(|| ids.to_vec());
+    // A plain request's malformed ids travel with the step: its launch rejects them, so each
+    // still gets its outcome.
+    let mut recovery_instance_ids = step.ids.recovery_instance_ids.clone();
+    if plain {
+        recovery_instance_ids.extend(step.ids.malformed_ids.iter().cloned());
+    }
+    StepPlan {
+        name: step.name.clone(),
+        recovery_instance_ids: listed(&recovery_instance_ids),
+        source_server_ids: listed(&step.ids.source_server_ids),
+        selector: step.selector.clone(),
+        critical: step.critical.clone(),
+        max_failed: step.max_failed,
+        wait_after_seconds: step.wait_after_seconds,
+        approval: step.approval,
+        instances,
+        counts: None,
+        planned_job_sizes: None,
+        not_launched: None,
+    }
+}

@@ -1,0 +1,495 @@
+//! Failback plans through the real handler and SDK clients against the simulator: the plan
+//! checked up front (every refusal names the step and the field, and nothing launches), its dry
+//! run, tag selectors resolved when a step starts, a step's verdict from its last tracking call,
+//! and a halted plan resumed with the same run id.
+
+mod support;
+
+use std::time::Duration;
+
+use drs_failback::events::{DETAIL_TYPE_JOB_COMPLETED, DETAIL_TYPE_STEP_FINISHED};
+use drs_failback::outcome::Answer;
+use drs_failback::request::MAX_PLAN_STEPS;
+use drs_sim::{FailbackState, Fleet, LaunchResult, Lifecycle, Operation, SimConfig, SimHandle};
+use serde_json::{Value, json};
+use support::*;
+use tokio::time::sleep;
+
+/// Jobs take 10 s.
+const JOBS: Lifecycle = Lifecycle {
+    pending: Duration::from_secs(2),
+    started: Duration::from_secs(8),
+};
+
+async fn sim_of(fleet: Fleet) -> SimHandle {
+    unkind_sim_of(fleet, |_| {}).await
+}
+
+async fn unkind_sim_of(fleet: Fleet, shape: impl FnOnce(&mut SimConfig)) -> SimHandle {
+    let mut config = SimConfig {
+        fleet,
+        lifecycle: JOBS,
+        ..SimConfig::default()
+    };
+    shape(&mut config);
+    start(config).await
+}
+
+/// Ten ready instances: 0-3 tagged Tier=db, 4-7 Tier=app, 8-9 untagged.
+fn tiered() -> Fleet {
+    let mut fleet = ready(10);
+    for (n, id) in fleet.ids().iter().enumerate() {
+        match n {
+            0..=3 => fleet.set_tags(id, &[("Tier", "db"), ("Site", "paris")]),
+            4..=7 => fleet.set_tags(id, &[("Tier", "app")]),
+            _ => true,
+        };
+    }
+    fleet
+}
+
+fn plan(steps: Value) -> Value {
+    json!({"action": "plan", "runId": RUN_ID, "tags": {"Change": "CHG-1"}, "steps": steps})
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_plan_is_refused_up_front_naming_the_step_and_the_field() {
+    let fleet = tiered();
+    let ids = fleet.ids();
+    let sim = sim_of(fleet).await;
+    let fb = failback_in_process(&sim, &[], 1.0).await;
+    let source_of_0 = sim.instances()[0].source_server_id.clone();
+    let many_steps: Vec<Value> = (0..=MAX_PLAN_STEPS)
+        .map(|n| json!({"name": format!("s{n}"), "recoveryInstanceIDs": [ids[0]]}))
+        .collect();
+    let cases: Vec<(Value, &str)> = vec![
+        (plan(json!([])), "steps is empty"),
+        (plan(json!({})), "steps must be an array"),
+        (
+            plan(json!([{"name": "db", "recoveryInstanceIDs": [ids[0]], "critcal": true}])),
+            "steps[0] (db): unknown field \"critcal\"",
+        ),
+        (
+            plan(json!([{"recoveryInstanceIDs": [ids[0]]}])),
+            "steps[0]: name is missing",
+        ),
+        (
+            plan(json!([{"name": "db"}])),
+            "steps[0] (db): the step lists no instances",
+        ),
+        (
+            plan(json!([{"name": "db", "recoveryInstanceIDs": []}])),
+            "steps[0] (db): the step lists no instances",
+        ),
+        (
+            plan(json!([{"name": "db", "recoveryInstanceIDs": [ids[0], "i-typo"]}])),
+            "steps[0] (db): recoveryInstanceIDs[1] \"i-typo\" is not a well-formed id",
+        ),
+        (
+            plan(json!([
+                {"name": "db", "recoveryInstanceIDs": [ids[0]]},
+                {"name": "db", "recoveryInstanceIDs": [ids[1]]}
+            ])),
+            "steps[0] and steps[1] are both named \"db\"",
+        ),
+        (
+            plan(json!([
+                {"name": "db", "recoveryInstanceIDs": [ids[0]]},
+                {"name": "app", "recoveryInstanceIDs": [ids[1], ids[0]]}
+            ])),
+            "is in steps[0] (db) and in steps[1] (app)",
+        ),
+        // The same instance reached twice only once DRS is read: by its source server, by a tag.
+        (
+            plan(json!([
+                {"name": "db", "recoveryInstanceIDs": [ids[0]]},
+                {"name": "app", "sourceServerIDs": [source_of_0]}
+            ])),
+            "is in steps[0] (db) and in steps[1] (app)",
+        ),
+        (
+            plan(json!([
+                {"name": "db", "selector": {"tags": {"Tier": "db"}}},
+                {"name": "paris", "selector": {"tags": {"Site": "paris"}}}
+            ])),
+            "is in steps[0] (db) and in steps[1] (paris)",
+        ),
+        (
+            plan(json!([{"name": "web", "selector": {"tags": {"Tier": "web"}}}])),
+            "steps[0] (web): selector matches no recovery instance",
+        ),
+        (
+            plan(json!([{"name": "db", "selector": {"tags": {}}}])),
+            "steps[0] (db): selector.tags is empty",
+        ),
+        (
+            plan(json!([{"name": "db", "recoveryInstanceIDs": ["i-0123456789abcdef0"]}])),
+            "steps[0] (db): recoveryInstanceIDs[0] i-0123456789abcdef0 is not a recovery instance in this account",
+        ),
+        (
+            plan(json!([{"name": "db", "recoveryInstanceIDs": [ids[0]], "critical": [ids[1]]}])),
+            "steps[0] (db): critical[0]",
+        ),
+        (
+            plan(
+                json!([{"name": "db", "selector": {"tags": {"Tier": "db"}}, "critical": [ids[5]]}]),
+            ),
+            "steps[0] (db): critical[0]",
+        ),
+        (
+            plan(json!([{"name": "db", "recoveryInstanceIDs": [ids[0]], "maxFailed": -1}])),
+            "steps[0] (db): maxFailed must be a whole number",
+        ),
+        (
+            plan(json!([
+                {"name": "db", "recoveryInstanceIDs": [ids[0]], "waitAfterSeconds": 86401},
+                {"name": "app", "recoveryInstanceIDs": [ids[1]]}
+            ])),
+            "steps[0] (db): waitAfterSeconds must be a whole number of seconds from 0 to 86400",
+        ),
+        (
+            plan(json!([{"name": "db", "recoveryInstanceIDs": [ids[0]], "approval": true}])),
+            "approval is set on the last step",
+        ),
+        (
+            plan(Value::Array(many_steps)),
+            "steps has 51 entries; at most 50",
+        ),
+        (
+            json!({"action": "plan", "runId": RUN_ID, "recoveryInstanceIDs": [ids[0]],
+                "steps": [{"name": "db", "recoveryInstanceIDs": [ids[1]]}]}),
+            "a plan names its instances inside its steps",
+        ),
+    ];
+    for (payload, says) in cases {
+        let error = fb
+            .handle_plan(payload.clone(), in_minutes(5))
+            .await
+            .expect_err(&payload.to_string());
+        assert_eq!(error.error_type(), "InvalidFailbackRequest", "{says}");
+        assert!(error.to_string().contains(says), "{says:?} not in {error}");
+    }
+    let too_big = drs_failback::aws::failback(
+        config(&[("MAX_REQUEST_INSTANCES", "3")]),
+        &sim.in_process_sdk_config().await,
+    );
+    let error = too_big
+        .handle_plan(
+            plan(json!([
+                {"name": "db", "recoveryInstanceIDs": [ids[0], ids[1]]},
+                {"name": "app", "recoveryInstanceIDs": [ids[2], ids[3]]}
+            ])),
+            in_minutes(5),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("the plan's steps have 4 instances, more than MAX_REQUEST_INSTANCES (3)"),
+        "{error}"
+    );
+    assert!(launches(&sim).is_empty(), "nothing launched");
+    assert!(sim.delivered_events().is_empty(), "nothing announced");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_plan_is_answered_with_its_steps_and_a_plain_request_is_one_step() {
+    let fleet = tiered();
+    let ids = fleet.ids();
+    let sim = sim_of(fleet).await;
+    let fb = failback_in_process(&sim, &[], 1.0).await;
+    let answer = fb
+        .handle_plan(
+            plan(json!([
+                {"name": "db", "recoveryInstanceIDs": [ids[0], ids[1]], "critical": true,
+                 "waitAfterSeconds": 60, "approval": true},
+                {"name": "app", "selector": {"tags": {"Tier": "app"}}, "maxFailed": 1}
+            ])),
+            in_minutes(5),
+        )
+        .await
+        .unwrap();
+    let out = serde_json::to_value(&answer).unwrap();
+    assert_eq!(
+        out,
+        json!({"runId": RUN_ID, "dryRun": false, "steps": [
+            {"name": "db", "recoveryInstanceIDs": [ids[0], ids[1]], "critical": true,
+             "maxFailed": null, "waitAfterSeconds": 60, "approval": true, "instances": 2},
+            {"name": "app", "selector": {"tags": {"Tier": "app"}}, "critical": false,
+             "maxFailed": 1, "waitAfterSeconds": 0, "approval": false, "instances": 4}
+        ]})
+    );
+    // A plain request: one step named failback, its ids as given (a malformed one included, for
+    // its launch to reject), and no DRS read.
+    let before = sim.calls().len();
+    let plain = fb
+        .handle_plan(
+            json!({"action": "plan", "runId": RUN_ID, "recoveryInstanceIDs": [ids[0], "bad"]}),
+            in_minutes(5),
+        )
+        .await
+        .unwrap();
+    let out = serde_json::to_value(&plain).unwrap();
+    assert_eq!(out["steps"][0]["name"], "failback");
+    assert_eq!(
+        out["steps"][0]["recoveryInstanceIDs"],
+        json!([ids[0], "bad"])
+    );
+    assert_eq!(out["steps"][0]["instances"], 2);
+    assert_eq!(sim.calls().len(), before);
+    assert!(launches(&sim).is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_dry_run_resolves_every_selector_and_reports_each_steps_launch() {
+    let mut fleet = tiered();
+    let ids = fleet.ids();
+    fleet.set_state(&ids[5], FailbackState::FailbackNotStarted);
+    let sim = sim_of(fleet).await;
+    let fb = failback_in_process(&sim, &[("MAX_INSTANCES_PER_JOB", "2")], 1.0).await;
+    let mut payload = plan(json!([
+        {"name": "db", "selector": {"tags": {"Tier": "db"}}, "critical": true},
+        {"name": "app", "selector": {"tags": {"Tier": "app"}}, "maxFailed": 1}
+    ]));
+    payload["dryRun"] = json!(true);
+    let answer = fb.handle_plan(payload, in_minutes(5)).await.unwrap();
+    let out = serde_json::to_value(&answer).unwrap();
+    assert_eq!(out["dryRun"], true);
+    assert_eq!(out["steps"][0]["instances"], 4);
+    assert_eq!(out["steps"][0]["plannedJobSizes"], json!([2, 2]));
+    assert_eq!(out["steps"][1]["plannedJobSizes"], json!([2, 1]));
+    assert_eq!(out["steps"][1]["counts"]["skipped"], 1);
+    let skipped = &out["steps"][1]["notLaunched"];
+    assert!(
+        skipped
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|g| g["outcome"] == "skipped"
+                && g["reason"] == "FAILBACK_NOT_STARTED"
+                && g["recoveryInstanceIDs"] == json!([ids[5]])),
+        "{skipped}"
+    );
+    assert!(launches(&sim).is_empty(), "a dry run launches nothing");
+    assert!(sim.delivered_events().is_empty(), "and announces nothing");
+}
+
+/// A step's arc as the state machine runs it, in short: launch, wait for the jobs, the final
+/// tracking call with the step's rules.
+async fn run_step(
+    fb: &SimFailback,
+    launch: Value,
+    critical: Value,
+    max_failed: Value,
+) -> (Answer, Value) {
+    let answer = fb.handle(launch.clone(), in_minutes(5)).await.unwrap();
+    sleep(Duration::from_secs(11)).await;
+    let jobs: Vec<&str> = answer.jobs.iter().map(|j| j.job_id.as_str()).collect();
+    let not_launched = serde_json::to_value(&answer.not_launched).unwrap();
+    let tracked = fb
+        .handle_track(
+            json!({"action": "track", "runId": RUN_ID, "step": launch["step"], "jobIDs": jobs,
+                "final": true, "notLaunched": not_launched, "critical": critical,
+                "maxFailed": max_failed}),
+            in_minutes(5),
+        )
+        .await
+        .unwrap();
+    (answer, serde_json::to_value(&tracked).unwrap())
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_selector_step_launches_what_its_tags_match_when_it_starts() {
+    let fleet = tiered();
+    let ids = fleet.ids();
+    let sim = sim_of(fleet).await;
+    let fb = failback_in_process(&sim, &[], 1.0).await;
+    // Tagged after the plan was checked: the step resolves its selector when it starts.
+    sim.set_tags(&ids[8], &[("Tier", "app")]);
+    let (answer, tracked) = run_step(
+        &fb,
+        json!({"runId": RUN_ID, "step": "app", "selector": {"tags": {"Tier": "app"}},
+            "tags": {"Change": "CHG-1"}}),
+        json!(false),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(answer.step.as_deref(), Some("app"));
+    let mut launched: Vec<String> = launched_ids(&sim);
+    launched.sort();
+    let mut expected = vec![
+        ids[4].clone(),
+        ids[5].clone(),
+        ids[6].clone(),
+        ids[7].clone(),
+        ids[8].clone(),
+    ];
+    expected.sort();
+    assert_eq!(launched, expected);
+    assert_eq!(tracked["verdict"]["halt"], false);
+    assert_eq!(tracked["finished"]["succeeded"], 5);
+    let error = fb
+        .handle(
+            json!({"runId": RUN_ID, "step": "web", "selector": {"tags": {"Tier": "web"}}}),
+            in_minutes(5),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("selector matches no recovery instance"),
+        "{error}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_steps_last_call_gives_its_verdict_and_announces_the_step() {
+    let mut fleet = tiered();
+    let ids = fleet.ids();
+    fleet.set_failure(&ids[1], "CONVERSION_FAIL");
+    fleet.set_state(&ids[3], FailbackState::FailbackNotStarted);
+    let sim = sim_of(fleet).await;
+    let fb = failback_in_process(&sim, &[], 1.0).await;
+    let step = |critical: Value, max_failed: Value| {
+        let fb = &fb;
+        let ids = ids.clone();
+        async move {
+            let launch = json!({"runId": RUN_ID, "step": "db",
+                "recoveryInstanceIDs": [ids[0], ids[1], ids[2], ids[3]]});
+            run_step(fb, launch, critical, max_failed).await.1
+        }
+    };
+    // One failed (CONVERSION_FAIL) and one skipped (not ready): two did not come back.
+    let cases = [
+        (json!(false), Value::Null, false, Value::Null),
+        (json!(false), json!(2), false, Value::Null),
+        (json!(false), json!(1), true, json!("TOO_MANY_FAILED")),
+        (json!([ids[0]]), Value::Null, false, Value::Null),
+        (json!([ids[1]]), Value::Null, true, json!("CRITICAL_FAILED")),
+        (json!([ids[3]]), json!(5), true, json!("CRITICAL_FAILED")),
+        (json!(true), Value::Null, true, json!("CRITICAL_FAILED")),
+    ];
+    for (critical, max_failed, halt, reason) in cases {
+        let tracked = step(critical.clone(), max_failed.clone()).await;
+        let verdict = &tracked["verdict"];
+        assert_eq!(verdict["halt"], halt, "{critical} {max_failed}: {verdict}");
+        assert_eq!(verdict["reason"], reason, "{critical} {max_failed}");
+        assert_eq!(verdict["failed"], 2);
+        assert_eq!(tracked["step"], "db");
+    }
+    let finished = delivered_of(&sim, DETAIL_TYPE_STEP_FINISHED);
+    assert_eq!(finished.len(), 7, "one per step's last call");
+    let last = &finished[6];
+    assert_eq!(last["step"], "db");
+    assert_eq!(last["verdict"]["criticalFailed"], json!([ids[1], ids[3]]));
+    assert_eq!(
+        last["succeeded"][0]["recoveryInstanceIDs"],
+        json!([ids[0], ids[2]])
+    );
+    assert_eq!(last["failed"][0]["reason"], "CONVERSION_FAIL");
+    assert!(
+        delivered_of(&sim, "Failback Run Finished").is_empty(),
+        "a step is not the run"
+    );
+    let completed = delivered_of(&sim, DETAIL_TYPE_JOB_COMPLETED);
+    assert!(
+        completed.iter().all(|e| e["step"] == "db"),
+        "jobs name their step"
+    );
+}
+
+/// A halted step resent with the same run id, on a DRS that shows what it does plainly, one whose
+/// `launchStatus` stays PENDING until the instance's state is final (so the first job's entry for
+/// the instance launched again never says FAILED), and one whose completed jobs drop the
+/// recovery instance ids.
+#[tokio::test(start_paused = true)]
+async fn a_halted_step_resumes_with_the_same_run_id_launching_only_what_did_not_come_back() {
+    let shapes: [fn(&mut SimConfig); 3] = [
+        |_| {},
+        |c| c.launch_status_stays_pending = true,
+        |c| c.completed_jobs_without_instance_ids = true,
+    ];
+    for (case, shape) in shapes.into_iter().enumerate() {
+        resume_after_a_halt(case, shape, LaunchResult::Failed).await;
+    }
+    // The first attempt's job says LAUNCHED although the failback failed: only the instance's
+    // state (which now names the second job) told, so the first job's entry must not wait for it.
+    resume_after_a_halt(3, |_| {}, LaunchResult::LaunchedThenFailed).await;
+}
+
+async fn resume_after_a_halt(case: usize, shape: fn(&mut SimConfig), failure: LaunchResult) {
+    let mut fleet = tiered();
+    let ids = fleet.ids();
+    fleet.set_failure(&ids[1], "CONVERSION_FAIL");
+    fleet.set_launch_result(&ids[1], failure);
+    let sim = unkind_sim_of(fleet, shape).await;
+    let fb = failback_in_process(&sim, &[], 1.0).await;
+    let launch = json!({"runId": RUN_ID, "step": "db", "tags": {"Change": "CHG-1"},
+        "recoveryInstanceIDs": [ids[0], ids[1], ids[2]]});
+    let (first, tracked) = run_step(&fb, launch.clone(), json!(true), Value::Null).await;
+    assert_eq!(tracked["verdict"]["reason"], "CRITICAL_FAILED");
+    assert_eq!(launches(&sim).len(), 1);
+
+    // The operator fixes the cause: DRS shows the failed instance ready for launch again.
+    sim.set_launch_result(&ids[1], LaunchResult::Launched);
+    sim.set_instance_state(&ids[1], FailbackState::FailbackReadyForLaunch);
+    // The same step, resent with the same run id (a new execution of the plan).
+    let (again, tracked) = run_step(&fb, launch, json!(true), Value::Null).await;
+    let calls = launches(&sim);
+    assert_eq!(calls.len(), 2, "one more launch");
+    assert_eq!(
+        calls[1].recovery_instance_ids,
+        [ids[1].clone()],
+        "only the failed one"
+    );
+    assert_eq!(again.counts.launched, 3);
+    assert_eq!(
+        again.jobs[0].job_id, first.jobs[0].job_id,
+        "the others stay in their job"
+    );
+    assert_eq!(tracked["verdict"]["halt"], false, "case {case}: {tracked}");
+    assert_eq!(
+        tracked["complete"], true,
+        "case {case}: no job waits for ever"
+    );
+    assert_eq!(tracked["finished"]["succeeded"], 3);
+    assert_eq!(
+        tracked["finished"]["failed"], 1,
+        "the first attempt, in the first job"
+    );
+    let finished = delivered_of(&sim, DETAIL_TYPE_STEP_FINISHED);
+    assert_eq!(
+        finished[1]["succeeded"][0]["recoveryInstanceIDs"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+    assert!(
+        finished[1]["failed"].as_array().unwrap().is_empty(),
+        "{}",
+        finished[1]
+    );
+    // The first job's answer says why its attempt ended.
+    let first_job = tracked["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["jobID"] == first.jobs[0].job_id.as_str())
+        .unwrap();
+    let retried = first_job["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["recoveryInstanceID"] == ids[1].as_str())
+        .unwrap();
+    assert_eq!(retried["result"], "failed");
+    assert_eq!(retried["reason"], "CONVERSION_FAIL");
+    assert_eq!(
+        calls_of(&sim, Operation::StartFailbackLaunch).len(),
+        2,
+        "nothing launched twice"
+    );
+}
