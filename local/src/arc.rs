@@ -158,11 +158,21 @@ impl Finished {
     }
 }
 
+/// The plan step a run is, as its calls name it.
+#[derive(Debug, Clone, Default)]
+pub struct StepRules {
+    pub name: String,
+    /// `critical` and `maxFailed` as the plan answer gives them.
+    pub critical: Value,
+    pub max_failed: Value,
+}
+
 /// The run's state between calls: what the state machine keeps in its variables.
 #[derive(Default)]
 struct Run {
     run_id: Option<String>,
     tags: Option<Value>,
+    step: Option<String>,
     jobs: Vec<String>,
     running: Vec<String>,
     reported: Vec<String>,
@@ -248,6 +258,9 @@ impl Run {
         if let Some(tags) = &self.tags {
             request["tags"] = tags.clone();
         }
+        if let Some(step) = &self.step {
+            request["step"] = json!(step);
+        }
         request
     }
 
@@ -268,7 +281,7 @@ impl Run {
 
 /// The request as the state machine's first round sends it: unwrapped from an EventBridge
 /// envelope, with the run id fixed (the request's, else the event id).
-fn first_request(payload: Value) -> (Value, Option<Value>) {
+pub fn first_request(payload: Value) -> (Value, Option<Value>) {
     let is_event = payload.get("detail-type").is_some() && payload.get("detail").is_some();
     let event_id = payload.get("id").cloned();
     let mut request = if is_event {
@@ -293,12 +306,28 @@ pub async fn run_whole<D: Drs, P: EventPublisher>(
     failback: &Failback<D, P>,
     payload: Value,
     settings: &ArcSettings,
+    observe: impl FnMut(&Progress),
+) -> Result<ArcEnd, HandlerError> {
+    let (request, _) = first_request(payload);
+    run_arc(failback, request, None, settings, observe).await
+}
+
+/// One launch-and-track arc from its first launch request (unwrapped, run id set): a whole plain
+/// failback, or one plan step (`step`), whose calls then name the step and whose final call
+/// asks for its verdict.
+pub async fn run_arc<D: Drs, P: EventPublisher>(
+    failback: &Failback<D, P>,
+    mut request: Value,
+    step: Option<&StepRules>,
+    settings: &ArcSettings,
     mut observe: impl FnMut(&Progress),
 ) -> Result<ArcEnd, HandlerError> {
     let start = Instant::now();
-    let mut run = Run::default();
-    let (mut request, tags) = first_request(payload);
-    run.tags = tags;
+    let mut run = Run {
+        tags: request.get("tags").cloned(),
+        step: step.map(|s| s.name.clone()),
+        ..Run::default()
+    };
     let mut next = Next::LaunchNow;
     loop {
         run.progress.elapsed_seconds = start.elapsed().as_secs();
@@ -313,7 +342,7 @@ pub async fn run_whole<D: Drs, P: EventPublisher>(
                         return Ok(ArcEnd::DryRun(Box::new(answer)));
                     }
                     Ok(Reply::Launch(answer)) => run.absorb_launch(&answer),
-                    Ok(Reply::Track(_)) => unreachable_track()?,
+                    Ok(Reply::Track(_) | Reply::Plan(_)) => unreachable_track()?,
                     Err(error) if run.jobs.is_empty() => return Err(error),
                     Err(error) => run.launch_error = Some(error.to_string()),
                 }
@@ -322,8 +351,11 @@ pub async fn run_whole<D: Drs, P: EventPublisher>(
             }
             Next::TrackAfterWait => {
                 sleep(settings.track_interval).await;
-                let payload = json!({"action": "track", "runId": run.run_id,
+                let mut payload = json!({"action": "track", "runId": run.run_id,
                     "jobIDs": run.running, "reportedJobIDs": run.reported});
+                if let Some(step) = step {
+                    payload["step"] = json!(step.name);
+                }
                 let deadline = Instant::now() + settings.invocation_timeout;
                 let freed = match failback.handle_track(payload, deadline).await {
                     Ok(answer) => {
@@ -350,7 +382,7 @@ pub async fn run_whole<D: Drs, P: EventPublisher>(
                 situation.freed = freed;
                 next = next_step(&situation);
             }
-            Next::Final => return finish(failback, run, settings, start, observe).await,
+            Next::Final => return finish(failback, run, step, settings, start, observe).await,
         }
         if matches!(next, Next::LaunchNow | Next::LaunchAfterWait) {
             request = run.relaunch_request();
@@ -365,14 +397,20 @@ fn unreachable_track() -> Result<(), HandlerError> {
 async fn finish<D: Drs, P: EventPublisher>(
     failback: &Failback<D, P>,
     mut run: Run,
+    step: Option<&StepRules>,
     settings: &ArcSettings,
     start: Instant,
     mut observe: impl FnMut(&Progress),
 ) -> Result<ArcEnd, HandlerError> {
     let mut not_launched = run.not_launched.clone();
     not_launched.extend(run.deferred_groups.iter().cloned());
-    let payload = json!({"action": "track", "runId": run.run_id, "jobIDs": run.jobs,
+    let mut payload = json!({"action": "track", "runId": run.run_id, "jobIDs": run.jobs,
         "reportedJobIDs": run.reported, "final": true, "notLaunched": not_launched});
+    if let Some(step) = step {
+        payload["step"] = json!(step.name);
+        payload["critical"] = step.critical.clone();
+        payload["maxFailed"] = step.max_failed.clone();
+    }
     // As the state machine: a last call that could not read DRS is tried again, a few times.
     let mut wait = settings.track_interval;
     let mut attempts = 0;

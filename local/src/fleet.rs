@@ -1,25 +1,54 @@
-//! The demo fleet: a recovery instance for everything the request names, ready (or in the state
-//! asked for), some set to fail as asked.
+//! The demo fleet: a recovery instance for everything the request (or each step of a plan) names
+//! — and three carrying each tag selector's tags — ready (or in the state asked for), some set to
+//! fail as asked.
 
 use drs_failback::config::REQUEST_INSTANCES_CEILING;
-use drs_failback::request::parse_request;
+use drs_failback::request::{Action, parse_action};
 use drs_sim::{FailbackState, Fleet, FleetInstance};
-use serde_json::Value;
+use serde_json::{Value, json};
 
-/// A demo fleet holding every instance the request names, in either envelope: its recovery
-/// instances, and one for each source server it names. Parsed by the function's own parser, so
-/// the fleet matches what the function will look for.
+use crate::arc::first_request;
+
+/// Instances the demo fleet holds for each tag selector.
+pub const PER_SELECTOR: usize = 3;
+
+/// A demo fleet holding every instance the request names, in either envelope, plain or a plan:
+/// its recovery instances, one for each source server it names, and [`PER_SELECTOR`] for each
+/// selector. Parsed by the function's own parser, so the fleet matches what the function will
+/// look for.
 pub fn demo_fleet(payload: &Value, state: FailbackState) -> Fleet {
-    let Ok(request) = parse_request(payload.clone(), REQUEST_INSTANCES_CEILING, String::new) else {
+    let (mut request, _) = first_request(payload.clone());
+    if let Value::Object(map) = &mut request {
+        map.insert("action".into(), json!("plan"));
+    }
+    let Ok(Action::Plan(plan)) = parse_action(request, REQUEST_INSTANCES_CEILING, String::new)
+    else {
         // The function will refuse it; nothing to hold.
         return Fleet::new();
     };
-    let mut fleet = Fleet::matching(&request.recovery_instance_ids);
-    for source in &request.source_server_ids {
-        let mut instance = FleetInstance::new(recovery_instance_for(source));
-        instance.source_server_id = source.clone();
-        // A source server named twice, or whose instance is also named, is already there.
-        let _ = fleet.try_push(instance);
+    let mut fleet = Fleet::new();
+    for step in &plan.steps {
+        for id in &step.ids.recovery_instance_ids {
+            let _ = fleet.try_push(FleetInstance::new(id.clone()));
+        }
+        for source in &step.ids.source_server_ids {
+            let mut instance = FleetInstance::new(stable_instance_id(source));
+            instance.source_server_id = source.clone();
+            // A source server named twice, or whose instance is also named, is already there.
+            let _ = fleet.try_push(instance);
+        }
+        if let Some(selector) = &step.selector {
+            for n in 0..PER_SELECTOR {
+                let mut instance =
+                    FleetInstance::new(stable_instance_id(&format!("{}#{n}", step.name)));
+                instance.tags = selector
+                    .tags
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                let _ = fleet.try_push(instance);
+            }
+        }
     }
     for id in fleet.ids() {
         fleet.set_state(&id, state);
@@ -27,13 +56,11 @@ pub fn demo_fleet(payload: &Value, state: FailbackState) -> Fleet {
     fleet
 }
 
-/// A stable recovery instance id for a source server (FNV-1a of its id).
-fn recovery_instance_for(source_server_id: &str) -> String {
-    let hash = source_server_id
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-        });
+/// A stable recovery instance id for a name (FNV-1a of it).
+pub fn stable_instance_id(name: &str) -> String {
+    let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
     format!("i-0{hash:016x}")
 }
 

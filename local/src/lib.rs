@@ -1,8 +1,9 @@
 //! `drs-failback-local`'s parts, shared with the benchmark: the whole failback as the state
-//! machine runs it ([`arc`]), what a person sees of it ([`show`], [`summary`]), and the demo
+//! machine runs it ([`arc`]; a plan of steps, [`plan`]), what a person sees of it ([`show`], [`summary`]), and the demo
 //! fleet ([`fleet`]).
 
 pub mod arc;
 pub mod fleet;
+pub mod plan;
 pub mod show;
 pub mod summary;

@@ -3,13 +3,16 @@
 //! shown to a person. No AWS account, credentials or configuration needed: it sets its own dummy
 //! ones and talks only to 127.0.0.1.
 
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use drs_failback::config::Config;
 use drs_failback::handler::Reply;
-use drs_failback_local::arc::{ArcEnd, ArcSettings, run_whole};
+use drs_failback::steps::StepPlan;
+use drs_failback_local::arc::{ArcSettings, Progress};
 use drs_failback_local::fleet::demo_fleet;
+use drs_failback_local::plan::{Approval, PlanEnd, PlanHooks, StepReport, StepStatus, run_plan};
 use drs_failback_local::show::{ProgressLine, print_table, rows};
 use drs_failback_local::summary::{Header, print_summary};
 use drs_sim::{FailbackState, Lifecycle, SimConfig, Simulator};
@@ -27,10 +30,12 @@ const DEMO_TIME_SCALE: f64 = 60.0;
 
 const USAGE: &str = "usage: drs-failback-local [options] REQUEST.json
 
-Runs a whole failback of the request against an in-process DRS + EventBridge simulator whose fleet
-holds every recovery instance the request names: launches what fits, tracks the jobs until every
-instance has its result, launches what was deferred as jobs finish, and prints one row per
-instance. Jobs take ten simulated minutes, run 60 times faster (--sim-config changes both).
+Runs a whole failback of the request (a launch request, or a plan of ordered steps) against an
+in-process DRS + EventBridge simulator whose fleet holds every recovery instance the request names
+(and three for each tag selector): step by step, launches what fits, tracks the jobs until every
+instance has its result, launches what was deferred as jobs finish, stops the plan when a step's
+verdict says so, and prints one row per instance. Jobs take ten simulated minutes, run 60 times
+faster (--sim-config changes both); a step's waitAfterSeconds runs as fast.
 
   --json                print the run's output (the state machine's, JSON) instead of the table
   --launch-only         one launch invocation only, summed up (jobs, outcomes, events)
@@ -39,7 +44,9 @@ instance. Jobs take ten simulated minutes, run 60 times faster (--sim-config cha
   --state STATE         the demo fleet's failback state (default FAILBACK_READY_FOR_LAUNCH)
   --track-interval S    seconds between tracking calls (default 1)
   --time-limit S        seconds before the run sums up with what it knows (default 600)
-  --max-rounds N        most launch rounds (default 100)
+  --max-rounds N        most launch rounds per step (default 100)
+  --approve ANSWER      how a step's approval is answered: yes, no or timeout (default: asked on
+                        a terminal, yes otherwise)
   --sim-config FILE     simulator settings and faults (see sim/README.md), e.g. quotas
 Function settings come from the environment as in Lambda (MAX_INSTANCES_PER_JOB, ...);
 RUST_LOG=info also prints the function's JSON log lines on stderr.";
@@ -53,6 +60,7 @@ struct Args {
     track_interval: Duration,
     time_limit: Duration,
     max_rounds: usize,
+    approve: Option<Approval>,
     sim_config: Option<String>,
     request: String,
 }
@@ -66,6 +74,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
         track_interval: Duration::from_secs(1),
         time_limit: Duration::from_secs(600),
         max_rounds: 100,
+        approve: None,
         sim_config: None,
         request: String::new(),
     };
@@ -104,6 +113,15 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
                     .ok()
                     .filter(|n| *n > 0)
                     .ok_or(format!("--max-rounds: {value:?} is not a positive number"))?;
+            }
+            "--approve" => {
+                let value = args.next().ok_or("--approve needs yes, no or timeout")?;
+                parsed.approve = Some(match value.as_str() {
+                    "yes" => Approval::Given,
+                    "no" => Approval::Refused("refused with --approve no".into()),
+                    "timeout" => Approval::TimedOut,
+                    _ => return Err(format!("--approve: {value:?} is not yes, no or timeout")),
+                });
             }
             "--sim-config" => {
                 parsed.sim_config = Some(args.next().ok_or("--sim-config needs a file")?)
@@ -213,6 +231,7 @@ async fn run(args: Args) -> Result<ExitCode, String> {
                 Ok(ExitCode::SUCCESS)
             }
             Ok(Reply::Track(answer)) => print_json(&answer),
+            Ok(Reply::Plan(answer)) => print_json(&answer),
             Err(error) => refused(error.into(), args.json),
         };
     }
@@ -231,60 +250,142 @@ async fn run(args: Args) -> Result<ExitCode, String> {
             sim.endpoint()
         );
     }
-    let mut line = ProgressLine::new();
-    let end = run_whole(&failback, payload, &settings, |progress| {
-        if !args.json {
-            line.show(progress);
-        }
-    })
-    .await;
-    line.done();
+    let mut hooks = Shown {
+        json: args.json,
+        line: ProgressLine::new(),
+        approve: args.approve.clone(),
+    };
+    let end = run_plan(&failback, payload, &settings, DEMO_TIME_SCALE, &mut hooks).await;
+    hooks.line.done();
     match end {
-        Ok(ArcEnd::DryRun(answer)) if args.json => print_json(&answer),
-        Ok(ArcEnd::DryRun(answer)) => {
-            println!(
-                "Dry run {}: would start {} jobs of {:?} instances; nothing launched.",
-                answer.run_id,
-                answer.planned_job_sizes.as_ref().map_or(0, Vec::len),
-                answer.planned_job_sizes.clone().unwrap_or_default()
-            );
+        Ok(PlanEnd::DryRun(plan)) if args.json => print_json(&plan),
+        Ok(PlanEnd::DryRun(plan)) => {
+            println!("Dry run {}: nothing launched.", plan.run_id);
+            for (index, step) in plan.steps.iter().enumerate() {
+                let counts = step.counts.unwrap_or_default();
+                println!(
+                    "  step {} {}: {} instances; would start {} jobs of {:?}; {} skipped, {} rejected",
+                    index + 1,
+                    step.name,
+                    step.instances,
+                    step.planned_job_sizes.as_ref().map_or(0, Vec::len),
+                    step.planned_job_sizes.clone().unwrap_or_default(),
+                    counts.skipped,
+                    counts.rejected,
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
-        Ok(ArcEnd::Finished(finished)) if args.json => print_json(&finished.output()),
-        Ok(ArcEnd::Finished(finished)) => {
-            println!();
-            print_table(&rows(&finished.answer));
-            println!();
-            let counts = finished.answer.counts;
-            let events = sim.delivered_events();
+        Ok(PlanEnd::Finished(plan)) if args.json => print_json(&plan.output()),
+        Ok(PlanEnd::Finished(plan)) => {
+            let output = plan.output();
+            let counts = &output["counts"];
             println!(
-                "Run {}: {}{} — {} succeeded, {} failed, {} running, {} not launched; {} rounds, {} tracking calls; {} events delivered to bus {bus:?}.",
-                finished.answer.run_id,
-                if finished.complete {
+                "Run {}: {}{} — {} succeeded, {} failed, {} running, {} not launched over {} steps; {} events delivered to bus {bus:?}.",
+                plan.run_id,
+                if plan.complete {
                     "complete"
                 } else {
                     "incomplete"
                 },
-                finished
-                    .stopped_by
-                    .map(|s| format!(" (stopped by {s:?})"))
+                plan.halted
+                    .as_ref()
+                    .map(|(step, reason)| format!(" (halted at step {step}: {reason})"))
                     .unwrap_or_default(),
-                counts.succeeded,
-                counts.failed,
-                counts.running,
-                finished
-                    .answer
-                    .not_launched
-                    .iter()
-                    .map(|g| g.recovery_instance_ids.len())
-                    .sum::<usize>(),
-                finished.progress.rounds,
-                finished.progress.tracking_calls,
-                events.len(),
+                counts["succeeded"],
+                counts["failed"],
+                counts["running"],
+                counts["notLaunched"],
+                plan.steps.len(),
+                sim.delivered_events().len(),
             );
             Ok(ExitCode::SUCCESS)
         }
         Err(error) => refused(error.into(), args.json),
+    }
+}
+
+/// The plan as a person follows it: a header and a live line per step, the step's table and
+/// verdict when it ends, and the approval question.
+struct Shown {
+    json: bool,
+    line: ProgressLine,
+    approve: Option<Approval>,
+}
+
+impl PlanHooks for Shown {
+    fn step_started(&mut self, index: usize, step: &StepPlan, steps: usize) {
+        if !self.json {
+            println!(
+                "Step {}/{steps} {}: {} instances",
+                index + 1,
+                step.name,
+                step.instances
+            );
+        }
+    }
+
+    fn progress(&mut self, _: usize, progress: &Progress) {
+        if !self.json {
+            self.line.show(progress);
+        }
+    }
+
+    fn step_ended(&mut self, index: usize, report: &StepReport) {
+        self.line.done();
+        self.line = ProgressLine::new();
+        if self.json {
+            return;
+        }
+        if let Some(finished) = &report.finished {
+            println!();
+            print_table(&rows(&finished.answer));
+            println!();
+        }
+        let counts = report.finished.as_ref().map(|f| f.answer.counts);
+        println!(
+            "Step {} {}: {}{}{}",
+            index + 1,
+            report.name,
+            report.status.as_str(),
+            counts
+                .map(|c| format!(
+                    " — {} succeeded, {} failed, {} running",
+                    c.succeeded, c.failed, c.running
+                ))
+                .unwrap_or_default(),
+            match (&report.reason, report.status) {
+                (Some(reason), StepStatus::Halted) => format!("; the plan stops: {reason}"),
+                _ => String::new(),
+            }
+        );
+        if let Some(error) = &report.error {
+            println!("  {error}");
+        }
+    }
+
+    fn approve(&mut self, done: &StepReport, next: &StepPlan) -> Approval {
+        if let Some(answer) = &self.approve {
+            if !self.json {
+                println!("Approval before step {}: {answer:?} (--approve)", next.name);
+            }
+            return answer.clone();
+        }
+        if !std::io::stdin().is_terminal() {
+            return Approval::Given;
+        }
+        print!(
+            "Step {} is over. Start step {} ({} instances)? [y/N] ",
+            done.name, next.name, next.instances
+        );
+        let _ = std::io::stdout().flush();
+        let mut answer = String::new();
+        let _ = std::io::stdin().read_line(&mut answer);
+        if answer.trim().eq_ignore_ascii_case("y") || answer.trim().eq_ignore_ascii_case("yes") {
+            Approval::Given
+        } else {
+            Approval::Refused("refused at the terminal".into())
+        }
     }
 }
 

@@ -1,0 +1,297 @@
+//! A failback plan, as the state machine runs it: the function checks the plan (`"action":
+//! "plan"`), then each step in order is one launch-and-track arc ([`run_arc`]) whose last call
+//! returns the step's verdict; a halted step stops the plan, later steps are not started; between
+//! steps, the wait and the operator's approval. Every decision is the function's or mirrors a
+//! Choice state of `statemachine/failback.asl.json`.
+
+use std::time::Duration;
+
+use drs_failback::drs::Drs;
+use drs_failback::error::HandlerError;
+use drs_failback::handler::Reply;
+use drs_failback::publish::EventPublisher;
+use drs_failback::request::RequestError;
+use drs_failback::run::Failback;
+use drs_failback::steps::{PlanAnswer, StepPlan};
+use serde_json::{Value, json};
+use tokio::time::{Instant, sleep};
+
+use crate::arc::{
+    ArcEnd, ArcSettings, Finished, Progress, StepRules, StoppedBy, first_request, run_arc,
+};
+
+/// What the operator answered when asked to approve the next step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Approval {
+    Given,
+    /// `send-task-failure`: the error (and cause) the operator gave.
+    Refused(String),
+    TimedOut,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepStatus {
+    Finished,
+    Halted,
+    NotStarted,
+}
+
+impl StepStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepStatus::Finished => "finished",
+            StepStatus::Halted => "halted",
+            StepStatus::NotStarted => "not started",
+        }
+    }
+}
+
+/// One step, as the plan ended.
+#[derive(Debug, Clone)]
+pub struct StepReport {
+    pub name: String,
+    pub status: StepStatus,
+    /// Why the step halted the plan (the verdict's reason, LAUNCH_ERROR, TRACKING_ERROR,
+    /// APPROVAL_REFUSED, APPROVAL_TIMED_OUT), or PLAN_HALTED for a step not started.
+    pub reason: Option<String>,
+    /// The refusal or launch error, in the operator's or the function's words.
+    pub error: Option<String>,
+    /// The step's arc, when it ran.
+    pub finished: Option<Box<Finished>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct PlanFinished {
+    pub run_id: String,
+    pub complete: bool,
+    /// The step that stopped the plan, and why.
+    pub halted: Option<(String, String)>,
+    pub steps: Vec<StepReport>,
+}
+
+impl PlanFinished {
+    /// The state machine's output for the same plan (its `Failback Run Finished` detail).
+    pub fn output(&self) -> Value {
+        let mut totals = json!({"succeeded": 0, "failed": 0, "running": 0, "notLaunched": 0,
+            "launched": 0, "skipped": 0, "rejected": 0, "deferred": 0});
+        let steps: Vec<Value> = self
+            .steps
+            .iter()
+            .map(|step| {
+                let mut out = json!({"name": step.name, "status": step.status.as_str()});
+                if let Some(reason) = &step.reason {
+                    out["reason"] = json!(reason);
+                }
+                if let Some(error) = &step.error {
+                    out["error"] = json!(error);
+                }
+                if let Some(finished) = &step.finished {
+                    let counts = finished.output()["counts"].clone();
+                    for key in [
+                        "succeeded",
+                        "failed",
+                        "running",
+                        "launched",
+                        "skipped",
+                        "rejected",
+                        "deferred",
+                    ] {
+                        totals[key] = json!(
+                            totals[key].as_u64().unwrap_or(0) + counts[key].as_u64().unwrap_or(0)
+                        );
+                    }
+                    let not_launched = finished.answer.finished.map_or(0, |f| f.not_launched);
+                    totals["notLaunched"] =
+                        json!(totals["notLaunched"].as_u64().unwrap_or(0) + not_launched as u64);
+                    out["counts"] = counts;
+                    out["stoppedBy"] = json!(finished.stopped_by);
+                    out["rounds"] = json!(finished.progress.rounds);
+                    out["trackingCalls"] = json!(finished.progress.tracking_calls);
+                }
+                out
+            })
+            .collect();
+        json!({
+            "runId": self.run_id,
+            "complete": self.complete,
+            "halted": self.halted.as_ref().map(|(step, reason)| json!({"step": step, "reason": reason})),
+            "counts": totals,
+            "steps": steps,
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum PlanEnd {
+    DryRun(Box<PlanAnswer>),
+    Finished(Box<PlanFinished>),
+}
+
+/// What a person sees and decides while a plan runs.
+pub trait PlanHooks {
+    fn step_started(&mut self, index: usize, step: &StepPlan, steps: usize);
+    fn progress(&mut self, index: usize, progress: &Progress);
+    fn step_ended(&mut self, index: usize, report: &StepReport);
+    /// The step `done` is over and `next` would start: may it?
+    fn approve(&mut self, done: &StepReport, next: &StepPlan) -> Approval;
+}
+
+/// The reason a finished step halts the plan, if it does (the state machine's `FinalTrack`): a
+/// launch or tracking error that stopped the step's arc first — the verdict then mostly says the
+/// step is incomplete — else the verdict's.
+pub fn halt_reason(finished: &Finished) -> Option<String> {
+    match finished.stopped_by {
+        Some(StoppedBy::LaunchError) => return Some("LAUNCH_ERROR".into()),
+        Some(StoppedBy::TrackingError) => return Some("TRACKING_ERROR".into()),
+        _ => {}
+    }
+    let verdict = finished.answer.verdict.as_ref().filter(|v| v.halt)?;
+    verdict
+        .reason
+        .and_then(|r| serde_json::to_value(r).ok())
+        .and_then(|v| v.as_str().map(str::to_owned))
+}
+
+/// Runs a plan (or a plain launch request, a plan of one step) from its request, in either
+/// envelope. `wait_scale` divides the steps' waits (the local run's simulated time runs faster).
+pub async fn run_plan<D: Drs, P: EventPublisher>(
+    failback: &Failback<D, P>,
+    payload: Value,
+    settings: &ArcSettings,
+    wait_scale: f64,
+    hooks: &mut impl PlanHooks,
+) -> Result<PlanEnd, HandlerError> {
+    let (mut request, _) = first_request(payload);
+    if let Value::Object(map) = &mut request {
+        map.insert("action".into(), json!("plan"));
+    }
+    let deadline = Instant::now() + settings.invocation_timeout;
+    let plan = match failback.dispatch(request.clone(), deadline).await? {
+        Reply::Plan(plan) => plan,
+        Reply::Launch(_) | Reply::Track(_) => return Err(RequestError::NotAPlan.into()),
+    };
+    if plan.dry_run {
+        return Ok(PlanEnd::DryRun(Box::new(plan)));
+    }
+    let count = plan.steps.len();
+    let mut reports: Vec<StepReport> = Vec::with_capacity(count);
+    let mut halted: Option<(String, String)> = None;
+    let mut any_job = false;
+    for (index, step) in plan.steps.iter().enumerate() {
+        if let Some(done) = reports.last().filter(|_| index > 0) {
+            let before = &plan.steps[index - 1];
+            if before.wait_after_seconds > 0 {
+                sleep(Duration::from_secs_f64(
+                    before.wait_after_seconds as f64 / wait_scale.max(1.0),
+                ))
+                .await;
+            }
+            if before.approval {
+                let refusal = match hooks.approve(done, step) {
+                    Approval::Given => None,
+                    Approval::Refused(error) => Some(("APPROVAL_REFUSED", Some(error))),
+                    Approval::TimedOut => Some(("APPROVAL_TIMED_OUT", None)),
+                };
+                if let Some((reason, error)) = refusal {
+                    let last = reports.last_mut().expect("a step ran");
+                    last.status = StepStatus::Halted;
+                    last.reason = Some(reason.into());
+                    last.error = error;
+                    halted = Some((last.name.clone(), reason.into()));
+                    break;
+                }
+            }
+        }
+        hooks.step_started(index, step, count);
+        let rules = StepRules {
+            name: step.name.clone(),
+            critical: serde_json::to_value(&step.critical).unwrap_or(Value::Bool(false)),
+            max_failed: json!(step.max_failed),
+        };
+        let end = run_arc(
+            failback,
+            launch_request(&plan, step, &request),
+            Some(&rules),
+            settings,
+            |p| hooks.progress(index, p),
+        )
+        .await;
+        let report = match end {
+            Ok(ArcEnd::Finished(finished)) => {
+                any_job |= !finished.answer.jobs.is_empty() || finished.progress.launched > 0;
+                let reason = halt_reason(&finished);
+                StepReport {
+                    name: step.name.clone(),
+                    status: if reason.is_some() {
+                        StepStatus::Halted
+                    } else {
+                        StepStatus::Finished
+                    },
+                    reason,
+                    error: finished.launch_error.clone(),
+                    finished: Some(finished),
+                }
+            }
+            Ok(ArcEnd::DryRun(_)) => return Err(RequestError::NotAPlan.into()),
+            // As the state machine: an error before the run has any job ends it with the error.
+            Err(error) if index == 0 && !any_job => return Err(error),
+            Err(error) => StepReport {
+                name: step.name.clone(),
+                status: StepStatus::Halted,
+                reason: Some("LAUNCH_ERROR".into()),
+                error: Some(error.to_string()),
+                finished: None,
+            },
+        };
+        hooks.step_ended(index, &report);
+        let stop = report.status == StepStatus::Halted;
+        if stop {
+            halted = Some((
+                report.name.clone(),
+                report.reason.clone().unwrap_or_default(),
+            ));
+        }
+        reports.push(report);
+        if stop {
+            break;
+        }
+    }
+    for step in &plan.steps[reports.len()..] {
+        reports.push(StepReport {
+            name: step.name.clone(),
+            status: StepStatus::NotStarted,
+            reason: Some("PLAN_HALTED".into()),
+            error: None,
+            finished: None,
+        });
+    }
+    let complete = halted.is_none()
+        && reports
+            .iter()
+            .all(|r| r.finished.as_ref().is_some_and(|f| f.complete));
+    Ok(PlanEnd::Finished(Box::new(PlanFinished {
+        run_id: plan.run_id.clone(),
+        complete,
+        halted,
+        steps: reports,
+    })))
+}
+
+/// A step's first launch request: its instances as the plan gives them, with the run id, the
+/// tags and the step's name.
+fn launch_request(plan: &PlanAnswer, step: &StepPlan, original: &Value) -> Value {
+    let mut request = json!({"runId": plan.run_id, "step": step.name});
+    if let Some(ids) = &step.recovery_instance_ids {
+        request["recoveryInstanceIDs"] = json!(ids);
+    }
+    if let Some(ids) = &step.source_server_ids {
+        request["sourceServerIDs"] = json!(ids);
+    }
+    if let Some(selector) = &step.selector {
+        request["selector"] = serde_json::to_value(selector).unwrap_or(Value::Null);
+    }
+    if let Some(tags) = original.get("tags").filter(|t| t.is_object()) {
+        request["tags"] = tags.clone();
+    }
+    request
+}
