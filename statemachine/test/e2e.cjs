@@ -153,7 +153,8 @@ async function threeStepPlan(event) {
   const [dbPrimary, dbReplica, app1, app2, app3, web] = fleet;
   const runId = `${event.id}-plan`;
   await admin("POST", "reset");
-  for (const id of [app1, app2, app3]) await admin("POST", "instances", { recoveryInstanceID: id, tags: { Tier: "app" } });
+  // A tag of the e2e's own: the fleet also holds the plan samples' tagged instances.
+  for (const id of [app1, app2, app3]) await admin("POST", "instances", { recoveryInstanceID: id, tags: { Tier: "e2e-app" } });
   await admin("POST", "instances", { recoveryInstanceID: app2, failureEvent: FAILING_EVENT });
   const webSource = (await admin("GET", "instances")).find((i) => i.recoveryInstanceID === web).sourceServerID;
   const sample = JSON.parse(fs.readFileSync(path.join(repo, "events", "plan-three-steps.json"), "utf8"));
@@ -162,7 +163,7 @@ async function threeStepPlan(event) {
     tags: sample.tags,
     steps: [
       { name: "databases", recoveryInstanceIDs: [dbPrimary, dbReplica], critical: [dbPrimary], waitAfterSeconds: 5 },
-      { name: "app-servers", selector: { tags: { Tier: "app" } }, maxFailed: 1, approval: true },
+      { name: "app-servers", selector: { tags: { Tier: "e2e-app" } }, maxFailed: 1, approval: true },
       { name: "web", sourceServerIDs: [webSource], critical: true },
     ],
   };

@@ -1,0 +1,325 @@
+"""Writes statemachine/failback.asl.json: the state machine is written here, in Python, because its
+    JSONata expressions share pieces (the envelope, the clock, the deferred count) that raw JSON
+    would repeat. statemachine/test/run checks the committed JSON is what this prints:
+      python3 statemachine/gen.py > statemachine/failback.asl.json
+"""
+import json, collections
+O = collections.OrderedDict
+
+ENVELOPE = "$isEvent := $exists($states.input.`detail-type`) and $exists($states.input.detail); $request := $isEvent ? $states.input.detail : $states.input"
+RUN_ID = "$type($request.runId) = 'string' ? $request.runId : ($isEvent and $type($states.input.id) = 'string' ? $states.input.id : $states.context.Execution.Name)"
+# The step's own clock: from the state that started it (StartStep), so a wait or an approval
+# before the step is not counted against its TimeLimitSeconds.
+ELAPSED = "($toMillis($states.context.State.EnteredTime) - $stepStartMillis) / 1000"
+TIME_LEFT = f"({ELAPSED} < $timeLimitSeconds)"
+DEFERRED = "($count($deferredRecoveryInstanceIDs) + $count($deferredSourceServerIDs) > 0)"
+CAN_LAUNCH = f"{DEFERRED} and $roundsDone < $maxRounds and $launchError = null and {TIME_LEFT}"
+LAMBDA_ERRORS = ["Lambda.ServiceException", "Lambda.AWSLambdaException", "Lambda.SdkClientException", "Lambda.TooManyRequestsException"]
+def j(e): return "{% " + e + " %}"
+
+def retry(attempts, extra=()):
+    # Lambda service errors come before the function runs. A crash or timeout of the function
+    # (Lambda.Unknown, States.Timeout) may come after it started work: resending is safe, the
+    # same runId finds what the first attempt did.
+    return [
+        O(ErrorEquals=LAMBDA_ERRORS, IntervalSeconds=2, BackoffRate=2, MaxAttempts=attempts, JitterStrategy="FULL"),
+        O(ErrorEquals=["Lambda.Unknown", "States.Timeout"], IntervalSeconds=5, BackoffRate=2, MaxAttempts=2, JitterStrategy="FULL"),
+        *extra,
+    ]
+
+DRS_READ_FAILED = O(ErrorEquals=["DrsReadFailed"], IntervalSeconds=30, BackoffRate=2, MaxAttempts=5, JitterStrategy="FULL")
+EVENT_RETRY = [O(ErrorEquals=["States.ALL"], IntervalSeconds=2, BackoffRate=2, MaxAttempts=3, JitterStrategy="FULL")]
+
+def event(detail_type, detail):
+    """One PutEvents entry on the result bus, from the state machine itself."""
+    return O(EventBusName="${ResultEventBusName}", Source="${EventSource}", DetailType=detail_type, Detail=j(detail))
+
+P = "$states.result.Payload"
+# The steps after the current one (a list, also of one or none).
+LATER_STEPS = "$filter($steps, function($v, $i) { $i > $stepIndex })"
+states = O()
+states["ReadRequest"] = O(
+    Type="Pass",
+    Comment="Unwraps an EventBridge envelope, fixes the run id (the request's, else the event id, else the execution name) so a retried or repeated execution is the same run, keeps the tags for every launch, reads the deploy-time settings once. The plan call gets the request as given, with the run id set.",
+    Assign=O(
+        runId=j(f"({ENVELOPE}; {RUN_ID})"),
+        tags=j(f"({ENVELOPE}; $type($request.tags) = 'object' ? $request.tags : null)"),
+        maxRounds=j("$floor($number('${MaxRounds}'))"),
+        trackIntervalSeconds=j("$floor($number('${TrackIntervalSeconds}'))"),
+        timeLimitSeconds=j("$floor($number('${TimeLimitSeconds}'))"),
+        approvalTimeoutSeconds=j("$floor($number('${ApprovalTimeoutSeconds}'))"),
+        steps=[], stepIndex=-1, results=[], stepResult=None,
+    ),
+    Output=j(f"({ENVELOPE}; $merge([$request, {{\"runId\": {RUN_ID}}}]))"),
+    Next="Plan",
+)
+states["Plan"] = O(
+    Type="Task",
+    Comment="The function validates the plan (a plain launch request is a plan of one step named failback) and answers its steps normalized, defaults filled in, each with the number of recovery instances it resolves to now; a dry run adds each step's counts, planned job sizes and outcomes. Read-only: retried like a tracking call. A refused plan ends the run before anything is launched.",
+    Resource="arn:aws:states:::lambda:invoke",
+    Arguments=O(FunctionName="${FailbackFunctionArn}", Payload=j("$merge([$states.input, {\"action\": \"plan\", \"runId\": $runId}])")),
+    Retry=retry(6, [DRS_READ_FAILED]),
+    Catch=[
+        O(ErrorEquals=["InvalidFailbackRequest"], Output=j("$states.errorOutput"), Next="RequestRefused"),
+        O(ErrorEquals=["DrsAccountNotInitialized", "DrsAccessDenied"], Output=j("$states.errorOutput"), Next="DrsNotUsable"),
+        O(ErrorEquals=["States.ALL"], Output=j("$states.errorOutput"), Next="FailbackErrored"),
+    ],
+    Assign=O(steps=j(f"[{P}.steps]")),
+    Output=j(P),
+    Next="Planned",
+)
+states["Planned"] = O(
+    Type="Choice",
+    Comment="A dry run ends with the plan; otherwise the steps run in order.",
+    Choices=[O(Condition=j("$states.input.dryRun = true"), Next="DryRunPlanned")],
+    Default="StartStep",
+)
+states["StartStep"] = O(
+    Type="Pass",
+    Comment="The next step: its state zeroed (rounds, jobs, tallies, deferred ids, errors), its clock started (TimeLimitSeconds counts from here), the step before it filed with the run's results. The first launch sends the step's ids and selector as the plan has them, with the run id, the step's name and the original tags.",
+    Assign=O(
+        stepIndex=j("$stepIndex + 1"),
+        step=j("$steps[$stepIndex + 1]"),
+        stepStartMillis=j("$toMillis($states.context.State.EnteredTime)"),
+        results=j("$stepResult = null ? $results : $append($results, [$stepResult])"),
+        stepResult=None,
+        roundsDone=0, trackingCalls=0, launched=0, skipped=0, rejected=0,
+        jobIDs=[], runningJobIDs=[], reportedJobIDs=[], notLaunched=[], deferredGroups=[],
+        deferredRecoveryInstanceIDs=[], deferredSourceServerIDs=[], freed=False, launchError=None,
+        trackingErrors=0, trackingError=None,
+    ),
+    Output=j("($s := $steps[$stepIndex + 1]; $merge([{\"runId\": $runId}, $tags ? {\"tags\": $tags} : {}, {\"step\": $s.name}, $exists($s.recoveryInstanceIDs) ? {\"recoveryInstanceIDs\": $s.recoveryInstanceIDs} : {}, $exists($s.sourceServerIDs) ? {\"sourceServerIDs\": $s.sourceServerIDs} : {}, $exists($s.selector) ? {\"selector\": $s.selector} : {}]))"),
+    Next="PublishStepStarted",
+)
+states["PublishStepStarted"] = O(
+    Type="Task",
+    Comment="Failback Step Started on the result bus. An event that cannot be published does not stop the failback.",
+    Resource="arn:aws:states:::events:putEvents",
+    Arguments=O(Entries=[event("Failback Step Started", "{\"runId\": $runId, \"step\": $step.name, \"index\": $stepIndex, \"steps\": $count($steps), \"instances\": $step.instances}")]),
+    Retry=EVENT_RETRY,
+    Catch=[O(ErrorEquals=["States.ALL"], Output=j("$states.input"), Next="Launch")],
+    Output=j("$states.input"),
+    Next="Launch",
+)
+states["Launch"] = O(
+    Type="Task",
+    Comment="One launch round of the step: the function launches what fits before its deadline and within the DRS quotas, and defers the rest. Launched, skipped and rejected outcomes are final and tallied; the new jobs join the ones to track; skipped and rejected groups are kept for the step's last answer; the deferred ones are what the next round sends. A function error in the run's first step before any job exists ends the run; otherwise it stops the step's launching, and the jobs already started are still tracked to the end (the step then halts the plan, LAUNCH_ERROR).",
+    Resource="arn:aws:states:::lambda:invoke",
+    Arguments=O(FunctionName="${FailbackFunctionArn}", Payload=j("$states.input")),
+    # DrsReadFailed: a step's tag selector could not be read (nothing was launched); read again.
+    Retry=retry(3, [O(ErrorEquals=["DrsReadFailed"], IntervalSeconds=30, BackoffRate=2, MaxAttempts=3, JitterStrategy="FULL")]),
+    Catch=[O(ErrorEquals=["States.ALL"], Assign=O(launchError=j("$states.errorOutput")), Output=j("$states.errorOutput"), Next="LaunchFailed")],
+    Assign=O(
+        roundsDone=j("$roundsDone + 1"),
+        launched=j(f"$launched + {P}.counts.launched"),
+        skipped=j(f"$skipped + {P}.counts.skipped"),
+        rejected=j(f"$rejected + {P}.counts.rejected"),
+        jobIDs=j(f"$distinct($append($jobIDs, [{P}.jobs.jobID]))"),
+        runningJobIDs=j(f"$distinct($append($runningJobIDs, [{P}.jobs.jobID]))"),
+        notLaunched=j(f"$append($notLaunched, [{P}.notLaunched[outcome != \"deferred\"]])"),
+        deferredGroups=j(f"[{P}.notLaunched[outcome = \"deferred\"]]"),
+        deferredRecoveryInstanceIDs=j(f"[{P}.deferredRecoveryInstanceIDs]"),
+        deferredSourceServerIDs=j(f"[{P}.deferredSourceServerIDs]"),
+    ),
+    Output=j(P),
+    Next="AfterLaunch",
+)
+states["LaunchFailed"] = O(
+    Type="Choice",
+    Comment="A launch round failed. In the run's first step before any job exists, the run ends with the function's error (nothing was launched). Otherwise the step goes on without launching (launchError): its jobs are tracked to the end, its last call sums it up, and it halts the plan (LAUNCH_ERROR).",
+    Choices=[
+        O(Condition=j("$stepIndex = 0 and $count($jobIDs) = 0 and $states.input.Error = \"InvalidFailbackRequest\""), Next="RequestRefused"),
+        O(Condition=j("$stepIndex = 0 and $count($jobIDs) = 0 and $states.input.Error in [\"DrsAccountNotInitialized\", \"DrsAccessDenied\"]"), Next="DrsNotUsable"),
+        O(Condition=j("$stepIndex = 0 and $count($jobIDs) = 0"), Next="FailbackErrored"),
+    ],
+    Default="AfterLaunch",
+)
+states["AfterLaunch"] = O(
+    Type="Choice",
+    Comment="After a launch round: track the running jobs, or wait and launch again what was deferred, or sum the step up.",
+    Choices=[
+        O(Condition=j(f"$count($runningJobIDs) > 0 and {TIME_LEFT}"), Next="WaitToTrack"),
+        O(Condition=j(CAN_LAUNCH), Next="WaitToLaunch"),
+    ],
+    Default="FinalTrack",
+)
+states["WaitToTrack"] = O(
+    Type="Wait",
+    Comment="Jobs take minutes: ask after them every TrackIntervalSeconds.",
+    Seconds=j("$trackIntervalSeconds"),
+    Next="Track",
+)
+states["Track"] = O(
+    Type="Task",
+    Comment="Asks after the step's jobs not done yet (or done but not yet announced), passing back the jobs already announced so each job's Failback Launch Job Completed event (which names the step) is published once. freed says whether a job finished, which is when DRS quota frees up for the deferred instances. Tracking is read-only apart from its events, so Lambda service errors are retried more; a call that still fails is tried again at the next interval (TrackFailed).",
+    Resource="arn:aws:states:::lambda:invoke",
+    Arguments=O(FunctionName="${FailbackFunctionArn}", Payload=O(action="track", runId=j("$runId"), step=j("$step.name"), jobIDs=j("$runningJobIDs"), reportedJobIDs=j("$reportedJobIDs"))),
+    Retry=retry(6),
+    Catch=[O(ErrorEquals=["States.ALL"], Assign=O(trackingErrors=j("$trackingErrors + 1"), trackingError=j("$states.errorOutput")), Output=j("$states.errorOutput"), Next="TrackFailed")],
+    Assign=O(
+        trackingCalls=j("$trackingCalls + 1"),
+        trackingErrors=0,
+        freed=j(f"$count([{P}.runningJobIDs]) < $count($runningJobIDs)"),
+        runningJobIDs=j(f"[{P}.runningJobIDs]"),
+        reportedJobIDs=j(f"[{P}.reportedJobIDs]"),
+    ),
+    Output=O(runId=j("$runId"), step=j("$step.name"), counts=j(f"{P}.counts"), runningJobs=j(f"$count([{P}.runningJobIDs])")),
+    Next="AfterTrack",
+)
+states["TrackFailed"] = O(
+    Type="Choice",
+    Comment="A tracking call failed after its retries: try again at the next interval, up to 3 failures in a row; then sum the step up (stoppedBy TRACKING_ERROR, which halts the plan).",
+    Choices=[O(Condition=j(f"$trackingErrors < 3 and {TIME_LEFT}"), Next="WaitToTrack")],
+    Default="FinalTrack",
+)
+states["AfterTrack"] = O(
+    Type="Choice",
+    Comment="Launch the deferred instances again as soon as capacity may have freed up (a job finished, none is running, or they were deferred for something other than a full quota); else keep tracking; else sum the step up.",
+    Choices=[
+        O(Condition=j(f"{CAN_LAUNCH} and ($freed or $count($runningJobIDs) = 0 or $count($deferredGroups[reason != \"QUOTA\"]) > 0)"), Next="Relaunch"),
+        O(Condition=j(f"$count($runningJobIDs) > 0 and {TIME_LEFT}"), Next="WaitToTrack"),
+        O(Condition=j(CAN_LAUNCH), Next="WaitToLaunch"),
+    ],
+    Default="FinalTrack",
+)
+states["WaitToLaunch"] = O(
+    Type="Wait",
+    Comment="Instances are deferred and no job of this step is running: what they wait for (a quota other tools hold, throttling easing) takes time.",
+    Seconds=j("$trackIntervalSeconds"),
+    Next="Relaunch",
+)
+states["Relaunch"] = O(
+    Type="Pass",
+    Comment="The step's next round: the deferred recovery instances and source servers, each as they came (a list only when it has ids; a selector is not sent again, it was resolved by the first round), with the same runId, the step's name and the original tags (only when there were some).",
+    Output=j("$merge([$count($deferredRecoveryInstanceIDs) > 0 ? {\"recoveryInstanceIDs\": $deferredRecoveryInstanceIDs} : {}, $count($deferredSourceServerIDs) > 0 ? {\"sourceServerIDs\": $deferredSourceServerIDs} : {}, {\"runId\": $runId, \"step\": $step.name}, $tags ? {\"tags\": $tags} : {}])"),
+    Next="Launch",
+)
+STOPPED = f"$launchError != null ? \"LAUNCH_ERROR\" : ($trackingErrors >= 3 ? \"TRACKING_ERROR\" : ($not({TIME_LEFT}) ? \"TIME_LIMIT\" : ({DEFERRED} and $roundsDone >= $maxRounds ? \"MAX_ROUNDS\" : null)))"
+# The step's summary, from the last call's answer and the step's own tallies. The step halts the
+# plan when the function's verdict says so, or when a launch or tracking error stopped it (those
+# come first as the reason: the verdict then mostly says STEP_INCOMPLETE).
+STEP_RESULT = (
+    f"($stopped := {STOPPED}; "
+    "$errorStop := $stopped in [\"LAUNCH_ERROR\", \"TRACKING_ERROR\"]; "
+    f"$halts := $errorStop or {P}.verdict.halt = true; "
+    "{\"name\": $step.name, "
+    "\"status\": $halts ? \"halted\" : \"finished\", "
+    f"\"reason\": $halts ? ($errorStop ? $stopped : {P}.verdict.reason), "
+    "\"stoppedBy\": $stopped, "
+    f"\"complete\": {P}.complete = true and $not({DEFERRED}) and $launchError = null and $trackingErrors < 3, "
+    f"\"counts\": $merge([{P}.finished, {{\"launched\": $launched, \"skipped\": $skipped, \"rejected\": $rejected, \"deferred\": $count($deferredRecoveryInstanceIDs) + $count($deferredSourceServerIDs)}}]), "
+    "\"rounds\": $roundsDone, "
+    "\"trackingCalls\": $trackingCalls + 1, "
+    f"\"verdict\": {P}.verdict, "
+    "\"error\": $stopped = \"LAUNCH_ERROR\" ? $launchError : ($stopped = \"TRACKING_ERROR\" ? $trackingError)})"
+)
+states["FinalTrack"] = O(
+    Type="Task",
+    Comment="The step's last call: every job of the step read again, with the instances never launched (skipped, rejected, and the ones still deferred), so it accounts for every instance of the step; it publishes Failback Step Finished and answers the step's verdict (critical instances, maxFailed, instances unfinished). The output is the step's summary: status finished or halted and the reason, what stopped it early (stoppedBy: TIME_LIMIT, MAX_ROUNDS, LAUNCH_ERROR or TRACKING_ERROR), counts, rounds, tracking calls, the verdict.",
+    Resource="arn:aws:states:::lambda:invoke",
+    Arguments=O(FunctionName="${FailbackFunctionArn}", Payload=O(
+        action="track", runId=j("$runId"), step=j("$step.name"), critical=j("$step.critical"), maxFailed=j("$step.maxFailed"),
+        jobIDs=j("$jobIDs"), reportedJobIDs=j("$reportedJobIDs"), final=True, notLaunched=j("$append($notLaunched, $deferredGroups)"))),
+    Retry=retry(6, [DRS_READ_FAILED]),
+    Catch=[O(ErrorEquals=["States.ALL"], Output=j("$states.errorOutput"), Next="TrackingFailed")],
+    Assign=O(stepResult=j(STEP_RESULT)),
+    Output=j(STEP_RESULT),
+    Next="StepDone",
+)
+states["StepDone"] = O(
+    Type="Choice",
+    Comment="A halted step halts the plan; after the last step the run is summed up; otherwise wait waitAfterSeconds (when not 0), ask for approval (when the step asks for it), and start the next step.",
+    Choices=[
+        O(Condition=j("$stepResult.status = \"halted\""), Next="HaltPlan"),
+        O(Condition=j("$stepIndex + 1 >= $count($steps)"), Next="SumUp"),
+        O(Condition=j("$step.waitAfterSeconds > 0"), Next="WaitAfterStep"),
+        O(Condition=j("$step.approval = true"), Next="RequestApproval"),
+    ],
+    Default="StartStep",
+)
+states["WaitAfterStep"] = O(
+    Type="Wait",
+    Comment="The step's waitAfterSeconds, before the next step (or its approval).",
+    Seconds=j("$step.waitAfterSeconds"),
+    Next="AfterWait",
+)
+states["AfterWait"] = O(
+    Type="Choice",
+    Comment="Ask for approval when the step asks for it; else start the next step.",
+    Choices=[O(Condition=j("$step.approval = true"), Next="RequestApproval")],
+    Default="StartStep",
+)
+APPROVAL_HALT = lambda reason: j(f"$merge([$stepResult, {{\"status\": \"halted\", \"reason\": \"{reason}\", \"error\": $states.errorOutput}}])")
+states["RequestApproval"] = O(
+    Type="Task",
+    Comment="Publishes Failback Step Approval Requested with this task's token and waits: SendTaskSuccess with the token starts the next step; SendTaskFailure (any error) halts the plan (APPROVAL_REFUSED, the error and cause kept), and so does no answer within ApprovalTimeoutSeconds (APPROVAL_TIMED_OUT). A PutEvents error here halts as refused too (its error is kept): nobody could have been asked.",
+    Resource="arn:aws:states:::events:putEvents.waitForTaskToken",
+    Arguments=O(Entries=[event("Failback Step Approval Requested", "{\"runId\": $runId, \"step\": $step.name, \"nextStep\": $steps[$stepIndex + 1].name, \"taskToken\": $states.context.Task.Token, \"counts\": $stepResult.counts}")]),
+    TimeoutSeconds=j("$approvalTimeoutSeconds"),
+    Catch=[
+        O(ErrorEquals=["States.Timeout"], Assign=O(stepResult=APPROVAL_HALT("APPROVAL_TIMED_OUT")), Output=j("$states.errorOutput"), Next="HaltPlan"),
+        O(ErrorEquals=["States.ALL"], Assign=O(stepResult=APPROVAL_HALT("APPROVAL_REFUSED")), Output=j("$states.errorOutput"), Next="HaltPlan"),
+    ],
+    Next="StartStep",
+)
+states["HaltPlan"] = O(
+    Type="Task",
+    Comment="Failback Plan Halted: the step it halted at, why (the step's verdict, or the error), and the steps that will not start.",
+    Resource="arn:aws:states:::events:putEvents",
+    Arguments=O(Entries=[event("Failback Plan Halted", f"{{\"runId\": $runId, \"step\": $stepResult.name, \"reason\": $stepResult.reason, \"verdict\": $stepResult.verdict.halt = true ? $stepResult.verdict, \"error\": $stepResult.error, \"notStarted\": [{LATER_STEPS}.name]}}")]),
+    Retry=EVENT_RETRY,
+    Catch=[O(ErrorEquals=["States.ALL"], Output=j("$states.input"), Next="SumUp")],
+    Output=j("$states.input"),
+    Next="SumUp",
+)
+SUMMARY = (
+    "($halted := $stepResult.status = \"halted\"; "
+    f"$list := $append($append($results, [$stepResult]), [{LATER_STEPS}.{{\"name\": name, \"status\": \"not started\", \"reason\": \"PLAN_HALTED\"}}]); "
+    "{\"runId\": $runId, "
+    "\"complete\": $not($halted) and $count($list[complete != true]) = 0, "
+    "\"halted\": $halted ? {\"step\": $stepResult.name, \"reason\": $stepResult.reason} : null, "
+    "\"counts\": {"
+    + ", ".join(f"\"{k}\": $sum([$list.counts.{k}])" for k in ["succeeded", "failed", "running", "notLaunched", "launched", "skipped", "rejected", "deferred"])
+    + "}, \"steps\": $list})"
+)
+states["SumUp"] = O(
+    Type="Pass",
+    Comment="The run's summary, the Failback Run Finished event's detail and the execution's output: complete (every step finished with every instance final, no halt), where it halted and why, counts summed over the steps, and each step's status (finished, halted, not started) with its reason, counts, rounds and tracking calls.",
+    Output=j(SUMMARY),
+    Next="PublishRunFinished",
+)
+states["PublishRunFinished"] = O(
+    Type="Task",
+    Comment="Failback Run Finished on the result bus (the function publishes Failback Step Finished per step).",
+    Resource="arn:aws:states:::events:putEvents",
+    Arguments=O(Entries=[event("Failback Run Finished", "$states.input")]),
+    Retry=EVENT_RETRY,
+    Catch=[O(ErrorEquals=["States.ALL"], Output=j("$states.input"), Next="Finished")],
+    Output=j("$states.input"),
+    Next="Finished",
+)
+states["Finished"] = O(
+    Type="Choice",
+    Comment="Complete: every step ran and every instance has its final result or outcome.",
+    Choices=[O(Condition=j("$states.input.complete"), Next="FailbackComplete")],
+    Default="FailbackIncomplete",
+)
+states["FailbackComplete"] = O(Type="Succeed", Comment="Every step ran and finished: every instance has its final result (succeeded or failed, with the reason) or outcome (skipped, rejected), within each step's limits.")
+states["FailbackIncomplete"] = O(Type="Succeed", Comment="The plan halted (halted says at which step and why; later steps are not started) or a step stopped before every instance was final. Starting the plan again with the same runId resumes it: instances already launched by this run are not launched again.")
+states["DryRunPlanned"] = O(
+    Type="Succeed",
+    Comment="A dry run: nothing launched; each step with the instances it resolves to, its counts, planned job sizes and outcomes.",
+    Output=O(runId=j("$runId"), dryRun=True, steps=j("[$states.input.steps]")),
+)
+states["RequestRefused"] = O(Type="Fail", Comment="Malformed or oversized request or plan, or a field DRS refuses: nothing was launched.", Error=j("$states.input.Error"), Cause=j("$states.input.Cause"))
+states["DrsNotUsable"] = O(Type="Fail", Comment="DRS is not initialised in this account and region, or the function may not call it; no job was created.", Error=j("$states.input.Error"), Cause=j("$states.input.Cause"))
+states["FailbackErrored"] = O(Type="Fail", Comment="Any other error before a job existed: the function failed or could not be reached after the retries.", Error=j("$states.input.Error"), Cause=j("$states.input.Cause"))
+states["TrackingFailed"] = O(Type="Fail", Comment="A step's final tracking call failed after its retries (DrsReadFailed is retried for minutes). The jobs stand and carry the run id as a tag; send {\"action\": \"track\", \"runId\", \"step\", \"jobIDs\", \"final\": true} to the function to sum the step up, or start the plan again with the same runId.", Error=j("$states.input.Error"), Cause=j("$states.input.Cause"))
+
+definition = O(
+    Comment="drs-failback: a whole failback, as an ordered plan of steps (a plain request is one step). Each step launches its recovery instances within the DRS quotas, tracks the jobs every TrackIntervalSeconds until each launched instance has its final result, launches the deferred ones as jobs finish and quota frees up (same runId, at most MaxRounds launch rounds, TimeLimitSeconds from the step's start), and ends with a last tracking call that sums it up and decides whether the plan goes on (critical instances, maxFailed). Between steps: waitAfterSeconds, and an approval when asked for. Step Started, Approval Requested, Plan Halted and Run Finished are published from here; jobs are polled, DRS's own events never decide a result.",
+    QueryLanguage="JSONata",
+    StartAt="ReadRequest",
+    States=states,
+)
+print(json.dumps(definition, indent=2, ensure_ascii=False))
