@@ -1,0 +1,655 @@
+"""Who may start a failback, checked on template.yaml without AWS.
+
+Resolves the template (parameters, conditions, intrinsic functions) for a few
+deployments and evaluates its policies the way IAM does, for principals that
+are and are not in RequestPrincipals:
+
+- the request bus's policy lets a principal put an event the request rule
+  matches exactly when the principal is listed (its account id, or its role
+  ARN), even a principal of the stack's own account whose IAM policies allow
+  PutEvents everywhere;
+- the request rule is on that bus and matches exactly the RequestSource and
+  the detail-type "Failback Launch Requested";
+- nothing else reaches the function or the state machine: no other rule
+  targets them, the function's only invoke permission is the rule's, and the
+  only roles allowed states:StartExecution are StartFailbackRole (assumable
+  by EventBridge of this account) and FailbackStarterRole (assumable exactly
+  by the listed principals).
+
+Then it breaks the template in ways that must be caught, and fails unless
+each one is (a check that passes everything proves nothing).
+
+    python .ci/check_request_policy.py template.yaml
+
+Runs with the lint venv's python: it reads the template with cfn-lint's
+decoder, which turns the short intrinsic tags (!Ref, !Sub, ...) into their
+long form. It models only the policy features the template uses and refuses
+the rest (NotPrincipal, NotAction, an unknown condition operator), so a new
+shape fails here until the model covers it.
+"""
+
+from __future__ import annotations
+
+import copy
+import fnmatch
+import re
+import sys
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from cfnlint.decode import decode
+
+ACCOUNT = "123456789012"  # the account the stack is deployed in
+REGION = "us-east-1"
+PARTITION = "aws"
+STACK_NAME = "drs-failback"
+STACK_ID = f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/{STACK_NAME}/0c9d5a40-6f1e-11ef-8e3b-0a1b2c3d4e5f"
+REQUEST_DETAIL_TYPE = "Failback Launch Requested"
+
+LISTED_ACCOUNT = "111122223333"
+LISTED_ROLE = "arn:aws:iam::444455556666:role/dr-runbook"
+OWN_LISTED_ROLE = f"arn:aws:iam::{ACCOUNT}:role/failback-operator"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """An IAM principal making a request (for a role session: its role's ARN)."""
+
+    arn: str
+    label: str
+
+    @property
+    def account(self) -> str:
+        return self.arn.split(":")[4]
+
+
+def role(account: str, name: str, label: str) -> Principal:
+    return Principal(f"arn:aws:iam::{account}:role/{name}", label)
+
+
+# Deployments to check: RequestPrincipals and the bus, both request targets.
+SCENARIOS = [
+    {
+        "name": "bus created by the stack, principals in other accounts",
+        "params": {"RequestEventBusName": "", "RequestPrincipals": f"{LISTED_ACCOUNT},{LISTED_ROLE}"},
+    },
+    {
+        "name": "named existing bus, principals in other accounts",
+        "params": {"RequestEventBusName": "ops-bus", "RequestPrincipals": f"{LISTED_ACCOUNT},{LISTED_ROLE}"},
+    },
+    {
+        "name": "bus created by the stack, one role of the stack's own account",
+        "params": {"RequestEventBusName": "", "RequestPrincipals": OWN_LISTED_ROLE},
+    },
+    {
+        "name": "direct function target, the stack's own account listed",
+        "params": {"RequestEventBusName": "", "RequestPrincipals": ACCOUNT, "RequestTarget": "Function"},
+    },
+]
+
+# Who asks. Whether each may is decided by RequestPrincipals alone.
+CALLERS = [
+    role(LISTED_ACCOUNT, "any-role", "a role of a listed account"),
+    Principal(LISTED_ROLE, "a listed role"),
+    role("444455556666", "other-role", "another role of the listed role's account"),
+    Principal(OWN_LISTED_ROLE, "a role of the stack's account"),
+    role(ACCOUNT, "Admin", "an administrator of the stack's account"),
+    role("999988887777", "intruder", "a role of an unrelated account"),
+]
+
+NO_VALUE = object()
+PSEUDO = {
+    "AWS::AccountId": ACCOUNT,
+    "AWS::Region": REGION,
+    "AWS::Partition": PARTITION,
+    "AWS::StackName": STACK_NAME,
+    "AWS::StackId": STACK_ID,
+    "AWS::URLSuffix": "amazonaws.com",
+}
+
+
+class Unsupported(Exception):
+    """A template or policy shape this check does not model: a failure."""
+
+
+def as_list(value: Any) -> list:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, list) else [value]
+
+
+class Stack:
+    """The template as CloudFormation would see it with these parameters."""
+
+    def __init__(self, template: dict, params: dict[str, str]):
+        self.template = template
+        self.resources_raw: dict[str, dict] = template.get("Resources", {})
+        self.params: dict[str, Any] = {}
+        for name, spec in template.get("Parameters", {}).items():
+            value = params.get(name, spec.get("Default"))
+            if value is None:
+                raise Unsupported(f"parameter {name} has no default and the scenario sets none")
+            value = str(value)
+            if spec.get("Type") == "CommaDelimitedList":
+                self.params[name] = value.split(",") if value else []
+            else:
+                self.params[name] = value
+        self._conditions: dict[str, bool] = {}
+
+    # -- conditions and intrinsic functions ---------------------------------
+    def condition(self, name: str) -> bool:
+        if name not in self._conditions:
+            self._conditions[name] = bool(self.resolve(self.template["Conditions"][name]))
+        return self._conditions[name]
+
+    def ref(self, name: str) -> Any:
+        if name == "AWS::NoValue":
+            return NO_VALUE
+        if name in PSEUDO:
+            return PSEUDO[name]
+        if name in self.params:
+            return self.params[name]
+        resource = self.resources_raw.get(name)
+        if resource is None:
+            raise Unsupported(f"Ref to unknown {name}")
+        kind = resource["Type"]
+        props = resource.get("Properties", {})
+        if kind == "AWS::Events::EventBus":
+            return self.resolve(props["Name"])
+        if kind in ("AWS::Serverless::StateMachine", "AWS::StepFunctions::StateMachine"):
+            return f"arn:{PARTITION}:states:{REGION}:{ACCOUNT}:stateMachine:{name}"
+        if kind == "AWS::SNS::Topic":
+            return f"arn:{PARTITION}:sns:{REGION}:{ACCOUNT}:{name}"
+        if kind == "AWS::Logs::LogGroup" and "LogGroupName" in props:
+            return self.resolve(props["LogGroupName"])
+        return name  # a physical name: a function, a role, a queue URL ...
+
+    def get_att(self, name: str, attribute: str) -> str:
+        resource = self.resources_raw.get(name)
+        if resource is None:
+            raise Unsupported(f"GetAtt of unknown {name}")
+        kind = resource["Type"]
+        if attribute == "Arn":
+            if kind == "AWS::Events::EventBus":
+                return f"arn:{PARTITION}:events:{REGION}:{ACCOUNT}:event-bus/{self.ref(name)}"
+            if kind == "AWS::Events::Rule":
+                bus = self.resolve(resource["Properties"].get("EventBusName", "default"))
+                path = name if bus == "default" else f"{bus}/{name}"
+                return f"arn:{PARTITION}:events:{REGION}:{ACCOUNT}:rule/{path}"
+            if kind == "AWS::IAM::Role":
+                return f"arn:{PARTITION}:iam::{ACCOUNT}:role/{name}"
+            if kind == "AWS::Serverless::Function":
+                return f"arn:{PARTITION}:lambda:{REGION}:{ACCOUNT}:function:{name}"
+            if kind == "AWS::SQS::Queue":
+                return f"arn:{PARTITION}:sqs:{REGION}:{ACCOUNT}:{name}"
+            if kind == "AWS::Logs::LogGroup":
+                return f"arn:{PARTITION}:logs:{REGION}:{ACCOUNT}:log-group:{self.ref(name)}:*"
+        if attribute in ("Name", "QueueName"):
+            return name
+        return f"{name}.{attribute}"
+
+    def sub(self, text: str, variables: dict[str, Any]) -> str:
+        def one(match: re.Match) -> str:
+            expression = match.group(1)
+            if expression.startswith("!"):
+                return "${" + expression[1:] + "}"
+            if expression in variables:
+                value = variables[expression]
+            elif "." in expression and expression.split(".", 1)[0] in self.resources_raw:
+                value = self.get_att(*expression.split(".", 1))
+            else:
+                value = self.ref(expression)
+            if not isinstance(value, str):
+                raise Unsupported(f"Fn::Sub of a non-string ${{{expression}}}")
+            return value
+
+        return re.sub(r"\$\{([^}]*)\}", one, text)
+
+    def resolve(self, node: Any) -> Any:
+        if isinstance(node, list):
+            return [v for v in (self.resolve(item) for item in node) if v is not NO_VALUE]
+        if not isinstance(node, dict):
+            return str(node) if isinstance(node, str) else node
+        if len(node) == 1:
+            (key, arg), = node.items()
+            if key == "Ref":
+                return self.ref(arg)
+            if key == "Fn::GetAtt":
+                name, attribute = arg.split(".", 1) if isinstance(arg, str) else arg
+                return self.get_att(name, attribute)
+            if key == "Fn::If":
+                name, then, otherwise = arg
+                return self.resolve(then if self.condition(name) else otherwise)
+            if key == "Fn::Sub":
+                if isinstance(arg, str):
+                    return self.sub(arg, {})
+                text, variables = arg
+                return self.sub(text, {k: self.resolve(v) for k, v in variables.items()})
+            if key == "Fn::Select":
+                index, items = self.resolve(arg[0]), self.resolve(arg[1])
+                return items[int(index)]
+            if key == "Fn::Split":
+                return self.resolve(arg[1]).split(arg[0])
+            if key == "Fn::Join":
+                return arg[0].join(self.resolve(arg[1]))
+            if key == "Fn::Equals":
+                left, right = (self.resolve(v) for v in arg)
+                return str(left) == str(right)
+            if key == "Fn::Not":
+                return not self.resolve(arg[0])
+            if key == "Fn::And":
+                return all(self.resolve(v) for v in arg)
+            if key == "Fn::Or":
+                return any(self.resolve(v) for v in arg)
+            if key == "Condition":
+                return self.condition(arg)
+            if key.startswith("Fn::"):
+                raise Unsupported(f"intrinsic {key} is not modelled")
+        out = {}
+        for key, value in node.items():
+            value = self.resolve(value)
+            if value is not NO_VALUE:
+                out[key] = value
+        return out
+
+    # -- the deployed resources ----------------------------------------------
+    def resources(self) -> dict[str, tuple[str, dict]]:
+        """Every resource this deployment creates: name -> (type, properties)."""
+        out = {}
+        for name, resource in self.resources_raw.items():
+            if "Condition" in resource and not self.condition(resource["Condition"]):
+                continue
+            out[name] = (resource["Type"], self.resolve(resource.get("Properties", {})))
+        return out
+
+
+# -- IAM policy evaluation --------------------------------------------------
+def principal_matches(element: Any, caller: Principal) -> bool:
+    if element == "*":
+        return True
+    if not isinstance(element, dict):
+        raise Unsupported(f"Principal {element!r}")
+    if set(element) - {"AWS", "Service", "Federated"}:
+        raise Unsupported(f"Principal {element!r}")
+    for entry in as_list(element.get("AWS")):
+        if entry == "*" or entry == caller.arn:
+            return True
+        if re.fullmatch(r"\d{12}", entry) and entry == caller.account:
+            return True
+        root = re.fullmatch(r"arn:[\w-]+:iam::(\d{12}):root", entry)
+        if root and root.group(1) == caller.account:
+            return True
+    return False  # a service principal is never an IAM caller
+
+
+def wildcard(pattern: str, value: str, case_sensitive: bool = True) -> bool:
+    if not case_sensitive:
+        pattern, value = pattern.lower(), value.lower()
+    return fnmatch.fnmatchcase(value, pattern)
+
+
+OPERATORS = {
+    "StringEquals": (lambda v, p: v == p, False),
+    "StringNotEquals": (lambda v, p: v == p, True),
+    "StringLike": (wildcard, False),
+    "StringNotLike": (wildcard, True),
+    "ArnEquals": (wildcard, False),
+    "ArnLike": (wildcard, False),
+    "ArnNotEquals": (wildcard, True),
+    "ArnNotLike": (wildcard, True),
+}
+
+
+def condition_holds(condition: dict, context: dict[str, list[str]]) -> bool:
+    for operator, block in condition.items():
+        qualifier, _, base = operator.rpartition(":")
+        if base not in OPERATORS or qualifier not in ("", "ForAnyValue", "ForAllValues"):
+            raise Unsupported(f"condition operator {operator}")
+        match, negated = OPERATORS[base]
+        for key, expected in block.items():
+            expected = [str(v) for v in as_list(expected)]
+            values = context.get(key.lower(), [])
+            hits = [any(match(v, p) for p in expected) for v in values]
+            if qualifier == "ForAllValues":
+                holds = all((not h) if negated else h for h in hits)
+            elif qualifier == "ForAnyValue":
+                holds = any((not h) if negated else h for h in hits)
+            elif not values:  # a key absent from the request
+                holds = negated
+            else:
+                holds = (not hits[0]) if negated else hits[0]
+            if not holds:
+                return False
+    return True
+
+
+def statement_applies(statement: dict, caller: Principal, action: str, resource: str | None,
+                      context: dict[str, list[str]]) -> bool:
+    for unsupported in ("NotPrincipal", "NotAction", "NotResource"):
+        if unsupported in statement:
+            raise Unsupported(f"{unsupported} in {statement}")
+    if "Principal" in statement and not principal_matches(statement["Principal"], caller):
+        return False
+    if not any(wildcard(a, action, case_sensitive=False) for a in as_list(statement.get("Action"))):
+        return False
+    if resource is not None and "Resource" in statement:
+        if not any(wildcard(r, resource) for r in as_list(statement["Resource"])):
+            return False
+    return condition_holds(statement.get("Condition", {}), context)
+
+
+def allowed(statements: list[dict], caller: Principal, action: str, resource: str | None,
+            context: dict[str, list[str]], identity_suffices: bool) -> bool:
+    """A resource policy's verdict for a caller whose own IAM policies allow the action.
+
+    identity_suffices: whether the caller's own policies are enough without an Allow
+    here (a resource in the caller's account, other than a role's trust policy)."""
+    applying = [s for s in statements if statement_applies(s, caller, action, resource, context)]
+    if any(s.get("Effect") == "Deny" for s in applying):
+        return False
+    if any(s.get("Effect") == "Allow" for s in applying):
+        return True
+    return identity_suffices and caller.account == ACCOUNT
+
+
+def is_listed(caller: Principal, listed: list[str]) -> bool:
+    return caller.arn in listed or caller.account in listed
+
+
+# -- the checks ----------------------------------------------------------------
+def bus_statements(stack: Stack, resources: dict, bus_name: str, bus_arn: str) -> list[dict]:
+    statements = []
+    for name, (kind, props) in resources.items():
+        if kind == "AWS::Events::EventBus" and props.get("Name") == bus_name and "Policy" in props:
+            statements += as_list(props["Policy"].get("Statement"))
+        if kind != "AWS::Events::EventBusPolicy" or props.get("EventBusName", "default") != bus_name:
+            continue
+        if "Statement" in props:
+            statements.append(props["Statement"])
+        else:  # the older form: one account, or "*" with a condition
+            condition = props.get("Condition")
+            statements.append({
+                "Effect": "Allow",
+                "Principal": "*" if props.get("Principal") == "*" else {"AWS": props.get("Principal")},
+                "Action": props.get("Action"),
+                "Resource": bus_arn,
+                **({"Condition": {condition["Type"]: {condition["Key"]: condition["Value"]}}} if condition else {}),
+            })
+    return statements
+
+
+def check(stack: Stack) -> list[str]:
+    problems: list[str] = []
+    resources = stack.resources()
+    listed = stack.params["RequestPrincipals"]
+    source = stack.params["RequestSource"]
+
+    function_arn = stack.get_att("FailbackFunction", "Arn")
+    machine_arn = stack.ref("FailbackStateMachine")
+
+    # The request rule: on which bus, matching what.
+    if "LaunchRequestedRule" not in resources:
+        return ["the request rule LaunchRequestedRule is gone"]
+    _, rule = resources["LaunchRequestedRule"]
+    bus_name = rule.get("EventBusName", "default")
+    bus_arn = f"arn:{PARTITION}:events:{REGION}:{ACCOUNT}:event-bus/{bus_name}"
+    expected_bus = stack.params["RequestEventBusName"] or resources.get("RequestEventBus", (None, {}))[1].get("Name")
+    if bus_name != expected_bus:
+        problems.append(f"the request rule is on bus {bus_name!r}, not the request bus {expected_bus!r}")
+    pattern = rule.get("EventPattern", {})
+    if pattern != {"source": [source], "detail-type": [REQUEST_DETAIL_TYPE]}:
+        problems.append(f"the request rule must match exactly source [{source!r}] and detail-type "
+                        f"[{REQUEST_DETAIL_TYPE!r}], and nothing looser; it matches {pattern}")
+    sources = [s for s in as_list(pattern.get("source")) if isinstance(s, str)] or ["any.source"]
+    detail_types = [d for d in as_list(pattern.get("detail-type")) if isinstance(d, str)] or ["Any"]
+
+    # Who may put an event the rule matches on that bus.
+    statements = bus_statements(stack, resources, bus_name, bus_arn)
+    for caller in CALLERS:
+        for event_source in sources:
+            for detail_type in detail_types:
+                context = {
+                    "aws:principalaccount": [caller.account],
+                    "aws:principalarn": [caller.arn],
+                    "events:source": [event_source],
+                    "events:detail-type": [detail_type],
+                }
+                may = allowed(statements, caller, "events:PutEvents", bus_arn, context, identity_suffices=True)
+                if may != is_listed(caller, listed):
+                    problems.append(
+                        f"{caller.label} ({caller.arn}) {'may' if may else 'may not'} put a request event "
+                        f"(source {event_source}) on {bus_name}, with RequestPrincipals {listed}")
+
+    # Nothing else reaches the function or the state machine.
+    for name, (kind, props) in resources.items():
+        if kind == "AWS::Events::Rule" and name != "LaunchRequestedRule":
+            for target in as_list(props.get("Targets")):
+                if target.get("Arn") in (function_arn, machine_arn, "FailbackFunction"):
+                    problems.append(f"rule {name} also targets {target['Arn']}")
+        if kind == "AWS::Lambda::Permission" and props.get("FunctionName") in ("FailbackFunction", function_arn):
+            if props.get("Principal") != "events.amazonaws.com" or props.get("SourceArn") != stack.get_att(
+                    "LaunchRequestedRule", "Arn"):
+                problems.append(f"{name} lets {props.get('Principal')} invoke the function, "
+                                f"not only the request rule")
+        if kind == "AWS::Serverless::Function" and props.get("Events"):
+            problems.append(f"{name} has SAM Events: each is another way in")
+    targets = [t.get("Arn") for t in as_list(rule.get("Targets"))]
+    if stack.params["RequestTarget"] == "Function":
+        if targets != [function_arn]:
+            problems.append(f"with RequestTarget Function the rule targets {targets}")
+    elif targets != [machine_arn]:
+        problems.append(f"with RequestTarget StateMachine the rule targets {targets}")
+
+    # Who may start the state machine: the roles granted StartExecution on it.
+    starters = {}
+    for name, (kind, props) in resources.items():
+        grants = []
+        if kind == "AWS::IAM::Role":
+            for policy in as_list(props.get("Policies")):
+                grants += as_list(policy.get("PolicyDocument", {}).get("Statement"))
+            if props.get("ManagedPolicyArns"):
+                problems.append(f"{name} has managed policies this check cannot read")
+        elif kind in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
+            problems.append(f"{name}: a separate IAM policy, which this check does not follow")
+        elif kind.startswith("AWS::Serverless::"):
+            for policy in as_list(props.get("Policies")):
+                if isinstance(policy, dict) and "Statement" in policy:
+                    grants += as_list(policy["Statement"])
+                elif isinstance(policy, dict) and set(policy) <= {"LambdaInvokePolicy", "SQSSendMessagePolicy"}:
+                    continue
+                else:
+                    problems.append(f"{name}: policy {policy} is not one this check can read")
+        for statement in grants:
+            if statement.get("Effect") == "Allow" and statement_applies(
+                    {k: v for k, v in statement.items() if k != "Condition"}, Principal("", ""),
+                    "states:StartExecution", machine_arn, {}):
+                starters[name] = props
+    expected_starters = {"FailbackStarterRole"}
+    if stack.params["RequestTarget"] == "StateMachine":
+        expected_starters.add("StartFailbackRole")
+    if set(starters) != expected_starters:
+        problems.append(f"states:StartExecution on the state machine is granted to {sorted(starters)}, "
+                        f"not exactly {sorted(expected_starters)}")
+
+    for name, props in starters.items():
+        trust = as_list(props.get("AssumeRolePolicyDocument", {}).get("Statement"))
+        for statement in trust:
+            if statement.get("Effect") == "Allow" and "Principal" in statement and \
+                    isinstance(statement["Principal"], dict) and "Service" in statement["Principal"]:
+                services = as_list(statement["Principal"]["Service"])
+                if name != "StartFailbackRole" or services != ["events.amazonaws.com"] or \
+                        statement.get("Condition") != {"StringEquals": {"aws:SourceAccount": ACCOUNT}} or \
+                        set(statement["Principal"]) != {"Service"}:
+                    problems.append(f"{name} trusts services {services} beyond EventBridge of this account")
+        for caller in CALLERS:
+            context = {"aws:principalaccount": [caller.account], "aws:principalarn": [caller.arn]}
+            may = allowed(trust, caller, "sts:AssumeRole", None, context, identity_suffices=False)
+            should = name == "FailbackStarterRole" and is_listed(caller, listed)
+            if may != should:
+                problems.append(f"{caller.label} ({caller.arn}) {'may' if may else 'may not'} assume {name}, "
+                                f"with RequestPrincipals {listed}")
+    return problems
+
+
+def check_all(template: dict) -> list[str]:
+    problems = []
+    for scenario in SCENARIOS:
+        try:
+            found = check(Stack(template, scenario["params"]))
+        except (Unsupported, KeyError, TypeError, ValueError, IndexError) as error:
+            found = [f"cannot evaluate: {type(error).__name__}: {error}"]
+        problems += [f"[{scenario['name']}] {p}" for p in found]
+    return problems
+
+
+# -- the self-check: wrong shapes that must be caught ------------------------------
+def props(template: dict, name: str) -> dict:
+    return template["Resources"][name]["Properties"]
+
+
+def mutation(description: str) -> Callable:
+    def register(change: Callable[[dict], None]) -> Callable[[dict], None]:
+        MUTATIONS.append((description, change))
+        return change
+
+    return register
+
+
+MUTATIONS: list[tuple[str, Callable[[dict], None]]] = []
+
+
+@mutation("no Deny statement: the account's own principals could put requests")
+def _(t):
+    del t["Resources"]["RequestBusDenyOthers"]
+
+
+@mutation("the Allow names only the first listed principal")
+def _(t):
+    props(t, "RequestBusAllowPrincipals")["Statement"]["Principal"]["AWS"] = {
+        "Fn::Select": [0, {"Ref": "RequestPrincipals"}]}
+
+
+@mutation("the Deny's condition is inverted (StringEquals)")
+def _(t):
+    condition = props(t, "RequestBusDenyOthers")["Statement"]["Condition"]["Fn::If"]
+    for branch in condition[1:]:
+        branch["StringEquals"] = branch.pop("StringNotEquals")
+
+
+@mutation("the Deny spares every principal of a listed account but no listed role")
+def _(t):
+    condition = props(t, "RequestBusDenyOthers")["Statement"]["Condition"]["Fn::If"]
+    for branch in condition[1:]:
+        del branch["StringNotEquals"]["aws:PrincipalArn"]
+
+
+@mutation("the Deny covers another detail-type on a named bus")
+def _(t):
+    condition = props(t, "RequestBusDenyOthers")["Statement"]["Condition"]["Fn::If"]
+    condition[2]["ForAnyValue:StringEquals"]["events:detail-type"] = ["Failback Launch Ordered"]
+
+
+@mutation("the Deny covers only one detail-type on the stack's own bus")
+def _(t):
+    condition = props(t, "RequestBusDenyOthers")["Statement"]["Condition"]["Fn::If"]
+    condition[1]["ForAnyValue:StringEquals"] = {"events:detail-type": ["Failback Launch Ordered"]}
+
+
+@mutation("the Deny is replaced by an older-style statement for every account of an organization")
+def _(t):
+    del t["Resources"]["RequestBusDenyOthers"]
+    t["Resources"]["OrgAccounts"] = {"Type": "AWS::Events::EventBusPolicy", "Properties": {
+        "EventBusName": copy.deepcopy(props(t, "RequestBusAllowPrincipals")["EventBusName"]),
+        "StatementId": "org", "Action": "events:PutEvents", "Principal": "*",
+        "Condition": {"Type": "StringEquals", "Key": "aws:PrincipalOrgID", "Value": "o-example"}}}
+
+
+@mutation("the rule does not match the source")
+def _(t):
+    del props(t, "LaunchRequestedRule")["EventPattern"]["source"]
+
+
+@mutation("the rule matches any source with a prefix")
+def _(t):
+    props(t, "LaunchRequestedRule")["EventPattern"]["source"] = [{"prefix": ""}]
+
+
+@mutation("the rule is on the default bus")
+def _(t):
+    props(t, "LaunchRequestedRule")["EventBusName"] = "default"
+
+
+@mutation("another rule targets the state machine")
+def _(t):
+    t["Resources"]["BackDoorRule"] = {"Type": "AWS::Events::Rule", "Properties": {
+        "EventPattern": {"source": ["anyone"]},
+        "Targets": [{"Id": "sm", "Arn": {"Ref": "FailbackStateMachine"}}]}}
+
+
+@mutation("the function may be invoked by another account")
+def _(t):
+    t["Resources"]["CrossAccountInvoke"] = {"Type": "AWS::Lambda::Permission", "Properties": {
+        "Action": "lambda:InvokeFunction", "FunctionName": {"Ref": "FailbackFunction"},
+        "Principal": "999988887777"}}
+
+
+@mutation("the starter role trusts one more account")
+def _(t):
+    statement = props(t, "FailbackStarterRole")["AssumeRolePolicyDocument"]["Statement"][0]
+    statement["Principal"]["AWS"] = {"Fn::Split": [",", {"Fn::Join": [",", [
+        {"Fn::Join": [",", {"Ref": "RequestPrincipals"}]}, "arn:aws:iam::999988887777:root"]]}]}
+
+
+@mutation("the starter role trusts a service")
+def _(t):
+    statement = props(t, "FailbackStarterRole")["AssumeRolePolicyDocument"]["Statement"][0]
+    statement["Principal"]["Service"] = "lambda.amazonaws.com"
+
+
+@mutation("the function's role may start executions too")
+def _(t):
+    props(t, "FailbackFunction")["Policies"].append({"Statement": [
+        {"Effect": "Allow", "Action": "states:*", "Resource": "*"}]})
+
+
+@mutation("EventBridge of any account may assume StartFailbackRole")
+def _(t):
+    del props(t, "StartFailbackRole")["AssumeRolePolicyDocument"]["Statement"][0]["Condition"]
+
+
+def self_check(template: dict) -> list[str]:
+    missed = []
+    for description, change in MUTATIONS:
+        broken = copy.deepcopy(template)
+        change(broken)
+        found = check_all(broken)
+        if not found:
+            missed.append(description)
+        else:
+            print(f"  caught: {description} ({found[0][:150]}{'...' if len(found[0]) > 150 else ''})")
+    return missed
+
+
+def main() -> int:
+    path = sys.argv[1] if len(sys.argv) > 1 else "template.yaml"
+    template, matches = decode(path)
+    if template is None:
+        for match in matches:
+            print(match, file=sys.stderr)
+        return 1
+    problems = check_all(template)
+    for problem in problems:
+        print(f"request policy: {problem}", file=sys.stderr)
+    print(f"{path}: {len(SCENARIOS)} deployments x {len(CALLERS)} callers checked; "
+          f"self-check, wrong shapes that must be caught:")
+    missed = self_check(template)
+    for description in missed:
+        print(f"request policy: self-check: NOT caught: {description}", file=sys.stderr)
+    checks = 1 + len(MUTATIONS)
+    failed = (1 if problems else 0) + len(missed)
+    print(f"{checks - failed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
