@@ -59,6 +59,10 @@ const STEP_FIELDS = ["name", "recoveryInstanceIDs", "sourceServerIDs", "selector
 const LAUNCH_FIELDS = ["recoveryInstanceIDs", "sourceServerIDs", "selector", "tags", "runId", "dryRun", "action", "step"];
 const TRACK_FIELDS = ["action", "runId", "step", "critical", "maxFailed", "jobIDs", "reportedJobIDs", "final", "notLaunched"];
 const JOB_ID = /^drsjob-[0-9a-zA-Z]{17}$/;
+/** The skip reason of an instance already failed back: it came back (src/verdict.rs). */
+const ALREADY_FAILED_BACK = "FAILBACK_COMPLETED";
+/** How many critical instances a verdict names (criticalFailedCount has them all). */
+const CRITICAL_LISTED_MAX = 100;
 /** The time on the virtual clock, in seconds: the same scale across executions. */
 const seconds = (clock) => Date.parse(clock.now()) / 1000;
 const isObject = (v) => v !== null && typeof v === "object" && !Array.isArray(v);
@@ -71,13 +75,16 @@ const sourceOf = (id) => `s-${id.slice(2)}`;
  * A fake drs-failback over a model of DRS. Options:
  * - `capacity`: servers in active jobs (the quota); `jobSize`: instances per job;
  * - `jobSeconds`: how long a job runs; `callSeconds`: how long each invocation takes;
- * - `fails`: { id: reason } instances whose launch fails (read when a job starts); `rejects`,
- *   `skips`: ids refused or skipped at launch; `tags`: { recoveryInstanceID: {key: value} }, what
- *   selectors match;
+ * - `fails`: { id: reason } instances whose launch fails (read when a job starts); `rejects`: ids
+ *   refused at launch; `skips`: ids skipped at launch, a list (reason FAILBACK_COMPLETED: already
+ *   failed back) or { id: reason } (the instance's failback state, NOT_FOUND, ...); `tags`: {
+ *   recoveryInstanceID: {key: value} }, what selectors match;
  * - `error(call, body)`: an error to throw instead of answering (or nothing).
  * Like the function, a launch finds the instances this run already launched (the jobs are
  * remembered across executions): they are reported launched in their job and not launched again,
  * unless their job failed them and the test marked them ready for launch again (`readyAgain`).
+ * A step's tracking calls count each instance once, by its latest attempt (the job that launched
+ * it last), and its last call decides the step's verdict as the function does (src/verdict.rs).
  * Records every payload (`calls`), the jobs, and the events the function would publish.
  */
 function fakeFunction(options = {}) {
@@ -88,10 +95,11 @@ function fakeFunction(options = {}) {
     callSeconds = 2,
     fails = {},
     rejects = [],
-    skips = [],
+    skips: skipsGiven = [],
     tags = {},
     error = () => undefined,
   } = options;
+  const skips = Array.isArray(skipsGiven) ? Object.fromEntries(skipsGiven.map((id) => [id, ALREADY_FAILED_BACK])) : skipsGiven;
   const calls = [];
   const jobs = new Map();
   const readyAgain = new Set();
@@ -210,8 +218,8 @@ function fakeFunction(options = {}) {
       if (job && !relaunch) earlier.set(id, job);
     }
     const rejected = ids.filter((id) => !earlier.has(id) && rejects.includes(id));
-    const skipped = ids.filter((id) => !earlier.has(id) && skips.includes(id));
-    const launchable = ids.filter((id) => !earlier.has(id) && !rejects.includes(id) && !skips.includes(id));
+    const skipped = ids.filter((id) => !earlier.has(id) && !rejects.includes(id) && id in skips);
+    const launchable = ids.filter((id) => !earlier.has(id) && !rejects.includes(id) && !(id in skips));
     const free = Math.max(0, capacity - inFlight(now));
     const launched = launchable.slice(0, free);
     const deferred = launchable.slice(free);
@@ -231,7 +239,9 @@ function fakeFunction(options = {}) {
     ];
     const notLaunched = [];
     if (rejected.length) notLaunched.push({ outcome: "rejected", reason: "REFUSED_BY_DRS", code: "ConflictException", message: "busy", recoveryInstanceIDs: rejected });
-    if (skipped.length) notLaunched.push({ outcome: "skipped", reason: "FAILBACK_COMPLETED", recoveryInstanceIDs: skipped });
+    for (const reason of new Set(skipped.map((id) => skips[id]))) {
+      notLaunched.push({ outcome: "skipped", reason, recoveryInstanceIDs: skipped.filter((id) => skips[id] === reason) });
+    }
     if (deferred.length) notLaunched.push({ outcome: "deferred", reason: "QUOTA", recoveryInstanceIDs: deferred });
     return {
       runId, ...step, dryRun: false, complete: deferred.length === 0, requested: ids.length, duplicatesCollapsed: 0,
@@ -244,19 +254,42 @@ function fakeFunction(options = {}) {
     };
   }
 
-  /** Whether the step may go on, as the function decides it on the step's last call. */
+  /**
+   * Whether the step may go on, as the function decides it on the step's last call, over each
+   * instance's latest result and the groups never launched: an instance did not come back when it
+   * failed, or was rejected, or skipped for any reason but FAILBACK_COMPLETED (already failed
+   * back: it came back); the critical ones among them are counted, and the first 100 named.
+   */
   function verdict(body, instances, groups) {
     const critical = body.critical ?? false;
     const maxFailed = body.maxFailed ?? null;
     const isCritical = (id) => critical === true || (Array.isArray(critical) && (critical.includes(recoveryOf(id)) || critical.includes(sourceOf(recoveryOf(id)))));
     const bad = [
       ...instances.filter((i) => i.result === "failed").map((i) => i.recoveryInstanceID),
-      ...groups.filter((g) => g.outcome === "skipped" || g.outcome === "rejected").flatMap((g) => g.recoveryInstanceIDs),
+      ...groups
+        .filter((g) => g.outcome === "rejected" || (g.outcome === "skipped" && g.reason !== ALREADY_FAILED_BACK))
+        .flatMap((g) => g.recoveryInstanceIDs),
     ];
     const unfinished = instances.filter((i) => i.result === "running").length + groups.filter((g) => g.outcome === "deferred").reduce((n, g) => n + g.recoveryInstanceIDs.length, 0);
     const criticalFailed = bad.filter(isCritical);
     const reason = criticalFailed.length > 0 ? "CRITICAL_FAILED" : maxFailed !== null && bad.length > maxFailed ? "TOO_MANY_FAILED" : unfinished > 0 ? "STEP_INCOMPLETE" : null;
-    return { halt: reason !== null, reason, failed: bad.length, maxFailed, criticalFailed, unfinished };
+    return {
+      halt: reason !== null, reason, failed: bad.length, maxFailed,
+      criticalFailed: criticalFailed.slice(0, CRITICAL_LISTED_MAX), criticalFailedCount: criticalFailed.length, unfinished,
+    };
+  }
+
+  /**
+   * One result per instance, by its latest attempt: an instance launched again after a failed
+   * attempt is in two of the step's jobs, and counts by the one created last.
+   */
+  function latestResults(tracked) {
+    const created = [...jobs.keys()];
+    const byId = new Map();
+    for (const job of [...tracked].sort((a, b) => created.indexOf(a.jobID) - created.indexOf(b.jobID))) {
+      for (const i of job.instances) byId.set(i.recoveryInstanceID, i);
+    }
+    return [...byId.values()];
   }
 
   function track(body, clock) {
@@ -292,8 +325,9 @@ function fakeFunction(options = {}) {
       }
       return { jobID, status: done ? "COMPLETED" : "STARTED", done, counts, instances };
     });
-    const all = tracked.flatMap((j) => j.instances);
-    const counts = count(all);
+    // A step counts each instance once, by its latest attempt; a run's jobs hold each once anyway.
+    const counted = body.step === undefined ? tracked.flatMap((j) => j.instances) : latestResults(tracked);
+    const counts = count(counted);
     const answer = {
       runId: body.runId,
       complete: tracked.every((j) => j.done),
@@ -313,8 +347,10 @@ function fakeFunction(options = {}) {
       if (body.step === undefined) {
         events.runFinished.push(answer.finished);
       } else {
-        answer.verdict = verdict(body, all, groups);
-        events.stepFinished.push({ runId: body.runId, step: body.step, counts: answer.finished, verdict: answer.verdict, results: results(answer) });
+        answer.verdict = verdict(body, counted, groups);
+        // Step Finished lists every instance of the step by its latest attempt.
+        const listed = results({ groups: group(counted), notLaunched: answer.notLaunched });
+        events.stepFinished.push({ runId: body.runId, step: body.step, counts: answer.finished, verdict: answer.verdict, results: listed });
       }
     }
     // As the function does: past the budget, each job's instances are grouped.
@@ -467,7 +503,7 @@ test("all succeed: plan, launch, track until every job is done, sum up", async (
     counts,
     steps: [{
       name: "failback", status: "finished", stoppedBy: null, complete: true, counts, rounds: 1, trackingCalls: expectedTracks,
-      verdict: { halt: false, reason: null, failed: 0, maxFailed: null, criticalFailed: [], unfinished: 0 },
+      verdict: { halt: false, reason: null, failed: 0, maxFailed: null, criticalFailed: [], criticalFailedCount: 0, unfinished: 0 },
     }],
   });
   assert.deepEqual(Object.values(stepResults(fake)), ["succeeded", "succeeded", "succeeded"]);
@@ -823,7 +859,7 @@ test("a critical instance failing in step one halts the plan before step two: ne
   assert.deepEqual(launchCalls(fake).map((c) => c.step), ["databases"], "app-servers and web never launched");
   assert.deepEqual(run.waits.filter((w) => w === 300), [], "no wait after a halted step");
   assert.deepEqual(published(run, "Failback Step Approval Requested"), []);
-  const verdict = { halt: true, reason: "CRITICAL_FAILED", failed: 1, maxFailed: null, criticalFailed: [DB_PRIMARY], unfinished: 0 };
+  const verdict = { halt: true, reason: "CRITICAL_FAILED", failed: 1, maxFailed: null, criticalFailed: [DB_PRIMARY], criticalFailedCount: 1, unfinished: 0 };
   assert.deepEqual(published(run, "Failback Plan Halted"), [
     { runId: THREE.runId, step: "databases", reason: "CRITICAL_FAILED", verdict, notStarted: ["app-servers", "web"] },
   ]);
@@ -850,7 +886,7 @@ test("maxFailed: one failed app server is tolerated, two halt the plan TOO_MANY_
   const tolerated = fakeFunction({ tags: THREE_TAGS, fails: { [APP[1]]: "LAUNCH_FAILED" } });
   const ok = await execute(definition(), THREE, { ...tolerated, answer: approve() });
   assertEnded(ok, "FailbackComplete");
-  assert.deepEqual(ok.output.steps[1].verdict, { halt: false, reason: null, failed: 1, maxFailed: 1, criticalFailed: [], unfinished: 0 });
+  assert.deepEqual(ok.output.steps[1].verdict, { halt: false, reason: null, failed: 1, maxFailed: 1, criticalFailed: [], criticalFailedCount: 0, unfinished: 0 });
   assert.deepEqual(ok.output.steps.map((s) => s.status), ["finished", "finished", "finished"]);
   assert.equal(ok.output.counts.failed, 1);
 
@@ -979,6 +1015,55 @@ test("redrive: the same runId again runs the plan from the start; what was launc
   assert.equal(second.output.complete, true);
 });
 
+test("redrive: a failed and a succeeded instance of one job; resumed, the step counts each by its latest attempt and the plan completes", async () => {
+  const [primary, replica] = ids("4a", 2);
+  const plan = { runId: "redrive-shared-job", steps: [{ name: "db", recoveryInstanceIDs: [primary, replica], critical: [primary] }, { name: "app", recoveryInstanceIDs: ids("4b", 1) }] };
+  const fake = fakeFunction({ jobSize: 2, fails: { [primary]: "LAUNCH_FAILED" } });
+  const first = await execute(definition(), plan, { ...fake, executionName: "first" });
+  assertEnded(first, "FailbackIncomplete");
+  assert.deepEqual(first.output.halted, { step: "db", reason: "CRITICAL_FAILED" });
+  assert.deepEqual(first.output.steps[0].counts, { ...ALL_ZERO, succeeded: 1, failed: 1, launched: 2 });
+  const [shared] = fake.jobs.values();
+  assert.deepEqual([fake.jobs.size, shared.ids], [1, [primary, replica]], "one job holds both");
+
+  // Fixed; DRS shows the primary ready for launch again. The replica stays in the first job.
+  delete fake.fails[primary];
+  fake.readyAgain.add(primary);
+  fake.newExecution();
+  const startTime = new Date(Date.parse(first.ended) + 3600 * 1000).toISOString();
+  const second = await execute(definition(), plan, { ...fake, executionName: "second", startTime });
+  assertEnded(second, "FailbackComplete");
+  const again = [...fake.jobs.values()].filter((j) => j.step === "db" && j !== shared);
+  assert.deepEqual(again.map((j) => j.ids), [[primary]], "only the primary launched again");
+  // The step's last call reads both jobs: the first one still holds the primary's failed attempt.
+  const final = trackCalls(fake, "db").at(-1);
+  assert.deepEqual(final.jobIDs, [shared.jobID, again[0].jobID]);
+  const db = second.output.steps[0];
+  assert.deepEqual(db.counts, { ...ALL_ZERO, succeeded: 2, launched: 2 });
+  assert.deepEqual(db.verdict, { halt: false, reason: null, failed: 0, maxFailed: null, criticalFailed: [], criticalFailedCount: 0, unfinished: 0 });
+  assert.deepEqual(fake.events.stepFinished.at(-2).results, { [primary]: "succeeded", [replica]: "succeeded" }, "Step Finished: each instance once, by its latest attempt");
+  assert.deepEqual(second.output.steps.map((s) => [s.name, s.status]), [["db", "finished"], ["app", "finished"]]);
+  assert.equal(second.output.complete, true);
+});
+
+test("a critical instance skipped as already failed back came back; skipped for another reason, it halts the plan", async () => {
+  const [done, other] = ids("5a", 2);
+  const plan = { runId: "skips", steps: [{ name: "db", recoveryInstanceIDs: [done, other], critical: true, maxFailed: 0 }, { name: "app", recoveryInstanceIDs: ids("5b", 1) }] };
+  const fake = fakeFunction({ skips: [done] });
+  const run = await execute(definition(), plan, fake);
+  assertEnded(run, "FailbackComplete");
+  assert.deepEqual(run.output.steps[0].verdict, { halt: false, reason: null, failed: 0, maxFailed: 0, criticalFailed: [], criticalFailedCount: 0, unfinished: 0 });
+  assert.deepEqual(run.output.steps[0].counts, { ...ALL_ZERO, succeeded: 1, launched: 1, skipped: 1, notLaunched: 1 });
+  assert.equal(stepResults(fake)[done], "skipped:FAILBACK_COMPLETED");
+  assertEvents(run, fake);
+
+  const notReady = fakeFunction({ skips: { [done]: "FAILBACK_NOT_STARTED" } });
+  const halted = await execute(definition(), plan, notReady);
+  assertEnded(halted, "FailbackIncomplete");
+  assert.deepEqual(halted.output.steps[0].verdict, { halt: true, reason: "CRITICAL_FAILED", failed: 1, maxFailed: 0, criticalFailed: [done], criticalFailedCount: 1, unfinished: 0 });
+  assert.deepEqual(launchCalls(notReady).map((c) => c.step), ["db"]);
+});
+
 test("a dry run of a plan: one plan call, each step's counts and planned jobs; nothing launched or published", async () => {
   const input = sample("plan-dry-run.json");
   const fake = fakeFunction();
@@ -1058,13 +1143,17 @@ test("the largest plan: 5000 instances over 41 steps stay within every state, va
   assert.ok(historyEvents(run) < 25000, `about ${historyEvents(run)} history events`);
   assertEvents(run, fake);
 
-  // The worst halt: one critical step of 5000 in which every instance fails, all named in the
-  // verdict, the Plan Halted event and the output.
+  // The worst halt: one critical step of 5000 in which every instance fails: the verdict (in the
+  // output and the Plan Halted event) names the first 100 and counts all 5000; the Step Finished
+  // event lists every one.
   const doomed = fakeFunction({ capacity: 500, jobSize: 100, jobSeconds: 1200, fails: Object.fromEntries(all.map((id) => [id, "CONVERSION_FAIL"])) });
   const plan = { runId: "plan-big-halt", steps: [{ name: "everything", recoveryInstanceIDs: all, critical: true }, { name: "after", recoveryInstanceIDs: ids("3b", 1) }] };
   const halted = await execute(definition(), plan, doomed);
   assertEnded(halted, "FailbackIncomplete");
-  assert.equal(halted.output.steps[0].verdict.criticalFailed.length, 5000);
+  const worst = halted.output.steps[0].verdict;
+  assert.deepEqual([worst.reason, worst.failed, worst.criticalFailedCount, worst.criticalFailed.length], ["CRITICAL_FAILED", 5000, 5000, 100]);
+  assert.deepEqual(published(halted, "Failback Plan Halted")[0].verdict, worst);
+  assert.equal(Object.values(stepResults(doomed)).filter((r) => r === "failed:CONVERSION_FAIL").length, 5000);
   assert.deepEqual(halted.output.steps[1], { name: "after", status: "not started", reason: "PLAN_HALTED" });
   assert.ok(largest(halted) < MAX_BYTES, `${largest(halted)} bytes`);
   assertEvents(halted, doomed);
