@@ -29,6 +29,24 @@ def retry(attempts, extra=()):
 
 DRS_READ_FAILED = O(ErrorEquals=["DrsReadFailed"], IntervalSeconds=30, BackoffRate=2, MaxAttempts=5, JitterStrategy="FULL")
 EVENT_RETRY = [O(ErrorEquals=["States.ALL"], IntervalSeconds=2, BackoffRate=2, MaxAttempts=3, JitterStrategy="FULL")]
+# The errors of the approval request's PutEvents call itself: the request could not be published,
+# so nobody was asked. Documented: EventBridge.FailedEntry (the optimized integration fails the
+# task with it when PutEvents answers FailedEntryCount > 0, e.g. a throttled entry). Not documented
+# for this integration: the names of the call's service errors. They are taken to follow the
+# other optimized integrations ("Lambda." + the SDK's exception: Lambda.ServiceException,
+# Lambda.AWSLambdaException, Lambda.SdkClientException) and the AWS SDK integrations' rule
+# (ServiceName.ErrorName, Exception suffixed): EventBridge.AmazonEventBridgeException and
+# EventBridgeException (the Java SDK v1 / v2 base exceptions, under which an error the SDK does
+# not model, such as throttling, would come), InternalException (the error PutEvents' API
+# reference lists), ThrottlingException, SdkClientException (no answer from EventBridge). An
+# EventBridge error named otherwise falls to States.ALL below (APPROVAL_REFUSED, its name kept).
+# States.Timeout (no answer in time) is not among them, nor is anything an operator sends with
+# send-task-failure -- an operator answering with one of these names would be taken for a failed
+# publish and asked again.
+APPROVAL_PUBLISH_ERRORS = [
+    "EventBridge.AmazonEventBridgeException", "EventBridge.EventBridgeException", "EventBridge.InternalException",
+    "EventBridge.ThrottlingException", "EventBridge.SdkClientException", "EventBridge.FailedEntry",
+]
 
 def event(detail_type, detail):
     """One PutEvents entry on the result bus, from the state machine itself."""
@@ -252,11 +270,13 @@ states["AfterWait"] = O(
 APPROVAL_HALT = lambda reason: j(f"$merge([$stepResult, {{\"status\": \"halted\", \"reason\": \"{reason}\", \"error\": $states.errorOutput}}])")
 states["RequestApproval"] = O(
     Type="Task",
-    Comment="Publishes Failback Step Approval Requested with this task's token and waits: SendTaskSuccess with the token starts the next step; SendTaskFailure (any error) halts the plan (APPROVAL_REFUSED, the error and cause kept), and so does no answer within ApprovalTimeoutSeconds (APPROVAL_TIMED_OUT). A PutEvents error here halts as refused too (its error is kept): nobody could have been asked.",
+    Comment="Publishes Failback Step Approval Requested with this task's token and waits: SendTaskSuccess with the token starts the next step; SendTaskFailure (any other error) halts the plan (APPROVAL_REFUSED, the error and cause kept), and so does no answer within ApprovalTimeoutSeconds (APPROVAL_TIMED_OUT). A failed PutEvents call (an EventBridge error or a failed entry) is tried again, 3 times with backoff, each attempt with a new token (an earlier one, if its event was delivered after all, can no longer be answered); if it still fails, nobody was asked and the plan halts APPROVAL_NOT_REQUESTED (the error kept).",
     Resource="arn:aws:states:::events:putEvents.waitForTaskToken",
     Arguments=O(Entries=[event("Failback Step Approval Requested", "{\"runId\": $runId, \"step\": $step.name, \"nextStep\": $steps[$stepIndex + 1].name, \"taskToken\": $states.context.Task.Token, \"counts\": $stepResult.counts}")]),
     TimeoutSeconds=j("$approvalTimeoutSeconds"),
+    Retry=[O(ErrorEquals=APPROVAL_PUBLISH_ERRORS, IntervalSeconds=2, BackoffRate=2, MaxAttempts=3, JitterStrategy="FULL")],
     Catch=[
+        O(ErrorEquals=APPROVAL_PUBLISH_ERRORS, Assign=O(stepResult=APPROVAL_HALT("APPROVAL_NOT_REQUESTED")), Output=j("$states.errorOutput"), Next="HaltPlan"),
         O(ErrorEquals=["States.Timeout"], Assign=O(stepResult=APPROVAL_HALT("APPROVAL_TIMED_OUT")), Output=j("$states.errorOutput"), Next="HaltPlan"),
         O(ErrorEquals=["States.ALL"], Assign=O(stepResult=APPROVAL_HALT("APPROVAL_REFUSED")), Output=j("$states.errorOutput"), Next="HaltPlan"),
     ],

@@ -2,8 +2,8 @@
 // JSONata states (Pass, Task, Choice, Wait, Succeed, Fail) with Arguments, Output, Assign, Retry,
 // Catch and TimeoutSeconds, evaluated with the JSONata version Step Functions runs (2.0.6), and
 // three task resources: lambda:invoke (a callback plays the function), events:putEvents (recorded,
-// with a hook that may fail it) and events:putEvents.waitForTaskToken (recorded, then a hook answers
-// the task token: success, failure, or never). Anything else in a definition -- a field, a
+// with a hook that may fail the call or some of its entries) and events:putEvents.waitForTaskToken
+// (the same, then a hook answers the task token: success, failure, or never). Anything else in a definition -- a field, a
 // retrier's, catcher's or choice rule's field, a resource -- is refused rather than ignored, so a
 // change this interpreter does not model fails loudly instead of being tested wrongly. Waits do
 // not sleep: a virtual clock moves on by each Wait's seconds, each retry's delay, each callback's
@@ -20,7 +20,11 @@
 // States.Timeout; a .waitForTaskToken task finds its token in $states.context.Task.Token (only
 // there), and its result is the output SendTaskSuccess gave, its error SendTaskFailure's; the
 // EventBridge integration takes Detail as a JSON object, at most 10 entries, and answers
-// {Entries: [{EventId}], FailedEntryCount}.
+// {Entries: [{EventId}], FailedEntryCount}; a call with failed entries fails the task with
+// EventBridge.FailedEntry (the entries that did not fail are delivered; the cause is taken to be
+// the PutEvents answer, which the documentation does not say), and the call's own errors are
+// named EventBridge.<exception> (as the other integrations name theirs: Lambda.ServiceException).
+// Each attempt of a .waitForTaskToken task (a retry too) has a token of its own.
 "use strict";
 
 const jsonata = require("jsonata");
@@ -139,6 +143,38 @@ function retryDelay(retrier, used) {
   return Math.min(delay, retrier.MaxDelaySeconds ?? Infinity);
 }
 
+const isPlainObject = (v) => v !== null && typeof v === "object" && !Array.isArray(v);
+
+/**
+ * What the `publish` hook made of a PutEvents call: nothing (every entry delivered), or
+ * `{failedEntries: {index: {ErrorCode, ErrorMessage}}}` (those entries not delivered). Returns the
+ * failed entries by index; anything else is refused.
+ */
+function failedEntriesOf(outcome, entries, name) {
+  if (outcome === undefined) return {};
+  if (!isPlainObject(outcome) || Object.keys(outcome).join() !== "failedEntries" || !isPlainObject(outcome.failedEntries)) {
+    throw new Error(`${name}: the publish hook answers nothing or {failedEntries: {index: {ErrorCode, ErrorMessage}}}`);
+  }
+  for (const [i, e] of Object.entries(outcome.failedEntries)) {
+    if (!/^\d+$/.test(i) || Number(i) >= entries.length) throw new Error(`${name}: failed entry ${i} is not one of the ${entries.length} entries`);
+    checkFields(e, ["ErrorCode", "ErrorMessage"], `${name}: failed entry ${i}`);
+    if (typeof e.ErrorCode !== "string" || e.ErrorCode === "") throw new Error(`${name}: failed entry ${i} needs an ErrorCode`);
+  }
+  return outcome.failedEntries;
+}
+
+/** The publish hook may fail the call only as the integration does: EventBridge.<exception>. */
+function checkPublishError(e, name) {
+  if (!(e instanceof StatesError)) throw e;
+  if (!/^EventBridge\.[A-Za-z]+$/.test(e.error) || e.error === "EventBridge.FailedEntry") {
+    throw new Error(
+      `${name}: the publish hook failed the call with ${e.error}; the EventBridge integration fails it with EventBridge.<exception>, ` +
+        "or with EventBridge.FailedEntry for failed entries (answer {failedEntries})",
+    );
+  }
+  return e;
+}
+
 /** The entries of an events:putEvents task, checked as the EventBridge integration takes them. */
 function eventEntries(args, name) {
   checkFields(args, ["Entries", "EndpointId"], `${name}: arguments of events:putEvents`);
@@ -168,7 +204,9 @@ const DEFAULT_START_TIME = "2026-11-30T10:00:00.000Z";
  *   StatesError; `clock.advance(seconds)` says how long it took, `clock.elapsed()` how long the
  *   execution has run, `clock.now()` the time (ISO-8601);
  * - `publish(entries, clock, state)`, when given, sees every PutEvents call (of both event
- *   resources) before it is recorded, and may throw a StatesError to fail it;
+ *   resources) before it is recorded; it may throw a StatesError named EventBridge.<exception> (the
+ *   call failed: nothing delivered), or answer `{failedEntries: {index: {ErrorCode,
+ *   ErrorMessage}}}` (those entries not delivered: the task fails EventBridge.FailedEntry);
  * - `answer({token, state, entries, clock})` answers a .waitForTaskToken task once its events are
  *   published: `{output, afterSeconds}` (SendTaskSuccess), `{error, cause, afterSeconds}`
  *   (SendTaskFailure), or nothing (never answered: the task times out after its TimeoutSeconds);
@@ -221,12 +259,25 @@ async function execute(definition, input, options) {
       return result;
     }
     const entries = eventEntries(args, name);
-    if (publish) await publish(entries, clock, name);
-    const time = clock.now();
-    for (const e of entries) {
-      events.push({ state: name, eventBusName: e.EventBusName, source: e.Source, detailType: e.DetailType, detail: e.Detail, time });
+    let failed = {};
+    if (publish) {
+      try {
+        failed = failedEntriesOf(await publish(entries, clock, name), entries, name);
+      } catch (e) {
+        throw checkPublishError(e, name);
+      }
     }
-    const published = { Entries: entries.map((_, i) => ({ EventId: `${executionName}-${events.length - entries.length + i}` })), FailedEntryCount: 0 };
+    const time = clock.now();
+    const published = { Entries: [], FailedEntryCount: Object.keys(failed).length };
+    for (const [i, e] of entries.entries()) {
+      if (i in failed) {
+        published.Entries.push({ ErrorCode: failed[i].ErrorCode, ErrorMessage: failed[i].ErrorMessage ?? "" });
+        continue;
+      }
+      events.push({ state: name, eventBusName: e.EventBusName, source: e.Source, detailType: e.DetailType, detail: e.Detail, time });
+      published.Entries.push({ EventId: `${executionName}-${events.length - 1}` });
+    }
+    if (published.FailedEntryCount > 0) throw new StatesError("EventBridge.FailedEntry", JSON.stringify(published));
     if (state.Resource === PUT_EVENTS) return published;
 
     // .waitForTaskToken: the task waits until the token is answered, or times out.

@@ -919,6 +919,8 @@ test("approval refused: the plan halts APPROVAL_REFUSED with the error and cause
   assert.deepEqual(published(run, "Failback Plan Halted"), [{ runId: THREE.runId, step: "app-servers", reason: "APPROVAL_REFUSED", error, notStarted: ["web"] }]);
   assert.deepEqual(launchCalls(fake).map((c) => c.step), ["databases", "app-servers"]);
   assert.deepEqual(published(run, "Failback Step Started").map((d) => d.step), ["databases", "app-servers"]);
+  assert.deepEqual(run.trace.filter((t) => t.state === "RequestApproval" && t.retry), [], "an operator's refusal is not retried");
+  assert.equal(published(run, "Failback Step Approval Requested").length, 1, "asked once");
   assertEvents(run, fake);
 });
 
@@ -932,6 +934,8 @@ test("approval never given: the plan halts APPROVAL_TIMED_OUT after ApprovalTime
   const halted = run.trace.findIndex((t) => t.state === "HaltPlan");
   assert.ok(asked > 0 && halted > asked);
   assert.ok(run.elapsed >= 86400, `the default timeout is a day: ${run.elapsed} s`);
+  assert.deepEqual(run.trace.filter((t) => t.state === "RequestApproval" && t.retry), [], "a timeout is not retried");
+  assert.ok(run.elapsed < 2 * 86400, `asked once: ${run.elapsed} s`);
 
   // An answer later than the timeout is too late.
   const late = fakeFunction({ tags: THREE_TAGS });
@@ -943,6 +947,92 @@ test("approval never given: the plan halts APPROVAL_TIMED_OUT after ApprovalTime
   const inTime = fakeFunction({ tags: THREE_TAGS });
   const approved = await execute(definition({ ApprovalTimeoutSeconds: 600 }), THREE, { ...inTime, answer: approve(500) });
   assertEnded(approved, "FailbackComplete");
+});
+
+/** A publish hook that fails the approval request's PutEvents call `times` times (all: Infinity). */
+function approvalPublishFails(times, failure) {
+  const tried = [];
+  const publish = (entries, clock, state) => {
+    if (state !== "RequestApproval") return undefined;
+    tried.push(entries[0].Detail.taskToken);
+    if (tried.length > times) return undefined;
+    if (failure === "failedEntry") return { failedEntries: { 0: { ErrorCode: "ThrottlingException", ErrorMessage: "Rate exceeded" } } };
+    throw new StatesError(failure, "Rate exceeded (Service: EventBridge, Status Code: 400)");
+  };
+  return { publish, tried };
+}
+
+test("an approval request whose publishing fails once is sent again, with a new token, and waits for the operator", async () => {
+  for (const failure of ["EventBridge.AmazonEventBridgeException", "EventBridge.ThrottlingException", "failedEntry"]) {
+    const fake = fakeFunction({ tags: THREE_TAGS });
+    const { publish, tried } = approvalPublishFails(1, failure);
+    const answered = [];
+    const run = await execute(definition(), THREE, {
+      ...fake,
+      publish,
+      answer: (request) => {
+        answered.push(request.token);
+        return { output: { approvedBy: "ops" }, afterSeconds: 600 };
+      },
+    });
+    assertEnded(run, "FailbackComplete");
+    assert.equal(tried.length, 2, `${failure}: published twice`);
+    assert.notEqual(tried[0], tried[1], `${failure}: each attempt has its own token`);
+    assert.deepEqual(answered, [tried[1]], `${failure}: the operator answers the request that was published`);
+    assert.deepEqual(published(run, "Failback Step Approval Requested").map((d) => d.taskToken), [tried[1]]);
+    assert.deepEqual(run.trace.filter((t) => t.state === "RequestApproval" && t.retry).map((t) => [t.retry, t.delay]), [
+      [failure === "failedEntry" ? "EventBridge.FailedEntry" : failure, 2],
+    ]);
+    assert.deepEqual(launchCalls(fake).map((c) => c.step), ["databases", "app-servers", "web"]);
+    assert.equal(run.output.halted, null);
+    assertEvents(run, fake);
+  }
+});
+
+test("an approval request that cannot be published halts the plan APPROVAL_NOT_REQUESTED after three retries", async () => {
+  for (const failure of ["EventBridge.InternalException", "failedEntry"]) {
+    const fake = fakeFunction({ tags: THREE_TAGS });
+    const { publish, tried } = approvalPublishFails(Infinity, failure);
+    const run = await execute(definition(), THREE, { ...fake, publish, answer: () => assert.fail("nobody was asked") });
+    assertEnded(run, "FailbackIncomplete");
+    assert.equal(tried.length, 4, `${failure}: the first attempt and three retries`);
+    assert.deepEqual(run.trace.filter((t) => t.state === "RequestApproval" && t.retry).map((t) => t.delay), [2, 4, 8]);
+    assert.deepEqual(run.output.halted, { step: "app-servers", reason: "APPROVAL_NOT_REQUESTED" });
+    assert.deepEqual(run.output.steps.map((s) => [s.name, s.status, s.reason]), [
+      ["databases", "finished", undefined],
+      ["app-servers", "halted", "APPROVAL_NOT_REQUESTED"],
+      ["web", "not started", "PLAN_HALTED"],
+    ]);
+    const { error } = run.output.steps[1];
+    if (failure === "failedEntry") {
+      assert.equal(error.Error, "EventBridge.FailedEntry");
+      assert.deepEqual(JSON.parse(error.Cause), { Entries: [{ ErrorCode: "ThrottlingException", ErrorMessage: "Rate exceeded" }], FailedEntryCount: 1 });
+    } else {
+      assert.equal(error.Error, failure);
+    }
+    assert.equal(run.output.steps[1].counts.succeeded, 4, "the step itself finished");
+    assert.deepEqual(published(run, "Failback Step Approval Requested"), []);
+    assert.deepEqual(published(run, "Failback Plan Halted"), [{ runId: THREE.runId, step: "app-servers", reason: "APPROVAL_NOT_REQUESTED", error, notStarted: ["web"] }]);
+    assert.deepEqual(launchCalls(fake).map((c) => c.step), ["databases", "app-servers"], "web never launched");
+    assertEvents(run, fake);
+  }
+});
+
+test("the interpreter fails a PutEvents call only as the EventBridge integration does", async () => {
+  const oneEvent = {
+    QueryLanguage: "JSONata",
+    StartAt: "Put",
+    States: { Put: { Type: "Task", Resource: "arn:aws:states:::events:putEvents", Arguments: { Entries: [{ EventBusName: "b", Source: "s", DetailType: "d", Detail: { a: 1 } }] }, End: true } },
+  };
+  const run = (publish) => execute(oneEvent, {}, { invoke: () => assert.fail("no function"), publish });
+  const ok = await run(() => undefined);
+  assert.deepEqual([ok.status, ok.output.FailedEntryCount, ok.events.length], ["SUCCEEDED", 0, 1]);
+  const failed = await run(() => ({ failedEntries: { 0: { ErrorCode: "InternalFailure", ErrorMessage: "x" } } }));
+  assert.deepEqual([failed.status, failed.error, failed.events.length], ["FAILED", "EventBridge.FailedEntry", 0]);
+  await assert.rejects(run(() => { throw new StatesError("States.TaskFailed", "x"); }), /EventBridge\.<exception>/);
+  await assert.rejects(run(() => { throw new StatesError("EventBridge.FailedEntry", "x"); }), /failedEntries/);
+  await assert.rejects(run(() => ({ failedEntries: { 1: { ErrorCode: "X" } } })), /not one of the 1 entries/);
+  await assert.rejects(run(() => ({ failed: [0] })), /publish hook answers/);
 });
 
 test("waitAfterSeconds waits on the clock; each step has its own TimeLimitSeconds clock and MaxRounds", async () => {
