@@ -33,6 +33,8 @@ pub struct JobRecord {
     pub status: String,
     /// The value of the job's `drs-failback:run-id` tag, when it has one: the job is that run's.
     pub run_id: Option<String>,
+    /// The value of its `drs-failback:step` tag: the plan step that launched it.
+    pub step: Option<String>,
     pub participants: Vec<Participant>,
 }
 

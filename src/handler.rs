@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use crate::drs::Drs;
 use crate::error::HandlerError;
+use crate::logging::{Invocation, in_invocation};
 use crate::outcome::Answer;
 use crate::publish::EventPublisher;
 use crate::request::{Action, RequestError, parse_action};
@@ -58,13 +59,28 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
     /// every log line of the invocation.
     pub async fn invoke(&self, event: LambdaEvent<Value>) -> Result<Reply, HandlerError> {
         let (payload, context) = event.into_parts();
-        let span = info_span!("invocation", requestId = %context.request_id, runId = field::Empty);
-        async move {
+        let cold_start = self.cold_start();
+        // The Powertools keys every line of the invocation carries (`correlation_id`, the run id,
+        // once the request is parsed).
+        let span = info_span!(
+            "invocation",
+            cold_start,
+            function_request_id = %context.request_id,
+            xray_trace_id = field::Empty,
+            correlation_id = field::Empty,
+        );
+        if let Some(trace) = &context.xray_trace_id {
+            span.record("xray_trace_id", trace.as_str());
+        }
+        let invocation = Invocation {
+            request_id: context.request_id.clone(),
+            cold_start,
+        };
+        let work = async move {
             let deadline = deadline_from(context.deadline());
             self.dispatch(payload, deadline).await
-        }
-        .instrument(span)
-        .await
+        };
+        in_invocation(invocation, work.instrument(span)).await
     }
 
     /// One payload, in either envelope and for either action, to its answer before `deadline`.
@@ -73,7 +89,7 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
             .inspect_err(|error| tracing::warn!(error = %error, "request refused"))?;
         match action {
             Action::Launch(request) => {
-                tracing::Span::current().record("runId", request.run_id.as_str());
+                tracing::Span::current().record("correlation_id", request.run_id.as_str());
                 info!(
                     instances = request.recovery_instance_ids.len(),
                     source_servers = request.source_server_ids.len(),
@@ -90,7 +106,7 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
                     .map(Reply::Launch)
             }
             Action::Track(request) => {
-                tracing::Span::current().record("runId", request.run_id.as_str());
+                tracing::Span::current().record("correlation_id", request.run_id.as_str());
                 info!(
                     jobs = request.job_ids.len(),
                     reported = request.reported_job_ids.len(),
@@ -102,7 +118,7 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
                     .map(Reply::Track)
             }
             Action::Plan(request) => {
-                tracing::Span::current().record("runId", request.run_id.as_str());
+                tracing::Span::current().record("correlation_id", request.run_id.as_str());
                 info!(
                     steps = request.steps.len(),
                     plain = request.plain,

@@ -34,7 +34,8 @@
 //! | [`deadline`] | the time budget: when to stop starting work, how long a call may take |
 //! | [`drs`] | what the core needs from DRS, in its own words |
 //! | [`aws`] | the AWS SDK adapters, and the one constructor wiring the function to them |
-//! | [`config`], [`error`], [`logging`] | settings, error names, JSON logs |
+//! | [`config`], [`error`], [`logging`] | settings, error names, JSON logs (Powertools keys) |
+//! | [`metrics`], [`measure`] | CloudWatch Embedded Metric Format records and the DRS calls they count; what each invocation measures |
 
 pub mod aws;
 pub mod config;
@@ -47,6 +48,8 @@ pub mod handler;
 pub mod isolate;
 pub mod launch;
 pub mod logging;
+pub mod measure;
+pub mod metrics;
 pub mod outcome;
 pub mod pacing;
 pub mod plan;

@@ -1,9 +1,45 @@
-//! Structured JSON logs. Every line of an invocation carries the Lambda request id and, once the
-//! request is parsed, the run id (fields of the invocation span). Tag values are never logged.
+//! Structured JSON logs with the keys Powertools for AWS Lambda writes, so operators' tools (Logs
+//! Insights queries, dashboards, log shippers) read them as they read any Powertools function:
+//! `level`, `message`, `timestamp`, `service`, `function_name`, and — on every line of an
+//! invocation — `cold_start`, `function_request_id`, `xray_trace_id` and `correlation_id` (the
+//! run id, once the request is parsed). An event's own fields sit beside them. Tag values are
+//! never logged.
 
-use tracing::Subscriber;
+use std::io::Write;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde_json::{Map, Value};
+use tracing::field::{Field, Visit};
+use tracing::span::{Attributes, Id, Record};
+use tracing::{Event, Subscriber};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
+use tracing_subscriber::registry::LookupSpan;
+
+/// What an invocation is, for the lines and the metrics written while it runs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Invocation {
+    pub request_id: String,
+    pub cold_start: bool,
+}
+
+tokio::task_local! {
+    static INVOCATION: Invocation;
+}
+
+/// Runs `work` as `invocation`: [`current_request_id`] and [`current_cold_start`] answer for it.
+pub async fn in_invocation<F: std::future::Future>(invocation: Invocation, work: F) -> F::Output {
+    INVOCATION.scope(invocation, work).await
+}
+
+pub fn current_request_id() -> Option<String> {
+    INVOCATION.try_with(|i| i.request_id.clone()).ok()
+}
+
+pub fn current_cold_start() -> bool {
+    INVOCATION.try_with(|i| i.cold_start).unwrap_or(false)
+}
 
 /// The level from `AWS_LAMBDA_LOG_LEVEL` (set by Lambda's advanced logging controls), else
 /// `RUST_LOG`, else info.
@@ -16,22 +52,21 @@ pub fn filter_from_env() -> EnvFilter {
     EnvFilter::try_new(&level).unwrap_or_else(|_| EnvFilter::new("info"))
 }
 
-/// One JSON object per line: event fields at the top level, the invocation span's fields
-/// (`requestId`, `runId`) under `span`.
+/// One JSON object per line, with the Powertools keys; `service` from `POWERTOOLS_SERVICE_NAME`
+/// (default `drs-failback`), `function_name` from `AWS_LAMBDA_FUNCTION_NAME` when Lambda sets it.
 pub fn json_subscriber<W>(filter: EnvFilter, writer: W) -> impl Subscriber + Send + Sync
 where
     W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
 {
-    tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(filter)
-        .with_current_span(true)
-        .with_span_list(false)
-        .flatten_event(true)
-        .with_target(false)
-        .with_ansi(false)
-        .with_writer(writer)
-        .finish()
+    let service = std::env::var("POWERTOOLS_SERVICE_NAME")
+        .ok()
+        .filter(|s| !s.trim().is_empty())
+        .unwrap_or_else(|| "drs-failback".to_owned());
+    tracing_subscriber::registry().with(filter).with(JsonLines {
+        writer,
+        service,
+        function_name: std::env::var("AWS_LAMBDA_FUNCTION_NAME").ok(),
+    })
 }
 
 pub fn init() {
@@ -40,4 +75,134 @@ pub fn init() {
         filter_from_env(),
         std::io::stdout,
     ));
+}
+
+struct JsonLines<W> {
+    writer: W,
+    service: String,
+    function_name: Option<String>,
+}
+
+/// A span's fields, kept with the span.
+struct SpanFields(Map<String, Value>);
+
+struct Fields<'a>(&'a mut Map<String, Value>);
+
+impl Visit for Fields<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.0.insert(field.name().to_owned(), Value::from(value));
+    }
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.0.insert(field.name().to_owned(), Value::from(value));
+    }
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.0.insert(field.name().to_owned(), Value::from(value));
+    }
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.0.insert(field.name().to_owned(), Value::from(value));
+    }
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.0.insert(field.name().to_owned(), Value::from(value));
+    }
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        self.0
+            .insert(field.name().to_owned(), Value::from(format!("{value:?}")));
+    }
+}
+
+impl<S, W> Layer<S> for JsonLines<W>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    W: for<'a> MakeWriter<'a> + 'static,
+{
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        let mut fields = Map::new();
+        attrs.record(&mut Fields(&mut fields));
+        if let Some(span) = ctx.span(id) {
+            span.extensions_mut().insert(SpanFields(fields));
+        }
+    }
+
+    fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
+        if let Some(span) = ctx.span(id)
+            && let Some(fields) = span.extensions_mut().get_mut::<SpanFields>()
+        {
+            values.record(&mut Fields(&mut fields.0));
+        }
+    }
+
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        let mut line = Map::new();
+        line.insert(
+            "level".into(),
+            Value::from(event.metadata().level().as_str()),
+        );
+        line.insert(
+            "timestamp".into(),
+            Value::from(rfc3339_millis(SystemTime::now())),
+        );
+        line.insert("service".into(), Value::from(self.service.as_str()));
+        if let Some(name) = &self.function_name {
+            line.insert("function_name".into(), Value::from(name.as_str()));
+        }
+        if let Some(scope) = ctx.event_scope(event) {
+            for span in scope.from_root() {
+                if let Some(fields) = span.extensions().get::<SpanFields>() {
+                    line.extend(fields.0.clone());
+                }
+            }
+        }
+        let mut fields = Map::new();
+        event.record(&mut Fields(&mut fields));
+        let message = fields.remove("message").unwrap_or(Value::from(""));
+        line.insert("message".into(), message);
+        for (key, value) in fields {
+            line.entry(key).or_insert(value);
+        }
+        if let Ok(mut text) = serde_json::to_string(&line) {
+            text.push('\n');
+            let _ = self.writer.make_writer().write_all(text.as_bytes());
+        }
+    }
+}
+
+/// `2026-11-30T13:00:00.123Z`, as Powertools writes `timestamp`.
+pub fn rfc3339_millis(at: SystemTime) -> String {
+    let ms = at
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    let (days, in_day) = (ms.div_euclid(86_400_000), ms.rem_euclid(86_400_000));
+    // Howard Hinnant's days-to-civil: one conversion does not need a date crate.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        in_day / 3_600_000,
+        in_day / 60_000 % 60,
+        in_day / 1_000 % 60,
+        in_day % 1_000
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn timestamps_are_rfc3339_utc_with_milliseconds() {
+        let at = |ms: u64| rfc3339_millis(UNIX_EPOCH + Duration::from_millis(ms));
+        assert_eq!(at(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(at(951_782_400_000), "2000-02-29T00:00:00.000Z");
+        assert_eq!(at(1_764_507_600_123), "2025-11-30T13:00:00.123Z");
+        assert_eq!(at(4_107_542_399_999), "2100-02-28T23:59:59.999Z");
+    }
 }

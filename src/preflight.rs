@@ -1,14 +1,17 @@
 //! Pre-flight: read every requested instance (and the jobs they are in) before launching, so only
 //! launchable instances are sent, and a redelivered request finds the jobs its first delivery made.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use futures_util::future::join;
 
+use tracing::{info, warn};
+
 use crate::drs::{Drs, JobRecord, LaunchedJob, RecoveryInstance};
-use crate::outcome::{Outcome, SKIPPED_ALREADY_IN_JOB, SKIPPED_NOT_FOUND};
+use crate::error::HandlerError;
+use crate::outcome::{Outcome, RunResult, SKIPPED_ALREADY_IN_JOB, SKIPPED_NOT_FOUND};
 use crate::reads::{DrsReads, ReadFailure};
-use crate::request::Selector;
+use crate::request::{FailbackRequest, RequestError, Selector};
 
 /// The only failback state from which DRS launches.
 pub const READY_FOR_LAUNCH: &str = "FAILBACK_READY_FOR_LAUNCH";
@@ -39,6 +42,16 @@ pub struct Preflight {
     pub existing_jobs: Vec<LaunchedJob>,
     /// Each instance's source server: a job may list a server by that id only.
     pub sources: HashMap<String, String>,
+    /// Selected by tag, but launched by another step of this run: left to that step.
+    pub other_steps: Vec<String>,
+}
+
+/// Which run (and plan step) a pre-flight is for, and which ids only its selector chose.
+#[derive(Debug, Clone, Copy)]
+pub struct RunScope<'a> {
+    pub run_id: &'a str,
+    pub step: Option<&'a str>,
+    pub selected: &'a HashSet<String>,
 }
 
 /// The recovery instances of the named source servers, in the order the source servers were
@@ -68,6 +81,90 @@ pub async fn resolve_source_servers<D: Drs>(
     Ok((resolved, unknown))
 }
 
+/// The recovery instances to work on: those named, those the selector matches now, then
+/// those of the source servers named. Source servers without one are skipped `NOT_FOUND`; if
+/// they cannot be read, deferred. A selector that cannot be read, or matches nothing, fails
+/// the launch: there is no instance to give an outcome to.
+pub async fn resolve_ids<D: Drs>(
+    reads: &DrsReads<'_, D>,
+    request: &FailbackRequest,
+    result: &mut RunResult,
+    max_instances: usize,
+) -> Result<(Vec<String>, HashSet<String>), HandlerError> {
+    let mut ids = request.recovery_instance_ids.clone();
+    let mut selected = HashSet::new();
+    if let Some(selector) = &request.selector {
+        let all = reads
+            .all_instances()
+            .await
+            .map_err(|failure| failure.into_error("recovery instances (for the selector)"))?;
+        let matched = matching(&all, selector);
+        info!(matched = matched.len(), "selector resolved");
+        if matched.is_empty() {
+            return Err(RequestError::Invalid {
+                field: "selector".into(),
+                problem: "matches no recovery instance".into(),
+            }
+            .into());
+        }
+        let mut listed: HashSet<String> = ids.iter().cloned().collect();
+        for id in matched {
+            if listed.insert(id.clone()) {
+                selected.insert(id.clone());
+                ids.push(id);
+            }
+        }
+        // The answer's size is proven for the largest request: a selector may not reach more.
+        let reached = ids.len() + request.source_server_ids.len() + request.malformed_ids.len();
+        if reached > max_instances {
+            return Err(RequestError::Invalid {
+                field: "selector".into(),
+                problem: format!(
+                    "reaches {reached} instances with the ids given, more than MAX_REQUEST_INSTANCES ({}); split the step",
+                    max_instances
+                ),
+            }
+            .into());
+        }
+    }
+    if request.source_server_ids.is_empty() {
+        return Ok((ids, selected));
+    }
+    match resolve_source_servers(reads, &request.source_server_ids).await {
+        Ok((resolved, unknown)) => {
+            info!(
+                source_servers = request.source_server_ids.len(),
+                recovery_instances = resolved.len(),
+                unknown = unknown.len(),
+                "source servers resolved"
+            );
+            let mut listed: HashSet<String> = ids.iter().cloned().collect();
+            ids.extend(resolved.into_iter().filter(|id| listed.insert(id.clone())));
+            let not_found = Outcome::Skipped {
+                reason: SKIPPED_NOT_FOUND.into(),
+                job_id: None,
+            };
+            result
+                .outcomes
+                .extend(unknown.into_iter().map(|id| (id, not_found.clone())));
+        }
+        Err(failure) => {
+            if let Some((kind, message)) = failure.unusable() {
+                return Err(HandlerError::DrsUnusable { kind, message });
+            }
+            warn!(error = %failure, "source servers could not be resolved");
+            let outcome = failure.defer_reason();
+            result.outcomes.extend(
+                request
+                    .source_server_ids
+                    .iter()
+                    .map(|id| (id.clone(), outcome.clone())),
+            );
+        }
+    }
+    Ok((ids, selected))
+}
+
 /// Reads the active jobs (what counts against the quotas, returned as well) and every
 /// instance, then classifies every id: ready → launchable; unknown → `NOT_FOUND`; in an
 /// active job of another run → `ALREADY_IN_JOB`; in a job of this run → launched there (unless
@@ -75,8 +172,9 @@ pub async fn resolve_source_servers<D: Drs>(
 pub async fn preflight<D: Drs>(
     reads: &DrsReads<'_, D>,
     ids: &[String],
-    run_id: &str,
+    run: &RunScope<'_>,
 ) -> Result<(Preflight, Vec<JobRecord>), ReadFailure> {
+    let run_id = run.run_id;
     let (active, found) = join(reads.active_jobs(), reads.instances(ids)).await;
     let (known_jobs, found) = (active?, found?);
     let instances: HashMap<String, _> = found
@@ -128,6 +226,15 @@ pub async fn preflight<D: Drs>(
             .filter(|job| job.holds(id, instance.source_server_id.as_deref()));
         if let Some(job) = job {
             if job.run_id.as_deref() == Some(run_id) && !earlier_attempt(job, Some(instance)) {
+                // Matched by this step's selector, yet launched by another step of the plan
+                // (tagged since): it is that step's, not this one's.
+                if run.selected.contains(id)
+                    && job.step.is_some()
+                    && job.step.as_deref() != run.step
+                {
+                    preflight.other_steps.push(id.clone());
+                    continue;
+                }
                 match ours.iter_mut().find(|(j, _)| j.job_id == job.job_id) {
                     Some((_, held)) => held.push(id.clone()),
                     None => ours.push((job, vec![id.clone()])),

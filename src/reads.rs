@@ -16,6 +16,7 @@ use crate::drs::{
     JobLogItem, JobQuery, JobRecord, Page, RecoveryInstance, Unusable,
 };
 use crate::error::HandlerError;
+use crate::metrics::CallStats;
 use crate::outcome::{DeferReason, Outcome};
 use crate::retry::{Jitter, ReadStep, RetryPolicy, read_step};
 
@@ -83,6 +84,8 @@ pub struct DrsReads<'a, D> {
     /// Jobs created before now minus this window are not read when looking for active jobs: a
     /// failback job never lives that long, and an old account's history is long.
     pub active_job_window: Duration,
+    /// The invocation's DRS calls, for its metrics (launches count here too).
+    pub stats: &'a CallStats,
 }
 
 impl<D: Drs> DrsReads<'_, D> {
@@ -100,8 +103,15 @@ impl<D: Drs> DrsReads<'_, D> {
                 return Err(ReadFailure::NoTime);
             };
             let error = match timeout(call_timeout, call()).await {
-                Ok(Ok(value)) => return Ok(value),
-                Ok(Err(error)) => error,
+                Ok(Ok(value)) => {
+                    self.stats.read(false);
+                    return Ok(value);
+                }
+                Ok(Err(error)) => {
+                    self.stats
+                        .read(matches!(error, DescribeError::Throttled { .. }));
+                    error
+                }
                 Err(_) => DescribeError::Failed {
                     error: format!("no answer within {} ms", call_timeout.as_millis()),
                 },

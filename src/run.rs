@@ -1,8 +1,8 @@
 //! One run, apart from Lambda: source servers resolved → pre-flight → plan → launch (waiting for
 //! capacity when asked) → one outcome per instance → events → the answer.
 
-use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::time::{Instant, sleep};
@@ -14,14 +14,15 @@ use crate::drs::Drs;
 use crate::error::HandlerError;
 use crate::events::run_events;
 use crate::launch::Launcher;
-use crate::outcome::{Answer, DeferReason, EventDelivery, Outcome, RunResult, SKIPPED_NOT_FOUND};
+use crate::metrics::{CallStats, MetricsTarget};
+use crate::outcome::{Answer, DeferReason, EventDelivery, Outcome, RunResult};
 use crate::pacing::Pacer;
 use crate::plan::Capacity;
-use crate::preflight::{matching, preflight, resolve_source_servers};
+use crate::preflight::{RunScope, preflight, resolve_ids};
 use crate::publish::{EventEntry, EventPublisher, PublishReport, PublishSettings, publish_all};
 use crate::reads::DrsReads;
 use crate::reconcile::Looker;
-use crate::request::{FailbackRequest, RequestError};
+use crate::request::FailbackRequest;
 use crate::retry::{Jitter, RetryPolicy};
 
 /// Kept free at the very end for serialising and returning the answer.
@@ -40,6 +41,11 @@ pub struct Failback<D, P> {
     pub publisher: P,
     pub jitter: Box<Jitter>,
     pub new_run_id: fn() -> String,
+    /// Where the metrics go (EMF) and what writes each record's line: stdout, the log stream.
+    pub metrics: MetricsTarget,
+    pub emit: Box<dyn Fn(&str) + Send + Sync>,
+    /// No invocation has run in this process yet: the next one is a cold start.
+    pub cold: AtomicBool,
 }
 
 pub fn random_run_id() -> String {
@@ -54,7 +60,15 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
             publisher,
             jitter: Box::new(fastrand::f64),
             new_run_id: random_run_id,
+            metrics: MetricsTarget::from_lookup(|name| std::env::var(name).ok()),
+            emit: Box::new(|line| println!("{line}")),
+            cold: AtomicBool::new(true),
         }
+    }
+
+    /// Whether this invocation is the process's first (read once per invocation).
+    pub fn cold_start(&self) -> bool {
+        self.cold.swap(false, Ordering::Relaxed)
     }
 
     /// Runs a parsed request to its answer, publishing the events on the way out.
@@ -63,7 +77,9 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
         request: &FailbackRequest,
         deadline: Instant,
     ) -> Result<Answer, HandlerError> {
-        let mut answer = self.launch_answer(request, deadline).await?;
+        let started = Instant::now();
+        let stats = CallStats::default();
+        let mut answer = self.launch_answer(request, deadline, &stats).await?;
         let entries = run_events(&self.config.event_source, &answer);
         let report = self.publish(entries, deadline).await;
         answer.events = EventDelivery {
@@ -81,6 +97,7 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
             complete = answer.complete,
             "run finished"
         );
+        self.measure_launch(&answer, &stats, started);
         Ok(answer)
     }
 
@@ -89,8 +106,9 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
         &self,
         request: &FailbackRequest,
         deadline: Instant,
+        stats: &CallStats,
     ) -> Result<Answer, HandlerError> {
-        let mut result = self.launch_stage(request, deadline).await?;
+        let mut result = self.launch_stage(request, deadline, stats).await?;
         // Outcomes in request order, whatever order the chunks finished in.
         let position: HashMap<&String, usize> = request
             .recovery_instance_ids
@@ -116,6 +134,7 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
         &self,
         request: &FailbackRequest,
         deadline: Instant,
+        stats: &CallStats,
     ) -> Result<RunResult, HandlerError> {
         let policy = RetryPolicy::from_config(&self.config);
         let budget = Budget::new(
@@ -131,11 +150,22 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
             budget,
             max_concurrent: self.config.max_concurrent_launches,
             active_job_window: self.config.active_job_window,
+            stats,
         };
         let mut result = RunResult::default();
-        let ids = self.resolve_stage(&reads, request, &mut result).await?;
-
-        let (preflight, active) = match preflight(&reads, &ids, &request.run_id).await {
+        let (ids, selected) = resolve_ids(
+            &reads,
+            request,
+            &mut result,
+            self.config.max_request_instances,
+        )
+        .await?;
+        let scope = RunScope {
+            run_id: &request.run_id,
+            step: request.step.as_deref(),
+            selected: &selected,
+        };
+        let (preflight, active) = match preflight(&reads, &ids, &scope).await {
             Ok(found) => found,
             Err(failure) => {
                 if let Some((kind, message)) = failure.unusable() {
@@ -154,6 +184,7 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
             launchable = preflight.launchable.len(),
             settled = preflight.settled.len(),
             jobs_of_this_run = preflight.existing_jobs.len(),
+            of_other_steps = preflight.other_steps.len(),
             servers_in_active_jobs = capacity.servers_in_flight,
             active_jobs = capacity.active_jobs,
             "pre-flight done"
@@ -199,7 +230,10 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
             max_concurrent: self.config.max_concurrent_launches,
             per_job: &per_job,
         };
-        let tags = request.tags.with_run_id(&request.run_id);
+        let tags = request
+            .tags
+            .with_run_id(&request.run_id)
+            .with_step(request.step.as_deref());
         let mut halted: Option<Outcome> = None;
         let mut unusable = None;
         let mut refused_request = None;
@@ -253,72 +287,6 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
             }
         }
         Ok(result)
-    }
-
-    /// The recovery instances to work on: those named, those the selector matches now, then
-    /// those of the source servers named. Source servers without one are skipped `NOT_FOUND`; if
-    /// they cannot be read, deferred. A selector that cannot be read, or matches nothing, fails
-    /// the launch: there is no instance to give an outcome to.
-    async fn resolve_stage(
-        &self,
-        reads: &DrsReads<'_, D>,
-        request: &FailbackRequest,
-        result: &mut RunResult,
-    ) -> Result<Vec<String>, HandlerError> {
-        let mut ids = request.recovery_instance_ids.clone();
-        if let Some(selector) = &request.selector {
-            let all = reads
-                .all_instances()
-                .await
-                .map_err(|failure| failure.into_error("recovery instances (for the selector)"))?;
-            let matched = matching(&all, selector);
-            info!(matched = matched.len(), "selector resolved");
-            if matched.is_empty() {
-                return Err(RequestError::Invalid {
-                    field: "selector".into(),
-                    problem: "matches no recovery instance".into(),
-                }
-                .into());
-            }
-            let mut listed: HashSet<String> = ids.iter().cloned().collect();
-            ids.extend(matched.into_iter().filter(|id| listed.insert(id.clone())));
-        }
-        if request.source_server_ids.is_empty() {
-            return Ok(ids);
-        }
-        match resolve_source_servers(reads, &request.source_server_ids).await {
-            Ok((resolved, unknown)) => {
-                info!(
-                    source_servers = request.source_server_ids.len(),
-                    recovery_instances = resolved.len(),
-                    unknown = unknown.len(),
-                    "source servers resolved"
-                );
-                let mut listed: HashSet<String> = ids.iter().cloned().collect();
-                ids.extend(resolved.into_iter().filter(|id| listed.insert(id.clone())));
-                let not_found = Outcome::Skipped {
-                    reason: SKIPPED_NOT_FOUND.into(),
-                    job_id: None,
-                };
-                result
-                    .outcomes
-                    .extend(unknown.into_iter().map(|id| (id, not_found.clone())));
-            }
-            Err(failure) => {
-                if let Some((kind, message)) = failure.unusable() {
-                    return Err(HandlerError::DrsUnusable { kind, message });
-                }
-                warn!(error = %failure, "source servers could not be resolved");
-                let outcome = failure.defer_reason();
-                result.outcomes.extend(
-                    request
-                        .source_server_ids
-                        .iter()
-                        .map(|id| (id.clone(), outcome.clone())),
-                );
-            }
-        }
-        Ok(ids)
     }
 
     /// Jobs free capacity as they finish: wait one poll and read the active jobs again, only

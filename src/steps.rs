@@ -12,7 +12,11 @@ use tracing::info;
 use crate::deadline::Budget;
 use crate::drs::{Drs, RecoveryInstance};
 use crate::error::HandlerError;
+use crate::metrics::CallStats;
 use crate::outcome::{Counts, NotLaunchedGroup};
+
+/// The reason a dry run defers every launchable instance with.
+const DRY_RUN: &str = "DRY_RUN";
 use crate::preflight::matching;
 use crate::publish::EventPublisher;
 use crate::reads::DrsReads;
@@ -61,13 +65,23 @@ pub struct StepPlan {
     pub not_launched: Option<Vec<NotLaunchedGroup>>,
 }
 
+/// A step's recovery instances as DRS shows them now, and its critical instances by both ids.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolved {
+    pub ids: Vec<String>,
+    /// The critical ids as given, plus the recovery instances of critical source servers: an
+    /// instance never launched is reported by its recovery instance id alone.
+    pub critical: Critical,
+}
+
 /// Every step's recovery instances, resolved against the account's instances: unknown ids,
-/// selectors matching nothing, critical ids outside the step and instances reached by two steps
-/// are refused, naming the step and the field.
+/// selectors matching nothing, critical ids outside the step, instances reached by two steps
+/// and more instances than a request may hold are refused, naming the step and the field.
 pub fn resolve(
     steps: &[PlanStep],
     all: &[RecoveryInstance],
-) -> Result<Vec<Vec<String>>, RequestError> {
+    max_instances: usize,
+) -> Result<Vec<Resolved>, RequestError> {
     let known: HashSet<&str> = all
         .iter()
         .map(|i| i.recovery_instance_id.as_str())
@@ -119,25 +133,45 @@ pub fn resolve(
         }
         let mut seen = HashSet::new();
         ids.retain(|id| seen.insert(id.clone()));
-        if let Critical::Ids(critical) = &step.critical {
-            let sources: HashSet<&str> = all
+        if ids.len() > max_instances {
+            return Err(within(
+                &at,
+                RequestError::TooManyInstances {
+                    count: ids.len(),
+                    max: max_instances,
+                },
+            ));
+        }
+        let mut critical = step.critical.clone();
+        if let Critical::Ids(named) = &step.critical {
+            let of_step: Vec<&RecoveryInstance> = all
                 .iter()
                 .filter(|i| seen.contains(&i.recovery_instance_id))
-                .filter_map(|i| i.source_server_id.as_deref())
                 .collect();
-            if let Some((position, id)) = critical
-                .iter()
-                .enumerate()
-                .find(|(_, id)| !seen.contains(*id) && !sources.contains(id.as_str()))
-            {
-                return Err(within(
-                    &at,
-                    invalid(
-                        &format!("critical[{position}] {id}"),
-                        "is not one of the step's instances",
-                    ),
-                ));
+            let mut expanded = named.clone();
+            for (position, id) in named.iter().enumerate() {
+                let by_source: Vec<&str> = of_step
+                    .iter()
+                    .filter(|i| i.source_server_id.as_deref() == Some(id.as_str()))
+                    .map(|i| i.recovery_instance_id.as_str())
+                    .collect();
+                if !seen.contains(id) && by_source.is_empty() {
+                    return Err(within(
+                        &at,
+                        invalid(
+                            &format!("critical[{position}] {id}"),
+                            "is not one of the step's instances",
+                        ),
+                    ));
+                }
+                expanded.extend(
+                    by_source
+                        .into_iter()
+                        .filter(|i| !named.iter().any(|n| n == i))
+                        .map(str::to_owned),
+                );
             }
+            critical = Critical::Ids(expanded);
         }
         for id in &ids {
             if let Some(&first) = owner.get(id) {
@@ -149,7 +183,14 @@ pub fn resolve(
             }
             owner.insert(id.clone(), index);
         }
-        resolved.push(ids);
+        resolved.push(Resolved { ids, critical });
+    }
+    let total: usize = resolved.iter().map(|r| r.ids.len()).sum();
+    if total > max_instances {
+        return Err(RequestError::PlanTooLarge {
+            count: total,
+            max: max_instances,
+        });
     }
     Ok(resolved)
 }
@@ -164,6 +205,7 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
         // A plain request names its instances only: nothing to resolve before it launches (its
         // launch reports unknown ids as skipped, as it always has).
         let needs_drs = !request.plain || request.steps.iter().any(|s| s.selector.is_some());
+        let stats = CallStats::default();
         let resolved = if needs_drs {
             let policy = RetryPolicy::from_config(&self.config);
             let reads = DrsReads {
@@ -178,19 +220,28 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
                 ),
                 max_concurrent: self.config.max_concurrent_launches,
                 active_job_window: self.config.active_job_window,
+                stats: &stats,
             };
             let all = reads
                 .all_instances()
                 .await
                 .map_err(|failure| failure.into_error("recovery instances"))?;
-            Some(resolve(&request.steps, &all)?)
+            Some(resolve(
+                &request.steps,
+                &all,
+                self.config.max_request_instances,
+            )?)
         } else {
             None
         };
         let mut steps = Vec::with_capacity(request.steps.len());
         for (index, step) in request.steps.iter().enumerate() {
-            let ids = resolved.as_ref().map(|r| &r[index]);
+            let resolved = resolved.as_ref().map(|r| &r[index]);
+            let ids = resolved.map(|r| &r.ids);
             let mut plan = step_plan(step, request.plain, ids.map_or(step.ids.entries, Vec::len));
+            if let Some(resolved) = resolved {
+                plan.critical = resolved.critical.clone();
+            }
             if request.dry_run {
                 // Each step's launch as it would go now, the resolved ids named outright.
                 let launch_ids = match ids {
@@ -204,11 +255,22 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
                 if request.plain {
                     launch.selector = step.selector.clone();
                 }
-                let answer = Box::pin(self.launch_answer(&launch, deadline)).await?;
+                let answer = Box::pin(self.launch_answer(&launch, deadline, &stats)).await?;
                 plan.instances = answer.requested;
                 plan.counts = Some(answer.counts);
                 plan.planned_job_sizes = answer.planned_job_sizes;
-                plan.not_launched = Some(answer.not_launched);
+                // A dry run's answer is the execution's output: what would be skipped or
+                // rejected, not every id again (the step's lists and the DRY_RUN group would
+                // repeat them, past 256 KB for the largest plan).
+                plan.not_launched = Some(
+                    answer
+                        .not_launched
+                        .into_iter()
+                        .filter(|g| g.reason != DRY_RUN)
+                        .collect(),
+                );
+                plan.recovery_instance_ids = None;
+                plan.source_server_ids = None;
             }
             steps.push(plan);
         }

@@ -9,6 +9,9 @@ use serde::Serialize;
 use crate::request::{Critical, GivenGroup};
 use crate::results::{InstanceResult, ResultKind};
 
+/// The failback state of an instance that came back: skipped for it, it is not a failure.
+pub const ALREADY_FAILED_BACK: &str = "FAILBACK_COMPLETED";
+
 /// The critical instances a verdict names; the count says how many there were in all.
 pub const CRITICAL_LISTED_MAX: usize = 100;
 
@@ -96,8 +99,10 @@ pub fn verdict(
     for group in not_launched {
         grouped += group.ids.len();
         for id in &group.ids {
-            match group.outcome {
-                "skipped" | "rejected" => note_failed(id, None),
+            match (group.outcome, group.reason.as_str()) {
+                // Already failed back (by hand, or by an earlier run): it came back.
+                ("skipped", ALREADY_FAILED_BACK) => {}
+                ("skipped" | "rejected", _) => note_failed(id, None),
                 _ => unfinished += 1,
             }
         }
@@ -162,6 +167,13 @@ mod tests {
         usize,
     );
 
+    fn completed(id: &str) -> GivenGroup {
+        GivenGroup {
+            reason: ALREADY_FAILED_BACK.into(),
+            ..group("skipped", &[id])
+        }
+    }
+
     #[test]
     fn every_case_decided_exactly() {
         use ResultKind::*;
@@ -203,6 +215,17 @@ mod tests {
                 0,
             ),
             (vec![&ok, &bad], vec![], 0, ids(&["i-1"]), None, None, 1, 0),
+            // Skipped as already back (failed back by hand): not a failure, even critical.
+            (
+                vec![&ok],
+                vec![completed("i-9")],
+                0,
+                ids(&["i-9"]),
+                Some(0),
+                None,
+                0,
+                0,
+            ),
             (
                 vec![&ok, &bad],
                 vec![],

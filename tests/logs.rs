@@ -1,4 +1,5 @@
-//! Logs are JSON lines carrying the request id and run id; tag values never appear.
+//! Logs are JSON lines with the keys Powertools writes (the request id, the run id as
+//! `correlation_id`, the cold start, the X-Ray trace); tag values never appear.
 // The invocation future nests the launch, read and retry futures deeply enough to pass the default.
 #![recursion_limit = "256"]
 
@@ -53,9 +54,9 @@ fn every_line_is_json_with_request_and_run_id_and_no_tag_value() {
             "recoveryInstanceIDs": ids,
             "tags": {"Secret": "hunter2-tag-value"}
         });
-        fb.invoke(lambda_event(payload, "req-123", 120))
-            .await
-            .unwrap();
+        let mut event = lambda_event(payload, "req-123", 120);
+        event.context.xray_trace_id = Some("Root=1-5759e988-bd862e3fe1be46a994272793".into());
+        fb.invoke(event).await.unwrap();
         fb.invoke(lambda_event(
             json!({"recoveryInstanceIDs": []}),
             "req-456",
@@ -76,10 +77,26 @@ fn every_line_is_json_with_request_and_run_id_and_no_tag_value() {
         .collect();
     assert!(lines.len() >= 5, "{text}");
     for line in &lines {
-        let request_id = line["span"]["requestId"].as_str().unwrap_or_default();
+        for key in ["level", "message", "timestamp", "service", "cold_start"] {
+            assert!(line.get(key).is_some(), "{key} missing: {line}");
+        }
+        assert!(
+            ["INFO", "WARN", "ERROR", "DEBUG"].contains(&line["level"].as_str().unwrap()),
+            "{line}"
+        );
+        assert_eq!(line["service"], "drs-failback");
+        assert!(line["timestamp"].as_str().unwrap().ends_with('Z'), "{line}");
+        let request_id = line["function_request_id"].as_str().unwrap_or_default();
         assert!(request_id == "req-123" || request_id == "req-456", "{line}");
         if request_id == "req-123" {
-            assert_eq!(line["span"]["runId"], "run-logs", "{line}");
+            assert_eq!(line["correlation_id"], "run-logs", "{line}");
+            assert_eq!(line["cold_start"], true, "the process's first invocation");
+            assert_eq!(
+                line["xray_trace_id"],
+                "Root=1-5759e988-bd862e3fe1be46a994272793"
+            );
+        } else {
+            assert_eq!(line["cold_start"], false, "{line}");
         }
     }
     let throttled = lines
@@ -98,6 +115,6 @@ fn every_line_is_json_with_request_and_run_id_and_no_tag_value() {
     assert!(
         lines
             .iter()
-            .any(|l| l["message"] == "request refused" && l["span"]["requestId"] == "req-456")
+            .any(|l| l["message"] == "request refused" && l["function_request_id"] == "req-456")
     );
 }

@@ -309,16 +309,19 @@ pub async fn run_whole<D: Drs, P: EventPublisher>(
     observe: impl FnMut(&Progress),
 ) -> Result<ArcEnd, HandlerError> {
     let (request, _) = first_request(payload);
-    run_arc(failback, request, None, settings, observe).await
+    run_arc(failback, request, None, true, settings, observe).await
 }
 
 /// One launch-and-track arc from its first launch request (unwrapped, run id set): a whole plain
 /// failback, or one plan step (`step`), whose calls then name the step and whose final call
-/// asks for its verdict.
+/// asks for its verdict. `fail_fast`: a first launch that fails ends the run with its error (the
+/// run's first step); else the step sums up and its launch error stops the plan. An error
+/// returned otherwise is the final call's (the state machine's TrackingFailed).
 pub async fn run_arc<D: Drs, P: EventPublisher>(
     failback: &Failback<D, P>,
     mut request: Value,
     step: Option<&StepRules>,
+    fail_fast: bool,
     settings: &ArcSettings,
     mut observe: impl FnMut(&Progress),
 ) -> Result<ArcEnd, HandlerError> {
@@ -336,14 +339,33 @@ pub async fn run_arc<D: Drs, P: EventPublisher>(
                 if next == Next::LaunchAfterWait {
                     sleep(settings.track_interval).await;
                 }
-                let deadline = Instant::now() + settings.invocation_timeout;
-                match failback.dispatch(request.clone(), deadline).await {
+                // As the state machine's Launch state: DrsReadFailed (a selector DRS could not list)
+                // is tried again, three times, 30 s apart and doubling.
+                let mut wait = Duration::from_secs(30);
+                let mut reads_failed = 0;
+                let launched = loop {
+                    let deadline = Instant::now() + settings.invocation_timeout;
+                    match failback.dispatch(request.clone(), deadline).await {
+                        Err(error)
+                            if error.error_type() == ERROR_READ_FAILED && reads_failed < 3 =>
+                        {
+                            reads_failed += 1;
+                            sleep(wait).await;
+                            wait *= 2;
+                        }
+                        answer => break answer,
+                    }
+                };
+                match launched {
                     Ok(Reply::Launch(answer)) if answer.dry_run => {
                         return Ok(ArcEnd::DryRun(Box::new(answer)));
                     }
                     Ok(Reply::Launch(answer)) => run.absorb_launch(&answer),
                     Ok(Reply::Track(_) | Reply::Plan(_)) => unreachable_track()?,
-                    Err(error) if run.jobs.is_empty() => return Err(error),
+                    // The run's first launch with no job anywhere: the run ends with the error
+                    // (RequestRefused, DrsNotUsable, FailbackErrored). Otherwise the step sums up
+                    // what it has, and LAUNCH_ERROR halts the plan.
+                    Err(error) if run.jobs.is_empty() && fail_fast => return Err(error),
                     Err(error) => run.launch_error = Some(error.to_string()),
                 }
                 observe(&run.progress);

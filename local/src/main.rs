@@ -38,6 +38,8 @@ verdict says so, and prints one row per instance. Jobs take ten simulated minute
 faster (--sim-config changes both); a step's waitAfterSeconds runs as fast.
 
   --json                print the run's output (the state machine's, JSON) instead of the table
+  --metrics             print each invocation's metrics record (CloudWatch Embedded Metric
+                        Format, one JSON line) on stderr, as Lambda writes it to the log stream
   --launch-only         one launch invocation only, summed up (jobs, outcomes, events)
   --fail ID=EVENT       the launch of ID fails with this job log event (e.g. CONVERSION_FAIL);
                         repeatable
@@ -61,6 +63,7 @@ struct Args {
     time_limit: Duration,
     max_rounds: usize,
     approve: Option<Approval>,
+    metrics: bool,
     sim_config: Option<String>,
     request: String,
 }
@@ -75,6 +78,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
         time_limit: Duration::from_secs(600),
         max_rounds: 100,
         approve: None,
+        metrics: false,
         sim_config: None,
         request: String::new(),
     };
@@ -91,6 +95,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--json" => parsed.json = true,
+            "--metrics" => parsed.metrics = true,
             "--launch-only" => parsed.launch_only = true,
             "--fail" => {
                 let value = args.next().ok_or("--fail needs ID=EVENT")?;
@@ -207,7 +212,14 @@ async fn run(args: Args) -> Result<ExitCode, String> {
         .map_err(|e| format!("cannot start the simulator: {e}"))?;
     let config = Config::from_env().map_err(|e| format!("invalid configuration: {e}"))?;
     let bus = config.event_bus_name.clone();
-    let failback = drs_failback::aws::failback(config, &sim.sdk_config().await);
+    let mut failback = drs_failback::aws::failback(config, &sim.sdk_config().await);
+    // Each invocation's metrics record (EMF), on stderr beside the function's log lines: stdout
+    // holds the tables (or the JSON output).
+    failback.emit = if args.metrics {
+        Box::new(|line| eprintln!("{line}"))
+    } else {
+        Box::new(|_| {})
+    };
 
     if args.launch_only {
         let mut context = Context::default();

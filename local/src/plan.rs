@@ -105,6 +105,8 @@ impl PlanFinished {
                         json!(totals["notLaunched"].as_u64().unwrap_or(0) + not_launched as u64);
                     out["counts"] = counts;
                     out["stoppedBy"] = json!(finished.stopped_by);
+                    out["complete"] = json!(finished.complete);
+                    out["verdict"] = json!(finished.answer.verdict);
                     out["rounds"] = json!(finished.progress.rounds);
                     out["trackingCalls"] = json!(finished.progress.tracking_calls);
                 }
@@ -176,7 +178,6 @@ pub async fn run_plan<D: Drs, P: EventPublisher>(
     let count = plan.steps.len();
     let mut reports: Vec<StepReport> = Vec::with_capacity(count);
     let mut halted: Option<(String, String)> = None;
-    let mut any_job = false;
     for (index, step) in plan.steps.iter().enumerate() {
         if let Some(done) = reports.last().filter(|_| index > 0) {
             let before = &plan.steps[index - 1];
@@ -208,17 +209,13 @@ pub async fn run_plan<D: Drs, P: EventPublisher>(
             critical: serde_json::to_value(&step.critical).unwrap_or(Value::Bool(false)),
             max_failed: json!(step.max_failed),
         };
-        let end = run_arc(
-            failback,
-            launch_request(&plan, step, &request),
-            Some(&rules),
-            settings,
-            |p| hooks.progress(index, p),
-        )
+        let first = launch_request(&plan, step, &request);
+        let end = run_arc(failback, first, Some(&rules), index == 0, settings, |p| {
+            hooks.progress(index, p)
+        })
         .await;
         let report = match end {
             Ok(ArcEnd::Finished(finished)) => {
-                any_job |= !finished.answer.jobs.is_empty() || finished.progress.launched > 0;
                 let reason = halt_reason(&finished);
                 StepReport {
                     name: step.name.clone(),
@@ -233,15 +230,9 @@ pub async fn run_plan<D: Drs, P: EventPublisher>(
                 }
             }
             Ok(ArcEnd::DryRun(_)) => return Err(RequestError::NotAPlan.into()),
-            // As the state machine: an error before the run has any job ends it with the error.
-            Err(error) if index == 0 && !any_job => return Err(error),
-            Err(error) => StepReport {
-                name: step.name.clone(),
-                status: StepStatus::Halted,
-                reason: Some("LAUNCH_ERROR".into()),
-                error: Some(error.to_string()),
-                finished: None,
-            },
+            // The run's first launch refused with no job (the state machine's Fail states), or a
+            // step's final call that failed for good (TrackingFailed): the execution fails.
+            Err(error) => return Err(error),
         };
         hooks.step_ended(index, &report);
         let stop = report.status == StepStatus::Halted;

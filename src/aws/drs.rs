@@ -13,7 +13,7 @@ use crate::drs::{
     DESCRIBE_INSTANCES_MAX_IDS, DESCRIBE_JOBS_MAX_IDS, DescribeError, Drs, InstanceQuery,
     JobLogItem, JobQuery, JobRecord, LaunchError, Page, Participant, RecoveryInstance,
 };
-use crate::request::{RUN_ID_TAG_KEY, Tags};
+use crate::request::{RUN_ID_TAG_KEY, STEP_TAG_KEY, Tags};
 
 #[derive(Clone, Debug)]
 pub struct SdkDrs {
@@ -208,6 +208,7 @@ fn job_record(job: Job) -> JobRecord {
         .tags()
         .and_then(|tags| tags.get(RUN_ID_TAG_KEY))
         .cloned();
+    let step = job.tags().and_then(|tags| tags.get(STEP_TAG_KEY)).cloned();
     let participants = job
         .participating_servers()
         .iter()
@@ -225,6 +226,7 @@ fn job_record(job: Job) -> JobRecord {
         arn: job.arn,
         job_id: job.job_id,
         run_id,
+        step,
         participants,
     }
 }

@@ -250,6 +250,11 @@ impl<D: Drs> Launcher<'_, D> {
             }
         };
         let now = Instant::now();
+        self.looker.reads.stats.launch(
+            now - sent_at,
+            answer.is_ok(),
+            matches!(answer, Err(LaunchError::Throttled { .. })),
+        );
         match &answer {
             Ok(_) => {
                 self.answers.record(now - sent_at);

@@ -26,7 +26,7 @@ pub use plan::{MAX_PLAN_STEPS, MAX_WAIT_AFTER_SECONDS, PLAIN_STEP_NAME, PlanRequ
 pub use rules::{Critical, STEP_NAME_MAX_LEN};
 pub(crate) use rules::{invalid, within};
 pub use selector::Selector;
-pub use tags::{MAX_USER_TAGS, RUN_ID_TAG_KEY, Tags};
+pub use tags::{MAX_USER_TAGS, RUN_ID_TAG_KEY, STEP_TAG_KEY, Tags};
 use track::parse_track;
 pub use track::{MAX_TRACKED_JOBS, TrackRequest, is_valid_job_id};
 
@@ -65,7 +65,9 @@ pub enum RequestError {
     UnknownField { field: String, hint: String },
     #[error("tags key {key:?}: {problem}")]
     Tag { key: String, problem: &'static str },
-    #[error("tags has {0} entries; at most {MAX_USER_TAGS} are allowed (one more is the run id)")]
+    #[error(
+        "tags has {0} entries; at most {MAX_USER_TAGS} are allowed (two more are the run id and the plan step)"
+    )]
     TooManyTags(usize),
     #[error("runId must be 1-{RUN_ID_MAX_LEN} characters of letters, digits and . _ - : / = + @")]
     BadRunId,

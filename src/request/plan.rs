@@ -208,7 +208,7 @@ fn parse_step(raw: &Value, last: bool, max_instances: usize) -> Result<PlanStep,
                     expected: "a string",
                     found,
                 },
-                other => other,
+                _ => invalid("name", "must be 1-64 letters, digits, spaces and . _ -"),
             })?
             .unwrap_or_default(),
     };
@@ -238,21 +238,9 @@ fn parse_step(raw: &Value, last: bool, max_instances: usize) -> Result<PlanStep,
     if ids.entries == 0 && selector.is_none() {
         return Err(RequestError::NoStepInstances);
     }
+    // Whether a critical id is one of the step's instances needs DRS (a source server's recovery
+    // instance, a selector's matches): checked when the plan is resolved.
     let critical = parse_critical(body.get("critical"))?;
-    if let (Critical::Ids(chosen), None) = (&critical, &selector) {
-        // With a selector the step's instances are known only once it is resolved.
-        let named = ids_named(&ids);
-        if let Some((at, id)) = chosen
-            .iter()
-            .enumerate()
-            .find(|(_, id)| !named.contains(id))
-        {
-            return Err(invalid(
-                &format!("critical[{at}] {id}"),
-                "is not one of the step's recoveryInstanceIDs or sourceServerIDs",
-            ));
-        }
-    }
     let max_failed = parse_max_failed(body.get("maxFailed"))?;
     let wait_after_seconds = match body.get("waitAfterSeconds") {
         None | Some(Value::Null) => 0,

@@ -5,9 +5,14 @@
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::Value;
 
-use super::rules::{invalid, within, wrong};
-use super::tags::parse_tags;
-use super::{RequestError, Tags, check_fields_at};
+use std::collections::BTreeMap;
+
+use super::rules::{invalid, wrong};
+use super::tags::TAG_MAX_LEN;
+use super::{RequestError, Tags, check_fields_at, truncate_utf8};
+
+/// AWS resources carry at most 50 tags.
+const SELECTOR_MAX_TAGS: usize = 50;
 
 /// Recovery instances chosen by their own tags: every tag given, with the same value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,6 +38,8 @@ impl Serialize for Selector {
     }
 }
 
+/// A selector's tags: any tag a recovery instance may carry (AWS's own `aws:` tags included), at
+/// most 50, keys and values as long as DRS allows. Values are never echoed in a refusal.
 pub(crate) fn parse_selector(raw: Option<&Value>) -> Result<Option<Selector>, RequestError> {
     let map = match raw {
         None | Some(Value::Null) => return Ok(None),
@@ -42,10 +49,39 @@ pub(crate) fn parse_selector(raw: Option<&Value>) -> Result<Option<Selector>, Re
     check_fields_at(map, &["tags"], "selector.")?;
     let tags = match map.get("tags") {
         None | Some(Value::Null) => return Err(RequestError::Missing("selector.tags")),
-        Some(raw) => parse_tags(Some(raw)).map_err(|error| within("selector", error))?,
+        Some(Value::Object(tags)) => tags,
+        Some(other) => return Err(wrong("selector.tags", "an object of string values", other)),
     };
     if tags.is_empty() {
         return Err(invalid("selector.tags", "is empty: name at least one tag"));
     }
-    Ok(Some(Selector { tags }))
+    if tags.len() > SELECTOR_MAX_TAGS {
+        return Err(invalid(
+            "selector.tags",
+            "has more than 50 tags, more than a recovery instance can carry",
+        ));
+    }
+    let mut chosen = BTreeMap::new();
+    for (key, value) in tags {
+        let shown = truncate_utf8(key, 64);
+        if key.is_empty() || key.chars().count() > TAG_MAX_LEN {
+            return Err(invalid(
+                &format!("selector.tags key {shown:?}"),
+                "must be 1-256 characters",
+            ));
+        }
+        let Value::String(value) = value else {
+            return Err(wrong(&format!("selector.tags.{shown}"), "a string", value));
+        };
+        if value.chars().count() > TAG_MAX_LEN {
+            return Err(invalid(
+                &format!("selector.tags.{shown}"),
+                "is longer than 256 characters",
+            ));
+        }
+        chosen.insert(key.clone(), value.clone());
+    }
+    Ok(Some(Selector {
+        tags: Tags::from_map(chosen),
+    }))
 }

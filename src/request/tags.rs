@@ -10,10 +10,13 @@ use super::{RequestError, json_kind, truncate_utf8};
 
 /// `TagKey` / `TagValue` in the DRS API model.
 pub const TAG_MAX_LEN: usize = 256;
-/// AWS resources carry at most 50 user tags; one is taken by the run-id tag.
-pub const MAX_USER_TAGS: usize = 49;
+/// AWS resources carry at most 50 user tags; the run-id tag and a plan's step tag take two.
+pub const MAX_USER_TAGS: usize = 48;
 /// The function tags every job with its run id under this key, so users may not set it.
 pub const RUN_ID_TAG_KEY: &str = "drs-failback:run-id";
+/// A plan step's jobs also carry the step's name: an instance in a job of this run belongs to
+/// the step that launched it.
+pub const STEP_TAG_KEY: &str = "drs-failback:step";
 pub const RESERVED_TAG_PREFIX: &str = "drs-failback:";
 
 /// Tag values are marked sensitive in the DRS API model: `Debug` shows keys only.
@@ -47,6 +50,14 @@ impl Tags {
         let mut tags = self.0.clone();
         tags.insert(RUN_ID_TAG_KEY.to_owned(), run_id.to_owned());
         Tags(tags)
+    }
+
+    /// The same, plus the plan step the job is part of.
+    pub fn with_step(mut self, step: Option<&str>) -> Tags {
+        if let Some(step) = step {
+            self.0.insert(STEP_TAG_KEY.to_owned(), step.to_owned());
+        }
+        self
     }
 }
 

@@ -72,13 +72,23 @@ pub(crate) fn parse_track(body: &Map<String, Value>) -> Result<TrackRequest, Req
     }
     let reported_job_ids = job_ids_or_none(body, "reportedJobIDs")?;
     let not_launched = parse_not_launched(body.get("notLaunched"))?;
+    let step = parse_step_name(body.get("step"))?;
+    // A step's rules decide its verdict: without a step there is none to decide.
+    for rule in ["critical", "maxFailed"] {
+        if step.is_none() && body.get(rule).is_some_and(|v| !v.is_null()) {
+            return Err(RequestError::Invalid {
+                field: rule.into(),
+                problem: "applies to a plan step: give step as well".into(),
+            });
+        }
+    }
     Ok(TrackRequest {
         run_id,
         job_ids,
         reported_job_ids,
         final_call,
         not_launched,
-        step: parse_step_name(body.get("step"))?,
+        step,
         critical: parse_critical(body.get("critical"))?,
         max_failed: parse_max_failed(body.get("maxFailed"))?,
     })

@@ -14,6 +14,7 @@ use crate::drs::{Drs, JobRecord};
 use crate::error::HandlerError;
 use crate::events::{finished_events, job_completed};
 use crate::finish::{Listing, fit_jobs, merge_not_launched, size};
+use crate::metrics::CallStats;
 use crate::outcome::{EventDelivery, NotLaunchedGroup};
 use crate::publish::EventPublisher;
 use crate::reads::DrsReads;
@@ -73,6 +74,8 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
         request: &TrackRequest,
         deadline: Instant,
     ) -> Result<TrackAnswer, HandlerError> {
+        let started = Instant::now();
+        let stats = CallStats::default();
         let policy = RetryPolicy::from_config(&self.config);
         let stop_at = deadline
             .checked_sub(self.config.deadline_margin)
@@ -84,6 +87,7 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
             budget: Budget::new(stop_at, self.config.launch_call_timeout),
             max_concurrent: self.config.max_concurrent_launches,
             active_job_window: self.config.active_job_window,
+            stats: &stats,
         };
         let final_call = request.final_call;
         let jobs = match reads.jobs(&request.job_ids).await {
@@ -162,7 +166,9 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
                 },
             });
         }
-        self.answer(request, tracked, deadline).await
+        let answer = self.answer(request, tracked, deadline).await?;
+        self.measure_track(request, &answer, &stats, started);
+        Ok(answer)
     }
 
     /// Announces what is newly done (and the run, on a final call), and answers.
@@ -189,7 +195,13 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
             }
         }
         let all: Vec<&InstanceResult> = tracked.iter().flat_map(|j| j.results()).collect();
-        let counts = ResultCounts::of(all.iter().copied());
+        // A plan step counts each instance once, by its latest attempt (one launched again after
+        // a failed attempt is in two jobs); a run's jobs hold each instance once anyway.
+        let counted: Vec<&InstanceResult> = match &request.step {
+            Some(_) => latest_results(all.iter().copied()),
+            None => all.clone(),
+        };
+        let counts = ResultCounts::of(counted.iter().copied());
         let finished = request.final_call.then_some(RunCounts {
             succeeded: counts.succeeded,
             failed: counts.failed,
@@ -206,15 +218,14 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
             let closing = match &request.step {
                 // A step lists every instance's result; a run, the ones that did not succeed.
                 Some(step) => {
-                    let latest = latest_results(all.iter().copied());
                     let decided = decide_step(
-                        &latest,
+                        &counted,
                         &request.not_launched.groups,
                         request.not_launched.count,
                         &request.critical,
                         request.max_failed,
                     );
-                    let groups = group(&latest.into_iter().cloned().collect::<Vec<_>>());
+                    let groups = group(&counted.iter().map(|r| (*r).clone()).collect::<Vec<_>>());
                     let entries = finished_events(
                         source,
                         run_id,

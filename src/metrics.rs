@@ -1,0 +1,288 @@
+//! Metrics in CloudWatch Embedded Metric Format: one JSON line per invocation in the log stream,
+//! which CloudWatch turns into metrics — no extra API call, nothing to wait for. Namespace and
+//! service as Powertools names them (`POWERTOOLS_METRICS_NAMESPACE`, `POWERTOOLS_SERVICE_NAME`);
+//! dimension sets `[service]` and, for a plan step, `[service, step]` too.
+//!
+//! Written here rather than with a crate: `metrique` and `metrics_cloudwatch_embedded` each pull
+//! in a metrics framework (registries, macros, background flushing) for what is one JSON object
+//! per invocation, built from counts the function already has (README, "Operating it").
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::{Map, Value, json};
+
+/// EMF allows at most 100 metrics per directive and 100 values per metric.
+pub const MAX_VALUES: usize = 100;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    Count,
+    Milliseconds,
+    Seconds,
+}
+
+impl Unit {
+    fn name(self) -> &'static str {
+        match self {
+            Unit::Count => "Count",
+            Unit::Milliseconds => "Milliseconds",
+            Unit::Seconds => "Seconds",
+        }
+    }
+}
+
+/// Where the function's metrics go, and under which names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricsTarget {
+    pub namespace: String,
+    pub service: String,
+}
+
+impl MetricsTarget {
+    /// From `POWERTOOLS_METRICS_NAMESPACE` (default `DrsFailback`) and `POWERTOOLS_SERVICE_NAME`
+    /// (default `drs-failback`), as Powertools for AWS Lambda reads them.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Self {
+        let named = |name: &str, default: &str| {
+            lookup(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+                .unwrap_or_else(|| default.to_owned())
+        };
+        MetricsTarget {
+            namespace: named("POWERTOOLS_METRICS_NAMESPACE", "DrsFailback"),
+            service: named("POWERTOOLS_SERVICE_NAME", "drs-failback"),
+        }
+    }
+}
+
+/// One invocation's metrics: values by name, and the properties that say which run they are.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MetricSet {
+    /// The plan step, when the invocation was one: an extra dimension set `[service, step]`.
+    pub step: Option<String>,
+    values: Vec<(&'static str, Unit, Vec<f64>)>,
+    properties: Map<String, Value>,
+}
+
+impl MetricSet {
+    pub fn new(step: Option<String>) -> Self {
+        MetricSet {
+            step,
+            ..MetricSet::default()
+        }
+    }
+
+    /// Adds a value (counts add up under one name).
+    pub fn add(&mut self, name: &'static str, unit: Unit, value: f64) {
+        match self.values.iter_mut().find(|(n, _, _)| *n == name) {
+            Some((_, _, values)) if unit == Unit::Count => values[0] += value,
+            Some((_, _, values)) if values.len() < MAX_VALUES => values.push(value),
+            Some(_) => {}
+            None => self.values.push((name, unit, vec![value])),
+        }
+    }
+
+    pub fn count(&mut self, name: &'static str, value: usize) {
+        self.add(name, Unit::Count, value as f64);
+    }
+
+    /// A property: searchable in CloudWatch Logs Insights, not a metric or a dimension.
+    pub fn property(&mut self, key: &str, value: Value) {
+        self.properties.insert(key.to_owned(), value);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+
+    /// The EMF record: one JSON object, to be written as one line.
+    pub fn record(&self, target: &MetricsTarget, at: SystemTime) -> Value {
+        let mut dimensions = vec![json!(["service"])];
+        if self.step.is_some() {
+            dimensions.push(json!(["service", "step"]));
+        }
+        let metrics: Vec<Value> = self
+            .values
+            .iter()
+            .map(|(name, unit, _)| json!({"Name": name, "Unit": unit.name()}))
+            .collect();
+        let timestamp = at
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or(Duration::ZERO)
+            .as_millis() as u64;
+        let mut record = Map::new();
+        record.insert(
+            "_aws".into(),
+            json!({
+                "Timestamp": timestamp,
+                "CloudWatchMetrics": [{
+                    "Namespace": target.namespace,
+                    "Dimensions": dimensions,
+                    "Metrics": metrics,
+                }],
+            }),
+        );
+        record.insert("service".into(), json!(target.service));
+        if let Some(step) = &self.step {
+            record.insert("step".into(), json!(step));
+        }
+        for (key, value) in &self.properties {
+            record.entry(key.clone()).or_insert_with(|| value.clone());
+        }
+        for (name, _, values) in &self.values {
+            let value = match values.as_slice() {
+                [one] => json!(one),
+                many => json!(many),
+            };
+            record.insert((*name).to_owned(), value);
+        }
+        Value::Object(record)
+    }
+}
+
+/// DRS calls of one invocation, counted where they are made (reads and launches): what the
+/// throttling and wasted-call metrics say.
+#[derive(Debug, Default)]
+pub struct CallStats {
+    pub launches: AtomicU64,
+    /// Launch calls that created no job: throttled, refused, failed or lost.
+    pub launches_wasted: AtomicU64,
+    /// Calls (launches and reads) DRS throttled.
+    pub throttled: AtomicU64,
+    pub reads: AtomicU64,
+    /// How long each launch call took, the first [`MAX_VALUES`].
+    launch_latency_ms: Mutex<Vec<f64>>,
+}
+
+impl CallStats {
+    pub fn launch(&self, took: Duration, created: bool, throttled: bool) {
+        self.launches.fetch_add(1, Ordering::Relaxed);
+        if !created {
+            self.launches_wasted.fetch_add(1, Ordering::Relaxed);
+        }
+        if throttled {
+            self.throttled.fetch_add(1, Ordering::Relaxed);
+        }
+        if let Ok(mut latencies) = self.launch_latency_ms.lock()
+            && latencies.len() < MAX_VALUES
+        {
+            latencies.push(took.as_secs_f64() * 1000.0);
+        }
+    }
+
+    pub fn read(&self, throttled: bool) {
+        self.reads.fetch_add(1, Ordering::Relaxed);
+        if throttled {
+            self.throttled.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The calls' metrics, into `set`.
+    pub fn add_to(&self, set: &mut MetricSet) {
+        set.count(
+            "ThrottledCalls",
+            self.throttled.load(Ordering::Relaxed) as usize,
+        );
+        set.count(
+            "WastedCalls",
+            self.launches_wasted.load(Ordering::Relaxed) as usize,
+        );
+        if let Ok(latencies) = self.launch_latency_ms.lock() {
+            for latency in latencies.iter() {
+                set.add("LaunchLatency", Unit::Milliseconds, *latency);
+            }
+        }
+    }
+}
+
+/// Deferred-instance reasons as metric-name suffixes: `QUOTA` → `InstancesDeferredQuota`.
+pub fn deferred_metric(reason: &str) -> Option<&'static str> {
+    Some(match reason {
+        "QUOTA" => "InstancesDeferredQuota",
+        "THROTTLED" => "InstancesDeferredThrottled",
+        "DEADLINE" => "InstancesDeferredDeadline",
+        "AMBIGUOUS" => "InstancesDeferredAmbiguous",
+        "SERVER_ERROR" => "InstancesDeferredServerError",
+        "UNREACHABLE" => "InstancesDeferredUnreachable",
+        "HALTED" => "InstancesDeferredHalted",
+        "DRY_RUN" => "InstancesDeferredDryRun",
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target() -> MetricsTarget {
+        MetricsTarget::from_lookup(|_| None)
+    }
+
+    #[test]
+    fn a_record_names_every_metric_once_with_its_value_at_the_top() {
+        let mut set = MetricSet::new(Some("databases".into()));
+        set.count("InstancesLaunched", 3);
+        set.count("InstancesLaunched", 2);
+        set.add("LaunchLatency", Unit::Milliseconds, 120.0);
+        set.add("LaunchLatency", Unit::Milliseconds, 80.5);
+        set.property("correlation_id", json!("run-1"));
+        let at = UNIX_EPOCH + Duration::from_millis(1_764_500_000_123);
+        let record = set.record(&target(), at);
+        assert_eq!(
+            record,
+            json!({
+                "_aws": {
+                    "Timestamp": 1_764_500_000_123u64,
+                    "CloudWatchMetrics": [{
+                        "Namespace": "DrsFailback",
+                        "Dimensions": [["service"], ["service", "step"]],
+                        "Metrics": [
+                            {"Name": "InstancesLaunched", "Unit": "Count"},
+                            {"Name": "LaunchLatency", "Unit": "Milliseconds"}
+                        ]
+                    }]
+                },
+                "service": "drs-failback",
+                "step": "databases",
+                "correlation_id": "run-1",
+                "InstancesLaunched": 5.0,
+                "LaunchLatency": [120.0, 80.5]
+            })
+        );
+    }
+
+    #[test]
+    fn namespace_and_service_follow_powertools() {
+        let target = MetricsTarget::from_lookup(|name| match name {
+            "POWERTOOLS_METRICS_NAMESPACE" => Some("Ops".into()),
+            "POWERTOOLS_SERVICE_NAME" => Some(" ".into()),
+            _ => None,
+        });
+        assert_eq!(target.namespace, "Ops");
+        assert_eq!(target.service, "drs-failback", "blank means unset");
+        let record = MetricSet::new(None).record(&target, UNIX_EPOCH);
+        assert_eq!(
+            record["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            json!([["service"]])
+        );
+    }
+
+    #[test]
+    fn values_past_the_emf_limit_are_dropped() {
+        let stats = CallStats::default();
+        for _ in 0..150 {
+            stats.launch(Duration::from_millis(5), false, true);
+        }
+        let mut set = MetricSet::new(None);
+        stats.add_to(&mut set);
+        let record = set.record(&target(), UNIX_EPOCH);
+        assert_eq!(
+            record["LaunchLatency"].as_array().unwrap().len(),
+            MAX_VALUES
+        );
+        assert_eq!(record["ThrottledCalls"], 150.0);
+        assert_eq!(record["WastedCalls"], 150.0);
+    }
+}
