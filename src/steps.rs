@@ -92,11 +92,13 @@ pub fn resolve(
             by_source.entry(source).or_default().push(instance);
         }
     }
-    let mut owner: HashMap<String, usize> = HashMap::new();
+    // Which step reached each instance first, and through which field.
+    let mut owner: HashMap<String, String> = HashMap::new();
     let mut resolved = Vec::with_capacity(steps.len());
     for (index, step) in steps.iter().enumerate() {
         let at = label(steps, index);
         let mut ids: Vec<String> = Vec::new();
+        let mut through: HashMap<String, &str> = HashMap::new();
         for (position, id) in step.ids.recovery_instance_ids.iter().enumerate() {
             if !known.contains(id.as_str()) {
                 return Err(within(
@@ -108,6 +110,7 @@ pub fn resolve(
                 ));
             }
             ids.push(id.clone());
+            through.entry(id.clone()).or_insert("recoveryInstanceIDs");
         }
         for (position, source) in step.ids.source_server_ids.iter().enumerate() {
             let Some(instances) = by_source.get(source.as_str()) else {
@@ -119,7 +122,12 @@ pub fn resolve(
                     ),
                 ));
             };
-            ids.extend(instances.iter().map(|i| i.recovery_instance_id.clone()));
+            for instance in instances {
+                ids.push(instance.recovery_instance_id.clone());
+                through
+                    .entry(instance.recovery_instance_id.clone())
+                    .or_insert("sourceServerIDs");
+            }
         }
         if let Some(selector) = &step.selector {
             let matched = matching(all, selector);
@@ -129,7 +137,10 @@ pub fn resolve(
                     invalid("selector", "matches no recovery instance"),
                 ));
             }
-            ids.extend(matched);
+            for id in matched {
+                through.entry(id.clone()).or_insert("selector");
+                ids.push(id);
+            }
         }
         let mut seen = HashSet::new();
         ids.retain(|id| seen.insert(id.clone()));
@@ -174,14 +185,15 @@ pub fn resolve(
             critical = Critical::Ids(expanded);
         }
         for id in &ids {
-            if let Some(&first) = owner.get(id) {
+            let here = format!("{at} {}", through.get(id).copied().unwrap_or_default());
+            if let Some(first) = owner.get(id) {
                 return Err(RequestError::InTwoSteps {
                     id: id.clone(),
-                    first: label(steps, first),
-                    second: at,
+                    first: first.clone(),
+                    second: here,
                 });
             }
-            owner.insert(id.clone(), index);
+            owner.insert(id.clone(), here);
         }
         resolved.push(Resolved { ids, critical });
     }

@@ -97,7 +97,7 @@ async fn a_plan_is_refused_up_front_naming_the_step_and_the_field() {
                 {"name": "db", "recoveryInstanceIDs": [ids[0]]},
                 {"name": "app", "recoveryInstanceIDs": [ids[1], ids[0]]}
             ])),
-            "is in steps[0] (db) and in steps[1] (app)",
+            "is in steps[0] (db) recoveryInstanceIDs and in steps[1] (app) recoveryInstanceIDs",
         ),
         // The same instance reached twice only once DRS is read: by its source server, by a tag.
         (
@@ -105,14 +105,14 @@ async fn a_plan_is_refused_up_front_naming_the_step_and_the_field() {
                 {"name": "db", "recoveryInstanceIDs": [ids[0]]},
                 {"name": "app", "sourceServerIDs": [source_of_0]}
             ])),
-            "is in steps[0] (db) and in steps[1] (app)",
+            "is in steps[0] (db) recoveryInstanceIDs and in steps[1] (app) sourceServerIDs",
         ),
         (
             plan(json!([
                 {"name": "db", "selector": {"tags": {"Tier": "db"}}},
                 {"name": "paris", "selector": {"tags": {"Site": "paris"}}}
             ])),
-            "is in steps[0] (db) and in steps[1] (paris)",
+            "is in steps[0] (db) selector and in steps[1] (paris) selector",
         ),
         (
             plan(json!([{"name": "web", "selector": {"tags": {"Tier": "web"}}}])),

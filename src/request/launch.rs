@@ -149,32 +149,8 @@ pub(super) fn parse_body(
 
     let tags = parse_tags(body.get("tags"))?;
 
-    let dry_run = match body.get("dryRun") {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(flag)) => *flag,
-        Some(other) => {
-            return Err(RequestError::WrongType {
-                field: "dryRun".into(),
-                expected: "true or false",
-                found: json_kind(other),
-            });
-        }
-    };
-
-    let run_id = match body.get("runId") {
-        None | Some(Value::Null) => envelope_id
-            .filter(|id| is_valid_run_id(id))
-            .unwrap_or_else(new_run_id),
-        Some(Value::String(run_id)) if is_valid_run_id(run_id) => run_id.clone(),
-        Some(Value::String(_)) => return Err(RequestError::BadRunId),
-        Some(other) => {
-            return Err(RequestError::WrongType {
-                field: "runId".into(),
-                expected: "a string",
-                found: json_kind(other),
-            });
-        }
-    };
+    let dry_run = parse_dry_run(&body)?;
+    let run_id = parse_run_id(&body, envelope_id, new_run_id)?;
 
     Ok(FailbackRequest {
         run_id,
@@ -200,6 +176,39 @@ fn id_list<'a>(
         Some(other) => Err(RequestError::WrongType {
             field: field.into(),
             expected: "an array of strings",
+            found: json_kind(other),
+        }),
+    }
+}
+
+/// `dryRun`: true or false, absent meaning false.
+pub(super) fn parse_dry_run(body: &Map<String, Value>) -> Result<bool, RequestError> {
+    match body.get("dryRun") {
+        None | Some(Value::Null) => Ok(false),
+        Some(Value::Bool(flag)) => Ok(*flag),
+        Some(other) => Err(RequestError::WrongType {
+            field: "dryRun".into(),
+            expected: "true or false",
+            found: json_kind(other),
+        }),
+    }
+}
+
+/// The run id: the request's, else the EventBridge event's id, else a new one.
+pub(super) fn parse_run_id(
+    body: &Map<String, Value>,
+    envelope_id: Option<String>,
+    new_run_id: impl FnOnce() -> String,
+) -> Result<String, RequestError> {
+    match body.get("runId") {
+        None | Some(Value::Null) => Ok(envelope_id
+            .filter(|id| is_valid_run_id(id))
+            .unwrap_or_else(new_run_id)),
+        Some(Value::String(run_id)) if is_valid_run_id(run_id) => Ok(run_id.clone()),
+        Some(Value::String(_)) => Err(RequestError::BadRunId),
+        Some(other) => Err(RequestError::WrongType {
+            field: "runId".into(),
+            expected: "a string",
             found: json_kind(other),
         }),
     }

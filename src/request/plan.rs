@@ -11,7 +11,7 @@ use std::collections::HashMap;
 
 use serde_json::{Map, Value};
 
-use super::launch::{FailbackRequest, Ids, parse_body, parse_ids};
+use super::launch::{FailbackRequest, Ids, parse_body, parse_dry_run, parse_ids, parse_run_id};
 use super::rules::{
     Critical, invalid, is_valid_step_name, parse_critical, parse_max_failed, parse_step_name,
     within, wrong,
@@ -19,8 +19,8 @@ use super::rules::{
 use super::selector::{Selector, parse_selector};
 use super::tags::parse_tags;
 use super::{
-    RequestError, Tags, check_fields, is_valid_instance_id, is_valid_run_id,
-    is_valid_source_server_id, truncate_utf8,
+    RequestError, Tags, check_fields, is_valid_instance_id, is_valid_source_server_id,
+    truncate_utf8,
 };
 
 /// AWS's own DRS recovery plans stop at 20 steps; a failback plan may have more, within what a
@@ -103,20 +103,9 @@ pub(crate) fn parse_plan(
         }
         error
     })?;
-    let run_id = match body.get("runId") {
-        None | Some(Value::Null) => envelope_id
-            .filter(|id| is_valid_run_id(id))
-            .unwrap_or_else(new_run_id),
-        Some(Value::String(id)) if is_valid_run_id(id) => id.clone(),
-        Some(Value::String(_)) => return Err(RequestError::BadRunId),
-        Some(other) => return Err(wrong("runId", "a string", other)),
-    };
+    let run_id = parse_run_id(&body, envelope_id, new_run_id)?;
     let tags = parse_tags(body.get("tags"))?;
-    let dry_run = match body.get("dryRun") {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(flag)) => *flag,
-        Some(other) => return Err(wrong("dryRun", "true or false", other)),
-    };
+    let dry_run = parse_dry_run(&body)?;
     let list = match body.get("steps") {
         Some(Value::Array(list)) => list,
         Some(other) => return Err(wrong("steps", "an array of steps", other)),
@@ -283,18 +272,11 @@ fn parse_step(raw: &Value, last: bool, max_instances: usize) -> Result<PlanStep,
     })
 }
 
-fn ids_named(ids: &Ids) -> Vec<&String> {
-    ids.recovery_instance_ids
-        .iter()
-        .chain(&ids.source_server_ids)
-        .collect()
-}
-
 /// Step names are how events and answers tell steps apart; an id named by two steps would be
 /// launched by the first and reported launched by the second.
 fn check_distinct(steps: &[PlanStep]) -> Result<(), RequestError> {
     let mut names: HashMap<&str, usize> = HashMap::new();
-    let mut ids: HashMap<&str, usize> = HashMap::new();
+    let mut ids: HashMap<&str, (usize, &str)> = HashMap::new();
     for (index, step) in steps.iter().enumerate() {
         if let Some(first) = names.insert(&step.name, index) {
             return Err(RequestError::DuplicateStepName {
@@ -303,17 +285,23 @@ fn check_distinct(steps: &[PlanStep]) -> Result<(), RequestError> {
                 second: index,
             });
         }
-        for id in ids_named(&step.ids) {
-            match ids.get(id.as_str()) {
-                Some(&first) if first != index => {
-                    return Err(RequestError::InTwoSteps {
-                        id: id.clone(),
-                        first: label(steps, first),
-                        second: label(steps, index),
-                    });
-                }
-                _ => {
-                    ids.insert(id, index);
+        let named = [
+            ("recoveryInstanceIDs", &step.ids.recovery_instance_ids),
+            ("sourceServerIDs", &step.ids.source_server_ids),
+        ];
+        for (field, list) in named {
+            for id in list {
+                match ids.get(id.as_str()) {
+                    Some(&(first, first_field)) if first != index => {
+                        return Err(RequestError::InTwoSteps {
+                            id: id.clone(),
+                            first: format!("{} {first_field}", label(steps, first)),
+                            second: format!("{} {field}", label(steps, index)),
+                        });
+                    }
+                    _ => {
+                        ids.insert(id, (index, field));
+                    }
                 }
             }
         }
