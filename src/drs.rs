@@ -35,6 +35,8 @@ pub struct JobRecord {
     pub run_id: Option<String>,
     /// The value of its `drs-failback:step` tag: the plan step that launched it.
     pub step: Option<String>,
+    /// When DRS created it (`creationDateTime`), when DRS says.
+    pub created: Option<SystemTime>,
     pub participants: Vec<Participant>,
 }
 

@@ -1,8 +1,9 @@
 //! What each invocation measures, and its metrics record written: a launch round's instances by
-//! outcome, a tracking call's results (on the run's or step's last call), the DRS calls of both,
-//! how long it took, and whether the process was cold.
+//! outcome, a tracking call's results and the run's (or step's) duration from its first job to
+//! its last call, the DRS calls of both, how long the invocation took, and whether the process
+//! was cold.
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
 
@@ -27,18 +28,19 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
         answer: &TrackAnswer,
         stats: &CallStats,
         started: Instant,
+        since_first_job: Option<Duration>,
     ) {
-        self.emit_metrics(
-            track_metrics(request, answer, stats),
-            &request.run_id,
-            started,
-        );
+        let mut set = track_metrics(request, answer, stats);
+        if let (true, Some(took)) = (request.final_call, since_first_job) {
+            set.add("RunDuration", Unit::Seconds, took.as_secs_f64());
+        }
+        self.emit_metrics(set, &request.run_id, started);
     }
 
     /// Writes the invocation's EMF record.
     fn emit_metrics(&self, mut set: MetricSet, run_id: &str, started: Instant) {
         set.add(
-            "RunDuration",
+            "InvocationDuration",
             Unit::Seconds,
             started.elapsed().as_secs_f64(),
         );

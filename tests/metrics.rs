@@ -136,10 +136,11 @@ async fn a_launch_run_writes_one_record_with_its_outcomes_and_calls() {
         .unwrap_or_else(|| vec![record["LaunchLatency"].clone()]);
     assert_eq!(latencies.len(), launch_calls.len());
     assert!(
-        record["RunDuration"].as_f64().unwrap() >= 2.0,
+        record["InvocationDuration"].as_f64().unwrap() >= 2.0,
         "waited out Retry-After"
     );
-    assert!(names(record).contains(&"RunDuration".to_owned()));
+    assert!(names(record).contains(&"InvocationDuration".to_owned()));
+    assert!(record.get("RunDuration").is_none(), "a run's duration is its last call's");
 
     // A second invocation of the same process is warm.
     fb.invoke(lambda_event(
@@ -191,6 +192,8 @@ async fn a_steps_last_tracking_call_writes_its_results_under_the_step() {
     assert_eq!(track["InstancesFailed"], 1.0);
     assert_eq!(track["InstancesStillRunning"], 0.0);
     assert_eq!(track["StepsHalted"], 1.0, "a critical instance failed");
+    // From the step's first job (created by the simulator's clock) to its last call.
+    assert!(track["RunDuration"].as_f64().is_some(), "{track}");
     assert!(
         track.get("InstancesLaunched").is_none(),
         "launches are the launch's"

@@ -209,6 +209,10 @@ fn job_record(job: Job) -> JobRecord {
         .and_then(|tags| tags.get(RUN_ID_TAG_KEY))
         .cloned();
     let step = job.tags().and_then(|tags| tags.get(STEP_TAG_KEY)).cloned();
+    let created = job
+        .creation_date_time()
+        .and_then(|text| DateTime::from_str(text, Format::DateTime).ok())
+        .and_then(|at| std::time::SystemTime::try_from(at).ok());
     let participants = job
         .participating_servers()
         .iter()
@@ -227,6 +231,7 @@ fn job_record(job: Job) -> JobRecord {
         job_id: job.job_id,
         run_id,
         step,
+        created,
         participants,
     }
 }

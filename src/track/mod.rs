@@ -166,8 +166,14 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
                 },
             });
         }
+        // How long the run (or step) has been going: since its first job.
+        let since_first_job = ours
+            .iter()
+            .filter_map(|job| job.created)
+            .min()
+            .and_then(|first| reads.budget.wall_now().duration_since(first).ok());
         let answer = self.answer(request, tracked, deadline).await?;
-        self.measure_track(request, &answer, &stats, started);
+        self.measure_track(request, &answer, &stats, started, since_first_job);
         Ok(answer)
     }
 
