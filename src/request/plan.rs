@@ -312,3 +312,66 @@ fn check_distinct(steps: &[PlanStep]) -> Result<(), RequestError> {
 pub(crate) fn label(steps: &[PlanStep], index: usize) -> String {
     format!("steps[{index}] ({})", steps[index].name)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
+    use std::collections::HashSet;
+
+    fn parse(body: Value) -> Result<PlanRequest, RequestError> {
+        let Value::Object(map) = body else {
+            panic!("an object")
+        };
+        parse_plan(map, None, 5000, || "generated".into())
+    }
+
+    proptest! {
+        /// A plan of random steps is accepted exactly when its names differ, every step names an
+        /// instance and no instance is in two steps — and then kept in order, each id once.
+        #[test]
+        fn a_plan_is_accepted_exactly_when_it_is_consistent(
+            steps in proptest::collection::vec(
+                (0usize..4, proptest::collection::vec(0usize..8, 0..5)), 1..6)
+        ) {
+            let id = |n: usize| format!("i-{n:017x}");
+            let body = json!({"runId": "r", "steps": steps.iter().map(|(name, ids)| json!({
+                "name": format!("step-{name}"),
+                "recoveryInstanceIDs": ids.iter().map(|n| id(*n)).collect::<Vec<_>>(),
+            })).collect::<Vec<_>>()});
+            let names_differ = steps.iter().map(|(n, _)| n).collect::<HashSet<_>>().len() == steps.len();
+            let none_empty = steps.iter().all(|(_, ids)| !ids.is_empty());
+            let mut owner = std::collections::HashMap::new();
+            let disjoint = steps.iter().enumerate().all(|(index, (_, ids))| {
+                ids.iter().all(|n| *owner.entry(*n).or_insert(index) == index)
+            });
+            match parse(body) {
+                Ok(plan) => {
+                    prop_assert!(names_differ && none_empty && disjoint);
+                    for (step, (name, ids)) in plan.steps.iter().zip(&steps) {
+                        prop_assert_eq!(&step.name, &format!("step-{name}"));
+                        let mut expected: Vec<String> = Vec::new();
+                        for n in ids {
+                            if !expected.contains(&id(*n)) {
+                                expected.push(id(*n));
+                            }
+                        }
+                        prop_assert_eq!(&step.ids.recovery_instance_ids, &expected);
+                    }
+                }
+                Err(error) => {
+                    prop_assert!(!(names_differ && none_empty && disjoint), "{}", error);
+                    prop_assert!(error.to_string().contains("steps"), "{}", error);
+                }
+            }
+        }
+
+        #[test]
+        fn arbitrary_steps_never_panic(text in "\\PC{0,300}") {
+            if let Ok(steps) = serde_json::from_str::<Value>(&text) {
+                let _ = parse(json!({"runId": "r", "steps": steps}));
+            }
+        }
+    }
+}
