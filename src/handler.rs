@@ -13,6 +13,8 @@ use serde::Serialize;
 use crate::drs::Drs;
 use crate::error::HandlerError;
 use crate::logging::{Invocation, in_invocation};
+use crate::measure::Measured;
+use crate::metrics::CallStats;
 use crate::outcome::Answer;
 use crate::publish::EventPublisher;
 use crate::request::{Action, RequestError, parse_action};
@@ -83,13 +85,29 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
         in_invocation(invocation, work.instrument(span)).await
     }
 
-    /// One payload, in either envelope and for either action, to its answer before `deadline`.
+    /// One payload, in either envelope and for any action, to its answer before `deadline`; the
+    /// invocation's metrics record is written whatever it came to.
     pub async fn dispatch(&self, payload: Value, deadline: Instant) -> Result<Reply, HandlerError> {
-        let action = parse_action(payload, self.config.max_request_instances, self.new_run_id)
-            .inspect_err(|error| tracing::warn!(error = %error, "request refused"))?;
-        match action {
+        let started = Instant::now();
+        let stats = CallStats::default();
+        let action = match parse_action(payload, self.config.max_request_instances, self.new_run_id)
+        {
+            Ok(action) => action,
+            Err(error) => {
+                tracing::warn!(error = %error, "request refused");
+                let error = HandlerError::from(error);
+                self.measure(Measured::Failed(error.error_type()), None, &stats, started);
+                return Err(error);
+            }
+        };
+        let run_id = action.run_id().to_owned();
+        tracing::Span::current().record("correlation_id", run_id.as_str());
+        let step = action.step().map(str::to_owned);
+        let run = Some((run_id.as_str(), step.as_deref()));
+        // Boxed: the runs' futures are deep enough to overflow the compiler's type-layout
+        // recursion limit in crates that nest them further (the local run, the tests).
+        let reply = match &action {
             Action::Launch(request) => {
-                tracing::Span::current().record("correlation_id", request.run_id.as_str());
                 info!(
                     instances = request.recovery_instance_ids.len(),
                     source_servers = request.source_server_ids.len(),
@@ -99,26 +117,22 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
                     dry_run = request.dry_run,
                     "request accepted"
                 );
-                // Boxed: the run's future is deep enough to overflow the compiler's type-layout
-                // recursion limit in crates that nest it further (the local run, the tests).
-                Box::pin(self.run(&request, deadline))
+                Box::pin(self.run(request, deadline, &stats))
                     .await
                     .map(Reply::Launch)
             }
             Action::Track(request) => {
-                tracing::Span::current().record("correlation_id", request.run_id.as_str());
                 info!(
                     jobs = request.job_ids.len(),
                     reported = request.reported_job_ids.len(),
                     final_call = request.final_call,
                     "track request accepted"
                 );
-                Box::pin(self.track(&request, deadline))
+                Box::pin(self.track(request, deadline, &stats))
                     .await
                     .map(Reply::Track)
             }
             Action::Plan(request) => {
-                tracing::Span::current().record("correlation_id", request.run_id.as_str());
                 info!(
                     steps = request.steps.len(),
                     plain = request.plain,
@@ -126,11 +140,19 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
                     tag_count = request.tags.len(),
                     "plan request accepted"
                 );
-                Box::pin(self.plan(&request, deadline))
+                Box::pin(self.plan(request, deadline, &stats))
                     .await
                     .map(Reply::Plan)
             }
-        }
+        };
+        let measured = match (&reply, &action) {
+            (Ok(Reply::Launch(answer)), _) => Measured::Launch(answer),
+            (Ok(Reply::Track(answer)), Action::Track(request)) => Measured::Track(request, answer),
+            (Ok(_), _) => Measured::Plan,
+            (Err(error), _) => Measured::Failed(error.error_type()),
+        };
+        self.measure(measured, run, &stats, started);
+        reply
     }
 
     /// A launch request's answer (a track request is refused).

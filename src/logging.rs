@@ -17,6 +17,9 @@ use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
 
+/// The name of the span the handler opens per invocation: its fields are on every line.
+pub const INVOCATION_SPAN: &str = "invocation";
+
 /// What an invocation is, for the lines and the metrics written while it runs.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Invocation {
@@ -41,11 +44,14 @@ pub fn current_cold_start() -> bool {
     INVOCATION.try_with(|i| i.cold_start).unwrap_or(false)
 }
 
-/// The level from `AWS_LAMBDA_LOG_LEVEL` (set by Lambda's advanced logging controls), else
-/// `RUST_LOG`, else info.
+/// The level from `POWERTOOLS_LOG_LEVEL` (the template's LogLevel), else `RUST_LOG`, else
+/// `AWS_LAMBDA_LOG_LEVEL`, else info. The template keeps Lambda's own filter at TRACE: Lambda
+/// reads a line without a `level` — every metrics record — as INFO, and would drop the records
+/// below WARN.
 pub fn filter_from_env() -> EnvFilter {
-    let level = std::env::var("AWS_LAMBDA_LOG_LEVEL")
+    let level = std::env::var("POWERTOOLS_LOG_LEVEL")
         .or_else(|_| std::env::var("RUST_LOG"))
+        .or_else(|_| std::env::var("AWS_LAMBDA_LOG_LEVEL"))
         .unwrap_or_else(|_| "info".to_owned())
         .to_lowercase()
         .replace("fatal", "error");
@@ -145,8 +151,10 @@ where
         if let Some(name) = &self.function_name {
             line.insert("function_name".into(), Value::from(name.as_str()));
         }
+        // The invocation's own span only: the Lambda runtime opens one of its own, whose
+        // requestId / xrayTraceId would repeat the Powertools keys under other names.
         if let Some(scope) = ctx.event_scope(event) {
-            for span in scope.from_root() {
+            for span in scope.from_root().filter(|s| s.name() == INVOCATION_SPAN) {
                 if let Some(fields) = span.extensions().get::<SpanFields>() {
                     line.extend(fields.0.clone());
                 }

@@ -1,50 +1,60 @@
-//! What each invocation measures, and its metrics record written: a launch round's instances by
-//! outcome, a tracking call's results and the run's (or step's) duration from its first job to
-//! its last call, the DRS calls of both, how long the invocation took, and whether the process
-//! was cold.
+//! What each invocation measures, and its one metrics record, written whatever the invocation
+//! came to: a launch round's instances launched, skipped and rejected (additive over rounds); a
+//! run's (or step's) last tracking call's whole account — requested, deferred by reason, the
+//! results, whether the step halted, how long the run took since its first job; every
+//! invocation's DRS calls, duration, error and cold start.
 
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use tokio::time::Instant;
 
 use crate::drs::Drs;
 use crate::metrics::{CallStats, MetricSet, Unit, deferred_metric};
-use crate::outcome::{Answer, OutcomeKind};
+use crate::outcome::Answer;
 use crate::publish::EventPublisher;
 use crate::request::TrackRequest;
 use crate::run::Failback;
 use crate::track::TrackAnswer;
 
-impl<D: Drs, P: EventPublisher> Failback<D, P> {
-    /// A launch round's record.
-    pub(crate) fn measure_launch(&self, answer: &Answer, stats: &CallStats, started: Instant) {
-        self.emit_metrics(launch_metrics(answer, stats), &answer.run_id, started);
-    }
+/// What an invocation came to, for its record.
+pub(crate) enum Measured<'a> {
+    Launch(&'a Answer),
+    Track(&'a TrackRequest, &'a TrackAnswer),
+    /// A plan checked (or dry-run): its DRS calls only.
+    Plan,
+    /// The invocation ended with this error (`errorType`).
+    Failed(&'static str),
+}
 
-    /// A tracking call's record.
-    pub(crate) fn measure_track(
+impl<D: Drs, P: EventPublisher> Failback<D, P> {
+    /// Writes the invocation's EMF record.
+    pub(crate) fn measure(
         &self,
-        request: &TrackRequest,
-        answer: &TrackAnswer,
+        what: Measured<'_>,
+        run: Option<(&str, Option<&str>)>,
         stats: &CallStats,
         started: Instant,
-        since_first_job: Option<Duration>,
     ) {
-        let mut set = track_metrics(request, answer, stats);
-        if let (true, Some(took)) = (request.final_call, since_first_job) {
-            set.add("RunDuration", Unit::Seconds, took.as_secs_f64());
+        let step = run.and_then(|(_, step)| step.map(str::to_owned));
+        let mut set = MetricSet::new(step);
+        match what {
+            Measured::Launch(answer) => launch_metrics(&mut set, answer),
+            Measured::Track(request, answer) => track_metrics(&mut set, request, answer),
+            Measured::Plan => {}
+            Measured::Failed(error) => {
+                set.count("InvocationErrors", 1);
+                set.property("error", serde_json::json!(error));
+            }
         }
-        self.emit_metrics(set, &request.run_id, started);
-    }
-
-    /// Writes the invocation's EMF record.
-    fn emit_metrics(&self, mut set: MetricSet, run_id: &str, started: Instant) {
+        stats.add_to(&mut set);
         set.add(
             "InvocationDuration",
             Unit::Seconds,
             started.elapsed().as_secs_f64(),
         );
-        set.property("correlation_id", serde_json::json!(run_id));
+        if let Some((run_id, _)) = run {
+            set.property("correlation_id", serde_json::json!(run_id));
+        }
         if let Some(request_id) = crate::logging::current_request_id() {
             set.property("function_request_id", serde_json::json!(request_id));
         }
@@ -55,39 +65,49 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
     }
 }
 
-/// A launch invocation's metrics: its instances by outcome (deferred ones also by reason) and its
-/// DRS calls.
-fn launch_metrics(answer: &Answer, stats: &CallStats) -> MetricSet {
-    let mut set = MetricSet::new(answer.step.clone());
-    let counts = answer.counts;
-    set.count("InstancesRequested", answer.requested);
-    set.count("InstancesLaunched", counts.launched);
-    set.count("InstancesSkipped", counts.skipped);
-    set.count("InstancesRejected", counts.rejected);
-    set.count("InstancesDeferred", counts.deferred);
-    for group in &answer.not_launched {
-        if group.outcome == OutcomeKind::Deferred
-            && let Some(name) = deferred_metric(&group.reason)
-        {
-            set.count(name, group.recovery_instance_ids.len());
-        }
+/// A launch round: what it settled. Deferred instances are sent again by the next round, so
+/// they (and the requested total) are counted once per run, by its last tracking call. A dry run
+/// settles nothing.
+fn launch_metrics(set: &mut MetricSet, answer: &Answer) {
+    if answer.dry_run {
+        return;
     }
-    stats.add_to(&mut set);
-    set
+    set.count("InstancesLaunched", answer.counts.launched);
+    set.count("InstancesSkipped", answer.counts.skipped);
+    set.count("InstancesRejected", answer.counts.rejected);
 }
 
-/// A tracking call's metrics: its DRS calls; on the run's (or step's) last call, the results —
-/// counted once, there, so they add up per run — and whether the step halted the plan.
-fn track_metrics(request: &TrackRequest, answer: &TrackAnswer, stats: &CallStats) -> MetricSet {
-    let mut set = MetricSet::new(request.step.clone());
-    if let Some(finished) = answer.finished {
-        set.count("InstancesSucceeded", finished.succeeded);
-        set.count("InstancesFailed", finished.failed);
-        set.count("InstancesStillRunning", finished.running);
+/// A run's (or step's) last tracking call: every instance of it once — its result, or why it
+/// was never launched — and whether the step halted the plan. Other tracking calls count only
+/// their DRS calls.
+fn track_metrics(set: &mut MetricSet, request: &TrackRequest, answer: &TrackAnswer) {
+    let Some(finished) = answer.finished else {
+        return;
+    };
+    let tracked = finished.succeeded + finished.failed + finished.running;
+    set.count("InstancesRequested", tracked + finished.not_launched);
+    set.count("InstancesSucceeded", finished.succeeded);
+    set.count("InstancesFailed", finished.failed);
+    set.count("InstancesStillRunning", finished.running);
+    let deferred: Vec<_> = request
+        .not_launched
+        .groups
+        .iter()
+        .filter(|g| g.outcome == "deferred")
+        .collect();
+    set.count(
+        "InstancesDeferred",
+        deferred.iter().map(|g| g.ids.len()).sum(),
+    );
+    for group in deferred {
+        if let Some(name) = deferred_metric(&group.reason) {
+            set.count(name, group.ids.len());
+        }
     }
     if let Some(verdict) = &answer.verdict {
         set.count("StepsHalted", usize::from(verdict.halt));
     }
-    stats.add_to(&mut set);
-    set
+    if let Some(took) = answer.since_first_job {
+        set.add("RunDuration", Unit::Seconds, took.as_secs_f64());
+    }
 }

@@ -13,6 +13,35 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Map, Value, json};
 
+/// Every metric the function writes (`src/measure.rs`): what the template's alarms and dashboard
+/// may read (`tests/template.rs`).
+pub const METRIC_NAMES: &[&str] = &[
+    "InstancesRequested",
+    "InstancesLaunched",
+    "InstancesSkipped",
+    "InstancesRejected",
+    "InstancesDeferred",
+    "InstancesDeferredQuota",
+    "InstancesDeferredThrottled",
+    "InstancesDeferredDeadline",
+    "InstancesDeferredAmbiguous",
+    "InstancesDeferredServerError",
+    "InstancesDeferredUnreachable",
+    "InstancesDeferredHalted",
+    "InstancesDeferredDryRun",
+    "InstancesSucceeded",
+    "InstancesFailed",
+    "InstancesStillRunning",
+    "StepsHalted",
+    "RunDuration",
+    "ThrottledCalls",
+    "WastedCalls",
+    "LaunchLatency",
+    "InvocationDuration",
+    "InvocationErrors",
+    "ColdStart",
+];
+
 /// EMF allows at most 100 metrics per directive and 100 values per metric.
 pub const MAX_VALUES: usize = 100;
 

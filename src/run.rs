@@ -76,10 +76,9 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
         &self,
         request: &FailbackRequest,
         deadline: Instant,
+        stats: &CallStats,
     ) -> Result<Answer, HandlerError> {
-        let started = Instant::now();
-        let stats = CallStats::default();
-        let mut answer = self.launch_answer(request, deadline, &stats).await?;
+        let mut answer = self.launch_answer(request, deadline, stats).await?;
         let entries = run_events(&self.config.event_source, &answer);
         let report = self.publish(entries, deadline).await;
         answer.events = EventDelivery {
@@ -97,7 +96,6 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
             complete = answer.complete,
             "run finished"
         );
-        self.measure_launch(&answer, &stats, started);
         Ok(answer)
     }
 

@@ -213,11 +213,11 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
         &self,
         request: &PlanRequest,
         deadline: Instant,
+        stats: &CallStats,
     ) -> Result<PlanAnswer, HandlerError> {
         // A plain request names its instances only: nothing to resolve before it launches (its
         // launch reports unknown ids as skipped, as it always has).
         let needs_drs = !request.plain || request.steps.iter().any(|s| s.selector.is_some());
-        let stats = CallStats::default();
         let resolved = if needs_drs {
             let policy = RetryPolicy::from_config(&self.config);
             let reads = DrsReads {
@@ -232,7 +232,7 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
                 ),
                 max_concurrent: self.config.max_concurrent_launches,
                 active_job_window: self.config.active_job_window,
-                stats: &stats,
+                stats,
             };
             let all = reads
                 .all_instances()
@@ -267,7 +267,7 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
                 if request.plain {
                     launch.selector = step.selector.clone();
                 }
-                let answer = Box::pin(self.launch_answer(&launch, deadline, &stats)).await?;
+                let answer = Box::pin(self.launch_answer(&launch, deadline, stats)).await?;
                 plan.instances = answer.requested;
                 plan.counts = Some(answer.counts);
                 plan.planned_job_sizes = answer.planned_job_sizes;

@@ -8,6 +8,7 @@ mod support;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
+use drs_failback::handler::Reply;
 use drs_failback::logging::json_subscriber;
 use drs_sim::{Fault, Operation, SimConfig};
 use serde_json::{Value, json};
@@ -56,7 +57,26 @@ fn every_line_is_json_with_request_and_run_id_and_no_tag_value() {
         });
         let mut event = lambda_event(payload, "req-123", 120);
         event.context.xray_trace_id = Some("Root=1-5759e988-bd862e3fe1be46a994272793".into());
-        fb.invoke(event).await.unwrap();
+        let Reply::Launch(answer) = fb.invoke(event).await.unwrap() else {
+            panic!("a launch answer")
+        };
+        let jobs: Vec<&str> = answer.jobs.iter().map(|j| j.job_id.as_str()).collect();
+        // A tracking call and a plan check (with a selector, whose tag value must not show).
+        fb.invoke(lambda_event(
+            json!({"action": "track", "runId": "run-logs", "jobIDs": jobs, "final": true}),
+            "req-789",
+            120,
+        ))
+        .await
+        .unwrap();
+        fb.invoke(lambda_event(
+            json!({"action": "plan", "runId": "run-logs", "steps": [
+                {"name": "db", "selector": {"tags": {"Tier": "hunter2-selector-value"}}}]}),
+            "req-999",
+            120,
+        ))
+        .await
+        .unwrap_err();
         fb.invoke(lambda_event(
             json!({"recoveryInstanceIDs": []}),
             "req-456",
@@ -68,9 +88,12 @@ fn every_line_is_json_with_request_and_run_id_and_no_tag_value() {
 
     let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
     assert!(
-        !text.contains("hunter2-tag-value"),
+        !text.contains("hunter2-tag-value") && !text.contains("hunter2-selector-value"),
         "a tag value was logged"
     );
+    for request_id in ["req-789", "req-999"] {
+        assert!(text.contains(request_id), "{request_id}'s lines");
+    }
     let lines: Vec<Value> = text
         .lines()
         .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON: {line}: {e}")))
@@ -87,7 +110,13 @@ fn every_line_is_json_with_request_and_run_id_and_no_tag_value() {
         assert_eq!(line["service"], "drs-failback");
         assert!(line["timestamp"].as_str().unwrap().ends_with('Z'), "{line}");
         let request_id = line["function_request_id"].as_str().unwrap_or_default();
-        assert!(request_id == "req-123" || request_id == "req-456", "{line}");
+        assert!(
+            ["req-123", "req-456", "req-789", "req-999"].contains(&request_id),
+            "{line}"
+        );
+        if request_id != "req-456" {
+            assert_eq!(line["correlation_id"], "run-logs", "{line}");
+        }
         if request_id == "req-123" {
             assert_eq!(line["correlation_id"], "run-logs", "{line}");
             assert_eq!(line["cold_start"], true, "the process's first invocation");

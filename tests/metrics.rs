@@ -119,10 +119,13 @@ async fn a_launch_run_writes_one_record_with_its_outcomes_and_calls() {
     assert_eq!(record["service"], "drs-failback");
     assert_eq!(record["correlation_id"], "run-emf");
     assert_eq!(record["function_request_id"], "req-emf-1");
-    assert_eq!(record["InstancesRequested"], 151.0);
     assert_eq!(record["InstancesLaunched"], 150.0);
     assert_eq!(record["InstancesRejected"], 1.0);
-    assert_eq!(record["InstancesDeferred"], 0.0);
+    assert_eq!(record["InstancesSkipped"], 0.0);
+    // A round's deferred instances are sent again by the next: the run's last call counts them.
+    assert!(
+        record.get("InstancesDeferred").is_none() && record.get("InstancesRequested").is_none()
+    );
     assert_eq!(record["ColdStart"], 1.0, "the process's first invocation");
     // The simulator's record of the calls is what the metrics must say.
     let launch_calls = launches(&sim);
@@ -140,7 +143,10 @@ async fn a_launch_run_writes_one_record_with_its_outcomes_and_calls() {
         "waited out Retry-After"
     );
     assert!(names(record).contains(&"InvocationDuration".to_owned()));
-    assert!(record.get("RunDuration").is_none(), "a run's duration is its last call's");
+    assert!(
+        record.get("RunDuration").is_none(),
+        "a run's duration is its last call's"
+    );
 
     // A second invocation of the same process is warm.
     fb.invoke(lambda_event(
@@ -188,6 +194,8 @@ async fn a_steps_last_tracking_call_writes_its_results_under_the_step() {
         json!([["service"], ["service", "step"]])
     );
     assert_eq!(track["step"], "databases");
+    assert_eq!(track["InstancesRequested"], 4.0);
+    assert_eq!(track["InstancesDeferred"], 0.0);
     assert_eq!(track["InstancesSucceeded"], 3.0);
     assert_eq!(track["InstancesFailed"], 1.0);
     assert_eq!(track["InstancesStillRunning"], 0.0);
@@ -199,4 +207,40 @@ async fn a_steps_last_tracking_call_writes_its_results_under_the_step() {
         "launches are the launch's"
     );
     assert_eq!(records[0]["step"], "databases");
+}
+
+/// Every invocation writes its record, whatever it came to: a refused request and a plan check
+/// too (the first invocation of a process is usually a plan check: it carries ColdStart).
+#[tokio::test(start_paused = true)]
+async fn refusals_and_plan_checks_write_their_record_too() {
+    let fleet = ready(3);
+    let ids = fleet.ids();
+    let sim = start_with(fleet).await;
+    let mut fb = failback_in_process(&sim, &[], 0.0).await;
+    let lines = capture(&mut fb);
+    let plan = json!({"action": "plan", "runId": "run-emf", "steps": [
+        {"name": "db", "recoveryInstanceIDs": [ids[0]]},
+        {"name": "app", "recoveryInstanceIDs": [ids[1], ids[2]]}]});
+    fb.invoke(lambda_event(plan, "req-plan", 300))
+        .await
+        .unwrap();
+    fb.invoke(lambda_event(
+        json!({"recoveryInstanceIDs": []}),
+        "req-bad",
+        300,
+    ))
+    .await
+    .unwrap_err();
+    let records: Vec<Value> = lines.lock().unwrap().iter().map(|l| accepted(l)).collect();
+    assert_eq!(records.len(), 2);
+    assert_eq!(records[0]["ColdStart"], 1.0);
+    assert_eq!(records[0]["correlation_id"], "run-emf");
+    assert!(
+        records[0].get("step").is_none(),
+        "a plan's check is no step's"
+    );
+    assert!(records[0]["InvocationDuration"].is_number());
+    assert_eq!(records[1]["InvocationErrors"], 1.0);
+    assert_eq!(records[1]["error"], "InvalidFailbackRequest");
+    assert_eq!(records[1]["function_request_id"], "req-bad");
 }

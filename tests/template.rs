@@ -98,3 +98,53 @@ fn every_parameter_value_the_template_allows_is_a_valid_setting() {
         );
     }
 }
+
+/// The alarms and the dashboard read only metrics the function writes (or the stack's own
+/// `RunsIncomplete` metric filter), under the dimensions it writes them with.
+#[test]
+fn alarms_and_dashboard_read_what_the_function_writes() {
+    use drs_failback::metrics::METRIC_NAMES;
+    let template = read("template.yaml");
+    let known = |name: &str| METRIC_NAMES.contains(&name) || name == "RunsIncomplete";
+    let mut read_by_template = BTreeSet::new();
+    // Alarms: a MetricName within the block that names the function's namespace.
+    let lines: Vec<&str> = template.lines().collect();
+    for (at, line) in lines.iter().enumerate() {
+        if line.trim() == "Namespace: !Ref MetricsNamespace" {
+            let block = &lines[at.saturating_sub(8)..(at + 8).min(lines.len())];
+            let name = block
+                .iter()
+                .find_map(|l| l.trim().strip_prefix("MetricName: "))
+                .expect("an alarm on the function's namespace names its metric");
+            read_by_template.insert(name.to_owned());
+            let dimensions: Vec<&str> = block
+                .iter()
+                .filter_map(|l| l.trim().strip_prefix("- Name: "))
+                .collect();
+            let expected: &[&str] = if name == "RunsIncomplete" {
+                &[]
+            } else {
+                &["service"]
+            };
+            assert_eq!(
+                dimensions, expected,
+                "{name}: the dimension set it is written with"
+            );
+        }
+    }
+    // The dashboard: ["${MetricsNamespace}", "Name", ...] and SEARCH(... MetricName=\"Name\").
+    for (at, _) in template.match_indices("[\"${MetricsNamespace}\", \"") {
+        let rest = &template[at + "[\"${MetricsNamespace}\", \"".len()..];
+        read_by_template.insert(rest[..rest.find('"').unwrap()].to_owned());
+    }
+    for (at, _) in template.match_indices("MetricName=\\\"") {
+        let rest = &template[at + "MetricName=\\\"".len()..];
+        read_by_template.insert(rest[..rest.find('\\').unwrap()].to_owned());
+    }
+    assert!(read_by_template.len() >= 10, "{read_by_template:?}");
+    let unknown: Vec<&String> = read_by_template.iter().filter(|n| !known(n)).collect();
+    assert!(
+        unknown.is_empty(),
+        "the template reads metrics nothing writes: {unknown:?}"
+    );
+}

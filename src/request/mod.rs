@@ -100,7 +100,7 @@ pub enum RequestError {
         "a plan names its instances inside its steps: move recoveryInstanceIDs, sourceServerIDs and selector into a step"
     )]
     InstancesOutsideSteps,
-    #[error("step must be 1-64 letters, digits, spaces and . _ -")]
+    #[error("step must be 1-64 letters, digits, spaces and . _ -, with a letter or digit")]
     BadStepName,
     #[error("the step lists no instances: give recoveryInstanceIDs, sourceServerIDs or a selector")]
     NoStepInstances,
@@ -196,7 +196,26 @@ pub enum Action {
     Plan(PlanRequest),
 }
 
-/// Parses either envelope and either action.
+impl Action {
+    pub fn run_id(&self) -> &str {
+        match self {
+            Action::Launch(request) => &request.run_id,
+            Action::Track(request) => &request.run_id,
+            Action::Plan(request) => &request.run_id,
+        }
+    }
+
+    /// The plan step it is for: a plan's own check is the run's, no step's.
+    pub fn step(&self) -> Option<&str> {
+        match self {
+            Action::Launch(request) => request.step.as_deref(),
+            Action::Track(request) => request.step.as_deref(),
+            Action::Plan(_) => None,
+        }
+    }
+}
+
+/// Parses either envelope and any action.
 pub fn parse_action(
     payload: Value,
     max_instances: usize,

@@ -197,7 +197,10 @@ fn parse_step(raw: &Value, last: bool, max_instances: usize) -> Result<PlanStep,
                     expected: "a string",
                     found,
                 },
-                _ => invalid("name", "must be 1-64 letters, digits, spaces and . _ -"),
+                _ => invalid(
+                    "name",
+                    "must be 1-64 letters, digits, spaces and . _ -, with a letter or digit",
+                ),
             })?
             .unwrap_or_default(),
     };

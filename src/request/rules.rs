@@ -54,10 +54,12 @@ pub(crate) fn parse_step_name(raw: Option<&Value>) -> Result<Option<String>, Req
 }
 
 pub(crate) fn is_valid_step_name(name: &str) -> bool {
+    // A step's name is a metrics dimension value too: CloudWatch wants one that is not blank.
     (1..=STEP_NAME_MAX_LEN).contains(&name.len())
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "._- ".contains(c))
+        && name.chars().any(|c| c.is_ascii_alphanumeric())
 }
 
 /// `critical`: true, false, or a list of recovery instance or source server ids.

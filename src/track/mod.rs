@@ -4,6 +4,7 @@
 //! on the run's last call, the run's summary.
 
 use std::collections::{HashMap, HashSet};
+use std::time::Duration;
 
 use serde::Serialize;
 use tokio::time::Instant;
@@ -58,6 +59,9 @@ pub struct TrackAnswer {
     /// A final call: the run's counts, as its `Failback Run Finished` event says them.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub finished: Option<RunCounts>,
+    /// How long the run (or step) has been going since its first job: for its metrics.
+    #[serde(skip)]
+    pub since_first_job: Option<Duration>,
     /// The plan step tracked, when the request named one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub step: Option<String>,
@@ -73,9 +77,8 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
         &self,
         request: &TrackRequest,
         deadline: Instant,
+        stats: &CallStats,
     ) -> Result<TrackAnswer, HandlerError> {
-        let started = Instant::now();
-        let stats = CallStats::default();
         let policy = RetryPolicy::from_config(&self.config);
         let stop_at = deadline
             .checked_sub(self.config.deadline_margin)
@@ -87,7 +90,7 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
             budget: Budget::new(stop_at, self.config.launch_call_timeout),
             max_concurrent: self.config.max_concurrent_launches,
             active_job_window: self.config.active_job_window,
-            stats: &stats,
+            stats,
         };
         let final_call = request.final_call;
         let jobs = match reads.jobs(&request.job_ids).await {
@@ -172,8 +175,8 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
             .filter_map(|job| job.created)
             .min()
             .and_then(|first| reads.budget.wall_now().duration_since(first).ok());
-        let answer = self.answer(request, tracked, deadline).await?;
-        self.measure_track(request, &answer, &stats, started, since_first_job);
+        let mut answer = self.answer(request, tracked, deadline).await?;
+        answer.since_first_job = since_first_job;
         Ok(answer)
     }
 
@@ -295,6 +298,7 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
             finished,
             step: request.step.clone(),
             verdict,
+            since_first_job: None,
             events: EventDelivery {
                 published: report.published,
                 undelivered: report.undelivered,
