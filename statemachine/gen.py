@@ -314,9 +314,15 @@ states["PublishRunFinished"] = O(
     Resource="arn:aws:states:::events:putEvents",
     Arguments=O(Entries=[event("Failback Run Finished", "$states.input")]),
     Retry=EVENT_RETRY,
-    Catch=[O(ErrorEquals=["States.ALL"], Output=j("$states.input"), Next="Finished")],
+    Catch=[O(ErrorEquals=["States.ALL"], Output=j("$states.input"), Next="RunFinishedNotPublished")],
     Output=j("$states.input"),
     Next="Finished",
+)
+states["RunFinishedNotPublished"] = O(
+    Type="Choice",
+    Comment="The Failback Run Finished event could not be published, even after its retries. A complete run still succeeds. An incomplete one fails (FailbackIncompleteUnannounced): it would otherwise end in a Succeed state with no event for the runs-incomplete alarm to count, and nothing would say that it is incomplete; as a failed execution the executions-failed alarm catches it.",
+    Choices=[O(Condition=j("$states.input.complete = true"), Next="FailbackComplete")],
+    Default="FailbackIncompleteUnannounced",
 )
 states["Finished"] = O(
     Type="Choice",
@@ -326,6 +332,26 @@ states["Finished"] = O(
 )
 states["FailbackComplete"] = O(Type="Succeed", Comment="Every step ran and finished: every instance has its final result (succeeded or failed, with the reason) or outcome (skipped, rejected), within each step's limits.")
 states["FailbackIncomplete"] = O(Type="Succeed", Comment="The plan halted (halted says at which step and why; later steps are not started) or a step stopped before every instance was final. Starting the plan again with the same runId resumes it: instances already launched by this run are not launched again.")
+# The Cause of FailbackIncompleteUnannounced: the run's summary as a JSON string, within the 32768
+# characters Step Functions keeps of a cause (ExecutionFailedEventDetails). Taken as characters,
+# 32000 leaves a margin; in case the limit is counted in UTF-8 bytes, a summary that could be
+# longer than 32000 bytes (every non-ASCII character counted as 4) has its non-ASCII characters
+# replaced by "?" first (only error messages can hold any: ids, step names and reasons are ASCII),
+# so that its length is its size. A summary still too long is cut, and says so; the whole summary
+# stays in the execution history, as the input of the Fail state.
+CAUSE_MAX = 32000
+CAUSE_CUT = "... (cut at 32000 characters: the whole summary is the input of FailbackIncompleteUnannounced in the execution history)"
+UNANNOUNCED_CAUSE = (
+    "($s := $string($states.input); "
+    f"$s := $length($s) + 3 * $length($replace($s, /[\\x00-\\x7F]+/, \"\")) <= {CAUSE_MAX} ? $s : $replace($s, /[^\\x00-\\x7F]/, \"?\"); "
+    f"$length($s) <= {CAUSE_MAX} ? $s : $substring($s, 0, {CAUSE_MAX - len(CAUSE_CUT)}) & \"{CAUSE_CUT}\")"
+)
+states["FailbackIncompleteUnannounced"] = O(
+    Type="Fail",
+    Comment="An incomplete run (halted, or a step stopped before every instance was final) whose Failback Run Finished event could not be published: the execution fails, so that the executions-failed alarm fires where the runs-incomplete alarm, which counts those events, cannot. The cause is the run's summary (the event's detail), as JSON; start the plan again with the same runId to resume it, as after FailbackIncomplete.",
+    Error="FailbackIncomplete",
+    Cause=j(UNANNOUNCED_CAUSE),
+)
 states["DryRunPlanned"] = O(
     Type="Succeed",
     Comment="A dry run: nothing launched; each step with the instances it resolves to, its counts, planned job sizes and outcomes.",

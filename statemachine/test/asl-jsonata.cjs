@@ -31,6 +31,11 @@ const jsonata = require("jsonata");
 
 const MAX_PAYLOAD_BYTES = 256 * 1024;
 const MAX_TIMEOUT_SECONDS = 99999999;
+// What Step Functions keeps of a failure's error and cause (ExecutionFailedEventDetails: "maximum
+// length" 256 and 32768). What it does with a longer one is not documented, so a Fail state that
+// gives one is refused; the length is taken in UTF-8 bytes, the stricter reading.
+const MAX_ERROR_LENGTH = 256;
+const MAX_CAUSE_LENGTH = 32768;
 
 class StatesError extends Error {
   constructor(error, cause) {
@@ -75,6 +80,14 @@ function checkSize(value, what) {
   if (bytes > MAX_PAYLOAD_BYTES) {
     throw new StatesError("States.DataLimitExceeded", `${what} is ${bytes} bytes`);
   }
+}
+
+/** A Fail state's Error or Cause: a string Step Functions keeps whole, or nothing. */
+function checkFailure(name, field, value, max) {
+  if (value === undefined) return;
+  if (typeof value !== "string") throw new Error(`${name}: ${field} must be a string, got ${JSON.stringify(value)?.slice(0, 80)}`);
+  const bytes = Buffer.byteLength(value, "utf8");
+  if (bytes > max) throw new Error(`${name}: ${field} is ${bytes} bytes, more than the ${max} Step Functions keeps`);
 }
 
 function checkFields(object, allowed, what) {
@@ -402,13 +415,13 @@ async function execute(definition, input, options) {
         case "Succeed":
           next = undefined;
           break;
-        case "Fail":
-          return finish({
-            status: "FAILED",
-            state: name,
-            error: await resolve(state.Error, scope, "Error"),
-            cause: await resolve(state.Cause, scope, "Cause"),
-          });
+        case "Fail": {
+          const error = await resolve(state.Error, scope, "Error");
+          const cause = await resolve(state.Cause, scope, "Cause");
+          checkFailure(name, "Error", error, MAX_ERROR_LENGTH);
+          checkFailure(name, "Cause", cause, MAX_CAUSE_LENGTH);
+          return finish({ status: "FAILED", state: name, error, cause });
+        }
         default:
           throw new Error(`${name}: state type ${state.Type} is not modelled`);
       }

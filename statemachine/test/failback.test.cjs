@@ -759,6 +759,84 @@ test("an event that cannot be published does not stop the failback", async () =>
   assert.deepEqual(published(run, "Failback Run Finished"), [run.output]);
 });
 
+/** A publish hook that fails every Failback Run Finished call: with an EventBridge error, or by failing its entry. */
+const runFinishedFails = (failure) => (entries) => {
+  if (entries[0].DetailType !== "Failback Run Finished") return undefined;
+  if (failure === "failedEntry") return { failedEntries: { 0: { ErrorCode: "InternalFailure", ErrorMessage: "try again" } } };
+  throw new StatesError(failure, "unavailable");
+};
+/** The input of the state a run ended in (for a Fail state: what it was given, the summary). */
+const lastInput = (run) => run.trace.findLast((t) => "input" in t).input;
+
+test("an incomplete run whose Run Finished event cannot be published fails FailbackIncomplete, its summary as the cause; a complete one still succeeds", async () => {
+  const request = { runId: "wave-5", recoveryInstanceIDs: ids("0d", 6) };
+  const options = { capacity: 2, jobSize: 2, jobSeconds: 100 };
+  const announced = await execute(definition({ MaxRounds: 2 }), request, fakeFunction(options));
+  assertEnded(announced, "FailbackIncomplete");
+  for (const failure of ["EventBridge.InternalException", "failedEntry"]) {
+    const run = await execute(definition({ MaxRounds: 2 }), request, { ...fakeFunction(options), publish: runFinishedFails(failure) });
+    assertEnded(run, "FailbackIncompleteUnannounced");
+    assert.deepEqual([run.status, run.error], ["FAILED", "FailbackIncomplete"], failure);
+    assert.deepEqual(run.trace.filter((t) => t.state === "PublishRunFinished" && t.retry).map((t) => t.delay), [2, 4, 8], `${failure}: retried first`);
+    assert.deepEqual(published(run, "Failback Run Finished"), []);
+    // The cause is the summary the event would have carried, whole.
+    assert.deepEqual(lastInput(run), announced.output);
+    assert.deepEqual(JSON.parse(run.cause), announced.output);
+    assert.deepEqual([announced.output.complete, announced.output.halted], [false, { step: "failback", reason: "STEP_INCOMPLETE" }]);
+  }
+  // A complete run whose event is lost still succeeds: nothing is missing but the event.
+  const complete = await execute(definition(), sample("stepfunctions-task.json"), { ...fakeFunction(), publish: runFinishedFails("EventBridge.InternalException") });
+  assertEnded(complete, "FailbackComplete");
+  assert.equal(complete.output.complete, true);
+  assert.deepEqual(published(complete, "Failback Run Finished"), []);
+});
+
+test("an unannounced incomplete run's cause stays within the 32768 characters Step Functions keeps: cut when longer, ASCII when it could be", async () => {
+  const CAUSE_MAX = 32000;
+  // A launch error in step two whose message is long: the summary carries it (the step's error).
+  const haltedBy = (message) => {
+    const fake = fakeFunction({
+      tags: THREE_TAGS,
+      error: (n, body) => (body.step === "app-servers" && body.action === undefined ? functionError("DrsAccessDenied", message) : undefined),
+    });
+    return execute(definition(), THREE, { ...fake, answer: approve(), publish: runFinishedFails("EventBridge.InternalException") });
+  };
+
+  const long = await haltedBy(`denied ${"x".repeat(32000)}`); // a task failure's cause is at most 32768 characters too
+  assertEnded(long, "FailbackIncompleteUnannounced");
+  const whole = JSON.stringify(lastInput(long));
+  assert.ok(whole.length > CAUSE_MAX, `${whole.length} characters`);
+  assert.equal(long.cause.length, CAUSE_MAX);
+  assert.match(long.cause, /\.\.\. \(cut at 32000 characters: the whole summary is the input of FailbackIncompleteUnannounced in the execution history\)$/);
+  assert.ok(whole.startsWith(long.cause.slice(0, long.cause.indexOf("... (cut at"))), "the summary's beginning, as it is");
+
+  // 16 000 characters of two bytes each: under 32000 characters, but over 32768 bytes. Each
+  // non-ASCII character becomes "?", and the cause is the summary otherwise whole.
+  const wide = await haltedBy(`refusé ${"é".repeat(16000)}`);
+  assertEnded(wide, "FailbackIncompleteUnannounced");
+  const summary = lastInput(wide);
+  assert.ok(JSON.stringify(summary).length < CAUSE_MAX && Buffer.byteLength(JSON.stringify(summary)) > 32768);
+  assert.equal(Buffer.byteLength(wide.cause), wide.cause.length, "ASCII only");
+  const asciiCause = summary.steps[1].error.Cause.replace(/[^\x00-\x7F]/g, "?");
+  assert.deepEqual(JSON.parse(wide.cause), { ...summary, steps: summary.steps.map((s, i) => (i === 1 ? { ...s, error: { ...s.error, Cause: asciiCause } } : s)) });
+
+  // A short summary with a non-ASCII character is kept as it is.
+  const short = await haltedBy("refusé");
+  assertEnded(short, "FailbackIncompleteUnannounced");
+  assert.deepEqual(JSON.parse(short.cause), lastInput(short));
+  assert.match(short.cause, /refusé/);
+});
+
+test("the interpreter refuses a Fail state whose error or cause Step Functions would not keep whole", async () => {
+  const failWith = (Error, Cause) => execute({ QueryLanguage: "JSONata", StartAt: "F", States: { F: { Type: "Fail", Error, Cause } } }, {}, { invoke: () => assert.fail("no function") });
+  const ok = await failWith("E", "c".repeat(32768));
+  assert.deepEqual([ok.status, ok.error, ok.cause.length], ["FAILED", "E", 32768]);
+  await assert.rejects(failWith("E", "c".repeat(32769)), /Cause is 32769 bytes/);
+  await assert.rejects(failWith("E", "é".repeat(16385)), /Cause is 32770 bytes/);
+  await assert.rejects(failWith("E".repeat(257), "c"), /Error is 257 bytes/);
+  await assert.rejects(failWith("E", "{% {'a': 1} %}"), /Cause must be a string/);
+});
+
 test("the largest request: 5000 ids through a quota of 500 stay within every state and variable limit", async () => {
   const requested = ids("1a", 5000);
   const fails = Object.fromEntries(requested.filter((_, i) => i % 7 === 0).map((id) => [id, "CONVERSION_FAIL"]));
