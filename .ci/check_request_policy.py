@@ -13,8 +13,9 @@ are and are not in RequestPrincipals:
 - nothing else reaches the function or the state machine: no other rule
   targets them, the function's only invoke permission is the rule's, and the
   only roles allowed states:StartExecution are StartFailbackRole (assumable
-  by EventBridge of this account) and FailbackStarterRole (assumable exactly
-  by the listed principals).
+  by EventBridge for the request rule only, not for any other rule of this
+  or another account) and FailbackStarterRole (assumable exactly by the
+  listed principals).
 
 Then it breaks the template in ways that must be caught, and fails unless
 each one is (a check that passes everything proves nothing).
@@ -80,6 +81,10 @@ SCENARIOS = [
     {
         "name": "bus created by the stack, one role of the stack's own account",
         "params": {"RequestEventBusName": "", "RequestPrincipals": OWN_LISTED_ROLE},
+    },
+    {
+        "name": "the account's default bus named, principals in other accounts",
+        "params": {"RequestEventBusName": "default", "RequestPrincipals": f"{LISTED_ACCOUNT},{LISTED_ROLE}"},
     },
     {
         "name": "direct function target, the stack's own account listed",
@@ -174,7 +179,9 @@ class Stack:
                 return f"arn:{PARTITION}:events:{REGION}:{ACCOUNT}:event-bus/{self.ref(name)}"
             if kind == "AWS::Events::Rule":
                 bus = self.resolve(resource["Properties"].get("EventBusName", "default"))
-                path = name if bus == "default" else f"{bus}/{name}"
+                # Without a Name, CloudFormation makes one up: the logical id stands for it.
+                rule_name = self.resolve(resource["Properties"].get("Name", name))
+                path = rule_name if bus == "default" else f"{bus}/{rule_name}"
                 return f"arn:{PARTITION}:events:{REGION}:{ACCOUNT}:rule/{path}"
             if kind == "AWS::IAM::Role":
                 return f"arn:{PARTITION}:iam::{ACCOUNT}:role/{name}"
@@ -288,15 +295,20 @@ def wildcard(pattern: str, value: str, case_sensitive: bool = True) -> bool:
     return fnmatch.fnmatchcase(value, pattern)
 
 
+def like(value: str, pattern: str) -> bool:
+    return wildcard(pattern, value)
+
+
+# Each: (does the request's value match the policy's, negated). ArnEquals takes wildcards as ArnLike does.
 OPERATORS = {
     "StringEquals": (lambda v, p: v == p, False),
     "StringNotEquals": (lambda v, p: v == p, True),
-    "StringLike": (wildcard, False),
-    "StringNotLike": (wildcard, True),
-    "ArnEquals": (wildcard, False),
-    "ArnLike": (wildcard, False),
-    "ArnNotEquals": (wildcard, True),
-    "ArnNotLike": (wildcard, True),
+    "StringLike": (like, False),
+    "StringNotLike": (like, True),
+    "ArnEquals": (like, False),
+    "ArnLike": (like, False),
+    "ArnNotEquals": (like, True),
+    "ArnNotLike": (like, True),
 }
 
 
@@ -350,6 +362,21 @@ def allowed(statements: list[dict], caller: Principal, action: str, resource: st
     if any(s.get("Effect") == "Allow" for s in applying):
         return True
     return identity_suffices and caller.account == ACCOUNT
+
+
+def service_allowed(statements: list[dict], service: str, action: str, context: dict[str, list[str]]) -> bool:
+    """A trust policy's verdict for a service principal acting with these context keys."""
+    applying = []
+    for statement in statements:
+        principal = statement.get("Principal")
+        if principal != "*" and not (isinstance(principal, dict) and service in as_list(principal.get("Service"))):
+            continue
+        if statement_applies({k: v for k, v in statement.items() if k != "Principal"}, Principal("", ""), action,
+                             None, context):
+            applying.append(statement)
+    if any(s.get("Effect") == "Deny" for s in applying):
+        return False
+    return any(s.get("Effect") == "Allow" for s in applying)
 
 
 def is_listed(caller: Principal, listed: list[str]) -> bool:
@@ -471,6 +498,22 @@ def check(stack: Stack) -> list[str]:
         problems.append(f"states:StartExecution on the state machine is granted to {sorted(starters)}, "
                         f"not exactly {sorted(expected_starters)}")
 
+    # EventBridge acting for a rule: the request rule, and rules it must not act for (another rule
+    # on the request bus, a rule of that name on another bus, the same rule path in another
+    # account, a call that names no rule).
+    rule_arn = stack.get_att("LaunchRequestedRule", "Arn")
+    rule_path = rule_arn.split(":rule/", 1)[1]
+    other_bus = "default" if bus_name != "default" else "other-bus"
+    rule_name = rule_path.rsplit("/", 1)[-1]
+    eventbridge_for = [
+        ("the request rule", ACCOUNT, rule_arn, True),
+        ("another rule on the request bus", ACCOUNT, rule_arn.rsplit("/", 1)[0] + "/any-rule", False),
+        (f"a rule of the same name on bus {other_bus}", ACCOUNT,
+         f"arn:{PARTITION}:events:{REGION}:{ACCOUNT}:rule/" + (rule_name if other_bus == "default" else f"{other_bus}/{rule_name}"),
+         False),
+        ("the same rule path in another account", "999988887777", rule_arn.replace(f":{ACCOUNT}:", ":999988887777:"), False),
+        ("no rule named", ACCOUNT, None, False),
+    ]
     for name, props in starters.items():
         trust = as_list(props.get("AssumeRolePolicyDocument", {}).get("Statement"))
         for statement in trust:
@@ -478,9 +521,15 @@ def check(stack: Stack) -> list[str]:
                     isinstance(statement["Principal"], dict) and "Service" in statement["Principal"]:
                 services = as_list(statement["Principal"]["Service"])
                 if name != "StartFailbackRole" or services != ["events.amazonaws.com"] or \
-                        statement.get("Condition") != {"StringEquals": {"aws:SourceAccount": ACCOUNT}} or \
                         set(statement["Principal"]) != {"Service"}:
-                    problems.append(f"{name} trusts services {services} beyond EventBridge of this account")
+                    problems.append(f"{name} trusts services {services} beyond EventBridge")
+        for label, account, source_arn, request_rule in eventbridge_for:
+            context = {"aws:sourceaccount": [account], **({"aws:sourcearn": [source_arn]} if source_arn else {})}
+            may = service_allowed(trust, "events.amazonaws.com", "sts:AssumeRole", context)
+            should = name == "StartFailbackRole" and request_rule
+            if may != should:
+                problems.append(f"EventBridge acting for {label} ({source_arn}) {'may' if may else 'may not'} "
+                                f"assume {name}")
         for caller in CALLERS:
             context = {"aws:principalaccount": [caller.account], "aws:principalarn": [caller.arn]}
             may = allowed(trust, caller, "sts:AssumeRole", None, context, identity_suffices=False)
@@ -615,6 +664,23 @@ def _(t):
 @mutation("EventBridge of any account may assume StartFailbackRole")
 def _(t):
     del props(t, "StartFailbackRole")["AssumeRolePolicyDocument"]["Statement"][0]["Condition"]
+
+
+@mutation("StartFailbackRole's trust has no aws:SourceArn condition: any rule of the account may use it")
+def _(t):
+    del props(t, "StartFailbackRole")["AssumeRolePolicyDocument"]["Statement"][0]["Condition"]["ArnEquals"]
+
+
+@mutation("StartFailbackRole's trust admits every rule of the account (aws:SourceArn rule/*)")
+def _(t):
+    condition = props(t, "StartFailbackRole")["AssumeRolePolicyDocument"]["Statement"][0]["Condition"]
+    del condition["ArnEquals"]
+    condition["ArnLike"] = {"aws:SourceArn": {"Fn::Sub": "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:rule/*"}}
+
+
+@mutation("the request rule is renamed, and StartFailbackRole's trust still names the old name")
+def _(t):
+    props(t, "LaunchRequestedRule")["Name"] = {"Fn::Sub": "${AWS::StackName}-failback-requested"}
 
 
 def self_check(template: dict) -> list[str]:
