@@ -122,10 +122,6 @@ impl MetricSet {
         self.properties.insert(key.to_owned(), value);
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.values.is_empty()
-    }
-
     /// The EMF record: one JSON object, to be written as one line.
     pub fn record(&self, target: &MetricsTarget, at: SystemTime) -> Value {
         let mut dimensions = vec![json!(["service"])];
@@ -175,19 +171,16 @@ impl MetricSet {
 /// throttling and wasted-call metrics say.
 #[derive(Debug, Default)]
 pub struct CallStats {
-    pub launches: AtomicU64,
     /// Launch calls that created no job: throttled, refused, failed or lost.
-    pub launches_wasted: AtomicU64,
+    launches_wasted: AtomicU64,
     /// Calls (launches and reads) DRS throttled.
-    pub throttled: AtomicU64,
-    pub reads: AtomicU64,
+    throttled: AtomicU64,
     /// How long each launch call took, the first [`MAX_VALUES`].
     launch_latency_ms: Mutex<Vec<f64>>,
 }
 
 impl CallStats {
     pub fn launch(&self, took: Duration, created: bool, throttled: bool) {
-        self.launches.fetch_add(1, Ordering::Relaxed);
         if !created {
             self.launches_wasted.fetch_add(1, Ordering::Relaxed);
         }
@@ -201,11 +194,9 @@ impl CallStats {
         }
     }
 
-    pub fn read(&self, throttled: bool) {
-        self.reads.fetch_add(1, Ordering::Relaxed);
-        if throttled {
-            self.throttled.fetch_add(1, Ordering::Relaxed);
-        }
+    /// A read DRS throttled.
+    pub fn read_throttled(&self) {
+        self.throttled.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The calls' metrics, into `set`.

@@ -42,8 +42,8 @@ pub struct Preflight {
     pub existing_jobs: Vec<LaunchedJob>,
     /// Each instance's source server: a job may list a server by that id only.
     pub sources: HashMap<String, String>,
-    /// Selected by tag, but launched by another step of this run: left to that step.
-    pub other_steps: Vec<String>,
+    /// How many selected by tag were launched by another step of this run: left to that step.
+    pub other_steps: usize,
 }
 
 /// Which run (and plan step) a pre-flight is for, and which ids only its selector chose.
@@ -232,7 +232,7 @@ pub async fn preflight<D: Drs>(
                     && job.step.is_some()
                     && job.step.as_deref() != run.step
                 {
-                    preflight.other_steps.push(id.clone());
+                    preflight.other_steps += 1;
                     continue;
                 }
                 match ours.iter_mut().find(|(j, _)| j.job_id == job.job_id) {

@@ -103,13 +103,11 @@ impl<D: Drs> DrsReads<'_, D> {
                 return Err(ReadFailure::NoTime);
             };
             let error = match timeout(call_timeout, call()).await {
-                Ok(Ok(value)) => {
-                    self.stats.read(false);
-                    return Ok(value);
-                }
+                Ok(Ok(value)) => return Ok(value),
                 Ok(Err(error)) => {
-                    self.stats
-                        .read(matches!(error, DescribeError::Throttled { .. }));
+                    if matches!(error, DescribeError::Throttled { .. }) {
+                        self.stats.read_throttled();
+                    }
                     error
                 }
                 Err(_) => DescribeError::Failed {

@@ -66,6 +66,29 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
         }
     }
 
+    /// The DRS reads of one invocation: its budget ends the deadline margin before `deadline`.
+    pub(crate) fn reads<'a>(
+        &'a self,
+        policy: &'a RetryPolicy,
+        deadline: Instant,
+        stats: &'a CallStats,
+    ) -> DrsReads<'a, D> {
+        DrsReads {
+            drs: &self.drs,
+            policy,
+            jitter: &*self.jitter,
+            budget: Budget::new(
+                deadline
+                    .checked_sub(self.config.deadline_margin)
+                    .unwrap_or_else(Instant::now),
+                self.config.launch_call_timeout,
+            ),
+            max_concurrent: self.config.max_concurrent_launches,
+            active_job_window: self.config.active_job_window,
+            stats,
+        }
+    }
+
     /// Whether this invocation is the process's first (read once per invocation).
     pub fn cold_start(&self) -> bool {
         self.cold.swap(false, Ordering::Relaxed)
@@ -135,21 +158,8 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
         stats: &CallStats,
     ) -> Result<RunResult, HandlerError> {
         let policy = RetryPolicy::from_config(&self.config);
-        let budget = Budget::new(
-            deadline
-                .checked_sub(self.config.deadline_margin)
-                .unwrap_or_else(Instant::now),
-            self.config.launch_call_timeout,
-        );
-        let reads = DrsReads {
-            drs: &self.drs,
-            policy: &policy,
-            jitter: &*self.jitter,
-            budget,
-            max_concurrent: self.config.max_concurrent_launches,
-            active_job_window: self.config.active_job_window,
-            stats,
-        };
+        let reads = self.reads(&policy, deadline, stats);
+        let budget = reads.budget;
         let mut result = RunResult::default();
         let (ids, selected) = resolve_ids(
             &reads,
@@ -182,7 +192,7 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
             launchable = preflight.launchable.len(),
             settled = preflight.settled.len(),
             jobs_of_this_run = preflight.existing_jobs.len(),
-            of_other_steps = preflight.other_steps.len(),
+            of_other_steps = preflight.other_steps,
             servers_in_active_jobs = capacity.servers_in_flight,
             active_jobs = capacity.active_jobs,
             "pre-flight done"

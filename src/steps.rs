@@ -9,17 +9,12 @@ use serde::Serialize;
 use tokio::time::Instant;
 use tracing::info;
 
-use crate::deadline::Budget;
 use crate::drs::{Drs, RecoveryInstance};
 use crate::error::HandlerError;
 use crate::metrics::CallStats;
-use crate::outcome::{Counts, NotLaunchedGroup};
-
-/// The reason a dry run defers every launchable instance with.
-const DRY_RUN: &str = "DRY_RUN";
+use crate::outcome::{Counts, DeferReason, NotLaunchedGroup, defer_reason_name};
 use crate::preflight::matching;
 use crate::publish::EventPublisher;
-use crate::reads::DrsReads;
 use crate::request::{
     Critical, Ids, PlanRequest, PlanStep, RequestError, Selector, invalid, label, within,
 };
@@ -220,20 +215,7 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
         let needs_drs = !request.plain || request.steps.iter().any(|s| s.selector.is_some());
         let resolved = if needs_drs {
             let policy = RetryPolicy::from_config(&self.config);
-            let reads = DrsReads {
-                drs: &self.drs,
-                policy: &policy,
-                jitter: &*self.jitter,
-                budget: Budget::new(
-                    deadline
-                        .checked_sub(self.config.deadline_margin)
-                        .unwrap_or_else(Instant::now),
-                    self.config.launch_call_timeout,
-                ),
-                max_concurrent: self.config.max_concurrent_launches,
-                active_job_window: self.config.active_job_window,
-                stats,
-            };
+            let reads = self.reads(&policy, deadline, stats);
             let all = reads
                 .all_instances()
                 .await
@@ -274,11 +256,12 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
                 // A dry run's answer is the execution's output: what would be skipped or
                 // rejected, not every id again (the step's lists and the DRY_RUN group would
                 // repeat them, past 256 KB for the largest plan).
+                let dry_run = defer_reason_name(DeferReason::DryRun);
                 plan.not_launched = Some(
                     answer
                         .not_launched
                         .into_iter()
-                        .filter(|g| g.reason != DRY_RUN)
+                        .filter(|g| g.reason != dry_run)
                         .collect(),
                 );
                 plan.recovery_instance_ids = None;

@@ -179,7 +179,7 @@ pub async fn run_plan<D: Drs, P: EventPublisher>(
     let mut reports: Vec<StepReport> = Vec::with_capacity(count);
     let mut halted: Option<(String, String)> = None;
     for (index, step) in plan.steps.iter().enumerate() {
-        if let Some(done) = reports.last().filter(|_| index > 0) {
+        if let Some(done) = reports.last() {
             let before = &plan.steps[index - 1];
             if before.wait_after_seconds > 0 {
                 sleep(Duration::from_secs_f64(
@@ -193,8 +193,7 @@ pub async fn run_plan<D: Drs, P: EventPublisher>(
                     Approval::Refused(error) => Some(("APPROVAL_REFUSED", Some(error))),
                     Approval::TimedOut => Some(("APPROVAL_TIMED_OUT", None)),
                 };
-                if let Some((reason, error)) = refusal {
-                    let last = reports.last_mut().expect("a step ran");
+                if let (Some((reason, error)), Some(last)) = (refusal, reports.last_mut()) {
                     last.status = StepStatus::Halted;
                     last.reason = Some(reason.into());
                     last.error = error;

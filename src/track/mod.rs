@@ -10,7 +10,6 @@ use serde::Serialize;
 use tokio::time::Instant;
 use tracing::{info, warn};
 
-use crate::deadline::Budget;
 use crate::drs::{Drs, JobRecord};
 use crate::error::HandlerError;
 use crate::events::{finished_events, job_completed};
@@ -18,7 +17,6 @@ use crate::finish::{Listing, fit_jobs, merge_not_launched, size};
 use crate::metrics::CallStats;
 use crate::outcome::{EventDelivery, NotLaunchedGroup};
 use crate::publish::EventPublisher;
-use crate::reads::DrsReads;
 use crate::request::TrackRequest;
 use crate::results::{
     InstanceResult, ResultCounts, ResultGroup, ResultKind, RunCounts, TrackedJob, group,
@@ -80,18 +78,7 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
         stats: &CallStats,
     ) -> Result<TrackAnswer, HandlerError> {
         let policy = RetryPolicy::from_config(&self.config);
-        let stop_at = deadline
-            .checked_sub(self.config.deadline_margin)
-            .unwrap_or_else(Instant::now);
-        let reads = DrsReads {
-            drs: &self.drs,
-            policy: &policy,
-            jitter: &*self.jitter,
-            budget: Budget::new(stop_at, self.config.launch_call_timeout),
-            max_concurrent: self.config.max_concurrent_launches,
-            active_job_window: self.config.active_job_window,
-            stats,
-        };
+        let reads = self.reads(&policy, deadline, stats);
         let final_call = request.final_call;
         let jobs = match reads.jobs(&request.job_ids).await {
             Ok(jobs) => jobs,
