@@ -100,10 +100,8 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
                 return Err(error);
             }
         };
-        let run_id = action.run_id().to_owned();
-        tracing::Span::current().record("correlation_id", run_id.as_str());
-        let step = action.step().map(str::to_owned);
-        let run = Some((run_id.as_str(), step.as_deref()));
+        tracing::Span::current().record("correlation_id", action.run_id());
+        let run = Some((action.run_id(), action.step()));
         // Boxed: the runs' futures are deep enough to overflow the compiler's type-layout
         // recursion limit in crates that nest them further (the local run, the tests).
         let reply = match &action {
