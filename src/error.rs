@@ -4,8 +4,9 @@
 use lambda_runtime::Diagnostic;
 use thiserror::Error;
 
-use crate::drs::Unusable;
+use crate::drs::reads::ReadFailure;
 use crate::request::RequestError;
+use crate::retry::Unusable;
 
 /// `errorType` names. Part of the contract: renaming one breaks callers' `Catch` clauses.
 pub const ERROR_INVALID_REQUEST: &str = "InvalidFailbackRequest";
@@ -31,6 +32,18 @@ pub enum HandlerError {
 }
 
 impl HandlerError {
+    /// The error a call ends with when a read it needed failed: DRS unusable, or `DrsReadFailed`
+    /// (nothing was done; safe to send again). `what` names what could not be read.
+    pub fn read_failed(failure: &ReadFailure, what: &str) -> Self {
+        match failure.unusable() {
+            Some((kind, message)) => HandlerError::DrsUnusable { kind, message },
+            None => HandlerError::ReadFailed {
+                what: what.to_owned(),
+                message: failure.to_string(),
+            },
+        }
+    }
+
     pub fn error_type(&self) -> &'static str {
         match self {
             HandlerError::InvalidRequest(_) | HandlerError::RefusedByDrs { .. } => {

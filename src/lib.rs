@@ -2,40 +2,32 @@
 //!
 //! # Layout
 //!
-//! A launch request flows through the stages in this order, and a track request then follows
-//! the jobs it made to their results; each module is one of them, or what they stand on. The
-//! core depends only on the [`drs::Drs`] and [`publish::EventPublisher`] traits; the AWS SDK
-//! adapters live in [`aws`].
+//! The folders are the stages a request flows through, in this order: a payload is parsed
+//! ([`request`]); a plan is checked against DRS before its first step ([`plan`]); each launch
+//! request is launched ([`launch`]); its jobs are followed to their results ([`track`]). The
+//! [`handler`] dispatches each payload to its stage. Each stage builds its own events and
+//! publishes them through [`events`]. The stages depend only on the [`drs::Drs`] and
+//! [`events::EventPublisher`] ports; the AWS SDK adapters live in [`aws`].
 //!
-//! | stage | module | what |
+//! | stage | folder | files: what |
 //! | --- | --- | --- |
-//! | entry | [`handler`] | the Lambda adapter: envelope, deadline, log span, errors |
-//! | request | [`request`] | parsing and validating both envelopes and the three actions; the jobs' tags |
-//! | plan of steps | [`steps`] | a failback plan checked against DRS (selectors, ids, overlaps); its dry run |
-//! | run | [`run`] | one run end to end, apart from Lambda: the stages below in order |
-//! | pre-flight | [`preflight`] | every instance and job read before launching; source servers resolved |
-//! | plan | [`plan`] | chunks within the DRS quotas still free (dry runs plan the same way) |
-//! | launch | [`launch`] | sending the chunks: concurrency, pacing, carrying out retry steps |
-//! | | [`isolate`] | finding the instances DRS refuses, by the culprit it names or by bisection |
-//! | outcome | [`outcome`] | one outcome per instance, and the answer built from them |
-//! | track | [`track`], [`results`] | following a run's jobs to the end: each launched instance's result |
-//! | | [`verdict`] | a plan step's verdict: whether the plan goes on, and why not |
-//! | | [`finish`] | the answer fitted under 256 KB; the run's not-launched instances merged back |
-//! | events | [`events`], [`publish`] | the result events, and PutEvents within its limits |
+//! | entry | [`handler`] | `mod`: the function, built once per cold start · `dispatch`: a payload to its stage, the metrics record · `lambda`: the Lambda entry, deadline and log span |
+//! | request | [`request`] | `mod`: both envelopes, the three actions, the errors · `launch`, `track`, `plan`: each action's request · `rules`: a step's name, `critical`, `maxFailed` · `selector`: tag selectors · `tags`: the job tags asked for · `not_launched`: a final call's not-launched groups |
+//! | plan | [`plan`] | `mod`: the plan action, its answer, its dry run · `resolve`: the steps resolved against DRS |
+//! | launch | [`launch`] | `mod`: a launch request to its answer · `preflight`: every instance read first · `capacity`: chunks within the quotas · `send`: chunks sent, each failure's step carried out · `pacing`: the send rate DRS tolerates · `isolate`: refused pieces taken apart · `reconcile`: this run's jobs looked for · `confirm`: launches and refusals confirmed · `report`: what launching came to · `outcome`: one outcome per instance · `answer`: the launch's answer · `events`: its events |
+//! | track | [`track`] | `mod`: a tracking call · `read`: the jobs' instances and logs · `results`: each instance's result · `verdict`: a plan step's verdict · `answer`: announcing, and the answer · `finish`: fitted under 256 KB · `events`: Job Completed, Run / Step Finished |
+//! | events | [`events`] | `mod`: the event catalogue and detail bounds · `publish`: PutEvents within its limits |
 //!
 //! What the stages stand on:
 //!
-//! | module | what |
+//! | folder or file | files: what |
 //! | --- | --- |
-//! | [`retry`] | every retry decision as a pure function, every retry limit in one policy |
-//! | [`reads`] | DRS reads with their retries, per-call timeouts and deadline checks |
-//! | [`reconcile`] | reading back what an ambiguous launch did |
-//! | [`pacing`] | the send rate DRS tolerates, learnt from its throttling |
+//! | [`drs`] | `mod`: the DRS port and its records · `state`: DRS's states as types · `tags` · `reads`: every read with its retries and time limits · `stats`: the calls an invocation made |
+//! | [`retry`] | `mod`: backoff and the retry policy · `failure`: what a failed call means · `launch`: the step after a failed launch · `read`: the step after a failed read |
+//! | [`aws`] | `mod`: the function wired to the SDK clients · `drs`, `eventbridge`: the adapters · `errors`: SDK failures classified |
+//! | [`telemetry`] | `logging`: JSON logs with the Powertools keys · `metrics`: EMF records · `measure`: what each invocation measures |
 //! | [`deadline`] | the time budget: when to stop starting work, how long a call may take |
-//! | [`drs`] | what the core needs from DRS, in its own words |
-//! | [`aws`] | the AWS SDK adapters, and the one constructor wiring the function to them |
-//! | [`config`], [`error`], [`logging`] | settings, error names, JSON logs (Powertools keys) |
-//! | [`metrics`], [`measure`] | CloudWatch Embedded Metric Format records and the DRS calls they count; what each invocation measures |
+//! | [`config`], [`error`] | settings; the errors a caller sees, by `errorType` |
 
 pub mod aws;
 pub mod config;
@@ -43,24 +35,10 @@ pub mod deadline;
 pub mod drs;
 pub mod error;
 pub mod events;
-pub mod finish;
 pub mod handler;
-pub mod isolate;
 pub mod launch;
-pub mod logging;
-pub mod measure;
-pub mod metrics;
-pub mod outcome;
-pub mod pacing;
 pub mod plan;
-pub mod preflight;
-pub mod publish;
-pub mod reads;
-pub mod reconcile;
 pub mod request;
-pub mod results;
 pub mod retry;
-pub mod run;
-pub mod steps;
+pub mod telemetry;
 pub mod track;
-pub mod verdict;

@@ -13,7 +13,7 @@ use serde_json::Value;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
-    drs_failback::logging::init();
+    drs_failback::telemetry::logging::init();
     let config = Config::from_env().inspect_err(|error| {
         tracing::error!(error = %error, "invalid configuration");
     })?;

@@ -6,9 +6,9 @@ mod support;
 use std::time::Duration;
 
 use drs_failback::config::REQUEST_INSTANCES_CEILING;
-use drs_failback::events::run_events;
-use drs_failback::outcome::Answer;
-use drs_failback::publish::batches;
+use drs_failback::events::publish::batches;
+use drs_failback::launch::answer::Answer;
+use drs_failback::launch::events::run_events;
 use drs_sim::{Fault, Fleet, Lifecycle, Operation, Quotas, SimConfig, SimHandle};
 use support::*;
 use tokio::time::Instant;

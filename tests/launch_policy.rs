@@ -6,12 +6,12 @@ mod support;
 
 use std::time::Duration;
 
+use drs_failback::drs::tags::RUN_ID_TAG_KEY;
 use drs_failback::error::{ERROR_ACCESS_DENIED, ERROR_ACCOUNT_NOT_INITIALIZED};
 use drs_failback::events::{
     DETAIL_TYPE_JOB_STARTED, DETAIL_TYPE_NOT_LAUNCHED, DETAIL_TYPE_RUN_COMPLETED,
 };
-use drs_failback::outcome::OutcomeKind;
-use drs_failback::request::RUN_ID_TAG_KEY;
+use drs_failback::launch::outcome::OutcomeKind;
 use drs_sim::{Fault, Fleet, Operation, Quotas, SimConfig, SimHandle};
 use serde_json::json;
 use support::*;

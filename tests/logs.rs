@@ -9,7 +9,7 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use drs_failback::handler::Reply;
-use drs_failback::logging::json_subscriber;
+use drs_failback::telemetry::logging::json_subscriber;
 use drs_sim::{Fault, Operation, SimConfig};
 use serde_json::{Value, json};
 use support::*;

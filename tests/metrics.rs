@@ -12,11 +12,11 @@ use serde_json::{Value, json};
 use support::*;
 use tokio::time::sleep;
 
-fn capture(fb: &mut SimFailback) -> Arc<Mutex<Vec<String>>> {
+fn capture(fb: SimFailback) -> (SimFailback, Arc<Mutex<Vec<String>>>) {
     let lines = Arc::new(Mutex::new(Vec::new()));
     let sink = Arc::clone(&lines);
-    fb.emit = Box::new(move |line| sink.lock().unwrap().push(line.to_owned()));
-    lines
+    let fb = fb.with_metrics_output(move |line| sink.lock().unwrap().push(line.to_owned()));
+    (fb, lines)
 }
 
 fn validator() -> jsonschema::Validator {
@@ -95,8 +95,7 @@ async fn a_launch_run_writes_one_record_with_its_outcomes_and_calls() {
         ..SimConfig::default()
     })
     .await;
-    let mut fb = failback_in_process(&sim, &[], 0.0).await;
-    let lines = capture(&mut fb);
+    let (fb, lines) = capture(failback_in_process(&sim, &[], 0.0).await);
     let mut request = json!({"runId": "run-emf", "recoveryInstanceIDs": ids});
     request["recoveryInstanceIDs"]
         .as_array_mut()
@@ -168,8 +167,7 @@ async fn a_steps_last_tracking_call_writes_its_results_under_the_step() {
     let ids = fleet.ids();
     fleet.set_failure(&ids[2], "CONVERSION_FAIL");
     let sim = start_with(fleet).await;
-    let mut fb = failback_in_process(&sim, &[], 0.0).await;
-    let lines = capture(&mut fb);
+    let (fb, lines) = capture(failback_in_process(&sim, &[], 0.0).await);
     let launched = fb
         .handle(
             json!({"runId": "run-emf", "step": "databases", "recoveryInstanceIDs": ids}),
@@ -216,8 +214,7 @@ async fn refusals_and_plan_checks_write_their_record_too() {
     let fleet = ready(3);
     let ids = fleet.ids();
     let sim = start_with(fleet).await;
-    let mut fb = failback_in_process(&sim, &[], 0.0).await;
-    let lines = capture(&mut fb);
+    let (fb, lines) = capture(failback_in_process(&sim, &[], 0.0).await);
     let plan = json!({"action": "plan", "runId": "run-emf", "steps": [
         {"name": "db", "recoveryInstanceIDs": [ids[0]]},
         {"name": "app", "recoveryInstanceIDs": [ids[1], ids[2]]}]});

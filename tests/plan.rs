@@ -8,7 +8,7 @@ mod support;
 use std::time::Duration;
 
 use drs_failback::events::{DETAIL_TYPE_JOB_COMPLETED, DETAIL_TYPE_STEP_FINISHED};
-use drs_failback::outcome::Answer;
+use drs_failback::launch::answer::Answer;
 use drs_failback::request::MAX_PLAN_STEPS;
 use drs_sim::{FailbackState, Fleet, LaunchResult, Lifecycle, Operation, SimConfig, SimHandle};
 use serde_json::{Value, json};
@@ -537,8 +537,7 @@ async fn what_a_plan_reaches_through_drs_is_checked_as_what_it_names() {
 
     // A critical source server on a step that lists recovery instances, and a selector on an
     // AWS tag: both fine; the critical one is named by its recovery instance too.
-    let mut fb = failback_in_process(&sim, &[], 1.0).await;
-    fb.emit = Box::new(|_| {});
+    let fb = failback_in_process(&sim, &[], 1.0).await;
     let answer = fb
         .handle_plan(
             plan(json!([

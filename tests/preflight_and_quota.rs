@@ -5,7 +5,8 @@ mod support;
 
 use std::time::Duration;
 
-use drs_failback::outcome::{Answer, OutcomeKind};
+use drs_failback::launch::answer::Answer;
+use drs_failback::launch::outcome::OutcomeKind;
 use drs_sim::{FailbackState, Fault, Lifecycle, Operation, Quotas, SimConfig, SimHandle};
 use serde_json::json;
 use support::*;

@@ -103,9 +103,10 @@ fn every_parameter_value_the_template_allows_is_a_valid_setting() {
 /// `RunsIncomplete` metric filter), under the dimensions it writes them with.
 #[test]
 fn alarms_and_dashboard_read_what_the_function_writes() {
-    use drs_failback::metrics::METRIC_NAMES;
+    use drs_failback::telemetry::measure::metric_names;
     let template = read("template.yaml");
-    let known = |name: &str| METRIC_NAMES.contains(&name) || name == "RunsIncomplete";
+    let names = metric_names();
+    let known = |name: &str| names.contains(&name) || name == "RunsIncomplete";
     let mut read_by_template = BTreeSet::new();
     // Alarms: a MetricName within the block that names the function's namespace.
     let lines: Vec<&str> = template.lines().collect();

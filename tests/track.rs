@@ -8,8 +8,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use drs_failback::events::{DETAIL_TYPE_JOB_COMPLETED, DETAIL_TYPE_RUN_FINISHED};
-use drs_failback::finish::Listing;
-use drs_failback::outcome::Answer;
+use drs_failback::launch::answer::Answer;
+use drs_failback::track::finish::Listing;
 use drs_sim::{Fault, Fleet, LaunchResult, Lifecycle, Operation, Quotas, SimConfig, SimHandle};
 use serde_json::{Value, json};
 use support::*;
@@ -80,8 +80,14 @@ async fn every_instance_came_back_and_each_job_is_announced_once() {
     assert!(done.running_job_ids.is_empty());
     assert_eq!(done.reported_job_ids, jobs);
     let one = &done.jobs[0].instances.as_ref().unwrap()[0];
-    assert_eq!(one.launch_status.as_deref(), Some("LAUNCHED"));
-    assert_eq!(one.failback_state.as_deref(), Some("FAILBACK_COMPLETED"));
+    assert_eq!(
+        one.launch_status.as_ref().map(|s| s.as_str()),
+        Some("LAUNCHED")
+    );
+    assert_eq!(
+        one.failback_state.as_ref().map(|s| s.as_str()),
+        Some("FAILBACK_COMPLETED")
+    );
     assert!(one.source_server_id.is_some());
     let events = delivered_of(&sim, DETAIL_TYPE_JOB_COMPLETED);
     assert_eq!(events.len(), 3);
@@ -128,8 +134,14 @@ async fn failed_instances_say_why() {
         .find(|r| r.id() == ids[3])
         .unwrap()
         .clone();
-    assert_eq!(terminated.launch_status.as_deref(), Some("TERMINATED"));
-    assert_eq!(terminated.failback_state.as_deref(), Some("FAILBACK_ERROR"));
+    assert_eq!(
+        terminated.launch_status.as_ref().map(|s| s.as_str()),
+        Some("TERMINATED")
+    );
+    assert_eq!(
+        terminated.failback_state.as_ref().map(|s| s.as_str()),
+        Some("FAILBACK_ERROR")
+    );
     assert!(terminated.message.unwrap().contains("terminated"));
 }
 
@@ -164,7 +176,12 @@ async fn a_job_drs_does_not_show_is_unknown_not_done() {
         .await
         .unwrap();
     assert!(!answer.complete);
-    assert!(answer.jobs.iter().all(|j| j.status == "UNKNOWN" && !j.done));
+    assert!(
+        answer
+            .jobs
+            .iter()
+            .all(|j| j.status.as_str() == "UNKNOWN" && !j.done)
+    );
     assert_eq!(answer.running_job_ids, jobs);
     sleep(Duration::from_secs(11)).await;
     let later = fb
@@ -293,7 +310,7 @@ async fn a_completed_job_is_done_only_when_its_instances_are_final() {
         .handle_track(track(&jobs, &[]), in_minutes(5))
         .await
         .unwrap();
-    assert_eq!(early.jobs[0].status, "COMPLETED");
+    assert_eq!(early.jobs[0].status.as_str(), "COMPLETED");
     assert!(!early.complete && !early.jobs[0].done);
     assert_eq!(early.counts.running, 4);
     assert!(delivered_of(&sim, DETAIL_TYPE_JOB_COMPLETED).is_empty());
@@ -433,7 +450,7 @@ async fn the_last_call_fails_rather_than_sum_up_what_it_could_not_read() {
         .await
         .unwrap();
     assert!(!ordinary.complete);
-    assert_eq!(ordinary.jobs[0].status, "UNKNOWN");
+    assert_eq!(ordinary.jobs[0].status.as_str(), "UNKNOWN");
     let mut last = track(&jobs, &[]);
     last["final"] = true.into();
     let error = fb
@@ -533,7 +550,7 @@ async fn the_answer_fits_a_run_of_thousands_of_one_instance_jobs() {
         c.page_size = 1000;
     })
     .await;
-    let tag = [(drs_failback::request::RUN_ID_TAG_KEY, RUN_ID)];
+    let tag = [(drs_failback::drs::tags::RUN_ID_TAG_KEY, RUN_ID)];
     let jobs: Vec<String> = ids
         .iter()
         .map(|id| sim.start_job(std::slice::from_ref(id), &tag).unwrap())

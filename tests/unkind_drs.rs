@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use drs_failback::error::ERROR_INVALID_REQUEST;
 use drs_failback::events::DETAIL_TYPE_JOB_STARTED;
-use drs_failback::outcome::OutcomeKind;
+use drs_failback::launch::outcome::OutcomeKind;
 use drs_sim::{Fault, History, Lifecycle, Operation, Quotas, SimConfig, SimHandle};
 use serde_json::json;
 use support::*;
@@ -48,7 +48,7 @@ fn fail(calls: u32, status: u16, error_type: &str) -> Fault {
     }
 }
 
-fn rejected(answer: &drs_failback::outcome::Answer) -> Vec<String> {
+fn rejected(answer: &drs_failback::launch::answer::Answer) -> Vec<String> {
     ids_with(answer, OutcomeKind::Rejected)
 }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use drs_failback::error::{ERROR_ACCOUNT_NOT_INITIALIZED, ERROR_INVALID_REQUEST};
 use drs_failback::events::{DETAIL_TYPE_JOB_STARTED, DETAIL_TYPE_RUN_COMPLETED};
-use drs_failback::outcome::OutcomeKind;
+use drs_failback::launch::outcome::OutcomeKind;
 use drs_sim::{FailbackState, Fault, Fleet, Lifecycle, Operation, Quotas, SimConfig};
 use serde_json::Value;
 use support::*;

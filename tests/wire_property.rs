@@ -16,7 +16,7 @@ mod support;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use drs_failback::outcome::OutcomeKind;
+use drs_failback::launch::outcome::OutcomeKind;
 use drs_sim::{FailbackState, Fault, Fleet, History, Operation, Quotas, SimConfig};
 use proptest::prelude::*;
 use serde_json::json;
@@ -392,7 +392,7 @@ async fn run(case: Case) {
 }
 
 /// Instances busy in another run's job are never launched by this one.
-fn check_busy(busy: &[String], answer: &drs_failback::outcome::Answer) {
+fn check_busy(busy: &[String], answer: &drs_failback::launch::answer::Answer) {
     for id in busy {
         let (kind, _) = outcome_of(answer, id).expect("busy ids have an outcome");
         assert_ne!(
@@ -403,7 +403,7 @@ fn check_busy(busy: &[String], answer: &drs_failback::outcome::Answer) {
     }
 }
 
-fn job_of(answer: &drs_failback::outcome::Answer) -> HashMap<String, String> {
+fn job_of(answer: &drs_failback::launch::answer::Answer) -> HashMap<String, String> {
     answer
         .jobs
         .iter()

@@ -307,7 +307,7 @@ pub fn markdown(report: &Report) -> String {
     let rate = |r: Option<f64>| r.map_or("none".to_owned(), |r| format!("{r:.2}/s"));
     let _ = writeln!(
         md,
-        "The pacer itself (`drs_failback::pacing::Pacer` driven directly by the bench on a synthetic clock, no I/O):\n\n\
+        "The pacer itself (`drs_failback::launch::pacing::Pacer` driven directly by the bench on a synthetic clock, no I/O):\n\n\
          | situation | pacer's rate |\n| --- | --- |\n\
          | after the first round: {BURST} admitted, {} throttled together | {} |\n\
          | admitted launches (at its own pace) to climb back to {RATE_PER_SECOND}/s | {} |\n\

@@ -91,9 +91,9 @@ async fn measure() -> Result<Pipeline, String> {
     let in_flight = SERVERS_IN_FLIGHT.to_string();
     let config = Config::from_pairs(&[("MAX_SERVERS_IN_FLIGHT", in_flight.as_str())])
         .map_err(|e| format!("config: {e}"))?;
-    let mut failback = drs_failback::aws::failback(config, &sim.in_process_sdk_config().await);
     // The benchmark measures the calls, not the metrics lines.
-    failback.emit = Box::new(|_| {});
+    let failback = drs_failback::aws::failback(config, &sim.in_process_sdk_config().await)
+        .with_metrics_output(|_| {});
     let settings = ArcSettings {
         track_interval: TRACK_INTERVAL,
         time_limit: Duration::from_secs(12 * 3600),

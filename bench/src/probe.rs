@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use drs_failback::pacing::Pacer;
+use drs_failback::launch::pacing::Pacer;
 use tokio::time::Instant;
 
 use crate::workload::{BURST, CONCURRENCY, RATE_PER_SECOND};

@@ -492,7 +492,7 @@ pub(crate) fn causes(report: &Report) -> Vec<String> {
         let probe = report.pacer;
         let rate = |r: Option<f64>| r.map_or("none".to_owned(), |r| format!("{r:.2}/s"));
         let mut pacer = format!(
-            "Driven directly by the bench (`drs_failback::pacing::Pacer`, synthetic clock), the pacer's rate after the \
+            "Driven directly by the bench (`drs_failback::launch::pacing::Pacer`, synthetic clock), the pacer's rate after the \
              first round ({BURST} admitted, {} throttled together) is {}",
             CONCURRENCY.saturating_sub(BURST as usize),
             rate(probe.after_first_round)

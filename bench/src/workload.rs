@@ -7,8 +7,10 @@ use std::time::{Duration, Instant};
 
 use aws_config::retry::RetryConfig;
 use drs_failback::aws::drs::SdkDrs;
+use drs_failback::aws::eventbridge::SdkEventBridge;
 use drs_failback::config::Config;
-use drs_failback::outcome::OutcomeKind;
+use drs_failback::handler::Failback;
+use drs_failback::launch::outcome::OutcomeKind;
 use drs_sim::{
     CallRecord, FailbackState, Fault, Fleet, Lifecycle, Operation, Quotas, SimConfig, SimHandle,
     Simulator,
@@ -434,16 +436,22 @@ async fn drive(
         .map_err(|e| format!("bench settings refused: {e}"))?;
     // `sdk_config` only: the simulator's endpoint, static dummy credentials, a fixed region.
     let sdk = drs_sim::sdk_config(&sim.endpoint()).await;
-    let mut failback = drs_failback::aws::failback(config, &sdk);
+    let failback = if variant == Variant::Baseline {
+        let bus = config.event_bus_name.clone();
+        let retrying = sdk
+            .to_builder()
+            .retry_config(RetryConfig::standard())
+            .build();
+        Failback::new(
+            config,
+            SdkDrs::with_sdk_retries(&retrying),
+            SdkEventBridge::new(&sdk, bus),
+        )
+    } else {
+        drs_failback::aws::failback(config, &sdk)
+    };
     // The benchmark measures the calls, not the metrics lines.
-    failback.emit = Box::new(|_| {});
-    if variant == Variant::Baseline {
-        failback.drs = SdkDrs::with_sdk_retries(
-            &sdk.to_builder()
-                .retry_config(RetryConfig::standard())
-                .build(),
-        );
-    }
+    let failback = failback.with_metrics_output(|_| {});
     let run_id = format!(
         "bench-{}-{}-{n}",
         profile.name().replace(' ', "-"),

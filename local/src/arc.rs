@@ -9,12 +9,13 @@ use std::time::Duration;
 
 use drs_failback::drs::Drs;
 use drs_failback::error::{ERROR_READ_FAILED, HandlerError};
+use drs_failback::events::EventPublisher;
+use drs_failback::handler::Failback;
 use drs_failback::handler::Reply;
-use drs_failback::outcome::{Answer, NotLaunchedGroup, OutcomeKind};
-use drs_failback::publish::EventPublisher;
-use drs_failback::results::ResultCounts;
-use drs_failback::run::Failback;
-use drs_failback::track::TrackAnswer;
+use drs_failback::launch::answer::{Answer, NotLaunchedGroup};
+use drs_failback::launch::outcome::OutcomeKind;
+use drs_failback::track::answer::TrackAnswer;
+use drs_failback::track::results::ResultCounts;
 use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::time::{Instant, sleep};

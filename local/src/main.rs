@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use drs_failback::config::Config;
 use drs_failback::handler::Reply;
-use drs_failback::steps::StepPlan;
+use drs_failback::plan::StepPlan;
 use drs_failback_local::arc::{ArcSettings, Progress};
 use drs_failback_local::fleet::demo_fleet;
 use drs_failback_local::plan::{Approval, PlanEnd, PlanHooks, StepReport, StepStatus, run_plan};
@@ -157,8 +157,8 @@ fn main() -> ExitCode {
     };
     if std::env::var_os("RUST_LOG").is_some() {
         // The function's own JSON log lines, on stderr so the summary stays readable.
-        let subscriber = drs_failback::logging::json_subscriber(
-            drs_failback::logging::filter_from_env(),
+        let subscriber = drs_failback::telemetry::logging::json_subscriber(
+            drs_failback::telemetry::logging::filter_from_env(),
             std::io::stderr,
         );
         let _ = tracing::subscriber::set_global_default(subscriber);
@@ -212,14 +212,15 @@ async fn run(args: Args) -> Result<ExitCode, String> {
         .map_err(|e| format!("cannot start the simulator: {e}"))?;
     let config = Config::from_env().map_err(|e| format!("invalid configuration: {e}"))?;
     let bus = config.event_bus_name.clone();
-    let mut failback = drs_failback::aws::failback(config, &sim.sdk_config().await);
     // Each invocation's metrics record (EMF), on stderr beside the function's log lines: stdout
     // holds the tables (or the JSON output).
-    failback.emit = if args.metrics {
-        Box::new(|line| eprintln!("{line}"))
-    } else {
-        Box::new(|_| {})
-    };
+    let metrics = args.metrics;
+    let failback = drs_failback::aws::failback(config, &sim.sdk_config().await)
+        .with_metrics_output(move |line| {
+            if metrics {
+                eprintln!("{line}")
+            }
+        });
 
     if args.launch_only {
         let mut context = Context::default();

@@ -8,11 +8,11 @@ use std::time::Duration;
 
 use drs_failback::drs::Drs;
 use drs_failback::error::HandlerError;
+use drs_failback::events::EventPublisher;
+use drs_failback::handler::Failback;
 use drs_failback::handler::Reply;
-use drs_failback::publish::EventPublisher;
+use drs_failback::plan::{PlanAnswer, StepPlan};
 use drs_failback::request::RequestError;
-use drs_failback::run::Failback;
-use drs_failback::steps::{PlanAnswer, StepPlan};
 use serde_json::{Value, json};
 use tokio::time::{Instant, sleep};
 

@@ -3,9 +3,9 @@
 
 use std::io::{IsTerminal, Write};
 
-use drs_failback::outcome::NotLaunchedGroup;
-use drs_failback::results::{InstanceResult, ResultGroup};
-use drs_failback::track::TrackAnswer;
+use drs_failback::launch::answer::NotLaunchedGroup;
+use drs_failback::track::answer::TrackAnswer;
+use drs_failback::track::results::{InstanceResult, ResultGroup};
 use serde::Serialize;
 
 use crate::arc::Progress;
@@ -103,7 +103,11 @@ fn instance_row(result: &InstanceResult, job: &str, kind: String) -> Row {
     let reason = match (&result.reason, &result.message) {
         (Some(reason), Some(message)) => format!("{reason}: {message}"),
         (Some(reason), None) => reason.clone(),
-        _ => result.failback_state.clone().unwrap_or_default(),
+        _ => result
+            .failback_state
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default(),
     };
     Row {
         id: result.id().to_owned(),
@@ -121,7 +125,7 @@ fn group_rows<'a>(
     let reason = group
         .reason
         .clone()
-        .or_else(|| group.failback_state.clone())
+        .or_else(|| group.failback_state.as_ref().map(ToString::to_string))
         .unwrap_or_default();
     group.recovery_instance_ids.iter().map(move |id| Row {
         id: id.clone(),

@@ -2,7 +2,7 @@
 //! events delivered.
 
 use drs_failback::events::{DETAIL_TYPE_JOB_STARTED, DETAIL_TYPE_NOT_LAUNCHED};
-use drs_failback::outcome::Answer;
+use drs_failback::launch::answer::Answer;
 
 pub struct Header<'a> {
     pub request: &'a str,

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use drs_failback::config::Config;
 use drs_failback::events::{DETAIL_TYPE_JOB_COMPLETED, DETAIL_TYPE_STEP_FINISHED};
-use drs_failback::steps::StepPlan;
+use drs_failback::plan::StepPlan;
 use drs_failback_local::arc::{ArcSettings, Progress};
 use drs_failback_local::fleet::demo_fleet;
 use drs_failback_local::plan::{

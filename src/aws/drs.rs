@@ -9,11 +9,13 @@ use aws_smithy_types::DateTime;
 use aws_smithy_types::date_time::Format;
 
 use super::errors::{classify_describe_error, classify_start_error};
+use crate::drs::tags::{RUN_ID_TAG_KEY, STEP_TAG_KEY};
 use crate::drs::{
-    DESCRIBE_INSTANCES_MAX_IDS, DESCRIBE_JOBS_MAX_IDS, DescribeError, Drs, InstanceQuery,
-    JobLogItem, JobQuery, JobRecord, LaunchError, Page, Participant, RecoveryInstance,
+    DESCRIBE_INSTANCES_MAX_IDS, DESCRIBE_JOBS_MAX_IDS, Drs, FailbackState, InstanceQuery,
+    JobLogEvent, JobLogItem, JobQuery, JobRecord, JobStatus, LaunchStatus, Page, Participant,
+    RecoveryInstance, Tags,
 };
-use crate::request::{RUN_ID_TAG_KEY, STEP_TAG_KEY, Tags};
+use crate::retry::{DescribeError, LaunchError};
 
 #[derive(Clone, Debug)]
 pub struct SdkDrs {
@@ -27,8 +29,10 @@ impl SdkDrs {
         }
     }
 
-    /// Keeps whatever retry mode `sdk` has. Only for the benchmark's peer baseline, which
-    /// measures the SDK's standard retries against the function's own policy.
+    /// Keeps whatever retry mode `sdk` has: the benchmark's peer baseline, which measures the
+    /// SDK's standard retries against the function's own policy. Behind a feature the function
+    /// never enables: a resend after a 5xx can start a second job.
+    #[cfg(feature = "bench-sdk-retries")]
     pub fn with_sdk_retries(sdk: &SdkConfig) -> Self {
         SdkDrs {
             client: Client::new(sdk),
@@ -161,10 +165,9 @@ impl SdkDrs {
                 .items()
                 .iter()
                 .map(|item| JobLogItem {
-                    event: item
-                        .event()
-                        .map(|event| event.as_str().to_owned())
-                        .unwrap_or_default(),
+                    event: JobLogEvent::from_name(
+                        item.event().map(|event| event.as_str()).unwrap_or_default(),
+                    ),
                     source_server_id: item
                         .event_data()
                         .and_then(|data| data.source_server_id())
@@ -184,11 +187,11 @@ fn recovery_instance(item: &aws_sdk_drs::types::RecoveryInstance) -> RecoveryIns
     RecoveryInstance {
         recovery_instance_id: item.recovery_instance_id().unwrap_or_default().to_owned(),
         source_server_id: item.source_server_id().map(str::to_owned),
-        failback_state: item
-            .failback()
-            .and_then(|failback| failback.state())
-            .map(|state| state.as_str().to_owned())
-            .unwrap_or_else(|| "FAILBACK_STATE_UNKNOWN".to_owned()),
+        failback_state: FailbackState::from_name(
+            item.failback()
+                .and_then(|failback| failback.state())
+                .map_or("FAILBACK_STATE_UNKNOWN", |state| state.as_str()),
+        ),
         failback_job_id: item
             .failback()
             .and_then(|failback| failback.failback_job_id())
@@ -219,14 +222,16 @@ fn job_record(job: Job) -> JobRecord {
         .map(|server| Participant {
             recovery_instance_id: server.recovery_instance_id().map(str::to_owned),
             source_server_id: server.source_server_id().map(str::to_owned),
-            launch_status: server.launch_status().map(|s| s.as_str().to_owned()),
+            launch_status: server
+                .launch_status()
+                .map(|status| LaunchStatus::from_name(status.as_str())),
         })
         .collect();
     JobRecord {
-        status: job
-            .status()
-            .map(|status| status.as_str().to_owned())
-            .unwrap_or_else(|| "PENDING".to_owned()),
+        // A job DRS lists without a status has not finished: it still counts against the quotas.
+        status: job.status().map_or(JobStatus::Pending, |status| {
+            JobStatus::from_name(status.as_str())
+        }),
         arn: job.arn,
         job_id: job.job_id,
         run_id,

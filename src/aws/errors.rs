@@ -7,8 +7,7 @@ use aws_sdk_drs::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_drs::operation::start_failback_launch::StartFailbackLaunchError;
 use aws_smithy_runtime_api::client::result::DispatchFailure;
 
-use crate::drs::{DescribeError, LaunchError, Unusable};
-use crate::retry::parse_retry_after;
+use crate::retry::{DescribeError, LaunchError, Unusable, parse_retry_after};
 
 /// Reads only: everything but "DRS cannot be used here" may be retried.
 pub(crate) fn classify_describe_error<E>(

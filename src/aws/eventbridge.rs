@@ -4,7 +4,7 @@ use aws_config::SdkConfig;
 use aws_sdk_eventbridge::Client;
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 
-use crate::publish::{EntryStatus, EventEntry, EventPublisher, PublishError};
+use crate::events::publish::{EntryStatus, EventEntry, EventPublisher, PublishError};
 
 #[derive(Clone, Debug)]
 pub struct SdkEventBridge {

@@ -9,7 +9,7 @@ use aws_config::SdkConfig;
 use aws_config::retry::RetryConfig;
 
 use crate::config::Config;
-use crate::run::Failback;
+use crate::handler::Failback;
 
 /// The function wired to the AWS SDK clients built from `sdk`: how `main`, the local run, the
 /// benchmark and the tests all build it, so they run the same thing.

@@ -4,11 +4,11 @@
 use tokio::time::{Instant, sleep};
 use tracing::{info, warn};
 
-use super::Launcher;
+use super::outcome::{DeferReason, Outcome};
+use super::reconcile::Sighting;
 use super::report::ChunkResult;
+use super::send::Launcher;
 use crate::drs::{Drs, JobRecord};
-use crate::outcome::{DeferReason, Outcome};
-use crate::reconcile::Sighting;
 
 impl<D: Drs> Launcher<'_, D> {
     /// A job was created: the instances it lists are launched in it. One it does not list is

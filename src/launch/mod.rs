@@ -1,320 +1,293 @@
-//! Launching the planned chunks: bounded concurrency, the paced send rate, the deadline respected,
-//! and each failed call handled as [`Tries::next_step`] decides — resend, look at DRS's state,
-//! isolate, bisect, shrink, settle or halt. This module carries the decisions out; it does not
-//! make them.
+//! The launch stage: one launch request to its answer — source servers and selector resolved,
+//! pre-flight, chunks planned within the quotas free, chunks sent (waiting for capacity when
+//! asked), one outcome per instance, the events published.
 
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use futures_util::StreamExt;
-use futures_util::stream;
-use tokio::time::{Instant, sleep, sleep_until, timeout};
-use tracing::{error, info, warn};
+use tokio::time::sleep;
+use tracing::{info, warn};
 
+pub mod answer;
+pub mod capacity;
 mod confirm;
+pub mod events;
+pub mod isolate;
+pub mod outcome;
+pub mod pacing;
+pub mod preflight;
+pub mod reconcile;
 mod report;
+mod send;
 
-pub use report::LaunchReport;
-use report::{ChunkResult, Halt};
+use answer::{Answer, RunResult};
+use capacity::Capacity;
+use outcome::{DeferReason, Outcome};
+use pacing::Pacer;
+use preflight::{Preflight, RunScope, preflight, resolve_ids};
+use reconcile::Looker;
+use send::Launcher;
 
+use crate::config::Config;
 use crate::deadline::AnswerTimes;
-use crate::drs::{Drs, JobRecord, LaunchError};
-use crate::isolate::Pieces;
-use crate::outcome::{DeferReason, Outcome};
-use crate::pacing::Pacer;
-use crate::plan::Chunk;
-use crate::reconcile::Looker;
-use crate::request::Tags;
-use crate::retry::{Happened, Jitter, RetryPolicy, Step, Tries, describe};
+use crate::drs::Drs;
+use crate::drs::reads::DrsReads;
+use crate::error::HandlerError;
+use crate::events::EventPublisher;
+use crate::events::publish::Bus;
+use crate::request::FailbackRequest;
 
-/// A launch that fails ambiguously is settled by reads, so a launch starts only when it and two
-/// reads fit before the deadline: otherwise a job created by a call that then hung could not be
-/// found and reported in the same answer.
-const CALLS_PER_LAUNCH_BUDGET: u32 = 3;
+/// This run's jobs are looked for among those created since this long before the invocation
+/// started: room for clock skew, and for a concurrent delivery of the same request that started
+/// a little earlier.
+const LOOKBACK: Duration = Duration::from_secs(15 * 60);
 
-pub struct Launcher<'a, D> {
-    pub drs: &'a D,
-    /// Looks at DRS's state when a call's result is unknown or refused.
-    pub looker: &'a Looker<'a, D>,
-    pub policy: &'a RetryPolicy,
-    pub jitter: &'a Jitter,
-    /// Shared by every chunk: the send rate DRS tolerates, learnt from its throttling.
-    pub pacer: &'a Pacer,
-    /// How long DRS takes to answer a launch, at worst so far.
-    pub answers: &'a AnswerTimes,
-    pub max_concurrent: usize,
-    /// Instances per call: the configured size, halved when DRS's per-job quota is smaller.
-    pub per_job: &'a AtomicUsize,
+/// Runs a launch request to its answer, publishing its events on the way out.
+pub async fn run<D: Drs, P: EventPublisher>(
+    config: &Config,
+    reads: &DrsReads<'_, D>,
+    bus: &Bus<'_, P>,
+    request: &FailbackRequest,
+) -> Result<Answer, HandlerError> {
+    let mut answer = answer(config, reads, request).await?;
+    let report = bus
+        .publish(events::run_events(&config.event_source, &answer))
+        .await;
+    answer.events = report.delivery();
+    info!(
+        launched = answer.counts.launched,
+        skipped = answer.counts.skipped,
+        rejected = answer.counts.rejected,
+        deferred = answer.counts.deferred,
+        jobs = answer.jobs.len(),
+        events_published = report.published,
+        events_undelivered = report.undelivered,
+        complete = answer.complete,
+        "run finished"
+    );
+    Ok(answer)
 }
 
-impl<D: Drs> Launcher<'_, D> {
-    /// The timeout a launch gets if it starts after `wait`: its share of the time left (with the
-    /// two reads that would settle it), and never less than DRS has been seen to need.
-    fn launch_timeout(&self, wait: Duration) -> Option<Duration> {
-        let budget = &self.looker.reads.budget;
-        let share = budget.timeout_for(wait, CALLS_PER_LAUNCH_BUDGET)?;
-        (share >= self.answers.floor(budget.max_call_timeout)).then_some(share)
-    }
+/// The answer to a launch request, before any event is published (a plan's dry run publishes
+/// none).
+pub async fn answer<D: Drs>(
+    config: &Config,
+    reads: &DrsReads<'_, D>,
+    request: &FailbackRequest,
+) -> Result<Answer, HandlerError> {
+    let mut result = launch(config, reads, request).await?;
+    // Outcomes in request order, whatever order the chunks finished in.
+    let position: HashMap<&String, usize> = request
+        .recovery_instance_ids
+        .iter()
+        .enumerate()
+        .map(|(index, id)| (id, index))
+        .collect();
+    result
+        .outcomes
+        .sort_by_key(|(id, _)| position.get(id).copied().unwrap_or(usize::MAX));
+    result.outcomes.extend(
+        request
+            .malformed_ids
+            .iter()
+            .map(|id| (id.clone(), Outcome::malformed_id())),
+    );
+    Ok(result.answer(request, Default::default()))
+}
 
-    pub async fn launch_all(&self, chunks: Vec<Chunk>, tags: &Tags) -> LaunchReport {
-        let halt = Halt::default();
-        let results: Vec<LaunchReport> = stream::iter(chunks)
-            .map(|chunk| self.launch_chunk(chunk, tags, &halt))
-            .buffer_unordered(self.max_concurrent.max(1))
-            .collect()
-            .await;
-        let mut report = LaunchReport {
-            halted: halt.get(),
-            ..LaunchReport::default()
-        };
-        for result in results {
-            report.jobs.extend(result.jobs);
-            report.outcomes.extend(result.outcomes);
-            report.quota_full |= result.quota_full;
-            report.unusable = report.unusable.or(result.unusable);
-            report.refused_request = report.refused_request.or(result.refused_request);
-        }
-        report
+/// Every requested instance to an outcome, and the jobs made.
+async fn launch<D: Drs>(
+    config: &Config,
+    reads: &DrsReads<'_, D>,
+    request: &FailbackRequest,
+) -> Result<RunResult, HandlerError> {
+    let mut result = RunResult::default();
+    let (ids, selected) =
+        resolve_ids(reads, request, &mut result, config.max_request_instances).await?;
+    let Some((found, capacity)) =
+        read_state(config, reads, request, &ids, &selected, &mut result).await?
+    else {
+        return Ok(result);
+    };
+    for job in found.existing_jobs {
+        result.add_job(job);
     }
-
-    async fn launch_chunk(&self, chunk: Chunk, tags: &Tags, halt: &Halt) -> LaunchReport {
-        let mut result = ChunkResult::default();
-        let mut pieces = Pieces::new(chunk.recovery_instance_ids);
-        while let Some(ids) = pieces.next(result.launched) {
-            self.launch_piece(chunk.index, ids, tags, halt, &mut pieces, &mut result)
-                .await;
-        }
-        self.confirm(chunk.index, &mut result).await;
-        result.report
+    result.outcomes.extend(found.settled);
+    let queue: VecDeque<String> = found.launchable.into();
+    if request.dry_run {
+        dry_run(config, capacity, queue, &mut result);
+        return Ok(result);
     }
+    let looker = Looker {
+        reads,
+        run_id: &request.run_id,
+        sources: &found.sources,
+        since: reads.budget.wall_now() - LOOKBACK,
+        window: config.settle_window,
+    };
+    let launcher = Launcher {
+        drs: reads.drs,
+        looker: &looker,
+        policy: &reads.policy,
+        jitter: reads.jitter,
+        pacer: &Pacer::new(config.adaptive_pacing),
+        answers: &AnswerTimes::default(),
+        max_concurrent: config.max_concurrent_launches,
+        per_job: &AtomicUsize::new(config.max_instances_per_job),
+    };
+    launch_rounds(config, reads, request, &launcher, capacity, queue, result).await
+}
 
-    /// Sends the piece until it is settled: each failure goes to the strategy, and its step is
-    /// carried out here.
-    async fn launch_piece(
-        &self,
-        chunk_index: usize,
-        mut ids: Vec<String>,
-        tags: &Tags,
-        halt: &Halt,
-        pieces: &mut Pieces,
-        result: &mut ChunkResult,
-    ) {
-        let mut tries = Tries {
-            settled: result.settled,
-            ..Tries::default()
-        };
-        while !ids.is_empty() {
-            let size = ids.len();
-            // Waiting for a send slot takes time: what is known when it comes decides.
-            let slot = self.pacer.reserve().await;
-            if let Some(outcome) = halt.get() {
-                self.pacer.release();
-                info!(chunk_index, instances = size, "deferred: the run is halted");
-                return result.settle(&ids, outcome);
+/// Pre-flight, and the quota room it found free; `None` (every instance then deferred in
+/// `result`) when DRS could not be read.
+async fn read_state<D: Drs>(
+    config: &Config,
+    reads: &DrsReads<'_, D>,
+    request: &FailbackRequest,
+    ids: &[String],
+    selected: &HashSet<String>,
+    result: &mut RunResult,
+) -> Result<Option<(Preflight, Capacity)>, HandlerError> {
+    let scope = RunScope {
+        run_id: &request.run_id,
+        step: request.step.as_deref(),
+        selected,
+    };
+    let (found, active) = match preflight(reads, ids, &scope).await {
+        Ok(found) => found,
+        Err(failure) => {
+            if let Some((kind, message)) = failure.unusable() {
+                return Err(HandlerError::DrsUnusable { kind, message });
             }
-            let per_job = self.per_job.load(Ordering::Relaxed);
-            if size > per_job {
-                self.pacer.release();
-                return pieces.push_apart(ids, per_job);
+            warn!(error = %failure, "pre-flight read failed: nothing launched");
+            let outcome = Outcome::unread(&failure);
+            result
+                .outcomes
+                .extend(ids.iter().map(|id| (id.clone(), outcome.clone())));
+            return Ok(None);
+        }
+    };
+    let capacity = Capacity::left(&active, config);
+    info!(
+        launchable = found.launchable.len(),
+        settled = found.settled.len(),
+        jobs_of_this_run = found.existing_jobs.len(),
+        of_other_steps = found.other_steps,
+        servers_in_active_jobs = capacity.servers_in_flight,
+        active_jobs = capacity.active_jobs,
+        "pre-flight done"
+    );
+    Ok(Some((found, capacity)))
+}
+
+/// A dry run plans with the same planner as a real run: what would start now, within the quotas.
+fn dry_run(
+    config: &Config,
+    mut capacity: Capacity,
+    queue: VecDeque<String>,
+    result: &mut RunResult,
+) {
+    let planned = capacity.admit(&mut queue.clone(), config.max_instances_per_job, &mut 0);
+    result.planned_job_sizes = Some(
+        planned
+            .iter()
+            .map(|c| c.recovery_instance_ids.len())
+            .collect(),
+    );
+    let dry = Outcome::deferred(DeferReason::DryRun, None);
+    result
+        .outcomes
+        .extend(queue.into_iter().map(|id| (id, dry.clone())));
+}
+
+/// Launches what fits, round after round while the run waits for capacity; what is left when
+/// it stops is deferred (or halted with the reason DRS gave).
+async fn launch_rounds<D: Drs>(
+    config: &Config,
+    reads: &DrsReads<'_, D>,
+    request: &FailbackRequest,
+    launcher: &Launcher<'_, D>,
+    mut capacity: Capacity,
+    mut queue: VecDeque<String>,
+    mut result: RunResult,
+) -> Result<RunResult, HandlerError> {
+    let tags = request
+        .tags
+        .with_run_id(&request.run_id)
+        .with_step(request.step.as_deref());
+    let mut stopped = None;
+    let mut next_index = 0;
+    loop {
+        let size = launcher.per_job.load(Ordering::Relaxed);
+        let chunks = capacity.admit(&mut queue, size, &mut next_index);
+        if !chunks.is_empty() {
+            let report = launcher.launch_all(chunks, &tags).await;
+            for job in report.jobs {
+                result.add_job(job);
             }
-            let wait = slot.saturating_duration_since(Instant::now());
-            let Some(call_timeout) = self.launch_timeout(wait) else {
-                self.pacer.release();
-                info!(
-                    chunk_index,
-                    instances = size,
-                    "deferred: too close to the deadline to start a launch"
-                );
-                return result.settle(&ids, Outcome::deferred(DeferReason::Deadline, None));
-            };
-            sleep_until(slot).await;
-            let error = match self.send(&ids, tags, call_timeout).await {
-                Ok(job) => return self.launched(chunk_index, ids, job, result).await,
-                Err(error) => error,
-            };
-            let mut happened = Happened::Call(error.clone());
-            let step = loop {
-                match tries.next_step(happened, &ids, self.policy, (self.jitter)()) {
-                    Step::Look { settle } => {
-                        warn!(chunk_index, instances = size, error = %describe(&error), settle,
-                            "no job or a refusal: looking at DRS's state before anything else");
-                        result.settled |= settle;
-                        tries.settled |= settle;
-                        happened = match self.look(&ids, settle).await {
-                            Ok(sighting) => {
-                                result.take_sighting(&mut ids, &sighting);
-                                Happened::Looked {
-                                    cause: error.clone(),
-                                    unavailable: sighting
-                                        .unavailable
-                                        .into_iter()
-                                        .map(|(id, _)| id)
-                                        .collect(),
-                                }
-                            }
-                            Err(why) => Happened::LookFailed {
-                                cause: error.clone(),
-                                why,
-                            },
-                        };
-                        if ids.is_empty() {
-                            info!(
-                                chunk_index,
-                                instances = size,
-                                "found in jobs of this run: launched"
-                            );
-                            return;
-                        }
-                    }
-                    step => break step,
-                }
-            };
-            log_step(chunk_index, size, &error, &step, &tries);
-            match step {
-                Step::Resend(wait) => {
-                    if self.launch_timeout(wait).is_none() {
-                        return result.settle(&ids, Outcome::deferred(DeferReason::Deadline, None));
-                    }
-                    sleep(wait).await;
-                }
-                Step::Settle(outcome) => return result.settle(&ids, outcome),
-                Step::Isolate(apart) => {
-                    ids.retain(|id| !apart.contains(id));
-                    pieces.push_apart(apart, 1);
-                }
-                Step::Confirm {
-                    ids: refused,
-                    outcome,
-                } => {
-                    ids.retain(|id| !refused.contains(id));
-                    result.last_refusal = Some(Instant::now());
-                    let refused = refused.into_iter().map(|id| (id, outcome.clone()));
-                    result.to_confirm.extend(refused);
-                }
-                Step::Bisect { .. } => return pieces.bisect(ids, result.launched),
-                Step::Shrink => {
-                    let half = size.div_ceil(2);
-                    self.per_job.fetch_min(half, Ordering::Relaxed);
-                    return pieces.push_apart(ids, half);
-                }
-                Step::Halve => {
-                    let half = ids.len().div_ceil(2);
-                    return pieces.push_apart(ids, half);
-                }
-                Step::Halt {
-                    reason,
-                    why,
-                    quota_full,
-                    unusable,
-                } => {
-                    result.report.quota_full |= quota_full;
-                    if let Some(kind) = unusable {
-                        result.report.unusable = Some((kind, why.clone()));
-                    }
-                    let outcome = Outcome::deferred(reason, Some(why));
-                    halt.set(outcome.clone());
-                    return result.settle(&ids, outcome);
-                }
-                Step::RefuseRequest { field, message } => {
-                    let outcome = Outcome::request_refused(&field, &message);
-                    result.report.refused_request = Some((field, message));
-                    halt.set(outcome.clone());
-                    return result.settle(&ids, outcome);
-                }
-                // Carried out in the loop above; settled as ambiguous rather than trusted absent.
-                Step::Look { .. } => {
-                    let outcome = Outcome::deferred(DeferReason::Ambiguous, Some(describe(&error)));
-                    return result.settle(&ids, outcome);
-                }
+            result.outcomes.extend(report.outcomes);
+            if report.unusable.is_some() || report.refused_request.is_some() {
+                stopped = Some((report.halted, report.unusable, report.refused_request));
+                break;
+            }
+            if report.quota_full {
+                capacity.exhaust();
             }
         }
+        if queue.is_empty() || !config.wait_for_capacity {
+            break;
+        }
+        match wait_for_capacity(config, reads, queue.len()).await {
+            Some(left) => capacity = left,
+            None => break,
+        }
     }
-
-    /// One timed `StartFailbackLaunch`, in a slot reserved from the pacer; tells the pacer how
-    /// DRS took it.
-    async fn send(
-        &self,
-        ids: &[String],
-        tags: &Tags,
-        call_timeout: Duration,
-    ) -> Result<JobRecord, LaunchError> {
-        let sent_at = Instant::now();
-        let answer = match timeout(call_timeout, self.drs.start_failback_launch(ids, tags)).await {
-            Ok(answer) => answer,
-            Err(_) => {
-                // DRS took at least this long: later launches need at least as long.
-                self.answers.record(call_timeout);
-                Err(LaunchError::Ambiguous {
-                    error: format!("no answer within {} ms", call_timeout.as_millis()),
-                })
-            }
-        };
-        let now = Instant::now();
-        self.looker.reads.stats.launch(
-            now - sent_at,
-            answer.is_ok(),
-            matches!(answer, Err(LaunchError::Throttled { .. })),
+    let (halted, unusable, refused_request) = stopped.unwrap_or_default();
+    let rest = halted
+        .unwrap_or_else(|| Outcome::deferred(DeferReason::Quota, Some(capacity.describe(config))));
+    if !queue.is_empty() {
+        info!(
+            instances = queue.len(),
+            "deferred: no capacity left in this run"
         );
-        match &answer {
-            Ok(_) => {
-                self.answers.record(now - sent_at);
-                self.pacer.succeeded(now);
-            }
-            Err(LaunchError::Throttled { retry_after, .. }) => {
-                self.pacer.throttled(sent_at, now, *retry_after);
-            }
-            Err(_) => self.pacer.release(),
-        }
-        answer
     }
+    result
+        .outcomes
+        .extend(queue.into_iter().map(|id| (id, rest.clone())));
+    if result.jobs.is_empty() {
+        if let Some((kind, message)) = unusable {
+            return Err(HandlerError::DrsUnusable { kind, message });
+        }
+        if let Some((field, message)) = refused_request {
+            return Err(HandlerError::RefusedByDrs { field, message });
+        }
+    }
+    Ok(result)
 }
 
-fn log_step(chunk_index: usize, size: usize, error: &LaunchError, step: &Step, tries: &Tries) {
-    match (step, error) {
-        (Step::Resend(wait), LaunchError::Throttled { retry_after, .. }) => warn!(
-            chunk_index,
-            instances = size,
-            retry_after_s = retry_after.map(|d| d.as_secs()),
-            wait_ms = wait.as_millis() as u64,
-            attempt = tries.throttled,
-            "throttled: waiting before resending the same chunk"
-        ),
-        (Step::Resend(wait), _) => warn!(chunk_index, instances = size,
-            wait_ms = wait.as_millis() as u64, error = %describe(error), "resending"),
-        (Step::Settle(outcome), _) => warn!(chunk_index, instances = size,
-            outcome = ?outcome, "settled without a job"),
-        (Step::Isolate(apart), _) => warn!(
-            chunk_index,
-            instances = apart.len(),
-            "cannot launch now: each sent alone, the rest resent"
-        ),
-        (Step::Confirm { ids, .. }, _) => warn!(chunk_index, culprit = ?ids,
-            "refused by DRS: to be rejected once confirmed in no job of this run"),
-        (Step::Bisect { code, .. }, _) => warn!(chunk_index, instances = size, code = %code,
-            "refused without naming a culprit: bisecting"),
-        (Step::Halve, _) => warn!(
-            chunk_index,
-            instances = size,
-            "DRS has less room for servers in active jobs than counted: sending the piece in halves"
-        ),
-        (Step::Shrink, _) => warn!(
-            chunk_index,
-            instances = size,
-            "DRS's per-job quota is smaller: halving the chunks"
-        ),
-        (
-            Step::Halt {
-                why,
-                unusable: Some(kind),
-                ..
-            },
-            _,
-        ) => error!(chunk_index, instances = size,
-            kind = ?kind, error = %why, "DRS cannot be used: halting the run"),
-        (Step::Halt { why, .. }, _) => warn!(chunk_index, instances = size, error = %why,
-            "deferred: DRS quota full; the chunks not yet started are deferred too"),
-        (Step::RefuseRequest { field, .. }, _) => error!(chunk_index, field = %field,
-            "DRS refused the request itself: halting the run"),
-        (Step::Look { .. }, _) => {}
+/// Jobs free capacity as they finish: wait one poll and read the active jobs again, only while a
+/// poll and a launch still fit before the deadline. `None` when not waiting longer.
+async fn wait_for_capacity<D: Drs>(
+    config: &Config,
+    reads: &DrsReads<'_, D>,
+    waiting: usize,
+) -> Option<Capacity> {
+    let poll = config.capacity_poll_interval;
+    if !reads.budget.fits(poll, 2) {
+        return None;
+    }
+    info!(
+        waiting,
+        poll_s = poll.as_secs(),
+        "quota full: waiting for jobs to finish"
+    );
+    sleep(poll).await;
+    match reads.active_jobs().await {
+        Ok(active) => Some(Capacity::left(&active, config)),
+        Err(failure) => {
+            warn!(error = %failure, "could not read the active jobs; not waiting longer");
+            None
+        }
     }
 }

@@ -4,12 +4,13 @@ use std::sync::Mutex;
 
 use tokio::time::Instant;
 
-use crate::drs::{JobRecord, LaunchedJob, Unusable};
-use crate::outcome::Outcome;
-use crate::reconcile::Sighting;
+use super::outcome::Outcome;
+use super::reconcile::Sighting;
+use crate::drs::{JobRecord, LaunchedJob};
+use crate::retry::Unusable;
 
 #[derive(Debug, Default)]
-pub struct LaunchReport {
+pub(super) struct LaunchReport {
     pub jobs: Vec<LaunchedJob>,
     pub outcomes: Vec<(String, Outcome)>,
     /// Set when DRS said it cannot be used at all; the run is then refused if no job was created.

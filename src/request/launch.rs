@@ -9,9 +9,10 @@ use super::rules::parse_step_name;
 use super::selector::{Selector, parse_selector};
 use super::tags::parse_tags;
 use super::{
-    MALFORMED_ECHO_MAX_BYTES, RequestError, Tags, check_fields, is_valid_instance_id,
-    is_valid_run_id, is_valid_source_server_id, json_kind, truncate_utf8,
+    MALFORMED_ECHO_MAX_BYTES, RequestError, check_fields, is_valid_instance_id, is_valid_run_id,
+    is_valid_source_server_id, json_kind, truncate_utf8,
 };
+use crate::drs::Tags;
 
 const KNOWN_FIELDS: [&str; 8] = [
     "action",

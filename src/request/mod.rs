@@ -8,6 +8,8 @@ use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use serde_json::{Map, Value};
 use thiserror::Error;
 
+use crate::drs::tags::MAX_USER_TAGS;
+
 mod launch;
 mod not_launched;
 mod plan;
@@ -26,7 +28,6 @@ pub use plan::{MAX_PLAN_STEPS, MAX_WAIT_AFTER_SECONDS, PLAIN_STEP_NAME, PlanRequ
 pub use rules::{Critical, STEP_NAME_MAX_LEN};
 pub(crate) use rules::{invalid, within};
 pub use selector::Selector;
-pub use tags::{MAX_USER_TAGS, RUN_ID_TAG_KEY, STEP_TAG_KEY, Tags};
 use track::parse_track;
 pub use track::{MAX_TRACKED_JOBS, TrackRequest, is_valid_job_id};
 

@@ -5,7 +5,7 @@
 //!
 //! Everything that can be checked without DRS is checked here, so a bad plan is refused before
 //! any step starts; what needs DRS (selectors, unknown ids, one instance reached by two steps)
-//! is checked by [`crate::steps`].
+//! is checked by [`crate::plan`].
 
 use std::collections::HashMap;
 
@@ -19,9 +19,9 @@ use super::rules::{
 use super::selector::{Selector, parse_selector};
 use super::tags::parse_tags;
 use super::{
-    RequestError, Tags, check_fields, is_valid_instance_id, is_valid_source_server_id,
-    truncate_utf8,
+    RequestError, check_fields, is_valid_instance_id, is_valid_source_server_id, truncate_utf8,
 };
+use crate::drs::Tags;
 
 /// AWS's own DRS recovery plans stop at 20 steps; a failback plan may have more, within what a
 /// state machine execution carries comfortably.

@@ -8,8 +8,9 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 
 use super::rules::{invalid, wrong};
-use super::tags::TAG_MAX_LEN;
-use super::{RequestError, Tags, check_fields_at, truncate_utf8};
+use super::{RequestError, check_fields_at, truncate_utf8};
+use crate::drs::tags::TAG_MAX_LEN;
+use crate::drs::{RecoveryInstance, Tags};
 
 /// AWS resources carry at most 50 tags.
 const SELECTOR_MAX_TAGS: usize = 50;
@@ -18,6 +19,17 @@ const SELECTOR_MAX_TAGS: usize = 50;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Selector {
     pub tags: Tags,
+}
+
+impl Selector {
+    /// The recovery instances carrying every tag of the selector, in DRS's listing order.
+    pub fn matching(&self, instances: &[RecoveryInstance]) -> Vec<String> {
+        instances
+            .iter()
+            .filter(|instance| instance.tags.contains_all(&self.tags))
+            .map(|instance| instance.recovery_instance_id.clone())
+            .collect()
+    }
 }
 
 impl Serialize for Selector {

@@ -7,12 +7,13 @@ use futures_util::future::join;
 use futures_util::{StreamExt, stream};
 use tracing::warn;
 
-use crate::drs::{Drs, JobRecord, RecoveryInstance};
-use crate::error::HandlerError;
-use crate::reads::{DrsReads, ReadFailure};
-use crate::results::{
-    Failures, InstanceResult, ResultCounts, ResultKind, TrackedJob, decide, failures, reason,
+use super::results::{
+    Failures, InstanceResult, ResultCounts, ResultKind, TrackedJob, TrackedStatus, decide,
+    failures, reason,
 };
+use crate::drs::reads::{DrsReads, ReadFailure};
+use crate::drs::{Drs, JobRecord, JobStatus, RecoveryInstance};
+use crate::error::HandlerError;
 
 /// Whether a read that failed ends the call: always when DRS cannot be used; on the run's last
 /// call whenever it fails, because the run's summary must not count what could not be read
@@ -111,9 +112,9 @@ pub(super) fn results_of(
             let mut result = if unidentified {
                 ResultKind::Running
             } else {
-                decide(participant.launch_status.as_deref(), state.as_deref())
+                decide(participant.launch_status.as_ref(), state.as_ref())
             };
-            let relaunched = job.status == "COMPLETED"
+            let relaunched = job.status == JobStatus::Completed
                 && instance
                     .and_then(|i| i.failback_job_id.as_deref())
                     .is_some_and(&later);
@@ -189,8 +190,8 @@ pub(super) fn explain_failures(logged: Option<&Failures>, results: &mut [Instanc
             (None, Some(known)) => (known.clone(), None),
             _ => reason(
                 logged,
-                result.failback_state.as_deref(),
-                result.launch_status.as_deref(),
+                result.failback_state.as_ref(),
+                result.launch_status.as_ref(),
             ),
         };
         result.reason = Some(why);
@@ -203,8 +204,8 @@ pub(super) fn tracked_job(job: &JobRecord, results: Vec<InstanceResult>) -> Trac
     TrackedJob {
         job_id: job.job_id.clone(),
         arn: job.arn.clone(),
-        status: job.status.clone(),
-        done: job.status == "COMPLETED" && counts.running == 0,
+        status: TrackedStatus::Drs(job.status.clone()),
+        done: job.status == JobStatus::Completed && counts.running == 0,
         counts,
         instances: Some(results),
         groups: None,

@@ -11,11 +11,12 @@ use std::time::Duration;
 use drs_failback::aws::drs::SdkDrs;
 use drs_failback::aws::eventbridge::SdkEventBridge;
 use drs_failback::config::Config;
+use drs_failback::drs::tags::RUN_ID_TAG_KEY;
 use drs_failback::events::{DETAIL_TYPE_JOB_STARTED, DETAIL_TYPE_RUN_COMPLETED};
-use drs_failback::outcome::{Answer, OutcomeKind};
-use drs_failback::request::RUN_ID_TAG_KEY;
-use drs_failback::run::Failback;
-use drs_failback::track::TrackAnswer;
+use drs_failback::handler::Failback;
+use drs_failback::launch::answer::Answer;
+use drs_failback::launch::outcome::OutcomeKind;
+use drs_failback::track::answer::TrackAnswer;
 use drs_sim::{CallRecord, FailbackState, Fleet, Operation, SimConfig, SimHandle, Simulator};
 use serde_json::{Value, json};
 use tokio::time::Instant;
@@ -60,12 +61,12 @@ pub async fn failback_in_process(
     )
 }
 
-fn with_jitter(mut failback: SimFailback, jitter: f64) -> SimFailback {
-    failback.jitter = Box::new(move || jitter);
-    failback.new_run_id = || "run-generated".to_owned();
-    // Metrics records are checked where they are the subject (tests/metrics.rs).
-    failback.emit = Box::new(|_| {});
+fn with_jitter(failback: SimFailback, jitter: f64) -> SimFailback {
     failback
+        .with_jitter(move || jitter)
+        .with_run_ids(|| "run-generated".to_owned())
+        // Metrics records are checked where they are the subject (tests/metrics.rs).
+        .with_metrics_output(|_| {})
 }
 
 /// A simulator holding `fleet`, otherwise as configured by default.
@@ -311,7 +312,7 @@ fn check_promise(
                 .any(|id| distinct.contains(id))
         })
         .collect();
-    let answer_jobs: HashMap<&str, &drs_failback::outcome::JobSummary> =
+    let answer_jobs: HashMap<&str, &drs_failback::launch::answer::JobSummary> =
         answer.jobs.iter().map(|j| (j.job_id.as_str(), j)).collect();
     assert_eq!(
         answer_jobs.len(),
@@ -468,14 +469,15 @@ pub fn jobs_by_id(answer: &Answer) -> Vec<(String, BTreeSet<String>)> {
 /// Every instance's `(result, reason)` in a tracking answer.
 pub fn results(answer: &TrackAnswer) -> BTreeMap<String, (String, Option<String>)> {
     let mut found = BTreeMap::new();
-    let mut add = |id: &str, result: drs_failback::results::ResultKind, reason: &Option<String>| {
-        let kind = serde_json::to_value(result).unwrap();
-        let previous = found.insert(
-            id.to_owned(),
-            (kind.as_str().unwrap().to_owned(), reason.clone()),
-        );
-        assert!(previous.is_none(), "{id} twice");
-    };
+    let mut add =
+        |id: &str, result: drs_failback::track::results::ResultKind, reason: &Option<String>| {
+            let kind = serde_json::to_value(result).unwrap();
+            let previous = found.insert(
+                id.to_owned(),
+                (kind.as_str().unwrap().to_owned(), reason.clone()),
+            );
+            assert!(previous.is_none(), "{id} twice");
+        };
     let job_groups = answer.jobs.iter().flat_map(|j| j.groups.iter().flatten());
     for group in answer.groups.iter().flatten().chain(job_groups) {
         for id in &group.recovery_instance_ids {

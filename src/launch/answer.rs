@@ -1,144 +1,14 @@
-//! One outcome per requested instance, and the answer built from them.
+//! A launch's answer: every requested instance's outcome, the jobs made, the not-launched
+//! instances grouped, and what to send again.
 
 use std::collections::HashMap;
 
 use serde::Serialize;
 
-use crate::drs::LaunchedJob;
-use crate::request::{FailbackRequest, is_valid_source_server_id, truncate_utf8};
-
-/// DRS messages are echoed at most this long: the answer must stay under 256 KB whatever DRS says.
-pub const MESSAGE_MAX_BYTES: usize = 256;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum OutcomeKind {
-    Launched,
-    Skipped,
-    Rejected,
-    Deferred,
-}
-
-/// Why an instance was not attempted or not finished; each is safe to send again as is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum DeferReason {
-    /// DRS may or may not have created the job (5xx, timeout, connection lost after sending).
-    Ambiguous,
-    /// A DRS quota (servers per job, servers in active jobs, active jobs) is full.
-    Quota,
-    /// Not enough time was left before the invocation deadline to start the call or the wait.
-    Deadline,
-    /// Still throttled after `THROTTLE_MAX_RETRIES` resends.
-    Throttled,
-    /// The DRS endpoint could not be reached (the request never left).
-    Unreachable,
-    /// DRS kept failing (5xx) and no job was created, or its state could not be read.
-    ServerError,
-    /// `dryRun`: planned, not launched.
-    DryRun,
-    /// The run stopped because DRS cannot be used here (account not initialised, access denied).
-    Halted,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    Launched {
-        job_id: String,
-    },
-    /// Not launchable now: `reason` is the failback state, `NOT_FOUND` or `ALREADY_IN_JOB`.
-    Skipped {
-        reason: String,
-        job_id: Option<String>,
-    },
-    Rejected {
-        reason: &'static str,
-        code: Option<String>,
-        message: String,
-    },
-    Deferred {
-        reason: DeferReason,
-        error: Option<String>,
-    },
-}
-
-pub const REJECTED_MALFORMED_ID: &str = "MALFORMED_ID";
-pub const SKIPPED_NOT_FOUND: &str = "NOT_FOUND";
-pub const SKIPPED_ALREADY_IN_JOB: &str = "ALREADY_IN_JOB";
-pub const REJECTED_BY_DRS: &str = "REFUSED_BY_DRS";
-pub const REJECTED_REQUEST_REFUSED: &str = "REQUEST_REFUSED";
-
-impl Outcome {
-    pub fn kind(&self) -> OutcomeKind {
-        match self {
-            Outcome::Launched { .. } => OutcomeKind::Launched,
-            Outcome::Skipped { .. } => OutcomeKind::Skipped,
-            Outcome::Rejected { .. } => OutcomeKind::Rejected,
-            Outcome::Deferred { .. } => OutcomeKind::Deferred,
-        }
-    }
-
-    pub fn deferred(reason: DeferReason, error: Option<String>) -> Self {
-        Outcome::Deferred {
-            reason,
-            error: error.map(|e| truncate_utf8(&e, MESSAGE_MAX_BYTES)),
-        }
-    }
-
-    pub fn refused_by_drs(code: &str, message: &str) -> Self {
-        Outcome::Rejected {
-            reason: REJECTED_BY_DRS,
-            code: Some(code.to_owned()),
-            message: truncate_utf8(message, MESSAGE_MAX_BYTES),
-        }
-    }
-
-    /// DRS refused a field of the request itself: no call with it can launch anything.
-    pub fn request_refused(field: &str, message: &str) -> Self {
-        Outcome::Rejected {
-            reason: REJECTED_REQUEST_REFUSED,
-            code: Some("ValidationException".into()),
-            message: truncate_utf8(
-                &format!("DRS refused the request's {field}: {message}"),
-                MESSAGE_MAX_BYTES,
-            ),
-        }
-    }
-
-    pub fn malformed_id() -> Self {
-        Outcome::Rejected {
-            reason: REJECTED_MALFORMED_ID,
-            code: None,
-            message: format!(
-                "not a recovery instance id (i-[0-9a-fA-F]{{8,}}, {}-{} characters) nor a source server id (s-[0-9a-zA-Z]{{17}})",
-                crate::request::INSTANCE_ID_MIN_LEN,
-                crate::request::INSTANCE_ID_MAX_LEN
-            ),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct Counts {
-    pub launched: usize,
-    pub skipped: usize,
-    pub rejected: usize,
-    pub deferred: usize,
-}
-
-impl Counts {
-    pub fn add(&mut self, kind: OutcomeKind) {
-        match kind {
-            OutcomeKind::Launched => self.launched += 1,
-            OutcomeKind::Skipped => self.skipped += 1,
-            OutcomeKind::Rejected => self.rejected += 1,
-            OutcomeKind::Deferred => self.deferred += 1,
-        }
-    }
-    pub fn total(&self) -> usize {
-        self.launched + self.skipped + self.rejected + self.deferred
-    }
-}
+use super::outcome::{Counts, Outcome, OutcomeKind};
+use crate::drs::{JobStatus, LaunchedJob};
+use crate::events::EventDelivery;
+use crate::request::{FailbackRequest, is_valid_source_server_id};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -147,7 +17,7 @@ pub struct JobSummary {
     pub job_id: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub arn: Option<String>,
-    pub status: String,
+    pub status: JobStatus,
     #[serde(rename = "recoveryInstanceIDs")]
     pub recovery_instance_ids: Vec<String>,
 }
@@ -179,13 +49,6 @@ pub struct NotLaunchedGroup {
     pub job_id: Option<String>,
     #[serde(rename = "recoveryInstanceIDs")]
     pub recovery_instance_ids: Vec<String>,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct EventDelivery {
-    pub published: usize,
-    pub undelivered: usize,
 }
 
 /// The function's answer: the Step Functions task output.
@@ -311,7 +174,7 @@ impl RunResult {
                 ),
                 Outcome::Deferred { reason, error } => (
                     OutcomeKind::Deferred,
-                    defer_reason_name(*reason),
+                    reason.name().to_owned(),
                     None,
                     error.clone(),
                     None,
@@ -365,16 +228,10 @@ impl RunResult {
     }
 }
 
-pub fn defer_reason_name(reason: DeferReason) -> String {
-    match serde_json::to_value(reason) {
-        Ok(serde_json::Value::String(name)) => name,
-        _ => format!("{reason:?}"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::launch::outcome::{DeferReason, MESSAGE_MAX_BYTES};
 
     #[test]
     fn groups_share_reason_and_message() {

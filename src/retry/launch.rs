@@ -1,98 +1,50 @@
-//! The one retry layer, as pure decisions: what to do after each failed call, given what happened
-//! and how often, with every retry limit in one [`RetryPolicy`]. The effects (calls, waits, pacing,
-//! logs) are carried out by `launch`, `reads` and `publish`; these functions only decide, so tests
-//! check every decision and every delay exactly (classification and strategy apart from effects,
-//! as smithy-rs splits them).
-//!
-//! The SDK's own retries are switched off for `StartFailbackLaunch`: its standard mode ignores
-//! DRS's `Retry-After` header (it reads only `x-amz-retry-after`) and would resend after a 5xx,
-//! which for a call without an idempotency token can start a second job.
+//! What to do after a `StartFailbackLaunch` call failed: resend, look at DRS's state first,
+//! isolate, bisect, shrink, settle or halt — decided from what happened to the piece and the
+//! retries it has spent. Nothing here calls DRS or waits: the launch stage carries the steps out.
 
 use std::time::Duration;
 
-use crate::config::Config;
-use crate::drs::{DescribeError, LaunchError, Unusable};
-use crate::outcome::{DeferReason, Outcome};
+use super::failure::{LaunchError, Unusable, describe};
+use super::{PER_JOB_QUOTA_CODE, RetryPolicy, SERVERS_IN_FLIGHT_QUOTA_CODE};
 
-/// A source of jitter in `[0, 1]`; random in production, fixed in tests.
-pub type Jitter = dyn Fn() -> f64 + Send + Sync;
-
+/// Why the retry layer gave up on a piece without a job, in its own words: the launch stage
+/// defers the piece's instances for it (each kind is safe to send again).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Backoff {
-    pub base: Duration,
-    pub cap: Duration,
+pub enum GiveUp {
+    /// Still throttled after every resend the policy allows.
+    Throttled,
+    /// The endpoint could not be reached (the request never left).
+    Unreachable,
+    /// DRS kept failing, and its state shows no job was made.
+    ServerError,
+    /// Whether DRS made a job is not known.
+    Ambiguous,
 }
 
-impl Backoff {
-    /// Exponential backoff with full jitter: `jitter * min(cap, base * 2^attempt)`, with
-    /// `attempt` counted from 0 and `jitter` in `[0, 1]` (clamped). Full jitter spreads the
-    /// chunks that were throttled together so they do not come back together.
-    pub fn delay(&self, attempt: u32, jitter: f64) -> Duration {
-        let ceiling = self
-            .base
-            .checked_mul(2u32.saturating_pow(attempt.min(31)))
-            .unwrap_or(self.cap)
-            .min(self.cap);
-        ceiling.mul_f64(jitter.clamp(0.0, 1.0))
-    }
-
-    /// The wait before resending a throttled call: never shorter than the service's `Retry-After`,
-    /// and never shorter than the jittered backoff either (so a `Retry-After: 0` does not turn
-    /// into a tight loop).
-    pub fn throttle_delay(
-        &self,
-        attempt: u32,
-        retry_after: Option<Duration>,
-        jitter: f64,
-    ) -> Duration {
-        self.delay(attempt, jitter)
-            .max(retry_after.unwrap_or_default())
-    }
-}
-
-/// Reads DRS's `Retry-After` header value: whole seconds, sent as a string.
-pub fn parse_retry_after(raw: &str) -> Option<Duration> {
-    let seconds: u64 = raw.trim().parse().ok()?;
-    // A bogus huge value must not overflow; the deadline check bounds the real wait anyway.
-    Some(Duration::from_secs(seconds.min(3_600)))
-}
-
-/// Every retry limit of the function.
+/// Why nothing more may start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetryPolicy {
-    pub backoff: Backoff,
-    /// Resends of a throttled call (and retries of a throttled read).
-    pub throttle_max_retries: u32,
-    /// A connection that cannot be opened rarely opens a second later; a few tries are enough.
-    pub unsent_max_retries: u32,
-    /// After reconciliation proved a failed call created no job, it may be resent this often.
-    pub reconciled_max_resends: u32,
-    /// Failed reads (5xx, timeouts) are retried this often; reads have no side effects.
-    pub read_max_retries: u32,
-    /// PutEvents rounds for failed entries.
-    pub publish_max_attempts: u32,
+pub enum HaltCause {
+    /// DRS said a quota is full: nothing fits until jobs finish.
+    QuotaFull,
+    /// DRS cannot be used here.
+    Unusable(Unusable),
 }
 
-impl RetryPolicy {
-    pub fn from_config(config: &Config) -> Self {
-        RetryPolicy {
-            backoff: Backoff {
-                base: config.retry_base_delay,
-                cap: config.retry_max_delay,
-            },
-            throttle_max_retries: config.throttle_max_retries,
-            unsent_max_retries: 3,
-            reconciled_max_resends: 2,
-            read_max_retries: 3,
-            publish_max_attempts: config.publish_max_attempts,
+/// DRS refused an instance: its error code and message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub code: String,
+    pub message: String,
+}
+
+impl Refusal {
+    fn new(code: &str, message: &str) -> Self {
+        Refusal {
+            code: code.to_owned(),
+            message: message.to_owned(),
         }
     }
 }
-
-/// DRS's per-job quota (servers per job): a smaller chunk meets it.
-pub const PER_JOB_QUOTA_CODE: &str = "L-B827C881";
-/// DRS's quota of source servers in all active jobs: a smaller piece may still fit the room left.
-pub const SERVERS_IN_FLIGHT_QUOTA_CODE: &str = "L-05AFA8C6";
 
 /// The field of StartFailbackLaunch that names instances; a refusal naming any other field is
 /// about the request itself.
@@ -122,14 +74,14 @@ pub enum Step {
     /// Read DRS's state before anything else: over the settle window when `settle` (the call
     /// may have made a job DRS does not show yet), else once.
     Look { settle: bool },
-    /// Every instance of the piece ends with this outcome.
-    Settle(Outcome),
+    /// Every instance of the piece is given up on, for `why`: it is deferred, safe to send again.
+    Settle { why: GiveUp, error: String },
     /// These instances leave the piece, each to be sent alone; the rest is sent again now.
     Isolate(Vec<String>),
-    /// DRS refused these instances by name, or alone: they leave the piece and are rejected with
-    /// `outcome` unless a look a settle window later finds them in a job of this run. The rest is
+    /// DRS refused these instances by name, or alone: they leave the piece and are rejected for
+    /// `refusal` unless a look a settle window later finds them in a job of this run. The rest is
     /// sent again now.
-    Confirm { ids: Vec<String>, outcome: Outcome },
+    Confirm { ids: Vec<String>, refusal: Refusal },
     /// DRS refused the piece without saying which instance: split it to find out.
     Bisect { code: String, message: String },
     /// DRS's per-job quota is smaller than the piece: halve it, and every chunk after it.
@@ -138,14 +90,9 @@ pub enum Step {
     /// count said it fits: its limit is above the account's, or another tool launched): send
     /// this piece in halves, down to one instance, to fill what room there is.
     Halve,
-    /// Nothing more may start: this piece and every piece not yet started are deferred with
-    /// `reason`. `quota_full` when DRS said a quota is full; `unusable` when DRS cannot be used.
-    Halt {
-        reason: DeferReason,
-        why: String,
-        quota_full: bool,
-        unusable: Option<Unusable>,
-    },
+    /// Nothing more may start: this piece and every piece not yet started are deferred, for
+    /// `cause`.
+    Halt { cause: HaltCause, why: String },
     /// DRS refused a field of the request itself (e.g. a tag): every call would be refused.
     RefuseRequest { field: String, message: String },
 }
@@ -175,10 +122,10 @@ impl Tries {
             Happened::Looked { cause, unavailable } => {
                 self.after_look(cause, unavailable, ids, policy, jitter)
             }
-            Happened::LookFailed { cause, why } => Step::Settle(Outcome::deferred(
-                DeferReason::Ambiguous,
-                Some(format!("{}; state unreadable: {why}", describe(&cause))),
-            )),
+            Happened::LookFailed { cause, why } => Step::Settle {
+                why: GiveUp::Ambiguous,
+                error: format!("{}; state unreadable: {why}", describe(&cause)),
+            },
         }
     }
 
@@ -195,7 +142,10 @@ impl Tries {
                 message,
             } => {
                 if self.throttled >= policy.throttle_max_retries {
-                    return Step::Settle(Outcome::deferred(DeferReason::Throttled, Some(message)));
+                    return Step::Settle {
+                        why: GiveUp::Throttled,
+                        error: message,
+                    };
                 }
                 let wait = policy
                     .backoff
@@ -205,7 +155,10 @@ impl Tries {
             }
             LaunchError::NotSent { error } => {
                 if self.unsent >= policy.unsent_max_retries {
-                    return Step::Settle(Outcome::deferred(DeferReason::Unreachable, Some(error)));
+                    return Step::Settle {
+                        why: GiveUp::Unreachable,
+                        error,
+                    };
                 }
                 let wait = policy.backoff.delay(self.unsent, jitter);
                 self.unsent += 1;
@@ -231,13 +184,11 @@ impl Tries {
                 message,
                 quota_code,
             } => Step::Halt {
-                reason: DeferReason::Quota,
+                cause: HaltCause::QuotaFull,
                 why: match quota_code {
                     Some(code) => format!("{message} (quota {code})"),
                     None => message,
                 },
-                quota_full: true,
-                unusable: None,
             },
             LaunchError::Refused {
                 fields, message, ..
@@ -250,7 +201,7 @@ impl Tries {
             },
             LaunchError::Refused { code, message, .. } if ids.len() == 1 => Step::Confirm {
                 ids: ids.to_vec(),
-                outcome: Outcome::refused_by_drs(&code, &message),
+                refusal: Refusal::new(&code, &message),
             },
             // A refusal may be DRS seeing a job of this run it does not show yet (a concurrent
             // delivery of the same request, an earlier call of this one): the first in a chunk
@@ -264,17 +215,15 @@ impl Tries {
             } => match named_culprit(resource_id, &message, ids) {
                 Some(id) if self.settled => Step::Confirm {
                     ids: vec![id],
-                    outcome: Outcome::refused_by_drs(&code, &message),
+                    refusal: Refusal::new(&code, &message),
                 },
                 _ => Step::Look {
                     settle: !self.settled,
                 },
             },
             LaunchError::Unusable { kind, message } => Step::Halt {
-                reason: DeferReason::Halted,
+                cause: HaltCause::Unusable(kind),
                 why: message,
-                quota_full: false,
-                unusable: Some(kind),
             },
         }
     }
@@ -300,7 +249,7 @@ impl Tries {
             {
                 return Step::Confirm {
                     ids: vec![id],
-                    outcome: Outcome::refused_by_drs(code, message),
+                    refusal: Refusal::new(code, message),
                 };
             }
             return Step::Isolate(unavailable);
@@ -308,7 +257,10 @@ impl Tries {
         match cause {
             LaunchError::Ambiguous { error } => {
                 if self.resends >= policy.reconciled_max_resends {
-                    return Step::Settle(Outcome::deferred(DeferReason::ServerError, Some(error)));
+                    return Step::Settle {
+                        why: GiveUp::ServerError,
+                        error,
+                    };
                 }
                 let wait = policy.backoff.delay(self.resends, jitter);
                 self.resends += 1;
@@ -327,15 +279,15 @@ impl Tries {
                 match named_culprit(resource_id, &message, ids) {
                     Some(id) => Step::Confirm {
                         ids: vec![id],
-                        outcome: Outcome::refused_by_drs(&code, &message),
+                        refusal: Refusal::new(&code, &message),
                     },
                     None => Step::Bisect { code, message },
                 }
             }
-            other => Step::Settle(Outcome::deferred(
-                DeferReason::Ambiguous,
-                Some(describe(&other)),
-            )),
+            other => Step::Settle {
+                why: GiveUp::Ambiguous,
+                error: describe(&other),
+            },
         }
     }
 }
@@ -347,105 +299,18 @@ fn named_culprit(resource_id: Option<String>, message: &str, ids: &[String]) -> 
         .or_else(|| ids.iter().find(|id| message.contains(id.as_str())).cloned())
 }
 
-/// The failure as an answer reports it.
-pub fn describe(error: &LaunchError) -> String {
-    match error {
-        LaunchError::Throttled { message, .. } => message.clone(),
-        LaunchError::NotSent { error } | LaunchError::Ambiguous { error } => error.clone(),
-        LaunchError::QuotaExceeded { message, .. }
-        | LaunchError::Refused { message, .. }
-        | LaunchError::Unusable { message, .. } => message.clone(),
-    }
-}
-
-/// What to do after a failed read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReadStep {
-    Retry(Duration),
-    GiveUp,
-}
-
-/// The next step after a read failed for the `attempt`-th time (from 0): throttled reads wait
-/// for `Retry-After` as launches do; other failures back off; "DRS cannot be used" is final.
-pub fn read_step(
-    error: &DescribeError,
-    attempt: u32,
-    policy: &RetryPolicy,
-    jitter: f64,
-) -> ReadStep {
-    let (limit, wait) = match error {
-        DescribeError::Unusable { .. } => return ReadStep::GiveUp,
-        DescribeError::Throttled { retry_after, .. } => (
-            policy.throttle_max_retries,
-            policy.backoff.throttle_delay(attempt, *retry_after, jitter),
-        ),
-        DescribeError::Failed { .. } => (
-            policy.read_max_retries,
-            policy.backoff.delay(attempt, jitter),
-        ),
-    };
-    if attempt >= limit {
-        ReadStep::GiveUp
-    } else {
-        ReadStep::Retry(wait)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::retry::TEST_POLICY;
     use proptest::prelude::*;
 
-    const POLICY: Backoff = Backoff {
-        base: Duration::from_secs(1),
-        cap: Duration::from_secs(20),
-    };
-
     fn policy() -> RetryPolicy {
-        RetryPolicy {
-            backoff: POLICY,
-            throttle_max_retries: 8,
-            unsent_max_retries: 3,
-            reconciled_max_resends: 2,
-            read_max_retries: 3,
-            publish_max_attempts: 3,
-        }
+        TEST_POLICY
     }
 
     fn secs(s: u64) -> Duration {
         Duration::from_secs(s)
-    }
-
-    #[test]
-    fn backoff_doubles_up_to_the_cap() {
-        let full: Vec<u64> = (0..7)
-            .map(|a| POLICY.delay(a, 1.0).as_millis() as u64)
-            .collect();
-        assert_eq!(full, [1_000, 2_000, 4_000, 8_000, 16_000, 20_000, 20_000]);
-        assert_eq!(POLICY.delay(2, 0.5), Duration::from_secs(2));
-        assert_eq!(POLICY.delay(3, 0.0), Duration::ZERO);
-        assert_eq!(POLICY.delay(u32::MAX, 1.0), Duration::from_secs(20));
-    }
-
-    #[test]
-    fn retry_after_is_a_floor() {
-        let five = Some(Duration::from_secs(5));
-        assert_eq!(POLICY.throttle_delay(0, five, 1.0), Duration::from_secs(5));
-        assert_eq!(POLICY.throttle_delay(4, five, 1.0), Duration::from_secs(16));
-        assert_eq!(POLICY.throttle_delay(4, five, 0.25), Duration::from_secs(5));
-        assert_eq!(POLICY.throttle_delay(1, None, 0.5), Duration::from_secs(1));
-    }
-
-    #[test]
-    fn retry_after_header_parses_whole_seconds() {
-        assert_eq!(parse_retry_after("7"), Some(Duration::from_secs(7)));
-        assert_eq!(parse_retry_after(" 0 "), Some(Duration::ZERO));
-        assert_eq!(parse_retry_after("soon"), None);
-        assert_eq!(parse_retry_after("-1"), None);
-        assert_eq!(
-            parse_retry_after("99999999999"),
-            Some(Duration::from_secs(3_600))
-        );
     }
 
     fn ids(n: usize) -> Vec<String> {
@@ -492,13 +357,15 @@ mod tests {
     #[test]
     fn every_failure_at_every_attempt_count() {
         let policy = policy();
-        let deferred =
-            |reason, error: &str| Step::Settle(Outcome::deferred(reason, Some(error.to_owned())));
+        let deferred = |why, error: &str| Step::Settle {
+            why,
+            error: error.to_owned(),
+        };
         let settled = Tries {
             settled: true,
             ..Tries::default()
         };
-        let refused = |message: &str| Outcome::refused_by_drs("ConflictException", message);
+        let refused = |message: &str| Refusal::new("ConflictException", message);
         let table: Vec<(&str, Happened, Tries, usize, Step)> = vec![
             // throttled: max(Retry-After, backoff), 8 resends, then deferred
             (
@@ -543,7 +410,7 @@ mod tests {
                     ..Tries::default()
                 },
                 3,
-                deferred(DeferReason::Throttled, "Rate exceeded"),
+                deferred(GiveUp::Throttled, "Rate exceeded"),
             ),
             // never sent: back off, 3 resends, then unreachable
             (
@@ -577,7 +444,7 @@ mod tests {
                     ..Tries::default()
                 },
                 3,
-                deferred(DeferReason::Unreachable, "refused"),
+                deferred(GiveUp::Unreachable, "refused"),
             ),
             // ambiguous: always look over the settle window first, whatever was spent
             (
@@ -618,7 +485,7 @@ mod tests {
                     ..Tries::default()
                 },
                 3,
-                deferred(DeferReason::ServerError, "HTTP 500"),
+                deferred(GiveUp::ServerError, "HTTP 500"),
             ),
             (
                 "taken meanwhile",
@@ -635,10 +502,7 @@ mod tests {
                 },
                 Tries::default(),
                 3,
-                deferred(
-                    DeferReason::Ambiguous,
-                    "HTTP 500; state unreadable: throttled",
-                ),
+                deferred(GiveUp::Ambiguous, "HTTP 500; state unreadable: throttled"),
             ),
             // quota: the per-job one shrinks the piece; others halt, saying which quota
             (
@@ -654,10 +518,8 @@ mod tests {
                 Tries::default(),
                 1,
                 Step::Halt {
-                    reason: DeferReason::Quota,
+                    cause: HaltCause::QuotaFull,
                     why: "full (quota L-B827C881)".into(),
-                    quota_full: true,
-                    unusable: None,
                 },
             ),
             (
@@ -673,10 +535,8 @@ mod tests {
                 Tries::default(),
                 1,
                 Step::Halt {
-                    reason: DeferReason::Quota,
+                    cause: HaltCause::QuotaFull,
                     why: "full (quota L-05AFA8C6)".into(),
-                    quota_full: true,
-                    unusable: None,
                 },
             ),
             (
@@ -695,10 +555,8 @@ mod tests {
                 Tries::default(),
                 3,
                 Step::Halt {
-                    reason: DeferReason::Quota,
+                    cause: HaltCause::QuotaFull,
                     why: "full (quota L-D88FAC3A)".into(),
-                    quota_full: true,
-                    unusable: None,
                 },
             ),
             // refusals: look first (over the window once per chunk), alone means confirm
@@ -723,7 +581,7 @@ mod tests {
                 3,
                 Step::Confirm {
                     ids: vec!["i-00000001".into()],
-                    outcome: refused("busy"),
+                    refusal: refused("busy"),
                 },
             ),
             (
@@ -740,7 +598,7 @@ mod tests {
                 1,
                 Step::Confirm {
                     ids: ids(1),
-                    outcome: Outcome::refused_by_drs("ConflictException", "busy"),
+                    refusal: Refusal::new("ConflictException", "busy"),
                 },
             ),
             (
@@ -785,7 +643,7 @@ mod tests {
                 3,
                 Step::Confirm {
                     ids: vec!["i-00000002".into()],
-                    outcome: refused("busy"),
+                    refusal: refused("busy"),
                 },
             ),
             (
@@ -795,7 +653,7 @@ mod tests {
                 3,
                 Step::Confirm {
                     ids: vec!["i-00000001".into()],
-                    outcome: refused("busy"),
+                    refusal: refused("busy"),
                 },
             ),
             (
@@ -805,7 +663,7 @@ mod tests {
                 3,
                 Step::Confirm {
                     ids: vec!["i-00000002".into()],
-                    outcome: Outcome::refused_by_drs("ConflictException", "i-00000002 is busy"),
+                    refusal: Refusal::new("ConflictException", "i-00000002 is busy"),
                 },
             ),
             (
@@ -845,10 +703,8 @@ mod tests {
                 Tries::default(),
                 3,
                 Step::Halt {
-                    reason: DeferReason::Halted,
+                    cause: HaltCause::Unusable(Unusable::AccessDenied),
                     why: "denied".into(),
-                    quota_full: false,
-                    unusable: Some(Unusable::AccessDenied),
                 },
             ),
         ];
@@ -869,51 +725,7 @@ mod tests {
         }
     }
 
-    #[test]
-    fn reads_retry_failures_and_throttles_within_their_limits() {
-        let policy = policy();
-        let failed = DescribeError::Failed {
-            error: "500".into(),
-        };
-        let throttled = DescribeError::Throttled {
-            retry_after: Some(secs(5)),
-            message: "slow".into(),
-        };
-        let unusable = DescribeError::Unusable {
-            kind: Unusable::AccessDenied,
-            message: "denied".into(),
-        };
-        assert_eq!(
-            read_step(&failed, 0, &policy, 1.0),
-            ReadStep::Retry(secs(1))
-        );
-        assert_eq!(
-            read_step(&failed, 2, &policy, 1.0),
-            ReadStep::Retry(secs(4))
-        );
-        assert_eq!(read_step(&failed, 3, &policy, 1.0), ReadStep::GiveUp);
-        assert_eq!(
-            read_step(&throttled, 0, &policy, 0.0),
-            ReadStep::Retry(secs(5))
-        );
-        assert_eq!(
-            read_step(&throttled, 7, &policy, 1.0),
-            ReadStep::Retry(secs(20))
-        );
-        assert_eq!(read_step(&throttled, 8, &policy, 1.0), ReadStep::GiveUp);
-        assert_eq!(read_step(&unusable, 0, &policy, 1.0), ReadStep::GiveUp);
-    }
-
     proptest! {
-        #[test]
-        fn delay_stays_within_bounds(attempt in 0u32..100, jitter in 0.0f64..=1.0, after in 0u64..100) {
-            let delay = POLICY.delay(attempt, jitter);
-            prop_assert!(delay <= POLICY.cap);
-            let throttled = POLICY.throttle_delay(attempt, Some(Duration::from_secs(after)), jitter);
-            prop_assert!(throttled >= Duration::from_secs(after));
-            prop_assert!(throttled >= delay);
-        }
-
         /// Whatever keeps failing, a piece is settled after a bounded number of resends.
         #[test]
         fn retries_always_end(kinds in proptest::collection::vec(0u8..4, 1..200)) {

@@ -1,4 +1,4 @@
-//! The plan: which launchable instances go into which `StartFailbackLaunch` call, within the DRS
+//! Capacity: which launchable instances go into which `StartFailbackLaunch` call, within the DRS
 //! quotas still free. A dry run and a real run plan through the same [`Capacity::admit`], so a
 //! dry run's `plannedJobSizes` is what a real run would start now.
 
@@ -82,7 +82,7 @@ impl Capacity {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::drs::Participant;
+    use crate::drs::{JobStatus, Participant};
     use proptest::prelude::*;
     use std::collections::HashSet;
 
@@ -105,9 +105,12 @@ mod tests {
             .enumerate()
             .map(|(n, size)| JobRecord {
                 job_id: format!("drsjob-{n}"),
-                status: "STARTED".into(),
+                arn: None,
+                status: JobStatus::Started,
+                run_id: None,
+                step: None,
+                created: None,
                 participants: vec![Participant::default(); *size],
-                ..JobRecord::default()
             })
             .collect()
     }

@@ -6,11 +6,9 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
+use super::results::{InstanceResult, ResultKind};
+use crate::drs::FailbackState;
 use crate::request::{Critical, GivenGroup};
-use crate::results::{InstanceResult, ResultKind};
-
-/// The failback state of an instance that came back: skipped for it, it is not a failure.
-pub const ALREADY_FAILED_BACK: &str = "FAILBACK_COMPLETED";
 
 /// The critical instances a verdict names; the count says how many there were in all.
 pub const CRITICAL_LISTED_MAX: usize = 100;
@@ -99,10 +97,11 @@ pub fn verdict(
     for group in not_launched {
         grouped += group.ids.len();
         for id in &group.ids {
-            match (group.outcome, group.reason.as_str()) {
-                // Already failed back (by hand, or by an earlier run): it came back.
-                ("skipped", ALREADY_FAILED_BACK) => {}
-                ("skipped" | "rejected", _) => note_failed(id, None),
+            // Skipped as already failed back (by hand, or by an earlier run): it came back.
+            let came_back = FailbackState::from_name(&group.reason) == FailbackState::Completed;
+            match group.outcome {
+                "skipped" if came_back => {}
+                "skipped" | "rejected" => note_failed(id, None),
                 _ => unfinished += 1,
             }
         }
@@ -138,7 +137,7 @@ mod tests {
             source_server_id: Some(format!("s-{id}")),
             result: kind,
             launch_status: None,
-            failback_state: state.map(str::to_owned),
+            failback_state: state.map(FailbackState::from_name),
             reason: None,
             message: None,
         }
@@ -169,7 +168,7 @@ mod tests {
 
     fn completed(id: &str) -> GivenGroup {
         GivenGroup {
-            reason: ALREADY_FAILED_BACK.into(),
+            reason: FailbackState::Completed.to_string(),
             ..group("skipped", &[id])
         }
     }

@@ -6,12 +6,12 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
-use crate::drs::JobLogItem;
-use crate::outcome::MESSAGE_MAX_BYTES;
+use crate::drs::{FailbackState, JobLogEvent, JobLogItem, JobStatus, LaunchStatus};
+use crate::launch::outcome::MESSAGE_MAX_BYTES;
 use crate::request::truncate_utf8;
 
 /// What became of one launched instance.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, strum::EnumIter)]
 #[serde(rename_all = "lowercase")]
 pub enum ResultKind {
     /// Failed back: `failback.state` FAILBACK_COMPLETED.
@@ -22,34 +22,41 @@ pub enum ResultKind {
     Running,
 }
 
+impl ResultKind {
+    /// The metric counting the instances with this result when their run (or step) ends.
+    pub fn metric(self) -> &'static str {
+        match self {
+            ResultKind::Succeeded => "InstancesSucceeded",
+            ResultKind::Failed => "InstancesFailed",
+            ResultKind::Running => "InstancesStillRunning",
+        }
+    }
+}
+
 /// The result of an instance: `failback_state` is the instance's state only when it belongs to
 /// this job (the instance's `failbackJobID` is the job): a state left from an earlier failback
 /// says nothing about this one. A `launchStatus` that stays PENDING while DRS converts decides
 /// nothing either: the state is the final word.
-pub fn decide(launch_status: Option<&str>, failback_state: Option<&str>) -> ResultKind {
+pub fn decide(
+    launch_status: Option<&LaunchStatus>,
+    failback_state: Option<&FailbackState>,
+) -> ResultKind {
     match (failback_state, launch_status) {
-        (Some("FAILBACK_COMPLETED"), _) => ResultKind::Succeeded,
-        (Some("FAILBACK_ERROR"), _) => ResultKind::Failed,
-        (_, Some("FAILED" | "TERMINATED")) => ResultKind::Failed,
+        (Some(FailbackState::Completed), _) => ResultKind::Succeeded,
+        (Some(FailbackState::Error), _) => ResultKind::Failed,
+        (_, Some(status)) if status.is_failure() => ResultKind::Failed,
         _ => ResultKind::Running,
     }
 }
 
-/// A job log event that says a server's launch went wrong.
-fn is_failure(event: &str) -> bool {
-    event.ends_with("_FAIL")
-        || event.ends_with("_FAILED")
-        || matches!(event, "SERVER_SKIPPED" | "JOB_CANCEL")
-}
-
 /// Each failed source server's failure event and DRS's message.
-pub type Failures = HashMap<String, (String, Option<String>)>;
+pub type Failures = HashMap<String, (JobLogEvent, Option<String>)>;
 
 /// The first failure the log records for each source server: what went wrong first is the
 /// reason (a later clean-up failure is a consequence).
 pub fn failures(log: &[JobLogItem]) -> Failures {
     let mut found = HashMap::new();
-    for item in log.iter().filter(|item| is_failure(&item.event)) {
+    for item in log.iter().filter(|item| item.event.is_failure()) {
         if let Some(source) = &item.source_server_id {
             let message = item
                 .raw_error
@@ -66,22 +73,26 @@ pub fn failures(log: &[JobLogItem]) -> Failures {
 /// Why a failed instance failed: the job log's event when it names one, else the failback state
 /// (FAILBACK_ERROR) or the launch status (FAILED, TERMINATED).
 pub fn reason(
-    logged: Option<&(String, Option<String>)>,
-    failback_state: Option<&str>,
-    launch_status: Option<&str>,
+    logged: Option<&(JobLogEvent, Option<String>)>,
+    failback_state: Option<&FailbackState>,
+    launch_status: Option<&LaunchStatus>,
 ) -> (String, Option<String>) {
     match logged {
-        Some((event, message)) => (event.clone(), message.clone()),
+        Some((event, message)) => (event.to_string(), message.clone()),
         None => (
             failback_state
-                .filter(|state| *state == "FAILBACK_ERROR")
-                .or(launch_status)
-                .unwrap_or("FAILED")
+                .filter(|state| **state == FailbackState::Error)
+                .map(FailbackState::as_str)
+                .or(launch_status.map(LaunchStatus::as_str))
+                .unwrap_or(FAILED)
                 .to_owned(),
             None,
         ),
     }
 }
+
+/// The reason of a failure nothing names: no log event, no state, no launch status.
+const FAILED: &str = "FAILED";
 
 /// One instance of a tracked job.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -93,9 +104,9 @@ pub struct InstanceResult {
     pub source_server_id: Option<String>,
     pub result: ResultKind,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub launch_status: Option<String>,
+    pub launch_status: Option<LaunchStatus>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub failback_state: Option<String>,
+    pub failback_state: Option<FailbackState>,
     /// `failed` only: the job log's event (CONVERSION_FAIL, LAUNCH_FAILED, ...) or the state.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
@@ -122,9 +133,9 @@ pub struct ResultGroup {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub launch_status: Option<String>,
+    pub launch_status: Option<LaunchStatus>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub failback_state: Option<String>,
+    pub failback_state: Option<FailbackState>,
     #[serde(rename = "recoveryInstanceIDs")]
     pub recovery_instance_ids: Vec<String>,
 }
@@ -175,6 +186,39 @@ impl ResultCounts {
     }
 }
 
+/// A tracked job's status: PENDING, STARTED or COMPLETED as DRS says; UNKNOWN when DRS does not
+/// show the job (yet) or it could not be read; NOT_THIS_RUN when it carries another run's id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TrackedStatus {
+    Drs(JobStatus),
+    Unknown,
+    NotThisRun,
+}
+
+impl TrackedStatus {
+    /// DRS has finished the job.
+    pub fn is_completed(&self) -> bool {
+        *self == TrackedStatus::Drs(JobStatus::Completed)
+    }
+}
+
+impl TrackedStatus {
+    /// As answers and events spell it.
+    pub fn as_str(&self) -> &str {
+        match self {
+            TrackedStatus::Drs(status) => status.as_str(),
+            TrackedStatus::Unknown => "UNKNOWN",
+            TrackedStatus::NotThisRun => "NOT_THIS_RUN",
+        }
+    }
+}
+
+impl Serialize for TrackedStatus {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
 /// One tracked job.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -183,9 +227,7 @@ pub struct TrackedJob {
     pub job_id: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub arn: Option<String>,
-    /// PENDING, STARTED or COMPLETED as DRS says; UNKNOWN when DRS does not show the job (yet) or
-    /// it could not be read; NOT_THIS_RUN when it carries another run's id.
-    pub status: String,
+    pub status: TrackedStatus,
     /// DRS has finished the job and every instance in it has its final result.
     pub done: bool,
     pub counts: ResultCounts,
@@ -242,13 +284,19 @@ mod tests {
             (Some("TERMINATED"), Some("FAILBACK_IN_PROGRESS"), Failed),
         ];
         for (launch, state, expected) in table {
-            assert_eq!(decide(launch, state), expected, "{launch:?} {state:?}");
+            let launch_status = launch.map(LaunchStatus::from_name);
+            let failback_state = state.map(FailbackState::from_name);
+            assert_eq!(
+                decide(launch_status.as_ref(), failback_state.as_ref()),
+                expected,
+                "{launch:?} {state:?}"
+            );
         }
     }
 
     fn log(event: &str, source: &str, raw: Option<&str>) -> JobLogItem {
         JobLogItem {
-            event: event.into(),
+            event: JobLogEvent::from_name(event),
             source_server_id: Some(source.into()),
             raw_error: raw.map(str::to_owned),
         }
@@ -264,15 +312,18 @@ mod tests {
         ];
         let found = failures(&items);
         assert_eq!(found.len(), 2);
-        let (event, message) = reason(found.get("s-1"), Some("FAILBACK_ERROR"), None);
+        let error = Some(FailbackState::Error);
+        let (event, message) = reason(found.get("s-1"), error.as_ref(), None);
         assert_eq!(event, "CONVERSION_FAIL");
         assert!(message.unwrap().len() <= MESSAGE_MAX_BYTES);
         assert_eq!(reason(found.get("s-2"), None, None).0, "LAUNCH_FAILED");
+        let failed = Some(LaunchStatus::Failed);
         assert_eq!(
-            reason(None, Some("FAILBACK_ERROR"), Some("FAILED")).0,
+            reason(None, error.as_ref(), failed.as_ref()).0,
             "FAILBACK_ERROR"
         );
-        assert_eq!(reason(None, None, Some("TERMINATED")).0, "TERMINATED");
+        let terminated = Some(LaunchStatus::Terminated);
+        assert_eq!(reason(None, None, terminated.as_ref()).0, "TERMINATED");
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! Reading DRS: every read-only call (pre-flight, settling, capacity polls) goes through
-//! [`DrsReads`], which retries it as [`retry::read_step`](crate::retry::read_step) decides, gives
+//! [`DrsReads`], which retries it as [`read_step`](crate::retry::read::read_step) decides, gives
 //! each call (each page) a timeout from the time left and never starts a call or a wait that
 //! would end after the budget.
 
@@ -10,15 +10,17 @@ use futures_util::{StreamExt, TryStreamExt, stream};
 use tokio::time::{sleep, timeout};
 use tracing::warn;
 
-use crate::deadline::Budget;
-use crate::drs::{
-    DESCRIBE_INSTANCES_MAX_IDS, DESCRIBE_JOBS_MAX_IDS, DescribeError, Drs, InstanceQuery,
-    JobLogItem, JobQuery, JobRecord, Page, RecoveryInstance, Unusable,
+use tokio::time::Instant;
+
+use super::stats::CallStats;
+use super::{
+    DESCRIBE_INSTANCES_MAX_IDS, DESCRIBE_JOBS_MAX_IDS, Drs, InstanceQuery, JobLogItem, JobQuery,
+    JobRecord, Page, RecoveryInstance,
 };
-use crate::error::HandlerError;
-use crate::metrics::CallStats;
-use crate::outcome::{DeferReason, Outcome};
-use crate::retry::{Jitter, ReadStep, RetryPolicy, read_step};
+use crate::config::Config;
+use crate::deadline::Budget;
+use crate::retry::read::{ReadStep, read_step};
+use crate::retry::{DescribeError, Jitter, RetryPolicy, Unusable};
 
 /// Why a read did not give an answer, after its retries.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,31 +31,6 @@ pub enum ReadFailure {
 }
 
 impl ReadFailure {
-    /// The deferral that fits instances whose state could not be read.
-    pub fn defer_reason(&self) -> Outcome {
-        match self {
-            ReadFailure::NoTime => Outcome::deferred(DeferReason::Deadline, None),
-            ReadFailure::Drs(DescribeError::Throttled { message, .. }) => {
-                Outcome::deferred(DeferReason::Throttled, Some(message.clone()))
-            }
-            ReadFailure::Drs(error) => {
-                Outcome::deferred(DeferReason::ServerError, Some(error.to_string()))
-            }
-        }
-    }
-
-    /// The error a call ends with when this read was needed: DRS unusable, or `DrsReadFailed`
-    /// (nothing was done; safe to send again).
-    pub fn into_error(&self, what: &str) -> HandlerError {
-        match self.unusable() {
-            Some((kind, message)) => HandlerError::DrsUnusable { kind, message },
-            None => HandlerError::ReadFailed {
-                what: what.to_owned(),
-                message: self.to_string(),
-            },
-        }
-    }
-
     pub fn unusable(&self) -> Option<(Unusable, String)> {
         match self {
             ReadFailure::Drs(DescribeError::Unusable { kind, message }) => {
@@ -76,7 +53,7 @@ impl std::fmt::Display for ReadFailure {
 /// Reads of one invocation.
 pub struct DrsReads<'a, D> {
     pub drs: &'a D,
-    pub policy: &'a RetryPolicy,
+    pub policy: RetryPolicy,
     pub jitter: &'a Jitter,
     pub budget: Budget,
     /// Independent reads (batches of ids) run this many at a time.
@@ -88,7 +65,32 @@ pub struct DrsReads<'a, D> {
     pub stats: &'a CallStats,
 }
 
-impl<D: Drs> DrsReads<'_, D> {
+impl<'a, D: Drs> DrsReads<'a, D> {
+    /// The DRS calls of one invocation whose work must end by `deadline`: its budget ends the
+    /// configured deadline margin before it.
+    pub fn new(
+        drs: &'a D,
+        config: &Config,
+        jitter: &'a Jitter,
+        deadline: Instant,
+        stats: &'a CallStats,
+    ) -> Self {
+        DrsReads {
+            drs,
+            policy: RetryPolicy::from_config(config),
+            jitter,
+            budget: Budget::new(
+                deadline
+                    .checked_sub(config.deadline_margin)
+                    .unwrap_or_else(Instant::now),
+                config.launch_call_timeout,
+            ),
+            max_concurrent: config.max_concurrent_launches,
+            active_job_window: config.active_job_window,
+            stats,
+        }
+    }
+
     /// One read-only call, retried on throttling (after `Retry-After`) and on failures: reads have
     /// no side effects. Its timeout is what is left of the budget (at most the configured one);
     /// never starts a call or a wait that would end after the budget.
@@ -114,7 +116,7 @@ impl<D: Drs> DrsReads<'_, D> {
                     error: format!("no answer within {} ms", call_timeout.as_millis()),
                 },
             };
-            let wait = match read_step(&error, attempt, self.policy, (self.jitter)()) {
+            let wait = match read_step(&error, attempt, &self.policy, (self.jitter)()) {
                 ReadStep::Retry(wait) => wait,
                 ReadStep::GiveUp => {
                     if !matches!(error, DescribeError::Unusable { .. }) {

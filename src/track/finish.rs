@@ -6,9 +6,10 @@
 
 use serde::Serialize;
 
-use crate::outcome::{GroupKey, NotLaunchedGroup, OutcomeKind, group_not_launched};
+use super::results::{InstanceResult, ResultGroup, TrackedJob, group};
+use crate::launch::answer::{GroupKey, NotLaunchedGroup, group_not_launched};
+use crate::launch::outcome::OutcomeKind;
 use crate::request::GivenGroup;
-use crate::results::{InstanceResult, ResultGroup, TrackedJob, group};
 
 /// How an answer lists its instances.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -68,7 +69,8 @@ pub fn size(value: &impl Serialize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::results::{ResultCounts, ResultKind};
+    use crate::drs::{FailbackState, JobStatus, LaunchStatus};
+    use crate::track::results::{ResultCounts, ResultKind, TrackedStatus};
 
     fn job(n: usize, instances: usize) -> TrackedJob {
         let results: Vec<InstanceResult> = (0..instances)
@@ -76,8 +78,8 @@ mod tests {
                 recovery_instance_id: Some(format!("i-{n:08}{i:09}")),
                 source_server_id: Some(format!("s-{n:08}{i:09}")),
                 result: ResultKind::Succeeded,
-                launch_status: Some("LAUNCHED".into()),
-                failback_state: Some("FAILBACK_COMPLETED".into()),
+                launch_status: Some(LaunchStatus::Launched),
+                failback_state: Some(FailbackState::Completed),
                 reason: None,
                 message: None,
             })
@@ -85,7 +87,7 @@ mod tests {
         TrackedJob {
             job_id: format!("drsjob-{n:017}"),
             arn: None,
-            status: "COMPLETED".into(),
+            status: TrackedStatus::Drs(JobStatus::Completed),
             done: true,
             counts: ResultCounts::of(&results),
             instances: Some(results),
@@ -142,7 +144,10 @@ mod tests {
         }
         let merged = merge_not_launched(&groups);
         assert_eq!(merged[0].recovery_instance_ids, ["i-1", "i-2"]);
-        assert_eq!(merged.len(), crate::outcome::MAX_DISTINCT_DETAILS + 1);
+        assert_eq!(
+            merged.len(),
+            crate::launch::answer::MAX_DISTINCT_DETAILS + 1
+        );
         let total: usize = merged.iter().map(|g| g.recovery_instance_ids.len()).sum();
         assert_eq!(total, 42, "no instance lost in the merge");
     }

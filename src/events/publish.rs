@@ -7,7 +7,15 @@ use std::time::Duration;
 use tokio::time::{Instant, sleep, timeout};
 use tracing::{error, warn};
 
-use crate::retry::{Backoff, Jitter};
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::retry::{Backoff, Jitter, RetryPolicy};
+
+/// Kept free at the very end of an invocation for serialising and returning the answer.
+const ANSWER_GUARD: Duration = Duration::from_millis(250);
+/// PutEvents normally answers in tens of milliseconds.
+const PUBLISH_CALL_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// PutEvents accepts 1–10 entries per call.
 pub const MAX_ENTRIES_PER_CALL: usize = 10;
@@ -96,6 +104,62 @@ pub struct PublishReport {
     pub calls: usize,
     /// What could not be delivered, so a caller can say so — or offer it again next time.
     pub undelivered_entries: Vec<EventEntry>,
+}
+
+impl PublishReport {
+    /// What an answer says of its events.
+    pub fn delivery(&self) -> EventDelivery {
+        EventDelivery {
+            published: self.published,
+            undelivered: self.undelivered,
+        }
+    }
+}
+
+/// How many of an invocation's events were delivered, and how many could not be.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventDelivery {
+    pub published: usize,
+    pub undelivered: usize,
+}
+
+/// Where one invocation's events go: the bus, the configured resends, and the time the
+/// invocation has (its answer keeps a guard before the deadline).
+pub struct Bus<'a, P> {
+    publisher: &'a P,
+    settings: PublishSettings,
+    jitter: &'a Jitter,
+    stop_at: Instant,
+}
+
+impl<'a, P: EventPublisher> Bus<'a, P> {
+    pub fn new(publisher: &'a P, config: &Config, jitter: &'a Jitter, deadline: Instant) -> Self {
+        let policy = RetryPolicy::from_config(config);
+        Bus {
+            publisher,
+            settings: PublishSettings {
+                max_attempts: policy.publish_max_attempts,
+                backoff: policy.backoff,
+                call_timeout: PUBLISH_CALL_TIMEOUT
+                    .min(config.deadline_margin.saturating_sub(ANSWER_GUARD)),
+            },
+            jitter,
+            stop_at: deadline.checked_sub(ANSWER_GUARD).unwrap_or(deadline),
+        }
+    }
+
+    /// Publishes `entries` with the configured resends, leaving the answer its guard.
+    pub async fn publish(&self, entries: Vec<EventEntry>) -> PublishReport {
+        publish_all(
+            self.publisher,
+            entries,
+            &self.settings,
+            self.jitter,
+            self.stop_at,
+        )
+        .await
+    }
 }
 
 pub struct PublishSettings {

@@ -10,9 +10,9 @@ use std::time::{Duration, SystemTime};
 use futures_util::future::join;
 use tokio::time::{Instant, sleep};
 
-use crate::drs::{Drs, JobRecord, RecoveryInstance};
-use crate::preflight::{READY_FOR_LAUNCH, earlier_attempt};
-use crate::reads::{DrsReads, ReadFailure};
+use super::preflight::earlier_attempt;
+use crate::drs::reads::{DrsReads, ReadFailure};
+use crate::drs::{Drs, FailbackState, JobRecord, RecoveryInstance};
 
 /// How often a look is repeated within the settle window.
 const POLL: Duration = Duration::from_secs(2);
@@ -94,7 +94,7 @@ impl<D: Drs> Looker<'_, D> {
                 (Some(_), Some(job)) if job.is_active() && job.holds(id, source) => {
                     Some(format!("in active job {} of another run", job.job_id))
                 }
-                (Some(i), _) if i.failback_state != READY_FOR_LAUNCH => {
+                (Some(i), _) if i.failback_state != FailbackState::ReadyForLaunch => {
                     Some(format!("failback state {}", i.failback_state))
                 }
                 _ => None,

@@ -7,40 +7,9 @@
 //! in a metrics framework (registries, macros, background flushing) for what is one JSON object
 //! per invocation, built from counts the function already has (README, "Operating it").
 
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Map, Value, json};
-
-/// Every metric the function writes (`src/measure.rs`): what the template's alarms and dashboard
-/// may read (`tests/template.rs`).
-pub const METRIC_NAMES: &[&str] = &[
-    "InstancesRequested",
-    "InstancesLaunched",
-    "InstancesSkipped",
-    "InstancesRejected",
-    "InstancesDeferred",
-    "InstancesDeferredQuota",
-    "InstancesDeferredThrottled",
-    "InstancesDeferredDeadline",
-    "InstancesDeferredAmbiguous",
-    "InstancesDeferredServerError",
-    "InstancesDeferredUnreachable",
-    "InstancesDeferredHalted",
-    "InstancesDeferredDryRun",
-    "InstancesSucceeded",
-    "InstancesFailed",
-    "InstancesStillRunning",
-    "StepsHalted",
-    "RunDuration",
-    "ThrottledCalls",
-    "WastedCalls",
-    "LaunchLatency",
-    "InvocationDuration",
-    "InvocationErrors",
-    "ColdStart",
-];
 
 /// EMF allows at most 100 metrics per directive and 100 values per metric.
 pub const MAX_VALUES: usize = 100;
@@ -167,71 +136,6 @@ impl MetricSet {
     }
 }
 
-/// DRS calls of one invocation, counted where they are made (reads and launches): what the
-/// throttling and wasted-call metrics say.
-#[derive(Debug, Default)]
-pub struct CallStats {
-    /// Launch calls that created no job: throttled, refused, failed or lost.
-    launches_wasted: AtomicU64,
-    /// Calls (launches and reads) DRS throttled.
-    throttled: AtomicU64,
-    /// How long each launch call took, the first [`MAX_VALUES`].
-    launch_latency_ms: Mutex<Vec<f64>>,
-}
-
-impl CallStats {
-    pub fn launch(&self, took: Duration, created: bool, throttled: bool) {
-        if !created {
-            self.launches_wasted.fetch_add(1, Ordering::Relaxed);
-        }
-        if throttled {
-            self.throttled.fetch_add(1, Ordering::Relaxed);
-        }
-        if let Ok(mut latencies) = self.launch_latency_ms.lock()
-            && latencies.len() < MAX_VALUES
-        {
-            latencies.push(took.as_secs_f64() * 1000.0);
-        }
-    }
-
-    /// A read DRS throttled.
-    pub fn read_throttled(&self) {
-        self.throttled.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// The calls' metrics, into `set`.
-    pub fn add_to(&self, set: &mut MetricSet) {
-        set.count(
-            "ThrottledCalls",
-            self.throttled.load(Ordering::Relaxed) as usize,
-        );
-        set.count(
-            "WastedCalls",
-            self.launches_wasted.load(Ordering::Relaxed) as usize,
-        );
-        if let Ok(latencies) = self.launch_latency_ms.lock() {
-            for latency in latencies.iter() {
-                set.add("LaunchLatency", Unit::Milliseconds, *latency);
-            }
-        }
-    }
-}
-
-/// Deferred-instance reasons as metric-name suffixes: `QUOTA` → `InstancesDeferredQuota`.
-pub fn deferred_metric(reason: &str) -> Option<&'static str> {
-    Some(match reason {
-        "QUOTA" => "InstancesDeferredQuota",
-        "THROTTLED" => "InstancesDeferredThrottled",
-        "DEADLINE" => "InstancesDeferredDeadline",
-        "AMBIGUOUS" => "InstancesDeferredAmbiguous",
-        "SERVER_ERROR" => "InstancesDeferredServerError",
-        "UNREACHABLE" => "InstancesDeferredUnreachable",
-        "HALTED" => "InstancesDeferredHalted",
-        "DRY_RUN" => "InstancesDeferredDryRun",
-        _ => return None,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -287,22 +191,5 @@ mod tests {
             record["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
             json!([["service"]])
         );
-    }
-
-    #[test]
-    fn values_past_the_emf_limit_are_dropped() {
-        let stats = CallStats::default();
-        for _ in 0..150 {
-            stats.launch(Duration::from_millis(5), false, true);
-        }
-        let mut set = MetricSet::new(None);
-        stats.add_to(&mut set);
-        let record = set.record(&target(), UNIX_EPOCH);
-        assert_eq!(
-            record["LaunchLatency"].as_array().unwrap().len(),
-            MAX_VALUES
-        );
-        assert_eq!(record["ThrottledCalls"], 150.0);
-        assert_eq!(record["WastedCalls"], 150.0);
     }
 }

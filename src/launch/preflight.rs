@@ -7,29 +7,19 @@ use futures_util::future::join;
 
 use tracing::{info, warn};
 
-use crate::drs::{Drs, JobRecord, LaunchedJob, RecoveryInstance};
+use super::answer::RunResult;
+use super::outcome::{Outcome, SKIPPED_ALREADY_IN_JOB, SKIPPED_NOT_FOUND};
+use crate::drs::reads::{DrsReads, ReadFailure};
+use crate::drs::{Drs, FailbackState, JobRecord, JobStatus, LaunchedJob, RecoveryInstance};
 use crate::error::HandlerError;
-use crate::outcome::{Outcome, RunResult, SKIPPED_ALREADY_IN_JOB, SKIPPED_NOT_FOUND};
-use crate::reads::{DrsReads, ReadFailure};
-use crate::request::{FailbackRequest, RequestError, Selector};
-
-/// The only failback state from which DRS launches.
-pub const READY_FOR_LAUNCH: &str = "FAILBACK_READY_FOR_LAUNCH";
-
-/// The recovery instances carrying every tag of the selector, in DRS's listing order.
-pub fn matching(instances: &[RecoveryInstance], selector: &Selector) -> Vec<String> {
-    instances
-        .iter()
-        .filter(|instance| instance.tags.contains_all(&selector.tags))
-        .map(|instance| instance.recovery_instance_id.clone())
-        .collect()
-}
+use crate::request::{FailbackRequest, RequestError};
 
 /// A finished job of this run holding an instance DRS shows ready for launch again: that attempt
 /// did not bring the instance back (a succeeded one is FAILBACK_COMPLETED), and whoever fixed the
 /// cause may launch it again with the same run id — resuming a halted plan does.
 pub fn earlier_attempt(job: &JobRecord, instance: Option<&RecoveryInstance>) -> bool {
-    job.status == "COMPLETED" && instance.is_some_and(|i| i.failback_state == READY_FOR_LAUNCH)
+    job.status == JobStatus::Completed
+        && instance.is_some_and(|i| i.failback_state == FailbackState::ReadyForLaunch)
 }
 
 #[derive(Debug, Default)]
@@ -94,11 +84,10 @@ pub async fn resolve_ids<D: Drs>(
     let mut ids = request.recovery_instance_ids.clone();
     let mut selected = HashSet::new();
     if let Some(selector) = &request.selector {
-        let all = reads
-            .all_instances()
-            .await
-            .map_err(|failure| failure.into_error("recovery instances (for the selector)"))?;
-        let matched = matching(&all, selector);
+        let all = reads.all_instances().await.map_err(|failure| {
+            HandlerError::read_failed(&failure, "recovery instances (for the selector)")
+        })?;
+        let matched = selector.matching(&all);
         info!(matched = matched.len(), "selector resolved");
         if matched.is_empty() {
             return Err(RequestError::Invalid {
@@ -153,7 +142,7 @@ pub async fn resolve_ids<D: Drs>(
                 return Err(HandlerError::DrsUnusable { kind, message });
             }
             warn!(error = %failure, "source servers could not be resolved");
-            let outcome = failure.defer_reason();
+            let outcome = Outcome::unread(&failure);
             result.outcomes.extend(
                 request
                     .source_server_ids
@@ -258,13 +247,13 @@ pub async fn preflight<D: Drs>(
                 continue;
             }
         }
-        if instance.failback_state == READY_FOR_LAUNCH {
+        if instance.failback_state == FailbackState::ReadyForLaunch {
             preflight.launchable.push(id.clone());
         } else {
             preflight.settled.push((
                 id.clone(),
                 Outcome::Skipped {
-                    reason: instance.failback_state.clone(),
+                    reason: instance.failback_state.to_string(),
                     job_id: None,
                 },
             ));

@@ -1,16 +1,27 @@
-//! What the core needs from DRS, in the core's own words (no SDK types cross this line).
+//! What the core needs from DRS, in the core's own words (no SDK types cross this line): the
+//! port ([`Drs`]) and the records it answers with, DRS's states as types ([`state`]), tags
+//! ([`tags`]), every read with its retries and time limits ([`reads`]), and the count of the
+//! calls an invocation made ([`stats`]).
 
 use std::future::Future;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
-use crate::request::Tags;
+pub mod reads;
+pub mod state;
+pub mod stats;
+pub mod tags;
+
+pub use state::{FailbackState, JobLogEvent, JobStatus, LaunchStatus};
+pub use tags::Tags;
+
+use crate::retry::{DescribeError, LaunchError};
 
 /// A job of this run as the answer reports it: the requested instances it holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LaunchedJob {
     pub job_id: String,
     pub arn: Option<String>,
-    pub status: String,
+    pub status: JobStatus,
     pub recovery_instance_ids: Vec<String>,
 }
 
@@ -20,17 +31,15 @@ pub struct LaunchedJob {
 pub struct Participant {
     pub recovery_instance_id: Option<String>,
     pub source_server_id: Option<String>,
-    /// PENDING, IN_PROGRESS, LAUNCHED, FAILED, TERMINATED.
-    pub launch_status: Option<String>,
+    pub launch_status: Option<LaunchStatus>,
 }
 
 /// What the core needs to know about one DRS job.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobRecord {
     pub job_id: String,
     pub arn: Option<String>,
-    /// PENDING, STARTED or COMPLETED.
-    pub status: String,
+    pub status: JobStatus,
     /// The value of the job's `drs-failback:run-id` tag, when it has one: the job is that run's.
     pub run_id: Option<String>,
     /// The value of its `drs-failback:step` tag: the plan step that launched it.
@@ -42,7 +51,7 @@ pub struct JobRecord {
 
 impl JobRecord {
     pub fn is_active(&self) -> bool {
-        matches!(self.status.as_str(), "PENDING" | "STARTED")
+        self.status.is_active()
     }
 
     /// Whether the job holds this recovery instance, known by its id or its source server's.
@@ -62,46 +71,6 @@ impl JobRecord {
             recovery_instance_ids: ids,
         }
     }
-}
-
-/// Why a `StartFailbackLaunch` call did not create a job, sorted by what is safe to do next.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LaunchError {
-    /// Any 429: nothing was created; the same chunk may be resent after `retry_after`.
-    Throttled {
-        retry_after: Option<Duration>,
-        message: String,
-    },
-    /// The request never left (connection refused, DNS): nothing was created; safe to resend.
-    NotSent { error: String },
-    /// 5xx, 408, timeout, connection lost after sending: the job may exist. Never resent blindly.
-    Ambiguous { error: String },
-    /// 402: a DRS quota is full. Resending now would only be refused again — unless it is the
-    /// per-job quota, which a smaller chunk meets.
-    QuotaExceeded {
-        message: String,
-        quota_code: Option<String>,
-    },
-    /// DRS refused the chunk (ConflictException, ValidationException, other 4xx): nothing was
-    /// created. `resource_id` / `fields` name the culprit (or the request field) when DRS says.
-    Refused {
-        code: String,
-        message: String,
-        resource_id: Option<String>,
-        fields: Vec<String>,
-    },
-    /// DRS cannot be used at all here: stop the run.
-    Unusable { kind: Unusable, message: String },
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Unusable {
-    /// UninitializedAccountException: DRS is not set up in this account and Region.
-    AccountNotInitialized,
-    /// AccessDeniedException: the function's role lacks a permission.
-    AccessDenied,
-    /// The request could not even be built (no credentials, no Region): fix the deployment.
-    ClientMisconfigured,
 }
 
 /// Which recovery instances a `DescribeRecoveryInstances` call asks for.
@@ -163,9 +132,9 @@ pub trait Drs: Send + Sync {
 
 /// One entry of a job's log: what happened (`JOB_START`, `CONVERSION_FAIL`, `LAUNCH_FAILED`, ...)
 /// and to which source server.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobLogItem {
-    pub event: String,
+    pub event: JobLogEvent,
     pub source_server_id: Option<String>,
     pub raw_error: Option<String>,
 }
@@ -175,39 +144,12 @@ pub struct JobLogItem {
 pub struct RecoveryInstance {
     pub recovery_instance_id: String,
     pub source_server_id: Option<String>,
-    /// DRS's `failback.state`, as DRS spells it (an unknown state is kept verbatim).
-    pub failback_state: String,
+    /// DRS's `failback.state` (an unknown state is kept verbatim).
+    pub failback_state: FailbackState,
     /// "The Job ID of the last failback" (`failback.failbackJobID`).
     pub failback_job_id: Option<String>,
     /// The instance's own tags: what a plan step's selector matches (values never logged).
     pub tags: Tags,
-}
-
-/// Why a read-only Describe call failed. Reads have no side effects, so every kind but
-/// `Unusable` may simply be tried again.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DescribeError {
-    Throttled {
-        retry_after: Option<Duration>,
-        message: String,
-    },
-    Failed {
-        error: String,
-    },
-    Unusable {
-        kind: Unusable,
-        message: String,
-    },
-}
-
-impl std::fmt::Display for DescribeError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            DescribeError::Throttled { message, .. } => write!(f, "throttled: {message}"),
-            DescribeError::Failed { error } => f.write_str(error),
-            DescribeError::Unusable { message, .. } => f.write_str(message),
-        }
-    }
 }
 
 /// `DescribeRecoveryInstances` takes at most 200 ids in its filter.

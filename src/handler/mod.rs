@@ -1,0 +1,78 @@
+//! The function as a whole: [`Failback`], its settings and the two things it talks to, built once
+//! per cold start; each invocation's payload dispatched to its stage ([`dispatch`]); the Lambda
+//! adapter around it ([`lambda`]): the envelope, the deadline, the log span, errors as Lambda
+//! diagnostics.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::config::Config;
+use crate::drs::Drs;
+use crate::events::EventPublisher;
+use crate::retry::Jitter;
+use crate::telemetry::metrics::MetricsTarget;
+
+pub mod dispatch;
+pub mod lambda;
+
+pub use dispatch::Reply;
+
+/// The function: its settings and the two things it talks to. Built once per cold start (by
+/// `aws::failback`, which wires it to the SDK clients) and shared by every invocation.
+pub struct Failback<D, P> {
+    config: Config,
+    drs: D,
+    publisher: P,
+    jitter: Box<Jitter>,
+    new_run_id: fn() -> String,
+    /// Where the metrics go (EMF) and what writes each record's line: stdout, the log stream.
+    metrics: MetricsTarget,
+    emit: Box<dyn Fn(&str) + Send + Sync>,
+    /// No invocation has run in this process yet: the next one is a cold start.
+    cold: AtomicBool,
+}
+
+pub fn random_run_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+impl<D: Drs, P: EventPublisher> Failback<D, P> {
+    pub fn new(config: Config, drs: D, publisher: P) -> Self {
+        Failback {
+            config,
+            drs,
+            publisher,
+            jitter: Box::new(fastrand::f64),
+            new_run_id: random_run_id,
+            metrics: MetricsTarget::from_lookup(|name| std::env::var(name).ok()),
+            emit: Box::new(|line| println!("{line}")),
+            cold: AtomicBool::new(true),
+        }
+    }
+
+    /// Draws retry jitter from `jitter` instead of at random (tests fix it).
+    pub fn with_jitter(mut self, jitter: impl Fn() -> f64 + Send + Sync + 'static) -> Self {
+        self.jitter = Box::new(jitter);
+        self
+    }
+
+    /// Names runs that bring no run id with `new_run_id` instead of a random UUID.
+    pub fn with_run_ids(mut self, new_run_id: fn() -> String) -> Self {
+        self.new_run_id = new_run_id;
+        self
+    }
+
+    /// Writes each invocation's metrics record with `emit` instead of to stdout.
+    pub fn with_metrics_output(mut self, emit: impl Fn(&str) + Send + Sync + 'static) -> Self {
+        self.emit = Box::new(emit);
+        self
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Whether this invocation is the process's first (read once per invocation).
+    fn cold_start(&self) -> bool {
+        self.cold.swap(false, Ordering::Relaxed)
+    }
+}

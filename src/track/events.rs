@@ -1,0 +1,132 @@
+//! The events of tracking: one per job DRS finished, with every instance's result, and those
+//! that close a run or a plan step.
+
+use serde::Serialize;
+
+use super::results::{ResultGroup, ResultKind, RunCounts, TrackedJob};
+use super::verdict::Verdict;
+use crate::events::{
+    DETAIL_TARGET_BYTES, DETAIL_TYPE_JOB_COMPLETED, DETAIL_TYPE_RUN_FINISHED,
+    DETAIL_TYPE_STEP_FINISHED, EventEntry, GROUPS_ENVELOPE_BYTES, IdGroup, split_groups, to_json,
+};
+
+/// The event of a job DRS finished: every instance's result, one by one when that fits the
+/// detail budget, else grouped by result and reason.
+pub fn job_completed(
+    source: &str,
+    run_id: &str,
+    step: Option<&str>,
+    job: &TrackedJob,
+) -> EventEntry {
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct JobCompleted<'a> {
+        run_id: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        step: Option<&'a str>,
+        #[serde(flatten)]
+        job: &'a TrackedJob,
+    }
+    let mut detail = to_json(&JobCompleted { run_id, step, job });
+    if detail.len() > DETAIL_TARGET_BYTES {
+        let grouped = job.grouped();
+        detail = to_json(&JobCompleted {
+            run_id,
+            step,
+            job: &grouped,
+        });
+    }
+    EventEntry {
+        source: source.to_owned(),
+        detail_type: DETAIL_TYPE_JOB_COMPLETED.to_owned(),
+        detail,
+        resources: job.arn.iter().cloned().collect(),
+    }
+}
+
+/// The events that close a run — its counts, the failed instances with their reasons and the
+/// instances still running when it ended (with the jobs not done) — or, for a plan step
+/// (`step`, with its verdict), every instance's result: split into parts that each stay under
+/// the detail budget.
+pub fn finished_events(
+    source: &str,
+    run_id: &str,
+    step: Option<(&str, &Verdict)>,
+    counts: RunCounts,
+    groups: &[ResultGroup],
+    running_job_ids: &[&str],
+) -> Vec<EventEntry> {
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Finished<'a> {
+        run_id: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        step: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        verdict: Option<&'a Verdict>,
+        part: usize,
+        parts: usize,
+        counts: RunCounts,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        succeeded: Option<Vec<&'a ResultGroup>>,
+        failed: Vec<&'a ResultGroup>,
+        running: Vec<&'a ResultGroup>,
+        #[serde(rename = "runningJobIDs")]
+        running_job_ids: &'a [&'a str],
+    }
+    // The running jobs' ids (and a verdict's critical ids) ride on the first part; the groups
+    // fill the rest of the budget.
+    let ids_bytes = running_job_ids.iter().map(|id| id.len() + 3).sum::<usize>()
+        + step.map_or(0, |(name, verdict)| {
+            name.len()
+                + 256
+                + verdict
+                    .critical_failed
+                    .iter()
+                    .map(|id| id.len() + 3)
+                    .sum::<usize>()
+        });
+    let budget = (DETAIL_TARGET_BYTES - GROUPS_ENVELOPE_BYTES).saturating_sub(ids_bytes);
+    let mut parts = split_groups(groups, budget);
+    if parts.is_empty() {
+        parts.push(Vec::new());
+    }
+    let count = parts.len();
+    fn of(groups: &[ResultGroup], kind: ResultKind) -> Vec<&ResultGroup> {
+        groups.iter().filter(|g| g.result == kind).collect()
+    }
+    parts
+        .iter()
+        .enumerate()
+        .map(|(index, groups)| EventEntry {
+            source: source.to_owned(),
+            detail_type: match step {
+                Some(_) => DETAIL_TYPE_STEP_FINISHED,
+                None => DETAIL_TYPE_RUN_FINISHED,
+            }
+            .to_owned(),
+            detail: to_json(&Finished {
+                run_id,
+                step: step.map(|(name, _)| name),
+                verdict: step.map(|(_, verdict)| verdict),
+                part: index + 1,
+                parts: count,
+                counts,
+                succeeded: step.map(|_| of(groups, ResultKind::Succeeded)),
+                failed: of(groups, ResultKind::Failed),
+                running: of(groups, ResultKind::Running),
+                running_job_ids: if index == 0 { running_job_ids } else { &[] },
+            }),
+            resources: vec![],
+        })
+        .collect()
+}
+
+impl IdGroup for ResultGroup {
+    fn ids(&self) -> &[String] {
+        &self.recovery_instance_ids
+    }
+    fn ids_mut(&mut self) -> &mut Vec<String> {
+        &mut self.recovery_instance_ids
+    }
+}
