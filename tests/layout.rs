@@ -1,54 +1,78 @@
-//! The code's shape, checked: the modules of the function (`src/`) and of the simulator
-//! (`sim/src/`) import each other without a cycle, every module of the function is in the crate
-//! docs' Layout, and no file of the function grows past ~400 lines of non-test code.
+//! The code's shape, checked: the top-level modules of the function (`src/`) and of the simulator
+//! (`sim/src/`) import each other without a cycle — read from every file of a folder module, each
+//! file's own tests left out —; there are at most 13 of them; every module, folder and file of the
+//! function is in the crate docs' Layout; no file of the function grows past ~400 lines of
+//! non-test code; and DRS's words for its states are spelled only where they are read (the SDK
+//! adapter) and typed (`src/drs/state.rs`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 const MAX_LINES: usize = 400;
+const MAX_TOP_LEVEL_MODULES: usize = 13;
 
-/// Top-level module → the rest of its source text (submodule files included).
+fn manifest() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Every `.rs` file under `root`, in a stable order.
+fn rust_files(root: &Path) -> Vec<PathBuf> {
+    let mut files = vec![];
+    let mut folders = vec![root.to_path_buf()];
+    while let Some(folder) = folders.pop() {
+        for entry in fs::read_dir(&folder).expect("folder") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                folders.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+/// A file's code: before its inline test module, without comment lines.
+fn code_of(text: &str) -> String {
+    text.split("#[cfg(test)]")
+        .next()
+        .unwrap_or_default()
+        .lines()
+        .filter(|line| !line.trim_start().starts_with("//"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The top-level module a file belongs to (`launch` for `src/launch/send.rs`), or `None` for the
+/// crate root and binaries.
+fn top_level(root: &Path, file: &Path) -> Option<String> {
+    let relative = file.strip_prefix(root).expect("under the root");
+    let first = relative.components().next()?.as_os_str().to_string_lossy();
+    let name = first.trim_end_matches(".rs").to_owned();
+    (!["lib", "main", "bin"].contains(&name.as_str())).then_some(name)
+}
+
+/// Top-level module → the code of all its files (each without its own tests).
 fn modules(root: &Path) -> BTreeMap<String, String> {
     let mut modules: BTreeMap<String, String> = BTreeMap::new();
-    for entry in fs::read_dir(root).expect("source folder") {
-        let path = entry.expect("entry").path();
-        let name = path
-            .file_stem()
-            .expect("a name")
-            .to_string_lossy()
-            .into_owned();
-        if name == "lib" || name == "main" || name == "bin" {
-            continue;
+    for file in rust_files(root) {
+        if let Some(name) = top_level(root, &file) {
+            let code = code_of(&fs::read_to_string(&file).expect("readable"));
+            let text = modules.entry(name).or_default();
+            text.push('\n');
+            text.push_str(&code);
         }
-        let text = if path.is_dir() {
-            fs::read_dir(&path)
-                .expect("module folder")
-                .map(|f| fs::read_to_string(f.expect("file").path()).expect("readable"))
-                .collect::<Vec<_>>()
-                .join("\n")
-        } else {
-            fs::read_to_string(&path).expect("readable")
-        };
-        modules.insert(name, text);
     }
     modules
 }
 
-/// Which other top-level modules each one names as `crate::<module>`, outside comments and its
-/// inline test module.
+/// Which other top-level modules each one names as `crate::<module>`.
 fn imports(modules: &BTreeMap<String, String>) -> BTreeMap<String, BTreeSet<String>> {
     modules
         .iter()
-        .map(|(name, text)| {
-            let code: String = text
-                .split("#[cfg(test)]")
-                .next()
-                .unwrap_or_default()
-                .lines()
-                .filter(|line| !line.trim_start().starts_with("//"))
-                .collect::<Vec<_>>()
-                .join("\n");
+        .map(|(name, code)| {
             let used = code
                 .match_indices("crate::")
                 .map(|(at, _)| {
@@ -116,11 +140,31 @@ fn the_cycle_finder_finds_cycles() {
     assert_eq!(cycle(&graph(&[("a", "b"), ("b", "c"), ("a", "c")])), None);
 }
 
+/// An import in any file of a folder module counts, however deep and whatever comes before it:
+/// a folder's files are read one by one, each without only its own tests.
+#[test]
+fn imports_are_read_from_every_file_of_a_folder() {
+    let root = std::env::temp_dir().join(format!("layout-check-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&root);
+    fs::create_dir_all(root.join("a/deep")).unwrap();
+    fs::write(
+        root.join("a/mod.rs"),
+        "mod deep;\n#[cfg(test)]\nmod tests { use crate::c::X; }\n",
+    )
+    .unwrap();
+    fs::write(root.join("a/deep/inner.rs"), "use crate::b::Y;\n").unwrap();
+    fs::write(root.join("b.rs"), "// use crate::a::Z;\npub struct Y;\n").unwrap();
+    fs::write(root.join("c.rs"), "pub struct X;\n").unwrap();
+    let graph = imports(&modules(&root));
+    fs::remove_dir_all(&root).unwrap();
+    assert_eq!(graph["a"], BTreeSet::from(["b".to_owned()]), "{graph:?}");
+    assert!(graph["b"].is_empty(), "comments are not imports");
+}
+
 #[test]
 fn modules_import_each_other_without_a_cycle() {
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
     for root in ["src", "sim/src"] {
-        let graph = imports(&modules(&manifest.join(root)));
+        let graph = imports(&modules(&manifest().join(root)));
         assert!(graph.len() > 5, "{root}: modules found");
         if let Some(found) = cycle(&graph) {
             panic!("{root}: import cycle {}", found.join(" → "));
@@ -129,37 +173,54 @@ fn modules_import_each_other_without_a_cycle() {
 }
 
 #[test]
-fn every_module_is_in_the_layout() {
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let lib = fs::read_to_string(manifest.join("src/lib.rs")).expect("lib.rs");
+fn at_most_a_dozen_or_so_top_level_modules() {
+    let found = modules(&manifest().join("src"));
+    assert!(
+        found.len() <= MAX_TOP_LEVEL_MODULES,
+        "src/ has {} top-level modules: {:?}",
+        found.len(),
+        found.keys()
+    );
+}
+
+/// Every top-level module is linked in the Layout, and every file of a folder is named (by its
+/// stem, in backticks) in its folder's row.
+#[test]
+fn every_module_folder_and_file_is_in_the_layout() {
+    let root = manifest().join("src");
+    let lib = fs::read_to_string(root.join("lib.rs")).expect("lib.rs");
     let layout = lib
         .split("# Layout")
         .nth(1)
         .expect("lib.rs has a Layout section");
-    for name in modules(&manifest.join("src")).keys() {
+    for name in modules(&root).keys() {
+        let link = format!("[`{name}`]");
         assert!(
-            layout.contains(&format!("[`{name}`]")),
+            layout.contains(&link),
             "module {name} is missing from the Layout in src/lib.rs"
         );
+        let folder = root.join(name);
+        if !folder.is_dir() {
+            continue;
+        }
+        let row = layout
+            .lines()
+            .find(|line| line.starts_with("//! |") && line.contains(&link))
+            .expect("a row of its own");
+        for file in rust_files(&folder) {
+            let stem = file.file_stem().expect("a name").to_string_lossy();
+            assert!(
+                row.contains(&format!("`{stem}`")),
+                "{} is not named in the Layout row of {name}/",
+                file.display()
+            );
+        }
     }
 }
 
 #[test]
 fn no_file_of_the_function_is_too_long() {
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut files = vec![];
-    let mut folders = vec![manifest.join("src")];
-    while let Some(folder) = folders.pop() {
-        for entry in fs::read_dir(folder).expect("folder") {
-            let path = entry.expect("entry").path();
-            if path.is_dir() {
-                folders.push(path);
-            } else {
-                files.push(path);
-            }
-        }
-    }
-    for file in files {
+    for file in rust_files(&manifest().join("src")) {
         let text = fs::read_to_string(&file).expect("readable");
         let code = text.split("#[cfg(test)]").next().unwrap_or_default();
         let lines = code.lines().count();
@@ -169,4 +230,45 @@ fn no_file_of_the_function_is_too_long() {
             file.display()
         );
     }
+}
+
+/// The words of DRS's state enums, from the API model the simulator validates against.
+fn drs_state_words() -> BTreeSet<String> {
+    let model: serde_json::Value = serde_json::from_str(
+        &fs::read_to_string(manifest().join("sim/model/drs-service-2.json")).expect("the model"),
+    )
+    .expect("JSON");
+    ["FailbackState", "JobStatus", "LaunchStatus", "JobLogEvent"]
+        .iter()
+        .flat_map(|shape| {
+            model["shapes"][shape]["enum"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{shape} is an enum in the model"))
+                .iter()
+                .map(|word| word.as_str().expect("a word").to_owned())
+        })
+        .collect()
+}
+
+/// A DRS state compared as a bare string is a state the compiler cannot check: the function spells
+/// DRS's words only in the SDK adapter (which reads them) and the enums that type them.
+#[test]
+fn drs_states_are_spelled_only_where_they_are_typed() {
+    let root = manifest().join("src");
+    let words = drs_state_words();
+    assert!(words.contains("FAILBACK_READY_FOR_LAUNCH") && words.contains("COMPLETED"));
+    let allowed = [root.join("aws"), root.join("drs/state.rs")];
+    let mut found = vec![];
+    for file in rust_files(&root) {
+        if allowed.iter().any(|place| file.starts_with(place)) {
+            continue;
+        }
+        let code = code_of(&fs::read_to_string(&file).expect("readable"));
+        for word in &words {
+            if code.contains(&format!("\"{word}\"")) {
+                found.push(format!("{}: \"{word}\"", file.display()));
+            }
+        }
+    }
+    assert!(found.is_empty(), "DRS state words as strings: {found:#?}");
 }

@@ -84,15 +84,13 @@ pub fn reason(
                 .filter(|state| **state == FailbackState::Error)
                 .map(FailbackState::as_str)
                 .or(launch_status.map(LaunchStatus::as_str))
-                .unwrap_or(FAILED)
+                // Nothing names the failure: it reads as a failed launch.
+                .unwrap_or(LaunchStatus::Failed.as_str())
                 .to_owned(),
             None,
         ),
     }
 }
-
-/// The reason of a failure nothing names: no log event, no state, no launch status.
-const FAILED: &str = "FAILED";
 
 /// One instance of a tracked job.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
