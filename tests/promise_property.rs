@@ -1,7 +1,8 @@
 //! Nothing lost, nothing twice: random DRS behaviour (throttling with and without Retry-After,
 //! 500s, refused connections, a quota refusal, hangs, instances DRS refuses with or without naming
-//! them), random sizes and settings. After every run each requested id has exactly one outcome and
-//! no instance is in two jobs, checked from the simulator's records. The simulator runs in-process
+//! them), random sizes and settings. After every run each requested id has exactly one outcome, no
+//! id was sent to StartFailbackLaunch once a job held it (at the wire, whatever the simulator would
+//! answer) and no instance is in two jobs, checked from the simulator's records. The simulator runs in-process
 //! on the paused clock, so hundreds of cases cost seconds.
 
 mod support;

@@ -104,7 +104,7 @@ async fn two_deliveries_of_one_event_at_once_agree_on_the_jobs() {
     );
     let (first, second) = (first.unwrap(), second.unwrap());
     for answer in [&first, &second] {
-        assert_promise(&sim, 0, &requested, answer);
+        assert_promise_without_wire_check(&sim, 0, &requested, answer);
         assert_eq!(answer.counts.launched, 150, "{:?}", answer.not_launched);
         assert!(rejected(answer).is_empty());
     }

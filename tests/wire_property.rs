@@ -8,7 +8,10 @@
 //! and deadlines, and the same request delivered once, twice, or twice at once. After every
 //! invocation the promise is checked from the simulator's records — allowing only that a job DRS
 //! had not shown when time ran out is missing while its instances are deferred — and then, the
-//! faults cleared, the request sent again until every job is in an answer.
+//! faults cleared, the request sent again until every job is in an answer. (Whether an id is ever
+//! sent again once a job holds it is checked at the wire by the promise property and the wire
+//! tests: here DRS makes jobs after the caller gave up and deliveries race, which no caller can
+//! know of in time.)
 //! Each case starts a simulator on paused tokio time, so no case waits for real.
 
 mod support;
@@ -306,7 +309,7 @@ async fn run(case: Case) {
             )
             .await
             .expect("the other run is accepted");
-        assert_promise(&sim, 0, &busy, &answer);
+        assert_promise_without_wire_check(&sim, 0, &busy, &answer);
     }
     // Faults are armed only for the run under test.
     for fault in &case.faults {
@@ -383,7 +386,7 @@ async fn run(case: Case) {
             .handle(request(&requested), in_minutes(10))
             .await
             .expect("the request is accepted");
-        assert_promise(&sim, since, &requested, &answer);
+        assert_promise_without_wire_check(&sim, since, &requested, &answer);
         check_busy(&busy, &answer);
         if answer.complete {
             break;

@@ -208,6 +208,7 @@ pub fn sim_jobs_of(sim: &SimHandle, run_id: &str) -> Vec<drs_sim::SimJob> {
 /// Nothing lost, nothing twice, checked against what the simulator recorded:
 /// - every distinct requested id has exactly one outcome in the answer, and no other id has one;
 /// - the counts, `deferredRecoveryInstanceIDs` and `complete` agree with the outcomes;
+/// - no id is sent to StartFailbackLaunch once a job holds it (at the wire: [`no_id_resent_once_held`]);
 /// - no instance is in two simulator jobs;
 /// - every job the simulator created for this run (holding a requested id) is in the answer,
 ///   with the requested instances it holds reported launched in it, and every job in the answer
@@ -218,14 +219,72 @@ pub fn sim_jobs_of(sim: &SimHandle, run_id: &str) -> Vec<drs_sim::SimJob> {
 /// - the calls that arrived since `since` ([`SimHandle::next_call`] when this invocation began)
 ///   launch only requested ids, and never an instance that pre-flight skipped.
 pub fn assert_promise(sim: &SimHandle, since: u64, requested: &[String], answer: &Answer) {
+    no_id_resent_once_held(sim, since, &sim.jobs());
     check_promise(sim, since, requested, answer, true);
+}
+
+/// [`assert_promise`] without its wire check, for what no caller can know in time: the calls of
+/// several deliveries of one request made at once interleave (the second cannot know of the
+/// first's job until DRS refuses it), and DRS may make a job after the caller gave up, or show it
+/// only after the settle window — a resend then meets DRS's refusal, and the look after it finds
+/// the job. The promise itself (one outcome each, no instance in two jobs, every job reported)
+/// still holds.
+pub fn assert_promise_without_wire_check(
+    sim: &SimHandle,
+    since: u64,
+    requested: &[String],
+    answer: &Answer,
+) {
+    check_promise(sim, since, requested, answer, true);
+}
+
+/// Nothing twice, at the wire: every StartFailbackLaunch call since `since`, in arrival order,
+/// sends no id that a job made by an earlier call since `since` already held when it arrived (a
+/// job made for a caller answered a 500, or left hanging, too). The simulator would refuse such a
+/// call (the instance is busy): this checks the function never makes it, independently.
+pub fn no_id_resent_once_held(sim: &SimHandle, since: u64, jobs: &[drs_sim::SimJob]) {
+    let created: HashMap<&str, u64> = jobs
+        .iter()
+        .map(|job| (job.job_id.as_str(), job.created_at_ms))
+        .collect();
+    let launches: Vec<CallRecord> = sim
+        .calls_since(since)
+        .into_iter()
+        .filter(|call| call.operation == Operation::StartFailbackLaunch)
+        .collect();
+    // Recovery instance → the job holding it: its id, the call that made it, since when.
+    let mut held: HashMap<&str, (&str, u64, u64)> = HashMap::new();
+    for call in &launches {
+        let Some(job_id) = call.job_id.as_deref() else {
+            continue;
+        };
+        let at = created.get(job_id).copied().unwrap_or(call.at_ms);
+        for id in &call.recovery_instance_ids {
+            held.entry(id.as_str()).or_insert((job_id, call.seq, at));
+        }
+    }
+    for call in &launches {
+        for id in &call.recovery_instance_ids {
+            // A call that arrived before the one that made the job (if in the same millisecond)
+            // could not have known of it.
+            if let Some((job_id, made_by, since_ms)) = held.get(id.as_str())
+                && call.seq > *made_by
+                && call.at_ms >= *since_ms
+            {
+                panic!(
+                    "{id} was sent to StartFailbackLaunch (call {}, at {} ms) while job {job_id} (made by call {made_by}) held it (since {since_ms} ms)",
+                    call.seq, call.at_ms
+                );
+            }
+        }
+    }
 }
 
 /// The promise of an answer given when time (or the retry budget) ran out before DRS showed
 /// every job: an instance in a job of this run may be missing from that job in the answer only
 /// while it is reported `deferred` (sent again, pre-flight finds the job: see [`assert_promise`]
 /// on the next round) — never `rejected` or `skipped`. Everything else holds as in
-/// [`assert_promise`].
+/// [`assert_promise_without_wire_check`].
 pub fn assert_promise_unsettled(
     sim: &SimHandle,
     since: u64,
