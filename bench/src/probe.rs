@@ -1,6 +1,6 @@
 //! The pacer itself, driven directly: how far one throttle cuts its rate, what a burst of
 //! throttles arriving together does, and how many admitted launches it takes to climb back.
-//! On a paused clock, no I/O: this describes the code in `src/pacing.rs` as built. Every launch
+//! On a paused clock, no I/O: this describes the code in `src/launch/pacing.rs` as built. Every launch
 //! slot it takes is handed back (`succeeded` / `throttled`), so the slow-start window never
 //! holds it up.
 

@@ -5,7 +5,7 @@
 //!
 //! Written here rather than with a crate: `metrique` and `metrics_cloudwatch_embedded` each pull
 //! in a metrics framework (registries, macros, background flushing) for what is one JSON object
-//! per invocation, built from counts the function already has (README, "Operating it").
+//! per invocation, built from counts the function already has (docs/testing.md, "Why home-made parts").
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

@@ -59,7 +59,7 @@ const STEP_FIELDS = ["name", "recoveryInstanceIDs", "sourceServerIDs", "selector
 const LAUNCH_FIELDS = ["recoveryInstanceIDs", "sourceServerIDs", "selector", "tags", "runId", "dryRun", "action", "step"];
 const TRACK_FIELDS = ["action", "runId", "step", "critical", "maxFailed", "jobIDs", "reportedJobIDs", "final", "notLaunched"];
 const JOB_ID = /^drsjob-[0-9a-zA-Z]{17}$/;
-/** The skip reason of an instance already failed back: it came back (src/verdict.rs). */
+/** The skip reason of an instance already failed back: it came back (src/track/verdict.rs). */
 const ALREADY_FAILED_BACK = "FAILBACK_COMPLETED";
 /** How many critical instances a verdict names (criticalFailedCount has them all). */
 const CRITICAL_LISTED_MAX = 100;
@@ -84,7 +84,7 @@ const sourceOf = (id) => `s-${id.slice(2)}`;
  * remembered across executions): they are reported launched in their job and not launched again,
  * unless their job failed them and the test marked them ready for launch again (`readyAgain`).
  * A step's tracking calls count each instance once, by its latest attempt (the job that launched
- * it last), and its last call decides the step's verdict as the function does (src/verdict.rs).
+ * it last), and its last call decides the step's verdict as the function does (src/track/verdict.rs).
  * Records every payload (`calls`), the jobs, and the events the function would publish.
  */
 function fakeFunction(options = {}) {
