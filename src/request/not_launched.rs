@@ -38,7 +38,8 @@ pub struct NotLaunched {
     pub groups: Vec<GivenGroup>,
 }
 
-/// `notLaunched` as sent: a count, or groups whose fields are checked by [`parse_not_launched`].
+/// `notLaunched` as sent. Read by a visitor, not an untagged enum, which would lose the path to
+/// a field inside a group (`notLaunched[0].recoveryInstanceIDs[0]`).
 pub(super) enum NotLaunchedBody {
     Count(usize),
     Groups(Vec<Object<GroupBody>>),

@@ -59,7 +59,8 @@ impl Serialize for Critical {
     }
 }
 
-/// `critical` as sent: true, false, or a list of ids (checked by [`Critical::checked`]).
+/// `critical` as sent: true, false, or a list of ids (checked by [`Critical::checked`]). A visitor,
+/// not an untagged enum, so that a wrong entry is named by its place (`critical[0]`).
 impl<'de> Deserialize<'de> for Critical {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct Either;
