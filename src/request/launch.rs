@@ -1,29 +1,20 @@
 //! The launch request: `recoveryInstanceIDs` and/or `sourceServerIDs` and/or a tag `selector`,
 //! `tags`, `runId`, `dryRun`, and the plan `step` it belongs to.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
-use serde_json::{Map, Value};
+use serde::Deserialize;
+use serde::de::IgnoredAny;
+use serde_json::Value;
 
-use super::rules::parse_step_name;
-use super::selector::{Selector, parse_selector};
+use super::rules::{parse_step_name, refuse_malformed};
+use super::selector::{Selector, SelectorBody, parse_selector};
 use super::tags::parse_tags;
 use super::{
-    MALFORMED_ECHO_MAX_BYTES, RequestError, check_fields, is_valid_instance_id, is_valid_run_id,
-    is_valid_source_server_id, json_kind, truncate_utf8,
+    MALFORMED_ECHO_MAX_BYTES, Object, RequestError, deserialize, is_valid_instance_id,
+    is_valid_run_id, is_valid_source_server_id, truncate_utf8,
 };
 use crate::drs::Tags;
-
-const KNOWN_FIELDS: [&str; 8] = [
-    "action",
-    "recoveryInstanceIDs",
-    "sourceServerIDs",
-    "selector",
-    "step",
-    "tags",
-    "runId",
-    "dryRun",
-];
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct FailbackRequest {
@@ -58,159 +49,125 @@ pub struct Ids {
     pub source_server_ids: Vec<String>,
     pub malformed_ids: Vec<String>,
     pub duplicates_collapsed: usize,
-    /// Either list was present (an empty list counts).
-    pub given: bool,
     /// Entries in both lists as given, duplicates included.
     pub entries: usize,
 }
 
-/// Reads `recoveryInstanceIDs` and `sourceServerIDs`: ids that can never be valid are kept apart
-/// (`malformed_ids`); more than `max_instances` entries are refused before any is looked at.
-pub(super) fn parse_ids(
-    body: &Map<String, Value>,
-    max_instances: usize,
-) -> Result<Ids, RequestError> {
-    let raw_instances = id_list(body, "recoveryInstanceIDs")?;
-    let raw_sources = id_list(body, "sourceServerIDs")?;
-    let count = raw_instances.map_or(0, Vec::len) + raw_sources.map_or(0, Vec::len);
-    if count > max_instances {
-        return Err(RequestError::TooManyInstances {
-            count,
-            max: max_instances,
-        });
+impl Ids {
+    /// Both lists, each id kept once, in the order first given. More than `max` entries are
+    /// refused before any id is looked at. An id that can never be valid is kept apart
+    /// (`malformed_ids`: the launch rejects it) or, in a plan's step (`strict`), refused.
+    pub(super) fn collect(
+        instances: Option<Vec<String>>,
+        sources: Option<Vec<String>>,
+        max: usize,
+        strict: bool,
+    ) -> Result<Ids, RequestError> {
+        let (instances, sources) = (instances.unwrap_or_default(), sources.unwrap_or_default());
+        let entries = instances.len() + sources.len();
+        if entries > max {
+            return Err(RequestError::TooManyInstances {
+                count: entries,
+                max,
+            });
+        }
+        if strict {
+            refuse_malformed("recoveryInstanceIDs", &instances, is_valid_instance_id)?;
+            refuse_malformed("sourceServerIDs", &sources, is_valid_source_server_id)?;
+        }
+        let mut ids = Ids {
+            entries,
+            ..Ids::default()
+        };
+        let mut seen = HashSet::with_capacity(entries);
+        ids.recovery_instance_ids = ids.keep(instances, is_valid_instance_id, &mut seen);
+        ids.source_server_ids = ids.keep(sources, is_valid_source_server_id, &mut seen);
+        Ok(ids)
     }
-    let mut ids = Ids {
-        given: raw_instances.is_some() || raw_sources.is_some(),
-        entries: count,
-        ..Ids::default()
-    };
-    let mut seen = HashSet::with_capacity(count);
-    let lists = [
-        (
-            "recoveryInstanceIDs",
-            raw_instances,
-            is_valid_instance_id as fn(&str) -> bool,
-            &mut ids.recovery_instance_ids,
-        ),
-        (
-            "sourceServerIDs",
-            raw_sources,
-            is_valid_source_server_id,
-            &mut ids.source_server_ids,
-        ),
-    ];
-    for (field, raw, is_valid, valid) in lists {
-        for (index, entry) in raw.into_iter().flatten().enumerate() {
-            let Value::String(id) = entry else {
-                return Err(RequestError::WrongType {
-                    field: format!("{field}[{index}]"),
-                    expected: "a string",
-                    found: json_kind(entry),
-                });
-            };
-            if !seen.insert(id.as_str()) {
-                ids.duplicates_collapsed += 1;
-            } else if is_valid(id) {
-                valid.push(id.clone());
+
+    /// The well-formed ids of `list` not `seen` before; a repeat is counted, a malformed id is
+    /// kept apart.
+    fn keep(
+        &mut self,
+        list: Vec<String>,
+        valid: fn(&str) -> bool,
+        seen: &mut HashSet<String>,
+    ) -> Vec<String> {
+        let mut kept = Vec::with_capacity(list.len());
+        for id in list {
+            if !seen.insert(id.clone()) {
+                self.duplicates_collapsed += 1;
+            } else if valid(&id) {
+                kept.push(id);
             } else {
-                ids.malformed_ids
-                    .push(truncate_utf8(id, MALFORMED_ECHO_MAX_BYTES));
+                self.malformed_ids
+                    .push(truncate_utf8(&id, MALFORMED_ECHO_MAX_BYTES));
             }
         }
+        kept
     }
-    Ok(ids)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct LaunchBody {
+    #[serde(rename = "action")]
+    _action: Option<IgnoredAny>,
+    #[serde(rename = "recoveryInstanceIDs")]
+    recovery_instance_ids: Option<Vec<String>>,
+    #[serde(rename = "sourceServerIDs")]
+    source_server_ids: Option<Vec<String>>,
+    selector: Option<Object<SelectorBody>>,
+    step: Option<String>,
+    tags: Option<BTreeMap<String, String>>,
+    run_id: Option<String>,
+    dry_run: Option<bool>,
 }
 
 pub(super) fn parse_body(
-    body: Map<String, Value>,
+    body: &Value,
     envelope_id: Option<String>,
     max_instances: usize,
     new_run_id: impl FnOnce() -> String,
 ) -> Result<FailbackRequest, RequestError> {
-    if body.contains_key("steps") {
+    if body.get("steps").is_some() {
         return Err(RequestError::PlanNotALaunch);
     }
-    check_fields(&body, &KNOWN_FIELDS)?;
-    let ids = parse_ids(&body, max_instances)?;
-    let selector = parse_selector(body.get("selector"))?;
-    if !ids.given && selector.is_none() {
+    let body: LaunchBody = deserialize(body)?;
+    let (instances, sources) = (body.recovery_instance_ids, body.source_server_ids);
+    let given = instances.is_some() || sources.is_some();
+    let ids = Ids::collect(instances, sources, max_instances, false)?;
+    let selector = parse_selector(body.selector)?;
+    if !given && selector.is_none() {
         return Err(RequestError::MissingInstances);
     }
     if ids.entries == 0 && selector.is_none() {
         return Err(RequestError::NoInstances);
     }
-    let step = parse_step_name(body.get("step"))?;
-    let Ids {
-        recovery_instance_ids,
-        source_server_ids,
-        malformed_ids,
-        duplicates_collapsed,
-        ..
-    } = ids;
-
-    let tags = parse_tags(body.get("tags"))?;
-
-    let dry_run = parse_dry_run(&body)?;
-    let run_id = parse_run_id(&body, envelope_id, new_run_id)?;
-
     Ok(FailbackRequest {
-        run_id,
-        dry_run,
-        tags,
-        step,
+        step: parse_step_name("step", body.step)?,
+        tags: parse_tags(body.tags)?,
+        run_id: parse_run_id(body.run_id, envelope_id, new_run_id)?,
+        dry_run: body.dry_run.unwrap_or(false),
         selector,
-        recovery_instance_ids,
-        source_server_ids,
-        malformed_ids,
-        duplicates_collapsed,
+        recovery_instance_ids: ids.recovery_instance_ids,
+        source_server_ids: ids.source_server_ids,
+        malformed_ids: ids.malformed_ids,
+        duplicates_collapsed: ids.duplicates_collapsed,
     })
-}
-
-/// A list field: absent or null is `None`; anything but an array is refused.
-fn id_list<'a>(
-    body: &'a Map<String, Value>,
-    field: &str,
-) -> Result<Option<&'a Vec<Value>>, RequestError> {
-    match body.get(field) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Array(ids)) => Ok(Some(ids)),
-        Some(other) => Err(RequestError::WrongType {
-            field: field.into(),
-            expected: "an array of strings",
-            found: json_kind(other),
-        }),
-    }
-}
-
-/// `dryRun`: true or false, absent meaning false.
-pub(super) fn parse_dry_run(body: &Map<String, Value>) -> Result<bool, RequestError> {
-    match body.get("dryRun") {
-        None | Some(Value::Null) => Ok(false),
-        Some(Value::Bool(flag)) => Ok(*flag),
-        Some(other) => Err(RequestError::WrongType {
-            field: "dryRun".into(),
-            expected: "true or false",
-            found: json_kind(other),
-        }),
-    }
 }
 
 /// The run id: the request's, else the EventBridge event's id, else a new one.
 pub(super) fn parse_run_id(
-    body: &Map<String, Value>,
+    given: Option<String>,
     envelope_id: Option<String>,
     new_run_id: impl FnOnce() -> String,
 ) -> Result<String, RequestError> {
-    match body.get("runId") {
-        None | Some(Value::Null) => Ok(envelope_id
+    match given {
+        None => Ok(envelope_id
             .filter(|id| is_valid_run_id(id))
             .unwrap_or_else(new_run_id)),
-        Some(Value::String(run_id)) if is_valid_run_id(run_id) => Ok(run_id.clone()),
-        Some(Value::String(_)) => Err(RequestError::BadRunId),
-        Some(other) => Err(RequestError::WrongType {
-            field: "runId".into(),
-            expected: "a string",
-            found: json_kind(other),
-        }),
+        Some(run_id) if is_valid_run_id(&run_id) => Ok(run_id),
+        Some(_) => Err(RequestError::BadRunId),
     }
 }

@@ -1,11 +1,19 @@
-//! What the function is asked: both envelopes, both actions (a launch request, in `launch`, and a
-//! track request, in `track`), validation, de-duplication.
+//! What the function is asked: both envelopes, the three actions (a launch request, in `launch`;
+//! a track request, in `track`; a plan, in `plan`), validation, de-duplication.
 //!
-//! Parsing works on `serde_json::Value` by hand (not `#[derive(Deserialize)]` on the request) so
-//! every refusal names the field at fault in words a runbook author can act on.
+//! Each action's body is a `#[derive(Deserialize)]` struct that denies unknown fields, read
+//! through `serde_path_to_error` so that a refusal knows the path of the field at fault;
+//! `refusal` puts serde's error in a runbook author's words. What serde cannot say — id
+//! patterns, limits, the rules between fields — is checked on the typed body after.
+
+use std::fmt;
+use std::marker::PhantomData;
 
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
-use serde_json::{Map, Value};
+use serde::de::value::MapAccessDeserializer;
+use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
+use serde_json::Value;
+use serde_path_to_error::Segment;
 use thiserror::Error;
 
 use crate::drs::tags::MAX_USER_TAGS;
@@ -18,13 +26,12 @@ mod selector;
 mod tags;
 mod track;
 
-pub use launch::FailbackRequest;
-pub use launch::Ids;
 use launch::parse_body;
+pub use launch::{FailbackRequest, Ids};
 pub use not_launched::{GivenGroup, NOT_LAUNCHED_OUTCOMES, NotLaunched};
 pub(crate) use plan::label;
-use plan::parse_plan;
 pub use plan::{MAX_PLAN_STEPS, MAX_WAIT_AFTER_SECONDS, PLAIN_STEP_NAME, PlanRequest, PlanStep};
+use plan::{WAIT_AFTER_EXPECTED, parse_plan};
 pub use rules::{Critical, STEP_NAME_MAX_LEN};
 pub(crate) use rules::{invalid, within};
 pub use selector::Selector;
@@ -40,12 +47,8 @@ pub const MALFORMED_ECHO_MAX_BYTES: usize = 32;
 
 #[derive(Debug, Error, PartialEq)]
 pub enum RequestError {
-    #[error("the request must be a JSON object, got {0}")]
-    NotAnObject(&'static str),
     #[error("the EventBridge envelope is malformed: {0}")]
     Envelope(String),
-    #[error("detail must be a JSON object holding the failback request, got {0}")]
-    DetailNotAnObject(&'static str),
     #[error(
         "recoveryInstanceIDs is missing: list the recovery instances to fail back (or their sourceServerIDs)"
     )]
@@ -101,8 +104,8 @@ pub enum RequestError {
         "a plan names its instances inside its steps: move recoveryInstanceIDs, sourceServerIDs and selector into a step"
     )]
     InstancesOutsideSteps,
-    #[error("step must be 1-64 letters, digits, spaces and . _ -, with a letter or digit")]
-    BadStepName,
+    #[error("{0} must be 1-64 letters, digits, spaces and . _ -, with a letter or digit")]
+    BadStepName(&'static str),
     #[error("the step lists no instances: give recoveryInstanceIDs, sourceServerIDs or a selector")]
     NoStepInstances,
     #[error("{field} {id:?} is not a well-formed id (recovery instance i-…, source server s-…)")]
@@ -139,6 +142,15 @@ pub(crate) fn json_kind(value: &Value) -> &'static str {
         Value::String(_) => "a string",
         Value::Array(_) => "an array",
         Value::Object(_) => "an object",
+    }
+}
+
+fn wrong(field: &str, expected: &'static str, found: &Value) -> RequestError {
+    let (field, found) = (field.to_owned(), json_kind(found));
+    RequestError::WrongType {
+        field,
+        expected,
+        found,
     }
 }
 
@@ -188,8 +200,8 @@ pub fn parse_request(
     }
 }
 
-/// What the function is asked to do: launch (`"action"` absent or `"launch"`), or track the jobs
-/// of a run (`"action": "track"`).
+/// What the function is asked to do: launch (`"action"` absent or `"launch"`), track the jobs of
+/// a run (`"action": "track"`), or check a plan (`"action": "plan"`).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
     Launch(FailbackRequest),
@@ -216,79 +228,129 @@ impl Action {
     }
 }
 
-/// Parses either envelope and any action.
+/// Parses either envelope and any action. The action is read first, so that the body is checked
+/// against that action's fields alone.
 pub fn parse_action(
     payload: Value,
     max_instances: usize,
     new_run_id: impl FnOnce() -> String,
 ) -> Result<Action, RequestError> {
     let (body, envelope_id) = unwrap_envelope(payload)?;
-    match body.get("action") {
-        None | Some(Value::Null) => {}
-        Some(Value::String(action)) if action == "launch" => {}
-        Some(Value::String(action)) if action == "track" => {
-            return parse_track(&body).map(Action::Track);
-        }
-        Some(Value::String(action)) if action == "plan" => {
-            return parse_plan(body, envelope_id, max_instances, new_run_id).map(Action::Plan);
-        }
-        Some(Value::String(action)) => {
-            return Err(RequestError::UnknownAction(truncate_utf8(action, 64)));
-        }
-        Some(other) => {
-            return Err(RequestError::WrongType {
-                field: "action".into(),
-                expected: "\"launch\", \"track\" or \"plan\"",
-                found: json_kind(other),
-            });
-        }
+    let action = match body.get("action") {
+        None | Some(Value::Null) => "launch",
+        Some(Value::String(action)) => action,
+        Some(other) => return Err(wrong("action", "\"launch\", \"track\" or \"plan\"", other)),
+    };
+    match action {
+        "launch" => parse_body(&body, envelope_id, max_instances, new_run_id).map(Action::Launch),
+        "track" => parse_track(&body).map(Action::Track),
+        "plan" => parse_plan(&body, envelope_id, max_instances, new_run_id).map(Action::Plan),
+        other => Err(RequestError::UnknownAction(truncate_utf8(other, 64))),
     }
-    parse_body(body, envelope_id, max_instances, new_run_id).map(Action::Launch)
 }
 
 /// The request object and, from an EventBridge envelope, the event id.
-fn unwrap_envelope(payload: Value) -> Result<(Map<String, Value>, Option<String>), RequestError> {
-    let top = match payload {
-        Value::Object(top) => top,
-        other => return Err(RequestError::NotAnObject(json_kind(&other))),
+fn unwrap_envelope(payload: Value) -> Result<(Value, Option<String>), RequestError> {
+    let Value::Object(top) = &payload else {
+        return Err(wrong("the request", "a JSON object", &payload));
     };
     if !(top.contains_key("detail-type") && top.contains_key("detail")) {
-        return Ok((top, None));
+        return Ok((payload, None));
     }
-    let event: EventBridgeEvent<Value> = serde_json::from_value(Value::Object(top))
-        .map_err(|e| RequestError::Envelope(e.to_string()))?;
+    let event: EventBridgeEvent<Value> =
+        serde_json::from_value(payload).map_err(|e| RequestError::Envelope(e.to_string()))?;
+    let expected = "a JSON object holding the failback request";
     match event.detail {
-        Value::Object(detail) => Ok((detail, event.id)),
-        other => Err(RequestError::DetailNotAnObject(json_kind(&other))),
+        detail @ Value::Object(_) => Ok((detail, event.id)),
+        other => Err(wrong("detail", expected, &other)),
     }
 }
 
-/// Refuses a field not in `known`, pointing out a misspelling of one that is.
-pub(crate) fn check_fields(body: &Map<String, Value>, known: &[&str]) -> Result<(), RequestError> {
-    check_fields_at(body, known, "")
+/// Reads `raw` as `T`; a refusal names the field at fault by its path.
+fn deserialize<'de, T: Deserialize<'de>>(raw: &'de Value) -> Result<T, RequestError> {
+    serde_path_to_error::deserialize(raw).map_err(|error| refusal(&error, raw))
 }
 
-/// As [`check_fields`], for an object inside the request: `at` (e.g. `notLaunched[2].`) prefixes
-/// the field named in the refusal.
-pub(crate) fn check_fields_at(
-    body: &Map<String, Value>,
-    known: &[&str],
-    at: &str,
-) -> Result<(), RequestError> {
-    for field in body.keys() {
-        if !known.contains(&field.as_str()) {
-            let hint = known
-                .iter()
-                .find(|k| k.eq_ignore_ascii_case(field))
-                .map(|k| format!(" (did you mean {at}{k}?)"))
-                .unwrap_or_default();
-            return Err(RequestError::UnknownField {
-                field: format!("{at}{}", truncate_utf8(field, 64)),
-                hint,
-            });
+/// An object of the request, read as `T`: serde derive would also read a struct from an array
+/// (its fields in order).
+struct Object<T>(T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Object<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Fields<T>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for Fields<T> {
+            type Value = Object<T>;
+            fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+                formatter.write_str("an object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, fields: A) -> Result<Object<T>, A::Error> {
+                T::deserialize(MapAccessDeserializer::new(fields)).map(Object)
+            }
+        }
+        deserializer.deserialize_map(Fields(PhantomData))
+    }
+}
+
+/// serde's error in the request's own terms. serde words an unknown field "unknown field `x`,
+/// expected one of `a`, `b`": its list of the known fields gives the hint for a misspelling. Any
+/// other error is a value of the wrong type (or out of range): what the field must be is this
+/// module's wording, not serde's, and the value is never echoed (it may be a tag value).
+fn refusal(error: &serde_path_to_error::Error<serde_json::Error>, raw: &Value) -> RequestError {
+    let (mut found, mut field, mut shape, mut name_at) = (raw, String::new(), Vec::new(), 0);
+    for segment in error.path() {
+        match segment {
+            Segment::Seq { index } => {
+                (found, field) = (&found[*index], format!("{field}[{index}]"));
+                shape.push("[]");
+            }
+            Segment::Map { key } => {
+                let dot = if field.is_empty() { "" } else { "." };
+                name_at = field.len() + dot.len();
+                (found, field) = (
+                    &found[key],
+                    format!("{field}{dot}{}", truncate_utf8(key, 64)),
+                );
+                shape.push(key);
+            }
+            Segment::Enum { .. } | Segment::Unknown => {}
         }
     }
-    Ok(())
+    let name = shape.last().copied().unwrap_or_default();
+    let message = error.inner().to_string();
+    let Some(known) = message.strip_prefix(&format!("unknown field `{name}`, expected ")) else {
+        return wrong(&field, expected(&shape, found), found);
+    };
+    let hint = known
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .find(|known| known.eq_ignore_ascii_case(name))
+        .map(|known| format!(" (did you mean {}{known}?)", &field[..name_at]))
+        .unwrap_or_default();
+    RequestError::UnknownField { field, hint }
+}
+
+/// What the field at `shape` (its path, each index as `[]`) must be, as a refusal says it.
+fn expected(shape: &[&str], found: &Value) -> &'static str {
+    match shape {
+        // Tag keys are the user's: matched before any field name they could spell.
+        [.., "tags", _] => "a string",
+        ["notLaunched"] if found.is_number() => "a whole number of instances, at most 5000",
+        ["notLaunched"] => "a whole number or a list of groups",
+        ["notLaunched", "[]"] => "an object",
+        ["notLaunched", "[]", "recoveryInstanceIDs"] => "an array of ids",
+        [.., "[]"] => "a string",
+        ["recoveryInstanceIDs" | "sourceServerIDs"] => "an array of strings",
+        ["jobIDs" | "reportedJobIDs"] => "an array of job ids",
+        ["tags"] | ["selector", "tags"] => "an object of string values",
+        ["selector"] => "an object like {\"tags\": {...}}",
+        ["dryRun" | "final" | "approval"] => "true or false",
+        ["critical"] => "true, false or a list of instance ids",
+        ["maxFailed"] => "a whole number of instances",
+        ["waitAfterSeconds"] => WAIT_AFTER_EXPECTED,
+        ["steps"] => "an array of steps",
+        _ => "a string",
+    }
 }
 
 #[cfg(test)]

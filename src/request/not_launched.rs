@@ -2,19 +2,14 @@
 //! a count, or the launch answers' own groups (`outcome`, `reason`, `code`, `message`, `jobID`,
 //! `recoveryInstanceIDs`) so the run's last answer accounts for every requested instance.
 
-use serde_json::{Map, Value};
+use std::fmt;
 
-use super::{RequestError, check_fields_at, is_valid_job_id, json_kind, truncate_utf8};
+use serde::Deserialize;
+use serde::de::value::SeqAccessDeserializer;
+use serde::de::{Deserializer, Error, SeqAccess, Unexpected, Visitor};
+
+use super::{Object, RequestError, is_valid_job_id, truncate_utf8};
 use crate::config::REQUEST_INSTANCES_CEILING;
-
-const GROUP_FIELDS: [&str; 6] = [
-    "outcome",
-    "reason",
-    "code",
-    "message",
-    "jobID",
-    "recoveryInstanceIDs",
-];
 
 /// The outcomes an instance that never reached a job can have.
 pub const NOT_LAUNCHED_OUTCOMES: [&str; 3] = ["skipped", "rejected", "deferred"];
@@ -43,140 +38,144 @@ pub struct NotLaunched {
     pub groups: Vec<GivenGroup>,
 }
 
-pub(super) fn parse_not_launched(value: Option<&Value>) -> Result<NotLaunched, RequestError> {
-    let list = match value {
-        None | Some(Value::Null) => return Ok(NotLaunched::default()),
-        Some(Value::Number(n)) => {
-            let count = n
-                .as_u64()
-                .filter(|n| *n <= REQUEST_INSTANCES_CEILING as u64)
-                .ok_or_else(|| {
-                    wrong(
-                        "notLaunched",
-                        "a whole number of instances, at most 5000",
-                        value.unwrap_or(&Value::Null),
-                    )
-                })?;
+/// `notLaunched` as sent. Read by a visitor, not an untagged enum, which would lose the path to
+/// a field inside a group (`notLaunched[0].recoveryInstanceIDs[0]`).
+pub(super) enum NotLaunchedBody {
+    Count(usize),
+    Groups(Vec<Object<GroupBody>>),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct GroupBody {
+    outcome: Option<String>,
+    reason: Option<String>,
+    code: Option<String>,
+    message: Option<String>,
+    #[serde(rename = "jobID")]
+    job_id: Option<String>,
+    #[serde(rename = "recoveryInstanceIDs")]
+    ids: Option<Vec<String>>,
+}
+
+impl<'de> Deserialize<'de> for NotLaunchedBody {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Either;
+        impl<'de> Visitor<'de> for Either {
+            type Value = NotLaunchedBody;
+            fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+                formatter.write_str("a whole number or a list of groups")
+            }
+            fn visit_u64<E: Error>(self, count: u64) -> Result<NotLaunchedBody, E> {
+                match usize::try_from(count) {
+                    Ok(count) if count <= REQUEST_INSTANCES_CEILING => {
+                        Ok(NotLaunchedBody::Count(count))
+                    }
+                    _ => Err(E::invalid_value(Unexpected::Unsigned(count), &self)),
+                }
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, list: A) -> Result<NotLaunchedBody, A::Error> {
+                Vec::deserialize(SeqAccessDeserializer::new(list)).map(NotLaunchedBody::Groups)
+            }
+        }
+        deserializer.deserialize_any(Either)
+    }
+}
+
+pub(super) fn parse_not_launched(
+    given: Option<NotLaunchedBody>,
+) -> Result<NotLaunched, RequestError> {
+    let groups = match given {
+        None => Vec::new(),
+        Some(NotLaunchedBody::Count(count)) => {
             return Ok(NotLaunched {
-                count: count as usize,
+                count,
                 groups: Vec::new(),
             });
         }
-        Some(Value::Array(list)) => list,
-        Some(other) => {
-            return Err(wrong(
-                "notLaunched",
-                "a whole number or a list of groups",
-                other,
-            ));
-        }
+        Some(NotLaunchedBody::Groups(groups)) => groups,
     };
-    let mut groups = Vec::with_capacity(list.len());
-    let mut count = 0;
-    for (index, entry) in list.iter().enumerate() {
-        let at = format!("notLaunched[{index}]");
-        let Value::Object(group) = entry else {
-            return Err(wrong(&at, "an object", entry));
-        };
-        let group = parse_group(group, &at)?;
-        count += group.ids.len();
-        if count > REQUEST_INSTANCES_CEILING {
+    let mut not_launched = NotLaunched::default();
+    for (index, Object(group)) in groups.into_iter().enumerate() {
+        let group = parse_group(group, index)?;
+        not_launched.count += group.ids.len();
+        if not_launched.count > REQUEST_INSTANCES_CEILING {
+            let (field, count) = ("notLaunched[].recoveryInstanceIDs", not_launched.count);
             return Err(RequestError::TooMany {
-                field: "notLaunched[].recoveryInstanceIDs",
+                field,
                 count,
                 max: REQUEST_INSTANCES_CEILING,
             });
         }
-        groups.push(group);
+        not_launched.groups.push(group);
     }
-    Ok(NotLaunched { count, groups })
+    Ok(not_launched)
 }
 
-fn parse_group(group: &Map<String, Value>, at: &str) -> Result<GivenGroup, RequestError> {
-    check_fields_at(group, &GROUP_FIELDS, &format!("{at}."))?;
-    let text = |field: &str| -> Result<Option<String>, RequestError> {
-        match group.get(field) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) => Ok(Some(truncate_utf8(s, TEXT_MAX_BYTES))),
-            Some(other) => Err(wrong(&format!("{at}.{field}"), "a string", other)),
-        }
-    };
-    let outcome = match text("outcome")? {
-        None => return Err(RequestError::Missing("notLaunched[].outcome")),
-        Some(outcome) => NOT_LAUNCHED_OUTCOMES
-            .into_iter()
-            .find(|o| *o == outcome)
-            .ok_or_else(|| RequestError::WrongType {
-                field: format!("{at}.outcome"),
-                expected: "one of \"skipped\", \"rejected\", \"deferred\"",
-                found: "another string",
-            })?,
-    };
-    let reason = text("reason")?.ok_or(RequestError::Missing("notLaunched[].reason"))?;
-    let job_id = text("jobID")?;
+fn parse_group(group: GroupBody, index: usize) -> Result<GivenGroup, RequestError> {
+    let text = |text: Option<String>| text.map(|text| truncate_utf8(&text, TEXT_MAX_BYTES));
+    let outcome = group
+        .outcome
+        .ok_or(RequestError::Missing("notLaunched[].outcome"))?;
+    let outcome = NOT_LAUNCHED_OUTCOMES
+        .into_iter()
+        .find(|known| *known == outcome)
+        .ok_or_else(|| RequestError::WrongType {
+            field: format!("notLaunched[{index}].outcome"),
+            expected: "one of \"skipped\", \"rejected\", \"deferred\"",
+            found: "another string",
+        })?;
+    let reason = text(group.reason).ok_or(RequestError::Missing("notLaunched[].reason"))?;
+    let job_id = text(group.job_id);
     if job_id.as_deref().is_some_and(|id| !is_valid_job_id(id)) {
-        return Err(RequestError::BadJobId {
-            field: format!("{at}.jobID"),
-        });
+        let field = format!("notLaunched[{index}].jobID");
+        return Err(RequestError::BadJobId { field });
     }
-    let ids = match group.get("recoveryInstanceIDs") {
-        Some(Value::Array(ids)) => ids
-            .iter()
-            .enumerate()
-            .map(|(i, id)| match id {
-                Value::String(id) => Ok(truncate_utf8(id, ID_MAX_BYTES)),
-                other => Err(wrong(
-                    &format!("{at}.recoveryInstanceIDs[{i}]"),
-                    "a string",
-                    other,
-                )),
-            })
-            .collect::<Result<Vec<_>, _>>()?,
-        None | Some(Value::Null) => {
-            return Err(RequestError::Missing("notLaunched[].recoveryInstanceIDs"));
-        }
-        Some(other) => {
-            return Err(wrong(
-                &format!("{at}.recoveryInstanceIDs"),
-                "an array of ids",
-                other,
-            ));
-        }
-    };
+    let ids = group
+        .ids
+        .ok_or(RequestError::Missing("notLaunched[].recoveryInstanceIDs"))?;
     Ok(GivenGroup {
         outcome,
         reason,
-        code: text("code")?,
-        message: text("message")?,
+        code: text(group.code),
+        message: text(group.message),
         job_id,
-        ids,
+        ids: ids
+            .iter()
+            .map(|id| truncate_utf8(id, ID_MAX_BYTES))
+            .collect(),
     })
-}
-
-fn wrong(field: &str, expected: &'static str, found: &Value) -> RequestError {
-    RequestError::WrongType {
-        field: field.into(),
-        expected,
-        found: json_kind(found),
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use crate::request::{Action, parse_action};
+    use serde_json::{Value, json};
+
+    /// `notLaunched` as a final track request carries it (`None`: not given).
+    fn parse(value: Option<Value>) -> Result<NotLaunched, RequestError> {
+        let mut request = json!({"action": "track", "runId": "r", "jobIDs": [], "final": true});
+        if let Some(value) = value {
+            request["notLaunched"] = value;
+        }
+        match parse_action(request, 5000, String::new)? {
+            Action::Track(track) => Ok(track.not_launched),
+            other => panic!("a track request, not {other:?}"),
+        }
+    }
 
     #[test]
     fn a_count_or_the_launch_answers_groups() {
-        assert_eq!(parse_not_launched(None).unwrap(), NotLaunched::default());
-        assert_eq!(parse_not_launched(Some(&json!(4))).unwrap().count, 4);
+        assert_eq!(parse(None).unwrap(), NotLaunched::default());
+        assert_eq!(parse(Some(json!(4))).unwrap().count, 4);
         let given = json!([
             {"outcome": "rejected", "reason": "REFUSED_BY_DRS", "code": "ConflictException",
              "message": "busy", "recoveryInstanceIDs": ["i-11111111", "i-22222222"]},
             {"outcome": "skipped", "reason": "ALREADY_IN_JOB", "jobID": "drsjob-0123456789abcdefg",
              "recoveryInstanceIDs": ["i-33333333"]},
         ]);
-        let parsed = parse_not_launched(Some(&given)).unwrap();
+        let parsed = parse(Some(given)).unwrap();
         assert_eq!(parsed.count, 3);
         assert_eq!(parsed.groups[0].outcome, "rejected");
         assert_eq!(parsed.groups[0].code.as_deref(), Some("ConflictException"));
@@ -215,12 +214,12 @@ mod tests {
             ),
         ];
         for (value, expected) in cases {
-            let err = parse_not_launched(Some(&value)).expect_err(&value.to_string());
+            let err = parse(Some(value.clone())).expect_err(&value.to_string());
             assert!(err.to_string().contains(expected), "{value} -> {err}");
         }
         let many: Vec<String> = (0..5001).map(|n| format!("i-{n:08}")).collect();
-        let err = parse_not_launched(Some(
-            &json!([{"outcome": "deferred", "reason": "QUOTA", "recoveryInstanceIDs": many}]),
+        let err = parse(Some(
+            json!([{"outcome": "deferred", "reason": "QUOTA", "recoveryInstanceIDs": many}]),
         ))
         .unwrap_err();
         assert!(err.to_string().contains("at most 5000"), "{err}");

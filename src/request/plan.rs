@@ -7,20 +7,17 @@
 //! any step starts; what needs DRS (selectors, unknown ids, one instance reached by two steps)
 //! is checked by [`crate::plan`].
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
-use serde_json::{Map, Value};
+use serde::Deserialize;
+use serde::de::IgnoredAny;
+use serde_json::Value;
 
-use super::launch::{FailbackRequest, Ids, parse_body, parse_dry_run, parse_ids, parse_run_id};
-use super::rules::{
-    Critical, invalid, is_valid_step_name, parse_critical, parse_max_failed, parse_step_name,
-    within, wrong,
-};
-use super::selector::{Selector, parse_selector};
+use super::launch::{FailbackRequest, Ids, parse_body, parse_run_id};
+use super::rules::{Critical, invalid, is_valid_step_name, parse_step_name, within};
+use super::selector::{Selector, SelectorBody, parse_selector};
 use super::tags::parse_tags;
-use super::{
-    RequestError, check_fields, is_valid_instance_id, is_valid_source_server_id, truncate_utf8,
-};
+use super::{Object, RequestError, deserialize, wrong};
 use crate::drs::Tags;
 
 /// AWS's own DRS recovery plans stop at 20 steps; a failback plan may have more, within what a
@@ -28,22 +25,11 @@ use crate::drs::Tags;
 pub const MAX_PLAN_STEPS: usize = 50;
 /// A day: longer pauses are what `approval` is for.
 pub const MAX_WAIT_AFTER_SECONDS: u64 = 86_400;
+pub(super) const WAIT_AFTER_EXPECTED: &str = "a whole number of seconds from 0 to 86400";
 /// The one step a plain launch request becomes.
 pub const PLAIN_STEP_NAME: &str = "failback";
 
-const PLAN_FIELDS: [&str; 5] = ["action", "runId", "tags", "dryRun", "steps"];
-const STEP_FIELDS: [&str; 8] = [
-    "name",
-    "recoveryInstanceIDs",
-    "sourceServerIDs",
-    "selector",
-    "critical",
-    "maxFailed",
-    "waitAfterSeconds",
-    "approval",
-];
-
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct PlanStep {
     pub name: String,
     /// The ids as given (a plain request's malformed ones included: its launch rejects them).
@@ -84,59 +70,75 @@ impl PlanRequest {
     }
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct PlanBody {
+    #[serde(rename = "action")]
+    _action: Option<IgnoredAny>,
+    run_id: Option<String>,
+    tags: Option<BTreeMap<String, String>>,
+    dry_run: Option<bool>,
+    // Read one by one, so that a refusal names the step by its index and name.
+    steps: Vec<Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct StepBody {
+    name: Option<String>,
+    #[serde(rename = "recoveryInstanceIDs")]
+    recovery_instance_ids: Option<Vec<String>>,
+    #[serde(rename = "sourceServerIDs")]
+    source_server_ids: Option<Vec<String>>,
+    selector: Option<Object<SelectorBody>>,
+    critical: Option<Critical>,
+    max_failed: Option<u64>,
+    wait_after_seconds: Option<u64>,
+    approval: Option<bool>,
+}
+
 /// Parses a plan, or a plain launch request as a plan of one step.
 pub(crate) fn parse_plan(
-    body: Map<String, Value>,
+    body: &Value,
     envelope_id: Option<String>,
     max_instances: usize,
     new_run_id: impl FnOnce() -> String,
 ) -> Result<PlanRequest, RequestError> {
-    if !body.contains_key("steps") {
+    if body.get("steps").is_none() {
         let request = parse_body(body, envelope_id, max_instances, new_run_id)?;
         return Ok(plain(request));
     }
-    check_fields(&body, &PLAN_FIELDS).map_err(|error| {
-        if let RequestError::UnknownField { field, .. } = &error
-            && ["recoveryInstanceIDs", "sourceServerIDs", "selector"].contains(&field.as_str())
+    let body: PlanBody = deserialize(body).map_err(|error| match error {
+        RequestError::UnknownField { field, .. }
+            if ["recoveryInstanceIDs", "sourceServerIDs", "selector"].contains(&field.as_str()) =>
         {
-            return RequestError::InstancesOutsideSteps;
+            RequestError::InstancesOutsideSteps
         }
-        error
+        error => error,
     })?;
-    let run_id = parse_run_id(&body, envelope_id, new_run_id)?;
-    let tags = parse_tags(body.get("tags"))?;
-    let dry_run = parse_dry_run(&body)?;
-    let list = match body.get("steps") {
-        Some(Value::Array(list)) => list,
-        Some(other) => return Err(wrong("steps", "an array of steps", other)),
-        None => unreachable!("checked above"),
-    };
-    if list.is_empty() {
+    let run_id = parse_run_id(body.run_id, envelope_id, new_run_id)?;
+    let tags = parse_tags(body.tags)?;
+    let count = body.steps.len();
+    if count == 0 {
         return Err(RequestError::NoSteps);
     }
-    if list.len() > MAX_PLAN_STEPS {
-        return Err(RequestError::TooMany {
-            field: "steps",
-            count: list.len(),
-            max: MAX_PLAN_STEPS,
-        });
+    if count > MAX_PLAN_STEPS {
+        let (field, max) = ("steps", MAX_PLAN_STEPS);
+        return Err(RequestError::TooMany { field, count, max });
     }
-    let mut steps = Vec::with_capacity(list.len());
-    let mut entries = 0;
-    for (index, raw) in list.iter().enumerate() {
-        let last = index + 1 == list.len();
-        let step = parse_step(raw, last, max_instances)
+    let mut steps = Vec::with_capacity(count);
+    for (index, raw) in body.steps.iter().enumerate() {
+        let step = parse_step(raw, index + 1 == count, max_instances)
             .map_err(|error| within(&step_label(index, raw), error))?;
-        entries += step.ids.entries;
         steps.push(step);
     }
+    let entries = steps.iter().map(|step| step.ids.entries).sum();
     if entries > max_instances {
-        return Err(RequestError::PlanTooLarge {
-            count: entries,
-            max: max_instances,
-        });
+        let (count, max) = (entries, max_instances);
+        return Err(RequestError::PlanTooLarge { count, max });
     }
     check_distinct(&steps)?;
+    let dry_run = body.dry_run.unwrap_or(false);
     Ok(PlanRequest {
         run_id,
         tags,
@@ -153,7 +155,6 @@ fn plain(request: FailbackRequest) -> PlanRequest {
             .clone()
             .unwrap_or_else(|| PLAIN_STEP_NAME.to_owned()),
         ids: Ids {
-            given: true,
             entries: request.distinct_ids(),
             recovery_instance_ids: request.recovery_instance_ids,
             source_server_ids: request.source_server_ids,
@@ -161,10 +162,7 @@ fn plain(request: FailbackRequest) -> PlanRequest {
             duplicates_collapsed: request.duplicates_collapsed,
         },
         selector: request.selector,
-        critical: Critical::None,
-        max_failed: None,
-        wait_after_seconds: 0,
-        approval: false,
+        ..PlanStep::default()
     };
     PlanRequest {
         run_id: request.run_id,
@@ -184,86 +182,40 @@ pub(crate) fn step_label(index: usize, raw: &Value) -> String {
 }
 
 fn parse_step(raw: &Value, last: bool, max_instances: usize) -> Result<PlanStep, RequestError> {
-    let Value::Object(body) = raw else {
+    if !raw.is_object() {
         return Err(wrong("the step", "an object", raw));
-    };
-    check_fields(body, &STEP_FIELDS)?;
-    let name = match body.get("name") {
-        None | Some(Value::Null) => return Err(RequestError::Missing("name")),
-        Some(raw) => parse_step_name(Some(raw))
-            .map_err(|error| match error {
-                RequestError::WrongType { found, .. } => RequestError::WrongType {
-                    field: "name".into(),
-                    expected: "a string",
-                    found,
-                },
-                _ => invalid(
-                    "name",
-                    "must be 1-64 letters, digits, spaces and . _ -, with a letter or digit",
-                ),
-            })?
-            .unwrap_or_default(),
-    };
-    let ids = parse_ids(body, max_instances)?;
+    }
+    let body: StepBody = deserialize(raw)?;
+    let name = parse_step_name("name", body.name)?.ok_or(RequestError::Missing("name"))?;
     // A plan is checked up front: an id that can never be valid is an error here, not an
     // instance rejected halfway through the failback.
-    for field in ["recoveryInstanceIDs", "sourceServerIDs"] {
-        if let Some(Value::Array(list)) = body.get(field) {
-            let valid: fn(&str) -> bool = if field == "recoveryInstanceIDs" {
-                is_valid_instance_id
-            } else {
-                is_valid_source_server_id
-            };
-            if let Some((at, id)) = list
-                .iter()
-                .enumerate()
-                .find_map(|(at, id)| id.as_str().filter(|id| !valid(id)).map(|id| (at, id)))
-            {
-                return Err(RequestError::BadId {
-                    field: format!("{field}[{at}]"),
-                    id: truncate_utf8(id, 32),
-                });
-            }
-        }
-    }
-    let selector = parse_selector(body.get("selector"))?;
+    let (instances, sources) = (body.recovery_instance_ids, body.source_server_ids);
+    let ids = Ids::collect(instances, sources, max_instances, true)?;
+    let selector = parse_selector(body.selector)?;
     if ids.entries == 0 && selector.is_none() {
         return Err(RequestError::NoStepInstances);
     }
     // Whether a critical id is one of the step's instances needs DRS (a source server's recovery
     // instance, a selector's matches): checked when the plan is resolved.
-    let critical = parse_critical(body.get("critical"))?;
-    let max_failed = parse_max_failed(body.get("maxFailed"))?;
-    let wait_after_seconds = match body.get("waitAfterSeconds") {
-        None | Some(Value::Null) => 0,
-        Some(Value::Number(n)) if n.as_u64().is_some_and(|s| s <= MAX_WAIT_AFTER_SECONDS) => {
-            n.as_u64().unwrap_or_default()
-        }
-        Some(other) => {
-            return Err(wrong(
-                "waitAfterSeconds",
-                "a whole number of seconds from 0 to 86400",
-                other,
-            ));
-        }
-    };
-    let approval = match body.get("approval") {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(flag)) => *flag,
-        Some(other) => return Err(wrong("approval", "true or false", other)),
-    };
-    if last && approval {
-        return Err(invalid(
-            "approval",
-            "is set on the last step: there is no next step to approve",
+    let critical = body.critical.unwrap_or_default().checked()?;
+    let wait_after_seconds = body.wait_after_seconds.unwrap_or(0);
+    if wait_after_seconds > MAX_WAIT_AFTER_SECONDS {
+        return Err(wrong(
+            "waitAfterSeconds",
+            WAIT_AFTER_EXPECTED,
+            &wait_after_seconds.into(),
         ));
+    }
+    let approval = body.approval.unwrap_or(false);
+    if last && approval {
+        let problem = "is set on the last step: there is no next step to approve";
+        return Err(invalid("approval", problem));
     }
     if last && wait_after_seconds > 0 {
-        return Err(invalid(
-            "waitAfterSeconds",
-            "is set on the last step: there is no next step to wait for",
-        ));
+        let problem = "is set on the last step: there is no next step to wait for";
+        return Err(invalid("waitAfterSeconds", problem));
     }
+    let max_failed = body.max_failed;
     Ok(PlanStep {
         name,
         ids,
@@ -324,10 +276,8 @@ mod tests {
     use std::collections::HashSet;
 
     fn parse(body: Value) -> Result<PlanRequest, RequestError> {
-        let Value::Object(map) = body else {
-            panic!("an object")
-        };
-        parse_plan(map, None, 5000, || "generated".into())
+        assert!(body.is_object(), "an object");
+        parse_plan(&body, None, 5000, || "generated".into())
     }
 
     proptest! {

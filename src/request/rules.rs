@@ -2,12 +2,14 @@
 //! requests), which instances are `critical`, how many may fail (`maxFailed`) — and the words a
 //! refusal inside a plan is put in.
 
-use serde::ser::{Serialize, Serializer};
-use serde_json::Value;
+use std::collections::HashSet;
+use std::fmt;
 
-use super::{
-    RequestError, is_valid_instance_id, is_valid_source_server_id, json_kind, truncate_utf8,
-};
+use serde::de::value::SeqAccessDeserializer;
+use serde::de::{Deserialize, Deserializer, SeqAccess, Visitor};
+use serde::ser::{Serialize, Serializer};
+
+use super::{RequestError, is_valid_instance_id, is_valid_source_server_id, truncate_utf8};
 
 pub const STEP_NAME_MAX_LEN: usize = 64;
 
@@ -32,6 +34,19 @@ impl Critical {
                 .any(|id| id == recovery_instance_id || Some(id.as_str()) == source_server_id),
         }
     }
+
+    /// Every id well-formed (a typo would quietly make nothing critical), each kept once.
+    pub(crate) fn checked(self) -> Result<Critical, RequestError> {
+        let Critical::Ids(mut ids) = self else {
+            return Ok(self);
+        };
+        refuse_malformed("critical", &ids, |id| {
+            is_valid_instance_id(id) || is_valid_source_server_id(id)
+        })?;
+        let mut seen = HashSet::with_capacity(ids.len());
+        ids.retain(|id| seen.insert(id.clone()));
+        Ok(Critical::Ids(ids))
+    }
 }
 
 impl Serialize for Critical {
@@ -44,12 +59,50 @@ impl Serialize for Critical {
     }
 }
 
-pub(crate) fn parse_step_name(raw: Option<&Value>) -> Result<Option<String>, RequestError> {
-    match raw {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(name)) if is_valid_step_name(name) => Ok(Some(name.clone())),
-        Some(Value::String(_)) => Err(RequestError::BadStepName),
-        Some(other) => Err(wrong("step", "a string", other)),
+/// `critical` as sent: true, false, or a list of ids (checked by [`Critical::checked`]). A visitor,
+/// not an untagged enum, so that a wrong entry is named by its place (`critical[0]`).
+impl<'de> Deserialize<'de> for Critical {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Either;
+        impl<'de> Visitor<'de> for Either {
+            type Value = Critical;
+            fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+                formatter.write_str("true, false or a list of instance ids")
+            }
+            fn visit_bool<E>(self, all: bool) -> Result<Critical, E> {
+                Ok(if all { Critical::All } else { Critical::None })
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, ids: A) -> Result<Critical, A::Error> {
+                Vec::deserialize(SeqAccessDeserializer::new(ids)).map(Critical::Ids)
+            }
+        }
+        deserializer.deserialize_any(Either)
+    }
+}
+
+/// Refuses the first id of `list` that `valid` does not accept, naming it by its place.
+pub(crate) fn refuse_malformed(
+    field: &str,
+    list: &[String],
+    valid: impl Fn(&str) -> bool,
+) -> Result<(), RequestError> {
+    match list.iter().enumerate().find(|(_, id)| !valid(id)) {
+        Some((at, id)) => Err(RequestError::BadId {
+            field: format!("{field}[{at}]"),
+            id: truncate_utf8(id, 32),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// A step's name, given as `field` (`step` in a launch or track request, `name` in a plan).
+pub(crate) fn parse_step_name(
+    field: &'static str,
+    name: Option<String>,
+) -> Result<Option<String>, RequestError> {
+    match name {
+        Some(name) if !is_valid_step_name(&name) => Err(RequestError::BadStepName(field)),
+        name => Ok(name),
     }
 }
 
@@ -60,48 +113,6 @@ pub(crate) fn is_valid_step_name(name: &str) -> bool {
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "._- ".contains(c))
         && name.chars().any(|c| c.is_ascii_alphanumeric())
-}
-
-/// `critical`: true, false, or a list of recovery instance or source server ids.
-pub(crate) fn parse_critical(raw: Option<&Value>) -> Result<Critical, RequestError> {
-    let list = match raw {
-        None | Some(Value::Null) | Some(Value::Bool(false)) => return Ok(Critical::None),
-        Some(Value::Bool(true)) => return Ok(Critical::All),
-        Some(Value::Array(list)) => list,
-        Some(other) => {
-            return Err(wrong(
-                "critical",
-                "true, false or a list of instance ids",
-                other,
-            ));
-        }
-    };
-    let mut chosen: Vec<String> = Vec::with_capacity(list.len());
-    for (at, id) in list.iter().enumerate() {
-        let field = format!("critical[{at}]");
-        let Value::String(id) = id else {
-            return Err(wrong(&field, "a string", id));
-        };
-        if !(is_valid_instance_id(id) || is_valid_source_server_id(id)) {
-            return Err(RequestError::BadId {
-                field,
-                id: truncate_utf8(id, 32),
-            });
-        }
-        if !chosen.contains(id) {
-            chosen.push(id.clone());
-        }
-    }
-    Ok(Critical::Ids(chosen))
-}
-
-/// `maxFailed`: a whole number, or null for no limit.
-pub(crate) fn parse_max_failed(raw: Option<&Value>) -> Result<Option<u64>, RequestError> {
-    match raw {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Number(n)) if n.as_u64().is_some() => Ok(n.as_u64()),
-        Some(other) => Err(wrong("maxFailed", "a whole number of instances", other)),
-    }
 }
 
 pub(crate) fn within(at: &str, error: RequestError) -> RequestError {
@@ -115,13 +126,5 @@ pub(crate) fn invalid(field: &str, problem: &str) -> RequestError {
     RequestError::Invalid {
         field: field.to_owned(),
         problem: problem.to_owned(),
-    }
-}
-
-pub(crate) fn wrong(field: &str, expected: &'static str, found: &Value) -> RequestError {
-    RequestError::WrongType {
-        field: field.into(),
-        expected,
-        found: json_kind(found),
     }
 }

@@ -1,30 +1,21 @@
 //! The track request: `{"action": "track", "runId", "jobIDs", "reportedJobIDs"?, "final"?,
-//! "notLaunched"?, "step"?, "critical"?, "maxFailed"?}`. The state machine (or a user) asks after the jobs of a run; nothing about a
-//! run is kept between calls, so the caller passes back which jobs were already reported.
+//! "notLaunched"?, "step"?, "critical"?, "maxFailed"?}`. The state machine (or a user) asks after
+//! the jobs of a run; nothing about a run is kept between calls, so the caller passes back which
+//! jobs were already reported.
 
 use std::collections::HashSet;
 
-use serde_json::{Map, Value};
+use serde::Deserialize;
+use serde::de::IgnoredAny;
+use serde_json::Value;
 
-use super::not_launched::{NotLaunched, parse_not_launched};
-use super::rules::{Critical, parse_critical, parse_max_failed, parse_step_name};
-use super::{RequestError, check_fields, is_valid_run_id, json_kind};
+use super::not_launched::{NotLaunched, NotLaunchedBody, parse_not_launched};
+use super::rules::{Critical, parse_step_name};
+use super::{RequestError, deserialize, invalid, is_valid_run_id};
 use crate::config::REQUEST_INSTANCES_CEILING;
 
 /// A run of the largest request launches at most one job per instance.
 pub const MAX_TRACKED_JOBS: usize = REQUEST_INSTANCES_CEILING;
-
-const KNOWN_FIELDS: [&str; 9] = [
-    "action",
-    "runId",
-    "jobIDs",
-    "reportedJobIDs",
-    "final",
-    "notLaunched",
-    "step",
-    "critical",
-    "maxFailed",
-];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TrackRequest {
@@ -52,96 +43,84 @@ pub fn is_valid_job_id(id: &str) -> bool {
         && id[7..].bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
-pub(crate) fn parse_track(body: &Map<String, Value>) -> Result<TrackRequest, RequestError> {
-    check_fields(body, &KNOWN_FIELDS)?;
-    let run_id = match body.get("runId") {
-        None | Some(Value::Null) => return Err(RequestError::Missing("runId")),
-        Some(Value::String(id)) if is_valid_run_id(id) => id.clone(),
-        Some(Value::String(_)) => return Err(RequestError::BadRunId),
-        Some(other) => return Err(wrong("runId", "a string", other)),
-    };
-    let final_call = match body.get("final") {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(flag)) => *flag,
-        Some(other) => return Err(wrong("final", "true or false", other)),
-    };
-    let job_ids = job_ids(body, "jobIDs")?.ok_or(RequestError::Missing("jobIDs"))?;
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct TrackBody {
+    #[serde(rename = "action")]
+    _action: Option<IgnoredAny>,
+    run_id: Option<String>,
+    #[serde(rename = "jobIDs")]
+    job_ids: Option<Vec<String>>,
+    #[serde(rename = "reportedJobIDs")]
+    reported_job_ids: Option<Vec<String>>,
+    #[serde(rename = "final")]
+    final_call: Option<bool>,
+    not_launched: Option<NotLaunchedBody>,
+    step: Option<String>,
+    critical: Option<Critical>,
+    max_failed: Option<u64>,
+}
+
+pub(crate) fn parse_track(body: &Value) -> Result<TrackRequest, RequestError> {
+    let body: TrackBody = deserialize(body)?;
+    let run_id = body.run_id.ok_or(RequestError::Missing("runId"))?;
+    if !is_valid_run_id(&run_id) {
+        return Err(RequestError::BadRunId);
+    }
+    let final_call = body.final_call.unwrap_or(false);
+    let job_ids = checked_jobs("jobIDs", body.job_ids)?;
     // A run that launched nothing still ends with a final call, to account for its instances.
-    if job_ids.is_empty() && !final_call {
+    if job_ids
+        .as_ref()
+        .is_none_or(|ids| ids.is_empty() && !final_call)
+    {
         return Err(RequestError::Missing("jobIDs"));
     }
-    let reported_job_ids = job_ids_or_none(body, "reportedJobIDs")?;
-    let not_launched = parse_not_launched(body.get("notLaunched"))?;
-    let step = parse_step_name(body.get("step"))?;
+    let reported_job_ids = checked_jobs("reportedJobIDs", body.reported_job_ids)?;
+    let not_launched = parse_not_launched(body.not_launched)?;
+    let step = parse_step_name("step", body.step)?;
     // A step's rules decide its verdict: without a step there is none to decide.
-    for rule in ["critical", "maxFailed"] {
-        if step.is_none() && body.get(rule).is_some_and(|v| !v.is_null()) {
-            return Err(RequestError::Invalid {
-                field: rule.into(),
-                problem: "applies to a plan step: give step as well".into(),
-            });
+    if step.is_none() {
+        for (rule, given) in [
+            ("critical", body.critical.is_some()),
+            ("maxFailed", body.max_failed.is_some()),
+        ] {
+            if given {
+                return Err(invalid(rule, "applies to a plan step: give step as well"));
+            }
         }
     }
     Ok(TrackRequest {
         run_id,
-        job_ids,
-        reported_job_ids,
+        job_ids: job_ids.unwrap_or_default(),
+        reported_job_ids: reported_job_ids.unwrap_or_default(),
         final_call,
         not_launched,
         step,
-        critical: parse_critical(body.get("critical"))?,
-        max_failed: parse_max_failed(body.get("maxFailed"))?,
+        critical: body.critical.unwrap_or_default().checked()?,
+        max_failed: body.max_failed,
     })
 }
 
-fn wrong(field: &str, expected: &'static str, found: &Value) -> RequestError {
-    RequestError::WrongType {
-        field: field.into(),
-        expected,
-        found: json_kind(found),
-    }
-}
-
-fn job_ids_or_none(
-    body: &Map<String, Value>,
+/// A list of job ids, checked one by one and de-duplicated.
+fn checked_jobs(
     field: &'static str,
-) -> Result<Vec<String>, RequestError> {
-    Ok(job_ids(body, field)?.unwrap_or_default())
-}
-
-/// A list of job ids, checked one by one and de-duplicated; `None` when absent.
-fn job_ids(
-    body: &Map<String, Value>,
-    field: &'static str,
+    list: Option<Vec<String>>,
 ) -> Result<Option<Vec<String>>, RequestError> {
-    let list = match body.get(field) {
-        None | Some(Value::Null) => return Ok(None),
-        Some(Value::Array(list)) => list,
-        Some(other) => return Err(wrong(field, "an array of job ids", other)),
+    let Some(mut list) = list else {
+        return Ok(None);
     };
     if list.len() > MAX_TRACKED_JOBS {
-        return Err(RequestError::TooMany {
-            field,
-            count: list.len(),
-            max: MAX_TRACKED_JOBS,
-        });
+        let (count, max) = (list.len(), MAX_TRACKED_JOBS);
+        return Err(RequestError::TooMany { field, count, max });
     }
-    let mut seen = HashSet::new();
-    let mut ids = Vec::with_capacity(list.len());
-    for (index, entry) in list.iter().enumerate() {
-        let Value::String(id) = entry else {
-            return Err(wrong(&format!("{field}[{index}]"), "a string", entry));
-        };
-        if !is_valid_job_id(id) {
-            return Err(RequestError::BadJobId {
-                field: format!("{field}[{index}]"),
-            });
-        }
-        if seen.insert(id.as_str()) {
-            ids.push(id.clone());
-        }
+    if let Some(index) = list.iter().position(|id| !is_valid_job_id(id)) {
+        let field = format!("{field}[{index}]");
+        return Err(RequestError::BadJobId { field });
     }
-    Ok(Some(ids))
+    let mut seen = HashSet::with_capacity(list.len());
+    list.retain(|id| seen.insert(id.clone()));
+    Ok(Some(list))
 }
 
 #[cfg(test)]
