@@ -19,6 +19,9 @@ pub const ERROR_READ_FAILED: &str = "DrsReadFailed";
 pub enum HandlerError {
     #[error("invalid failback request: {0}")]
     InvalidRequest(#[from] RequestError),
+    /// An entry point for one action (a launch, a tracking call, a plan check) was sent another.
+    #[error("invalid failback request: this is not a {expected} request")]
+    WrongAction { expected: &'static str },
     #[error("DRS cannot be used, nothing was launched: {message}")]
     DrsUnusable { kind: Unusable, message: String },
     #[error("invalid failback request: DRS refused its {field}, nothing was launched: {message}")]
@@ -46,9 +49,9 @@ impl HandlerError {
 
     pub fn error_type(&self) -> &'static str {
         match self {
-            HandlerError::InvalidRequest(_) | HandlerError::RefusedByDrs { .. } => {
-                ERROR_INVALID_REQUEST
-            }
+            HandlerError::InvalidRequest(_)
+            | HandlerError::WrongAction { .. }
+            | HandlerError::RefusedByDrs { .. } => ERROR_INVALID_REQUEST,
             HandlerError::DrsUnusable { kind, .. } => match kind {
                 Unusable::AccountNotInitialized => ERROR_ACCOUNT_NOT_INITIALIZED,
                 Unusable::AccessDenied => ERROR_ACCESS_DENIED,

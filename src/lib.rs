@@ -22,7 +22,7 @@
 //!
 //! | folder or file | files: what |
 //! | --- | --- |
-//! | [`drs`] | `mod`: the DRS port and its records · `state`: DRS's states as types · `tags` · `reads`: every read with its retries and time limits · `stats`: the calls an invocation made |
+//! | [`drs`] | `mod`: the DRS port and its records · `state`: DRS's states as types · `ids`: DRS's id patterns · `tags`: job and instance tags · `reads`: every read with its retries and time limits · `stats`: the calls an invocation made |
 //! | [`retry`] | `mod`: backoff and the retry policy · `failure`: what a failed call means · `launch`: the step after a failed launch · `read`: the step after a failed read |
 //! | [`aws`] | `mod`: the function wired to the SDK clients · `drs`, `eventbridge`: the adapters · `errors`: SDK failures classified |
 //! | [`telemetry`] | `mod`: what the function tells its operators · `logging`: JSON logs with the Powertools keys · `metrics`: EMF records · `measure`: what each invocation measures |

@@ -414,7 +414,7 @@ pub async fn run_arc<D: Drs, P: EventPublisher>(
 }
 
 fn unreachable_track() -> Result<(), HandlerError> {
-    Err(drs_failback::request::RequestError::NotALaunch.into())
+    Err(HandlerError::WrongAction { expected: "launch" })
 }
 
 async fn finish<D: Drs, P: EventPublisher>(

@@ -12,7 +12,6 @@ use drs_failback::events::EventPublisher;
 use drs_failback::handler::Failback;
 use drs_failback::handler::Reply;
 use drs_failback::plan::{PlanAnswer, StepPlan};
-use drs_failback::request::RequestError;
 use serde_json::{Value, json};
 use tokio::time::{Instant, sleep};
 
@@ -170,7 +169,9 @@ pub async fn run_plan<D: Drs, P: EventPublisher>(
     let deadline = Instant::now() + settings.invocation_timeout;
     let plan = match failback.dispatch(request.clone(), deadline).await? {
         Reply::Plan(plan) => plan,
-        Reply::Launch(_) | Reply::Track(_) => return Err(RequestError::NotAPlan.into()),
+        Reply::Launch(_) | Reply::Track(_) => {
+            return Err(HandlerError::WrongAction { expected: "plan" });
+        }
     };
     if plan.dry_run {
         return Ok(PlanEnd::DryRun(Box::new(plan)));
@@ -228,7 +229,7 @@ pub async fn run_plan<D: Drs, P: EventPublisher>(
                     finished: Some(finished),
                 }
             }
-            Ok(ArcEnd::DryRun(_)) => return Err(RequestError::NotAPlan.into()),
+            Ok(ArcEnd::DryRun(_)) => return Err(HandlerError::WrongAction { expected: "plan" }),
             // The run's first launch refused with no job (the state machine's Fail states), or a
             // step's final call that failed for good (TrackingFailed): the execution fails.
             Err(error) => return Err(error),

@@ -6,6 +6,7 @@
 use std::future::Future;
 use std::time::SystemTime;
 
+pub mod ids;
 pub mod reads;
 pub mod state;
 pub mod stats;

@@ -5,6 +5,10 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use serde::{Serialize, Serializer};
+
+use super::RecoveryInstance;
+
 /// `TagKey` / `TagValue` in the DRS API model.
 pub const TAG_MAX_LEN: usize = 256;
 /// AWS resources carry at most 50 user tags; the run-id tag and a plan's step tag take two.
@@ -24,6 +28,16 @@ impl Tags {
     pub fn from_map(tags: BTreeMap<String, String>) -> Self {
         Tags(tags)
     }
+    /// The recovery instances carrying every one of these tags, in DRS's listing order: what a
+    /// plan step's selector chooses.
+    pub fn carried_by(&self, instances: &[RecoveryInstance]) -> Vec<String> {
+        instances
+            .iter()
+            .filter(|instance| instance.tags.contains_all(self))
+            .map(|instance| instance.recovery_instance_id.clone())
+            .collect()
+    }
+
     /// Whether every tag of `wanted` is here with the same value.
     pub fn contains_all(&self, wanted: &Tags) -> bool {
         wanted
@@ -55,6 +69,14 @@ impl Tags {
             self.0.insert(STEP_TAG_KEY.to_owned(), step.to_owned());
         }
         self
+    }
+}
+
+/// As a JSON object: a selector travels back to the function in the plan's answer (values never
+/// go to the logs, which do not serialise).
+impl Serialize for Tags {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(serializer)
     }
 }
 

@@ -16,7 +16,7 @@ use crate::events::EventPublisher;
 use crate::events::publish::Bus;
 use crate::launch::answer::Answer;
 use crate::plan::PlanAnswer;
-use crate::request::{Action, RequestError, parse_action};
+use crate::request::{Action, parse_action};
 use crate::telemetry::measure::{Measured, record};
 use crate::track::answer::TrackAnswer;
 
@@ -45,7 +45,13 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
                 return Err(error);
             }
         };
-        tracing::Span::current().record("correlation_id", action.run_id());
+        // The run (and step) the invocation is for: a plan's own check is the run's, no step's.
+        let (run_id, step) = match &action {
+            Action::Launch(request) => (&request.run_id, request.step.as_deref()),
+            Action::Track(request) => (&request.run_id, request.step.as_deref()),
+            Action::Plan(request) => (&request.run_id, None),
+        };
+        tracing::Span::current().record("correlation_id", run_id);
         let reads = DrsReads::new(&self.drs, &self.config, &*self.jitter, deadline, &stats);
         let bus = Bus::new(&self.publisher, &self.config, &*self.jitter, deadline);
         // Boxed: the stages' futures are deep enough to overflow the compiler's type-layout
@@ -95,12 +101,7 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
             (Ok(_), _) => Measured::Plan,
             (Err(error), _) => Measured::Failed(error.error_type()),
         };
-        self.measure(
-            measured,
-            Some((action.run_id(), action.step())),
-            &stats,
-            started,
-        );
+        self.measure(measured, Some((run_id.as_str(), step)), &stats, started);
         reply
     }
 
@@ -118,7 +119,9 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
     pub async fn handle(&self, payload: Value, deadline: Instant) -> Result<Answer, HandlerError> {
         match self.dispatch(payload, deadline).await? {
             Reply::Launch(answer) => Ok(answer),
-            Reply::Track(_) | Reply::Plan(_) => Err(RequestError::NotALaunch.into()),
+            Reply::Track(_) | Reply::Plan(_) => {
+                Err(HandlerError::WrongAction { expected: "launch" })
+            }
         }
     }
 
@@ -130,7 +133,9 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
     ) -> Result<TrackAnswer, HandlerError> {
         match self.dispatch(payload, deadline).await? {
             Reply::Track(answer) => Ok(answer),
-            Reply::Launch(_) | Reply::Plan(_) => Err(RequestError::NotATrack.into()),
+            Reply::Launch(_) | Reply::Plan(_) => {
+                Err(HandlerError::WrongAction { expected: "track" })
+            }
         }
     }
 
@@ -142,7 +147,9 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
     ) -> Result<PlanAnswer, HandlerError> {
         match self.dispatch(payload, deadline).await? {
             Reply::Plan(answer) => Ok(answer),
-            Reply::Launch(_) | Reply::Track(_) => Err(RequestError::NotAPlan.into()),
+            Reply::Launch(_) | Reply::Track(_) => {
+                Err(HandlerError::WrongAction { expected: "plan" })
+            }
         }
     }
 }

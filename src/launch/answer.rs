@@ -6,9 +6,10 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use super::outcome::{Counts, Outcome, OutcomeKind};
+use crate::drs::ids::is_valid_source_server_id;
 use crate::drs::{JobStatus, LaunchedJob};
 use crate::events::EventDelivery;
-use crate::request::{FailbackRequest, is_valid_source_server_id};
+use crate::request::FailbackRequest;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]

@@ -152,8 +152,8 @@ impl Outcome {
             code: None,
             message: format!(
                 "not a recovery instance id (i-[0-9a-fA-F]{{8,}}, {}-{} characters) nor a source server id (s-[0-9a-zA-Z]{{17}})",
-                crate::request::INSTANCE_ID_MIN_LEN,
-                crate::request::INSTANCE_ID_MAX_LEN
+                crate::drs::ids::INSTANCE_ID_MIN_LEN,
+                crate::drs::ids::INSTANCE_ID_MAX_LEN
             ),
         }
     }

@@ -87,7 +87,7 @@ pub async fn resolve_ids<D: Drs>(
         let all = reads.all_instances().await.map_err(|failure| {
             HandlerError::read_failed(&failure, "recovery instances (for the selector)")
         })?;
-        let matched = selector.matching(&all);
+        let matched = selector.tags.carried_by(&all);
         info!(matched = matched.len(), "selector resolved");
         if matched.is_empty() {
             return Err(RequestError::Invalid {

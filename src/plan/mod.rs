@@ -17,7 +17,7 @@ use crate::drs::reads::DrsReads;
 use crate::error::HandlerError;
 use crate::launch::answer::NotLaunchedGroup;
 use crate::launch::outcome::{Counts, DeferReason};
-use crate::request::{Critical, Ids, PlanRequest, PlanStep, Selector};
+use crate::request::{Critical, FailbackRequest, Ids, PlanRequest, PlanStep, Selector};
 
 /// The answer to a plan request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -118,10 +118,18 @@ async fn dry_run<D: Drs>(
         },
         _ => step.ids.clone(),
     };
-    let mut launch = request.launch_of(step, launch_ids, true);
-    if request.plain {
-        launch.selector = step.selector.clone();
-    }
+    let launch = FailbackRequest {
+        run_id: request.run_id.clone(),
+        dry_run: true,
+        tags: request.tags.clone(),
+        step: Some(step.name.clone()),
+        // A plain request's selector is resolved by its launch; a plan's, above.
+        selector: step.selector.clone().filter(|_| request.plain),
+        recovery_instance_ids: launch_ids.recovery_instance_ids,
+        source_server_ids: launch_ids.source_server_ids,
+        malformed_ids: launch_ids.malformed_ids,
+        duplicates_collapsed: launch_ids.duplicates_collapsed,
+    };
     let answer = crate::launch::answer(config, reads, &launch).await?;
     plan.instances = answer.requested;
     plan.counts = Some(answer.counts);

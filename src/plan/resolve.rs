@@ -129,7 +129,7 @@ fn reach<'s>(account: &Account<'_>, step: &'s PlanStep) -> Result<Reached<'s>, R
         }
     }
     if let Some(selector) = &step.selector {
-        let matched = selector.matching(account.all);
+        let matched = selector.tags.carried_by(account.all);
         if matched.is_empty() {
             return Err(invalid("selector", "matches no recovery instance"));
         }

@@ -8,13 +8,11 @@ use serde::de::IgnoredAny;
 use serde_json::Value;
 
 use super::rules::{parse_step_name, refuse_malformed};
-use super::selector::{Selector, SelectorBody, parse_selector};
+use super::selector::{Selector, parse_selector};
 use super::tags::parse_tags;
-use super::{
-    MALFORMED_ECHO_MAX_BYTES, Object, RequestError, deserialize, is_valid_instance_id,
-    is_valid_run_id, is_valid_source_server_id, truncate_utf8,
-};
+use super::{MALFORMED_ECHO_MAX_BYTES, RequestError, deserialize, is_valid_run_id, truncate_utf8};
 use crate::drs::Tags;
+use crate::drs::ids::{is_valid_instance_id, is_valid_source_server_id};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct FailbackRequest {
@@ -117,7 +115,7 @@ struct LaunchBody {
     recovery_instance_ids: Option<Vec<String>>,
     #[serde(rename = "sourceServerIDs")]
     source_server_ids: Option<Vec<String>>,
-    selector: Option<Object<SelectorBody>>,
+    selector: Option<Value>,
     step: Option<String>,
     tags: Option<BTreeMap<String, String>>,
     run_id: Option<String>,

@@ -6,12 +6,8 @@
 //! `refusal` puts serde's error in a runbook author's words. What serde cannot say — id
 //! patterns, limits, the rules between fields — is checked on the typed body after.
 
-use std::fmt;
-use std::marker::PhantomData;
-
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
-use serde::de::value::MapAccessDeserializer;
-use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
+use serde::de::Deserialize;
 use serde_json::Value;
 use serde_path_to_error::Segment;
 use thiserror::Error;
@@ -36,11 +32,8 @@ pub use rules::{Critical, STEP_NAME_MAX_LEN};
 pub(crate) use rules::{invalid, within};
 pub use selector::Selector;
 use track::parse_track;
-pub use track::{MAX_TRACKED_JOBS, TrackRequest, is_valid_job_id};
+pub use track::{MAX_TRACKED_JOBS, TrackRequest};
 
-/// Pattern and lengths of `RecoveryInstanceID` in the DRS API model.
-pub const INSTANCE_ID_MIN_LEN: usize = 10;
-pub const INSTANCE_ID_MAX_LEN: usize = 19;
 pub const RUN_ID_MAX_LEN: usize = 128;
 /// A malformed id is echoed back only this far: the answer must stay small whatever was sent.
 pub const MALFORMED_ECHO_MAX_BYTES: usize = 32;
@@ -77,10 +70,6 @@ pub enum RequestError {
     BadRunId,
     #[error("action {0:?} is not one of \"launch\", \"track\", \"plan\"")]
     UnknownAction(String),
-    #[error("this is a track request, not a launch request")]
-    NotALaunch,
-    #[error("this is a launch request, not a track request")]
-    NotATrack,
     #[error("{0} is missing")]
     Missing(&'static str),
     #[error("{field} is not a DRS job id (drsjob- and 17 letters or digits)")]
@@ -126,44 +115,28 @@ pub enum RequestError {
         "the plan's steps have {count} instances, more than MAX_REQUEST_INSTANCES ({max}); split the plan"
     )]
     PlanTooLarge { count: usize, max: usize },
-    #[error("this is not a plan request")]
-    NotAPlan,
     #[error(
         "steps: this is a failback plan, which the state machine runs step by step; start an execution with it (or send it with \"action\": \"plan\" to check it)"
     )]
     PlanNotALaunch,
 }
 
-pub(crate) fn json_kind(value: &Value) -> &'static str {
-    match value {
+/// `field` is not what it must be: the refusal names what it is instead, never its value.
+fn wrong(field: &str, expected: &'static str, found: &Value) -> RequestError {
+    let found = match found {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
         Value::Number(_) => "a number",
         Value::String(_) => "a string",
         Value::Array(_) => "an array",
         Value::Object(_) => "an object",
-    }
-}
-
-fn wrong(field: &str, expected: &'static str, found: &Value) -> RequestError {
-    let (field, found) = (field.to_owned(), json_kind(found));
+    };
+    let field = field.to_owned();
     RequestError::WrongType {
         field,
         expected,
         found,
     }
-}
-
-/// `s-[0-9a-zA-Z]{17}`, as the DRS API model states.
-pub fn is_valid_source_server_id(id: &str) -> bool {
-    id.len() == 19 && id.starts_with("s-") && id[2..].bytes().all(|b| b.is_ascii_alphanumeric())
-}
-
-/// `i-[0-9a-fA-F]{8,}` with 10–19 characters, as the DRS API model states.
-pub fn is_valid_instance_id(id: &str) -> bool {
-    (INSTANCE_ID_MIN_LEN..=INSTANCE_ID_MAX_LEN).contains(&id.len())
-        && id.starts_with("i-")
-        && id[2..].bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 pub(crate) fn is_valid_run_id(run_id: &str) -> bool {
@@ -196,7 +169,10 @@ pub fn parse_request(
 ) -> Result<FailbackRequest, RequestError> {
     match parse_action(payload, max_instances, new_run_id)? {
         Action::Launch(request) => Ok(request),
-        Action::Track(_) | Action::Plan(_) => Err(RequestError::NotALaunch),
+        Action::Track(_) | Action::Plan(_) => Err(RequestError::Invalid {
+            field: "action".into(),
+            problem: "is not \"launch\": this is not a launch request".into(),
+        }),
     }
 }
 
@@ -207,25 +183,6 @@ pub enum Action {
     Launch(FailbackRequest),
     Track(TrackRequest),
     Plan(PlanRequest),
-}
-
-impl Action {
-    pub fn run_id(&self) -> &str {
-        match self {
-            Action::Launch(request) => &request.run_id,
-            Action::Track(request) => &request.run_id,
-            Action::Plan(request) => &request.run_id,
-        }
-    }
-
-    /// The plan step it is for: a plan's own check is the run's, no step's.
-    pub fn step(&self) -> Option<&str> {
-        match self {
-            Action::Launch(request) => request.step.as_deref(),
-            Action::Track(request) => request.step.as_deref(),
-            Action::Plan(_) => None,
-        }
-    }
 }
 
 /// Parses either envelope and any action. The action is read first, so that the body is checked
@@ -268,35 +225,32 @@ fn unwrap_envelope(payload: Value) -> Result<(Value, Option<String>), RequestErr
 
 /// Reads `raw` as `T`; a refusal names the field at fault by its path.
 fn deserialize<'de, T: Deserialize<'de>>(raw: &'de Value) -> Result<T, RequestError> {
-    serde_path_to_error::deserialize(raw).map_err(|error| refusal(&error, raw))
+    deserialize_at(raw, "", &[])
 }
 
-/// An object of the request, read as `T`: serde derive would also read a struct from an array
-/// (its fields in order).
-struct Object<T>(T);
-
-impl<'de, T: Deserialize<'de>> Deserialize<'de> for Object<T> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Fields<T>(PhantomData<T>);
-        impl<'de, T: Deserialize<'de>> Visitor<'de> for Fields<T> {
-            type Value = Object<T>;
-            fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
-                formatter.write_str("an object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, fields: A) -> Result<Object<T>, A::Error> {
-                T::deserialize(MapAccessDeserializer::new(fields)).map(Object)
-            }
-        }
-        deserializer.deserialize_map(Fields(PhantomData))
-    }
+/// Reads `raw`, found at `field` (its path in the request; `shape` the same with each index as
+/// `[]`), as `T`. An object inside the request is read this way once it is known to be one:
+/// serde derive would also read a struct from an array (its fields in order).
+fn deserialize_at<'de, T: Deserialize<'de>>(
+    raw: &'de Value,
+    field: &str,
+    shape: &[&'static str],
+) -> Result<T, RequestError> {
+    serde_path_to_error::deserialize(raw).map_err(|error| refusal(&error, raw, field, shape))
 }
 
 /// serde's error in the request's own terms. serde words an unknown field "unknown field `x`,
 /// expected one of `a`, `b`": its list of the known fields gives the hint for a misspelling. Any
 /// other error is a value of the wrong type (or out of range): what the field must be is this
 /// module's wording, not serde's, and the value is never echoed (it may be a tag value).
-fn refusal(error: &serde_path_to_error::Error<serde_json::Error>, raw: &Value) -> RequestError {
-    let (mut found, mut field, mut shape, mut name_at) = (raw, String::new(), Vec::new(), 0);
+fn refusal(
+    error: &serde_path_to_error::Error<serde_json::Error>,
+    raw: &Value,
+    at: &str,
+    at_shape: &[&'static str],
+) -> RequestError {
+    let (mut found, mut field, mut name_at) = (raw, at.to_owned(), 0);
+    let mut shape: Vec<&str> = at_shape.to_vec();
     for segment in error.path() {
         match segment {
             Segment::Seq { index } => {
@@ -318,7 +272,7 @@ fn refusal(error: &serde_path_to_error::Error<serde_json::Error>, raw: &Value) -
     let name = shape.last().copied().unwrap_or_default();
     let message = error.inner().to_string();
     let Some(known) = message.strip_prefix(&format!("unknown field `{name}`, expected ")) else {
-        return wrong(&field, expected(&shape, found), found);
+        return wrong(&field, expected(&shape), found);
     };
     let hint = known
         .split('`')
@@ -331,21 +285,16 @@ fn refusal(error: &serde_path_to_error::Error<serde_json::Error>, raw: &Value) -
 }
 
 /// What the field at `shape` (its path, each index as `[]`) must be, as a refusal says it.
-fn expected(shape: &[&str], found: &Value) -> &'static str {
+fn expected(shape: &[&str]) -> &'static str {
     match shape {
         // Tag keys are the user's: matched before any field name they could spell.
         [.., "tags", _] => "a string",
-        ["notLaunched"] if found.is_number() => "a whole number of instances, at most 5000",
-        ["notLaunched"] => "a whole number or a list of groups",
-        ["notLaunched", "[]"] => "an object",
         ["notLaunched", "[]", "recoveryInstanceIDs"] => "an array of ids",
         [.., "[]"] => "a string",
         ["recoveryInstanceIDs" | "sourceServerIDs"] => "an array of strings",
         ["jobIDs" | "reportedJobIDs"] => "an array of job ids",
         ["tags"] | ["selector", "tags"] => "an object of string values",
-        ["selector"] => "an object like {\"tags\": {...}}",
         ["dryRun" | "final" | "approval"] => "true or false",
-        ["critical"] => "true, false or a list of instance ids",
         ["maxFailed"] => "a whole number of instances",
         ["waitAfterSeconds"] => WAIT_AFTER_EXPECTED,
         ["steps"] => "an array of steps",
@@ -356,30 +305,13 @@ fn expected(shape: &[&str], found: &Value) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::drs::ids::is_valid_instance_id;
     use proptest::prelude::*;
     use serde_json::json;
     use std::collections::HashSet;
 
     fn parse(payload: Value) -> Result<FailbackRequest, RequestError> {
         parse_request(payload, 5000, || "generated".into())
-    }
-
-    #[test]
-    fn instance_id_rules_follow_the_api_model() {
-        assert!(is_valid_instance_id("i-12345678"));
-        assert!(is_valid_instance_id("i-0123456789abcdef0"));
-        assert!(is_valid_instance_id("i-ABCDEF0123"));
-        assert!(!is_valid_instance_id("i-1234567"), "too short");
-        assert!(
-            !is_valid_instance_id("i-0123456789abcdef01"),
-            "20 characters"
-        );
-        assert!(!is_valid_instance_id("i-0123456z"), "not hex");
-        assert!(!is_valid_instance_id("x-01234567"));
-        assert!(
-            !is_valid_instance_id("i-０１２３４５６７"),
-            "non-ASCII digits"
-        );
     }
 
     #[test]

@@ -2,14 +2,12 @@
 //! a count, or the launch answers' own groups (`outcome`, `reason`, `code`, `message`, `jobID`,
 //! `recoveryInstanceIDs`) so the run's last answer accounts for every requested instance.
 
-use std::fmt;
-
 use serde::Deserialize;
-use serde::de::value::SeqAccessDeserializer;
-use serde::de::{Deserializer, Error, SeqAccess, Unexpected, Visitor};
+use serde_json::Value;
 
-use super::{Object, RequestError, is_valid_job_id, truncate_utf8};
+use super::{RequestError, deserialize_at, truncate_utf8, wrong};
 use crate::config::REQUEST_INSTANCES_CEILING;
+use crate::drs::ids::is_valid_job_id;
 
 /// The outcomes an instance that never reached a job can have.
 pub const NOT_LAUNCHED_OUTCOMES: [&str; 3] = ["skipped", "rejected", "deferred"];
@@ -38,16 +36,9 @@ pub struct NotLaunched {
     pub groups: Vec<GivenGroup>,
 }
 
-/// `notLaunched` as sent. Read by a visitor, not an untagged enum, which would lose the path to
-/// a field inside a group (`notLaunched[0].recoveryInstanceIDs[0]`).
-pub(super) enum NotLaunchedBody {
-    Count(usize),
-    Groups(Vec<Object<GroupBody>>),
-}
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct GroupBody {
+struct GroupBody {
     outcome: Option<String>,
     reason: Option<String>,
     code: Option<String>,
@@ -58,46 +49,42 @@ pub(super) struct GroupBody {
     ids: Option<Vec<String>>,
 }
 
-impl<'de> Deserialize<'de> for NotLaunchedBody {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Either;
-        impl<'de> Visitor<'de> for Either {
-            type Value = NotLaunchedBody;
-            fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
-                formatter.write_str("a whole number or a list of groups")
-            }
-            fn visit_u64<E: Error>(self, count: u64) -> Result<NotLaunchedBody, E> {
-                match usize::try_from(count) {
-                    Ok(count) if count <= REQUEST_INSTANCES_CEILING => {
-                        Ok(NotLaunchedBody::Count(count))
-                    }
-                    _ => Err(E::invalid_value(Unexpected::Unsigned(count), &self)),
-                }
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, list: A) -> Result<NotLaunchedBody, A::Error> {
-                Vec::deserialize(SeqAccessDeserializer::new(list)).map(NotLaunchedBody::Groups)
-            }
+/// `notLaunched` as sent: a count, or the groups.
+pub(super) fn parse_not_launched(given: Option<Value>) -> Result<NotLaunched, RequestError> {
+    let list = match given {
+        None => return Ok(NotLaunched::default()),
+        Some(Value::Number(count)) => {
+            return match count
+                .as_u64()
+                .filter(|n| *n <= REQUEST_INSTANCES_CEILING as u64)
+            {
+                Some(count) => Ok(NotLaunched {
+                    count: count as usize,
+                    groups: Vec::new(),
+                }),
+                None => Err(wrong(
+                    "notLaunched",
+                    "a whole number of instances, at most 5000",
+                    &Value::Number(count),
+                )),
+            };
         }
-        deserializer.deserialize_any(Either)
-    }
-}
-
-pub(super) fn parse_not_launched(
-    given: Option<NotLaunchedBody>,
-) -> Result<NotLaunched, RequestError> {
-    let groups = match given {
-        None => Vec::new(),
-        Some(NotLaunchedBody::Count(count)) => {
-            return Ok(NotLaunched {
-                count,
-                groups: Vec::new(),
-            });
+        Some(Value::Array(list)) => list,
+        Some(other) => {
+            return Err(wrong(
+                "notLaunched",
+                "a whole number or a list of groups",
+                &other,
+            ));
         }
-        Some(NotLaunchedBody::Groups(groups)) => groups,
     };
     let mut not_launched = NotLaunched::default();
-    for (index, Object(group)) in groups.into_iter().enumerate() {
-        let group = parse_group(group, index)?;
+    for (index, raw) in list.iter().enumerate() {
+        let at = format!("notLaunched[{index}]");
+        if !raw.is_object() {
+            return Err(wrong(&at, "an object", raw));
+        }
+        let group = parse_group(deserialize_at(raw, &at, &["notLaunched", "[]"])?, index)?;
         not_launched.count += group.ids.len();
         if not_launched.count > REQUEST_INSTANCES_CEILING {
             let (field, count) = ("notLaunched[].recoveryInstanceIDs", not_launched.count);

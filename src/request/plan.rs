@@ -14,10 +14,12 @@ use serde::de::IgnoredAny;
 use serde_json::Value;
 
 use super::launch::{FailbackRequest, Ids, parse_body, parse_run_id};
-use super::rules::{Critical, invalid, is_valid_step_name, parse_step_name, within};
-use super::selector::{Selector, SelectorBody, parse_selector};
+use super::rules::{
+    Critical, invalid, is_valid_step_name, parse_critical, parse_step_name, within,
+};
+use super::selector::{Selector, parse_selector};
 use super::tags::parse_tags;
-use super::{Object, RequestError, deserialize, wrong};
+use super::{RequestError, deserialize, wrong};
 use crate::drs::Tags;
 
 /// AWS's own DRS recovery plans stop at 20 steps; a failback plan may have more, within what a
@@ -53,23 +55,6 @@ pub struct PlanRequest {
     pub plain: bool,
 }
 
-impl PlanRequest {
-    /// The launch request of one step's first round.
-    pub fn launch_of(&self, step: &PlanStep, ids: Ids, dry_run: bool) -> FailbackRequest {
-        FailbackRequest {
-            run_id: self.run_id.clone(),
-            dry_run,
-            tags: self.tags.clone(),
-            step: Some(step.name.clone()),
-            selector: None,
-            recovery_instance_ids: ids.recovery_instance_ids,
-            source_server_ids: ids.source_server_ids,
-            malformed_ids: ids.malformed_ids,
-            duplicates_collapsed: ids.duplicates_collapsed,
-        }
-    }
-}
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct PlanBody {
@@ -90,8 +75,8 @@ struct StepBody {
     recovery_instance_ids: Option<Vec<String>>,
     #[serde(rename = "sourceServerIDs")]
     source_server_ids: Option<Vec<String>>,
-    selector: Option<Object<SelectorBody>>,
-    critical: Option<Critical>,
+    selector: Option<Value>,
+    critical: Option<Value>,
     max_failed: Option<u64>,
     wait_after_seconds: Option<u64>,
     approval: Option<bool>,
@@ -197,7 +182,7 @@ fn parse_step(raw: &Value, last: bool, max_instances: usize) -> Result<PlanStep,
     }
     // Whether a critical id is one of the step's instances needs DRS (a source server's recovery
     // instance, a selector's matches): checked when the plan is resolved.
-    let critical = body.critical.unwrap_or_default().checked()?;
+    let critical = parse_critical(body.critical)?;
     let wait_after_seconds = body.wait_after_seconds.unwrap_or(0);
     if wait_after_seconds > MAX_WAIT_AFTER_SECONDS {
         return Err(wrong(

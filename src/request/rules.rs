@@ -3,13 +3,12 @@
 //! refusal inside a plan is put in.
 
 use std::collections::HashSet;
-use std::fmt;
 
-use serde::de::value::SeqAccessDeserializer;
-use serde::de::{Deserialize, Deserializer, SeqAccess, Visitor};
 use serde::ser::{Serialize, Serializer};
+use serde_json::Value;
 
-use super::{RequestError, is_valid_instance_id, is_valid_source_server_id, truncate_utf8};
+use super::{RequestError, deserialize_at, truncate_utf8, wrong};
+use crate::drs::ids::{is_valid_instance_id, is_valid_source_server_id};
 
 pub const STEP_NAME_MAX_LEN: usize = 64;
 
@@ -23,32 +22,7 @@ pub enum Critical {
     Ids(Vec<String>),
 }
 
-impl Critical {
-    /// Whether the instance known by these ids is critical.
-    pub fn covers(&self, recovery_instance_id: &str, source_server_id: Option<&str>) -> bool {
-        match self {
-            Critical::None => false,
-            Critical::All => true,
-            Critical::Ids(ids) => ids
-                .iter()
-                .any(|id| id == recovery_instance_id || Some(id.as_str()) == source_server_id),
-        }
-    }
-
-    /// Every id well-formed (a typo would quietly make nothing critical), each kept once.
-    pub(crate) fn checked(self) -> Result<Critical, RequestError> {
-        let Critical::Ids(mut ids) = self else {
-            return Ok(self);
-        };
-        refuse_malformed("critical", &ids, |id| {
-            is_valid_instance_id(id) || is_valid_source_server_id(id)
-        })?;
-        let mut seen = HashSet::with_capacity(ids.len());
-        ids.retain(|id| seen.insert(id.clone()));
-        Ok(Critical::Ids(ids))
-    }
-}
-
+/// `critical` as a plan gives it back: true, false, or the ids.
 impl Serialize for Critical {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -59,25 +33,30 @@ impl Serialize for Critical {
     }
 }
 
-/// `critical` as sent: true, false, or a list of ids (checked by [`Critical::checked`]). A visitor,
-/// not an untagged enum, so that a wrong entry is named by its place (`critical[0]`).
-impl<'de> Deserialize<'de> for Critical {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Either;
-        impl<'de> Visitor<'de> for Either {
-            type Value = Critical;
-            fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
-                formatter.write_str("true, false or a list of instance ids")
-            }
-            fn visit_bool<E>(self, all: bool) -> Result<Critical, E> {
-                Ok(if all { Critical::All } else { Critical::None })
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, ids: A) -> Result<Critical, A::Error> {
-                Vec::deserialize(SeqAccessDeserializer::new(ids)).map(Critical::Ids)
-            }
+/// `critical` as sent: true, false, or a list of ids, each well-formed (a typo would quietly make
+/// nothing critical) and kept once.
+pub(crate) fn parse_critical(given: Option<Value>) -> Result<Critical, RequestError> {
+    let ids: Vec<String> = match given {
+        None | Some(Value::Bool(false)) => return Ok(Critical::None),
+        Some(Value::Bool(true)) => return Ok(Critical::All),
+        Some(list @ Value::Array(_)) => deserialize_at(&list, "critical", &["critical"])?,
+        Some(other) => {
+            return Err(wrong(
+                "critical",
+                "true, false or a list of instance ids",
+                &other,
+            ));
         }
-        deserializer.deserialize_any(Either)
-    }
+    };
+    refuse_malformed("critical", &ids, |id| {
+        is_valid_instance_id(id) || is_valid_source_server_id(id)
+    })?;
+    let mut seen = HashSet::with_capacity(ids.len());
+    Ok(Critical::Ids(
+        ids.into_iter()
+            .filter(|id| seen.insert(id.clone()))
+            .collect(),
+    ))
 }
 
 /// Refuses the first id of `list` that `valid` does not accept, naming it by its place.

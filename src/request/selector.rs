@@ -4,58 +4,40 @@
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
-use serde::ser::{Serialize, SerializeMap, Serializer};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use super::rules::invalid;
-use super::{Object, RequestError, truncate_utf8};
+use super::{RequestError, deserialize_at, truncate_utf8, wrong};
+use crate::drs::Tags;
 use crate::drs::tags::TAG_MAX_LEN;
-use crate::drs::{RecoveryInstance, Tags};
 
 /// AWS resources carry at most 50 tags.
 const SELECTOR_MAX_TAGS: usize = 50;
 
 /// Recovery instances chosen by their own tags: every tag given, with the same value.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Selector {
     pub tags: Tags,
-}
-
-impl Selector {
-    /// The recovery instances carrying every tag of the selector, in DRS's listing order.
-    pub fn matching(&self, instances: &[RecoveryInstance]) -> Vec<String> {
-        instances
-            .iter()
-            .filter(|instance| instance.tags.contains_all(&self.tags))
-            .map(|instance| instance.recovery_instance_id.clone())
-            .collect()
-    }
-}
-
-impl Serialize for Selector {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let tags: BTreeMap<_, _> = self.tags.iter().collect();
-        let mut map = serializer.serialize_map(Some(1))?;
-        map.serialize_entry("tags", &tags)?;
-        map.end()
-    }
 }
 
 /// A selector as sent: its tags, every value a string.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct SelectorBody {
+struct SelectorBody {
     tags: Option<BTreeMap<String, String>>,
 }
 
 /// A selector's tags: any tag a recovery instance may carry (AWS's own `aws:` tags included), at
 /// most 50, keys and values as long as DRS allows. Values are never echoed in a refusal.
-pub(super) fn parse_selector(
-    given: Option<Object<SelectorBody>>,
-) -> Result<Option<Selector>, RequestError> {
-    let Some(Object(SelectorBody { tags })) = given else {
+pub(super) fn parse_selector(given: Option<Value>) -> Result<Option<Selector>, RequestError> {
+    let Some(raw) = given else {
         return Ok(None);
     };
+    if !raw.is_object() {
+        return Err(wrong("selector", "an object like {\"tags\": {...}}", &raw));
+    }
+    let SelectorBody { tags } = deserialize_at(&raw, "selector", &["selector"])?;
     let tags = tags.ok_or(RequestError::Missing("selector.tags"))?;
     if tags.is_empty() {
         return Err(invalid("selector.tags", "is empty: name at least one tag"));

@@ -64,6 +64,17 @@ pub fn latest_results<'a>(
     order.into_iter().map(|id| by_id[id]).collect()
 }
 
+/// Whether the instance known by these ids is one of the step's critical ones.
+fn covers(critical: &Critical, recovery_instance_id: &str, source_server_id: Option<&str>) -> bool {
+    match critical {
+        Critical::None => false,
+        Critical::All => true,
+        Critical::Ids(ids) => ids
+            .iter()
+            .any(|id| id == recovery_instance_id || Some(id.as_str()) == source_server_id),
+    }
+}
+
 /// The verdict over a step's latest results and its never-launched groups. A count of
 /// not-launched instances given without groups cannot be told apart: it counts as unfinished.
 pub fn verdict(
@@ -79,7 +90,7 @@ pub fn verdict(
     let mut critical_failed_count = 0;
     let mut note_failed = |id: &str, source: Option<&str>| {
         failed += 1;
-        if critical.covers(id, source) {
+        if covers(critical, id, source) {
             critical_failed_count += 1;
             if critical_failed.len() < CRITICAL_LISTED_MAX {
                 critical_failed.push(id.to_owned());
