@@ -25,55 +25,34 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant, SystemTime};
 
+use clap::{ArgAction, Parser};
+
 use crate::report::{BinaryFigures, Machine, Report};
 use crate::workload::{Profile, Run};
 
-const USAGE: &str = "usage: drs-failback-bench [--quick] [--no-binary] [--no-arm64]
-
-  --quick      N = 100 and 1 000 only, 7 cold starts; writes target/bench-quick/ instead of
-               BENCHMARKS.md and bench/wall-time.svg
-  --no-binary  skip building and starting the release binary (start-up, memory, size)
-  --no-arm64   skip the arm64 cross build (`cargo lambda build --release --arm64`)
-  --pipeline   run the quota-bound whole-failback scenario only and print its figures
-               (writes nothing)
-  --lambda-binary PATH
-               measure this Lambda binary instead of building target/release/drs-failback
-               (to compare build profiles)";
-
 const COMMAND: &str = "cargo run --release -p drs-failback-bench";
 
+/// Benchmark of drs-failback against drs-sim: writes BENCHMARKS.md and the plots in bench/.
+#[derive(Debug, Parser)]
+#[command(name = "drs-failback-bench")]
 struct Args {
+    /// N = 100 and 1 000 only, 7 cold starts; writes target/bench-quick/ instead of BENCHMARKS.md
+    /// and bench/wall-time.svg
+    #[arg(long)]
     quick: bool,
+    /// Skip building and starting the release binary (start-up, memory, size)
+    #[arg(long = "no-binary", action = ArgAction::SetFalse)]
     binary: bool,
+    /// Skip the arm64 cross build (`cargo lambda build --release --arm64`)
+    #[arg(long = "no-arm64", action = ArgAction::SetFalse)]
     arm64: bool,
-    lambda_binary: Option<PathBuf>,
+    /// Run the quota-bound whole-failback scenario only and print its figures (writes nothing)
+    #[arg(long = "pipeline")]
     pipeline_only: bool,
-}
-
-fn parse_args() -> Result<Args, String> {
-    let mut args = Args {
-        quick: false,
-        binary: true,
-        arm64: true,
-        lambda_binary: None,
-        pipeline_only: false,
-    };
-    let mut argv = std::env::args().skip(1);
-    while let Some(arg) = argv.next() {
-        match arg.as_str() {
-            "--lambda-binary" => {
-                let path = argv.next().ok_or("--lambda-binary needs a path")?;
-                args.lambda_binary = Some(PathBuf::from(path));
-            }
-            "--quick" => args.quick = true,
-            "--pipeline" => args.pipeline_only = true,
-            "--no-binary" => args.binary = false,
-            "--no-arm64" => args.arm64 = false,
-            "-h" | "--help" => return Err(USAGE.to_owned()),
-            other => return Err(format!("unknown argument {other:?}\n\n{USAGE}")),
-        }
-    }
-    Ok(args)
+    /// Measure this Lambda binary instead of building target/release/drs-failback (to compare
+    /// build profiles)
+    #[arg(long, value_name = "PATH")]
+    lambda_binary: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -81,13 +60,8 @@ fn main() -> ExitCode {
     // probe the instance-metadata address.
     // SAFETY: single-threaded at this point; nothing reads the environment concurrently.
     unsafe { std::env::set_var("AWS_EC2_METADATA_DISABLED", "true") };
-    let args = match parse_args() {
-        Ok(args) => args,
-        Err(message) => {
-            eprintln!("{message}");
-            return ExitCode::from(2);
-        }
-    };
+    // Help goes to stdout with code 0, a bad argument to stderr with code 2.
+    let args = Args::parse();
     match bench(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
@@ -408,4 +382,27 @@ fn utc_now() -> String {
         .get(..16)
         .unwrap_or_default()
         .replace('T', " ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Args, clap::Error> {
+        Args::try_parse_from(std::iter::once("drs-failback-bench").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn arguments() {
+        let full = parse(&[]).unwrap();
+        assert!(!full.quick && full.binary && full.arm64 && !full.pipeline_only);
+        assert_eq!(full.lambda_binary, None);
+        let quick = parse(&["--quick", "--no-binary", "--no-arm64", "--pipeline"]).unwrap();
+        assert!(quick.quick && !quick.binary && !quick.arm64 && quick.pipeline_only);
+        let other = parse(&["--lambda-binary", "/tmp/bootstrap"]).unwrap();
+        assert_eq!(other.lambda_binary, Some(PathBuf::from("/tmp/bootstrap")));
+        for bad in [&["--lambda-binary"][..], &["--bogus"], &["extra"]] {
+            assert_eq!(parse(bad).unwrap_err().exit_code(), 2, "{bad:?}");
+        }
+    }
 }
