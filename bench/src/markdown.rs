@@ -47,8 +47,8 @@ pub fn markdown(report: &Report) -> String {
     );
     let _ = writeln!(
         md,
-        "| load average (1, 5, 15 min) | {} at the start, {} at the end (2 cores, shared with other work: start-up times move with it) |",
-        m.load_before, m.load_after
+        "| load average (1, 5, 15 min) | {} at the start, {} at the end ({} cores, shared with other work: start-up times move with it) |",
+        m.load_before, m.load_after, m.cores
     );
     let _ = writeln!(md, "| toolchain | {} |", m.rustc);
     let _ = writeln!(md, "| commit | {} |", m.commit);
@@ -110,9 +110,10 @@ pub fn markdown(report: &Report) -> String {
         "**Real time, not a paused clock.** Wall time is measured on the real clock: latency, `Retry-After` waits, \
          pacing and job lifecycles all take real seconds. A paused tokio clock would run the 5 000-instance throttled \
          case in about a second, but then the \"wall time\" would be model time and CPU contention would not show; \
-         in real time the whole benchmark still fits in a few minutes on 2 cores, because the waits (not the CPU) \
+         in real time the whole benchmark still fits in a few minutes on {} cores, because the waits (not the CPU) \
          dominate. CPU time per run is reported beside it (the handler's thread, and the whole process including \
-         the simulator).\n"
+         the simulator).\n",
+        m.cores
     );
     let _ = writeln!(
         md,
