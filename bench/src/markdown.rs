@@ -15,7 +15,7 @@ use crate::workload::{
 
 pub fn markdown(report: &Report) -> String {
     let mut md = String::new();
-    let m = report.machine;
+    let m = &report.machine;
     let _ = writeln!(md, "# Benchmarks\n");
     if report.quick {
         let _ = writeln!(
@@ -63,7 +63,7 @@ pub fn markdown(report: &Report) -> String {
     );
     if !report.failures.is_empty() {
         let _ = writeln!(md, "**Runs that failed:**\n");
-        for failure in report.failures {
+        for failure in &report.failures {
             let _ = writeln!(md, "- {failure}");
         }
         let _ = writeln!(md);
@@ -218,7 +218,7 @@ pub fn markdown(report: &Report) -> String {
         "| profile | N | variant | wall (s) | ideal (s) | ratio | outcome | CPU handler thread (s) | CPU process (s) | repetitions |\n\
          | --- | ---: | --- | ---: | ---: | ---: | --- | ---: | ---: | --- |"
     );
-    for run in report.runs {
+    for run in &report.runs {
         let _ = writeln!(
             md,
             "| {} | {} | {} | {} | {} | {:.2} | {} | {} | {} | {} |",
@@ -244,7 +244,7 @@ pub fn markdown(report: &Report) -> String {
          | profile | N | variant | StartFailbackLaunch | DescribeRecoveryInstances | DescribeJobs | PutEvents | all calls | wasted |\n\
          | --- | ---: | --- | --- | --- | --- | --- | ---: | ---: |"
     );
-    for run in report.runs {
+    for run in &report.runs {
         let _ = writeln!(
             md,
             "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
@@ -304,7 +304,7 @@ pub fn markdown(report: &Report) -> String {
     }
     let _ = writeln!(md);
 
-    let probe = report.pacer;
+    let probe = &report.pacer;
     let rate = |r: Option<f64>| r.map_or("none".to_owned(), |r| format!("{r:.2}/s"));
     let _ = writeln!(
         md,
@@ -471,7 +471,6 @@ pub fn markdown(report: &Report) -> String {
                         bare_sorted.sort();
                         let median = percentile(&sorted, 50.0).unwrap_or_default();
                         let bare_median = percentile(&bare_sorted, 50.0).unwrap_or_default();
-                        let files = std::fs::read_dir("/etc/ssl/certs").map_or(0, |d| d.count());
                         let _ = writeln!(
                             md,
                             "| start-up with `SSL_CERT_FILE`/`SSL_CERT_DIR` pointed at nothing, {} cold starts | median {} ms, p90 {} ms: {} ms of the median ({:.0}%) is the SDK's HTTPS client reading and parsing the system's root certificates when the clients are built ({} entries in /etc/ssl/certs here, plus the bundle; Lambda's provided.al2023 image has its own bundle) |",
@@ -481,7 +480,7 @@ pub fn markdown(report: &Report) -> String {
                             ms(median.saturating_sub(bare_median)),
                             100.0 * median.saturating_sub(bare_median).as_secs_f64()
                                 / median.as_secs_f64().max(1e-9),
-                            files
+                            b.certificate_entries
                         );
                     }
                 }
@@ -526,4 +525,129 @@ pub fn markdown(report: &Report) -> String {
         }
     }
     md
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    /// What BENCHMARKS.md was written from, reconstructed from it (the file's `_note` says how).
+    fn recorded() -> Report {
+        serde_json::from_str(include_str!("../testdata/results.json")).unwrap()
+    }
+
+    /// `BENCH_UPDATE_EXPECTED=1` writes what the code renders as the expected text instead.
+    fn expect(name: &str, rendered: &str) {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("testdata")
+            .join(name);
+        if std::env::var_os("BENCH_UPDATE_EXPECTED").is_some() {
+            std::fs::write(&path, rendered).unwrap();
+        }
+        let expected = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            rendered == expected,
+            "{name} differs: BENCH_UPDATE_EXPECTED=1 and diff"
+        );
+    }
+
+    /// The recorded run gone wrong wherever the report has words for it: a quick run with a
+    /// failed run, targets missed and their causes, outcomes of every kind, figures not measured.
+    fn troubled() -> Report {
+        let mut report = recorded();
+        report.quick = true;
+        report.command = "cargo run --release -p drs-failback-bench -- --quick".into();
+        report.ns = vec![100, 1000, 5000];
+        report.failures =
+            vec!["throttling N = 1000 baseline: SDK standard retry #2: timed out".into()];
+        report.profile_release = String::new();
+        report.pipeline = Err("the simulator did not start".into());
+        report.pacer.climb_calls = None;
+        if let Ok(binary) = &mut report.binary {
+            binary.size.stripped = None;
+            binary.startup = Err("the Runtime API stand-in did not start".into());
+            binary.rss[0].as_mut().unwrap().launched = 200;
+            binary.rss[1] = Err("no answer within 60 s".into());
+            binary.arm64 = Arm64::Measured { bytes: 8_400_000 };
+        }
+        for run in &mut report.runs {
+            match (run.profile, run.variant, run.n) {
+                (Profile::Throttling, Variant::Project, _) => slow_and_wasteful(run),
+                (Profile::NoFaults, Variant::Project, 100) => {
+                    run.rejected = 1;
+                    run.skipped = 2;
+                    run.in_two_jobs = 1;
+                    run.deferred = 3;
+                    run.deferred_reasons = [("QUOTA".to_owned(), 3)].into();
+                }
+                (Profile::NoFaults, Variant::Project, 1000) => {
+                    run.calls[2].1.total += 1;
+                    run.calls[1].1.failed = 1;
+                    run.calls[0].1.refused = 2;
+                }
+                (Profile::QuotaPressure, Variant::Baseline, 100) => {
+                    run.error = Some("the deadline passed".into())
+                }
+                _ => {}
+            }
+        }
+        report
+    }
+
+    /// Reads one after another, a launch window a third over the ideal, a quarter of the calls
+    /// throttled.
+    fn slow_and_wasteful(run: &mut crate::workload::Run) {
+        let reads = 1 + run.minimum.describe_instances as u64;
+        run.wall = run.ideal.mul_f64(1.4);
+        run.timeline.before_first_launch_ms = 50 * reads;
+        let ideal_window = run.minimum.launches.saturating_sub(2) as u64 * 500;
+        run.timeline.launch_window_ms = ideal_window * 4 / 3;
+        run.timeline.to_last_launch_ms = 50 * reads + ideal_window * 4 / 3;
+        run.timeline.throttle_bursts = 3;
+        run.timeline.admitted_rate = Some(1.5);
+        let throttled = run.total_calls() / 3;
+        run.calls[0].1.total += throttled;
+        run.calls[0].1.throttled += throttled;
+        let (wall, wasted) = (run.wall, run.wasted_share());
+        for repeat in &mut run.repeats {
+            repeat.wall = wall;
+            repeat.wasted = wasted;
+        }
+    }
+
+    /// Without the binary (`--no-binary`), a pipeline that did not finish, nothing throttled.
+    fn unmeasured() -> Report {
+        let mut report = recorded();
+        report.binary = Err("skipped (--no-binary)".into());
+        if let Ok(pipeline) = &mut report.pipeline {
+            pipeline.complete = false;
+        }
+        report.pacer = Default::default();
+        report.runs.retain(|run| run.profile != Profile::Throttling);
+        report
+    }
+
+    #[test]
+    fn the_report_of_the_recorded_run() {
+        expect("BENCHMARKS.md", &markdown(&recorded()));
+    }
+
+    #[test]
+    fn a_troubled_run_says_what_went_wrong() {
+        expect("troubled.md", &markdown(&troubled()));
+    }
+
+    #[test]
+    fn figures_not_measured_are_said_so() {
+        expect("unmeasured.md", &markdown(&unmeasured()));
+    }
+
+    #[test]
+    fn results_read_back_render_the_same() {
+        let report = troubled();
+        let json = serde_json::to_string(&report).unwrap();
+        let back: Report = serde_json::from_str(&json).unwrap();
+        assert_eq!(markdown(&back), markdown(&report));
+    }
 }

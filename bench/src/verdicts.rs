@@ -168,8 +168,8 @@ pub(crate) fn targets(report: &Report) -> Vec<Target> {
     });
 
     // Wall time under throttling.
-    let throttled = runs_of(report.runs, Profile::Throttling, Variant::Project);
-    let baseline = runs_of(report.runs, Profile::Throttling, Variant::Baseline);
+    let throttled = runs_of(&report.runs, Profile::Throttling, Variant::Project);
+    let baseline = runs_of(&report.runs, Profile::Throttling, Variant::Baseline);
     if !throttled.is_empty() {
         let met = throttled
             .iter()
@@ -289,7 +289,7 @@ pub(crate) fn targets(report: &Report) -> Vec<Target> {
             .iter()
             .map(|r| format!("N = {}: {}", r.n, pct(r.wasted_share())))
             .collect();
-        let unpaced: Vec<String> = runs_of(report.runs, Profile::Throttling, Variant::Unpaced)
+        let unpaced: Vec<String> = runs_of(&report.runs, Profile::Throttling, Variant::Unpaced)
             .iter()
             .map(|r| format!("N = {}: {}", r.n, pct(r.wasted_share())))
             .collect();
@@ -330,7 +330,7 @@ pub(crate) fn targets(report: &Report) -> Vec<Target> {
     }
 
     // Exact call counts with no faults.
-    let clean = runs_of(report.runs, Profile::NoFaults, Variant::Project);
+    let clean = runs_of(&report.runs, Profile::NoFaults, Variant::Project);
     if !clean.is_empty() {
         let met = clean
             .iter()
@@ -424,7 +424,7 @@ pub(crate) fn targets(report: &Report) -> Vec<Target> {
 /// What the figures show about why a target is missed, stated only when the figures show it.
 pub(crate) fn causes(report: &Report) -> Vec<String> {
     let mut causes = Vec::new();
-    let paced = runs_of(report.runs, Profile::Throttling, Variant::Project);
+    let paced = runs_of(&report.runs, Profile::Throttling, Variant::Project);
     let ratio_missed = paced.iter().any(|r| r.ratio() > RATIO_TARGET);
     let sequential_reads: Vec<&&Run> = paced
         .iter()
@@ -489,7 +489,7 @@ pub(crate) fn causes(report: &Report) -> Vec<String> {
                 )
             })
             .collect();
-        let probe = report.pacer;
+        let probe = &report.pacer;
         let rate = |r: Option<f64>| r.map_or("none".to_owned(), |r| format!("{r:.2}/s"));
         let mut pacer = format!(
             "Driven directly by the bench (`drs_failback::launch::pacing::Pacer`, synthetic clock), the pacer's rate after the \
