@@ -141,7 +141,7 @@ fn bench(args: &Args) -> Result<(), String> {
     if let Some(svg) = plot::launch_timeline_svg(&report.runs, largest) {
         write(&outputs.timeline, &svg)?;
     }
-    write(&outputs.markdown, &markdown::markdown(&report))?;
+    write(&outputs.markdown, &markdown::markdown(&report)?)?;
     println!("{}", verdicts::summary(&report));
     println!(
         "wrote {} and {}",

@@ -5,6 +5,7 @@ use std::fmt::Write;
 use std::time::Duration;
 
 use drs_sim::Operation;
+use serde::Serialize;
 
 use crate::binary::{Arm64, Size};
 use crate::pipeline;
@@ -20,6 +21,7 @@ const RATIO_TARGET: f64 = 1.2;
 const WASTED_TARGET: f64 = 0.10;
 const PIPELINE_TARGET: f64 = 0.95;
 
+#[derive(Serialize)]
 pub(crate) struct Target {
     pub name: String,
     pub measured: String,
