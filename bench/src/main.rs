@@ -136,9 +136,12 @@ fn bench(args: &Args) -> Result<(), String> {
         write(&outputs.results, &json)?;
         report
     };
-    write(&outputs.svg, &plot::wall_time_svg(&report.runs, &report.ns))?;
+    write(
+        &outputs.svg,
+        &plot::wall_time_svg(&report.runs, &report.ns)?,
+    )?;
     let largest = report.ns.iter().copied().max().unwrap_or(0);
-    if let Some(svg) = plot::launch_timeline_svg(&report.runs, largest) {
+    if let Some(svg) = plot::launch_timeline_svg(&report.runs, largest)? {
         write(&outputs.timeline, &svg)?;
     }
     write(&outputs.markdown, &markdown::markdown(&report)?)?;
