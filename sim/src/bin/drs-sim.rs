@@ -58,7 +58,7 @@ fn loopback(value: &str) -> Result<IpAddr, String> {
     if ip.is_loopback() {
         Ok(ip)
     } else {
-        Err(format!("{ip} is not a loopback address"))
+        Err("refusing a non-loopback address".to_owned())
     }
 }
 
