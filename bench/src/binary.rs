@@ -19,6 +19,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -294,7 +295,7 @@ fn status_kb(pid: u32, field: &str) -> Option<u64> {
         .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Startup {
     /// Process start to its first `invocation/next` poll, one per cold start.
     pub times: Vec<Duration>,
@@ -356,7 +357,7 @@ pub fn without_system_certificates() -> Vec<(&'static str, String)> {
     ]
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Rss {
     pub n: usize,
     /// VmHWM after the invocation answered: the peak resident set of the whole process life.
@@ -482,7 +483,7 @@ pub fn build(root: &Path) -> Result<PathBuf, String> {
     Ok(binary)
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Size {
     pub bytes: u64,
     /// After `strip --strip-all` (None when `strip` is not available).
@@ -507,7 +508,7 @@ pub fn size(binary: &Path, scratch: &Path) -> Size {
     Size { bytes, stripped }
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum Arm64 {
     Measured { bytes: u64 },
     NotMeasured { cause: String },

@@ -10,6 +10,7 @@ use std::time::Duration;
 use drs_failback::config::Config;
 use drs_failback_local::arc::{ArcEnd, ArcSettings, run_whole};
 use drs_sim::{FailbackState, Fleet, Lifecycle, Operation, Quotas, SimConfig, Simulator};
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio::time::Instant;
 
@@ -29,7 +30,7 @@ pub const CALL_LATENCY: Duration = Duration::from_millis(150);
 /// One instance in this many fails converting: tracking reads the job logs too.
 const FAIL_EVERY: usize = 50;
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Pipeline {
     pub wall: Duration,
     pub ideal: Duration,

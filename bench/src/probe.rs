@@ -7,12 +7,13 @@
 use std::time::Duration;
 
 use drs_failback::launch::pacing::Pacer;
+use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use crate::workload::{BURST, CONCURRENCY, RATE_PER_SECOND};
 
 /// What the pacer does in the throttling profile's situations.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct PacerProbe {
     /// Its rate after the first round: `BURST` launches admitted, the rest of the
     /// `CONCURRENCY` in flight throttled at once (`Retry-After` 1 s).

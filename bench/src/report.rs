@@ -5,10 +5,14 @@ use std::fmt::Write;
 use std::time::Duration;
 
 use drs_sim::Operation;
+use serde::{Deserialize, Serialize};
 
 use crate::binary::{Arm64, Rss, Size, Startup};
+use crate::pipeline::Pipeline;
+use crate::probe::PacerProbe;
 use crate::workload::Run;
 
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Machine {
     pub cpu: String,
     pub cores: usize,
@@ -22,6 +26,7 @@ pub struct Machine {
     pub load_after: String,
 }
 
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct BinaryFigures {
     pub path: String,
     pub size: Size,
@@ -30,21 +35,26 @@ pub struct BinaryFigures {
     pub startup_without_certificates: Result<Startup, String>,
     pub rss: Vec<Result<Rss, String>>,
     pub arm64: Arm64,
+    /// Entries in /etc/ssl/certs where the binary was measured: what its HTTPS client reads.
+    pub certificate_entries: usize,
 }
 
-pub struct Report<'a> {
+/// Everything a run measured: what BENCHMARKS.md and the plots are written from, and what
+/// `--render` reads back (results.json beside them) to write them again without measuring.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Report {
     pub quick: bool,
-    pub command: &'a str,
-    pub machine: &'a Machine,
-    pub ns: &'a [usize],
-    pub runs: &'a [Run],
-    pub failures: &'a [String],
-    pub binary: Result<&'a BinaryFigures, String>,
-    pub profile_release: &'a str,
-    pub svg_path: &'a str,
-    pub timeline_path: &'a str,
-    pub pacer: &'a crate::probe::PacerProbe,
-    pub pipeline: Result<&'a crate::pipeline::Pipeline, String>,
+    pub command: String,
+    pub machine: Machine,
+    pub ns: Vec<usize>,
+    pub runs: Vec<Run>,
+    pub failures: Vec<String>,
+    pub binary: Result<BinaryFigures, String>,
+    pub profile_release: String,
+    pub svg_path: String,
+    pub timeline_path: String,
+    pub pacer: PacerProbe,
+    pub pipeline: Result<Pipeline, String>,
     pub bench_time: Duration,
     /// The measurements alone, without the builds.
     pub measure_time: Duration,

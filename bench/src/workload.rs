@@ -15,6 +15,7 @@ use drs_sim::{
     CallRecord, FailbackState, Fault, Fleet, Lifecycle, Operation, Quotas, SimConfig, SimHandle,
     Simulator,
 };
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::cpu;
@@ -50,7 +51,7 @@ pub const RAISED_QUOTAS: Quotas = Quotas {
     active_jobs: 100,
 };
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Profile {
     NoFaults,
     Throttling,
@@ -81,7 +82,7 @@ impl Profile {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Variant {
     /// The function as shipped: its own retry policy and adaptive pacing, SDK retries off.
     Project,
@@ -118,7 +119,7 @@ pub const OPERATIONS: [Operation; 4] = [
 ];
 
 /// The fewest calls of each operation that can do the job (every instance launched).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Minimum {
     pub launches: usize,
     pub describe_instances: usize,
@@ -195,7 +196,7 @@ pub fn ideal(profile: Profile, n: usize) -> Duration {
     reads + launches + publish
 }
 
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
 pub struct OpCalls {
     pub total: usize,
     pub ok: usize,
@@ -214,7 +215,7 @@ impl OpCalls {
 }
 
 /// How the launches went over time: did the rate converge?
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
 pub struct LaunchTimeline {
     /// Admitted launches per second from the first admitted call to the last.
     pub admitted_rate: Option<f64>,
@@ -239,7 +240,7 @@ pub struct LaunchTimeline {
     pub to_last_launch_ms: u64,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Run {
     pub profile: Profile,
     pub variant: Variant,
@@ -272,7 +273,7 @@ pub struct Run {
 }
 
 /// One repetition, for the spread.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
 pub struct Repeat {
     pub wall: Duration,
     pub wasted: f64,

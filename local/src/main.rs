@@ -4,9 +4,12 @@
 //! ones and talks only to 127.0.0.1.
 
 use std::io::{IsTerminal, Write};
+use std::num::NonZeroUsize;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use clap::Parser;
+use clap::builder::{PossibleValuesParser, TypedValueParser};
 use drs_failback::config::Config;
 use drs_failback::handler::Reply;
 use drs_failback::plan::StepPlan;
@@ -28,119 +31,90 @@ const DEMO_LIFECYCLE: Lifecycle = Lifecycle {
 };
 const DEMO_TIME_SCALE: f64 = 60.0;
 
-const USAGE: &str = "usage: drs-failback-local [options] REQUEST.json
-
-Runs a whole failback of the request (a launch request, or a plan of ordered steps) against an
-in-process DRS + EventBridge simulator whose fleet holds every recovery instance the request names
-(and three for each tag selector): step by step, launches what fits, tracks the jobs until every
-instance has its result, launches what was deferred as jobs finish, stops the plan when a step's
-verdict says so, and prints one row per instance. Jobs take ten simulated minutes, run 60 times
-faster (--sim-config changes both); a step's waitAfterSeconds runs as fast.
-
-  --json                print the run's output (the state machine's, JSON) instead of the table
-  --metrics             print each invocation's metrics record (CloudWatch Embedded Metric
-                        Format, one JSON line) on stderr, as Lambda writes it to the log stream
-  --launch-only         one launch invocation only, summed up (jobs, outcomes, events)
-  --fail ID=EVENT       the launch of ID fails with this job log event (e.g. CONVERSION_FAIL);
-                        repeatable
-  --state STATE         the demo fleet's failback state (default FAILBACK_READY_FOR_LAUNCH)
-  --track-interval S    seconds between tracking calls (default 1)
-  --time-limit S        seconds before the run sums up with what it knows (default 600)
-  --max-rounds N        most launch rounds per step (default 100)
-  --approve ANSWER      how a step's approval is answered: yes, no or timeout (default: asked on
-                        a terminal, yes otherwise)
-  --sim-config FILE     simulator settings and faults (see sim/README.md), e.g. quotas
-Function settings come from the environment as in Lambda (MAX_INSTANCES_PER_JOB, ...);
-RUST_LOG=info also prints the function's JSON log lines on stderr.";
-
-#[derive(Debug)]
+/// A whole failback on this machine: the real function against an in-process simulator.
+///
+/// Runs a whole failback of the request (a launch request, or a plan of ordered steps) against an
+/// in-process DRS + EventBridge simulator whose fleet holds every recovery instance the request
+/// names (and three for each tag selector): step by step, launches what fits, tracks the jobs
+/// until every instance has its result, launches what was deferred as jobs finish, stops the plan
+/// when a step's verdict says so, and prints one row per instance. Jobs take ten simulated
+/// minutes, run 60 times faster (--sim-config changes both); a step's waitAfterSeconds runs as
+/// fast.
+#[derive(Debug, Parser)]
+#[command(
+    name = "drs-failback-local",
+    after_help = "Function settings come from the environment as in Lambda \
+                  (MAX_INSTANCES_PER_JOB, ...); RUST_LOG=info also prints the function's JSON log \
+                  lines on stderr."
+)]
 struct Args {
+    /// Print the run's output (the state machine's, JSON) instead of the table
+    #[arg(long)]
     json: bool,
-    launch_only: bool,
-    failures: Vec<(String, String)>,
-    state: FailbackState,
-    track_interval: Duration,
-    time_limit: Duration,
-    max_rounds: usize,
-    approve: Option<Approval>,
+    /// Print each invocation's metrics record (CloudWatch Embedded Metric Format, one JSON line)
+    /// on stderr, as Lambda writes it to the log stream
+    #[arg(long)]
     metrics: bool,
+    /// One launch invocation only, summed up (jobs, outcomes, events)
+    #[arg(long)]
+    launch_only: bool,
+    /// The launch of ID fails with this job log event (e.g. CONVERSION_FAIL); repeatable
+    #[arg(long = "fail", value_name = "ID=EVENT", value_parser = failure)]
+    failures: Vec<(String, String)>,
+    /// The demo fleet's failback state
+    #[arg(
+        long,
+        value_name = "STATE",
+        default_value = "FAILBACK_READY_FOR_LAUNCH",
+        value_parser = failback_state()
+    )]
+    state: FailbackState,
+    /// Seconds between tracking calls
+    #[arg(long, value_name = "S", default_value = "1", value_parser = seconds)]
+    track_interval: Duration,
+    /// Seconds before the run sums up with what it knows
+    #[arg(long, value_name = "S", default_value = "600", value_parser = seconds)]
+    time_limit: Duration,
+    /// Most launch rounds per step
+    #[arg(long, value_name = "N", default_value = "100")]
+    max_rounds: NonZeroUsize,
+    /// How a step's approval is answered [default: asked on a terminal, yes otherwise]
+    #[arg(long, value_name = "ANSWER", value_parser = approval())]
+    approve: Option<Approval>,
+    /// Simulator settings and faults (see sim/README.md), e.g. quotas
+    #[arg(long, value_name = "FILE")]
     sim_config: Option<String>,
+    /// The request: a launch request or a plan, as a payload or an event (events/ has samples)
+    #[arg(value_name = "REQUEST.json")]
     request: String,
 }
 
-fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
-    let mut parsed = Args {
-        json: false,
-        launch_only: false,
-        failures: Vec::new(),
-        state: FailbackState::FailbackReadyForLaunch,
-        track_interval: Duration::from_secs(1),
-        time_limit: Duration::from_secs(600),
-        max_rounds: 100,
-        approve: None,
-        metrics: false,
-        sim_config: None,
-        request: String::new(),
-    };
-    let mut request = None;
-    let mut args = args.into_iter();
-    let seconds = |flag: &str, value: Option<String>| -> Result<Duration, String> {
-        let value = value.ok_or(format!("{flag} needs a number of seconds"))?;
-        value
-            .parse::<f64>()
-            .ok()
-            .and_then(|s| Duration::try_from_secs_f64(s).ok())
-            .ok_or(format!("{flag}: {value:?} is not a number of seconds"))
-    };
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--json" => parsed.json = true,
-            "--metrics" => parsed.metrics = true,
-            "--launch-only" => parsed.launch_only = true,
-            "--fail" => {
-                let value = args.next().ok_or("--fail needs ID=EVENT")?;
-                let (id, event) = value
-                    .split_once('=')
-                    .ok_or(format!("--fail {value:?}: expected ID=EVENT"))?;
-                parsed.failures.push((id.to_owned(), event.to_owned()));
-            }
-            "--state" => {
-                let value = args.next().ok_or("--state needs a failback state")?;
-                parsed.state = FailbackState::parse(&value)
-                    .ok_or_else(|| format!("--state: unknown failback state {value:?}"))?;
-            }
-            "--track-interval" => parsed.track_interval = seconds(&arg, args.next())?,
-            "--time-limit" => parsed.time_limit = seconds(&arg, args.next())?,
-            "--max-rounds" => {
-                let value = args.next().ok_or("--max-rounds needs a number")?;
-                parsed.max_rounds = value
-                    .parse()
-                    .ok()
-                    .filter(|n| *n > 0)
-                    .ok_or(format!("--max-rounds: {value:?} is not a positive number"))?;
-            }
-            "--approve" => {
-                let value = args.next().ok_or("--approve needs yes, no or timeout")?;
-                parsed.approve = Some(match value.as_str() {
-                    "yes" => Approval::Given,
-                    "no" => Approval::Refused("refused with --approve no".into()),
-                    "timeout" => Approval::TimedOut,
-                    _ => return Err(format!("--approve: {value:?} is not yes, no or timeout")),
-                });
-            }
-            "--sim-config" => {
-                parsed.sim_config = Some(args.next().ok_or("--sim-config needs a file")?)
-            }
-            "-h" | "--help" => return Err(USAGE.to_owned()),
-            flag if flag.starts_with('-') => {
-                return Err(format!("unknown option {flag}\n\n{USAGE}"));
-            }
-            _ if request.is_some() => return Err(format!("one request file only\n\n{USAGE}")),
-            _ => request = Some(arg),
-        }
-    }
-    parsed.request = request.ok_or_else(|| USAGE.to_owned())?;
-    Ok(parsed)
+fn failure(value: &str) -> Result<(String, String), String> {
+    let (id, event) = value
+        .split_once('=')
+        .ok_or(format!("{value:?}: expected ID=EVENT"))?;
+    Ok((id.to_owned(), event.to_owned()))
+}
+
+fn seconds(value: &str) -> Result<Duration, String> {
+    value
+        .parse::<f64>()
+        .ok()
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
+        .ok_or(format!("{value:?} is not a number of seconds"))
+}
+
+fn failback_state() -> impl TypedValueParser<Value = FailbackState> {
+    PossibleValuesParser::new(FailbackState::ALL.map(FailbackState::as_str))
+        .try_map(|name| FailbackState::parse(&name).ok_or("unknown failback state"))
+}
+
+fn approval() -> impl TypedValueParser<Value = Approval> {
+    PossibleValuesParser::new(["yes", "no", "timeout"]).map(|answer| match answer.as_str() {
+        "yes" => Approval::Given,
+        "no" => Approval::Refused("refused with --approve no".into()),
+        _ => Approval::TimedOut,
+    })
 }
 
 fn main() -> ExitCode {
@@ -148,13 +122,8 @@ fn main() -> ExitCode {
     // instance-metadata address from a developer's or CI machine.
     // SAFETY: single-threaded at this point; nothing else reads the environment concurrently.
     unsafe { std::env::set_var("AWS_EC2_METADATA_DISABLED", "true") };
-    let args = match parse_args(std::env::args().skip(1)) {
-        Ok(args) => args,
-        Err(message) => {
-            eprintln!("{message}");
-            return ExitCode::from(2);
-        }
-    };
+    // Help goes to stdout with code 0, a bad argument to stderr with code 2.
+    let args = Args::parse();
     if std::env::var_os("RUST_LOG").is_some() {
         // The function's own JSON log lines, on stderr so the summary stays readable.
         let subscriber = drs_failback::telemetry::logging::json_subscriber(
@@ -252,7 +221,7 @@ async fn run(args: Args) -> Result<ExitCode, String> {
     let settings = ArcSettings {
         track_interval: args.track_interval,
         time_limit: args.time_limit,
-        max_rounds: args.max_rounds,
+        max_rounds: args.max_rounds.get(),
         invocation_timeout: LAMBDA_TIMEOUT,
     };
     if !args.json {
@@ -426,9 +395,10 @@ fn refused(diagnostic: Diagnostic, json: bool) -> Result<ExitCode, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::error::ErrorKind;
 
-    fn args(list: &[&str]) -> Result<Args, String> {
-        parse_args(list.iter().map(|s| s.to_string()))
+    fn args(list: &[&str]) -> Result<Args, clap::Error> {
+        Args::try_parse_from(std::iter::once("drs-failback-local").chain(list.iter().copied()))
     }
 
     #[test]
@@ -452,19 +422,35 @@ mod tests {
         );
         assert_eq!(parsed.track_interval, Duration::from_millis(500));
         assert_eq!(parsed.request, "events/x.json");
-        assert!(args(&[]).unwrap_err().starts_with("usage"));
+        let defaults = args(&["x.json"]).unwrap();
+        assert_eq!(defaults.state, FailbackState::FailbackReadyForLaunch);
+        assert_eq!(defaults.track_interval, Duration::from_secs(1));
+        assert_eq!(defaults.time_limit, Duration::from_secs(600));
+        assert_eq!(defaults.max_rounds.get(), 100);
+        assert_eq!(defaults.approve, None);
+        assert_eq!(
+            args(&["--approve", "no", "x.json"]).unwrap().approve,
+            Some(Approval::Refused("refused with --approve no".into()))
+        );
+        assert_eq!(
+            args(&[]).unwrap_err().kind(),
+            ErrorKind::MissingRequiredArgument
+        );
         for (bad, says) in [
             (&["--state", "SOON", "x.json"][..], "SOON"),
             (&["--bogus", "x.json"], "--bogus"),
-            (&["a.json", "b.json"], "one request"),
+            (&["a.json", "b.json"], "b.json"),
             (&["--fail", "i-1", "x.json"], "ID=EVENT"),
             (
                 &["--time-limit", "soon", "x.json"],
                 "not a number of seconds",
             ),
-            (&["--max-rounds", "0", "x.json"], "not a positive number"),
+            (&["--max-rounds", "0", "x.json"], "--max-rounds"),
+            (&["--approve", "maybe", "x.json"], "maybe"),
         ] {
-            assert!(args(bad).unwrap_err().contains(says), "{bad:?}");
+            let error = args(bad).unwrap_err();
+            assert_eq!(error.exit_code(), 2, "{bad:?}");
+            assert!(error.to_string().contains(says), "{bad:?}: {error}");
         }
     }
 }

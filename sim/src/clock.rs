@@ -2,8 +2,12 @@
 //! lifecycles; wall-clock timestamps are derived from it (start wall time + tokio elapsed) so
 //! they move with a paused clock too instead of drifting apart from it.
 
+use std::num::NonZeroU8;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use time::OffsetDateTime;
+use time::format_description::well_known::Iso8601;
+use time::format_description::well_known::iso8601::{Config, TimePrecision};
 use tokio::time::Instant;
 
 #[derive(Clone, Copy, Debug)]
@@ -47,17 +51,15 @@ impl Clock {
 
 /// `YYYY-MM-DDTHH:MM:SS.mmmZ`, the form the model's ISO8601DatetimeString pattern accepts.
 pub fn iso8601(t: SystemTime) -> String {
-    let d = t.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
-    let secs = i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 2);
-    let (days, sod) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let (y, m, day) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        sod / 3600,
-        sod % 3600 / 60,
-        sod % 60,
-        d.subsec_millis()
-    )
+    // Always three decimals: DRS writes milliseconds, and the model's pattern expects them.
+    const MILLIS: u128 = Config::DEFAULT
+        .set_time_precision(TimePrecision::Second {
+            decimal_digits: NonZeroU8::new(3),
+        })
+        .encode();
+    OffsetDateTime::from(t)
+        .format(&Iso8601::<MILLIS>)
+        .unwrap_or_default()
 }
 
 /// Epoch seconds (possibly fractional, as awsJson1_1 sends timestamps) to ISO-8601.
@@ -66,20 +68,6 @@ pub(crate) fn iso8601_from_epoch(secs: f64) -> Option<String> {
         return None;
     }
     Some(iso8601(UNIX_EPOCH + Duration::from_secs_f64(secs)))
-}
-
-// Howard Hinnant's days-to-civil; avoids a date crate for one conversion.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
 }
 
 #[cfg(test)]

@@ -165,7 +165,7 @@ fn bad_arguments_exit_2_with_a_message() {
         (&["--host", "0.0.0.0"][..], "non-loopback"),
         (&["--fleet", "/nonexistent/fleet.json"], "cannot read"),
         (&["--generate", "many"], "--generate"),
-        (&["--bogus"], "unknown argument"),
+        (&["--bogus"], "unexpected argument '--bogus'"),
     ] {
         let out = Command::new(BIN).args(args).output().expect("run drs-sim");
         assert_eq!(out.status.code(), Some(2), "{args:?}");

@@ -6,9 +6,13 @@
 //! never logged.
 
 use std::io::Write;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::num::NonZeroU8;
+use std::time::SystemTime;
 
 use serde_json::{Map, Value};
+use time::OffsetDateTime;
+use time::format_description::well_known::Iso8601;
+use time::format_description::well_known::iso8601::{Config, TimePrecision};
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Subscriber};
@@ -176,34 +180,21 @@ where
 
 /// `2026-11-30T13:00:00.123Z`, as Powertools writes `timestamp`.
 pub fn rfc3339_millis(at: SystemTime) -> String {
-    let ms = at
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0);
-    let (days, in_day) = (ms.div_euclid(86_400_000), ms.rem_euclid(86_400_000));
-    // Howard Hinnant's days-to-civil: one conversion does not need a date crate.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        in_day / 3_600_000,
-        in_day / 60_000 % 60,
-        in_day / 1_000 % 60,
-        in_day % 1_000
-    )
+    // ISO 8601 with exactly three decimals and `Z` is the RFC 3339 form Powertools writes.
+    const MILLIS: u128 = Config::DEFAULT
+        .set_time_precision(TimePrecision::Second {
+            decimal_digits: NonZeroU8::new(3),
+        })
+        .encode();
+    OffsetDateTime::from(at)
+        .format(&Iso8601::<MILLIS>)
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
+    use std::time::{Duration, UNIX_EPOCH};
 
     #[test]
     fn timestamps_are_rfc3339_utc_with_milliseconds() {

@@ -5,124 +5,66 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
 
+use clap::Parser;
+use clap::builder::{PossibleValuesParser, TypedValueParser};
 use drs_sim::{FailbackState, Fleet, SimConfig, Simulator};
 use serde_json::Value;
 
-const USAGE: &str = "\
-usage: drs-sim [--port PORT] [--host ADDR]
-               [--fleet FILE | --generate N | --ids-from FILE] [--state STATE]
-               [--config FILE]
-
-  --port PORT      port to listen on (default 4566; 0 = any free port)
-  --host ADDR      loopback address to listen on (default 127.0.0.1; others are refused)
-  --fleet FILE     recovery instances: a JSON list of {\"recoveryInstanceID\", \"state\"?,
-                   \"launchResult\"?, ...} or {\"instances\": [...]}
-  --generate N     N generated instances (deterministic ids)
-  --ids-from FILE  one instance per id in a request sample's recoveryInstanceIDs (a direct
-                   payload or an EventBridge event whose detail holds them)
-  --state STATE    failback state for --generate / --ids-from (default FAILBACK_READY_FOR_LAUNCH)
-  --config FILE    JSON: quotas, lifecycle, pageSize, maxPageSize, faults, latencyMs, region,
-                   accountId, accountInitialized, fleet
-  -h, --help       this text";
-
-#[derive(Debug, PartialEq)]
-enum FleetSource {
-    None,
-    File(String),
-    Generate(usize),
-    IdsFrom(String),
-}
-
-#[derive(Debug, PartialEq)]
+/// The DRS + EventBridge simulator, listening on loopback.
+#[derive(Debug, Parser)]
+#[command(name = "drs-sim")]
 struct Args {
-    addr: SocketAddr,
-    fleet: FleetSource,
+    /// Port to listen on (0 = any free port)
+    #[arg(long, value_name = "PORT", default_value_t = 4566)]
+    port: u16,
+    /// Loopback address to listen on (others are refused)
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1", value_parser = loopback)]
+    host: IpAddr,
+    /// Recovery instances: a JSON list of {"recoveryInstanceID", "state"?, "launchResult"?, ...}
+    /// or {"instances": [...]}
+    #[arg(long, value_name = "FILE", group = "fleet_source")]
+    fleet: Option<String>,
+    /// N generated instances (deterministic ids)
+    #[arg(long, value_name = "N", group = "fleet_source", group = "generated")]
+    generate: Option<usize>,
+    /// One instance per id in a request sample's recoveryInstanceIDs (a direct payload or an
+    /// EventBridge event whose detail holds them)
+    #[arg(long, value_name = "FILE", group = "fleet_source", group = "generated")]
+    ids_from: Option<String>,
+    /// Failback state for --generate / --ids-from [default: FAILBACK_READY_FOR_LAUNCH]
+    #[arg(long, value_name = "STATE", requires = "generated", value_parser = failback_state())]
     state: Option<FailbackState>,
+    /// JSON: quotas, lifecycle, pageSize, maxPageSize, faults, latencyMs, region, accountId,
+    /// accountInitialized, fleet
+    #[arg(long, value_name = "FILE")]
     config: Option<String>,
 }
 
-#[derive(Debug, PartialEq)]
-enum Command {
-    Run(Args),
-    Help,
+impl Args {
+    fn addr(&self) -> SocketAddr {
+        SocketAddr::new(self.host, self.port)
+    }
 }
 
-fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Command, String> {
-    let mut host = IpAddr::V4(Ipv4Addr::LOCALHOST);
-    let mut port: u16 = 4566;
-    let mut fleet = FleetSource::None;
-    let mut state = None;
-    let mut config = None;
-    let mut args = args.into_iter();
-    while let Some(arg) = args.next() {
-        let (flag, inline) = match arg.split_once('=') {
-            Some((f, v)) if f.starts_with("--") => (f.to_owned(), Some(v.to_owned())),
-            _ => (arg.clone(), None),
-        };
-        let mut value = |name: &str| {
-            inline
-                .clone()
-                .or_else(|| args.next())
-                .ok_or_else(|| format!("{name} needs a value"))
-        };
-        let mut set_fleet = |source: FleetSource| {
-            if fleet != FleetSource::None {
-                return Err("choose one of --fleet, --generate, --ids-from".to_owned());
-            }
-            fleet = source;
-            Ok(())
-        };
-        match flag.as_str() {
-            "-h" | "--help" => return Ok(Command::Help),
-            "--port" => {
-                let v = value("--port")?;
-                port = v
-                    .parse()
-                    .map_err(|_| format!("--port: not a port number: {v:?}"))?;
-            }
-            "--host" => {
-                let v = value("--host")?;
-                let ip: IpAddr = if v == "localhost" {
-                    IpAddr::V4(Ipv4Addr::LOCALHOST)
-                } else {
-                    v.parse()
-                        .map_err(|_| format!("--host: not an IP address: {v:?}"))?
-                };
-                if !ip.is_loopback() {
-                    return Err(format!("--host {ip}: refusing a non-loopback address"));
-                }
-                host = ip;
-            }
-            "--fleet" => set_fleet(FleetSource::File(value("--fleet")?))?,
-            "--ids-from" => set_fleet(FleetSource::IdsFrom(value("--ids-from")?))?,
-            "--generate" => {
-                let v = value("--generate")?;
-                let n = v
-                    .parse()
-                    .map_err(|_| format!("--generate: not a count: {v:?}"))?;
-                set_fleet(FleetSource::Generate(n))?;
-            }
-            "--state" => {
-                let v = value("--state")?;
-                let names: Vec<&str> = FailbackState::ALL.iter().map(|s| s.as_str()).collect();
-                state =
-                    Some(FailbackState::parse(&v).ok_or_else(|| {
-                        format!("--state: {v:?} is not one of {}", names.join(", "))
-                    })?);
-            }
-            "--config" => config = Some(value("--config")?),
-            other => return Err(format!("unknown argument {other:?}")),
-        }
+/// Listening anywhere but loopback would expose an unauthenticated fake AWS to the network.
+fn loopback(value: &str) -> Result<IpAddr, String> {
+    let ip = if value == "localhost" {
+        IpAddr::V4(Ipv4Addr::LOCALHOST)
+    } else {
+        value
+            .parse()
+            .map_err(|_| format!("not an IP address: {value:?}"))?
+    };
+    if ip.is_loopback() {
+        Ok(ip)
+    } else {
+        Err("refusing a non-loopback address".to_owned())
     }
-    if state.is_some() && matches!(fleet, FleetSource::None | FleetSource::File(_)) {
-        return Err("--state applies to --generate or --ids-from".into());
-    }
-    Ok(Command::Run(Args {
-        addr: SocketAddr::new(host, port),
-        fleet,
-        state,
-        config,
-    }))
+}
+
+fn failback_state() -> impl TypedValueParser<Value = FailbackState> {
+    PossibleValuesParser::new(FailbackState::ALL.map(FailbackState::as_str))
+        .try_map(|name| FailbackState::parse(&name).ok_or("unknown failback state"))
 }
 
 fn read(path: &str) -> Result<String, String> {
@@ -153,36 +95,24 @@ fn build_config(args: &Args) -> Result<SimConfig, String> {
             .map_err(|e| format!("{path}: {e}"))?;
     }
     let state = args.state.unwrap_or(FailbackState::FailbackReadyForLaunch);
-    match &args.fleet {
-        FleetSource::None => {}
-        FleetSource::File(path) => {
-            config.fleet = Fleet::from_json(&read(path)?).map_err(|e| format!("{path}: {e}"))?
+    if let Some(path) = &args.fleet {
+        config.fleet = Fleet::from_json(&read(path)?).map_err(|e| format!("{path}: {e}"))?;
+    } else if let Some(n) = args.generate {
+        config.fleet = Fleet::generated(n, state);
+    } else if let Some(path) = &args.ids_from {
+        let ids = ids_from_sample(&read(path)?).map_err(|e| format!("{path}: {e}"))?;
+        let mut fleet = Fleet::matching(&ids);
+        for id in fleet.ids() {
+            fleet.set_state(&id, state);
         }
-        FleetSource::Generate(n) => config.fleet = Fleet::generated(*n, state),
-        FleetSource::IdsFrom(path) => {
-            let ids = ids_from_sample(&read(path)?).map_err(|e| format!("{path}: {e}"))?;
-            let mut fleet = Fleet::matching(&ids);
-            for id in fleet.ids() {
-                fleet.set_state(&id, state);
-            }
-            config.fleet = fleet;
-        }
+        config.fleet = fleet;
     }
     Ok(config)
 }
 
 fn main() -> ExitCode {
-    let args = match parse_args(std::env::args().skip(1)) {
-        Ok(Command::Help) => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Ok(Command::Run(args)) => args,
-        Err(e) => {
-            eprintln!("drs-sim: {e}\n\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
+    // Help goes to stdout with code 0, a bad argument to stderr with code 2.
+    let args = Args::parse();
     let config = match build_config(&args) {
         Ok(c) => c,
         Err(e) => {
@@ -207,7 +137,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(run(config, args.addr))
+    runtime.block_on(run(config, args.addr()))
 }
 
 async fn run(config: SimConfig, addr: SocketAddr) -> ExitCode {
@@ -249,36 +179,34 @@ async fn stopped() -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::error::ErrorKind;
 
-    fn parse(args: &[&str]) -> Result<Command, String> {
-        parse_args(args.iter().map(|s| s.to_string()))
+    fn parse(args: &[&str]) -> Result<Args, clap::Error> {
+        Args::try_parse_from(std::iter::once("drs-sim").chain(args.iter().copied()))
     }
 
     #[test]
     fn defaults_and_flags() {
-        let Command::Run(a) = parse(&[]).unwrap() else {
-            panic!()
-        };
-        assert_eq!(a.addr, "127.0.0.1:4566".parse().unwrap());
-        assert_eq!(a.fleet, FleetSource::None);
-        let Command::Run(a) = parse(&[
+        let a = parse(&[]).unwrap();
+        assert_eq!(a.addr(), "127.0.0.1:4566".parse().unwrap());
+        assert_eq!((a.fleet, a.generate, a.ids_from), (None, None, None));
+        let a = parse(&[
             "--port",
             "0",
             "--generate=25",
             "--state",
             "FAILBACK_NOT_STARTED",
         ])
-        .unwrap() else {
-            panic!()
-        };
-        assert_eq!(a.addr.port(), 0);
-        assert_eq!(a.fleet, FleetSource::Generate(25));
+        .unwrap();
+        assert_eq!(a.addr().port(), 0);
+        assert_eq!(a.generate, Some(25));
         assert_eq!(a.state, Some(FailbackState::FailbackNotStarted));
-        assert_eq!(parse(&["--help"]).unwrap(), Command::Help);
-        let Command::Run(a) = parse(&["--host", "::1"]).unwrap() else {
-            panic!()
-        };
-        assert!(a.addr.ip().is_loopback());
+        assert_eq!(
+            parse(&["--help"]).unwrap_err().kind(),
+            ErrorKind::DisplayHelp
+        );
+        assert!(parse(&["--host", "::1"]).unwrap().addr().ip().is_loopback());
+        assert!(parse(&["--host", "localhost"]).unwrap().host.is_loopback());
     }
 
     #[test]
@@ -292,9 +220,12 @@ mod tests {
             &["--generate", "1", "--fleet", "f.json"],
             &["--state", "READY"],
             &["--fleet", "f.json", "--state", "FAILBACK_ERROR"],
+            &["--state", "FAILBACK_ERROR"],
             &["--frobnicate"],
+            &["positional"],
         ] {
-            assert!(parse(bad).is_err(), "{bad:?}");
+            let error = parse(bad).unwrap_err();
+            assert_eq!(error.exit_code(), 2, "{bad:?}");
         }
     }
 
