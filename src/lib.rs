@@ -12,9 +12,9 @@
 //! | stage | folder | files: what |
 //! | --- | --- | --- |
 //! | entry | [`handler`] | `mod`: the function, built once per cold start · `dispatch`: a payload to its stage, the metrics record · `lambda`: the Lambda entry, deadline and log span |
-//! | request | [`request`] | `mod`: both envelopes, the three actions, the errors · `launch`, `track`, `plan`: each action's request · `rules`: a step's name, `critical`, `maxFailed` · `selector`: tag selectors · `tags`: the job tags asked for · `not_launched`: a final call's not-launched groups |
+//! | request | [`request`] | `mod`: both envelopes, the three actions, the errors · `launch`, `track`, `plan`: each action's request · `rules`: a step's name and `critical`, a refusal's words · `selector`: tag selectors · `tags`: the job tags asked for · `not_launched`: a final call's not-launched groups |
 //! | plan | [`plan`] | `mod`: the plan action, its answer, its dry run · `resolve`: the steps resolved against DRS |
-//! | launch | [`launch`] | `mod`: a launch request to its answer · `preflight`: every instance read first · `capacity`: chunks within the quotas · `send`: chunks sent, each failure's step carried out · `pacing`: the send rate DRS tolerates · `isolate`: refused pieces taken apart · `reconcile`: this run's jobs looked for · `confirm`: launches and refusals confirmed · `report`: what launching came to · `outcome`: one outcome per instance · `answer`: the launch's answer · `events`: its events |
+//! | launch | [`launch`] | `mod`: a launch request to its answer · `preflight`: every instance read first · `capacity`: chunks within the quotas · `send`: chunks sent, each failure's decision carried out · `pacing`: the send rate DRS tolerates · `isolate`: refused pieces taken apart · `reconcile`: this run's jobs looked for · `confirm`: launches and refusals confirmed · `report`: what launching came to · `outcome`: one outcome per instance · `answer`: the launch's answer · `events`: its events |
 //! | track | [`track`] | `mod`: a tracking call · `read`: the jobs' instances and logs · `results`: each instance's result · `verdict`: a plan step's verdict · `answer`: announcing, and the answer · `finish`: fitted under 256 KB · `events`: Job Completed, Run / Step Finished |
 //! | events | [`events`] | `mod`: the event catalogue and detail bounds · `publish`: PutEvents within its limits |
 //!
@@ -23,7 +23,7 @@
 //! | folder or file | files: what |
 //! | --- | --- |
 //! | [`drs`] | `mod`: the DRS port and its records · `state`: DRS's states as types · `ids`: DRS's id patterns · `tags`: job and instance tags · `reads`: every read with its retries and time limits · `stats`: the calls an invocation made |
-//! | [`retry`] | `mod`: backoff and the retry policy · `failure`: what a failed call means · `launch`: the step after a failed launch · `read`: the step after a failed read |
+//! | [`retry`] | `mod`: backoff and the retry policy · `failure`: what a failed call means · `launch`: the decision after a failed launch · `read`: the decision after a failed read |
 //! | [`aws`] | `mod`: the function wired to the SDK clients · `drs`, `eventbridge`: the adapters · `errors`: SDK failures classified |
 //! | [`telemetry`] | `mod`: what the function tells its operators · `logging`: JSON logs with the Powertools keys · `metrics`: EMF records · `measure`: what each invocation measures |
 //! | [`deadline`] | the time budget: when to stop starting work, how long a call may take |

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use drs_failback::config::REQUEST_INSTANCES_CEILING;
 use drs_failback::events::publish::batches;
-use drs_failback::launch::answer::Answer;
+use drs_failback::launch::answer::LaunchAnswer;
 use drs_failback::launch::events::run_events;
 use drs_sim::{Fault, Fleet, Lifecycle, Operation, Quotas, SimConfig, SimHandle};
 use support::*;
@@ -42,7 +42,7 @@ async fn largest(
     (sim, ids)
 }
 
-fn check(answer: &Answer, label: &str) {
+fn check(answer: &LaunchAnswer, label: &str) {
     let bytes = serde_json::to_vec(answer).unwrap().len();
     assert!(
         bytes < STEP_FUNCTIONS_STATE_LIMIT,

@@ -34,15 +34,63 @@ fn rust_files(root: &Path) -> Vec<PathBuf> {
     files
 }
 
+/// A file's lines before its inline test module (`#[cfg(test)]` on a `mod`): a `#[cfg(test)]`
+/// item elsewhere does not end the file's code.
+fn before_tests(text: &str) -> Vec<&str> {
+    let lines: Vec<&str> = text.lines().collect();
+    let end = (0..lines.len())
+        .find(|&at| {
+            lines[at].trim() == "#[cfg(test)]"
+                && lines
+                    .get(at + 1)
+                    .is_some_and(|next| next.trim_start().starts_with("mod "))
+        })
+        .unwrap_or(lines.len());
+    lines[..end].to_vec()
+}
+
 /// A file's code: before its inline test module, without comment lines.
 fn code_of(text: &str) -> String {
-    text.split("#[cfg(test)]")
-        .next()
-        .unwrap_or_default()
-        .lines()
+    before_tests(text)
+        .into_iter()
         .filter(|line| !line.trim_start().starts_with("//"))
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// The first path segment of every `crate::` path in `code`, a grouped `crate::{a, b::c}`
+/// counting each of its members.
+fn crate_paths(code: &str) -> Vec<String> {
+    let ident = |text: &str| -> String {
+        text.trim_start()
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect()
+    };
+    let mut found = vec![];
+    for (at, _) in code.match_indices("crate::") {
+        let rest = &code[at + 7..];
+        match rest.strip_prefix('{') {
+            Some(group) => {
+                let (mut depth, mut member) = (0, true);
+                for (i, c) in group.char_indices() {
+                    match c {
+                        '{' => depth += 1,
+                        '}' if depth == 0 => break,
+                        '}' => depth -= 1,
+                        ',' if depth == 0 => member = true,
+                        _ if member && !c.is_whitespace() => {
+                            found.push(ident(&group[i..]));
+                            member = false;
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            None => found.push(ident(rest)),
+        }
+    }
+    found
 }
 
 /// The top-level module a file belongs to (`launch` for `src/launch/send.rs`), or `None` for the
@@ -73,14 +121,8 @@ fn imports(modules: &BTreeMap<String, String>) -> BTreeMap<String, BTreeSet<Stri
     modules
         .iter()
         .map(|(name, code)| {
-            let used = code
-                .match_indices("crate::")
-                .map(|(at, _)| {
-                    code[at + 7..]
-                        .chars()
-                        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-                        .collect::<String>()
-                })
+            let used = crate_paths(code)
+                .into_iter()
                 .filter(|target| target != name && modules.contains_key(target))
                 .collect();
             (name.clone(), used)
@@ -140,8 +182,8 @@ fn the_cycle_finder_finds_cycles() {
     assert_eq!(cycle(&graph(&[("a", "b"), ("b", "c"), ("a", "c")])), None);
 }
 
-/// An import in any file of a folder module counts, however deep and whatever comes before it:
-/// a folder's files are read one by one, each without only its own tests.
+/// An import in any file of a folder module counts, however deep, grouped or not, and whatever
+/// comes before it: a folder's files are read one by one, each without only its own test module.
 #[test]
 fn imports_are_read_from_every_file_of_a_folder() {
     let root = std::env::temp_dir().join(format!("layout-check-{}", std::process::id()));
@@ -152,12 +194,21 @@ fn imports_are_read_from_every_file_of_a_folder() {
         "mod deep;\n#[cfg(test)]\nmod tests { use crate::c::X; }\n",
     )
     .unwrap();
-    fs::write(root.join("a/deep/inner.rs"), "use crate::b::Y;\n").unwrap();
+    fs::write(
+        root.join("a/deep/inner.rs"),
+        "#[cfg(test)]\nfn helper() {}\nuse crate::{b::Y, d};\n",
+    )
+    .unwrap();
+    fs::write(root.join("d.rs"), "pub struct Z;\n").unwrap();
     fs::write(root.join("b.rs"), "// use crate::a::Z;\npub struct Y;\n").unwrap();
     fs::write(root.join("c.rs"), "pub struct X;\n").unwrap();
     let graph = imports(&modules(&root));
     fs::remove_dir_all(&root).unwrap();
-    assert_eq!(graph["a"], BTreeSet::from(["b".to_owned()]), "{graph:?}");
+    assert_eq!(
+        graph["a"],
+        BTreeSet::from(["b".to_owned(), "d".to_owned()]),
+        "{graph:?}"
+    );
     assert!(graph["b"].is_empty(), "comments are not imports");
 }
 
@@ -222,8 +273,7 @@ fn every_module_folder_and_file_is_in_the_layout() {
 fn no_file_of_the_function_is_too_long() {
     for file in rust_files(&manifest().join("src")) {
         let text = fs::read_to_string(&file).expect("readable");
-        let code = text.split("#[cfg(test)]").next().unwrap_or_default();
-        let lines = code.lines().count();
+        let lines = before_tests(&text).len();
         assert!(
             lines <= MAX_LINES,
             "{} has {lines} lines before its tests: split it by concept",

@@ -8,7 +8,7 @@ mod support;
 use std::time::Duration;
 
 use drs_failback::events::{DETAIL_TYPE_JOB_COMPLETED, DETAIL_TYPE_STEP_FINISHED};
-use drs_failback::launch::answer::Answer;
+use drs_failback::launch::answer::LaunchAnswer;
 use drs_failback::request::MAX_PLAN_STEPS;
 use drs_sim::{FailbackState, Fleet, LaunchResult, Lifecycle, Operation, SimConfig, SimHandle};
 use serde_json::{Value, json};
@@ -286,7 +286,7 @@ async fn run_step(
     launch: Value,
     critical: Value,
     max_failed: Value,
-) -> (Answer, Value) {
+) -> (LaunchAnswer, Value) {
     let answer = fb.handle(launch.clone(), in_minutes(5)).await.unwrap();
     sleep(Duration::from_secs(11)).await;
     let jobs: Vec<&str> = answer.jobs.iter().map(|j| j.job_id.as_str()).collect();

@@ -5,13 +5,13 @@ mod support;
 
 use std::time::Duration;
 
-use drs_failback::launch::answer::Answer;
+use drs_failback::launch::answer::LaunchAnswer;
 use drs_failback::launch::outcome::OutcomeKind;
 use drs_sim::{FailbackState, Fault, Lifecycle, Operation, Quotas, SimConfig, SimHandle};
 use serde_json::json;
 use support::*;
 
-fn groups(answer: &Answer) -> Vec<(OutcomeKind, String, Option<String>, usize)> {
+fn groups(answer: &LaunchAnswer) -> Vec<(OutcomeKind, String, Option<String>, usize)> {
     answer
         .not_launched
         .iter()

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use drs_failback::events::{DETAIL_TYPE_JOB_COMPLETED, DETAIL_TYPE_RUN_FINISHED};
-use drs_failback::launch::answer::Answer;
+use drs_failback::launch::answer::LaunchAnswer;
 use drs_failback::track::finish::Listing;
 use drs_sim::{Fault, Fleet, LaunchResult, Lifecycle, Operation, Quotas, SimConfig, SimHandle};
 use serde_json::{Value, json};
@@ -45,7 +45,7 @@ fn track(answer_jobs: &[String], reported: &[String]) -> Value {
     json!({"action": "track", "runId": RUN_ID, "jobIDs": answer_jobs, "reportedJobIDs": reported})
 }
 
-fn job_ids(answer: &Answer) -> Vec<String> {
+fn job_ids(answer: &LaunchAnswer) -> Vec<String> {
     answer.jobs.iter().map(|j| j.job_id.clone()).collect()
 }
 

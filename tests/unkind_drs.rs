@@ -48,7 +48,7 @@ fn fail(calls: u32, status: u16, error_type: &str) -> Fault {
     }
 }
 
-fn rejected(answer: &drs_failback::launch::answer::Answer) -> Vec<String> {
+fn rejected(answer: &drs_failback::launch::answer::LaunchAnswer) -> Vec<String> {
     ids_with(answer, OutcomeKind::Rejected)
 }
 

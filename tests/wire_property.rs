@@ -100,7 +100,7 @@ enum Delivery {
 
 /// Throttled reads after an ambiguous launch: when DRS keeps throttling the reads that would
 /// settle it until no time is left, the job DRS did create is reported deferred AMBIGUOUS instead
-/// of launched (the README's limits; the next round's pre-flight finds it). Such cases get a
+/// of launched (docs/guarantees.md, "Limits"; the next round's pre-flight finds it). Such cases get a
 /// deadline that leaves room for the reads; every other case keeps its random deadline.
 fn needs_time_to_reconcile(fault: &Fault, _call_timeout_ms: u64) -> bool {
     matches!(fault, Fault::Throttle { operation, .. } if *operation != Operation::StartFailbackLaunch)
@@ -395,7 +395,7 @@ async fn run(case: Case) {
 }
 
 /// Instances busy in another run's job are never launched by this one.
-fn check_busy(busy: &[String], answer: &drs_failback::launch::answer::Answer) {
+fn check_busy(busy: &[String], answer: &drs_failback::launch::answer::LaunchAnswer) {
     for id in busy {
         let (kind, _) = outcome_of(answer, id).expect("busy ids have an outcome");
         assert_ne!(
@@ -406,7 +406,7 @@ fn check_busy(busy: &[String], answer: &drs_failback::launch::answer::Answer) {
     }
 }
 
-fn job_of(answer: &drs_failback::launch::answer::Answer) -> HashMap<String, String> {
+fn job_of(answer: &drs_failback::launch::answer::LaunchAnswer) -> HashMap<String, String> {
     answer
         .jobs
         .iter()

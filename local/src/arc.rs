@@ -12,7 +12,7 @@ use drs_failback::error::{ERROR_READ_FAILED, HandlerError};
 use drs_failback::events::EventPublisher;
 use drs_failback::handler::Failback;
 use drs_failback::handler::Reply;
-use drs_failback::launch::answer::{Answer, NotLaunchedGroup};
+use drs_failback::launch::answer::{LaunchAnswer, NotLaunchedGroup};
 use drs_failback::launch::outcome::OutcomeKind;
 use drs_failback::track::answer::TrackAnswer;
 use drs_failback::track::results::ResultCounts;
@@ -107,7 +107,7 @@ pub const MAX_TRACKING_ERRORS: usize = 3;
 /// How a run ended.
 #[derive(Debug, Clone)]
 pub enum ArcEnd {
-    DryRun(Box<Answer>),
+    DryRun(Box<LaunchAnswer>),
     Finished(Box<Finished>),
 }
 
@@ -191,7 +191,7 @@ struct Run {
 }
 
 impl Run {
-    fn absorb_launch(&mut self, answer: &Answer) {
+    fn absorb_launch(&mut self, answer: &LaunchAnswer) {
         self.run_id = Some(answer.run_id.clone());
         self.progress.rounds += 1;
         self.progress.launched += answer.counts.launched;

@@ -2,7 +2,7 @@
 //! events delivered.
 
 use drs_failback::events::{DETAIL_TYPE_JOB_STARTED, DETAIL_TYPE_NOT_LAUNCHED};
-use drs_failback::launch::answer::Answer;
+use drs_failback::launch::answer::LaunchAnswer;
 
 pub struct Header<'a> {
     pub request: &'a str,
@@ -12,7 +12,7 @@ pub struct Header<'a> {
     pub bus: &'a str,
 }
 
-pub fn print_summary(header: &Header, answer: &Answer, events: &[drs_sim::DeliveredEvent]) {
+pub fn print_summary(header: &Header, answer: &LaunchAnswer, events: &[drs_sim::DeliveredEvent]) {
     let Header {
         request,
         endpoint,

@@ -1,5 +1,5 @@
 //! Reading DRS: every read-only call (pre-flight, settling, capacity polls) goes through
-//! [`DrsReads`], which retries it as [`read_step`](crate::retry::read::read_step) decides, gives
+//! [`DrsReads`], which retries it as [`decide_read`](crate::retry::read::decide_read) decides, gives
 //! each call (each page) a timeout from the time left and never starts a call or a wait that
 //! would end after the budget.
 
@@ -19,7 +19,7 @@ use super::{
 };
 use crate::config::Config;
 use crate::deadline::Budget;
-use crate::retry::read::{ReadStep, read_step};
+use crate::retry::read::{ReadDecision, decide_read};
 use crate::retry::{DescribeError, Jitter, RetryPolicy, Unusable};
 
 /// Why a read did not give an answer, after its retries.
@@ -116,9 +116,9 @@ impl<'a, D: Drs> DrsReads<'a, D> {
                     error: format!("no answer within {} ms", call_timeout.as_millis()),
                 },
             };
-            let wait = match read_step(&error, attempt, &self.policy, (self.jitter)()) {
-                ReadStep::Retry(wait) => wait,
-                ReadStep::GiveUp => {
+            let wait = match decide_read(&error, attempt, &self.policy, (self.jitter)()) {
+                ReadDecision::Retry(wait) => wait,
+                ReadDecision::Stop => {
                     if !matches!(error, DescribeError::Unusable { .. }) {
                         warn!(what, error = %error, attempts = attempt + 1, "read failed");
                     }

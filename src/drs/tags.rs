@@ -72,12 +72,11 @@ impl Tags {
     }
 }
 
-/// As a JSON object: a selector travels back to the function in the plan's answer (values never
-/// go to the logs, which do not serialise).
-impl Serialize for Tags {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        self.0.serialize(serializer)
-    }
+/// The tags with their values, as a JSON object: only where a value must travel — a plan step's
+/// selector, which the plan's answer hands back to the function. `Tags` itself does not serialise,
+/// so no answer, event or log line writes a value by accident.
+pub fn with_values<S: Serializer>(tags: &Tags, serializer: S) -> Result<S::Ok, S::Error> {
+    tags.0.serialize(serializer)
 }
 
 impl fmt::Debug for Tags {

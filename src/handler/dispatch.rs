@@ -14,7 +14,7 @@ use crate::drs::stats::CallStats;
 use crate::error::HandlerError;
 use crate::events::EventPublisher;
 use crate::events::publish::Bus;
-use crate::launch::answer::Answer;
+use crate::launch::answer::LaunchAnswer;
 use crate::plan::PlanAnswer;
 use crate::request::{Action, parse_action};
 use crate::telemetry::measure::{Measured, record};
@@ -24,7 +24,7 @@ use crate::track::answer::TrackAnswer;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
 pub enum Reply {
-    Launch(Answer),
+    Launch(LaunchAnswer),
     Track(TrackAnswer),
     Plan(PlanAnswer),
 }
@@ -116,7 +116,11 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
     }
 
     /// A launch request's answer (a track request is refused).
-    pub async fn handle(&self, payload: Value, deadline: Instant) -> Result<Answer, HandlerError> {
+    pub async fn handle(
+        &self,
+        payload: Value,
+        deadline: Instant,
+    ) -> Result<LaunchAnswer, HandlerError> {
         match self.dispatch(payload, deadline).await? {
             Reply::Launch(answer) => Ok(answer),
             Reply::Track(_) | Reply::Plan(_) => {

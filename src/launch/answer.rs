@@ -9,7 +9,7 @@ use super::outcome::{Counts, Outcome, OutcomeKind};
 use crate::drs::ids::is_valid_source_server_id;
 use crate::drs::{JobStatus, LaunchedJob};
 use crate::events::EventDelivery;
-use crate::request::FailbackRequest;
+use crate::request::LaunchRequest;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -55,7 +55,7 @@ pub struct NotLaunchedGroup {
 /// The function's answer: the Step Functions task output.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Answer {
+pub struct LaunchAnswer {
     pub run_id: String,
     /// The plan step this launch was part of.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -208,10 +208,10 @@ impl RunResult {
         }
     }
 
-    pub fn answer(&self, request: &FailbackRequest, events: EventDelivery) -> Answer {
+    pub fn answer(&self, request: &LaunchRequest, events: EventDelivery) -> LaunchAnswer {
         let counts = self.counts();
         let (deferred_recovery_instance_ids, deferred_source_server_ids) = self.deferred_ids();
-        Answer {
+        LaunchAnswer {
             run_id: request.run_id.clone(),
             step: request.step.clone(),
             dry_run: request.dry_run,

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use super::answer::{Answer, JobSummary, NotLaunchedGroup};
+use super::answer::{JobSummary, LaunchAnswer, NotLaunchedGroup};
 use super::outcome::Counts;
 use crate::events::{
     DETAIL_TARGET_BYTES, DETAIL_TYPE_JOB_STARTED, DETAIL_TYPE_NOT_LAUNCHED,
@@ -45,7 +45,7 @@ struct RunCompleted<'a> {
 /// The events for one run: one per created job, the not-launched instances (split so each event
 /// stays under `DETAIL_TARGET_BYTES`), and the run summary, last. A dry run publishes only the
 /// summary: nothing was launched and nothing failed.
-pub fn run_events(source: &str, answer: &Answer) -> Vec<EventEntry> {
+pub fn run_events(source: &str, answer: &LaunchAnswer) -> Vec<EventEntry> {
     let entry = |detail_type: &str, detail: String, resources: Vec<String>| {
         entry(source, detail_type, detail, resources)
     };

@@ -21,7 +21,7 @@ pub mod reconcile;
 mod report;
 mod send;
 
-use answer::{Answer, RunResult};
+use answer::{LaunchAnswer, RunResult};
 use capacity::Capacity;
 use outcome::{DeferReason, Outcome};
 use pacing::Pacer;
@@ -36,7 +36,7 @@ use crate::drs::reads::DrsReads;
 use crate::error::HandlerError;
 use crate::events::EventPublisher;
 use crate::events::publish::Bus;
-use crate::request::FailbackRequest;
+use crate::request::LaunchRequest;
 
 /// This run's jobs are looked for among those created since this long before the invocation
 /// started: room for clock skew, and for a concurrent delivery of the same request that started
@@ -48,8 +48,8 @@ pub async fn run<D: Drs, P: EventPublisher>(
     config: &Config,
     reads: &DrsReads<'_, D>,
     bus: &Bus<'_, P>,
-    request: &FailbackRequest,
-) -> Result<Answer, HandlerError> {
+    request: &LaunchRequest,
+) -> Result<LaunchAnswer, HandlerError> {
     let mut answer = answer(config, reads, request).await?;
     let report = bus
         .publish(events::run_events(&config.event_source, &answer))
@@ -74,8 +74,8 @@ pub async fn run<D: Drs, P: EventPublisher>(
 pub async fn answer<D: Drs>(
     config: &Config,
     reads: &DrsReads<'_, D>,
-    request: &FailbackRequest,
-) -> Result<Answer, HandlerError> {
+    request: &LaunchRequest,
+) -> Result<LaunchAnswer, HandlerError> {
     let mut result = launch(config, reads, request).await?;
     // Outcomes in request order, whatever order the chunks finished in.
     let position: HashMap<&String, usize> = request
@@ -100,7 +100,7 @@ pub async fn answer<D: Drs>(
 async fn launch<D: Drs>(
     config: &Config,
     reads: &DrsReads<'_, D>,
-    request: &FailbackRequest,
+    request: &LaunchRequest,
 ) -> Result<RunResult, HandlerError> {
     let mut result = RunResult::default();
     let (ids, selected) =
@@ -144,7 +144,7 @@ async fn launch<D: Drs>(
 async fn read_state<D: Drs>(
     config: &Config,
     reads: &DrsReads<'_, D>,
-    request: &FailbackRequest,
+    request: &LaunchRequest,
     ids: &[String],
     selected: &HashSet<String>,
     result: &mut RunResult,
@@ -206,7 +206,7 @@ fn dry_run(
 async fn launch_rounds<D: Drs>(
     config: &Config,
     reads: &DrsReads<'_, D>,
-    request: &FailbackRequest,
+    request: &LaunchRequest,
     launcher: &Launcher<'_, D>,
     mut capacity: Capacity,
     mut queue: VecDeque<String>,

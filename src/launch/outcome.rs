@@ -219,3 +219,20 @@ impl DeferReason {
         DeferReason::iter().find(|reason| reason.name() == name)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strum::IntoEnumIterator;
+
+    /// Answers name a reason by `name`, events and answers' groups by serde: the same words.
+    #[test]
+    fn a_reason_has_one_name() {
+        for reason in DeferReason::iter() {
+            assert_eq!(serde_json::to_value(reason).unwrap(), reason.name());
+            assert_eq!(DeferReason::from_name(reason.name()), Some(reason));
+        }
+        assert_eq!(DeferReason::DryRun.name(), "DRY_RUN");
+        assert_eq!(DeferReason::from_name("SOMETHING_ELSE"), None);
+    }
+}

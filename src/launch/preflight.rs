@@ -12,7 +12,7 @@ use super::outcome::{Outcome, SKIPPED_ALREADY_IN_JOB, SKIPPED_NOT_FOUND};
 use crate::drs::reads::{DrsReads, ReadFailure};
 use crate::drs::{Drs, FailbackState, JobRecord, JobStatus, LaunchedJob, RecoveryInstance};
 use crate::error::HandlerError;
-use crate::request::{FailbackRequest, RequestError};
+use crate::request::{LaunchRequest, RequestError};
 
 /// A finished job of this run holding an instance DRS shows ready for launch again: that attempt
 /// did not bring the instance back (a succeeded one is FAILBACK_COMPLETED), and whoever fixed the
@@ -77,7 +77,7 @@ pub async fn resolve_source_servers<D: Drs>(
 /// the launch: there is no instance to give an outcome to.
 pub async fn resolve_ids<D: Drs>(
     reads: &DrsReads<'_, D>,
-    request: &FailbackRequest,
+    request: &LaunchRequest,
     result: &mut RunResult,
     max_instances: usize,
 ) -> Result<(Vec<String>, HashSet<String>), HandlerError> {

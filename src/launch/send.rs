@@ -1,5 +1,5 @@
 //! Launching the planned chunks: bounded concurrency, the paced send rate, the deadline respected,
-//! and each failed call handled as [`Tries::next_step`](crate::retry::launch::Tries::next_step) decides — resend, look at DRS's state,
+//! and each failed call handled as [`Tries::decide`](crate::retry::launch::Tries::decide) decides — resend, look at DRS's state,
 //! isolate, bisect, shrink, settle or halt. This module carries the decisions out; it does not
 //! make them.
 
@@ -19,7 +19,7 @@ use super::reconcile::Looker;
 use super::report::{ChunkResult, Halt, LaunchReport};
 use crate::deadline::AnswerTimes;
 use crate::drs::{Drs, JobRecord, Tags};
-use crate::retry::launch::{HaltCause, Happened, Step, Tries};
+use crate::retry::launch::{Decision, HaltCause, Happened, Tries};
 use crate::retry::{Jitter, LaunchError, RetryPolicy, describe};
 
 /// A launch that fails ambiguously is settled by reads, so a launch starts only when it and two
@@ -27,7 +27,7 @@ use crate::retry::{Jitter, LaunchError, RetryPolicy, describe};
 /// found and reported in the same answer.
 const CALLS_PER_LAUNCH_BUDGET: u32 = 3;
 
-/// What becomes of a piece once a step is carried out.
+/// What becomes of a piece once a decision is carried out.
 enum Next {
     /// Send what is left of it again.
     Resend,
@@ -93,8 +93,8 @@ impl<D: Drs> Launcher<'_, D> {
         result.report
     }
 
-    /// Sends the piece until it is settled: each failure goes to the strategy, and its step is
-    /// carried out here.
+    /// Sends the piece until it is settled: each failure goes to the strategy, and its decision
+    /// is carried out here.
     async fn launch_piece(
         &self,
         chunk_index: usize,
@@ -116,15 +116,15 @@ impl<D: Drs> Launcher<'_, D> {
             else {
                 return;
             };
-            let Some(step) = self
+            let Some(decision) = self
                 .decide(chunk_index, &error, &mut ids, &mut tries, result)
                 .await
             else {
                 return;
             };
-            log_step(chunk_index, size, &error, &step, &tries);
+            log_decision(chunk_index, size, &error, &decision, &tries);
             match self
-                .carry_out(step, &error, &mut ids, halt, pieces, result)
+                .carry_out(decision, &error, &mut ids, halt, pieces, result)
                 .await
             {
                 Next::Resend => {}
@@ -184,7 +184,7 @@ impl<D: Drs> Launcher<'_, D> {
         }
     }
 
-    /// The strategy's step after `error`, looking at DRS's state as often as it asks first. `None`
+    /// The strategy's decision after `error`, looking at DRS's state as often as it asks first. `None`
     /// when a look found every instance of the piece in jobs of this run.
     async fn decide(
         &self,
@@ -193,13 +193,13 @@ impl<D: Drs> Launcher<'_, D> {
         ids: &mut Vec<String>,
         tries: &mut Tries,
         result: &mut ChunkResult,
-    ) -> Option<Step> {
+    ) -> Option<Decision> {
         let size = ids.len();
         let mut happened = Happened::Call(error.clone());
         loop {
-            let settle = match tries.next_step(happened, ids, self.policy, (self.jitter)()) {
-                Step::Look { settle } => settle,
-                step => return Some(step),
+            let settle = match tries.decide(happened, ids, self.policy, (self.jitter)()) {
+                Decision::Look { settle } => settle,
+                decision => return Some(decision),
             };
             warn!(chunk_index, instances = size, error = %describe(error), settle,
                 "no job or a refusal: looking at DRS's state before anything else");
@@ -229,31 +229,31 @@ impl<D: Drs> Launcher<'_, D> {
         }
     }
 
-    /// Carries the step out: what becomes of the piece.
+    /// Carries the decision out: what becomes of the piece.
     async fn carry_out(
         &self,
-        step: Step,
+        decision: Decision,
         error: &LaunchError,
         ids: &mut Vec<String>,
         halt: &Halt,
         pieces: &mut Pieces,
         result: &mut ChunkResult,
     ) -> Next {
-        match step {
-            Step::Resend(wait) => {
+        match decision {
+            Decision::Resend(wait) => {
                 if self.launch_timeout(wait).is_none() {
                     return Next::Settle(Outcome::deferred(DeferReason::Deadline, None));
                 }
                 sleep(wait).await;
                 Next::Resend
             }
-            Step::Settle { why, error } => Next::Settle(Outcome::given_up(why, error)),
-            Step::Isolate(apart) => {
+            Decision::Settle { why, error } => Next::Settle(Outcome::given_up(why, error)),
+            Decision::Isolate(apart) => {
                 ids.retain(|id| !apart.contains(id));
                 pieces.push_apart(apart, 1);
                 Next::Resend
             }
-            Step::Confirm {
+            Decision::Confirm {
                 ids: refused,
                 refusal,
             } => {
@@ -264,22 +264,22 @@ impl<D: Drs> Launcher<'_, D> {
                 result.to_confirm.extend(refused);
                 Next::Resend
             }
-            Step::Bisect { .. } => {
+            Decision::Bisect { .. } => {
                 pieces.bisect(std::mem::take(ids), result.launched);
                 Next::Done
             }
-            Step::Shrink => {
+            Decision::Shrink => {
                 let half = ids.len().div_ceil(2);
                 self.per_job.fetch_min(half, Ordering::Relaxed);
                 pieces.push_apart(std::mem::take(ids), half);
                 Next::Done
             }
-            Step::Halve => {
+            Decision::Halve => {
                 let half = ids.len().div_ceil(2);
                 pieces.push_apart(std::mem::take(ids), half);
                 Next::Done
             }
-            Step::Halt { cause, why } => {
+            Decision::Halt { cause, why } => {
                 result.report.quota_full |= cause == HaltCause::QuotaFull;
                 if let HaltCause::Unusable(kind) = cause {
                     result.report.unusable = Some((kind, why.clone()));
@@ -288,14 +288,14 @@ impl<D: Drs> Launcher<'_, D> {
                 halt.set(outcome.clone());
                 Next::Settle(outcome)
             }
-            Step::RefuseRequest { field, message } => {
+            Decision::RefuseRequest { field, message } => {
                 let outcome = Outcome::request_refused(&field, &message);
                 result.report.refused_request = Some((field, message));
                 halt.set(outcome.clone());
                 Next::Settle(outcome)
             }
             // Carried out by `decide`; settled as ambiguous rather than trusted absent.
-            Step::Look { .. } => Next::Settle(Outcome::deferred(
+            Decision::Look { .. } => Next::Settle(Outcome::deferred(
                 DeferReason::Ambiguous,
                 Some(describe(error)),
             )),
@@ -341,9 +341,15 @@ impl<D: Drs> Launcher<'_, D> {
     }
 }
 
-fn log_step(chunk_index: usize, size: usize, error: &LaunchError, step: &Step, tries: &Tries) {
-    match (step, error) {
-        (Step::Resend(wait), LaunchError::Throttled { retry_after, .. }) => warn!(
+fn log_decision(
+    chunk_index: usize,
+    size: usize,
+    error: &LaunchError,
+    decision: &Decision,
+    tries: &Tries,
+) {
+    match (decision, error) {
+        (Decision::Resend(wait), LaunchError::Throttled { retry_after, .. }) => warn!(
             chunk_index,
             instances = size,
             retry_after_s = retry_after.map(|d| d.as_secs()),
@@ -351,41 +357,41 @@ fn log_step(chunk_index: usize, size: usize, error: &LaunchError, step: &Step, t
             attempt = tries.throttled,
             "throttled: waiting before resending the same chunk"
         ),
-        (Step::Resend(wait), _) => warn!(chunk_index, instances = size,
+        (Decision::Resend(wait), _) => warn!(chunk_index, instances = size,
             wait_ms = wait.as_millis() as u64, error = %describe(error), "resending"),
-        (Step::Settle { why, error }, _) => warn!(chunk_index, instances = size,
+        (Decision::Settle { why, error }, _) => warn!(chunk_index, instances = size,
             why = ?why, error = %error, "settled without a job"),
-        (Step::Isolate(apart), _) => warn!(
+        (Decision::Isolate(apart), _) => warn!(
             chunk_index,
             instances = apart.len(),
             "cannot launch now: each sent alone, the rest resent"
         ),
-        (Step::Confirm { ids, .. }, _) => warn!(chunk_index, culprit = ?ids,
+        (Decision::Confirm { ids, .. }, _) => warn!(chunk_index, culprit = ?ids,
             "refused by DRS: to be rejected once confirmed in no job of this run"),
-        (Step::Bisect { code, .. }, _) => warn!(chunk_index, instances = size, code = %code,
+        (Decision::Bisect { code, .. }, _) => warn!(chunk_index, instances = size, code = %code,
             "refused without naming a culprit: bisecting"),
-        (Step::Halve, _) => warn!(
+        (Decision::Halve, _) => warn!(
             chunk_index,
             instances = size,
             "DRS has less room for servers in active jobs than counted: sending the piece in halves"
         ),
-        (Step::Shrink, _) => warn!(
+        (Decision::Shrink, _) => warn!(
             chunk_index,
             instances = size,
             "DRS's per-job quota is smaller: halving the chunks"
         ),
         (
-            Step::Halt {
+            Decision::Halt {
                 why,
                 cause: HaltCause::Unusable(kind),
             },
             _,
         ) => error!(chunk_index, instances = size,
             kind = ?kind, error = %why, "DRS cannot be used: halting the run"),
-        (Step::Halt { why, .. }, _) => warn!(chunk_index, instances = size, error = %why,
+        (Decision::Halt { why, .. }, _) => warn!(chunk_index, instances = size, error = %why,
             "deferred: DRS quota full; the chunks not yet started are deferred too"),
-        (Step::RefuseRequest { field, .. }, _) => error!(chunk_index, field = %field,
+        (Decision::RefuseRequest { field, .. }, _) => error!(chunk_index, field = %field,
             "DRS refused the request itself: halting the run"),
-        (Step::Look { .. }, _) => {}
+        (Decision::Look { .. }, _) => {}
     }
 }

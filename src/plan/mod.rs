@@ -17,7 +17,7 @@ use crate::drs::reads::DrsReads;
 use crate::error::HandlerError;
 use crate::launch::answer::NotLaunchedGroup;
 use crate::launch::outcome::{Counts, DeferReason};
-use crate::request::{Critical, FailbackRequest, Ids, PlanRequest, PlanStep, Selector};
+use crate::request::{Critical, Ids, LaunchRequest, PlanRequest, PlanStep, Selector};
 
 /// The answer to a plan request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -118,7 +118,7 @@ async fn dry_run<D: Drs>(
         },
         _ => step.ids.clone(),
     };
-    let launch = FailbackRequest {
+    let launch = LaunchRequest {
         run_id: request.run_id.clone(),
         dry_run: true,
         tags: request.tags.clone(),

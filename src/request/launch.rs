@@ -15,7 +15,7 @@ use crate::drs::Tags;
 use crate::drs::ids::{is_valid_instance_id, is_valid_source_server_id};
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct FailbackRequest {
+pub struct LaunchRequest {
     pub run_id: String,
     pub dry_run: bool,
     pub tags: Tags,
@@ -33,7 +33,7 @@ pub struct FailbackRequest {
     pub duplicates_collapsed: usize,
 }
 
-impl FailbackRequest {
+impl LaunchRequest {
     /// Distinct ids named by the request, well-formed or not: each gets exactly one outcome.
     pub fn distinct_ids(&self) -> usize {
         self.recovery_instance_ids.len() + self.source_server_ids.len() + self.malformed_ids.len()
@@ -127,7 +127,7 @@ pub(super) fn parse_body(
     envelope_id: Option<String>,
     max_instances: usize,
     new_run_id: impl FnOnce() -> String,
-) -> Result<FailbackRequest, RequestError> {
+) -> Result<LaunchRequest, RequestError> {
     if body.get("steps").is_some() {
         return Err(RequestError::PlanNotALaunch);
     }
@@ -142,7 +142,7 @@ pub(super) fn parse_body(
     if ids.entries == 0 && selector.is_none() {
         return Err(RequestError::NoInstances);
     }
-    Ok(FailbackRequest {
+    Ok(LaunchRequest {
         step: parse_step_name("step", body.step)?,
         tags: parse_tags(body.tags)?,
         run_id: parse_run_id(body.run_id, envelope_id, new_run_id)?,

@@ -23,8 +23,8 @@ mod tags;
 mod track;
 
 use launch::parse_body;
-pub use launch::{FailbackRequest, Ids};
-pub use not_launched::{GivenGroup, NOT_LAUNCHED_OUTCOMES, NotLaunched};
+pub use launch::{Ids, LaunchRequest};
+pub use not_launched::{GivenGroup, NotLaunched, NotLaunchedAs};
 pub(crate) use plan::label;
 pub use plan::{MAX_PLAN_STEPS, MAX_WAIT_AFTER_SECONDS, PLAIN_STEP_NAME, PlanRequest, PlanStep};
 use plan::{WAIT_AFTER_EXPECTED, parse_plan};
@@ -166,7 +166,7 @@ pub fn parse_request(
     payload: Value,
     max_instances: usize,
     new_run_id: impl FnOnce() -> String,
-) -> Result<FailbackRequest, RequestError> {
+) -> Result<LaunchRequest, RequestError> {
     match parse_action(payload, max_instances, new_run_id)? {
         Action::Launch(request) => Ok(request),
         Action::Track(_) | Action::Plan(_) => Err(RequestError::Invalid {
@@ -180,7 +180,7 @@ pub fn parse_request(
 /// a run (`"action": "track"`), or check a plan (`"action": "plan"`).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
-    Launch(FailbackRequest),
+    Launch(LaunchRequest),
     Track(TrackRequest),
     Plan(PlanRequest),
 }
@@ -290,6 +290,7 @@ fn expected(shape: &[&str]) -> &'static str {
         // Tag keys are the user's: matched before any field name they could spell.
         [.., "tags", _] => "a string",
         ["notLaunched", "[]", "recoveryInstanceIDs"] => "an array of ids",
+        ["notLaunched", "[]", "outcome"] => "one of \"skipped\", \"rejected\", \"deferred\"",
         [.., "[]"] => "a string",
         ["recoveryInstanceIDs" | "sourceServerIDs"] => "an array of strings",
         ["jobIDs" | "reportedJobIDs"] => "an array of job ids",
@@ -310,7 +311,7 @@ mod tests {
     use serde_json::json;
     use std::collections::HashSet;
 
-    fn parse(payload: Value) -> Result<FailbackRequest, RequestError> {
+    fn parse(payload: Value) -> Result<LaunchRequest, RequestError> {
         parse_request(payload, 5000, || "generated".into())
     }
 

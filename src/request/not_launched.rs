@@ -9,8 +9,14 @@ use super::{RequestError, deserialize_at, truncate_utf8, wrong};
 use crate::config::REQUEST_INSTANCES_CEILING;
 use crate::drs::ids::is_valid_job_id;
 
-/// The outcomes an instance that never reached a job can have.
-pub const NOT_LAUNCHED_OUTCOMES: [&str; 3] = ["skipped", "rejected", "deferred"];
+/// The outcomes an instance that never reached a job can have, as a launch answer names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NotLaunchedAs {
+    Skipped,
+    Rejected,
+    Deferred,
+}
 
 /// Reasons, codes and messages are echoed at most this long; ids (malformed ones included, as the
 /// launch answer echoes them) at most `ID_MAX_BYTES`.
@@ -20,8 +26,7 @@ const ID_MAX_BYTES: usize = 64;
 /// One group of not-launched instances, as a launch answer listed it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GivenGroup {
-    /// One of [`NOT_LAUNCHED_OUTCOMES`].
-    pub outcome: &'static str,
+    pub outcome: NotLaunchedAs,
     pub reason: String,
     pub code: Option<String>,
     pub message: Option<String>,
@@ -39,7 +44,7 @@ pub struct NotLaunched {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct GroupBody {
-    outcome: Option<String>,
+    outcome: Option<NotLaunchedAs>,
     reason: Option<String>,
     code: Option<String>,
     message: Option<String>,
@@ -104,14 +109,6 @@ fn parse_group(group: GroupBody, index: usize) -> Result<GivenGroup, RequestErro
     let outcome = group
         .outcome
         .ok_or(RequestError::Missing("notLaunched[].outcome"))?;
-    let outcome = NOT_LAUNCHED_OUTCOMES
-        .into_iter()
-        .find(|known| *known == outcome)
-        .ok_or_else(|| RequestError::WrongType {
-            field: format!("notLaunched[{index}].outcome"),
-            expected: "one of \"skipped\", \"rejected\", \"deferred\"",
-            found: "another string",
-        })?;
     let reason = text(group.reason).ok_or(RequestError::Missing("notLaunched[].reason"))?;
     let job_id = text(group.job_id);
     if job_id.as_deref().is_some_and(|id| !is_valid_job_id(id)) {
@@ -164,7 +161,7 @@ mod tests {
         ]);
         let parsed = parse(Some(given)).unwrap();
         assert_eq!(parsed.count, 3);
-        assert_eq!(parsed.groups[0].outcome, "rejected");
+        assert_eq!(parsed.groups[0].outcome, NotLaunchedAs::Rejected);
         assert_eq!(parsed.groups[0].code.as_deref(), Some("ConflictException"));
         assert_eq!(
             parsed.groups[1].job_id.as_deref(),

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde::de::IgnoredAny;
 use serde_json::Value;
 
-use super::launch::{FailbackRequest, Ids, parse_body, parse_run_id};
+use super::launch::{Ids, LaunchRequest, parse_body, parse_run_id};
 use super::rules::{
     Critical, invalid, is_valid_step_name, parse_critical, parse_step_name, within,
 };
@@ -133,7 +133,7 @@ pub(crate) fn parse_plan(
     })
 }
 
-fn plain(request: FailbackRequest) -> PlanRequest {
+fn plain(request: LaunchRequest) -> PlanRequest {
     let step = PlanStep {
         name: request
             .step

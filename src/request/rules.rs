@@ -1,5 +1,5 @@
 //! A plan step's rules, as its requests carry them: its `name` (the `step` of launch and track
-//! requests), which instances are `critical`, how many may fail (`maxFailed`) — and the words a
+//! requests) and which instances are `critical` (`maxFailed` is a plain number) — and the words a
 //! refusal inside a plan is put in.
 
 use std::collections::HashSet;

@@ -18,6 +18,7 @@ const SELECTOR_MAX_TAGS: usize = 50;
 /// Recovery instances chosen by their own tags: every tag given, with the same value.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Selector {
+    #[serde(serialize_with = "crate::drs::tags::with_values")]
     pub tags: Tags,
 }
 

@@ -1,6 +1,6 @@
 //! What to do after a `StartFailbackLaunch` call failed: resend, look at DRS's state first,
 //! isolate, bisect, shrink, settle or halt — decided from what happened to the piece and the
-//! retries it has spent. Nothing here calls DRS or waits: the launch stage carries the steps out.
+//! retries it has spent. Nothing here calls DRS or waits: the launch stage carries the decisions out.
 
 use std::time::Duration;
 
@@ -68,7 +68,7 @@ pub enum Happened {
 
 /// What to do next with the piece.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Step {
+pub enum Decision {
     /// Send the same instances again after this wait.
     Resend(Duration),
     /// Read DRS's state before anything else: over the settle window when `settle` (the call
@@ -108,21 +108,21 @@ pub struct Tries {
 }
 
 impl Tries {
-    /// The next step for a piece of `ids` (those still unlaunched) after `happened`, counting
-    /// the retry it spends. `jitter` is one draw in `[0, 1]`, used when the step waits.
-    pub fn next_step(
+    /// The decision for a piece of `ids` (those still unlaunched) after `happened`, counting
+    /// the retry it spends. `jitter` is one draw in `[0, 1]`, used when the decision waits.
+    pub fn decide(
         &mut self,
         happened: Happened,
         ids: &[String],
         policy: &RetryPolicy,
         jitter: f64,
-    ) -> Step {
+    ) -> Decision {
         match happened {
             Happened::Call(error) => self.after_call(error, ids, policy, jitter),
             Happened::Looked { cause, unavailable } => {
                 self.after_look(cause, unavailable, ids, policy, jitter)
             }
-            Happened::LookFailed { cause, why } => Step::Settle {
+            Happened::LookFailed { cause, why } => Decision::Settle {
                 why: GiveUp::Ambiguous,
                 error: format!("{}; state unreadable: {why}", describe(&cause)),
             },
@@ -135,14 +135,14 @@ impl Tries {
         ids: &[String],
         policy: &RetryPolicy,
         jitter: f64,
-    ) -> Step {
+    ) -> Decision {
         match error {
             LaunchError::Throttled {
                 retry_after,
                 message,
             } => {
                 if self.throttled >= policy.throttle_max_retries {
-                    return Step::Settle {
+                    return Decision::Settle {
                         why: GiveUp::Throttled,
                         error: message,
                     };
@@ -151,26 +151,26 @@ impl Tries {
                     .backoff
                     .throttle_delay(self.throttled, retry_after, jitter);
                 self.throttled += 1;
-                Step::Resend(wait)
+                Decision::Resend(wait)
             }
             LaunchError::NotSent { error } => {
                 if self.unsent >= policy.unsent_max_retries {
-                    return Step::Settle {
+                    return Decision::Settle {
                         why: GiveUp::Unreachable,
                         error,
                     };
                 }
                 let wait = policy.backoff.delay(self.unsent, jitter);
                 self.unsent += 1;
-                Step::Resend(wait)
+                Decision::Resend(wait)
             }
             // No idempotency token: a blind resend could start a second job for the same
             // instances. Read what DRS did first, for as long as DRS may take to show it.
-            LaunchError::Ambiguous { .. } => Step::Look { settle: true },
+            LaunchError::Ambiguous { .. } => Decision::Look { settle: true },
             LaunchError::QuotaExceeded {
                 quota_code: Some(code),
                 ..
-            } if code == PER_JOB_QUOTA_CODE && ids.len() > 1 => Step::Shrink,
+            } if code == PER_JOB_QUOTA_CODE && ids.len() > 1 => Decision::Shrink,
             // Without a quota code (an error without details) the quota may be this one too.
             LaunchError::QuotaExceeded { quota_code, .. }
                 if ids.len() > 1
@@ -178,12 +178,12 @@ impl Tries {
                         .as_deref()
                         .is_none_or(|code| code == SERVERS_IN_FLIGHT_QUOTA_CODE) =>
             {
-                Step::Halve
+                Decision::Halve
             }
             LaunchError::QuotaExceeded {
                 message,
                 quota_code,
-            } => Step::Halt {
+            } => Decision::Halt {
                 cause: HaltCause::QuotaFull,
                 why: match quota_code {
                     Some(code) => format!("{message} (quota {code})"),
@@ -192,14 +192,16 @@ impl Tries {
             },
             LaunchError::Refused {
                 fields, message, ..
-            } if fields.iter().any(|f| !f.starts_with(INSTANCES_FIELD)) => Step::RefuseRequest {
-                field: fields
-                    .into_iter()
-                    .find(|f| !f.starts_with(INSTANCES_FIELD))
-                    .unwrap_or_default(),
-                message,
-            },
-            LaunchError::Refused { code, message, .. } if ids.len() == 1 => Step::Confirm {
+            } if fields.iter().any(|f| !f.starts_with(INSTANCES_FIELD)) => {
+                Decision::RefuseRequest {
+                    field: fields
+                        .into_iter()
+                        .find(|f| !f.starts_with(INSTANCES_FIELD))
+                        .unwrap_or_default(),
+                    message,
+                }
+            }
+            LaunchError::Refused { code, message, .. } if ids.len() == 1 => Decision::Confirm {
                 ids: ids.to_vec(),
                 refusal: Refusal::new(&code, &message),
             },
@@ -213,15 +215,15 @@ impl Tries {
                 resource_id,
                 ..
             } => match named_culprit(resource_id, &message, ids) {
-                Some(id) if self.settled => Step::Confirm {
+                Some(id) if self.settled => Decision::Confirm {
                     ids: vec![id],
                     refusal: Refusal::new(&code, &message),
                 },
-                _ => Step::Look {
+                _ => Decision::Look {
                     settle: !self.settled,
                 },
             },
-            LaunchError::Unusable { kind, message } => Step::Halt {
+            LaunchError::Unusable { kind, message } => Decision::Halt {
                 cause: HaltCause::Unusable(kind),
                 why: message,
             },
@@ -235,7 +237,7 @@ impl Tries {
         ids: &[String],
         policy: &RetryPolicy,
         jitter: f64,
-    ) -> Step {
+    ) -> Decision {
         if !unavailable.is_empty() {
             // The culprit DRS named, if DRS's state explains it, is confirmed; any other that
             // cannot launch now is sent alone: only DRS refusing it alone makes it a culprit.
@@ -247,27 +249,27 @@ impl Tries {
             } = &cause
                 && let Some(id) = named_culprit(resource_id.clone(), message, &unavailable)
             {
-                return Step::Confirm {
+                return Decision::Confirm {
                     ids: vec![id],
                     refusal: Refusal::new(code, message),
                 };
             }
-            return Step::Isolate(unavailable);
+            return Decision::Isolate(unavailable);
         }
         match cause {
             LaunchError::Ambiguous { error } => {
                 if self.resends >= policy.reconciled_max_resends {
-                    return Step::Settle {
+                    return Decision::Settle {
                         why: GiveUp::ServerError,
                         error,
                     };
                 }
                 let wait = policy.backoff.delay(self.resends, jitter);
                 self.resends += 1;
-                Step::Resend(wait)
+                Decision::Resend(wait)
             }
             // The last one left of a refused piece is sent alone.
-            LaunchError::Refused { .. } if ids.len() == 1 => Step::Resend(Duration::ZERO),
+            LaunchError::Refused { .. } if ids.len() == 1 => Decision::Resend(Duration::ZERO),
             LaunchError::Refused {
                 code,
                 message,
@@ -277,14 +279,14 @@ impl Tries {
                 // When DRS names the culprit, only that one leaves the piece; otherwise the piece
                 // is split.
                 match named_culprit(resource_id, &message, ids) {
-                    Some(id) => Step::Confirm {
+                    Some(id) => Decision::Confirm {
                         ids: vec![id],
                         refusal: Refusal::new(&code, &message),
                     },
-                    None => Step::Bisect { code, message },
+                    None => Decision::Bisect { code, message },
                 }
             }
-            other => Step::Settle {
+            other => Decision::Settle {
                 why: GiveUp::Ambiguous,
                 error: describe(&other),
             },
@@ -357,7 +359,7 @@ mod tests {
     #[test]
     fn every_failure_at_every_attempt_count() {
         let policy = policy();
-        let deferred = |why, error: &str| Step::Settle {
+        let deferred = |why, error: &str| Decision::Settle {
             why,
             error: error.to_owned(),
         };
@@ -366,21 +368,21 @@ mod tests {
             ..Tries::default()
         };
         let refused = |message: &str| Refusal::new("ConflictException", message);
-        let table: Vec<(&str, Happened, Tries, usize, Step)> = vec![
+        let table: Vec<(&str, Happened, Tries, usize, Decision)> = vec![
             // throttled: max(Retry-After, backoff), 8 resends, then deferred
             (
                 "throttled, first",
                 throttled(Some(7)),
                 Tries::default(),
                 3,
-                Step::Resend(secs(7)),
+                Decision::Resend(secs(7)),
             ),
             (
                 "throttled, no header",
                 throttled(None),
                 Tries::default(),
                 3,
-                Step::Resend(secs(1)),
+                Decision::Resend(secs(1)),
             ),
             (
                 "throttled, backoff above header",
@@ -390,7 +392,7 @@ mod tests {
                     ..Tries::default()
                 },
                 3,
-                Step::Resend(secs(16)),
+                Decision::Resend(secs(16)),
             ),
             (
                 "throttled, last retry",
@@ -400,7 +402,7 @@ mod tests {
                     ..Tries::default()
                 },
                 3,
-                Step::Resend(secs(20)),
+                Decision::Resend(secs(20)),
             ),
             (
                 "throttled, spent",
@@ -420,7 +422,7 @@ mod tests {
                 }),
                 Tries::default(),
                 3,
-                Step::Resend(secs(1)),
+                Decision::Resend(secs(1)),
             ),
             (
                 "unsent, last retry",
@@ -432,7 +434,7 @@ mod tests {
                     ..Tries::default()
                 },
                 3,
-                Step::Resend(secs(4)),
+                Decision::Resend(secs(4)),
             ),
             (
                 "unsent, spent",
@@ -457,7 +459,7 @@ mod tests {
                     settled: true,
                 },
                 3,
-                Step::Look { settle: true },
+                Decision::Look { settle: true },
             ),
             // after the look: nothing found, resend; twice at most
             (
@@ -465,7 +467,7 @@ mod tests {
                 looked(ambiguous(), &[]),
                 Tries::default(),
                 3,
-                Step::Resend(secs(1)),
+                Decision::Resend(secs(1)),
             ),
             (
                 "no job, last resend",
@@ -475,7 +477,7 @@ mod tests {
                     ..Tries::default()
                 },
                 3,
-                Step::Resend(secs(2)),
+                Decision::Resend(secs(2)),
             ),
             (
                 "no job, spent",
@@ -492,7 +494,7 @@ mod tests {
                 looked(ambiguous(), &["i-00000001"]),
                 Tries::default(),
                 3,
-                Step::Isolate(vec!["i-00000001".into()]),
+                Decision::Isolate(vec!["i-00000001".into()]),
             ),
             (
                 "state unreadable",
@@ -510,14 +512,14 @@ mod tests {
                 quota(PER_JOB_QUOTA_CODE),
                 Tries::default(),
                 3,
-                Step::Shrink,
+                Decision::Shrink,
             ),
             (
                 "per-job quota, one left",
                 quota(PER_JOB_QUOTA_CODE),
                 Tries::default(),
                 1,
-                Step::Halt {
+                Decision::Halt {
                     cause: HaltCause::QuotaFull,
                     why: "full (quota L-B827C881)".into(),
                 },
@@ -527,14 +529,14 @@ mod tests {
                 quota(SERVERS_IN_FLIGHT_QUOTA_CODE),
                 Tries::default(),
                 3,
-                Step::Halve,
+                Decision::Halve,
             ),
             (
                 "servers quota, one left",
                 quota(SERVERS_IN_FLIGHT_QUOTA_CODE),
                 Tries::default(),
                 1,
-                Step::Halt {
+                Decision::Halt {
                     cause: HaltCause::QuotaFull,
                     why: "full (quota L-05AFA8C6)".into(),
                 },
@@ -547,14 +549,14 @@ mod tests {
                 }),
                 Tries::default(),
                 3,
-                Step::Halve,
+                Decision::Halve,
             ),
             (
                 "active jobs quota: a smaller piece is still a job",
                 quota("L-D88FAC3A"),
                 Tries::default(),
                 3,
-                Step::Halt {
+                Decision::Halt {
                     cause: HaltCause::QuotaFull,
                     why: "full (quota L-D88FAC3A)".into(),
                 },
@@ -565,21 +567,21 @@ mod tests {
                 Happened::Call(conflict(None, "busy")),
                 Tries::default(),
                 3,
-                Step::Look { settle: true },
+                Decision::Look { settle: true },
             ),
             (
                 "refused again",
                 Happened::Call(conflict(None, "busy")),
                 settled,
                 3,
-                Step::Look { settle: false },
+                Decision::Look { settle: false },
             ),
             (
                 "refused again, named",
                 Happened::Call(conflict(Some("i-00000001"), "busy")),
                 settled,
                 3,
-                Step::Confirm {
+                Decision::Confirm {
                     ids: vec!["i-00000001".into()],
                     refusal: refused("busy"),
                 },
@@ -589,14 +591,14 @@ mod tests {
                 Happened::Call(conflict(Some("i-00000001"), "busy")),
                 Tries::default(),
                 3,
-                Step::Look { settle: true },
+                Decision::Look { settle: true },
             ),
             (
                 "refused alone",
                 Happened::Call(conflict(None, "busy")),
                 settled,
                 1,
-                Step::Confirm {
+                Decision::Confirm {
                     ids: ids(1),
                     refusal: Refusal::new("ConflictException", "busy"),
                 },
@@ -611,7 +613,7 @@ mod tests {
                 }),
                 Tries::default(),
                 3,
-                Step::RefuseRequest {
+                Decision::RefuseRequest {
                     field: "tags".into(),
                     message: "bad tag".into(),
                 },
@@ -626,7 +628,7 @@ mod tests {
                 }),
                 Tries::default(),
                 3,
-                Step::Look { settle: true },
+                Decision::Look { settle: true },
             ),
             // after the look at a refusal
             (
@@ -634,14 +636,14 @@ mod tests {
                 looked(conflict(None, "busy"), &["i-00000002"]),
                 settled,
                 3,
-                Step::Isolate(vec!["i-00000002".into()]),
+                Decision::Isolate(vec!["i-00000002".into()]),
             ),
             (
                 "named and explained",
                 looked(conflict(Some("i-00000002"), "busy"), &["i-00000002"]),
                 settled,
                 3,
-                Step::Confirm {
+                Decision::Confirm {
                     ids: vec!["i-00000002".into()],
                     refusal: refused("busy"),
                 },
@@ -651,7 +653,7 @@ mod tests {
                 looked(conflict(Some("i-00000001"), "busy"), &[]),
                 settled,
                 3,
-                Step::Confirm {
+                Decision::Confirm {
                     ids: vec!["i-00000001".into()],
                     refusal: refused("busy"),
                 },
@@ -661,7 +663,7 @@ mod tests {
                 looked(conflict(None, "i-00000002 is busy"), &[]),
                 settled,
                 3,
-                Step::Confirm {
+                Decision::Confirm {
                     ids: vec!["i-00000002".into()],
                     refusal: Refusal::new("ConflictException", "i-00000002 is busy"),
                 },
@@ -671,7 +673,7 @@ mod tests {
                 looked(conflict(Some("i-99999999"), "busy"), &[]),
                 settled,
                 3,
-                Step::Bisect {
+                Decision::Bisect {
                     code: "ConflictException".into(),
                     message: "busy".into(),
                 },
@@ -681,7 +683,7 @@ mod tests {
                 looked(conflict(None, "busy"), &[]),
                 settled,
                 3,
-                Step::Bisect {
+                Decision::Bisect {
                     code: "ConflictException".into(),
                     message: "busy".into(),
                 },
@@ -691,7 +693,7 @@ mod tests {
                 looked(conflict(None, "busy"), &[]),
                 settled,
                 1,
-                Step::Resend(Duration::ZERO),
+                Decision::Resend(Duration::ZERO),
             ),
             // unusable: halt
             (
@@ -702,7 +704,7 @@ mod tests {
                 }),
                 Tries::default(),
                 3,
-                Step::Halt {
+                Decision::Halt {
                     cause: HaltCause::Unusable(Unusable::AccessDenied),
                     why: "denied".into(),
                 },
@@ -710,10 +712,10 @@ mod tests {
         ];
         for (name, happened, before, n, expected) in table {
             let mut tries = before;
-            let step = tries.next_step(happened, &ids(n), &policy, 1.0);
-            assert_eq!(step, expected, "{name}");
-            let spent = match step {
-                Step::Resend(wait) if !wait.is_zero() => 1,
+            let decision = tries.decide(happened, &ids(n), &policy, 1.0);
+            assert_eq!(decision, expected, "{name}");
+            let spent = match decision {
+                Decision::Resend(wait) if !wait.is_zero() => 1,
                 _ => 0,
             };
             let total = |t: Tries| t.throttled + t.unsent + t.resends;
@@ -739,8 +741,8 @@ mod tests {
                     2 => looked(ambiguous(), &[]),
                     _ => throttled(None),
                 };
-                match tries.next_step(happened, &ids(2), &policy, 0.5) {
-                    Step::Resend(_) => resends += 1,
+                match tries.decide(happened, &ids(2), &policy, 0.5) {
+                    Decision::Resend(_) => resends += 1,
                     _ => break,
                 }
             }

@@ -8,21 +8,22 @@ use super::failure::DescribeError;
 
 /// What to do after a failed read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReadStep {
+pub enum ReadDecision {
     Retry(Duration),
-    GiveUp,
+    /// The read has failed for good.
+    Stop,
 }
 
-/// The next step after a read failed for the `attempt`-th time (from 0): throttled reads wait
+/// The decision after a read failed for the `attempt`-th time (from 0): throttled reads wait
 /// for `Retry-After` as launches do; other failures back off; "DRS cannot be used" is final.
-pub fn read_step(
+pub fn decide_read(
     error: &DescribeError,
     attempt: u32,
     policy: &RetryPolicy,
     jitter: f64,
-) -> ReadStep {
+) -> ReadDecision {
     let (limit, wait) = match error {
-        DescribeError::Unusable { .. } => return ReadStep::GiveUp,
+        DescribeError::Unusable { .. } => return ReadDecision::Stop,
         DescribeError::Throttled { retry_after, .. } => (
             policy.throttle_max_retries,
             policy.backoff.throttle_delay(attempt, *retry_after, jitter),
@@ -33,9 +34,9 @@ pub fn read_step(
         ),
     };
     if attempt >= limit {
-        ReadStep::GiveUp
+        ReadDecision::Stop
     } else {
-        ReadStep::Retry(wait)
+        ReadDecision::Retry(wait)
     }
 }
 
@@ -63,23 +64,23 @@ mod tests {
             message: "denied".into(),
         };
         assert_eq!(
-            read_step(&failed, 0, &policy, 1.0),
-            ReadStep::Retry(secs(1))
+            decide_read(&failed, 0, &policy, 1.0),
+            ReadDecision::Retry(secs(1))
         );
         assert_eq!(
-            read_step(&failed, 2, &policy, 1.0),
-            ReadStep::Retry(secs(4))
+            decide_read(&failed, 2, &policy, 1.0),
+            ReadDecision::Retry(secs(4))
         );
-        assert_eq!(read_step(&failed, 3, &policy, 1.0), ReadStep::GiveUp);
+        assert_eq!(decide_read(&failed, 3, &policy, 1.0), ReadDecision::Stop);
         assert_eq!(
-            read_step(&throttled, 0, &policy, 0.0),
-            ReadStep::Retry(secs(5))
+            decide_read(&throttled, 0, &policy, 0.0),
+            ReadDecision::Retry(secs(5))
         );
         assert_eq!(
-            read_step(&throttled, 7, &policy, 1.0),
-            ReadStep::Retry(secs(20))
+            decide_read(&throttled, 7, &policy, 1.0),
+            ReadDecision::Retry(secs(20))
         );
-        assert_eq!(read_step(&throttled, 8, &policy, 1.0), ReadStep::GiveUp);
-        assert_eq!(read_step(&unusable, 0, &policy, 1.0), ReadStep::GiveUp);
+        assert_eq!(decide_read(&throttled, 8, &policy, 1.0), ReadDecision::Stop);
+        assert_eq!(decide_read(&unusable, 0, &policy, 1.0), ReadDecision::Stop);
     }
 }

@@ -12,9 +12,9 @@ use tokio::time::Instant;
 use super::logging::{current_cold_start, current_request_id};
 use super::metrics::{MetricSet, MetricsTarget, Unit};
 use crate::drs::stats::CallStats;
-use crate::launch::answer::Answer;
+use crate::launch::answer::LaunchAnswer;
 use crate::launch::outcome::{DeferReason, OutcomeKind};
-use crate::request::TrackRequest;
+use crate::request::{NotLaunchedAs, TrackRequest};
 use crate::track::answer::TrackAnswer;
 use crate::track::results::ResultKind;
 
@@ -41,7 +41,7 @@ pub fn metric_names() -> Vec<&'static str> {
 
 /// What an invocation came to, for its record.
 pub enum Measured<'a> {
-    Launch(&'a Answer),
+    Launch(&'a LaunchAnswer),
     Track(&'a TrackRequest, &'a TrackAnswer),
     /// A plan checked (or dry-run): its DRS calls only.
     Plan,
@@ -98,7 +98,7 @@ fn calls(set: &mut MetricSet, stats: &CallStats) {
 /// A launch round: what it settled. Deferred instances are sent again by the next round, so
 /// they (and the requested total) are counted once per run, by its last tracking call. A dry run
 /// settles nothing.
-fn launch_metrics(set: &mut MetricSet, answer: &Answer) {
+fn launch_metrics(set: &mut MetricSet, answer: &LaunchAnswer) {
     if answer.dry_run {
         return;
     }
@@ -124,7 +124,7 @@ fn track_metrics(set: &mut MetricSet, request: &TrackRequest, answer: &TrackAnsw
         .not_launched
         .groups
         .iter()
-        .filter(|g| g.outcome == "deferred")
+        .filter(|g| g.outcome == NotLaunchedAs::Deferred)
         .collect();
     set.count(
         OutcomeKind::Deferred.metric(),

@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::results::{InstanceResult, ResultGroup, TrackedJob, group};
 use crate::launch::answer::{GroupKey, NotLaunchedGroup, group_not_launched};
 use crate::launch::outcome::OutcomeKind;
-use crate::request::GivenGroup;
+use crate::request::{GivenGroup, NotLaunchedAs};
 
 /// How an answer lists its instances.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -54,11 +54,11 @@ pub fn merge_not_launched(given: &[GivenGroup]) -> Vec<NotLaunchedGroup> {
     }))
 }
 
-fn outcome_kind(outcome: &str) -> OutcomeKind {
+fn outcome_kind(outcome: NotLaunchedAs) -> OutcomeKind {
     match outcome {
-        "skipped" => OutcomeKind::Skipped,
-        "rejected" => OutcomeKind::Rejected,
-        _ => OutcomeKind::Deferred,
+        NotLaunchedAs::Skipped => OutcomeKind::Skipped,
+        NotLaunchedAs::Rejected => OutcomeKind::Rejected,
+        NotLaunchedAs::Deferred => OutcomeKind::Deferred,
     }
 }
 
@@ -123,7 +123,7 @@ mod tests {
     #[test]
     fn not_launched_groups_merge_and_cap_distinct_messages() {
         let given = |reason: &str, message: Option<String>, ids: &[&str]| GivenGroup {
-            outcome: "rejected",
+            outcome: NotLaunchedAs::Rejected,
             reason: reason.into(),
             code: Some("ValidationException".into()),
             message,

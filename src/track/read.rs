@@ -1,5 +1,5 @@
 //! What a tracking call reads from DRS — the jobs' recovery instances and the logs of finished
-//! jobs with a failure — and the results it makes of them ([`crate::results`] decides).
+//! jobs with a failure — and the results it makes of them ([`results`](super::results) decides).
 
 use std::collections::HashMap;
 
@@ -23,14 +23,10 @@ pub(super) fn unreadable(
     final_call: bool,
     what: &str,
 ) -> Result<(), HandlerError> {
-    match failure.unusable() {
-        Some((kind, message)) => Err(HandlerError::DrsUnusable { kind, message }),
-        None if final_call => Err(HandlerError::ReadFailed {
-            what: what.to_owned(),
-            message: failure.to_string(),
-        }),
-        None => Ok(()),
+    if final_call || failure.unusable().is_some() {
+        return Err(HandlerError::read_failed(failure, what));
     }
+    Ok(())
 }
 
 /// The recovery instances of the jobs' servers: by recovery instance id, and by source server

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::results::{InstanceResult, ResultKind};
 use crate::drs::FailbackState;
-use crate::request::{Critical, GivenGroup};
+use crate::request::{Critical, GivenGroup, NotLaunchedAs};
 
 /// The critical instances a verdict names; the count says how many there were in all.
 pub const CRITICAL_LISTED_MAX: usize = 100;
@@ -111,9 +111,9 @@ pub fn verdict(
             // Skipped as already failed back (by hand, or by an earlier run): it came back.
             let came_back = FailbackState::from_name(&group.reason) == FailbackState::Completed;
             match group.outcome {
-                "skipped" if came_back => {}
-                "skipped" | "rejected" => note_failed(id, None),
-                _ => unfinished += 1,
+                NotLaunchedAs::Skipped if came_back => {}
+                NotLaunchedAs::Skipped | NotLaunchedAs::Rejected => note_failed(id, None),
+                NotLaunchedAs::Deferred => unfinished += 1,
             }
         }
     }
@@ -154,7 +154,7 @@ mod tests {
         }
     }
 
-    fn group(outcome: &'static str, ids: &[&str]) -> GivenGroup {
+    fn group(outcome: NotLaunchedAs, ids: &[&str]) -> GivenGroup {
         GivenGroup {
             outcome,
             reason: "R".into(),
@@ -180,7 +180,7 @@ mod tests {
     fn completed(id: &str) -> GivenGroup {
         GivenGroup {
             reason: FailbackState::Completed.to_string(),
-            ..group("skipped", &[id])
+            ..group(NotLaunchedAs::Skipped, &[id])
         }
     }
 
@@ -258,7 +258,7 @@ mod tests {
             ),
             (
                 vec![&ok],
-                vec![group("skipped", &["i-9"])],
+                vec![group(NotLaunchedAs::Skipped, &["i-9"])],
                 0,
                 Critical::None,
                 Some(0),
@@ -268,7 +268,7 @@ mod tests {
             ),
             (
                 vec![&ok],
-                vec![group("rejected", &["i-9"])],
+                vec![group(NotLaunchedAs::Rejected, &["i-9"])],
                 0,
                 ids(&["i-9"]),
                 None,
@@ -278,7 +278,7 @@ mod tests {
             ),
             (
                 vec![&ok],
-                vec![group("deferred", &["i-9"])],
+                vec![group(NotLaunchedAs::Deferred, &["i-9"])],
                 0,
                 Critical::None,
                 None,

@@ -1,6 +1,6 @@
 // Runs statemachine/failback.asl.json, with the substitutions template.yaml passes it, against a
-// fake drs-failback function that answers plan, launch and track requests by the README's and the
-// failback plan's contract, over a small model of DRS: jobs that take time on the interpreter's
+// fake drs-failback function that answers plan, launch and track requests by the contract of
+// docs/requests.md and docs/plans.md, over a small model of DRS: jobs that take time on the interpreter's
 // virtual clock, a quota of servers in active jobs, per-instance results, recovery instances with
 // tags (for selectors) and source servers, and the jobs of a run remembered across executions (a
 // redrive). Run with statemachine/test/run (installs jsonata 2.0.6 into a cache and calls node

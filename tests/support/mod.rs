@@ -14,7 +14,7 @@ use drs_failback::config::Config;
 use drs_failback::drs::tags::RUN_ID_TAG_KEY;
 use drs_failback::events::{DETAIL_TYPE_JOB_STARTED, DETAIL_TYPE_RUN_COMPLETED};
 use drs_failback::handler::Failback;
-use drs_failback::launch::answer::Answer;
+use drs_failback::launch::answer::LaunchAnswer;
 use drs_failback::launch::outcome::OutcomeKind;
 use drs_failback::track::answer::TrackAnswer;
 use drs_sim::{CallRecord, FailbackState, Fleet, Operation, SimConfig, SimHandle, Simulator};
@@ -101,7 +101,7 @@ pub fn delivered_of(sim: &SimHandle, detail_type: &str) -> Vec<Value> {
 }
 
 /// `(outcome, reason, instances)` of each group of instances not launched, in answer order.
-pub fn reasons(answer: &Answer) -> Vec<(OutcomeKind, String, usize)> {
+pub fn reasons(answer: &LaunchAnswer) -> Vec<(OutcomeKind, String, usize)> {
     answer
         .not_launched
         .iter()
@@ -155,7 +155,7 @@ pub fn calls_of(sim: &SimHandle, operation: Operation) -> Vec<CallRecord> {
 }
 
 /// Ids of the instances reported in one outcome kind.
-pub fn ids_with(answer: &Answer, kind: OutcomeKind) -> Vec<String> {
+pub fn ids_with(answer: &LaunchAnswer, kind: OutcomeKind) -> Vec<String> {
     if kind == OutcomeKind::Launched {
         return answer
             .jobs
@@ -172,7 +172,7 @@ pub fn ids_with(answer: &Answer, kind: OutcomeKind) -> Vec<String> {
 }
 
 /// `(outcome, reason)` of one instance in the answer.
-pub fn outcome_of(answer: &Answer, id: &str) -> Option<(OutcomeKind, String)> {
+pub fn outcome_of(answer: &LaunchAnswer, id: &str) -> Option<(OutcomeKind, String)> {
     if answer
         .jobs
         .iter()
@@ -218,7 +218,7 @@ pub fn sim_jobs_of(sim: &SimHandle, run_id: &str) -> Vec<drs_sim::SimJob> {
 /// - no malformed id ever reached the wire (StartFailbackLaunch or DescribeRecoveryInstances);
 /// - the calls that arrived since `since` ([`SimHandle::next_call`] when this invocation began)
 ///   launch only requested ids, and never an instance that pre-flight skipped.
-pub fn assert_promise(sim: &SimHandle, since: u64, requested: &[String], answer: &Answer) {
+pub fn assert_promise(sim: &SimHandle, since: u64, requested: &[String], answer: &LaunchAnswer) {
     no_id_resent_once_held(sim, since, &sim.jobs());
     check_promise(sim, since, requested, answer, true);
 }
@@ -233,7 +233,7 @@ pub fn assert_promise_without_wire_check(
     sim: &SimHandle,
     since: u64,
     requested: &[String],
-    answer: &Answer,
+    answer: &LaunchAnswer,
 ) {
     check_promise(sim, since, requested, answer, true);
 }
@@ -289,7 +289,7 @@ pub fn assert_promise_unsettled(
     sim: &SimHandle,
     since: u64,
     requested: &[String],
-    answer: &Answer,
+    answer: &LaunchAnswer,
 ) {
     check_promise(sim, since, requested, answer, false);
 }
@@ -298,7 +298,7 @@ fn check_promise(
     sim: &SimHandle,
     since: u64,
     requested: &[String],
-    answer: &Answer,
+    answer: &LaunchAnswer,
     settled: bool,
 ) {
     let run_id = answer.run_id.as_str();
@@ -510,7 +510,7 @@ fn check_promise(
 }
 
 /// The answer as the ids each job holds, for comparing two answers.
-pub fn jobs_by_id(answer: &Answer) -> Vec<(String, BTreeSet<String>)> {
+pub fn jobs_by_id(answer: &LaunchAnswer) -> Vec<(String, BTreeSet<String>)> {
     let mut jobs: Vec<(String, BTreeSet<String>)> = answer
         .jobs
         .iter()
