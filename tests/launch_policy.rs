@@ -12,7 +12,7 @@ use drs_failback::events::{
     DETAIL_TYPE_JOB_STARTED, DETAIL_TYPE_NOT_LAUNCHED, DETAIL_TYPE_RUN_COMPLETED,
 };
 use drs_failback::launch::outcome::OutcomeKind;
-use drs_sim::{Fault, Fleet, Operation, Quotas, SimConfig, SimHandle};
+use drs_sim::{Fault, Fleet, FleetInstance, Operation, Quotas, SimConfig, SimHandle};
 use serde_json::json;
 use support::*;
 use tokio::time::{Instant, sleep};
@@ -399,6 +399,33 @@ async fn a_culprit_drs_names_is_rejected_and_the_rest_of_its_chunk_launches() {
         not_launched[0]["notLaunched"][0]["recoveryInstanceIDs"][0],
         requested[120].as_str()
     );
+}
+
+/// DRS names the instance it refuses in its message only: the id read out of the text is the whole
+/// id, not a shorter one the named id begins with (ids are 10 to 19 characters, so one can be
+/// another's prefix).
+#[tokio::test(start_paused = true)]
+async fn a_culprit_named_in_the_message_is_matched_as_a_whole_id() {
+    let ids: Vec<String> = ["i-12345678", "i-123456789", "i-123456789a"]
+        .into_iter()
+        .map(String::from)
+        .collect();
+    let mut fleet = Fleet::new();
+    for id in &ids {
+        fleet.try_push(FleetInstance::new(id.clone())).unwrap();
+    }
+    assert!(fleet.set_refuse_launch(&ids[1]));
+    let sim = start(SimConfig {
+        fleet,
+        culprit_in_message_only: true,
+        ..SimConfig::default()
+    })
+    .await;
+    let fb = failback_in_process(&sim, &[], 1.0).await;
+    let answer = fb.handle(request(&ids), in_minutes(5)).await.unwrap();
+    assert_eq!(ids_with(&answer, OutcomeKind::Rejected), [ids[1].clone()]);
+    assert_eq!(answer.counts.launched, 2, "{:?}", answer.not_launched);
+    assert_promise(&sim, 0, &ids, &answer);
 }
 
 #[tokio::test(start_paused = true)]

@@ -1,9 +1,10 @@
 //! Nothing lost, nothing twice: random DRS behaviour (throttling with and without Retry-After,
 //! 500s, refused connections, a quota refusal, hangs, instances DRS refuses with or without naming
-//! them), random sizes and settings. After every run each requested id has exactly one outcome, no
-//! id was sent to StartFailbackLaunch once a job held it (at the wire, whatever the simulator would
-//! answer) and no instance is in two jobs, checked from the simulator's records. The simulator runs in-process
-//! on the paused clock, so hundreds of cases cost seconds.
+//! them, by `resourceId` or in its message only), random sizes and settings. After every run each
+//! requested id has exactly one outcome, no id was sent to StartFailbackLaunch once a job held it
+//! (at the wire, whatever the simulator would answer) and no instance is in two jobs, checked from
+//! the simulator's records. The simulator runs in-process on the paused clock, so hundreds of
+//! cases cost seconds.
 
 mod support;
 
@@ -56,6 +57,7 @@ proptest! {
         malformed in 0usize..5,
         refused in proptest::collection::vec(0usize..700, 0..3),
         named in any::<bool>(),
+        in_message_only in any::<bool>(),
         faults in proptest::collection::vec(fault(), 0..30),
         per_job in 20usize..=200,
         concurrency in 1usize..6,
@@ -84,6 +86,7 @@ proptest! {
                 fleet,
                 faults,
                 error_details: named,
+                culprit_in_message_only: in_message_only,
                 quotas: Quotas { servers_per_job: 200, ..Quotas::default() },
                 ..SimConfig::default()
             })

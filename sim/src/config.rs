@@ -225,6 +225,10 @@ pub struct SimConfig {
     /// ConflictException without `resourceId` and without the id in its message, a
     /// ValidationException without `fieldList`.
     pub error_details: bool,
+    /// With `error_details`, a refusal names the instance at fault in its message only, without
+    /// `resourceId`: the caller has to read the id out of the text (as from a ValidationException
+    /// that says which instance in words).
+    pub culprit_in_message_only: bool,
     /// Read-after-write lag, which nothing in the DRS API rules out: a new job, and the
     /// instances' failback fields (`state`, `failbackJobID`), appear to Describe calls only this
     /// long after the launch, while DRS's own conflict check sees them at once.
@@ -250,6 +254,7 @@ pub struct SimConfig {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Settings {
     pub error_details: Option<bool>,
+    pub culprit_in_message_only: Option<bool>,
     pub visibility_lag_seconds: Option<f64>,
     #[serde(rename = "completedJobsWithoutInstanceIDs")]
     pub completed_jobs_without_instance_ids: Option<bool>,
@@ -281,6 +286,7 @@ impl Default for SimConfig {
             account_id: "111122223333".to_owned(),
             account_initialized: true,
             error_details: true,
+            culprit_in_message_only: false,
             visibility_lag: Duration::ZERO,
             completed_jobs_without_instance_ids: false,
             launch_status_stays_pending: false,
@@ -306,6 +312,7 @@ struct ConfigFile {
     account_id: Option<String>,
     account_initialized: Option<bool>,
     error_details: Option<bool>,
+    culprit_in_message_only: Option<bool>,
     visibility_lag_seconds: Option<f64>,
     #[serde(rename = "completedJobsWithoutInstanceIDs")]
     completed_jobs_without_instance_ids: Option<bool>,
@@ -351,6 +358,9 @@ impl SimConfig {
         }
         if let Some(d) = file.error_details {
             self.error_details = d;
+        }
+        if let Some(only) = file.culprit_in_message_only {
+            self.culprit_in_message_only = only;
         }
         if let Some(lag) = file.visibility_lag_seconds {
             self.visibility_lag = Duration::try_from_secs_f64(lag)

@@ -184,7 +184,9 @@ impl State {
                     continue;
                 }
             };
-            return Err(if self.error_details {
+            return Err(if self.error_details && self.culprit_in_message_only {
+                ApiError::conflict_without_details(why)
+            } else if self.error_details {
                 ApiError::conflict(why, id)
             } else {
                 ApiError::conflict_without_details(

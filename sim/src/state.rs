@@ -220,6 +220,7 @@ pub(crate) struct State {
     pub account_id: String,
     pub account_initialized: bool,
     pub error_details: bool,
+    pub culprit_in_message_only: bool,
     pub visibility_lag: Duration,
     pub completed_jobs_without_instance_ids: bool,
     pub launch_status_stays_pending: bool,
@@ -254,6 +255,7 @@ impl State {
             account_id: config.account_id,
             account_initialized: config.account_initialized,
             error_details: config.error_details,
+            culprit_in_message_only: config.culprit_in_message_only,
             visibility_lag: config.visibility_lag,
             completed_jobs_without_instance_ids: config.completed_jobs_without_instance_ids,
             launch_status_stays_pending: config.launch_status_stays_pending,
@@ -440,6 +442,9 @@ impl State {
         }
         if let Some(details) = settings.error_details {
             self.error_details = details;
+        }
+        if let Some(only) = settings.culprit_in_message_only {
+            self.culprit_in_message_only = only;
         }
         if let Some(without) = settings.completed_jobs_without_instance_ids {
             self.completed_jobs_without_instance_ids = without;

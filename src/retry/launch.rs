@@ -294,11 +294,22 @@ impl Tries {
     }
 }
 
-/// The instance DRS says it refused: its `resourceId`, or an id of the piece in its message.
+/// The instance DRS says it refused: its `resourceId`, or an id of the piece its message names.
 fn named_culprit(resource_id: Option<String>, message: &str, ids: &[String]) -> Option<String> {
     resource_id
         .filter(|id| ids.contains(id))
-        .or_else(|| ids.iter().find(|id| message.contains(id.as_str())).cloned())
+        .or_else(|| ids.iter().find(|id| names(message, id)).cloned())
+}
+
+/// Whether `message` names `id` as a whole id: ids run from 10 to 19 characters, so a shorter one
+/// may begin a longer one the message names.
+fn names(message: &str, id: &str) -> bool {
+    let id_char = |c: char| c.is_ascii_alphanumeric() || c == '-';
+    message.match_indices(id).any(|(at, _)| {
+        let before = message[..at].chars().next_back();
+        let after = message[at + id.len()..].chars().next();
+        !before.is_some_and(id_char) && !after.is_some_and(id_char)
+    })
 }
 
 #[cfg(test)]
@@ -725,6 +736,19 @@ mod tests {
                 "{name}: one retry spent per resend"
             );
         }
+    }
+
+    #[test]
+    fn a_culprit_in_the_message_is_a_whole_id() {
+        let ids: Vec<String> = vec!["i-12345678".into(), "i-123456789".into()];
+        let message = "Recovery instance i-123456789 cannot be launched";
+        assert_eq!(named_culprit(None, message, &ids), Some(ids[1].clone()));
+        assert_eq!(
+            named_culprit(None, "i-12345678: busy", &ids),
+            Some(ids[0].clone())
+        );
+        assert_eq!(named_culprit(None, "(i-123456789)", &ids[..1]), None);
+        assert_eq!(named_culprit(None, "no id here", &ids), None);
     }
 
     proptest! {
