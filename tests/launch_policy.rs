@@ -499,6 +499,52 @@ async fn access_denied_after_a_job_was_created_keeps_the_job() {
     assert_eq!(error.error_type(), ERROR_ACCESS_DENIED);
 }
 
+/// DRS goes dark right after a 500: the job it may have made cannot be looked for, and the next
+/// chunk is refused access. The answer still holds every instance's outcome — the 500's chunk
+/// AMBIGUOUS, the rest HALTED — instead of an error that would lose them (and the job); the run's
+/// next call, DRS readable again, finds the job and launches the rest.
+#[tokio::test(start_paused = true)]
+async fn an_ambiguous_launch_is_carried_when_drs_goes_dark() {
+    let denied = |operation, after| Fault::Fail {
+        operation,
+        calls: 1_000,
+        after,
+        status: 403,
+        error_type: "AccessDeniedException".into(),
+        message: "not authorized".into(),
+        members: serde_json::Map::new(),
+        retry_after: None,
+    };
+    let faults = vec![
+        Fault::InternalErrorAfterCreate { calls: 1 },
+        denied(LAUNCH, 1),
+        denied(Operation::DescribeRecoveryInstances, 1),
+        denied(Operation::DescribeJobs, 1),
+    ];
+    let (sim, requested) = sim_of(150, faults).await;
+    let fb = failback_in_process(&sim, &[("MAX_CONCURRENT_LAUNCHES", "1")], 1.0).await;
+    let answer = fb.handle(request(&requested), in_minutes(5)).await.unwrap();
+    let kinds: Vec<(OutcomeKind, String, usize)> = reasons(&answer);
+    assert_eq!(
+        kinds,
+        [
+            (OutcomeKind::Deferred, "AMBIGUOUS".into(), 100),
+            (OutcomeKind::Deferred, "HALTED".into(), 50)
+        ]
+    );
+    assert_eq!(sim.jobs().len(), 1, "the 500 made its job");
+    assert_promise_unsettled(&sim, 0, &requested, &answer);
+
+    // DRS readable again: the run's next call settles the ambiguity.
+    sim.clear_faults();
+    let since = sim.next_call();
+    let deferred = answer.deferred_recovery_instance_ids.clone();
+    let again = fb.handle(request(&deferred), in_minutes(5)).await.unwrap();
+    assert_eq!(again.counts.launched, 150, "{:?}", again.not_launched);
+    assert_eq!(sim.jobs().len(), 2, "the first job found, one more for the rest");
+    assert_promise(&sim, since, &deferred, &again);
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_request_that_never_left_is_resent_then_given_up() {
     let refused = |calls| Fault::ConnectionRefused {

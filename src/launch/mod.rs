@@ -255,7 +255,19 @@ async fn launch_rounds<D: Drs>(
     result
         .outcomes
         .extend(queue.into_iter().map(|id| (id, rest.clone())));
-    if result.jobs.is_empty() {
+    // DRS cannot be used, or refused the request itself: the call ends on it only when nothing
+    // can have been launched. A job DRS may have made (an instance AMBIGUOUS) keeps the answer,
+    // so the run's next call looks for it instead of the run losing it.
+    let maybe_launched = result.outcomes.iter().any(|(_, outcome)| {
+        matches!(
+            outcome,
+            Outcome::Deferred {
+                reason: DeferReason::Ambiguous,
+                ..
+            }
+        )
+    });
+    if result.jobs.is_empty() && !maybe_launched {
         if let Some((kind, message)) = unusable {
             return Err(HandlerError::DrsUnusable { kind, message });
         }
