@@ -541,7 +541,11 @@ async fn an_ambiguous_launch_is_carried_when_drs_goes_dark() {
     let deferred = answer.deferred_recovery_instance_ids.clone();
     let again = fb.handle(request(&deferred), in_minutes(5)).await.unwrap();
     assert_eq!(again.counts.launched, 150, "{:?}", again.not_launched);
-    assert_eq!(sim.jobs().len(), 2, "the first job found, one more for the rest");
+    assert_eq!(
+        sim.jobs().len(),
+        2,
+        "the first job found, one more for the rest"
+    );
     assert_promise(&sim, since, &deferred, &again);
 }
 
