@@ -14,17 +14,27 @@ ELAPSED = "($toMillis($states.context.State.EnteredTime) - $stepStartMillis) / 1
 TIME_LEFT = f"({ELAPSED} < $timeLimitSeconds)"
 DEFERRED = "($count($deferredRecoveryInstanceIDs) + $count($deferredSourceServerIDs) > 0)"
 CAN_LAUNCH = f"{DEFERRED} and $roundsDone < $maxRounds and $launchError = null and {TIME_LEFT}"
-LAMBDA_ERRORS = ["Lambda.ServiceException", "Lambda.AWSLambdaException", "Lambda.SdkClientException", "Lambda.TooManyRequestsException"]
+LAMBDA_ERRORS = ["Lambda.ServiceException", "Lambda.AWSLambdaException", "Lambda.SdkClientException", "Lambda.TooManyRequestsException", "Lambda.ClientExecutionTimeoutException"]
+# The function's own errors that say sending again cannot help: a refused request, DRS not usable
+# here. (DrsReadFailed, DRS unreadable for now, is retried where it can come.)
+NOT_RETRIED = ["InvalidFailbackRequest", "DrsAccountNotInitialized", "DrsAccessDenied", "DrsClientMisconfigured"]
 def j(e): return "{% " + e + " %}"
+# Each call gets the function's timeout and this much more before it counts as failed (and is
+# sent again): the Lambda service's own time around the function's.
+TASK_TIMEOUT = j("$floor($number('${FunctionTimeoutSeconds}')) + 30")
 
 def retry(attempts, extra=()):
-    # Lambda service errors come before the function runs. A crash or timeout of the function
-    # (Lambda.Unknown, States.Timeout) may come after it started work: resending is safe, the
-    # same runId finds what the first attempt did.
+    # The function's refusals are final. Lambda service errors come before the function runs.
+    # Any other failure is retried whatever Lambda names it: the integration names a failed
+    # invocation after the errorType it reports -- the process killed (Runtime.ExitError), the
+    # function's timeout (Sandbox.Timedout), a panic (its type) -- else Lambda.Unknown, and no
+    # answer in time is States.Timeout. It may come after the function started work (DRS took a
+    # launch): resending is safe, the same runId finds what the first attempt did.
     return [
+        O(ErrorEquals=NOT_RETRIED, MaxAttempts=0),
         O(ErrorEquals=LAMBDA_ERRORS, IntervalSeconds=2, BackoffRate=2, MaxAttempts=attempts, JitterStrategy="FULL"),
-        O(ErrorEquals=["Lambda.Unknown", "States.Timeout"], IntervalSeconds=5, BackoffRate=2, MaxAttempts=2, JitterStrategy="FULL"),
         *extra,
+        O(ErrorEquals=["States.ALL"], IntervalSeconds=5, BackoffRate=2, MaxAttempts=2, JitterStrategy="FULL"),
     ]
 
 DRS_READ_FAILED = O(ErrorEquals=["DrsReadFailed"], IntervalSeconds=30, BackoffRate=2, MaxAttempts=5, JitterStrategy="FULL")
@@ -75,6 +85,7 @@ states["Plan"] = O(
     Type="Task",
     Comment="The function validates the plan (a plain launch request is a plan of one step named failback) and answers its steps normalized, defaults filled in, each with the number of recovery instances it resolves to now; a dry run adds each step's counts, planned job sizes and outcomes. Read-only: retried like a tracking call. A refused plan ends the run before anything is launched.",
     Resource="arn:aws:states:::lambda:invoke",
+    TimeoutSeconds=TASK_TIMEOUT,
     Arguments=O(FunctionName="${FailbackFunctionArn}", Payload=j("$merge([$states.input, {\"action\": \"plan\", \"runId\": $runId}])")),
     Retry=retry(6, [DRS_READ_FAILED]),
     Catch=[
@@ -123,6 +134,7 @@ states["Launch"] = O(
     Type="Task",
     Comment="One launch round of the step: the function launches what fits before its deadline and within the DRS quotas, and defers the rest. Launched, skipped and rejected outcomes are final and tallied; the new jobs join the ones to track; skipped and rejected groups are kept for the step's last answer; the deferred ones are what the next round sends. A function error in the run's first step before any job exists ends the run; otherwise it stops the step's launching, and the jobs already started are still tracked to the end (the step then halts the plan, LAUNCH_ERROR).",
     Resource="arn:aws:states:::lambda:invoke",
+    TimeoutSeconds=TASK_TIMEOUT,
     Arguments=O(FunctionName="${FailbackFunctionArn}", Payload=j("$states.input")),
     # DrsReadFailed: a step's tag selector could not be read (nothing was launched); read again.
     Retry=retry(3, [O(ErrorEquals=["DrsReadFailed"], IntervalSeconds=30, BackoffRate=2, MaxAttempts=3, JitterStrategy="FULL")]),
@@ -171,6 +183,7 @@ states["Track"] = O(
     Type="Task",
     Comment="Asks after the step's jobs not done yet (or done but not yet announced), passing back the jobs already announced so each job's Failback Launch Job Completed event (which names the step) is published once. freed says whether a job finished, which is when DRS quota frees up for the deferred instances. Tracking is read-only apart from its events, so Lambda service errors are retried more; a call that still fails is tried again at the next interval (TrackFailed).",
     Resource="arn:aws:states:::lambda:invoke",
+    TimeoutSeconds=TASK_TIMEOUT,
     Arguments=O(FunctionName="${FailbackFunctionArn}", Payload=O(action="track", runId=j("$runId"), step=j("$step.name"), jobIDs=j("$runningJobIDs"), reportedJobIDs=j("$reportedJobIDs"))),
     Retry=retry(6),
     Catch=[O(ErrorEquals=["States.ALL"], Assign=O(trackingErrors=j("$trackingErrors + 1"), trackingError=j("$states.errorOutput")), Output=j("$states.errorOutput"), Next="TrackFailed")],
@@ -235,6 +248,7 @@ states["FinalTrack"] = O(
     Type="Task",
     Comment="The step's last call: every job of the step read again, with the instances never launched (skipped, rejected, and the ones still deferred), so it accounts for every instance of the step; it publishes Failback Step Finished and answers the step's verdict (critical instances, maxFailed, instances unfinished). The output is the step's summary: status finished or halted and the reason, what stopped it early (stoppedBy: TIME_LIMIT, MAX_ROUNDS, LAUNCH_ERROR or TRACKING_ERROR), counts, rounds, tracking calls, the verdict.",
     Resource="arn:aws:states:::lambda:invoke",
+    TimeoutSeconds=TASK_TIMEOUT,
     Arguments=O(FunctionName="${FailbackFunctionArn}", Payload=O(
         action="track", runId=j("$runId"), step=j("$step.name"), critical=j("$step.critical"), maxFailed=j("$step.maxFailed"),
         jobIDs=j("$jobIDs"), reportedJobIDs=j("$reportedJobIDs"), final=True, notLaunched=j("$append($notLaunched, $deferredGroups)"))),

@@ -100,6 +100,7 @@ async fn measure() -> Result<Pipeline, String> {
         time_limit: Duration::from_secs(12 * 3600),
         max_rounds: 100,
         invocation_timeout: Duration::from_secs(300),
+        crashes_after_launch: 0,
     };
     let started = Instant::now();
     let end = run_whole(

@@ -21,13 +21,19 @@ use serde_json::{Value, json};
 use tokio::time::{Instant, sleep};
 
 /// The state machine's parameters, and the function's timeout.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct ArcSettings {
     pub track_interval: Duration,
     pub time_limit: Duration,
     pub max_rounds: usize,
     pub invocation_timeout: Duration,
+    /// Launch answers lost as if the function died after DRS took the launch (a fault injected
+    /// by `--crash-after-launch`): each is sent again, as the state machine retries a crash.
+    pub crashes_after_launch: usize,
 }
+
+/// How often the state machine sends a call again after the function crashed.
+pub const CRASH_RETRIES: usize = 2;
 
 /// What the run does next (the state machine's Choice states).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,6 +94,8 @@ pub struct Progress {
     pub waiting: usize,
     /// Skipped or rejected: never launched.
     pub not_launched: usize,
+    /// Launch answers lost to an injected crash, each sent again.
+    pub crashes: usize,
 }
 
 /// Why a run ended before every instance was final.
@@ -333,6 +341,7 @@ pub async fn run_arc<D: Drs, P: EventPublisher>(
         ..Run::default()
     };
     let mut next = Next::LaunchNow;
+    let mut crashes_left = settings.crashes_after_launch;
     loop {
         run.progress.elapsed_seconds = start.elapsed().as_secs();
         match next {
@@ -342,8 +351,9 @@ pub async fn run_arc<D: Drs, P: EventPublisher>(
                 }
                 // As the state machine's Launch state: DrsReadFailed (a selector DRS could not list)
                 // is tried again, three times, 30 s apart and doubling.
+                // A crash (whatever Lambda names it) is sent again with the same run id, twice.
                 let mut wait = Duration::from_secs(30);
-                let mut reads_failed = 0;
+                let (mut reads_failed, mut crashes) = (0, 0);
                 let launched = loop {
                     let deadline = Instant::now() + settings.invocation_timeout;
                     match failback.dispatch(request.clone(), deadline).await {
@@ -353,6 +363,14 @@ pub async fn run_arc<D: Drs, P: EventPublisher>(
                             reads_failed += 1;
                             sleep(wait).await;
                             wait *= 2;
+                        }
+                        Ok(Reply::Launch(answer))
+                            if crashes_left > 0 && crashes < CRASH_RETRIES && !answer.dry_run =>
+                        {
+                            crashes_left -= 1;
+                            crashes += 1;
+                            run.progress.crashes += 1;
+                            observe(&run.progress);
                         }
                         answer => break answer,
                     }

@@ -81,6 +81,11 @@ struct Args {
     /// How a step's approval is answered [default: asked on a terminal, yes otherwise]
     #[arg(long, value_name = "ANSWER", value_parser = approval())]
     approve: Option<Approval>,
+    /// The first launch's answer is lost, as if the function died after DRS took the launch; it
+    /// is sent again with the same run id, as the state machine retries a crash
+    #[arg(long)]
+    crash_after_launch: bool,
+
     /// Simulator settings and faults (see sim/README.md), e.g. quotas
     #[arg(long, value_name = "FILE")]
     sim_config: Option<String>,
@@ -223,6 +228,7 @@ async fn run(args: Args) -> Result<ExitCode, String> {
         time_limit: args.time_limit,
         max_rounds: args.max_rounds.get(),
         invocation_timeout: LAMBDA_TIMEOUT,
+        crashes_after_launch: usize::from(args.crash_after_launch),
     };
     if !args.json {
         println!(

@@ -57,8 +57,12 @@ impl Default for ProgressLine {
 }
 
 pub fn progress_text(p: &Progress) -> String {
+    let crashes = match p.crashes {
+        0 => String::new(),
+        n => format!(" · {n} crashed launch(es) sent again"),
+    };
     format!(
-        "[{:>4}s] round {} · {} launched · {} succeeded · {} failed · {} running · {} waiting · {} not launched",
+        "[{:>4}s] round {} · {} launched · {} succeeded · {} failed · {} running · {} waiting · {} not launched{crashes}",
         p.elapsed_seconds,
         p.rounds,
         p.launched,
@@ -188,6 +192,7 @@ mod tests {
             waiting: 3,
             not_launched: 1,
             tracking_calls: 4,
+            crashes: 0,
         });
         assert_eq!(
             line,

@@ -37,6 +37,7 @@ fn settings() -> ArcSettings {
         time_limit: Duration::from_secs(6 * 3600),
         max_rounds: 100,
         invocation_timeout: Duration::from_secs(300),
+        crashes_after_launch: 0,
     }
 }
 

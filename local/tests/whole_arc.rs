@@ -25,6 +25,7 @@ fn settings() -> ArcSettings {
         time_limit: Duration::from_secs(6 * 3600),
         max_rounds: 100,
         invocation_timeout: Duration::from_secs(300),
+        crashes_after_launch: 0,
     }
 }
 
@@ -116,6 +117,44 @@ async fn a_quota_bound_failback_ends_with_a_result_per_instance() {
     assert_eq!(output["complete"], true);
     assert_eq!(output["counts"]["launched"], 25);
     assert_eq!(output["runId"], "wave-1");
+}
+
+/// The function dies after DRS took the first launch (its answer lost): the state machine's retry
+/// sends the same launch again, pre-flight finds the jobs the lost call made, and every instance
+/// ends with its result — nothing launched twice.
+#[tokio::test(start_paused = true)]
+async fn a_crash_after_the_launch_is_retried_and_nothing_is_launched_twice() {
+    let fleet = Fleet::generated(12, FailbackState::FailbackReadyForLaunch);
+    let ids = fleet.ids();
+    let sim = sim(fleet, 100).await;
+    let config = Config::from_pairs(&[("MAX_INSTANCES_PER_JOB", "5")]).unwrap();
+    let failback = drs_failback::aws::failback(config, &sim.in_process_sdk_config().await);
+    let settings = ArcSettings {
+        crashes_after_launch: 1,
+        ..settings()
+    };
+    let mut crashes = 0;
+    let end = run_whole(
+        &failback,
+        json!({"runId": "wave-crash", "recoveryInstanceIDs": ids}),
+        &settings,
+        |p| crashes = p.crashes,
+    )
+    .await
+    .unwrap();
+    let ArcEnd::Finished(finished) = end else {
+        panic!("a whole run")
+    };
+    assert_eq!(crashes, 1);
+    assert!(finished.complete);
+    assert_eq!(finished.answer.counts.succeeded, 12);
+    assert_eq!(sim.jobs().len(), 3, "the lost call's jobs, no more");
+    let launches = sim
+        .calls()
+        .into_iter()
+        .filter(|c| c.operation == drs_sim::Operation::StartFailbackLaunch)
+        .count();
+    assert_eq!(launches, 3, "the retry launched nothing again");
 }
 
 #[tokio::test(start_paused = true)]

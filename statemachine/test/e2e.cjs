@@ -71,6 +71,7 @@ async function invoke(resource, args, clock) {
 
 const definition = substitute(fs.readFileSync(path.join(repo, "statemachine", "failback.asl.json"), "utf8"), {
   FailbackFunctionArn: FUNCTION_ARN,
+  FunctionTimeoutSeconds: 300,
   TrackIntervalSeconds: 1,
   TimeLimitSeconds: 120,
   MaxRounds: 10,

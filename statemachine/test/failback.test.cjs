@@ -40,6 +40,7 @@ function templateSubstitutionKeys() {
 function definition(overrides = {}) {
   return substitute(aslText, {
     FailbackFunctionArn: FUNCTION_ARN,
+    FunctionTimeoutSeconds: templateDefault("FunctionTimeoutSeconds"),
     TrackIntervalSeconds: templateDefault("TrackIntervalSeconds"),
     TimeLimitSeconds: templateDefault("TimeLimitSeconds"),
     MaxRounds: templateDefault("MaxRounds"),
@@ -79,7 +80,11 @@ const sourceOf = (id) => `s-${id.slice(2)}`;
  *   refused at launch; `skips`: ids skipped at launch, a list (reason FAILBACK_COMPLETED: already
  *   failed back) or { id: reason } (the instance's failback state, NOT_FOUND, ...); `tags`: {
  *   recoveryInstanceID: {key: value} }, what selectors match;
- * - `error(call, body)`: an error to throw instead of answering (or nothing).
+ * - `error(call, body)`: an error to throw instead of answering (or nothing);
+ * - `crash(call, body)`: an error to throw after the call did its work (DRS accepted the launch,
+ *   the jobs exist) but before it answered: the process died (Runtime.ExitError), the function
+ *   timed out (Sandbox.Timedout), a panic, whatever Lambda names it. The state machine saw no
+ *   outcome, so the instances may be sent again; the jobs stay.
  * Like the function, a launch finds the instances this run already launched (the jobs are
  * remembered across executions): they are reported launched in their job and not launched again,
  * unless their job failed them and the test marked them ready for launch again (`readyAgain`).
@@ -98,6 +103,7 @@ function fakeFunction(options = {}) {
     skips: skipsGiven = [],
     tags = {},
     error = () => undefined,
+    crash = () => undefined,
   } = options;
   const skips = Array.isArray(skipsGiven) ? Object.fromEntries(skipsGiven.map((id) => [id, ALREADY_FAILED_BACK])) : skipsGiven;
   const calls = [];
@@ -374,7 +380,13 @@ function fakeFunction(options = {}) {
     const body = "detail-type" in payload && "detail" in payload ? payload.detail : payload;
     const failure = error(n, body);
     if (failure) throw failure;
+    const before = new Set(handled);
     const answer = body.action === "track" ? track(body, clock) : body.action === "plan" ? plan(body) : launch(body, clock);
+    const died = crash(n, body);
+    if (died) {
+      handled = before; // the outcomes never reached the state machine
+      throw died;
+    }
     return { ExecutedVersion: "$LATEST", Payload: answer, StatusCode: 200 };
   };
   /** A second execution (a redrive): instances may be sent again, the jobs are remembered. */
@@ -669,6 +681,33 @@ test("a Lambda service error is retried; the function's errors before any job en
   const launchRun = await execute(definition(), { runId: "wave-6b", recoveryInstanceIDs: ids("18", 2) }, launchRefused);
   assertEnded(launchRun, "RequestRefused");
   assert.equal(launchCalls(launchRefused).length, 1);
+});
+
+test("a crash after DRS accepted a launch is retried, whatever Lambda names it: nothing launched twice, every instance ends with a result", async () => {
+  // Lambda names a function that died by its errorType when it has one: the process killed
+  // (Runtime.ExitError), the function's timeout (Sandbox.Timedout), a panic (its type); no answer
+  // in time is Lambda.ClientExecutionTimeoutException or States.Timeout.
+  const names = ["Runtime.ExitError", "Sandbox.Timedout", "alloc::string::String", "Lambda.ClientExecutionTimeoutException", "Lambda.Unknown"];
+  for (const [i, name] of names.entries()) {
+    const requested = ids(`4${i}`, 4);
+    let crashes = 0;
+    const fake = fakeFunction({
+      jobSeconds: 60,
+      crash: (n, body) => (body.action === undefined && crashes++ === 0 ? functionError(name, "the process died") : undefined),
+    });
+    const run = await execute(definition(), { runId: `wave-crash-${i}`, recoveryInstanceIDs: requested }, fake);
+    assertEnded(run, "FailbackComplete");
+    assert.equal(crashes, 2, `${name}: the crashed launch was sent again`);
+    assert.equal(fake.jobs.size, 2, `${name}: the jobs the crashed call made, no more`);
+    assert.equal(run.output.counts.succeeded, 4, name);
+    assertEvents(run, fake);
+  }
+  // The function's own refusals are not retried: sending them again cannot help.
+  for (const name of ["InvalidFailbackRequest", "DrsAccountNotInitialized", "DrsAccessDenied", "DrsClientMisconfigured"]) {
+    const fake = fakeFunction({ error: (n, body) => (body.action === undefined ? functionError(name, "no") : undefined) });
+    await execute(definition(), { runId: "wave-refused", recoveryInstanceIDs: ids("49", 2) }, fake);
+    assert.equal(launchCalls(fake).length, 1, name);
+  }
 });
 
 test("a launch error after jobs exist stops launching, the jobs are still tracked to the end, and the plan halts LAUNCH_ERROR", async () => {
