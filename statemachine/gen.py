@@ -105,7 +105,7 @@ states["Planned"] = O(
 )
 states["StartStep"] = O(
     Type="Pass",
-    Comment="The next step: its state zeroed (rounds, jobs, tallies, deferred ids, errors), its clock started (TimeLimitSeconds counts from here), the step before it filed with the run's results. The first launch sends the step's ids and selector as the plan has them, with the run id, the step's name and the original tags.",
+    Comment="The next step: its state zeroed (rounds, jobs, tallies, deferred ids, errors), its clock started (TimeLimitSeconds counts from here), the step before it filed with the run's results. The first launch sends the step's ids and selector as the plan has them, with the run id, the step's name and the original tags; a selector step also gets the ids every other step names (otherSteps), which its selector leaves to them.",
     Assign=O(
         stepIndex=j("$stepIndex + 1"),
         step=j("$steps[$stepIndex + 1]"),
@@ -117,7 +117,7 @@ states["StartStep"] = O(
         deferredRecoveryInstanceIDs=[], deferredSourceServerIDs=[], freed=False, launchError=None,
         trackingErrors=0, trackingError=None,
     ),
-    Output=j("($s := $steps[$stepIndex + 1]; $merge([{\"runId\": $runId}, $tags ? {\"tags\": $tags} : {}, {\"step\": $s.name}, $exists($s.recoveryInstanceIDs) ? {\"recoveryInstanceIDs\": $s.recoveryInstanceIDs} : {}, $exists($s.sourceServerIDs) ? {\"sourceServerIDs\": $s.sourceServerIDs} : {}, $exists($s.selector) ? {\"selector\": $s.selector} : {}]))"),
+    Output=j("($s := $steps[$stepIndex + 1]; $merge([{\"runId\": $runId}, $tags ? {\"tags\": $tags} : {}, {\"step\": $s.name}, $exists($s.recoveryInstanceIDs) ? {\"recoveryInstanceIDs\": $s.recoveryInstanceIDs} : {}, $exists($s.sourceServerIDs) ? {\"sourceServerIDs\": $s.sourceServerIDs} : {}, $exists($s.selector) ? {\"selector\": $s.selector, \"otherSteps\": [$steps[name != $s.name and ($exists(recoveryInstanceIDs) or $exists(sourceServerIDs))].$merge([{\"step\": name}, $exists(recoveryInstanceIDs) ? {\"recoveryInstanceIDs\": recoveryInstanceIDs} : {}, $exists(sourceServerIDs) ? {\"sourceServerIDs\": sourceServerIDs} : {}])]} : {}]))"),
     Next="PublishStepStarted",
 )
 states["PublishStepStarted"] = O(

@@ -660,6 +660,12 @@ async fn a_selector_leaves_an_earlier_steps_instance_to_that_step() {
     );
     assert_eq!(app.counts.launched, 4);
     assert_eq!(app.requested, 4);
+    let held = serde_json::to_value(&app.held_by_other_steps).unwrap();
+    assert_eq!(
+        held,
+        json!([{"step": "db", "recoveryInstanceIDs": [ids[0]]}]),
+        "the instance has an outcome naming the step that holds it"
+    );
     assert_eq!(tracked["finished"]["succeeded"], 4);
     let completed = delivered_of(&sim, DETAIL_TYPE_JOB_COMPLETED);
     assert_eq!(
@@ -673,4 +679,125 @@ async fn a_selector_leaves_an_earlier_steps_instance_to_that_step() {
         .map(|j| j.tags.get("drs-failback:step").cloned())
         .collect();
     assert_eq!(job_tags, [Some("db".into()), Some("app".into())]);
+}
+
+/// An instance tagged after the plan was accepted so that step 1's selector matches it, while
+/// step 2 names it (or its source server) explicitly: the author's order stands — step 1 leaves
+/// it to step 2 (an outcome naming step 2, not counted by step 1), step 2 launches it in its own
+/// job, and every instance is counted once and every job announced once.
+#[tokio::test(start_paused = true)]
+async fn a_selector_leaves_a_later_steps_named_instance_to_that_step() {
+    let fleet = tiered();
+    let ids = fleet.ids();
+    let source_9 = fleet.get(&ids[9]).unwrap().source_server_id.clone();
+    let sim = sim_of(fleet).await;
+    let fb = failback_in_process(&sim, &[], 1.0).await;
+    let steps = json!([
+        {"name": "app", "selector": {"tags": {"Tier": "app"}}},
+        {"name": "late", "recoveryInstanceIDs": [ids[8]]},
+        {"name": "by-source", "sourceServerIDs": [source_9]}
+    ]);
+    fb.handle_plan(plan(steps), in_minutes(5)).await.unwrap();
+    sim.set_tags(&ids[8], &[("Tier", "app")]);
+    sim.set_tags(&ids[9], &[("Tier", "app")]);
+    // What the state machine passes a selector step: the other steps' explicit ids.
+    let other_steps = json!([
+        {"step": "late", "recoveryInstanceIDs": [ids[8]]},
+        {"step": "by-source", "sourceServerIDs": [source_9]}
+    ]);
+    let (app, app_tracked) = run_step(
+        &fb,
+        json!({"runId": RUN_ID, "step": "app", "selector": {"tags": {"Tier": "app"}},
+            "otherSteps": other_steps}),
+        json!(false),
+        Value::Null,
+    )
+    .await;
+    assert_eq!((app.requested, app.counts.launched), (4, 4));
+    assert_eq!(
+        serde_json::to_value(&app.held_by_other_steps).unwrap(),
+        json!([{"step": "late", "recoveryInstanceIDs": [ids[8]]},
+               {"step": "by-source", "recoveryInstanceIDs": [ids[9]]}])
+    );
+    let (late, late_tracked) = run_step(
+        &fb,
+        json!({"runId": RUN_ID, "step": "late", "recoveryInstanceIDs": [ids[8]]}),
+        json!(false),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(late.counts.launched, 1);
+    assert_ne!(late.jobs[0].job_id, app.jobs[0].job_id, "its own job");
+    let (by_source, _) = run_step(
+        &fb,
+        json!({"runId": RUN_ID, "step": "by-source", "sourceServerIDs": [source_9]}),
+        json!(false),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(by_source.counts.launched, 1);
+    // Counted once: 4 + 1 + 1 launched, each in one step's results.
+    assert_eq!(app_tracked["finished"]["succeeded"], 4);
+    assert_eq!(late_tracked["finished"]["succeeded"], 1);
+    let launched = launched_ids(&sim);
+    assert_eq!(
+        launched.len(),
+        6,
+        "each instance launched once: {launched:?}"
+    );
+    let completed = delivered_of(&sim, DETAIL_TYPE_JOB_COMPLETED);
+    assert_eq!(completed.len(), 3, "each job announced once");
+    let job_steps: Vec<Option<String>> = sim
+        .jobs()
+        .iter()
+        .map(|j| j.tags.get("drs-failback:step").cloned())
+        .collect();
+    assert_eq!(
+        job_steps,
+        [
+            Some("app".into()),
+            Some("late".into()),
+            Some("by-source".into())
+        ]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn other_steps_is_checked() {
+    let sim = sim_of(tiered()).await;
+    let fb = failback_in_process(&sim, &[], 1.0).await;
+    let cases = [
+        (
+            json!([{"step": "", "recoveryInstanceIDs": []}]),
+            "otherSteps[0]: otherSteps[].step must be",
+        ),
+        (
+            json!([{"step": "a", "recoveryInstanceIDs": ["bad"]}]),
+            "otherSteps[0].recoveryInstanceIDs[0] \"bad\" is not a well-formed id",
+        ),
+        (
+            json!([{"step": "a", "sourceServerIDs": ["i-12345678"]}]),
+            "otherSteps[0].sourceServerIDs[0]",
+        ),
+        (
+            json!([{"step": "a", "recoveryInstanceIds": []}]),
+            "unknown field",
+        ),
+        (json!({"step": "a"}), "otherSteps"),
+    ];
+    for (other_steps, expected) in cases {
+        let error = fb
+            .handle(
+                json!({"runId": RUN_ID, "step": "app", "selector": {"tags": {"Tier": "app"}},
+                    "otherSteps": other_steps}),
+                in_minutes(5),
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            error.to_string().contains(expected),
+            "{other_steps} -> {error}"
+        );
+    }
+    assert!(launched_ids(&sim).is_empty());
 }

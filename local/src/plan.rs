@@ -269,7 +269,7 @@ pub async fn run_plan<D: Drs, P: EventPublisher>(
 }
 
 /// A step's first launch request: its instances as the plan gives them, with the run id, the
-/// tags and the step's name.
+/// tags and the step's name (and, for a selector, what the other steps name).
 fn launch_request(plan: &PlanAnswer, step: &StepPlan, original: &Value) -> Value {
     let mut request = json!({"runId": plan.run_id, "step": step.name});
     if let Some(ids) = &step.recovery_instance_ids {
@@ -280,6 +280,26 @@ fn launch_request(plan: &PlanAnswer, step: &StepPlan, original: &Value) -> Value
     }
     if let Some(selector) = &step.selector {
         request["selector"] = serde_json::to_value(selector).unwrap_or(Value::Null);
+        // As the state machine's StartStep: the ids every other step names, left to it.
+        let others: Vec<Value> = plan
+            .steps
+            .iter()
+            .filter(|other| other.name != step.name)
+            .filter(|other| {
+                other.recovery_instance_ids.is_some() || other.source_server_ids.is_some()
+            })
+            .map(|other| {
+                let mut entry = json!({"step": other.name});
+                if let Some(ids) = &other.recovery_instance_ids {
+                    entry["recoveryInstanceIDs"] = json!(ids);
+                }
+                if let Some(ids) = &other.source_server_ids {
+                    entry["sourceServerIDs"] = json!(ids);
+                }
+                entry
+            })
+            .collect();
+        request["otherSteps"] = json!(others);
     }
     if let Some(tags) = original.get("tags").filter(|t| t.is_object()) {
         request["tags"] = tags.clone();

@@ -52,15 +52,17 @@ async fn sim(fleet: Fleet) -> SimHandle {
 }
 
 /// Records what a person would see, and answers approvals as told.
-struct Seen {
+struct Seen<'a> {
     answer: Approval,
     asked: Vec<(String, String)>,
     started: Vec<(usize, String, usize)>,
     progress: usize,
     ended: Vec<(String, StepStatus)>,
+    /// Done as each step starts (after the plan was accepted).
+    on_start: Option<Box<dyn FnMut(usize) + 'a>>,
 }
 
-impl Seen {
+impl Seen<'_> {
     fn answering(answer: Approval) -> Self {
         Seen {
             answer,
@@ -68,12 +70,16 @@ impl Seen {
             started: Vec::new(),
             progress: 0,
             ended: Vec::new(),
+            on_start: None,
         }
     }
 }
 
-impl PlanHooks for Seen {
+impl PlanHooks for Seen<'_> {
     fn step_started(&mut self, index: usize, step: &StepPlan, _: usize) {
+        if let Some(on_start) = &mut self.on_start {
+            on_start(index);
+        }
         self.started
             .push((index, step.name.clone(), step.instances));
     }
@@ -89,7 +95,7 @@ impl PlanHooks for Seen {
     }
 }
 
-async fn run(sim: &SimHandle, seen: &mut Seen) -> PlanFinished {
+async fn run(sim: &SimHandle, seen: &mut Seen<'_>) -> PlanFinished {
     let failback = drs_failback::aws::failback(
         Config::from_pairs(&[]).unwrap(),
         &sim.in_process_sdk_config().await,
@@ -288,4 +294,47 @@ async fn a_refused_or_unanswered_approval_stops_the_plan_before_the_web_tier() {
             assert_eq!(plan.steps[1].error.as_deref(), Some(why.as_str()));
         }
     }
+}
+
+/// A web server tagged Tier=app after the plan was accepted: the app servers' selector matches
+/// it, but the web step names its source server — it stays there, launched once, counted once.
+#[tokio::test(start_paused = true)]
+async fn an_instance_tagged_after_acceptance_stays_in_the_step_that_names_it() {
+    let fleet = demo_fleet(&sample(), FailbackState::FailbackReadyForLaunch);
+    let source = sample()["steps"][2]["sourceServerIDs"][0].clone();
+    let web = fleet
+        .instances()
+        .iter()
+        .find(|i| source == i.source_server_id.as_str())
+        .map(|i| i.recovery_instance_id.clone())
+        .expect("the demo fleet's first web server");
+    let sim = sim(fleet).await;
+    let mut seen = Seen::answering(Approval::Given);
+    seen.on_start = Some(Box::new(|index| {
+        if index == 0 {
+            assert!(sim.set_tags(&web, &[("Tier", "app")]));
+        }
+    }));
+    let plan = run(&sim, &mut seen).await;
+    assert!(plan.complete, "{:?}", statuses(&plan));
+    let out = plan.output();
+    assert_eq!(out["counts"]["succeeded"], 7, "each instance once");
+    let app = &plan.steps[1].finished.as_ref().unwrap();
+    assert_eq!(
+        app.answer.finished.as_ref().unwrap().succeeded,
+        3,
+        "the app servers alone"
+    );
+    let job_of_web: Vec<_> = sim
+        .jobs()
+        .into_iter()
+        .filter(|j| j.recovery_instance_ids.contains(&web))
+        .map(|j| j.tags.get("drs-failback:step").cloned())
+        .collect();
+    assert_eq!(
+        job_of_web,
+        [Some("web".to_owned())],
+        "launched once, by its own step"
+    );
+    assert_eq!(delivered(&sim, DETAIL_TYPE_JOB_COMPLETED).len(), 3);
 }

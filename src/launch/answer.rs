@@ -52,6 +52,17 @@ pub struct NotLaunchedGroup {
     pub recovery_instance_ids: Vec<String>,
 }
 
+/// Instances this step's selector matches that belong to another step of the plan: named there
+/// by the plan's author, or launched there. They are that step's alone: not launched, counted or
+/// reported by this one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HeldGroup {
+    pub step: String,
+    #[serde(rename = "recoveryInstanceIDs")]
+    pub recovery_instance_ids: Vec<String>,
+}
+
 /// The function's answer: the Step Functions task output.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -79,6 +90,8 @@ pub struct LaunchAnswer {
     /// `dryRun` only: the sizes of the jobs a real run would start, in order.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub planned_job_sizes: Option<Vec<usize>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub held_by_other_steps: Vec<HeldGroup>,
     pub events: EventDelivery,
 }
 
@@ -139,6 +152,8 @@ pub struct RunResult {
     pub jobs: Vec<LaunchedJob>,
     pub outcomes: Vec<(String, Outcome)>,
     pub planned_job_sizes: Option<Vec<usize>>,
+    /// Matched by the selector, held by another step: no outcome here.
+    pub held: Vec<HeldGroup>,
 }
 
 impl RunResult {
@@ -194,6 +209,17 @@ impl RunResult {
             .partition(|id| !is_valid_source_server_id(id))
     }
 
+    /// Leaves `id` to `step`, which holds it.
+    pub fn hold(&mut self, step: &str, id: String) {
+        match self.held.iter_mut().find(|group| group.step == step) {
+            Some(group) => group.recovery_instance_ids.push(id),
+            None => self.held.push(HeldGroup {
+                step: step.to_owned(),
+                recovery_instance_ids: vec![id],
+            }),
+        }
+    }
+
     /// Adds a job of this run; a job met again (found by two chunks) gets the new instances.
     pub fn add_job(&mut self, job: LaunchedJob) {
         match self.jobs.iter_mut().find(|j| j.job_id == job.job_id) {
@@ -224,6 +250,7 @@ impl RunResult {
             deferred_recovery_instance_ids,
             deferred_source_server_ids,
             planned_job_sizes: self.planned_job_sizes.clone(),
+            held_by_other_steps: self.held.clone(),
             events,
         }
     }
@@ -254,6 +281,7 @@ mod tests {
                 ),
             ],
             planned_job_sizes: None,
+            held: vec![],
         };
         let groups = result.not_launched();
         assert_eq!(groups.len(), 3);

@@ -110,6 +110,9 @@ async fn launch<D: Drs>(
     else {
         return Ok(result);
     };
+    for (step, id) in found.held {
+        result.hold(&step, id);
+    }
     for job in found.existing_jobs {
         result.add_job(job);
     }
@@ -173,7 +176,7 @@ async fn read_state<D: Drs>(
         launchable = found.launchable.len(),
         settled = found.settled.len(),
         jobs_of_this_run = found.existing_jobs.len(),
-        of_other_steps = found.other_steps,
+        held_by_other_steps = found.held.len(),
         servers_in_active_jobs = capacity.servers_in_flight,
         active_jobs = capacity.active_jobs,
         "pre-flight done"

@@ -32,8 +32,8 @@ pub struct Preflight {
     pub existing_jobs: Vec<LaunchedJob>,
     /// Each instance's source server: a job may list a server by that id only.
     pub sources: HashMap<String, String>,
-    /// How many selected by tag were launched by another step of this run: left to that step.
-    pub other_steps: usize,
+    /// Selected by tag, yet launched by another step of this run (step, instance): that step's.
+    pub held: Vec<(String, String)>,
 }
 
 /// Which run (and plan step) a pre-flight is for, and which ids only its selector chose.
@@ -71,8 +71,24 @@ pub async fn resolve_source_servers<D: Drs>(
     Ok((resolved, unknown))
 }
 
-/// The recovery instances to work on: those named, those the selector matches now, then
-/// those of the source servers named. Source servers without one are skipped `NOT_FOUND`; if
+/// The step of the plan that names `instance` (by its id or its source server's), if another does.
+fn named_elsewhere<'a>(request: &'a LaunchRequest, instance: &RecoveryInstance) -> Option<&'a str> {
+    let source = instance.source_server_id.as_deref();
+    request
+        .other_steps
+        .iter()
+        .find(|other| {
+            other
+                .recovery_instance_ids
+                .contains(&instance.recovery_instance_id)
+                || source.is_some_and(|s| other.source_server_ids.iter().any(|o| o == s))
+        })
+        .map(|other| other.step.as_str())
+}
+
+/// The recovery instances to work on: those named, those the selector matches now (less those
+/// another step of the plan names: held for it in `result`), then those of the source servers
+/// named. Source servers without one are skipped `NOT_FOUND`; if
 /// they cannot be read, deferred. A selector that cannot be read, or matches nothing, fails
 /// the launch: there is no instance to give an outcome to.
 pub async fn resolve_ids<D: Drs>(
@@ -96,12 +112,35 @@ pub async fn resolve_ids<D: Drs>(
             }
             .into());
         }
+        let by_id: HashMap<&str, &RecoveryInstance> = all
+            .iter()
+            .map(|i| (i.recovery_instance_id.as_str(), i))
+            .collect();
         let mut listed: HashSet<String> = ids.iter().cloned().collect();
         for id in matched {
-            if listed.insert(id.clone()) {
-                selected.insert(id.clone());
-                ids.push(id);
+            if !listed.insert(id.clone()) {
+                continue;
             }
+            let elsewhere = by_id
+                .get(id.as_str())
+                .and_then(|instance| named_elsewhere(request, instance));
+            match elsewhere {
+                Some(step) => result.hold(step, id),
+                None => {
+                    selected.insert(id.clone());
+                    ids.push(id);
+                }
+            }
+        }
+        if !result.held.is_empty() {
+            info!(
+                held = result
+                    .held
+                    .iter()
+                    .map(|g| g.recovery_instance_ids.len())
+                    .sum::<usize>(),
+                "selector matches instances other steps name: left to them"
+            );
         }
         // The answer's size is proven for the largest request: a selector may not reach more.
         let reached = ids.len() + request.source_server_ids.len() + request.malformed_ids.len();
@@ -217,11 +256,11 @@ pub async fn preflight<D: Drs>(
             if job.run_id.as_deref() == Some(run_id) && !earlier_attempt(job, Some(instance)) {
                 // Matched by this step's selector, yet launched by another step of the plan
                 // (tagged since): it is that step's, not this one's.
-                if run.selected.contains(id)
-                    && job.step.is_some()
-                    && job.step.as_deref() != run.step
+                if let Some(step) = job.step.as_deref()
+                    && run.selected.contains(id)
+                    && Some(step) != run.step
                 {
-                    preflight.other_steps += 1;
+                    preflight.held.push((step.to_owned(), id.clone()));
                     continue;
                 }
                 match ours.iter_mut().find(|(j, _)| j.job_id == job.job_id) {

@@ -129,6 +129,8 @@ async fn dry_run<D: Drs>(
         source_server_ids: launch_ids.source_server_ids,
         malformed_ids: launch_ids.malformed_ids,
         duplicates_collapsed: launch_ids.duplicates_collapsed,
+        // The plan was just checked: no instance is reached by two steps.
+        other_steps: Vec::new(),
     };
     let answer = crate::launch::answer(config, reads, &launch).await?;
     plan.instances = answer.requested;

@@ -7,7 +7,8 @@ use serde::Deserialize;
 use serde::de::IgnoredAny;
 use serde_json::Value;
 
-use super::rules::{parse_step_name, refuse_malformed};
+use super::plan::MAX_PLAN_STEPS;
+use super::rules::{parse_step_name, refuse_malformed, within};
 use super::selector::{Selector, parse_selector};
 use super::tags::parse_tags;
 use super::{MALFORMED_ECHO_MAX_BYTES, RequestError, deserialize, is_valid_run_id, truncate_utf8};
@@ -31,6 +32,20 @@ pub struct LaunchRequest {
     /// sent to DRS. Echoed at most `MALFORMED_ECHO_MAX_BYTES` long.
     pub malformed_ids: Vec<String>,
     pub duplicates_collapsed: usize,
+    /// The plan's other steps and the instances each names: this step's selector leaves them to
+    /// the step the plan's author put them in.
+    pub other_steps: Vec<OtherStep>,
+}
+
+/// Another step of the plan and the instances it names explicitly.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OtherStep {
+    pub step: String,
+    #[serde(rename = "recoveryInstanceIDs", default)]
+    pub recovery_instance_ids: Vec<String>,
+    #[serde(rename = "sourceServerIDs", default)]
+    pub source_server_ids: Vec<String>,
 }
 
 impl LaunchRequest {
@@ -120,6 +135,7 @@ struct LaunchBody {
     tags: Option<BTreeMap<String, String>>,
     run_id: Option<String>,
     dry_run: Option<bool>,
+    other_steps: Option<Vec<OtherStep>>,
 }
 
 pub(super) fn parse_body(
@@ -142,6 +158,7 @@ pub(super) fn parse_body(
     if ids.entries == 0 && selector.is_none() {
         return Err(RequestError::NoInstances);
     }
+    let other_steps = check_other_steps(body.other_steps.unwrap_or_default(), max_instances)?;
     Ok(LaunchRequest {
         step: parse_step_name("step", body.step)?,
         tags: parse_tags(body.tags)?,
@@ -152,7 +169,49 @@ pub(super) fn parse_body(
         source_server_ids: ids.source_server_ids,
         malformed_ids: ids.malformed_ids,
         duplicates_collapsed: ids.duplicates_collapsed,
+        other_steps,
     })
+}
+
+/// `otherSteps` as the state machine passes it from the checked plan: at most the plan's steps,
+/// each with a step's name and well-formed ids within the request limit.
+fn check_other_steps(
+    steps: Vec<OtherStep>,
+    max_instances: usize,
+) -> Result<Vec<OtherStep>, RequestError> {
+    if steps.len() > MAX_PLAN_STEPS {
+        return Err(RequestError::TooMany {
+            field: "otherSteps",
+            count: steps.len(),
+            max: MAX_PLAN_STEPS,
+        });
+    }
+    for (index, other) in steps.iter().enumerate() {
+        let at = format!("otherSteps[{index}]");
+        parse_step_name("otherSteps[].step", Some(other.step.clone()))
+            .map_err(|e| within(&at, e))?;
+        let entries = other.recovery_instance_ids.len() + other.source_server_ids.len();
+        if entries > max_instances {
+            return Err(within(
+                &at,
+                RequestError::TooManyInstances {
+                    count: entries,
+                    max: max_instances,
+                },
+            ));
+        }
+        refuse_malformed(
+            &format!("{at}.recoveryInstanceIDs"),
+            &other.recovery_instance_ids,
+            is_valid_instance_id,
+        )?;
+        refuse_malformed(
+            &format!("{at}.sourceServerIDs"),
+            &other.source_server_ids,
+            is_valid_source_server_id,
+        )?;
+    }
+    Ok(steps)
 }
 
 /// The run id: the request's, else the EventBridge event's id, else a new one.

@@ -23,7 +23,7 @@ mod tags;
 mod track;
 
 use launch::parse_body;
-pub use launch::{Ids, LaunchRequest};
+pub use launch::{Ids, LaunchRequest, OtherStep};
 pub use not_launched::{GivenGroup, NotLaunched, NotLaunchedAs};
 pub(crate) use plan::label;
 pub use plan::{MAX_PLAN_STEPS, MAX_WAIT_AFTER_SECONDS, PLAIN_STEP_NAME, PlanRequest, PlanStep};

@@ -57,7 +57,7 @@ const refused = (message) => functionError("InvalidFailbackRequest", `invalid fa
 
 const PLAN_FIELDS = ["action", "runId", "tags", "dryRun", "steps", "recoveryInstanceIDs", "sourceServerIDs"];
 const STEP_FIELDS = ["name", "recoveryInstanceIDs", "sourceServerIDs", "selector", "critical", "maxFailed", "waitAfterSeconds", "approval"];
-const LAUNCH_FIELDS = ["recoveryInstanceIDs", "sourceServerIDs", "selector", "tags", "runId", "dryRun", "action", "step"];
+const LAUNCH_FIELDS = ["recoveryInstanceIDs", "sourceServerIDs", "selector", "tags", "runId", "dryRun", "action", "step", "otherSteps"];
 const TRACK_FIELDS = ["action", "runId", "step", "critical", "maxFailed", "jobIDs", "reportedJobIDs", "final", "notLaunched"];
 const JOB_ID = /^drsjob-[0-9a-zA-Z]{17}$/;
 /** The skip reason of an instance already failed back: it came back (src/track/verdict.rs). */
@@ -132,11 +132,26 @@ function fakeFunction(options = {}) {
       if (selected(s).length === 0) throw refused(`${where}selector matches no recovery instance`);
     }
   }
-  /** The instances a request or step names: its ids, then its selector's, each once. */
+  /** The step of otherSteps that names an instance (by itself or its source server), if any. */
+  const heldBy = (body, id) =>
+    (body.otherSteps ?? []).find((o) => [...(o.recoveryInstanceIDs ?? []), ...(o.sourceServerIDs ?? [])].map(recoveryOf).includes(id))?.step;
+  /** The instances a request or step names: its ids, then its selector's (less those another step names), each once. */
   function resolveIds(body) {
-    const ids = [...(body.recoveryInstanceIDs ?? []), ...(body.sourceServerIDs ?? []), ...(body.selector ? selected(body.selector) : [])];
+    const named = [...(body.recoveryInstanceIDs ?? []), ...(body.sourceServerIDs ?? [])];
+    const ids = [...named, ...(body.selector ? selected(body.selector).filter((id) => !heldBy(body, id)) : [])];
     const seen = new Set();
     return ids.filter((id) => !seen.has(recoveryOf(id)) && seen.add(recoveryOf(id)));
+  }
+  /** The selector's matches another step names: left to it, listed with that step. */
+  function heldByOtherSteps(body) {
+    const groups = [];
+    for (const id of body.selector ? selected(body.selector) : []) {
+      const step = heldBy(body, id);
+      if (!step) continue;
+      const group = groups.find((g) => g.step === step) ?? groups[groups.push({ step, recoveryInstanceIDs: [] }) - 1];
+      group.recoveryInstanceIDs.push(id);
+    }
+    return groups.length ? { heldByOtherSteps: groups } : {};
   }
   const dryRunOf = (ids) => ({
     counts: { launched: 0, skipped: 0, rejected: 0, deferred: ids.length },
@@ -256,6 +271,7 @@ function fakeFunction(options = {}) {
       notLaunched,
       deferredRecoveryInstanceIDs: deferred.filter((id) => !id.startsWith("s-")),
       deferredSourceServerIDs: deferred.filter((id) => id.startsWith("s-")),
+      ...heldByOtherSteps(body),
       events: { published: newJobs.length + 1, undelivered: 0 },
     };
   }
@@ -931,7 +947,7 @@ test("a three-step plan: every step launched, tracked and summed up in order, wi
   const tags = THREE.tags;
   assert.deepEqual(launchCalls(fake), [
     { runId: THREE.runId, tags, step: "databases", recoveryInstanceIDs: [DB_PRIMARY, DB_REPLICA] },
-    { runId: THREE.runId, tags, step: "app-servers", selector: { tags: { Tier: "app" } } },
+    { runId: THREE.runId, tags, step: "app-servers", selector: { tags: { Tier: "app" } }, otherSteps: [{ step: "databases", recoveryInstanceIDs: [DB_PRIMARY, DB_REPLICA] }, { step: "web", sourceServerIDs: WEB }] },
     { runId: THREE.runId, tags, step: "web", sourceServerIDs: WEB },
   ]);
   const finals = trackCalls(fake).filter((c) => c.final);
@@ -1183,11 +1199,37 @@ test("a selector step: the first launch carries the selector, later rounds the d
   const run = await execute(definition(), THREE, { ...fake, answer: approve() });
   assertEnded(run, "FailbackComplete");
   const app = launchCalls(fake, "app-servers");
-  assert.deepEqual(app[0], { runId: THREE.runId, tags: THREE.tags, step: "app-servers", selector: { tags: { Tier: "app" } } });
+  assert.deepEqual(app[0], {
+    runId: THREE.runId, tags: THREE.tags, step: "app-servers", selector: { tags: { Tier: "app" } },
+    otherSteps: [{ step: "databases", recoveryInstanceIDs: [DB_PRIMARY, DB_REPLICA] }, { step: "web", sourceServerIDs: WEB }],
+  });
   assert.deepEqual(app[1], { runId: THREE.runId, tags: THREE.tags, step: "app-servers", recoveryInstanceIDs: APP.slice(2) });
   assert.equal(app.length, 2);
   assert.deepEqual(Object.keys(stepResults(fake)).filter((id) => APP.includes(id)).sort(), APP);
   assert.ok(!("i-0e1b2c3d4e5f60007" in stepResults(fake)), "an instance with another tag is not selected");
+});
+
+test("every instance in exactly one step: an instance tagged after the plan was accepted so that step 2's selector matches it stays in step 3, which names it", async () => {
+  const tags = structuredClone(THREE_TAGS);
+  const webInstance = recoveryOf(WEB[0]);
+  const fake = fakeFunction({
+    tags,
+    // Tagged once the plan was checked, before the app servers' step starts.
+    error: (_, body) => {
+      if (body.step === "app-servers") tags[webInstance] = { Tier: "app" };
+    },
+  });
+  const run = await execute(definition(), THREE, { ...fake, answer: approve() });
+  assertEnded(run, "FailbackComplete");
+  const [appLaunch] = launchCalls(fake, "app-servers");
+  assert.deepEqual(appLaunch.otherSteps, [{ step: "databases", recoveryInstanceIDs: [DB_PRIMARY, DB_REPLICA] }, { step: "web", sourceServerIDs: WEB }]);
+  const appJobs = [...fake.jobs.values()].filter((j) => j.step === "app-servers");
+  assert.ok(!appJobs.some((j) => j.ids.includes(webInstance)), "not launched by the app servers' step");
+  const webJobs = [...fake.jobs.values()].filter((j) => j.step === "web");
+  assert.ok(webJobs.some((j) => j.ids.includes(webInstance)), "launched by the step that names it");
+  const finished = Object.fromEntries(fake.events.stepFinished.map((e) => [e.step, Object.keys(e.results)]));
+  assert.ok(!finished["app-servers"].includes(webInstance) && finished.web.includes(webInstance), "counted once, in its own step");
+  assert.equal(run.output.counts.succeeded, 8, "2 databases + 4 app servers + 2 web servers, each once");
 });
 
 test("redrive: the same runId again runs the plan from the start; what was launched stays in its jobs, the fixed step succeeds", async () => {
