@@ -45,6 +45,9 @@ REGION = "us-east-1"
 PARTITION = "aws"
 STACK_NAME = "drs-failback"
 STACK_ID = f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/{STACK_NAME}/0c9d5a40-6f1e-11ef-8e3b-0a1b2c3d4e5f"
+STATUS_RULE = "ExecutionEndedRule"
+STATUS_DETAIL_TYPE = "Step Functions Execution Status Change"
+ENDED_STATUSES = {"ABORTED", "TIMED_OUT", "FAILED"}
 REQUEST_DETAIL_TYPE = "Failback Launch Requested"
 
 LISTED_ACCOUNT = "111122223333"
@@ -447,17 +450,40 @@ def check(stack: Stack) -> list[str]:
                         f"{caller.label} ({caller.arn}) {'may' if may else 'may not'} put a request event "
                         f"(source {event_source}) on {bus_name}, with RequestPrincipals {listed}")
 
-    # Nothing else reaches the function or the state machine.
+    # Nothing else reaches the function or the state machine -- but Step Functions itself: the
+    # status rule sends the function this state machine's own status events (an execution that
+    # ended without its summary), which only Step Functions can put (EventBridge refuses a
+    # PutEvents whose source starts with "aws."), on the default bus.
+    status_rule_ok = False
     for name, (kind, props) in resources.items():
+        if kind == "AWS::Events::Rule" and name == STATUS_RULE:
+            pattern = props.get("EventPattern", {})
+            detail = pattern.get("detail", {}) if isinstance(pattern, dict) else {}
+            statuses = set(as_list(detail.get("status")))
+            status_rule_ok = (
+                pattern.get("source") == ["aws.states"]
+                and pattern.get("detail-type") == [STATUS_DETAIL_TYPE]
+                and set(detail) == {"status", "stateMachineArn"}
+                and statuses and statuses <= ENDED_STATUSES
+                and detail.get("stateMachineArn") == [machine_arn]
+                and props.get("EventBusName") in (None, "default")
+                and [t.get("Arn") for t in as_list(props.get("Targets"))] == [function_arn])
+            if not status_rule_ok:
+                problems.append(f"rule {name} targets the function but does not match only this state "
+                                f"machine's own ended-execution events on the default bus: {pattern}")
+            continue
         if kind == "AWS::Events::Rule" and name != "LaunchRequestedRule":
             for target in as_list(props.get("Targets")):
                 if target.get("Arn") in (function_arn, machine_arn, "FailbackFunction"):
                     problems.append(f"rule {name} also targets {target['Arn']}")
+    for name, (kind, props) in resources.items():
         if kind == "AWS::Lambda::Permission" and props.get("FunctionName") in ("FailbackFunction", function_arn):
-            if props.get("Principal") != "events.amazonaws.com" or props.get("SourceArn") != stack.get_att(
-                    "LaunchRequestedRule", "Arn"):
+            rules = [stack.get_att("LaunchRequestedRule", "Arn")]
+            if status_rule_ok:
+                rules.append(stack.get_att(STATUS_RULE, "Arn"))
+            if props.get("Principal") != "events.amazonaws.com" or props.get("SourceArn") not in rules:
                 problems.append(f"{name} lets {props.get('Principal')} invoke the function, "
-                                f"not only the request rule")
+                                f"not only the request rule (and the status rule)")
         if kind == "AWS::Serverless::Function" and props.get("Events"):
             problems.append(f"{name} has SAM Events: each is another way in")
     targets = [t.get("Arn") for t in as_list(rule.get("Targets"))]
@@ -633,6 +659,21 @@ def _(t):
     t["Resources"]["BackDoorRule"] = {"Type": "AWS::Events::Rule", "Properties": {
         "EventPattern": {"source": ["anyone"]},
         "Targets": [{"Id": "sm", "Arn": {"Ref": "FailbackStateMachine"}}]}}
+
+
+@mutation("the status rule matches a source anyone may put")
+def _(t):
+    props(t, "ExecutionEndedRule")["EventPattern"]["source"] = ["drs-failback.runbook"]
+
+
+@mutation("the status rule matches every state machine's executions")
+def _(t):
+    del props(t, "ExecutionEndedRule")["EventPattern"]["detail"]["stateMachineArn"]
+
+
+@mutation("the status rule's permission lets any rule of the account invoke the function")
+def _(t):
+    del props(t, "ExecutionEndedPermission")["SourceArn"]
 
 
 @mutation("the function may be invoked by another account")

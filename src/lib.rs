@@ -12,10 +12,10 @@
 //! | stage | folder | files: what |
 //! | --- | --- | --- |
 //! | entry | [`handler`] | `mod`: the function, built once per cold start · `dispatch`: a payload to its stage, the metrics record · `lambda`: the Lambda entry, deadline and log span |
-//! | request | [`request`] | `mod`: both envelopes, the three actions, the errors · `launch`, `track`, `plan`: each action's request · `rules`: a step's name and `critical`, a refusal's words · `selector`: tag selectors · `tags`: the job tags asked for · `not_launched`: a final call's not-launched groups |
+//! | request | [`request`] | `mod`: both envelopes, the three actions, the errors · `launch`, `track`, `plan`: each action's request · `rules`: a step's name and `critical`, a refusal's words · `selector`: tag selectors · `tags`: the job tags asked for · `not_launched`: a final call's not-launched groups · `ended`: Step Functions' event for an execution that ended without its summary |
 //! | plan | [`plan`] | `mod`: the plan action, its answer, its dry run · `resolve`: the steps resolved against DRS |
 //! | launch | [`launch`] | `mod`: a launch request to its answer · `preflight`: every instance read first · `capacity`: chunks within the quotas · `send`: chunks sent, each failure's decision carried out · `pacing`: the send rate DRS tolerates · `isolate`: refused pieces taken apart · `reconcile`: this run's jobs looked for · `confirm`: launches and refusals confirmed · `report`: what launching came to · `outcome`: one outcome per instance · `answer`: the launch's answer · `events`: its events |
-//! | track | [`track`] | `mod`: a tracking call · `read`: the jobs' instances and logs · `results`: each instance's result · `verdict`: a plan step's verdict · `answer`: announcing, and the answer · `finish`: fitted under 256 KB · `events`: Job Completed, Run / Step Finished |
+//! | track | [`track`] | `mod`: a tracking call · `read`: the jobs' instances and logs · `results`: each instance's result · `verdict`: a plan step's verdict · `answer`: announcing, and the answer · `finish`: fitted under 256 KB · `ended`: the run of an execution that ended without its summary, found by its run id · `events`: Job Completed, Run / Step Finished |
 //! | events | [`events`] | `mod`: the event catalogue and detail bounds · `publish`: PutEvents within its limits |
 //!
 //! What the stages stand on:

@@ -376,9 +376,17 @@ states["DrsNotUsable"] = O(Type="Fail", Comment="DRS is not initialised in this 
 states["FailbackErrored"] = O(Type="Fail", Comment="Any other error before a job existed: the function failed or could not be reached after the retries.", Error=j("$states.input.Error"), Cause=j("$states.input.Cause"))
 states["TrackingFailed"] = O(Type="Fail", Comment="A step's final tracking call failed after its retries (DrsReadFailed is retried for minutes). The jobs stand and carry the run id as a tag; send {\"action\": \"track\", \"runId\", \"step\", \"jobIDs\", \"final\": true} to the function to sum the step up, or start the plan again with the same runId.", Error=j("$states.input.Error"), Cause=j("$states.input.Cause"))
 
+# An execution stops after this long whatever it is doing (TIMED_OUT): no run is left waiting for
+# ever. Its end is not silent -- the stack's ExecutionEndedRule has the function publish the run's
+# Failback Run Finished (status TIMED_OUT, what DRS shows) and the executions alarm fires -- and a
+# redrive continues the run where it stopped. 90 days: far beyond any failback that runs on its own
+# (a step's TimeLimitSeconds is at most 12 h); only plans held by long waits and approvals get near.
+RUN_TIMEOUT_SECONDS = 90 * 24 * 3600
+
 definition = O(
     Comment="drs-failback: a whole failback, as an ordered plan of steps (a plain request is one step). Each step launches its recovery instances within the DRS quotas, tracks the jobs every TrackIntervalSeconds until each launched instance has its final result, launches the deferred ones as jobs finish and quota frees up (same runId, at most MaxRounds launch rounds, TimeLimitSeconds from the step's start), and ends with a last tracking call that sums it up and decides whether the plan goes on (critical instances, maxFailed). Between steps: waitAfterSeconds, and an approval when asked for. Step Started, Approval Requested, Plan Halted and Run Finished are published from here; jobs are polled, DRS's own events never decide a result.",
     QueryLanguage="JSONata",
+    TimeoutSeconds=RUN_TIMEOUT_SECONDS,
     StartAt="ReadRequest",
     States=states,
 )

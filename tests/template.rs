@@ -149,3 +149,43 @@ fn alarms_and_dashboard_read_what_the_function_writes() {
         "the template reads metrics nothing writes: {unknown:?}"
     );
 }
+
+/// The rule that sums up a run whose execution ended without its summary sends exactly the
+/// events the function reads as such: Step Functions' status events of this state machine, for
+/// every end the function takes (and no other, which it would refuse).
+#[test]
+fn the_execution_ended_rule_matches_what_the_function_sums_up() {
+    use drs_failback::request::{EXECUTION_STATUS_CHANGE, EndStatus, STATES_SOURCE};
+    let template = read("template.yaml");
+    let start = template
+        .find("  ExecutionEndedRule:\n")
+        .expect("template.yaml has ExecutionEndedRule");
+    let rule = &template[start..];
+    let rule = &rule[..rule[3..]
+        .find("\n  Execution")
+        .map_or(rule.len(), |end| end + 3)];
+    let statuses: Vec<String> = [EndStatus::Aborted, EndStatus::TimedOut, EndStatus::Failed]
+        .iter()
+        .map(|s| {
+            serde_json::to_value(s)
+                .unwrap()
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    for expected in [
+        format!("source: [{STATES_SOURCE}]"),
+        format!("detail-type: [\"{EXECUTION_STATUS_CHANGE}\"]"),
+        format!("status: [{}]", statuses.join(", ")),
+        "stateMachineArn: [!Ref FailbackStateMachine]".to_owned(),
+        "Arn: !GetAtt FailbackFunction.Arn".to_owned(),
+    ] {
+        assert!(
+            rule.contains(&expected),
+            "ExecutionEndedRule lacks {expected}:\n{rule}"
+        );
+    }
+    assert!(template.contains("SourceArn: !GetAtt ExecutionEndedRule.Arn"));
+    assert!(template.contains("MetricName: ExecutionsAborted"));
+}

@@ -571,3 +571,98 @@ async fn the_answer_fits_a_run_of_thousands_of_one_instance_jobs() {
     );
     assert!(answer.complete);
 }
+
+/// Step Functions' status event for an execution of run `run_id` that ended `status`.
+fn execution_ended(status: &str, run_id: &str, started: std::time::SystemTime) -> Value {
+    let start_ms = started
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    json!({"version": "0", "id": "e-1", "detail-type": "Step Functions Execution Status Change",
+        "source": "aws.states", "account": "111122223333", "time": "2026-12-03T10:00:00Z",
+        "region": "us-east-1",
+        "resources": ["arn:aws:states:us-east-1:111122223333:execution:failback:exec-1"],
+        "detail": {"executionArn": "arn:aws:states:us-east-1:111122223333:execution:failback:exec-1",
+            "stateMachineArn": "arn:aws:states:us-east-1:111122223333:stateMachine:failback",
+            "name": "exec-1", "status": status, "startDate": start_ms, "stopDate": start_ms + 60_000,
+            "input": json!({"runId": run_id, "recoveryInstanceIDs": []}).to_string(),
+            "inputDetails": {"included": true}, "output": null}})
+}
+
+/// An execution aborted (or timed out, or failed) in the middle of a run publishes no summary of
+/// its own: Step Functions' status event, routed to the function, still ends the run with a
+/// `Failback Run Finished` — how the execution ended, complete false, and every result of the
+/// run's jobs that DRS shows (found by the run id, other runs' jobs left out), no job announced
+/// twice.
+#[tokio::test(start_paused = true)]
+async fn an_aborted_execution_still_ends_its_run_with_what_is_known() {
+    let fleet = ready(6);
+    let ids = fleet.ids();
+    let sim = sim_of(fleet, |_| {}).await;
+    let fb = failback_in_process(&sim, &UNLIMITED, 1.0).await;
+    let started = std::time::SystemTime::now();
+    fb.handle(request(&ids[..4]), in_minutes(5)).await.unwrap();
+    let other = json!({"runId": "another-run", "recoveryInstanceIDs": &ids[4..]});
+    fb.handle(other, in_minutes(5)).await.unwrap();
+    sleep(Duration::from_secs(30)).await;
+    for (status, expected) in [
+        ("ABORTED", "ABORTED"),
+        ("TIMED_OUT", "TIMED_OUT"),
+        ("FAILED", "FAILED"),
+    ] {
+        let before = delivered_of(&sim, DETAIL_TYPE_RUN_FINISHED).len();
+        let answer = fb
+            .handle_track(execution_ended(status, RUN_ID, started), in_minutes(5))
+            .await
+            .unwrap();
+        assert_eq!(answer.run_id, RUN_ID);
+        assert_eq!(
+            answer.counts.succeeded, 4,
+            "the run's four, not the other run's two"
+        );
+        let finished = delivered_of(&sim, DETAIL_TYPE_RUN_FINISHED);
+        assert_eq!(finished.len(), before + 1);
+        let detail = finished.last().unwrap();
+        assert_eq!(detail["status"], expected);
+        assert_eq!(detail["complete"], false);
+        assert_eq!(detail["runId"], RUN_ID);
+        assert!(
+            detail["executionArn"]
+                .as_str()
+                .unwrap()
+                .ends_with(":exec-1")
+        );
+        assert_eq!(detail["counts"]["succeeded"], 4);
+    }
+    assert!(
+        delivered_of(&sim, DETAIL_TYPE_JOB_COMPLETED).is_empty(),
+        "no job announced by these calls: the execution may have announced them"
+    );
+}
+
+/// A status event whose run's jobs cannot be read fails the invocation (Lambda sends the event to
+/// the failure queue, whose alarm fires): it never publishes a summary that leaves jobs out.
+#[tokio::test(start_paused = true)]
+async fn an_ended_execution_whose_jobs_cannot_be_read_fails_loudly() {
+    let sim = sim_of(ready(2), |_| {}).await;
+    let fb = failback_in_process(&sim, &UNLIMITED, 1.0).await;
+    sim.inject(Fault::Fail {
+        operation: Operation::DescribeJobs,
+        calls: 1000,
+        after: 0,
+        status: 500,
+        error_type: "InternalServerException".into(),
+        message: "down".into(),
+        members: serde_json::Map::new(),
+        retry_after: None,
+    });
+    let error = fb
+        .handle_track(
+            execution_ended("ABORTED", RUN_ID, std::time::SystemTime::now()),
+            in_minutes(5),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(error.error_type(), "DrsReadFailed", "{error}");
+    assert!(delivered_of(&sim, DETAIL_TYPE_RUN_FINISHED).is_empty());
+}

@@ -14,6 +14,7 @@ use thiserror::Error;
 
 use crate::drs::tags::MAX_USER_TAGS;
 
+mod ended;
 mod launch;
 mod not_launched;
 mod plan;
@@ -22,6 +23,8 @@ mod selector;
 mod tags;
 mod track;
 
+pub use ended::{EXECUTION_STATUS_CHANGE, EndStatus, ExecutionEnd, STATES_SOURCE};
+use ended::{is_status_event, parse_execution_end};
 use launch::parse_body;
 pub use launch::{Ids, LaunchRequest, OtherStep};
 pub use not_launched::{GivenGroup, NotLaunched, NotLaunchedAs};
@@ -192,6 +195,9 @@ pub fn parse_action(
     max_instances: usize,
     new_run_id: impl FnOnce() -> String,
 ) -> Result<Action, RequestError> {
+    if is_status_event(&payload) {
+        return parse_execution_end(&payload).map(Action::Track);
+    }
     let (body, envelope_id) = unwrap_envelope(payload)?;
     let action = match body.get("action") {
         None | Some(Value::Null) => "launch",

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use serde::de::IgnoredAny;
 use serde_json::Value;
 
+use super::ended::ExecutionEnd;
 use super::not_launched::{NotLaunched, parse_not_launched};
 use super::rules::{Critical, parse_critical, parse_step_name};
 use super::{RequestError, deserialize, invalid, is_valid_run_id};
@@ -35,6 +36,9 @@ pub struct TrackRequest {
     pub step: Option<String>,
     pub critical: Critical,
     pub max_failed: Option<u64>,
+    /// The run's execution ended without summing it up (Step Functions' status event): this call
+    /// looks for the run's jobs itself and its `Failback Run Finished` says how the run ended.
+    pub ended: Option<ExecutionEnd>,
 }
 
 #[derive(Deserialize)]
@@ -93,6 +97,7 @@ pub(crate) fn parse_track(body: &Value) -> Result<TrackRequest, RequestError> {
         step,
         critical: parse_critical(body.critical)?,
         max_failed: body.max_failed,
+        ended: None,
     })
 }
 

@@ -183,6 +183,7 @@ fn closing(
                 run,
                 &groups,
                 &running_jobs,
+                None,
             );
             (entries, Some(decided))
         }
@@ -193,7 +194,8 @@ fn closing(
                 .map(|r| (*r).clone())
                 .collect();
             let groups = group(&unfinished);
-            let entries = finished_events(source, run_id, None, run, &groups, &running_jobs);
+            let ended = request.ended.as_ref();
+            let entries = finished_events(source, run_id, None, run, &groups, &running_jobs, ended);
             (entries, None)
         }
     }

@@ -9,6 +9,7 @@ use crate::events::{
     DETAIL_TARGET_BYTES, DETAIL_TYPE_JOB_COMPLETED, DETAIL_TYPE_RUN_FINISHED,
     DETAIL_TYPE_STEP_FINISHED, EventEntry, GROUPS_ENVELOPE_BYTES, IdGroup, split_groups, to_json,
 };
+use crate::request::{EndStatus, ExecutionEnd};
 
 /// The event of a job DRS finished: every instance's result, one by one when that fits the
 /// detail budget, else grouped by result and reason.
@@ -55,7 +56,16 @@ pub fn finished_events(
     counts: RunCounts,
     groups: &[ResultGroup],
     running_job_ids: &[&str],
+    ended: Option<&ExecutionEnd>,
 ) -> Vec<EventEntry> {
+    /// How an execution that could not sum its run up ended: the run is not complete.
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Ended<'a> {
+        status: EndStatus,
+        execution_arn: &'a str,
+        complete: bool,
+    }
     #[derive(Serialize)]
     #[serde(rename_all = "camelCase")]
     struct Finished<'a> {
@@ -64,6 +74,8 @@ pub fn finished_events(
         step: Option<&'a str>,
         #[serde(skip_serializing_if = "Option::is_none")]
         verdict: Option<&'a Verdict>,
+        #[serde(flatten, skip_serializing_if = "Option::is_none")]
+        ended: Option<Ended<'a>>,
         part: usize,
         parts: usize,
         counts: RunCounts,
@@ -109,6 +121,11 @@ pub fn finished_events(
                 run_id,
                 step: step.map(|(name, _)| name),
                 verdict: step.map(|(_, verdict)| verdict),
+                ended: ended.map(|end| Ended {
+                    status: end.status,
+                    execution_arn: &end.execution_arn,
+                    complete: false,
+                }),
                 part: index + 1,
                 parts: count,
                 counts,

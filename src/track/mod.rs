@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use tracing::warn;
 
 pub mod answer;
+mod ended;
 pub mod events;
 pub mod finish;
 mod read;
@@ -33,6 +34,14 @@ pub async fn track<D: Drs, P: EventPublisher>(
     bus: &Bus<'_, P>,
     request: &TrackRequest,
 ) -> Result<TrackAnswer, HandlerError> {
+    let found;
+    let request = match &request.ended {
+        Some(end) => {
+            found = ended::with_run_jobs(reads, request, end).await?;
+            &found
+        }
+        None => request,
+    };
     let final_call = request.final_call;
     let jobs = match reads.jobs(&request.job_ids).await {
         Ok(jobs) => jobs,

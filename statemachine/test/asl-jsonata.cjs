@@ -312,7 +312,16 @@ async function execute(definition, input, options) {
   let name = definition.StartAt;
   let stateInput = input;
 
+  // The execution's own limit: past it Step Functions stops the execution (TIMED_OUT), whatever
+  // state it is in; nothing of the definition runs after that.
+  const runTimeout = definition.TimeoutSeconds;
+  if (runTimeout !== undefined && !(Number.isInteger(runTimeout) && runTimeout >= 1 && runTimeout <= MAX_TIMEOUT_SECONDS)) {
+    throw new Error(`TimeoutSeconds must be an integer 1..${MAX_TIMEOUT_SECONDS}, got ${runTimeout}`);
+  }
   for (let transitions = 0; transitions < maxTransitions; transitions++) {
+    if (runTimeout !== undefined && clock.elapsed() > runTimeout) {
+      return finish({ status: "TIMED_OUT", state: name, error: "States.Timeout", cause: `the execution ran longer than ${runTimeout} s` });
+    }
     const state = definition.States[name];
     if (!state) throw new Error(`no state ${name}`);
     const language = state.QueryLanguage ?? definition.QueryLanguage ?? "JSONPath";

@@ -1342,6 +1342,19 @@ test("a plan the function refuses ends the run before anything is launched", asy
   assert.deepEqual(run.events, []);
 });
 
+test("every execution has an overall TimeoutSeconds: past it the run stops TIMED_OUT wherever it is, without a Run Finished of its own (the stack's ExecutionEndedRule has the function publish it)", async () => {
+  const d = definition();
+  assert.equal(d.TimeoutSeconds, 90 * 24 * 3600, "90 days");
+  const fake = fakeFunction({ tags: THREE_TAGS });
+  // An approval answered after three hours, under a limit of two: the run stops once it returns.
+  const run = await execute({ ...d, TimeoutSeconds: 7200 }, THREE, { ...fake, answer: approve(3 * 3600) });
+  assert.equal(run.status, "TIMED_OUT");
+  assert.equal(run.error, "States.Timeout");
+  assert.equal(run.state, "StartStep", "stopped where it was: the next step was about to start");
+  assert.deepEqual(published(run, "Failback Run Finished"), []);
+  assert.deepEqual(launchCalls(fake).map((c) => c.step), ["databases", "app-servers"]);
+});
+
 test("a launch error in a later step without a job halts the plan LAUNCH_ERROR; the step is still summed up", async () => {
   const fake = fakeFunction({
     tags: THREE_TAGS,
