@@ -11,9 +11,19 @@ RUN_ID = "$type($request.runId) = 'string' ? $request.runId : ($isEvent and $typ
 # The step's own clock: from the state that started it (StartStep), so a wait or an approval
 # before the step is not counted against its TimeLimitSeconds.
 ELAPSED = "($toMillis($states.context.State.EnteredTime) - $stepStartMillis) / 1000"
-TIME_LEFT = f"({ELAPSED} < $timeLimitSeconds)"
-DEFERRED = "($count($deferredRecoveryInstanceIDs) + $count($deferredSourceServerIDs) > 0)"
-CAN_LAUNCH = f"{DEFERRED} and $roundsDone < $maxRounds and $launchError = null and {TIME_LEFT}"
+DEFERRED_COUNT = "($count($deferredRecoveryInstanceIDs) + $count($deferredSourceServerIDs))"
+# Where the step's loop stands, sent with every launch and track call: the function answers what
+# comes next from it (`next`; on the last call `stepEnd`). The Choice states only follow that.
+LOOP = (
+    "{\"limits\": {\"maxRounds\": $maxRounds, \"timeLimitSeconds\": $timeLimitSeconds, \"trackIntervalSeconds\": $trackIntervalSeconds}, "
+    f"\"elapsedSeconds\": $floor({ELAPSED}), \"rounds\": $roundsDone, \"runningJobs\": $count($runningJobIDs), "
+    f"\"deferred\": {DEFERRED_COUNT}, \"deferredReasons\": [$distinct($deferredGroups.reason)], "
+    "\"launchError\": $launchError != null, \"trackingErrors\": $trackingErrors}"
+)
+# A tracking call that did not answer (after its retries) has no `next` to follow: it is tried
+# again at the next interval, this many times in a row, then the step sums up (TRACKING_ERROR) --
+# src/track/end.rs MAX_TRACKING_ERRORS, which decides the step's end from the count.
+MAX_TRACKING_ERRORS = 3
 LAMBDA_ERRORS = ["Lambda.ServiceException", "Lambda.AWSLambdaException", "Lambda.SdkClientException", "Lambda.TooManyRequestsException", "Lambda.ClientExecutionTimeoutException"]
 # The function's own errors that say sending again cannot help: a refused request, DRS not usable
 # here. (DrsReadFailed, DRS unreadable for now, is retried where it can come.)
@@ -114,7 +124,7 @@ states["StartStep"] = O(
         stepResult=None,
         roundsDone=0, trackingCalls=0, launched=0, skipped=0, rejected=0,
         jobIDs=[], runningJobIDs=[], reportedJobIDs=[], notLaunched=[], deferredGroups=[],
-        deferredRecoveryInstanceIDs=[], deferredSourceServerIDs=[], freed=False, launchError=None,
+        deferredRecoveryInstanceIDs=[], deferredSourceServerIDs=[], launchError=None, next=None,
         trackingErrors=0, trackingError=None,
     ),
     Output=j("($s := $steps[$stepIndex + 1]; $merge([{\"runId\": $runId}, $tags ? {\"tags\": $tags} : {}, {\"step\": $s.name}, $exists($s.recoveryInstanceIDs) ? {\"recoveryInstanceIDs\": $s.recoveryInstanceIDs} : {}, $exists($s.sourceServerIDs) ? {\"sourceServerIDs\": $s.sourceServerIDs} : {}, $exists($s.selector) ? {\"selector\": $s.selector, \"otherSteps\": [$steps[name != $s.name and ($exists(recoveryInstanceIDs) or $exists(sourceServerIDs))].$merge([{\"step\": name}, $exists(recoveryInstanceIDs) ? {\"recoveryInstanceIDs\": recoveryInstanceIDs} : {}, $exists(sourceServerIDs) ? {\"sourceServerIDs\": sourceServerIDs} : {}])]} : {}]))"),
@@ -132,10 +142,10 @@ states["PublishStepStarted"] = O(
 )
 states["Launch"] = O(
     Type="Task",
-    Comment="One launch round of the step: the function launches what fits before its deadline and within the DRS quotas, and defers the rest. Launched, skipped and rejected outcomes are final and tallied; the new jobs join the ones to track; skipped and rejected groups are kept for the step's last answer; the deferred ones are what the next round sends. A function error in the run's first step before any job exists ends the run; otherwise it stops the step's launching, and the jobs already started are still tracked to the end (the step then halts the plan, LAUNCH_ERROR).",
+    Comment="One launch round of the step, with where the step's loop stands (loop): the function launches what fits before its deadline and within the DRS quotas, defers the rest, and answers what comes next (next). Launched, skipped and rejected outcomes are final and tallied; the new jobs join the ones to track; skipped and rejected groups are kept for the step's last answer; the deferred ones are what the next round sends. A function error in the run's first step before any job exists ends the run; otherwise it stops the step's launching, and a tracking call at once says what comes next (the jobs already started are tracked to the end; the step then halts the plan, LAUNCH_ERROR).",
     Resource="arn:aws:states:::lambda:invoke",
     TimeoutSeconds=TASK_TIMEOUT,
-    Arguments=O(FunctionName="${FailbackFunctionArn}", Payload=j("$states.input")),
+    Arguments=O(FunctionName="${FailbackFunctionArn}", Payload=j(f"$merge([$states.input, {{\"loop\": {LOOP}}}])")),
     # DrsReadFailed: a step's tag selector could not be read (nothing was launched); read again.
     Retry=retry(3, [O(ErrorEquals=["DrsReadFailed"], IntervalSeconds=30, BackoffRate=2, MaxAttempts=3, JitterStrategy="FULL")]),
     Catch=[O(ErrorEquals=["States.ALL"], Assign=O(launchError=j("$states.errorOutput")), Output=j("$states.errorOutput"), Next="LaunchFailed")],
@@ -150,74 +160,68 @@ states["Launch"] = O(
         deferredGroups=j(f"[{P}.notLaunched[outcome = \"deferred\"]]"),
         deferredRecoveryInstanceIDs=j(f"[{P}.deferredRecoveryInstanceIDs]"),
         deferredSourceServerIDs=j(f"[{P}.deferredSourceServerIDs]"),
+        next=j(f"{P}.next"),
     ),
     Output=j(P),
-    Next="AfterLaunch",
+    Next="FollowNext",
 )
 states["LaunchFailed"] = O(
     Type="Choice",
-    Comment="A launch round failed. In the run's first step before any job exists, the run ends with the function's error (nothing was launched). Otherwise the step goes on without launching (launchError): its jobs are tracked to the end, its last call sums it up, and it halts the plan (LAUNCH_ERROR).",
+    Comment="A launch round failed for good: there is no answer to follow. In the run's first step before any job exists, the run ends with the function's error (nothing was launched). Otherwise a tracking call, at once, with launchError in its loop: the function answers what comes next (the step launches no more; its jobs are tracked to the end, its last call sums it up, and it halts the plan, LAUNCH_ERROR).",
     Choices=[
         O(Condition=j("$stepIndex = 0 and $count($jobIDs) = 0 and $states.input.Error = \"InvalidFailbackRequest\""), Next="RequestRefused"),
         O(Condition=j("$stepIndex = 0 and $count($jobIDs) = 0 and $states.input.Error in [\"DrsAccountNotInitialized\", \"DrsAccessDenied\"]"), Next="DrsNotUsable"),
         O(Condition=j("$stepIndex = 0 and $count($jobIDs) = 0"), Next="FailbackErrored"),
     ],
-    Default="AfterLaunch",
+    Default="Track",
 )
-states["AfterLaunch"] = O(
+states["FollowNext"] = O(
     Type="Choice",
-    Comment="After a launch round: track the running jobs, or wait and launch again what was deferred, or sum the step up.",
-    Choices=[
-        O(Condition=j(f"$count($runningJobIDs) > 0 and {TIME_LEFT}"), Next="WaitToTrack"),
-        O(Condition=j(CAN_LAUNCH), Next="WaitToLaunch"),
-    ],
-    Default="FinalTrack",
+    Comment="What the function answered comes next: the step's last call, or a wait (next.waitSeconds, 0 for none) before the next launch round or tracking call.",
+    Choices=[O(Condition=j("$next.action = \"finish\""), Next="FinalTrack")],
+    Default="WaitForNext",
+)
+states["WaitForNext"] = O(
+    Type="Wait",
+    Comment="Jobs take minutes, and deferred instances wait for quota or for throttling to ease: the function says how long (TrackIntervalSeconds, or 0 when capacity may have freed up just now).",
+    Seconds=j("$next.waitSeconds"),
+    Next="NextCall",
+)
+states["NextCall"] = O(
+    Type="Choice",
+    Comment="The call the function answered: launch the deferred instances again, or track the running jobs.",
+    Choices=[O(Condition=j("$next.action = \"launch\""), Next="Relaunch")],
+    Default="Track",
 )
 states["WaitToTrack"] = O(
     Type="Wait",
-    Comment="Jobs take minutes: ask after them every TrackIntervalSeconds.",
+    Comment="A tracking call failed: ask again after TrackIntervalSeconds.",
     Seconds=j("$trackIntervalSeconds"),
     Next="Track",
 )
 states["Track"] = O(
     Type="Task",
-    Comment="Asks after the step's jobs not done yet (or done but not yet announced), passing back the jobs already announced so each job's Failback Launch Job Completed event (which names the step) is published once. freed says whether a job finished, which is when DRS quota frees up for the deferred instances. Tracking is read-only apart from its events, so Lambda service errors are retried more; a call that still fails is tried again at the next interval (TrackFailed).",
+    Comment="Asks after the step's jobs not done yet (or done but not yet announced), passing back the jobs already announced so each job's Failback Launch Job Completed event (which names the step) is published once, with where the step's loop stands: the function answers what comes next (launch the deferred instances again when a job finished and quota may have freed up, track again, or sum the step up). Tracking is read-only apart from its events, so Lambda service errors are retried more; a call that still fails is tried again at the next interval (TrackFailed).",
     Resource="arn:aws:states:::lambda:invoke",
     TimeoutSeconds=TASK_TIMEOUT,
-    Arguments=O(FunctionName="${FailbackFunctionArn}", Payload=O(action="track", runId=j("$runId"), step=j("$step.name"), jobIDs=j("$runningJobIDs"), reportedJobIDs=j("$reportedJobIDs"))),
+    Arguments=O(FunctionName="${FailbackFunctionArn}", Payload=O(action="track", runId=j("$runId"), step=j("$step.name"), jobIDs=j("$runningJobIDs"), reportedJobIDs=j("$reportedJobIDs"), loop=j(LOOP))),
     Retry=retry(6),
     Catch=[O(ErrorEquals=["States.ALL"], Assign=O(trackingErrors=j("$trackingErrors + 1"), trackingError=j("$states.errorOutput")), Output=j("$states.errorOutput"), Next="TrackFailed")],
     Assign=O(
         trackingCalls=j("$trackingCalls + 1"),
         trackingErrors=0,
-        freed=j(f"$count([{P}.runningJobIDs]) < $count($runningJobIDs)"),
         runningJobIDs=j(f"[{P}.runningJobIDs]"),
         reportedJobIDs=j(f"[{P}.reportedJobIDs]"),
+        next=j(f"{P}.next"),
     ),
     Output=O(runId=j("$runId"), step=j("$step.name"), counts=j(f"{P}.counts"), runningJobs=j(f"$count([{P}.runningJobIDs])")),
-    Next="AfterTrack",
+    Next="FollowNext",
 )
 states["TrackFailed"] = O(
     Type="Choice",
-    Comment="A tracking call failed after its retries: try again at the next interval, up to 3 failures in a row; then sum the step up (stoppedBy TRACKING_ERROR, which halts the plan).",
-    Choices=[O(Condition=j(f"$trackingErrors < 3 and {TIME_LEFT}"), Next="WaitToTrack")],
+    Comment=f"A tracking call failed after its retries: there is no answer to follow. Try again at the next interval, up to {MAX_TRACKING_ERRORS} failures in a row; then sum the step up (the last call, told the count, answers stoppedBy TRACKING_ERROR, which halts the plan).",
+    Choices=[O(Condition=j(f"$trackingErrors < {MAX_TRACKING_ERRORS}"), Next="WaitToTrack")],
     Default="FinalTrack",
-)
-states["AfterTrack"] = O(
-    Type="Choice",
-    Comment="Launch the deferred instances again as soon as capacity may have freed up (a job finished, none is running, or they were deferred for something other than a full quota); else keep tracking; else sum the step up.",
-    Choices=[
-        O(Condition=j(f"{CAN_LAUNCH} and ($freed or $count($runningJobIDs) = 0 or $count($deferredGroups[reason != \"QUOTA\"]) > 0)"), Next="Relaunch"),
-        O(Condition=j(f"$count($runningJobIDs) > 0 and {TIME_LEFT}"), Next="WaitToTrack"),
-        O(Condition=j(CAN_LAUNCH), Next="WaitToLaunch"),
-    ],
-    Default="FinalTrack",
-)
-states["WaitToLaunch"] = O(
-    Type="Wait",
-    Comment="Instances are deferred and no job of this step is running: what they wait for (a quota other tools hold, throttling easing) takes time.",
-    Seconds=j("$trackIntervalSeconds"),
-    Next="Relaunch",
 )
 states["Relaunch"] = O(
     Type="Pass",
@@ -225,33 +229,30 @@ states["Relaunch"] = O(
     Output=j("$merge([$count($deferredRecoveryInstanceIDs) > 0 ? {\"recoveryInstanceIDs\": $deferredRecoveryInstanceIDs} : {}, $count($deferredSourceServerIDs) > 0 ? {\"sourceServerIDs\": $deferredSourceServerIDs} : {}, {\"runId\": $runId, \"step\": $step.name}, $tags ? {\"tags\": $tags} : {}])"),
     Next="Launch",
 )
-STOPPED = f"$launchError != null ? \"LAUNCH_ERROR\" : ($trackingErrors >= 3 ? \"TRACKING_ERROR\" : ($not({TIME_LEFT}) ? \"TIME_LIMIT\" : ({DEFERRED} and $roundsDone >= $maxRounds ? \"MAX_ROUNDS\" : null)))"
-# The step's summary, from the last call's answer and the step's own tallies. The step halts the
-# plan when the function's verdict says so, or when a launch or tracking error stopped it (those
-# come first as the reason: the verdict then mostly says STEP_INCOMPLETE).
+# The step's summary: how it ended is the function's word on its last call (stepEnd: status
+# finished or halted, the reason, what stopped it early, complete); the counts add the step's own
+# tallies; the error is the one that stopped it, when one did.
+END = f"{P}.stepEnd"
 STEP_RESULT = (
-    f"($stopped := {STOPPED}; "
-    "$errorStop := $stopped in [\"LAUNCH_ERROR\", \"TRACKING_ERROR\"]; "
-    f"$halts := $errorStop or {P}.verdict.halt = true; "
     "{\"name\": $step.name, "
-    "\"status\": $halts ? \"halted\" : \"finished\", "
-    f"\"reason\": $halts ? ($errorStop ? $stopped : {P}.verdict.reason), "
-    "\"stoppedBy\": $stopped, "
-    f"\"complete\": {P}.complete = true and $not({DEFERRED}) and $launchError = null and $trackingErrors < 3, "
-    f"\"counts\": $merge([{P}.finished, {{\"launched\": $launched, \"skipped\": $skipped, \"rejected\": $rejected, \"deferred\": $count($deferredRecoveryInstanceIDs) + $count($deferredSourceServerIDs)}}]), "
+    f"\"status\": {END}.status, "
+    f"\"reason\": {END}.reason, "
+    f"\"stoppedBy\": {END}.stoppedBy, "
+    f"\"complete\": {END}.complete, "
+    f"\"counts\": $merge([{P}.finished, {{\"launched\": $launched, \"skipped\": $skipped, \"rejected\": $rejected, \"deferred\": {DEFERRED_COUNT}}}]), "
     "\"rounds\": $roundsDone, "
     "\"trackingCalls\": $trackingCalls + 1, "
     f"\"verdict\": {P}.verdict, "
-    "\"error\": $stopped = \"LAUNCH_ERROR\" ? $launchError : ($stopped = \"TRACKING_ERROR\" ? $trackingError)})"
+    f"\"error\": {END}.stoppedBy = \"LAUNCH_ERROR\" ? $launchError : ({END}.stoppedBy = \"TRACKING_ERROR\" ? $trackingError)}}"
 )
 states["FinalTrack"] = O(
     Type="Task",
-    Comment="The step's last call: every job of the step read again, with the instances never launched (skipped, rejected, and the ones still deferred), so it accounts for every instance of the step; it publishes Failback Step Finished and answers the step's verdict (critical instances, maxFailed, instances unfinished). The output is the step's summary: status finished or halted and the reason, what stopped it early (stoppedBy: TIME_LIMIT, MAX_ROUNDS, LAUNCH_ERROR or TRACKING_ERROR), counts, rounds, tracking calls, the verdict.",
+    Comment="The step's last call: every job of the step read again, with the instances never launched (skipped, rejected, and the ones still deferred), so it accounts for every instance of the step; it publishes Failback Step Finished and answers the step's verdict (critical instances, maxFailed, instances unfinished) and, from the loop it is sent, how the step ended (stepEnd). The output is the step's summary: status finished or halted and the reason, what stopped it early (stoppedBy: TIME_LIMIT, MAX_ROUNDS, LAUNCH_ERROR or TRACKING_ERROR), counts, rounds, tracking calls, the verdict.",
     Resource="arn:aws:states:::lambda:invoke",
     TimeoutSeconds=TASK_TIMEOUT,
     Arguments=O(FunctionName="${FailbackFunctionArn}", Payload=O(
         action="track", runId=j("$runId"), step=j("$step.name"), critical=j("$step.critical"), maxFailed=j("$step.maxFailed"),
-        jobIDs=j("$jobIDs"), reportedJobIDs=j("$reportedJobIDs"), final=True, notLaunched=j("$append($notLaunched, $deferredGroups)"))),
+        jobIDs=j("$jobIDs"), reportedJobIDs=j("$reportedJobIDs"), final=True, notLaunched=j("$append($notLaunched, $deferredGroups)"), loop=j(LOOP))),
     Retry=retry(6, [DRS_READ_FAILED]),
     Catch=[O(ErrorEquals=["States.ALL"], Output=j("$states.errorOutput"), Next="TrackingFailed")],
     Assign=O(stepResult=j(STEP_RESULT)),

@@ -189,3 +189,41 @@ fn the_execution_ended_rule_matches_what_the_function_sums_up() {
     assert!(template.contains("SourceArn: !GetAtt ExecutionEndedRule.Arn"));
     assert!(template.contains("MetricName: ExecutionsAborted"));
 }
+
+/// The state machine only follows the function's `next` in the step's loop: its one count of its
+/// own (tracking calls that did not answer, in a row) is the function's MAX_TRACKING_ERRORS, from
+/// which the function decides the step's end.
+#[test]
+fn the_state_machine_follows_the_functions_next() {
+    use drs_failback::track::end::MAX_TRACKING_ERRORS;
+    let definition: serde_json::Value =
+        serde_json::from_str(&read("statemachine/failback.asl.json")).expect("JSON");
+    let states = &definition["States"];
+    let condition = |state: &str, index: usize| {
+        states[state]["Choices"][index]["Condition"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert_eq!(
+        condition("TrackFailed", 0),
+        format!("{{% $trackingErrors < {MAX_TRACKING_ERRORS} %}}")
+    );
+    assert_eq!(
+        condition("FollowNext", 0),
+        "{% $next.action = \"finish\" %}"
+    );
+    assert_eq!(condition("NextCall", 0), "{% $next.action = \"launch\" %}");
+    assert_eq!(states["WaitForNext"]["Seconds"], "{% $next.waitSeconds %}");
+    for (name, state) in states.as_object().unwrap() {
+        let text = state.to_string();
+        for gone in [
+            "$maxRounds >",
+            "$roundsDone <",
+            "< $timeLimitSeconds",
+            "$freed",
+        ] {
+            assert!(!text.contains(gone), "{name} decides with {gone}");
+        }
+    }
+}

@@ -1,8 +1,9 @@
 //! The whole failback, as the state machine runs it (`statemachine/failback.asl.json`), for a
 //! local run and the benchmark: launch what fits, track the jobs every interval, launch the
 //! deferred instances again as jobs finish, and end with a final tracking call that sums the run
-//! up. [`next_step`] makes the state machine's choices, on the same inputs; the calls go through
-//! the function's own dispatch, as Lambda would hand them over.
+//! up. Each answer says what comes next (`next`, decided by the function from the `loop` each call
+//! carries) and this only follows it, as the state machine does; the calls go through the
+//! function's own dispatch, as Lambda would hand them over.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -35,50 +36,6 @@ pub struct ArcSettings {
 /// How often the state machine sends a call again after the function crashed.
 pub const CRASH_RETRIES: usize = 2;
 
-/// What the run does next (the state machine's Choice states).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Next {
-    /// Wait an interval, then track the running jobs.
-    TrackAfterWait,
-    /// Launch the deferred instances now: capacity may have freed up.
-    LaunchNow,
-    /// Wait an interval, then launch the deferred instances.
-    LaunchAfterWait,
-    /// The final tracking call.
-    Final,
-}
-
-/// What the choice is made on.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Situation {
-    pub running_jobs: usize,
-    pub deferred: usize,
-    pub rounds: usize,
-    pub max_rounds: usize,
-    pub launch_error: bool,
-    pub time_left: bool,
-    /// The choice follows a tracking call (else a launch round).
-    pub after_track: bool,
-    /// That tracking call saw a job finish.
-    pub freed: bool,
-    /// Some instances were deferred for something other than a full quota.
-    pub deferred_not_for_quota: bool,
-}
-
-/// The state machine's `AfterLaunch` / `AfterTrack` choices.
-pub fn next_step(s: &Situation) -> Next {
-    let can_launch = s.deferred > 0 && s.rounds < s.max_rounds && !s.launch_error && s.time_left;
-    if s.after_track && can_launch && (s.freed || s.running_jobs == 0 || s.deferred_not_for_quota) {
-        Next::LaunchNow
-    } else if s.running_jobs > 0 && s.time_left {
-        Next::TrackAfterWait
-    } else if can_launch {
-        Next::LaunchAfterWait
-    } else {
-        Next::Final
-    }
-}
-
 /// Where the run stands, after each call.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -98,19 +55,8 @@ pub struct Progress {
     pub crashes: usize,
 }
 
-/// Why a run ended before every instance was final.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum StoppedBy {
-    TimeLimit,
-    MaxRounds,
-    LaunchError,
-    TrackingError,
-}
-
-/// Tracking calls that may fail in a row before the run sums up (the state machine's
-/// `TrackFailed`).
-pub const MAX_TRACKING_ERRORS: usize = 3;
+pub use drs_failback::launch::next::Next;
+pub use drs_failback::track::end::{MAX_TRACKING_ERRORS, StoppedBy};
 
 /// How a run ended.
 #[derive(Debug, Clone)]
@@ -191,7 +137,7 @@ struct Run {
     deferred_sources: Vec<String>,
     launch_error: Option<String>,
     /// Tracking calls failed in a row, and the last one's error.
-    tracking_errors: usize,
+    tracking_errors: u32,
     tracking_error: Option<String>,
     /// Each job's latest counts, for the progress display.
     job_counts: HashMap<String, ResultCounts>,
@@ -273,18 +219,29 @@ impl Run {
         request
     }
 
-    fn situation(&self, settings: &ArcSettings, start: Instant, after_track: bool) -> Situation {
-        Situation {
-            running_jobs: self.running.len(),
-            deferred: self.deferred_ids.len() + self.deferred_sources.len(),
-            rounds: self.progress.rounds,
-            max_rounds: settings.max_rounds,
-            launch_error: self.launch_error.is_some(),
-            time_left: start.elapsed() < settings.time_limit,
-            after_track,
-            freed: false,
-            deferred_not_for_quota: self.deferred_groups.iter().any(|g| g.reason != "QUOTA"),
-        }
+    /// Where the step's loop stands before a call (`loop`): the function answers what comes
+    /// next from it.
+    fn step_loop(&self, settings: &ArcSettings, start: Instant) -> Value {
+        let mut reasons: Vec<&str> = self
+            .deferred_groups
+            .iter()
+            .map(|g| g.reason.as_str())
+            .collect();
+        reasons.dedup();
+        json!({
+            "limits": {
+                "maxRounds": settings.max_rounds,
+                "timeLimitSeconds": settings.time_limit.as_secs(),
+                "trackIntervalSeconds": settings.track_interval.as_secs(),
+            },
+            "elapsedSeconds": start.elapsed().as_secs(),
+            "rounds": self.progress.rounds,
+            "runningJobs": self.running.len(),
+            "deferred": self.deferred_ids.len() + self.deferred_sources.len(),
+            "deferredReasons": reasons,
+            "launchError": self.launch_error.is_some(),
+            "trackingErrors": self.tracking_errors,
+        })
     }
 }
 
@@ -340,15 +297,14 @@ pub async fn run_arc<D: Drs, P: EventPublisher>(
         step: step.map(|s| s.name.clone()),
         ..Run::default()
     };
-    let mut next = Next::LaunchNow;
+    let mut next = Next::Launch { wait_seconds: 0 };
     let mut crashes_left = settings.crashes_after_launch;
     loop {
         run.progress.elapsed_seconds = start.elapsed().as_secs();
         match next {
-            Next::LaunchNow | Next::LaunchAfterWait => {
-                if next == Next::LaunchAfterWait {
-                    sleep(settings.track_interval).await;
-                }
+            Next::Launch { wait_seconds } => {
+                sleep(Duration::from_secs(wait_seconds)).await;
+                request["loop"] = run.step_loop(settings, start);
                 // As the state machine's Launch state: DrsReadFailed (a selector DRS could not list)
                 // is tried again, three times, 30 s apart and doubling.
                 // A crash (whatever Lambda names it) is sent again with the same run id, twice.
@@ -375,64 +331,69 @@ pub async fn run_arc<D: Drs, P: EventPublisher>(
                         answer => break answer,
                     }
                 };
-                match launched {
+                next = match launched {
                     Ok(Reply::Launch(answer)) if answer.dry_run => {
                         return Ok(ArcEnd::DryRun(Box::new(answer)));
                     }
-                    Ok(Reply::Launch(answer)) => run.absorb_launch(&answer),
-                    Ok(Reply::Track(_) | Reply::Plan(_)) => unreachable_track()?,
+                    Ok(Reply::Launch(answer)) => {
+                        run.absorb_launch(&answer);
+                        answer.next.unwrap_or(Next::Finish)
+                    }
+                    Ok(Reply::Track(_) | Reply::Plan(_)) => return Err(unreachable_track()),
                     // The run's first launch with no job anywhere: the run ends with the error
-                    // (RequestRefused, DrsNotUsable, FailbackErrored). Otherwise the step sums up
-                    // what it has, and LAUNCH_ERROR halts the plan.
+                    // (RequestRefused, DrsNotUsable, FailbackErrored). Otherwise the step launches
+                    // no more: a tracking call at once says what comes next (the step then halts
+                    // the plan, LAUNCH_ERROR).
                     Err(error) if run.jobs.is_empty() && fail_fast => return Err(error),
-                    Err(error) => run.launch_error = Some(error.to_string()),
-                }
+                    Err(error) => {
+                        run.launch_error = Some(error.to_string());
+                        Next::Track { wait_seconds: 0 }
+                    }
+                };
                 observe(&run.progress);
-                next = next_step(&run.situation(settings, start, false));
             }
-            Next::TrackAfterWait => {
-                sleep(settings.track_interval).await;
+            Next::Track { wait_seconds } => {
+                sleep(Duration::from_secs(wait_seconds)).await;
                 let mut payload = json!({"action": "track", "runId": run.run_id,
-                    "jobIDs": run.running, "reportedJobIDs": run.reported});
+                    "jobIDs": run.running, "reportedJobIDs": run.reported,
+                    "loop": run.step_loop(settings, start)});
                 if let Some(step) = step {
                     payload["step"] = json!(step.name);
                 }
                 let deadline = Instant::now() + settings.invocation_timeout;
-                let freed = match failback.handle_track(payload, deadline).await {
+                next = match failback.handle_track(payload, deadline).await {
                     Ok(answer) => {
                         run.tracking_errors = 0;
-                        run.absorb_track(&answer)
+                        run.absorb_track(&answer);
+                        answer.next.unwrap_or(Next::Finish)
                     }
-                    // As the state machine: tried again at the next interval, a few times.
+                    // No answer to follow (the state machine's TrackFailed): tried again at the
+                    // next interval, a few times in a row, then the step sums up.
                     Err(error) => {
                         run.tracking_errors += 1;
                         run.tracking_error = Some(error.to_string());
-                        next = if run.tracking_errors < MAX_TRACKING_ERRORS
-                            && start.elapsed() < settings.time_limit
-                        {
-                            Next::TrackAfterWait
+                        if run.tracking_errors < MAX_TRACKING_ERRORS {
+                            Next::Track {
+                                wait_seconds: settings.track_interval.as_secs(),
+                            }
                         } else {
-                            Next::Final
-                        };
-                        continue;
+                            Next::Finish
+                        }
                     }
                 };
                 run.progress.elapsed_seconds = start.elapsed().as_secs();
                 observe(&run.progress);
-                let mut situation = run.situation(settings, start, true);
-                situation.freed = freed;
-                next = next_step(&situation);
             }
-            Next::Final => return finish(failback, run, step, settings, start, observe).await,
+            Next::Finish => return finish(failback, run, step, settings, start, observe).await,
         }
-        if matches!(next, Next::LaunchNow | Next::LaunchAfterWait) {
+        if matches!(next, Next::Launch { .. }) {
             request = run.relaunch_request();
         }
     }
 }
 
-fn unreachable_track() -> Result<(), HandlerError> {
-    Err(HandlerError::WrongAction { expected: "launch" })
+fn unreachable_track() -> HandlerError {
+    HandlerError::WrongAction { expected: "launch" }
 }
 
 async fn finish<D: Drs, P: EventPublisher>(
@@ -446,7 +407,8 @@ async fn finish<D: Drs, P: EventPublisher>(
     let mut not_launched = run.not_launched.clone();
     not_launched.extend(run.deferred_groups.iter().cloned());
     let mut payload = json!({"action": "track", "runId": run.run_id, "jobIDs": run.jobs,
-        "reportedJobIDs": run.reported, "final": true, "notLaunched": not_launched});
+        "reportedJobIDs": run.reported, "final": true, "notLaunched": not_launched,
+        "loop": run.step_loop(settings, start)});
     if let Some(step) = step {
         payload["step"] = json!(step.name);
         payload["critical"] = step.critical.clone();
@@ -469,26 +431,12 @@ async fn finish<D: Drs, P: EventPublisher>(
     run.absorb_track(&answer);
     run.progress.elapsed_seconds = start.elapsed().as_secs();
     observe(&run.progress);
-    let deferred = run.deferred_ids.len() + run.deferred_sources.len();
-    let tracking_failed = run.tracking_errors >= MAX_TRACKING_ERRORS;
-    let stopped_by = if run.launch_error.is_some() {
-        Some(StoppedBy::LaunchError)
-    } else if tracking_failed {
-        Some(StoppedBy::TrackingError)
-    } else if start.elapsed() >= settings.time_limit {
-        Some(StoppedBy::TimeLimit)
-    } else if deferred > 0 && run.progress.rounds >= settings.max_rounds {
-        Some(StoppedBy::MaxRounds)
-    } else {
-        None
-    };
+    // How the step ended is the function's word, as the state machine takes it.
+    let end = answer.step_end.clone();
     Ok(ArcEnd::Finished(Box::new(Finished {
-        complete: answer.complete
-            && deferred == 0
-            && run.launch_error.is_none()
-            && !tracking_failed,
+        complete: end.as_ref().is_some_and(|e| e.complete),
+        stopped_by: end.as_ref().and_then(|e| e.stopped_by),
         answer,
-        stopped_by,
         progress: run.progress,
         deferred_recovery_instance_ids: run.deferred_ids,
         deferred_source_server_ids: run.deferred_sources,
@@ -500,115 +448,6 @@ async fn finish<D: Drs, P: EventPublisher>(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn situation() -> Situation {
-        Situation {
-            max_rounds: 10,
-            time_left: true,
-            ..Situation::default()
-        }
-    }
-
-    /// The same table as the state machine's choices (statemachine/failback.asl.json).
-    #[test]
-    fn the_state_machines_choices() {
-        let s = situation;
-        let cases = [
-            (
-                Situation {
-                    running_jobs: 2,
-                    ..s()
-                },
-                Next::TrackAfterWait,
-            ),
-            (Situation { deferred: 3, ..s() }, Next::LaunchAfterWait),
-            (s(), Next::Final),
-            (
-                Situation {
-                    running_jobs: 2,
-                    time_left: false,
-                    ..s()
-                },
-                Next::Final,
-            ),
-            (
-                Situation {
-                    running_jobs: 2,
-                    deferred: 3,
-                    ..s()
-                },
-                Next::TrackAfterWait,
-            ),
-            (
-                Situation {
-                    running_jobs: 2,
-                    deferred: 3,
-                    after_track: true,
-                    ..s()
-                },
-                Next::TrackAfterWait,
-            ),
-            (
-                Situation {
-                    running_jobs: 2,
-                    deferred: 3,
-                    after_track: true,
-                    freed: true,
-                    ..s()
-                },
-                Next::LaunchNow,
-            ),
-            (
-                Situation {
-                    deferred: 3,
-                    after_track: true,
-                    ..s()
-                },
-                Next::LaunchNow,
-            ),
-            (
-                Situation {
-                    running_jobs: 2,
-                    deferred: 3,
-                    after_track: true,
-                    deferred_not_for_quota: true,
-                    ..s()
-                },
-                Next::LaunchNow,
-            ),
-            (
-                Situation {
-                    running_jobs: 2,
-                    deferred: 3,
-                    after_track: true,
-                    freed: true,
-                    rounds: 10,
-                    ..s()
-                },
-                Next::TrackAfterWait,
-            ),
-            (
-                Situation {
-                    deferred: 3,
-                    after_track: true,
-                    launch_error: true,
-                    ..s()
-                },
-                Next::Final,
-            ),
-            (
-                Situation {
-                    deferred: 3,
-                    rounds: 10,
-                    ..s()
-                },
-                Next::Final,
-            ),
-        ];
-        for (situation, want) in cases {
-            assert_eq!(next_step(&situation), want, "{situation:?}");
-        }
-    }
 
     #[test]
     fn the_first_request_is_unwrapped_with_the_event_id_as_run_id() {

@@ -1,8 +1,10 @@
 //! A failback plan, as the state machine runs it: the function checks the plan (`"action":
 //! "plan"`), then each step in order is one launch-and-track arc ([`run_arc`]) whose last call
 //! returns the step's verdict; a halted step stops the plan, later steps are not started; between
-//! steps, the wait and the operator's approval. Every decision is the function's or mirrors a
-//! Choice state of `statemachine/failback.asl.json`.
+//! steps, the wait and the operator's approval. What a step does next and how it ends are the
+//! function's answers (`next`, `stepEnd`), followed as the state machine follows them; the plan's
+//! own course (halt at a halted step, the waits, approvals) is that of
+//! `statemachine/failback.asl.json`.
 
 use std::time::Duration;
 
@@ -15,9 +17,7 @@ use drs_failback::plan::{PlanAnswer, StepPlan};
 use serde_json::{Value, json};
 use tokio::time::{Instant, sleep};
 
-use crate::arc::{
-    ArcEnd, ArcSettings, Finished, Progress, StepRules, StoppedBy, first_request, run_arc,
-};
+use crate::arc::{ArcEnd, ArcSettings, Finished, Progress, StepRules, first_request, run_arc};
 
 /// What the operator answered when asked to approve the next step.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,20 +137,10 @@ pub trait PlanHooks {
     fn approve(&mut self, done: &StepReport, next: &StepPlan) -> Approval;
 }
 
-/// The reason a finished step halts the plan, if it does (the state machine's `FinalTrack`): a
-/// launch or tracking error that stopped the step's arc first — the verdict then mostly says the
-/// step is incomplete — else the verdict's.
+/// The reason a finished step halts the plan, if it does: the function's word on its last call
+/// (the state machine's `FinalTrack` takes it the same way).
 pub fn halt_reason(finished: &Finished) -> Option<String> {
-    match finished.stopped_by {
-        Some(StoppedBy::LaunchError) => return Some("LAUNCH_ERROR".into()),
-        Some(StoppedBy::TrackingError) => return Some("TRACKING_ERROR".into()),
-        _ => {}
-    }
-    let verdict = finished.answer.verdict.as_ref().filter(|v| v.halt)?;
-    verdict
-        .reason
-        .and_then(|r| serde_json::to_value(r).ok())
-        .and_then(|v| v.as_str().map(str::to_owned))
+    finished.answer.step_end.as_ref()?.reason.clone()
 }
 
 /// Runs a plan (or a plain launch request, a plan of one step) from its request, in either

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
+use super::next::{Next, after_launch};
 use super::outcome::{Counts, Outcome, OutcomeKind};
 use crate::drs::ids::is_valid_source_server_id;
 use crate::drs::{JobStatus, LaunchedJob};
@@ -92,6 +93,9 @@ pub struct LaunchAnswer {
     pub planned_job_sizes: Option<Vec<usize>>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub held_by_other_steps: Vec<HeldGroup>,
+    /// What the step does next, when the request said where its loop stands.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next: Option<Next>,
     pub events: EventDelivery,
 }
 
@@ -237,6 +241,19 @@ impl RunResult {
     pub fn answer(&self, request: &LaunchRequest, events: EventDelivery) -> LaunchAnswer {
         let counts = self.counts();
         let (deferred_recovery_instance_ids, deferred_source_server_ids) = self.deferred_ids();
+        let not_launched = self.not_launched();
+        let next = request
+            .step_loop
+            .as_ref()
+            .filter(|_| !request.dry_run)
+            .map(|step| {
+                let reasons: Vec<&str> = not_launched
+                    .iter()
+                    .filter(|g| g.outcome == OutcomeKind::Deferred)
+                    .map(|g| g.reason.as_str())
+                    .collect();
+                after_launch(step, self.jobs.len(), counts.deferred, &reasons)
+            });
         LaunchAnswer {
             run_id: request.run_id.clone(),
             step: request.step.clone(),
@@ -246,11 +263,12 @@ impl RunResult {
             duplicates_collapsed: request.duplicates_collapsed,
             counts,
             jobs: self.jobs.iter().map(JobSummary::from).collect(),
-            not_launched: self.not_launched(),
+            not_launched,
             deferred_recovery_instance_ids,
             deferred_source_server_ids,
             planned_job_sizes: self.planned_job_sizes.clone(),
             held_by_other_steps: self.held.clone(),
+            next,
             events,
         }
     }

@@ -14,6 +14,7 @@ pub mod capacity;
 mod confirm;
 pub mod events;
 pub mod isolate;
+pub mod next;
 pub mod outcome;
 pub mod pacing;
 pub mod preflight;

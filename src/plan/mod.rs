@@ -131,6 +131,7 @@ async fn dry_run<D: Drs>(
         duplicates_collapsed: launch_ids.duplicates_collapsed,
         // The plan was just checked: no instance is reached by two steps.
         other_steps: Vec::new(),
+        step_loop: None,
     };
     let answer = crate::launch::answer(config, reads, &launch).await?;
     plan.instances = answer.requested;

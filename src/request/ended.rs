@@ -85,6 +85,7 @@ pub(super) fn parse_execution_end(payload: &Value) -> Result<TrackRequest, Reque
         step: None,
         critical: Critical::default(),
         max_failed: None,
+        step_loop: None,
         ended: Some(ExecutionEnd {
             status,
             execution_arn: truncate_utf8(&detail.execution_arn, 2048),

@@ -10,6 +10,7 @@ use serde_json::Value;
 use super::plan::MAX_PLAN_STEPS;
 use super::rules::{parse_step_name, refuse_malformed, within};
 use super::selector::{Selector, parse_selector};
+use super::step_loop::StepLoop;
 use super::tags::parse_tags;
 use super::{MALFORMED_ECHO_MAX_BYTES, RequestError, deserialize, is_valid_run_id, truncate_utf8};
 use crate::drs::Tags;
@@ -35,6 +36,8 @@ pub struct LaunchRequest {
     /// The plan's other steps and the instances each names: this step's selector leaves them to
     /// the step the plan's author put them in.
     pub other_steps: Vec<OtherStep>,
+    /// Where the step's loop stands: given, the answer says what comes next.
+    pub step_loop: Option<StepLoop>,
 }
 
 /// Another step of the plan and the instances it names explicitly.
@@ -136,6 +139,8 @@ struct LaunchBody {
     run_id: Option<String>,
     dry_run: Option<bool>,
     other_steps: Option<Vec<OtherStep>>,
+    #[serde(rename = "loop")]
+    step_loop: Option<StepLoop>,
 }
 
 pub(super) fn parse_body(
@@ -170,6 +175,7 @@ pub(super) fn parse_body(
         malformed_ids: ids.malformed_ids,
         duplicates_collapsed: ids.duplicates_collapsed,
         other_steps,
+        step_loop: body.step_loop,
     })
 }
 

@@ -20,6 +20,7 @@ mod not_launched;
 mod plan;
 mod rules;
 mod selector;
+mod step_loop;
 mod tags;
 mod track;
 
@@ -34,6 +35,7 @@ use plan::{WAIT_AFTER_EXPECTED, parse_plan};
 pub use rules::{Critical, STEP_NAME_MAX_LEN};
 pub(crate) use rules::{invalid, within};
 pub use selector::Selector;
+pub use step_loop::{Limits, StepLoop};
 use track::parse_track;
 pub use track::{MAX_TRACKED_JOBS, TrackRequest};
 

@@ -12,6 +12,7 @@ use serde_json::Value;
 use super::ended::ExecutionEnd;
 use super::not_launched::{NotLaunched, parse_not_launched};
 use super::rules::{Critical, parse_critical, parse_step_name};
+use super::step_loop::StepLoop;
 use super::{RequestError, deserialize, invalid, is_valid_run_id};
 use crate::config::REQUEST_INSTANCES_CEILING;
 use crate::drs::ids::is_valid_job_id;
@@ -39,6 +40,9 @@ pub struct TrackRequest {
     /// The run's execution ended without summing it up (Step Functions' status event): this call
     /// looks for the run's jobs itself and its `Failback Run Finished` says how the run ended.
     pub ended: Option<ExecutionEnd>,
+    /// Where the step's loop stands: given, the answer says what comes next (and, on the last
+    /// call, how the step ended).
+    pub step_loop: Option<StepLoop>,
 }
 
 #[derive(Deserialize)]
@@ -57,6 +61,8 @@ struct TrackBody {
     step: Option<String>,
     critical: Option<Value>,
     max_failed: Option<u64>,
+    #[serde(rename = "loop")]
+    step_loop: Option<StepLoop>,
 }
 
 pub(crate) fn parse_track(body: &Value) -> Result<TrackRequest, RequestError> {
@@ -68,9 +74,12 @@ pub(crate) fn parse_track(body: &Value) -> Result<TrackRequest, RequestError> {
     let final_call = body.final_call.unwrap_or(false);
     let job_ids = checked_jobs("jobIDs", body.job_ids)?;
     // A run that launched nothing still ends with a final call, to account for its instances.
+    // A step's loop may ask after no job: a launch round failed before any job of the step
+    // existed, and the answer says what comes next.
+    let in_loop = body.step_loop.is_some();
     if job_ids
         .as_ref()
-        .is_none_or(|ids| ids.is_empty() && !final_call)
+        .is_none_or(|ids| ids.is_empty() && !final_call && !in_loop)
     {
         return Err(RequestError::Missing("jobIDs"));
     }
@@ -98,6 +107,7 @@ pub(crate) fn parse_track(body: &Value) -> Result<TrackRequest, RequestError> {
         critical: parse_critical(body.critical)?,
         max_failed: body.max_failed,
         ended: None,
+        step_loop: body.step_loop,
     })
 }
 

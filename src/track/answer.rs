@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::Serialize;
 use tracing::info;
 
+use super::end::StepEnd;
 use super::events::{finished_events, job_completed};
 use super::finish::{Listing, fit_jobs, merge_not_launched, size};
 use super::results::{
@@ -17,6 +18,7 @@ use super::verdict::{Verdict, latest_results, verdict as decide_step};
 use crate::events::publish::Bus;
 use crate::events::{EventDelivery, EventEntry, EventPublisher};
 use crate::launch::answer::NotLaunchedGroup;
+use crate::launch::next::Next;
 use crate::request::TrackRequest;
 
 /// The answer is a Step Functions task output (256 KB): it is fitted into this ([`fit_jobs`]).
@@ -57,6 +59,12 @@ pub struct TrackAnswer {
     /// A step's final call: whether the plan goes on ([`verdict`](super::verdict)).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub verdict: Option<Verdict>,
+    /// What the step does next, when the request said where its loop stands (not on a last call).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next: Option<Next>,
+    /// A step's last call, with its loop: how the step ended and whether the plan goes on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub step_end: Option<StepEnd>,
     pub events: EventDelivery,
 }
 
@@ -109,6 +117,8 @@ pub(super) async fn announce<P: EventPublisher>(
         finished,
         step: request.step.clone(),
         verdict,
+        next: None,
+        step_end: None,
         since_first_job: None,
         events: report.delivery(),
     };

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use tracing::warn;
 
 pub mod answer;
+pub mod end;
 mod ended;
 pub mod events;
 pub mod finish;
@@ -25,7 +26,9 @@ use crate::drs::{Drs, JobRecord, JobStatus};
 use crate::error::HandlerError;
 use crate::events::EventPublisher;
 use crate::events::publish::Bus;
+use crate::launch::next::after_track;
 use crate::request::TrackRequest;
+use end::step_end;
 
 /// Tracks the requested jobs: reads, results, events, answer.
 pub async fn track<D: Drs, P: EventPublisher>(
@@ -68,6 +71,19 @@ pub async fn track<D: Drs, P: EventPublisher>(
         .and_then(|first| reads.budget.wall_now().duration_since(first).ok());
     let mut answer = announce(&config.event_source, bus, request, tracked).await;
     answer.since_first_job = since_first_job;
+    if let Some(step_loop) = &request.step_loop {
+        if final_call {
+            let halt = answer
+                .verdict
+                .as_ref()
+                .filter(|v| v.halt)
+                .and_then(|v| v.reason);
+            let end = step_end(step_loop, answer.complete, halt);
+            answer.step_end = Some(end);
+        } else {
+            answer.next = Some(after_track(step_loop, answer.running_job_ids.len()));
+        }
+    }
     Ok(answer)
 }
 

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::results::{InstanceResult, ResultKind};
 use crate::drs::FailbackState;
@@ -13,8 +13,9 @@ use crate::request::{Critical, GivenGroup, NotLaunchedAs};
 /// The critical instances a verdict names; the count says how many there were in all.
 pub const CRITICAL_LISTED_MAX: usize = 100;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, strum::IntoStaticStr)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
 pub enum HaltReason {
     /// A critical instance failed, or was skipped or rejected: it did not come back.
     CriticalFailed,
@@ -38,6 +39,13 @@ pub struct Verdict {
     pub critical_failed_count: usize,
     /// Instances still running or deferred.
     pub unfinished: usize,
+}
+
+impl HaltReason {
+    /// Its name, as the verdict and the step's end spell it.
+    pub fn name(self) -> &'static str {
+        self.into()
+    }
 }
 
 /// One result per instance: an instance met in two jobs of the run (launched again after its

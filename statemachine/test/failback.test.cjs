@@ -57,9 +57,28 @@ const refused = (message) => functionError("InvalidFailbackRequest", `invalid fa
 
 const PLAN_FIELDS = ["action", "runId", "tags", "dryRun", "steps", "recoveryInstanceIDs", "sourceServerIDs"];
 const STEP_FIELDS = ["name", "recoveryInstanceIDs", "sourceServerIDs", "selector", "critical", "maxFailed", "waitAfterSeconds", "approval"];
-const LAUNCH_FIELDS = ["recoveryInstanceIDs", "sourceServerIDs", "selector", "tags", "runId", "dryRun", "action", "step", "otherSteps"];
-const TRACK_FIELDS = ["action", "runId", "step", "critical", "maxFailed", "jobIDs", "reportedJobIDs", "final", "notLaunched"];
+const LAUNCH_FIELDS = ["recoveryInstanceIDs", "sourceServerIDs", "selector", "tags", "runId", "dryRun", "action", "step", "otherSteps", "loop"];
+const TRACK_FIELDS = ["action", "runId", "step", "critical", "maxFailed", "jobIDs", "reportedJobIDs", "final", "notLaunched", "loop"];
 const JOB_ID = /^drsjob-[0-9a-zA-Z]{17}$/;
+/**
+ * What comes next, as the function decides it (src/launch/next.rs, src/track/end.rs), asked of the real decision:
+ * drs-failback-decide (local/src/bin), built by statemachine/test/run. The fake answers like the
+ * function but decides nothing of the step's course itself.
+ */
+const DECIDE = process.env.DRS_FAILBACK_DECIDE;
+function decide(ask) {
+  assert.ok(DECIDE, "DRS_FAILBACK_DECIDE names the drs-failback-decide binary (statemachine/test/run sets it)");
+  const run = require("node:child_process").spawnSync(DECIDE, [], { input: JSON.stringify(ask) + "\n", encoding: "utf8" });
+  assert.equal(run.status, 0, `drs-failback-decide: ${run.stderr}`);
+  return JSON.parse(run.stdout);
+}
+/** The loop each launch and track call carries, checked as the function reads it. */
+function checkLoop(body) {
+  assert.ok(isObject(body.loop), "every launch and track call of a step carries its loop");
+  const { limits, elapsedSeconds } = body.loop;
+  assert.ok(isObject(limits) && Number.isInteger(limits.maxRounds) && Number.isInteger(limits.timeLimitSeconds) && Number.isInteger(limits.trackIntervalSeconds), "loop.limits");
+  assert.ok(Number.isInteger(elapsedSeconds) && elapsedSeconds >= 0, "loop.elapsedSeconds");
+}
 /** The skip reason of an instance already failed back: it came back (src/track/verdict.rs). */
 const ALREADY_FAILED_BACK = "FAILBACK_COMPLETED";
 /** How many critical instances a verdict names (criticalFailedCount has them all). */
@@ -200,6 +219,11 @@ function fakeFunction(options = {}) {
     return { runId: body.runId, dryRun: body.dryRun ?? false, steps: normalized };
   }
 
+  function nextAfterLaunch(body, jobCount, deferredCount) {
+    checkLoop(body);
+    return { next: decide({ after: "launch", loop: body.loop, jobs: jobCount, deferred: deferredCount, deferredReasons: deferredCount ? ["QUOTA"] : [] }) };
+  }
+
   /** The job of this run that last launched an instance, if any. */
   function jobOf(runId, rid) {
     return [...jobs.values()].reverse().find((j) => j.runId === runId && j.ids.includes(rid));
@@ -272,6 +296,7 @@ function fakeFunction(options = {}) {
       deferredRecoveryInstanceIDs: deferred.filter((id) => !id.startsWith("s-")),
       deferredSourceServerIDs: deferred.filter((id) => id.startsWith("s-")),
       ...heldByOtherSteps(body),
+      ...(body.loop === undefined ? {} : nextAfterLaunch(body, answered.length, deferred.length)),
       events: { published: newJobs.length + 1, undelivered: 0 },
     };
   }
@@ -320,7 +345,7 @@ function fakeFunction(options = {}) {
     }
     assert.equal(typeof body.runId, "string", "runId");
     assert.ok(Array.isArray(body.jobIDs), "jobIDs is a list");
-    assert.ok(body.jobIDs.length > 0 || body.final === true, "jobIDs may be empty only on the final call");
+    assert.ok(body.jobIDs.length > 0 || body.final === true || isObject(body.loop), "jobIDs may be empty only on the final call, or in a step's loop");
     assert.ok(body.jobIDs.every((id) => JOB_ID.test(id)), "job ids");
     assert.ok(Array.isArray(body.reportedJobIDs ?? []), "reportedJobIDs is a list");
     if (!body.final) assert.ok(!("critical" in body) && !("maxFailed" in body), "critical and maxFailed go with the final call");
@@ -374,6 +399,13 @@ function fakeFunction(options = {}) {
         const listed = results({ groups: group(counted), notLaunched: answer.notLaunched });
         events.stepFinished.push({ runId: body.runId, step: body.step, counts: answer.finished, verdict: answer.verdict, results: listed });
       }
+      if (body.loop !== undefined) {
+        checkLoop(body);
+        answer.stepEnd = decide({ after: "final", loop: body.loop, allFinal: answer.complete, halt: answer.verdict?.halt ? answer.verdict.reason : null });
+      }
+    } else if (body.loop !== undefined) {
+      checkLoop(body);
+      answer.next = decide({ after: "track", loop: body.loop, running: answer.runningJobIDs.length });
     }
     // As the function does: past the budget, each job's instances are grouped.
     if (Buffer.byteLength(JSON.stringify(answer)) > 200 * 1024) {
@@ -453,8 +485,15 @@ function assertEnded(run, state) {
 // Recovery instance ids as long as real ones (19 characters): the size limits are tested honestly.
 const ids = (prefix, count) => Array.from({ length: count }, (_, i) => `i-${prefix}${String(i + 1).padStart(15, "0")}`);
 const bodyOf = (c) => c.detail ?? c;
-const launchCalls = (fake, step) => fake.calls.filter((c) => !["track", "plan"].includes(bodyOf(c).action) && (step === undefined || c.step === step));
-const trackCalls = (fake, step) => fake.calls.filter((c) => c.action === "track" && (step === undefined || c.step === step));
+/** A call as sent, less its loop (checked by the fake, decided on by the function): what it asks. */
+const withoutLoop = (c) => {
+  const { loop, ...rest } = c;
+  return rest;
+};
+const launchCalls = (fake, step) => fake.calls.filter((c) => !["track", "plan"].includes(bodyOf(c).action) && (step === undefined || c.step === step)).map(withoutLoop);
+const trackCalls = (fake, step) => fake.calls.filter((c) => c.action === "track" && (step === undefined || c.step === step)).map(withoutLoop);
+/** The loops the calls of a step carried, in order. */
+const loops = (fake, step) => fake.calls.filter((c) => c.step === step && c.loop !== undefined).map((c) => ({ call: c.action === "track" ? (c.final ? "final" : "track") : "launch", ...c.loop }));
 const planCalls = (fake) => fake.calls.filter((c) => bodyOf(c).action === "plan");
 /** The events the state machine published of one detail-type (their details). */
 const published = (run, detailType) => run.events.filter((e) => e.detailType === detailType).map((e) => e.detail);
@@ -509,7 +548,7 @@ test("all succeed: plan, launch, track until every job is done, sum up", async (
   assertEnded(run, "FailbackComplete");
   const interval = templateDefault("TrackIntervalSeconds");
   assert.deepEqual(fake.calls[0], { ...input, action: "plan" });
-  assert.deepEqual(fake.calls[1], { runId: input.runId, tags: input.tags, step: "failback", recoveryInstanceIDs: input.recoveryInstanceIDs });
+  assert.deepEqual(withoutLoop(fake.calls[1]), { runId: input.runId, tags: input.tags, step: "failback", recoveryInstanceIDs: input.recoveryInstanceIDs });
   // Tracking calls until the 300 s jobs are done, then the final call with every job.
   const tracks = trackCalls(fake);
   const expectedTracks = Math.ceil((300 - 2) / (interval + 2)) + 1;
@@ -1342,6 +1381,32 @@ test("a plan the function refuses ends the run before anything is launched", asy
   assert.deepEqual(run.events, []);
 });
 
+test("the function decides what comes next: each launch and track call carries the step's loop, and the state machine waits and calls as the answer's next says", async () => {
+  const input = sample("stepfunctions-task.json");
+  const fake = fakeFunction({ capacity: 1, jobSize: 1, jobSeconds: 120 });
+  const run = await execute(definition(), input, fake);
+  assertEnded(run, "FailbackComplete");
+  const interval = templateDefault("TrackIntervalSeconds");
+  const seen = loops(fake, "failback");
+  assert.deepEqual(seen.filter((l) => l.call === "launch").map((l) => [l.rounds, l.deferred]), [[0, 0], [1, 2], [2, 1]]);
+  assert.ok(seen.every((l) => l.limits.maxRounds === templateDefault("MaxRounds") && l.limits.trackIntervalSeconds === interval), "the deploy-time settings");
+  assert.ok(seen.filter((l) => l.call === "track" && l.deferred > 0).every((l) => l.deferredReasons.join() === "QUOTA"), "why the deferred wait");
+  // Each call followed the answer before it: the wait it named, then the call it named.
+  const answered = [];
+  for (const step of run.trace) {
+    if (step.state === "WaitForNext") answered.push(step.wait);
+  }
+  assert.ok(answered.includes(0) && answered.includes(interval), `waits as told: ${answered}`);
+  const calls = fake.calls.slice(1).map((c) => (c.action === "track" ? (c.final ? "final" : "track") : "launch"));
+  assert.equal(calls.at(-1), "final");
+  for (const [i, call] of calls.entries()) {
+    if (call === "launch" && i > 0) assert.equal(calls[i - 1], "track", "a round again only after a tracking call said so");
+  }
+  // The step's end is the function's: stepEnd on the last call.
+  assert.deepEqual(run.output.steps[0].stoppedBy, null);
+  assert.equal(run.output.steps[0].complete, true);
+});
+
 test("every execution has an overall TimeoutSeconds: past it the run stops TIMED_OUT wherever it is, without a Run Finished of its own (the stack's ExecutionEndedRule has the function publish it)", async () => {
   const d = definition();
   assert.equal(d.TimeoutSeconds, 90 * 24 * 3600, "90 days");
@@ -1366,7 +1431,13 @@ test("a launch error in a later step without a job halts the plan LAUNCH_ERROR; 
   const app = run.output.steps[1];
   assert.equal(app.error.Error, "DrsAccessDenied");
   assert.equal(app.rounds, 0);
-  assert.deepEqual(trackCalls(fake, "app-servers"), [{ action: "track", runId: THREE.runId, step: "app-servers", critical: false, maxFailed: 1, jobIDs: [], reportedJobIDs: [], final: true, notLaunched: [] }]);
+  // No answer to follow: a tracking call at once, told of the launch error, answers what comes next
+  // (the step's last call: nothing runs, nothing may be launched).
+  assert.deepEqual(trackCalls(fake, "app-servers"), [
+    { action: "track", runId: THREE.runId, step: "app-servers", jobIDs: [], reportedJobIDs: [] },
+    { action: "track", runId: THREE.runId, step: "app-servers", critical: false, maxFailed: 1, jobIDs: [], reportedJobIDs: [], final: true, notLaunched: [] },
+  ]);
+  assert.deepEqual(loops(fake, "app-servers").map((l) => [l.call, l.launchError]), [["launch", false], ["track", true], ["final", true]]);
   assert.deepEqual(run.output.steps[2], { name: "web", status: "not started", reason: "PLAN_HALTED" });
   assertEvents(run, fake);
 });

@@ -1,0 +1,84 @@
+//! The function's own decisions of what a step does next (`drs_failback::launch::next`, `drs_failback::track::end`), one per
+//! line of JSON on standard input, answered one per line on standard output. For the state
+//! machine tests' fake function (statemachine/test), which answers like the function without
+//! being it: its `next` and `stepEnd` come from here, so the decision exists once, in Rust.
+//!
+//!   {"after": "launch", "loop": {...}, "jobs": 1, "deferred": 3, "deferredReasons": ["QUOTA"]}
+//!   {"after": "track", "loop": {...}, "running": 2}
+//!   {"after": "final", "loop": {...}, "allFinal": true, "halt": "CRITICAL_FAILED"}
+
+use std::io::{self, BufRead, Write};
+
+use drs_failback::launch::next::{after_launch, after_track};
+use drs_failback::request::StepLoop;
+use drs_failback::track::end::step_end;
+use drs_failback::track::verdict::HaltReason;
+use serde::Deserialize;
+use serde_json::Value;
+
+#[derive(Deserialize)]
+#[serde(tag = "after", rename_all = "camelCase", deny_unknown_fields)]
+enum Ask {
+    #[serde(rename_all = "camelCase")]
+    Launch {
+        #[serde(rename = "loop")]
+        step_loop: StepLoop,
+        jobs: usize,
+        deferred: usize,
+        #[serde(default)]
+        deferred_reasons: Vec<String>,
+    },
+    #[serde(rename_all = "camelCase")]
+    Track {
+        #[serde(rename = "loop")]
+        step_loop: StepLoop,
+        running: usize,
+    },
+    #[serde(rename_all = "camelCase")]
+    Final {
+        #[serde(rename = "loop")]
+        step_loop: StepLoop,
+        all_final: bool,
+        halt: Option<HaltReason>,
+    },
+}
+
+fn decide(line: &str) -> Result<Value, String> {
+    let ask: Ask = serde_json::from_str(line).map_err(|e| format!("{e}: {line}"))?;
+    let answer = match ask {
+        Ask::Launch {
+            step_loop,
+            jobs,
+            deferred,
+            deferred_reasons,
+        } => {
+            let reasons: Vec<&str> = deferred_reasons.iter().map(String::as_str).collect();
+            serde_json::to_value(after_launch(&step_loop, jobs, deferred, &reasons))
+        }
+        Ask::Track { step_loop, running } => serde_json::to_value(after_track(&step_loop, running)),
+        Ask::Final {
+            step_loop,
+            all_final,
+            halt,
+        } => serde_json::to_value(step_end(&step_loop, all_final, halt)),
+    };
+    answer.map_err(|e| e.to_string())
+}
+
+fn main() {
+    let stdout = io::stdout();
+    let mut out = stdout.lock();
+    for line in io::stdin().lock().lines() {
+        let line = line.expect("standard input is readable");
+        if line.trim().is_empty() {
+            continue;
+        }
+        match decide(&line) {
+            Ok(answer) => writeln!(out, "{answer}").expect("standard output is writable"),
+            Err(error) => {
+                eprintln!("drs-failback-decide: {error}");
+                std::process::exit(2);
+            }
+        }
+    }
+}

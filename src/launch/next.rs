@@ -1,0 +1,240 @@
+//! What a step does after each launch round or tracking call, decided here and answered as
+//! `next`: the state machine's Choice states and the local runner only follow it — track the
+//! running jobs after an interval, launch the deferred instances again (now, when capacity may
+//! have freed up, or after an interval), or make the step's last call ([`crate::track::end`]
+//! says how the step ended).
+
+use serde::Serialize;
+
+use super::outcome::DeferReason;
+use crate::request::StepLoop;
+
+/// The next call of the step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "action", rename_all = "camelCase")]
+pub enum Next {
+    /// Wait `waitSeconds`, then track the running jobs.
+    #[serde(rename_all = "camelCase")]
+    Track { wait_seconds: u64 },
+    /// Wait `waitSeconds` (0: none), then launch the deferred instances again.
+    #[serde(rename_all = "camelCase")]
+    Launch { wait_seconds: u64 },
+    /// The step's last call: every job read again, the step summed up.
+    Finish,
+}
+
+/// What a choice is made on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Situation {
+    /// The step's jobs not known done.
+    pub running_jobs: usize,
+    /// Instances waiting for the next launch round.
+    pub deferred: usize,
+    /// Launch rounds made.
+    pub rounds: u32,
+    pub max_rounds: u32,
+    pub launch_error: bool,
+    pub time_left: bool,
+    /// The choice follows a tracking call (else a launch round).
+    pub after_track: bool,
+    /// That tracking call saw a job finish.
+    pub freed: bool,
+    /// Some instances were deferred for something other than a full quota.
+    pub deferred_not_for_quota: bool,
+}
+
+/// After a launch round or a tracking call. Deferred instances are sent again right after a
+/// tracking call that may have freed capacity (a job finished, none is running, or they wait
+/// for something other than a full quota); jobs are tracked every interval while time is left;
+/// deferred instances with no job running wait an interval; otherwise the step sums up.
+pub fn next(s: &Situation, interval: u64) -> Next {
+    let can_launch = s.deferred > 0 && s.rounds < s.max_rounds && !s.launch_error && s.time_left;
+    if s.after_track && can_launch && (s.freed || s.running_jobs == 0 || s.deferred_not_for_quota) {
+        Next::Launch { wait_seconds: 0 }
+    } else if s.running_jobs > 0 && s.time_left {
+        Next::Track {
+            wait_seconds: interval,
+        }
+    } else if can_launch {
+        Next::Launch {
+            wait_seconds: interval,
+        }
+    } else {
+        Next::Finish
+    }
+}
+
+/// After a launch round that answered: `new_jobs` the jobs it reports, `deferred` what it left
+/// for the next round.
+pub fn after_launch(step: &StepLoop, new_jobs: usize, deferred: usize, reasons: &[&str]) -> Next {
+    next(
+        &Situation {
+            running_jobs: step.running_jobs + new_jobs,
+            deferred,
+            rounds: step.rounds + 1,
+            max_rounds: step.limits.max_rounds,
+            launch_error: false,
+            time_left: time_left(step),
+            after_track: false,
+            freed: false,
+            deferred_not_for_quota: reasons.iter().any(|r| !for_quota(r)),
+        },
+        step.limits.track_interval_seconds,
+    )
+}
+
+/// After a tracking call that answered: `running` the jobs still not done.
+pub fn after_track(step: &StepLoop, running: usize) -> Next {
+    next(
+        &Situation {
+            running_jobs: running,
+            deferred: step.deferred,
+            rounds: step.rounds,
+            max_rounds: step.limits.max_rounds,
+            launch_error: step.launch_error,
+            time_left: time_left(step),
+            after_track: true,
+            freed: running < step.running_jobs,
+            deferred_not_for_quota: step.deferred_reasons.iter().any(|r| !for_quota(r)),
+        },
+        step.limits.track_interval_seconds,
+    )
+}
+
+/// Deferred for a full quota only: capacity frees up when a job finishes.
+fn for_quota(reason: &str) -> bool {
+    reason == DeferReason::Quota.name()
+}
+
+/// Whether the step is within its TimeLimitSeconds.
+pub(crate) fn time_left(step: &StepLoop) -> bool {
+    step.elapsed_seconds < step.limits.time_limit_seconds
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{Value, json};
+
+    /// A step's loop: 2 rounds made, 100 s in, nothing running or deferred.
+    fn step(changes: Value) -> StepLoop {
+        let mut given = json!({"limits": {"maxRounds": 10, "timeLimitSeconds": 3600,
+            "trackIntervalSeconds": 60}, "elapsedSeconds": 100, "rounds": 2});
+        given
+            .as_object_mut()
+            .unwrap()
+            .extend(changes.as_object().unwrap().clone());
+        serde_json::from_value(given).unwrap()
+    }
+
+    const TRACK: Next = Next::Track { wait_seconds: 60 };
+    const LAUNCH_NOW: Next = Next::Launch { wait_seconds: 0 };
+    const LAUNCH_LATER: Next = Next::Launch { wait_seconds: 60 };
+
+    /// Every decision after a launch round: (loop before the call, jobs the answer reports,
+    /// instances it deferred and why) → next.
+    #[test]
+    fn after_a_launch_round() {
+        let cases: [(Value, usize, usize, &[&str], Next); 9] = [
+            (json!({}), 1, 0, &[], TRACK),
+            (json!({"runningJobs": 2}), 0, 0, &[], TRACK),
+            (json!({}), 0, 0, &[], Next::Finish),
+            (json!({}), 0, 3, &["QUOTA"], LAUNCH_LATER),
+            (json!({}), 0, 3, &["THROTTLED"], LAUNCH_LATER),
+            (json!({}), 2, 3, &["QUOTA"], TRACK),
+            // This round was the last allowed: the deferred wait for nothing.
+            (json!({"rounds": 9}), 0, 3, &["QUOTA"], Next::Finish),
+            (json!({"rounds": 9}), 1, 3, &["QUOTA"], TRACK),
+            (
+                json!({"elapsedSeconds": 3600}),
+                1,
+                3,
+                &["QUOTA"],
+                Next::Finish,
+            ),
+        ];
+        for (given, jobs, deferred, reasons, want) in cases {
+            let got = after_launch(&step(given.clone()), jobs, deferred, reasons);
+            assert_eq!(
+                got, want,
+                "{given} jobs {jobs} deferred {deferred} {reasons:?}"
+            );
+        }
+    }
+
+    /// Every decision after a tracking call: (loop before the call, jobs still running) → next.
+    #[test]
+    fn after_a_tracking_call() {
+        let cases: [(Value, usize, Next); 11] = [
+            (json!({"runningJobs": 2}), 2, TRACK),
+            (json!({"runningJobs": 2}), 0, Next::Finish),
+            // Capacity may have freed up: launch the deferred now.
+            (
+                json!({"runningJobs": 2, "deferred": 3, "deferredReasons": ["QUOTA"]}),
+                1,
+                LAUNCH_NOW,
+            ),
+            (
+                json!({"runningJobs": 2, "deferred": 3, "deferredReasons": ["QUOTA"]}),
+                0,
+                LAUNCH_NOW,
+            ),
+            (
+                json!({"runningJobs": 2, "deferred": 3, "deferredReasons": ["QUOTA"]}),
+                2,
+                TRACK,
+            ),
+            (
+                json!({"runningJobs": 2, "deferred": 3, "deferredReasons": ["QUOTA", "THROTTLED"]}),
+                2,
+                LAUNCH_NOW,
+            ),
+            // No round left, or a launch error: track what runs, then sum up.
+            (
+                json!({"runningJobs": 2, "deferred": 3, "deferredReasons": ["QUOTA"], "rounds": 10}),
+                1,
+                TRACK,
+            ),
+            (
+                json!({"runningJobs": 0, "deferred": 3, "deferredReasons": ["QUOTA"], "launchError": true}),
+                0,
+                Next::Finish,
+            ),
+            (json!({"runningJobs": 2, "launchError": true}), 2, TRACK),
+            // Out of time: sum up whatever runs.
+            (
+                json!({"runningJobs": 2, "elapsedSeconds": 3600}),
+                2,
+                Next::Finish,
+            ),
+            (
+                json!({"runningJobs": 0, "deferred": 3, "deferredReasons": ["QUOTA"], "elapsedSeconds": 3600}),
+                0,
+                Next::Finish,
+            ),
+        ];
+        for (given, running, want) in cases {
+            assert_eq!(
+                after_track(&step(given.clone()), running),
+                want,
+                "{given} {running}"
+            );
+        }
+    }
+
+    #[test]
+    fn next_is_answered_as_the_state_machine_reads_it() {
+        assert_eq!(
+            serde_json::to_value(TRACK).unwrap(),
+            json!({"action": "track", "waitSeconds": 60})
+        );
+        assert_eq!(
+            serde_json::to_value(LAUNCH_NOW).unwrap(),
+            json!({"action": "launch", "waitSeconds": 0})
+        );
+        assert_eq!(
+            serde_json::to_value(Next::Finish).unwrap(),
+            json!({"action": "finish"})
+        );
+    }
+}

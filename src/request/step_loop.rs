@@ -1,0 +1,45 @@
+//! `loop`: where a step's launch-and-track loop stands, as the state machine (or the local runner)
+//! passes it with each launch and track call, so that the function decides what comes next
+//! ([`crate::launch::next`], [`crate::track::end`]) from what it read and from this — the caller only follows the answer.
+
+use serde::Deserialize;
+
+/// The loop's settings: the state machine's deploy-time parameters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Limits {
+    /// Launch rounds a step may make (`MaxRounds`).
+    pub max_rounds: u32,
+    /// Seconds from the step's start after which it stops launching and tracking.
+    pub time_limit_seconds: u64,
+    /// Seconds between two tracking calls (and before deferred instances are sent again when no
+    /// job is running).
+    pub track_interval_seconds: u64,
+}
+
+/// Where the loop stands before this call.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct StepLoop {
+    pub limits: Limits,
+    /// Seconds since the step started, when this call was made.
+    pub elapsed_seconds: u64,
+    /// Launch rounds made before this call.
+    #[serde(default)]
+    pub rounds: u32,
+    /// The step's jobs not known done before this call.
+    #[serde(default)]
+    pub running_jobs: usize,
+    /// Instances deferred by the last launch round, waiting for the next (a track call's).
+    #[serde(default)]
+    pub deferred: usize,
+    /// Their reasons (`QUOTA`, `THROTTLED`, ...).
+    #[serde(default)]
+    pub deferred_reasons: Vec<String>,
+    /// A launch round failed for good: the step launches no more.
+    #[serde(default)]
+    pub launch_error: bool,
+    /// Tracking calls that failed in a row just before this one.
+    #[serde(default)]
+    pub tracking_errors: u32,
+}
