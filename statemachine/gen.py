@@ -93,7 +93,7 @@ states["ReadRequest"] = O(
 )
 states["Plan"] = O(
     Type="Task",
-    Comment="The function validates the plan (a plain launch request is a plan of one step named failback) and answers its steps normalized, defaults filled in, each with the number of recovery instances it resolves to now; a dry run adds each step's counts, planned job sizes and outcomes. Read-only: retried like a tracking call. A refused plan ends the run before anything is launched.",
+    Comment="The function validates the plan (a plain launch request is a plan of one step named failback) and answers its steps normalized, defaults filled in, each with the number of recovery instances it resolves to now; a dry run adds each step's counts, planned job sizes and outcomes. Read-only: retried like a tracking call. A refused plan ends the run before anything is launched; any other failure, after the retries, fails the execution at this call, which a redrive makes again.",
     Resource="arn:aws:states:::lambda:invoke",
     TimeoutSeconds=TASK_TIMEOUT,
     Arguments=O(FunctionName="${FailbackFunctionArn}", Payload=j("$merge([$states.input, {\"action\": \"plan\", \"runId\": $runId}])")),
@@ -101,7 +101,8 @@ states["Plan"] = O(
     Catch=[
         O(ErrorEquals=["InvalidFailbackRequest"], Output=j("$states.errorOutput"), Next="RequestRefused"),
         O(ErrorEquals=["DrsAccountNotInitialized", "DrsAccessDenied"], Output=j("$states.errorOutput"), Next="DrsNotUsable"),
-        O(ErrorEquals=["States.ALL"], Output=j("$states.errorOutput"), Next="FailbackErrored"),
+        # Any other failure, after its retries, fails the execution here: a redrive checks the
+        # plan again.
     ],
     Assign=O(steps=j(f"[{P}.steps]")),
     Output=j(P),
@@ -148,7 +149,7 @@ states["Launch"] = O(
     Arguments=O(FunctionName="${FailbackFunctionArn}", Payload=j(f"$merge([$states.input, {{\"loop\": {LOOP}}}])")),
     # DrsReadFailed: a step's tag selector could not be read (nothing was launched); read again.
     Retry=retry(3, [O(ErrorEquals=["DrsReadFailed"], IntervalSeconds=30, BackoffRate=2, MaxAttempts=3, JitterStrategy="FULL")]),
-    Catch=[O(ErrorEquals=["States.ALL"], Assign=O(launchError=j("$states.errorOutput")), Output=j("$states.errorOutput"), Next="LaunchFailed")],
+    Catch=[O(ErrorEquals=["States.ALL"], Assign=O(launchError=j("$states.errorOutput"), failedLaunch=j("$states.input")), Output=j("$states.errorOutput"), Next="LaunchFailed")],
     Assign=O(
         roundsDone=j("$roundsDone + 1"),
         launched=j(f"$launched + {P}.counts.launched"),
@@ -167,14 +168,25 @@ states["Launch"] = O(
 )
 states["LaunchFailed"] = O(
     Type="Choice",
-    Comment="A launch round failed for good: there is no answer to follow. In the run's first step before any job exists, the run ends with the function's error (nothing was launched). Otherwise a tracking call, at once, with launchError in its loop: the function answers what comes next (the step launches no more; its jobs are tracked to the end, its last call sums it up, and it halts the plan, LAUNCH_ERROR).",
+    Comment="A launch round failed for good: there is no answer to follow. In the run's first step before any job exists, a refusal ends the run with the function's error (nothing was launched), and any other failure sends the launch once more (LaunchAgain), which fails the execution if it fails too. Otherwise a tracking call, at once, with launchError in its loop: the function answers what comes next (the step launches no more; its jobs are tracked to the end, its last call sums it up, and it halts the plan, LAUNCH_ERROR).",
     Choices=[
         O(Condition=j("$stepIndex = 0 and $count($jobIDs) = 0 and $states.input.Error = \"InvalidFailbackRequest\""), Next="RequestRefused"),
         O(Condition=j("$stepIndex = 0 and $count($jobIDs) = 0 and $states.input.Error in [\"DrsAccountNotInitialized\", \"DrsAccessDenied\"]"), Next="DrsNotUsable"),
-        O(Condition=j("$stepIndex = 0 and $count($jobIDs) = 0"), Next="FailbackErrored"),
+        O(Condition=j("$stepIndex = 0 and $count($jobIDs) = 0"), Next="LaunchAgain"),
     ],
     Default="Track",
 )
+# The first launch of a run that failed for good, whatever the reason, before any job existed: sent
+# once more, with its retries, and with no Catch -- if it fails again the execution fails at this
+# call, and RedriveExecution sends it again (the same runId finds whatever the failed attempts
+# did). On success the step goes on as after any launch round.
+states["LaunchAgain"] = O(
+    states["Launch"],
+    Comment="The run's first launch, sent once more after it failed for good (not a refusal) before any job existed. No Catch: if it fails again, the execution fails here, and a redrive sends it again with the same runId (nothing launched twice: pre-flight finds what a failed attempt did).",
+    Arguments=O(FunctionName="${FailbackFunctionArn}", Payload=j(f"$merge([$failedLaunch, {{\"loop\": {LOOP}}}])")),
+    Assign=O(states["Launch"]["Assign"], launchError=None),
+)
+del states["LaunchAgain"]["Catch"]
 states["FollowNext"] = O(
     Type="Choice",
     Comment="What the function answered comes next: the step's last call, or a wait (next.waitSeconds, 0 for none) before the next launch round or tracking call.",
@@ -254,7 +266,8 @@ states["FinalTrack"] = O(
         action="track", runId=j("$runId"), step=j("$step.name"), critical=j("$step.critical"), maxFailed=j("$step.maxFailed"),
         jobIDs=j("$jobIDs"), reportedJobIDs=j("$reportedJobIDs"), final=True, notLaunched=j("$append($notLaunched, $deferredGroups)"), loop=j(LOOP))),
     Retry=retry(6, [DRS_READ_FAILED]),
-    Catch=[O(ErrorEquals=["States.ALL"], Output=j("$states.errorOutput"), Next="TrackingFailed")],
+    # No Catch: a last call that still fails after its retries (DRS unreadable for minutes) fails
+    # the execution here, and RedriveExecution makes it again, with the step as it stood.
     Assign=O(stepResult=j(STEP_RESULT)),
     Output=j(STEP_RESULT),
     Next="StepDone",
@@ -374,8 +387,6 @@ states["DryRunPlanned"] = O(
 )
 states["RequestRefused"] = O(Type="Fail", Comment="Malformed or oversized request or plan, or a field DRS refuses: nothing was launched.", Error=j("$states.input.Error"), Cause=j("$states.input.Cause"))
 states["DrsNotUsable"] = O(Type="Fail", Comment="DRS is not initialised in this account and region, or the function may not call it; no job was created.", Error=j("$states.input.Error"), Cause=j("$states.input.Cause"))
-states["FailbackErrored"] = O(Type="Fail", Comment="Any other error before a job existed: the function failed or could not be reached after the retries.", Error=j("$states.input.Error"), Cause=j("$states.input.Cause"))
-states["TrackingFailed"] = O(Type="Fail", Comment="A step's final tracking call failed after its retries (DrsReadFailed is retried for minutes). The jobs stand and carry the run id as a tag; send {\"action\": \"track\", \"runId\", \"step\", \"jobIDs\", \"final\": true} to the function to sum the step up, or start the plan again with the same runId.", Error=j("$states.input.Error"), Cause=j("$states.input.Cause"))
 
 # An execution stops after this long whatever it is doing (TIMED_OUT): no run is left waiting for
 # ever. Its end is not silent -- the stack's ExecutionEndedRule has the function publish the run's

@@ -9,7 +9,10 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use drs_failback::drs::Drs;
-use drs_failback::error::{ERROR_READ_FAILED, HandlerError};
+use drs_failback::error::{
+    ERROR_ACCESS_DENIED, ERROR_ACCOUNT_NOT_INITIALIZED, ERROR_INVALID_REQUEST, ERROR_READ_FAILED,
+    HandlerError,
+};
 use drs_failback::events::EventPublisher;
 use drs_failback::handler::Failback;
 use drs_failback::handler::Reply;
@@ -35,6 +38,14 @@ pub struct ArcSettings {
 
 /// How often the state machine sends a call again after the function crashed.
 pub const CRASH_RETRIES: usize = 2;
+
+/// The function's refusals of a run's first launch: they end the run (the state machine's
+/// RequestRefused and DrsNotUsable); any other failure is sent once more (LaunchAgain).
+const REFUSALS: [&str; 3] = [
+    ERROR_INVALID_REQUEST,
+    ERROR_ACCOUNT_NOT_INITIALIZED,
+    ERROR_ACCESS_DENIED,
+];
 
 /// Where the run stands, after each call.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -282,7 +293,7 @@ pub async fn run_whole<D: Drs, P: EventPublisher>(
 /// failback, or one plan step (`step`), whose calls then name the step and whose final call
 /// asks for its verdict. `fail_fast`: a first launch that fails ends the run with its error (the
 /// run's first step); else the step sums up and its launch error stops the plan. An error
-/// returned otherwise is the final call's (the state machine's TrackingFailed).
+/// returned otherwise is the final call's (the execution fails at FinalTrack).
 pub async fn run_arc<D: Drs, P: EventPublisher>(
     failback: &Failback<D, P>,
     mut request: Value,
@@ -299,6 +310,7 @@ pub async fn run_arc<D: Drs, P: EventPublisher>(
     };
     let mut next = Next::Launch { wait_seconds: 0 };
     let mut crashes_left = settings.crashes_after_launch;
+    let mut sent_again = false;
     loop {
         run.progress.elapsed_seconds = start.elapsed().as_secs();
         match next {
@@ -340,11 +352,19 @@ pub async fn run_arc<D: Drs, P: EventPublisher>(
                         answer.next.unwrap_or(Next::Finish)
                     }
                     Ok(Reply::Track(_) | Reply::Plan(_)) => return Err(unreachable_track()),
-                    // The run's first launch with no job anywhere: the run ends with the error
-                    // (RequestRefused, DrsNotUsable, FailbackErrored). Otherwise the step launches
-                    // no more: a tracking call at once says what comes next (the step then halts
-                    // the plan, LAUNCH_ERROR).
-                    Err(error) if run.jobs.is_empty() && fail_fast => return Err(error),
+                    // The run's first launch with no job anywhere: a refusal ends the run with the
+                    // error (RequestRefused, DrsNotUsable); any other failure is sent once more
+                    // (LaunchAgain), and if that fails too the run stops at that call, as the
+                    // execution fails there (a redrive would send it again). Otherwise the step
+                    // launches no more: a tracking call at once says what comes next (the step
+                    // then halts the plan, LAUNCH_ERROR).
+                    Err(error) if run.jobs.is_empty() && fail_fast => {
+                        if REFUSALS.contains(&error.error_type()) || sent_again {
+                            return Err(error);
+                        }
+                        sent_again = true;
+                        continue;
+                    }
                     Err(error) => {
                         run.launch_error = Some(error.to_string());
                         Next::Track { wait_seconds: 0 }

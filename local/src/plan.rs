@@ -221,7 +221,7 @@ pub async fn run_plan<D: Drs, P: EventPublisher>(
             }
             Ok(ArcEnd::DryRun(_)) => return Err(HandlerError::WrongAction { expected: "plan" }),
             // The run's first launch refused with no job (the state machine's Fail states), or a
-            // step's final call that failed for good (TrackingFailed): the execution fails.
+            // step's final call that failed for good: the execution fails at that call (FinalTrack).
             Err(error) => return Err(error),
         };
         hooks.step_ended(index, &report);

@@ -232,9 +232,15 @@ const DEFAULT_START_TIME = "2026-11-30T10:00:00.000Z";
  * time}).
  */
 async function execute(definition, input, options) {
-  const { invoke, publish, answer, sleep, executionName = "test", startTime = DEFAULT_START_TIME, maxTransitions = 100000 } = options;
-  const START_TIME = Date.parse(startTime);
-  let variables = {};
+  const { invoke, publish, answer, sleep, executionName = "test", startTime = DEFAULT_START_TIME, maxTransitions = 100000, redrive } = options;
+  // A redrive (RedriveExecution) of a failed, aborted or timed-out execution: the same execution,
+  // from its unsuccessful state, with the input that state had and the variables as they were;
+  // the states that succeeded do not run again. Its clock goes on from the redrive's start time.
+  if (redrive && !["FAILED", "TIMED_OUT", "ABORTED"].includes(redrive.status)) {
+    throw new Error(`only a failed, timed-out or aborted execution can be redriven, not ${redrive.status}`);
+  }
+  const START_TIME = redrive ? Date.parse(redrive.started) : Date.parse(startTime);
+  let variables = redrive ? { ...redrive.variables } : {};
   const trace = [];
   const waits = [];
   const events = [];
@@ -255,7 +261,7 @@ async function execute(definition, input, options) {
       StartTime: new Date(START_TIME).toISOString(),
     },
   };
-  const finish = (result) => ({ ...result, trace, waits, events, elapsed: clock.elapsed(), ended: clock.now(), variables });
+  const finish = (result) => ({ ...result, trace, waits, events, elapsed: clock.elapsed(), ended: clock.now(), started: new Date(START_TIME).toISOString(), variables });
 
   /** One attempt of a task: its result, or a thrown StatesError. */
   async function attempt(name, state, args, scope) {
@@ -309,8 +315,9 @@ async function execute(definition, input, options) {
     return reply.output;
   }
 
-  let name = definition.StartAt;
-  let stateInput = input;
+  let name = redrive ? redrive.state : definition.StartAt;
+  let stateInput = redrive ? redrive.stateInput : input;
+  if (redrive) now = Date.parse(redrive.ended) + (options.redriveAfterSeconds ?? 0) * 1000;
 
   // The execution's own limit: past it Step Functions stops the execution (TIMED_OUT), whatever
   // state it is in; nothing of the definition runs after that.
@@ -320,7 +327,7 @@ async function execute(definition, input, options) {
   }
   for (let transitions = 0; transitions < maxTransitions; transitions++) {
     if (runTimeout !== undefined && clock.elapsed() > runTimeout) {
-      return finish({ status: "TIMED_OUT", state: name, error: "States.Timeout", cause: `the execution ran longer than ${runTimeout} s` });
+      return finish({ status: "TIMED_OUT", state: name, stateInput, error: "States.Timeout", cause: `the execution ran longer than ${runTimeout} s` });
     }
     const state = definition.States[name];
     if (!state) throw new Error(`no state ${name}`);
@@ -429,7 +436,7 @@ async function execute(definition, input, options) {
           const cause = await resolve(state.Cause, scope, "Cause");
           checkFailure(name, "Error", error, MAX_ERROR_LENGTH);
           checkFailure(name, "Cause", cause, MAX_CAUSE_LENGTH);
-          return finish({ status: "FAILED", state: name, error, cause });
+          return finish({ status: "FAILED", state: name, stateInput, error, cause });
         }
         default:
           throw new Error(`${name}: state type ${state.Type} is not modelled`);
@@ -447,7 +454,7 @@ async function execute(definition, input, options) {
       stateInput = stateOutput;
     } catch (e) {
       if (!(e instanceof StatesError)) throw e;
-      return finish({ status: "FAILED", state: name, error: e.error, cause: e.cause });
+      return finish({ status: "FAILED", state: name, stateInput, error: e.error, cause: e.cause });
     }
   }
   throw new Error(`more than ${maxTransitions} transitions`);

@@ -728,7 +728,9 @@ test("a Lambda service error is retried; the function's errors before any job en
 
   const broken = fakeFunction({ error: () => new StatesError("Lambda.Unknown", "crashed") });
   const brokenRun = await execute(definition(), { recoveryInstanceIDs: ids("12", 1) }, broken);
-  assertEnded(brokenRun, "FailbackErrored");
+  assertEnded(brokenRun, "Plan");
+  assert.equal(brokenRun.status, "FAILED", "failed at the call: a redrive makes it again");
+  assert.equal(brokenRun.error, "Lambda.Unknown");
   assert.equal(broken.calls.length, 3, "a crash is tried twice more");
 
   // The plan passed, the first launch is refused: in the first step, before any job, the run ends.
@@ -760,8 +762,15 @@ test("a crash after DRS accepted a launch is retried, whatever Lambda names it: 
   // The function's own refusals are not retried: sending them again cannot help.
   for (const name of ["InvalidFailbackRequest", "DrsAccountNotInitialized", "DrsAccessDenied", "DrsClientMisconfigured"]) {
     const fake = fakeFunction({ error: (n, body) => (body.action === undefined ? functionError(name, "no") : undefined) });
-    await execute(definition(), { runId: "wave-refused", recoveryInstanceIDs: ids("49", 2) }, fake);
-    assert.equal(launchCalls(fake).length, 1, name);
+    const run = await execute(definition(), { runId: "wave-refused", recoveryInstanceIDs: ids("49", 2) }, fake);
+    if (name === "DrsClientMisconfigured") {
+      // The function's own setup is wrong: sent once more, then the execution fails at that call,
+      // so that a redrive after the fix goes on.
+      assert.equal(launchCalls(fake).length, 2, name);
+      assertEnded(run, "LaunchAgain");
+    } else {
+      assert.equal(launchCalls(fake).length, 1, name);
+    }
   }
 });
 
@@ -826,8 +835,61 @@ test("the final call is retried while DRS cannot be read; if it keeps failing th
 
   const down = fakeFunction({ error: (n, body) => (body.final ? new StatesError("Lambda.Unknown", "crashed") : undefined) });
   const failed = await execute(definition(), { runId: "wave-11", recoveryInstanceIDs: ids("17", 2) }, down);
-  assertEnded(failed, "TrackingFailed");
+  assertEnded(failed, "FinalTrack");
+  assert.equal(failed.status, "FAILED", "failed at the call: a redrive makes it again");
   assert.equal(failed.error, "Lambda.Unknown");
+});
+
+test("redrive: a run that failed at its last call of step three resumes there — nothing launched again, no wait, approval or Step Started repeated, the run completes", async () => {
+  let down = true;
+  const fake = fakeFunction({
+    tags: THREE_TAGS,
+    error: (n, body) => (down && body.final && body.step === "web" ? functionError("DrsReadFailed", "DRS jobs could not be read") : undefined),
+  });
+  const first = await execute(definition(), THREE, { ...fake, answer: approve() });
+  assert.equal(first.status, "FAILED");
+  assertEnded(first, "FinalTrack");
+  assert.equal(first.error, "DrsReadFailed");
+  const launchesBefore = launchCalls(fake).length;
+  const startedBefore = published(first, "Failback Step Started").length;
+  assert.equal(startedBefore, 3);
+
+  down = false; // DRS can be read again; the operator redrives the execution
+  const redriven = await execute(definition(), THREE, { ...fake, answer: approve(), redrive: first, redriveAfterSeconds: 3600 });
+  assertEnded(redriven, "FailbackComplete");
+  assert.equal(redriven.trace[0].state, "FinalTrack", "it resumed at the failed call");
+  assert.equal(launchCalls(fake).length, launchesBefore, "nothing launched again");
+  assert.deepEqual(published(redriven, "Failback Step Started"), [], "no step started again");
+  assert.deepEqual(published(redriven, "Failback Step Approval Requested"), [], "no approval asked again");
+  assert.deepEqual(redriven.waits, [], "no wait again");
+  assert.equal(redriven.output.counts.succeeded, 8);
+  assert.deepEqual(redriven.output.steps.map((s) => s.status), ["finished", "finished", "finished"]);
+  assert.equal(fake.events.jobCompleted.length, new Set(fake.events.jobCompleted.map((e) => e.jobID)).size, "each job announced once");
+});
+
+test("redrive: a first launch that fails for good (not a refusal) is sent once more, then fails the execution at that call; a redrive sends it again and the run completes, nothing launched twice", async () => {
+  let down = true;
+  const fake = fakeFunction({ error: (n, body) => (down && body.action === undefined ? new StatesError("Sandbox.Timedout", "timed out") : undefined) });
+  const input = { runId: "wave-12", recoveryInstanceIDs: ids("19", 3) };
+  const first = await execute(definition(), input, fake);
+  assert.equal(first.status, "FAILED");
+  assertEnded(first, "LaunchAgain");
+  assert.equal(launchCalls(fake).length, 6, "three attempts of Launch, three of LaunchAgain");
+  down = false;
+  const redriven = await execute(definition(), input, { ...fake, redrive: first });
+  assertEnded(redriven, "FailbackComplete");
+  assert.equal(redriven.trace[0].state, "LaunchAgain");
+  assert.equal(redriven.output.counts.succeeded, 3);
+  assert.equal(fake.jobs.size, 2, "one launch reached DRS: 3 instances in jobs of 2");
+  assert.ok(!planCalls(fake).slice(1).length, "the plan is not checked again");
+});
+
+test("redrive models Step Functions: an execution that ended in a Fail state re-enters it", async () => {
+  const run = await execute(definition(), sample("invalid-misspelt-field.json"), fakeFunction());
+  assertEnded(run, "RequestRefused");
+  const again = await execute(definition(), sample("invalid-misspelt-field.json"), { ...fakeFunction(), redrive: run });
+  assertEnded(again, "RequestRefused");
+  assert.equal(again.trace.length, 1);
 });
 
 test("a run id that is null or not a string is not taken: the event id is", async () => {
