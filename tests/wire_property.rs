@@ -24,7 +24,7 @@ use drs_sim::{FailbackState, Fault, Fleet, History, Operation, Quotas, SimConfig
 use proptest::prelude::*;
 use serde_json::json;
 use support::*;
-use tokio::time::Instant;
+use tokio::time::{Instant, sleep};
 
 const NOT_READY: [FailbackState; 4] = [
     FailbackState::FailbackNotStarted,
@@ -377,10 +377,14 @@ async fn run(case: Case) {
         previous = Some(job_of);
     }
 
-    // The faults cleared, the request sent again (as the state machine does) until nothing is
-    // deferred or a round changes nothing: then every job is in the answer.
+    // The faults cleared, the request sent again as the state machine does — a tracking interval
+    // (at least 30 s) after the answer before — until nothing is deferred or a round changes
+    // nothing: then every job is in the answer. (Sent again at once, a round could not see a job
+    // an earlier round made within DRS's visibility lag, nor one a call held before the faults
+    // cleared makes after that round read DRS.)
     sim.clear_faults();
     for _ in 0..3 {
+        sleep(Duration::from_secs(30)).await;
         let since = sim.next_call();
         let answer = fb
             .handle(request(&requested), in_minutes(10))
