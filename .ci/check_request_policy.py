@@ -165,7 +165,8 @@ class Stack:
         if kind == "AWS::Events::EventBus":
             return self.resolve(props["Name"])
         if kind in ("AWS::Serverless::StateMachine", "AWS::StepFunctions::StateMachine"):
-            return f"arn:{PARTITION}:states:{REGION}:{ACCOUNT}:stateMachine:{name}"
+            physical = self.resolve(props["Name"]) if "Name" in props else name
+            return f"arn:{PARTITION}:states:{REGION}:{ACCOUNT}:stateMachine:{physical}"
         if kind == "AWS::SNS::Topic":
             return f"arn:{PARTITION}:sns:{REGION}:{ACCOUNT}:{name}"
         if kind == "AWS::Logs::LogGroup" and "LogGroupName" in props:
@@ -517,9 +518,18 @@ def check(stack: Stack) -> list[str]:
                     {k: v for k, v in statement.items() if k != "Condition"}, Principal("", ""),
                     "states:StartExecution", machine_arn, {}):
                 starters[name] = props
-    expected_starters = {"FailbackStarterRole"}
+    # The state machine itself starts its own next execution when it hands a run over (its role
+    # is assumed by Step Functions only, for this state machine).
+    expected_starters = {"FailbackStarterRole", "FailbackStateMachine"}
     if stack.params["RequestTarget"] == "StateMachine":
         expected_starters.add("StartFailbackRole")
+    # ... and only itself: a grant on any other (or every) state machine would let it start those.
+    for policy in as_list(resources.get("FailbackStateMachine", (None, {}))[1].get("Policies")):
+        for statement in as_list(policy.get("Statement") if isinstance(policy, dict) else None):
+            actions = as_list(statement.get("Action"))
+            if statement.get("Effect") == "Allow" and any(a in ("states:StartExecution", "states:*", "*") for a in actions) \
+                    and as_list(statement.get("Resource")) != [machine_arn]:
+                problems.append(f"the state machine may start {statement.get('Resource')}, not only itself")
     if set(starters) != expected_starters:
         problems.append(f"states:StartExecution on the state machine is granted to {sorted(starters)}, "
                         f"not exactly {sorted(expected_starters)}")
@@ -674,6 +684,13 @@ def _(t):
 @mutation("the status rule's permission lets any rule of the account invoke the function")
 def _(t):
     del props(t, "ExecutionEndedPermission")["SourceArn"]
+
+
+@mutation("the state machine may start any state machine of the account")
+def _(t):
+    statement = next(p for p in props(t, "FailbackStateMachine")["Policies"]
+                     if isinstance(p, dict) and p.get("Statement", [{}])[0].get("Sid") == "HandTheRunOver")
+    statement["Statement"][0]["Resource"] = {"Fn::Sub": "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:stateMachine:*"}
 
 
 @mutation("the function may be invoked by another account")

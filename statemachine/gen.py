@@ -18,7 +18,7 @@ LOOP = (
     "{\"limits\": {\"maxRounds\": $maxRounds, \"timeLimitSeconds\": $timeLimitSeconds, \"trackIntervalSeconds\": $trackIntervalSeconds}, "
     f"\"elapsedSeconds\": $floor({ELAPSED}), \"rounds\": $roundsDone, \"runningJobs\": $count($runningJobIDs), "
     f"\"deferred\": {DEFERRED_COUNT}, \"deferredReasons\": [$distinct($deferredGroups.reason)], "
-    "\"launchError\": $launchError != null, \"trackingErrors\": $trackingErrors}"
+    "\"launchError\": $launchError != null, \"trackingErrors\": $trackingErrors, \"calls\": $calls}"
 )
 # A tracking call that did not answer (after its retries) has no `next` to follow: it is tried
 # again at the next interval, this many times in a row, then the step sums up (TRACKING_ERROR) --
@@ -29,6 +29,18 @@ LAMBDA_ERRORS = ["Lambda.ServiceException", "Lambda.AWSLambdaException", "Lambda
 # here. (DrsReadFailed, DRS unreadable for now, is retried where it can come.)
 NOT_RETRIED = ["InvalidFailbackRequest", "DrsAccountNotInitialized", "DrsAccessDenied", "DrsClientMisconfigured"]
 def j(e): return "{% " + e + " %}"
+# What a fresh execution needs to take the run over (Next "handover"): the plan, the steps done,
+# and the step's loop as it stands. The deploy-time settings are read again; calls start at 0.
+CARRIED = ["runId", "tags", "steps", "stepIndex", "step", "results", "stepResult", "stepStartMillis",
+           "roundsDone", "trackingCalls", "launched", "skipped", "rejected", "jobIDs", "runningJobIDs",
+           "reportedJobIDs", "notLaunched", "deferredGroups", "deferredRecoveryInstanceIDs",
+           "deferredSourceServerIDs", "launchError", "trackingErrors", "trackingError"]
+SETTINGS = O(
+    maxRounds=j("$floor($number('${MaxRounds}'))"),
+    trackIntervalSeconds=j("$floor($number('${TrackIntervalSeconds}'))"),
+    timeLimitSeconds=j("$floor($number('${TimeLimitSeconds}'))"),
+    approvalTimeoutSeconds=j("$floor($number('${ApprovalTimeoutSeconds}'))"),
+)
 # Each call gets the function's timeout and this much more before it counts as failed (and is
 # sent again): the Lambda service's own time around the function's.
 TASK_TIMEOUT = j("$floor($number('${FunctionTimeoutSeconds}')) + 30")
@@ -76,17 +88,26 @@ P = "$states.result.Payload"
 # The steps after the current one (a list, also of one or none).
 LATER_STEPS = "$filter($steps, function($v, $i) { $i > $stepIndex })"
 states = O()
+states["Begin"] = O(
+    Type="Choice",
+    Comment="A run handed over by an execution of this state machine that had made its share of calls (input: handover) goes on where it stood; anything else is a request.",
+    Choices=[O(Condition=j("$exists($states.input.handover)"), Next="Resume")],
+    Default="ReadRequest",
+)
+states["Resume"] = O(
+    Type="Pass",
+    Comment="Takes the run over as the execution before left it (the plan, the steps done, the step's loop), with the deploy-time settings read again and this execution's calls counted from 0; a tracking call then says what comes next.",
+    Assign=O(SETTINGS, **{name: j(f"$states.input.handover.{name}") for name in CARRIED}, calls=0, next=None, failedLaunch=None),
+    Next="Track",
+)
 states["ReadRequest"] = O(
     Type="Pass",
     Comment="Unwraps an EventBridge envelope, fixes the run id (the request's, else the event id, else the execution name) so a retried or repeated execution is the same run, keeps the tags for every launch, reads the deploy-time settings once. The plan call gets the request as given, with the run id set.",
     Assign=O(
         runId=j(f"({ENVELOPE}; {RUN_ID})"),
         tags=j(f"({ENVELOPE}; $type($request.tags) = 'object' ? $request.tags : null)"),
-        maxRounds=j("$floor($number('${MaxRounds}'))"),
-        trackIntervalSeconds=j("$floor($number('${TrackIntervalSeconds}'))"),
-        timeLimitSeconds=j("$floor($number('${TimeLimitSeconds}'))"),
-        approvalTimeoutSeconds=j("$floor($number('${ApprovalTimeoutSeconds}'))"),
-        steps=[], stepIndex=-1, results=[], stepResult=None,
+        **SETTINGS,
+        steps=[], stepIndex=-1, results=[], stepResult=None, calls=0,
     ),
     Output=j(f"({ENVELOPE}; $merge([$request, {{\"runId\": {RUN_ID}}}]))"),
     Next="Plan",
@@ -149,8 +170,9 @@ states["Launch"] = O(
     Arguments=O(FunctionName="${FailbackFunctionArn}", Payload=j(f"$merge([$states.input, {{\"loop\": {LOOP}}}])")),
     # DrsReadFailed: a step's tag selector could not be read (nothing was launched); read again.
     Retry=retry(3, [O(ErrorEquals=["DrsReadFailed"], IntervalSeconds=30, BackoffRate=2, MaxAttempts=3, JitterStrategy="FULL")]),
-    Catch=[O(ErrorEquals=["States.ALL"], Assign=O(launchError=j("$states.errorOutput"), failedLaunch=j("$states.input")), Output=j("$states.errorOutput"), Next="LaunchFailed")],
+    Catch=[O(ErrorEquals=["States.ALL"], Assign=O(launchError=j("$states.errorOutput"), failedLaunch=j("$states.input"), calls=j("$calls + 1")), Output=j("$states.errorOutput"), Next="LaunchFailed")],
     Assign=O(
+        calls=j("$calls + 1"),
         roundsDone=j("$roundsDone + 1"),
         launched=j(f"$launched + {P}.counts.launched"),
         skipped=j(f"$skipped + {P}.counts.skipped"),
@@ -190,8 +212,24 @@ del states["LaunchAgain"]["Catch"]
 states["FollowNext"] = O(
     Type="Choice",
     Comment="What the function answered comes next: the step's last call, or a wait (next.waitSeconds, 0 for none) before the next launch round or tracking call.",
-    Choices=[O(Condition=j("$next.action = \"finish\""), Next="FinalTrack")],
+    Choices=[
+        O(Condition=j("$next.action = \"finish\""), Next="FinalTrack"),
+        O(Condition=j("$next.action = \"handover\""), Next="HandOver"),
+    ],
     Default="WaitForNext",
+)
+states["HandOver"] = O(
+    Type="Task",
+    Comment="This execution has made its share of calls (the function said handover): a fresh execution of this state machine takes the run over as it stands, so that no execution nears Step Functions' cap of 25 000 history events whatever the plan and the settings. Started and not waited for; the same run id goes on there. Its start is retried; if it still fails, the execution fails here and a redrive starts it again.",
+    Resource="arn:aws:states:::states:startExecution",
+    Arguments=O(StateMachineArn=j("$states.context.StateMachine.Id"), Input=O(handover=O((name, j(f"${name}")) for name in CARRIED))),
+    Retry=[O(ErrorEquals=["States.ALL"], IntervalSeconds=2, BackoffRate=2, MaxAttempts=5, JitterStrategy="FULL")],
+    Output=O(runId=j("$runId"), handedOverTo=j("$states.result.ExecutionArn")),
+    Next="HandedOver",
+)
+states["HandedOver"] = O(
+    Type="Succeed",
+    Comment="The run goes on in the execution named in handedOverTo (its Failback Run Finished comes from the last one).",
 )
 states["WaitForNext"] = O(
     Type="Wait",
@@ -218,8 +256,9 @@ states["Track"] = O(
     TimeoutSeconds=TASK_TIMEOUT,
     Arguments=O(FunctionName="${FailbackFunctionArn}", Payload=O(action="track", runId=j("$runId"), step=j("$step.name"), jobIDs=j("$runningJobIDs"), reportedJobIDs=j("$reportedJobIDs"), loop=j(LOOP))),
     Retry=retry(6),
-    Catch=[O(ErrorEquals=["States.ALL"], Assign=O(trackingErrors=j("$trackingErrors + 1"), trackingError=j("$states.errorOutput")), Output=j("$states.errorOutput"), Next="TrackFailed")],
+    Catch=[O(ErrorEquals=["States.ALL"], Assign=O(trackingErrors=j("$trackingErrors + 1"), trackingError=j("$states.errorOutput"), calls=j("$calls + 1")), Output=j("$states.errorOutput"), Next="TrackFailed")],
     Assign=O(
+        calls=j("$calls + 1"),
         trackingCalls=j("$trackingCalls + 1"),
         trackingErrors=0,
         runningJobIDs=j(f"[{P}.runningJobIDs]"),
@@ -399,7 +438,7 @@ definition = O(
     Comment="drs-failback: a whole failback, as an ordered plan of steps (a plain request is one step). Each step launches its recovery instances within the DRS quotas, tracks the jobs every TrackIntervalSeconds until each launched instance has its final result, launches the deferred ones as jobs finish and quota frees up (same runId, at most MaxRounds launch rounds, TimeLimitSeconds from the step's start), and ends with a last tracking call that sums it up and decides whether the plan goes on (critical instances, maxFailed). Between steps: waitAfterSeconds, and an approval when asked for. Step Started, Approval Requested, Plan Halted and Run Finished are published from here; jobs are polled, DRS's own events never decide a result.",
     QueryLanguage="JSONata",
     TimeoutSeconds=RUN_TIMEOUT_SECONDS,
-    StartAt="ReadRequest",
+    StartAt="Begin",
     States=states,
 )
 print(json.dumps(definition, indent=2, ensure_ascii=False))

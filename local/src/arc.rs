@@ -64,6 +64,8 @@ pub struct Progress {
     pub not_launched: usize,
     /// Launch answers lost to an injected crash, each sent again.
     pub crashes: usize,
+    /// Executions the run has taken so far: one more each time the function hands it over.
+    pub executions: usize,
 }
 
 pub use drs_failback::launch::next::Next;
@@ -150,6 +152,8 @@ struct Run {
     /// Tracking calls failed in a row, and the last one's error.
     tracking_errors: u32,
     tracking_error: Option<String>,
+    /// Calls made by the current execution.
+    calls: u32,
     /// Each job's latest counts, for the progress display.
     job_counts: HashMap<String, ResultCounts>,
     progress: Progress,
@@ -252,6 +256,7 @@ impl Run {
             "deferredReasons": reasons,
             "launchError": self.launch_error.is_some(),
             "trackingErrors": self.tracking_errors,
+            "calls": self.calls,
         })
     }
 }
@@ -308,6 +313,7 @@ pub async fn run_arc<D: Drs, P: EventPublisher>(
         step: step.map(|s| s.name.clone()),
         ..Run::default()
     };
+    run.progress.executions = 1;
     let mut next = Next::Launch { wait_seconds: 0 };
     let mut crashes_left = settings.crashes_after_launch;
     let mut sent_again = false;
@@ -317,6 +323,7 @@ pub async fn run_arc<D: Drs, P: EventPublisher>(
             Next::Launch { wait_seconds } => {
                 sleep(Duration::from_secs(wait_seconds)).await;
                 request["loop"] = run.step_loop(settings, start);
+                run.calls += 1;
                 // As the state machine's Launch state: DrsReadFailed (a selector DRS could not list)
                 // is tried again, three times, 30 s apart and doubling.
                 // A crash (whatever Lambda names it) is sent again with the same run id, twice.
@@ -377,6 +384,7 @@ pub async fn run_arc<D: Drs, P: EventPublisher>(
                 let mut payload = json!({"action": "track", "runId": run.run_id,
                     "jobIDs": run.running, "reportedJobIDs": run.reported,
                     "loop": run.step_loop(settings, start)});
+                run.calls += 1;
                 if let Some(step) = step {
                     payload["step"] = json!(step.name);
                 }
@@ -405,6 +413,15 @@ pub async fn run_arc<D: Drs, P: EventPublisher>(
                 observe(&run.progress);
             }
             Next::Finish => return finish(failback, run, step, settings, start, observe).await,
+            // As the state machine: a fresh execution takes the run over as it stands, and goes
+            // on with a tracking call, whose answer says what comes next.
+            Next::Handover => {
+                run.calls = 0;
+                run.progress.executions += 1;
+                next = Next::Track { wait_seconds: 0 };
+                observe(&run.progress);
+                continue;
+            }
         }
         if matches!(next, Next::Launch { .. }) {
             request = run.relaunch_request();

@@ -61,8 +61,12 @@ pub fn progress_text(p: &Progress) -> String {
         0 => String::new(),
         n => format!(" · {n} crashed launch(es) sent again"),
     };
+    let executions = match p.executions {
+        0 | 1 => String::new(),
+        n => format!(" · execution {n} (handed over)"),
+    };
     format!(
-        "[{:>4}s] round {} · {} launched · {} succeeded · {} failed · {} running · {} waiting · {} not launched{crashes}",
+        "[{:>4}s] round {} · {} launched · {} succeeded · {} failed · {} running · {} waiting · {} not launched{crashes}{executions}",
         p.elapsed_seconds,
         p.rounds,
         p.launched,
@@ -193,6 +197,7 @@ mod tests {
             not_launched: 1,
             tracking_calls: 4,
             crashes: 0,
+            executions: 1,
         });
         assert_eq!(
             line,

@@ -21,7 +21,16 @@ pub enum Next {
     Launch { wait_seconds: u64 },
     /// The step's last call: every job read again, the step summed up.
     Finish,
+    /// This execution has made its share of calls: it starts a fresh execution of the state
+    /// machine with the run as it stands, which goes on with a tracking call (its answer says
+    /// what comes next), and ends.
+    Handover,
 }
+
+/// Calls an execution makes before it hands the run over. Each call (its waits, Choice states and
+/// every retry included) adds at most a few dozen events to the execution's history, which Step
+/// Functions caps at 25 000; tests/history.rs bounds the worst case from the generated definition.
+pub const MAX_CALLS_PER_EXECUTION: u32 = 350;
 
 /// What a choice is made on.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -41,6 +50,8 @@ pub struct Situation {
     pub freed: bool,
     /// Some instances were deferred for something other than a full quota.
     pub deferred_not_for_quota: bool,
+    /// Calls this execution made, this one included.
+    pub calls: u32,
 }
 
 /// After a launch round or a tracking call. Deferred instances are sent again right after a
@@ -49,7 +60,10 @@ pub struct Situation {
 /// deferred instances with no job running wait an interval; otherwise the step sums up.
 pub fn next(s: &Situation, interval: u64) -> Next {
     let can_launch = s.deferred > 0 && s.rounds < s.max_rounds && !s.launch_error && s.time_left;
-    if s.after_track && can_launch && (s.freed || s.running_jobs == 0 || s.deferred_not_for_quota) {
+    let next = if s.after_track
+        && can_launch
+        && (s.freed || s.running_jobs == 0 || s.deferred_not_for_quota)
+    {
         Next::Launch { wait_seconds: 0 }
     } else if s.running_jobs > 0 && s.time_left {
         Next::Track {
@@ -61,7 +75,12 @@ pub fn next(s: &Situation, interval: u64) -> Next {
         }
     } else {
         Next::Finish
+    };
+    // The step's last call is made here whatever the count: it is one more.
+    if next != Next::Finish && s.calls >= MAX_CALLS_PER_EXECUTION {
+        return Next::Handover;
     }
+    next
 }
 
 /// After a launch round that answered: `new_jobs` the jobs it reports, `deferred` what it left
@@ -78,6 +97,7 @@ pub fn after_launch(step: &StepLoop, new_jobs: usize, deferred: usize, reasons: 
             after_track: false,
             freed: false,
             deferred_not_for_quota: reasons.iter().any(|r| !for_quota(r)),
+            calls: step.calls + 1,
         },
         step.limits.track_interval_seconds,
     )
@@ -96,6 +116,7 @@ pub fn after_track(step: &StepLoop, running: usize) -> Next {
             after_track: true,
             freed: running < step.running_jobs,
             deferred_not_for_quota: step.deferred_reasons.iter().any(|r| !for_quota(r)),
+            calls: step.calls + 1,
         },
         step.limits.track_interval_seconds,
     )
@@ -236,5 +257,26 @@ mod tests {
             serde_json::to_value(Next::Finish).unwrap(),
             json!({"action": "finish"})
         );
+    }
+
+    /// Past its share of calls an execution hands the run over instead of waiting for the next
+    /// call; the last call of a step is still made.
+    #[test]
+    fn an_execution_hands_over_after_its_share_of_calls() {
+        let at = MAX_CALLS_PER_EXECUTION - 1;
+        let busy = step(json!({"runningJobs": 2, "calls": at}));
+        assert_eq!(after_track(&busy, 2), Next::Handover);
+        assert_eq!(
+            after_track(&step(json!({"runningJobs": 2, "calls": at - 1})), 2),
+            TRACK
+        );
+        assert_eq!(
+            after_track(&busy, 0),
+            Next::Finish,
+            "the step's end comes first"
+        );
+        let deferred = step(json!({"calls": at}));
+        assert_eq!(after_launch(&deferred, 0, 3, &["QUOTA"]), Next::Handover);
+        assert_eq!(after_launch(&deferred, 0, 0, &[]), Next::Finish);
     }
 }

@@ -42,4 +42,8 @@ pub struct StepLoop {
     /// Tracking calls that failed in a row just before this one.
     #[serde(default)]
     pub tracking_errors: u32,
+    /// Calls this execution has made so far: past a budget it hands the run over to a fresh
+    /// one, far from Step Functions' cap on an execution's history.
+    #[serde(default)]
+    pub calls: u32,
 }

@@ -60,8 +60,11 @@ const CHOICE_RULE_FIELDS = ["Condition", "Next", "Assign"];
 
 const LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke";
 const PUT_EVENTS = "arn:aws:states:::events:putEvents";
+const START_EXECUTION = "arn:aws:states:::states:startExecution";
+/** Step Functions stops an execution whose history reaches this many events. */
+const MAX_HISTORY_EVENTS = 25000;
 const PUT_EVENTS_WAIT = "arn:aws:states:::events:putEvents.waitForTaskToken";
-const RESOURCES = [LAMBDA_INVOKE, PUT_EVENTS, PUT_EVENTS_WAIT];
+const RESOURCES = [START_EXECUTION, LAMBDA_INVOKE, PUT_EVENTS, PUT_EVENTS_WAIT];
 const EVENT_ENTRY_FIELDS = ["Detail", "DetailType", "EventBusName", "Source", "Resources", "Time", "TraceHeader"];
 
 /** Replaces ${Name} as CloudFormation's DefinitionSubstitutions do: in the text, before parsing. */
@@ -253,7 +256,14 @@ async function execute(definition, input, options) {
     elapsed: () => (now - START_TIME) / 1000,
     now: () => new Date(now).toISOString(),
   };
+  const stateMachineArn = options.stateMachineArn ?? "arn:aws:states:local:000000000000:stateMachine:sm";
+  // The executions this one started (states:startExecution, not waited for).
+  const startedExecutions = [];
+  // The execution's history, counted as Step Functions writes it: the execution's start and end,
+  // each state entered and exited, each task attempt scheduled, started and ended.
+  let history = redrive?.history ?? 2;
   const context = {
+    StateMachine: { Id: stateMachineArn, Name: stateMachineArn.split(":").at(-1) },
     Execution: {
       Id: `arn:aws:states:local:000000000000:execution:sm:${executionName}`,
       Name: executionName,
@@ -261,7 +271,7 @@ async function execute(definition, input, options) {
       StartTime: new Date(START_TIME).toISOString(),
     },
   };
-  const finish = (result) => ({ ...result, trace, waits, events, elapsed: clock.elapsed(), ended: clock.now(), started: new Date(START_TIME).toISOString(), variables });
+  const finish = (result) => ({ ...result, trace, waits, events, elapsed: clock.elapsed(), ended: clock.now(), started: new Date(START_TIME).toISOString(), variables, startedExecutions, history });
 
   /** One attempt of a task: its result, or a thrown StatesError. */
   async function attempt(name, state, args, scope) {
@@ -271,6 +281,14 @@ async function execute(definition, input, options) {
       throw new StatesError("States.QueryEvaluationError", `TimeoutSeconds must be an integer 1..${MAX_TIMEOUT_SECONDS}, got ${timeout}`);
     }
     const timedOut = () => new StatesError("States.Timeout", `${name} ran longer than ${timeout} s`);
+    history += 3;
+    if (state.Resource === START_EXECUTION) {
+      checkFields(args, ["StateMachineArn", "Input", "Name"], `${name}: arguments of states:startExecution`);
+      checkSize(args.Input, `${name}: the input of the execution it starts`);
+      const arn = `${args.StateMachineArn.replace(":stateMachine:", ":execution:")}:${args.Name ?? `${executionName}-next-${startedExecutions.length + 1}`}`;
+      startedExecutions.push({ stateMachineArn: args.StateMachineArn, executionArn: arn, input: JSON.parse(JSON.stringify(args.Input)), at: clock.now() });
+      return { ExecutionArn: arn, StartDate: clock.now() };
+    }
     if (state.Resource === LAMBDA_INVOKE) {
       checkFields(args, ["FunctionName", "Payload", "Qualifier", "InvocationType", "ClientContext"], `${name}: arguments of lambda:invoke`);
       const result = await invoke(state.Resource, args, clock);
@@ -339,6 +357,10 @@ async function execute(definition, input, options) {
     const states = { input: stateInput, context: { ...context, State: stateContext } };
     const bindings = (extra) => ({ ...variables, states: { ...states, ...extra } });
     trace.push({ state: name, input: stateInput, at: clock.elapsed() });
+    history += 2;
+    if (history > MAX_HISTORY_EVENTS) {
+      return finish({ status: "FAILED", state: name, stateInput, error: "States.Runtime", cause: `the execution history reached ${MAX_HISTORY_EVENTS} events` });
+    }
 
     // What the state produced, the bindings its Output and Assign see, and where it goes.
     let produced = stateInput;

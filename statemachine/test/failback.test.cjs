@@ -12,7 +12,39 @@ const fs = require("node:fs");
 const path = require("node:path");
 const { test } = require("node:test");
 
-const { execute, substitute, StatesError } = require("./asl-jsonata.cjs");
+const { execute: executeOne, substitute, StatesError } = require("./asl-jsonata.cjs");
+
+/**
+ * Runs a failback to its end as Step Functions would: an execution that hands the run over
+ * (HandedOver) is followed by the execution it started, on the same clock and function, until one
+ * ends otherwise. The result is the last execution's, with every execution's trace, waits and
+ * published events in order, and `executions` (each one's own result, its `history` included).
+ */
+async function execute(definition, input, options = {}) {
+  const executions = [];
+  let run = await executeOne(definition, input, options);
+  executions.push(run);
+  while (run.status === "SUCCEEDED" && run.state === "HandedOver") {
+    const [next] = run.startedExecutions;
+    assert.ok(next, "a handed-over run started its next execution");
+    run = await executeOne(definition, next.input, {
+      ...options,
+      redrive: undefined,
+      executionName: next.executionArn.split(":").at(-1),
+      startTime: run.ended,
+    });
+    executions.push(run);
+  }
+  if (executions.length === 1) return { ...run, executions };
+  return {
+    ...run,
+    trace: executions.flatMap((e) => e.trace),
+    waits: executions.flatMap((e) => e.waits),
+    events: executions.flatMap((e) => e.events),
+    elapsed: executions.reduce((n, e) => n + e.elapsed, 0),
+    executions,
+  };
+}
 
 const repo = path.resolve(__dirname, "..", "..");
 const aslText = fs.readFileSync(path.join(repo, "statemachine", "failback.asl.json"), "utf8");
@@ -1467,6 +1499,32 @@ test("the function decides what comes next: each launch and track call carries t
   // The step's end is the function's: stepEnd on the last call.
   assert.deepEqual(run.output.steps[0].stoppedBy, null);
   assert.equal(run.output.steps[0].complete, true);
+});
+
+test("a long run hands itself over to a fresh execution before nearing the history cap: each execution stays far under 25 000 events, nothing is launched, announced or started twice, the run ends as one", async () => {
+  // Two rounds of 10 h jobs tracked every 30 s: 2 400 tracking calls, far more than one execution makes.
+  const input = { runId: "wave-long", recoveryInstanceIDs: ids("21", 4) };
+  const fake = fakeFunction({ jobSeconds: 10 * 3600, capacity: 2, jobSize: 1 });
+  const d = definition({ TrackIntervalSeconds: 30, TimeLimitSeconds: 43200 * 2, MaxRounds: 500 });
+  const run = await execute(d, input, fake);
+  assertEnded(run, "FailbackComplete");
+  assert.ok(run.executions.length >= 5, `${run.executions.length} executions`);
+  for (const [i, e] of run.executions.entries()) {
+    assert.ok(e.history < 20000, `execution ${i}: ${e.history} history events`);
+    if (i < run.executions.length - 1) {
+      assert.equal(e.state, "HandedOver");
+      assert.equal(e.output.runId, "wave-long");
+      assert.equal(e.startedExecutions[0].input.handover.runId, "wave-long");
+    }
+  }
+  assert.equal(launchCalls(fake).length, 2, "two rounds: the quota holds two at a time");
+  assert.equal(fake.jobs.size, 4);
+  assert.equal(run.output.counts.succeeded, 4);
+  assert.equal(published(run, "Failback Step Started").length, 1, "the step started once");
+  assert.equal(published(run, "Failback Run Finished").length, 1, "the run finished once, from the last execution");
+  assertEvents(run, fake);
+  // Each execution after the first went on with a tracking call where the one before stopped.
+  for (const e of run.executions.slice(1)) assert.deepEqual(e.trace.slice(0, 3).map((t) => t.state), ["Begin", "Resume", "Track"]);
 });
 
 test("every execution has an overall TimeoutSeconds: past it the run stops TIMED_OUT wherever it is, without a Run Finished of its own (the stack's ExecutionEndedRule has the function publish it)", async () => {
