@@ -45,6 +45,20 @@ fn track(answer_jobs: &[String], reported: &[String]) -> Value {
     json!({"action": "track", "runId": RUN_ID, "jobIDs": answer_jobs, "reportedJobIDs": reported})
 }
 
+/// DescribeJobs answers 500 from now on.
+fn describe_jobs_down(sim: &SimHandle) {
+    sim.inject(Fault::Fail {
+        operation: Operation::DescribeJobs,
+        calls: 1000,
+        after: 0,
+        status: 500,
+        error_type: "InternalServerException".into(),
+        message: "down".into(),
+        members: serde_json::Map::new(),
+        retry_after: None,
+    });
+}
+
 fn job_ids(answer: &LaunchAnswer) -> Vec<String> {
     answer.jobs.iter().map(|j| j.job_id.clone()).collect()
 }
@@ -435,16 +449,7 @@ async fn the_last_call_fails_rather_than_sum_up_what_it_could_not_read() {
     let launched = fb.handle(request(&ids), in_minutes(5)).await.unwrap();
     let jobs = job_ids(&launched);
     sleep(Duration::from_secs(11)).await;
-    sim.inject(Fault::Fail {
-        operation: Operation::DescribeJobs,
-        calls: 1000,
-        after: 0,
-        status: 500,
-        error_type: "InternalServerException".into(),
-        message: "down".into(),
-        members: serde_json::Map::new(),
-        retry_after: None,
-    });
+    describe_jobs_down(&sim);
     let ordinary = fb
         .handle_track(track(&jobs, &[]), in_minutes(5))
         .await
@@ -646,16 +651,7 @@ async fn an_aborted_execution_still_ends_its_run_with_what_is_known() {
 async fn an_ended_execution_whose_jobs_cannot_be_read_fails_loudly() {
     let sim = sim_of(ready(2), |_| {}).await;
     let fb = failback_in_process(&sim, &UNLIMITED, 1.0).await;
-    sim.inject(Fault::Fail {
-        operation: Operation::DescribeJobs,
-        calls: 1000,
-        after: 0,
-        status: 500,
-        error_type: "InternalServerException".into(),
-        message: "down".into(),
-        members: serde_json::Map::new(),
-        retry_after: None,
-    });
+    describe_jobs_down(&sim);
     let error = fb
         .handle_track(
             execution_ended("ABORTED", RUN_ID, std::time::SystemTime::now()),

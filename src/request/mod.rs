@@ -35,6 +35,8 @@ use plan::{WAIT_AFTER_EXPECTED, parse_plan};
 pub use rules::{Critical, STEP_NAME_MAX_LEN};
 pub(crate) use rules::{invalid, within};
 pub use selector::Selector;
+#[cfg(test)]
+pub(crate) use step_loop::for_test as step_loop_for_test;
 pub use step_loop::{Limits, StepLoop};
 use track::parse_track;
 pub use track::{MAX_TRACKED_JOBS, TrackRequest};

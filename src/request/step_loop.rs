@@ -47,3 +47,15 @@ pub struct StepLoop {
     #[serde(default)]
     pub calls: u32,
 }
+
+/// A step's loop for tests: 2 rounds made, 100 s in, nothing running or deferred, limits of 10
+/// rounds, an hour and 60 s; `changes` override any field.
+#[cfg(test)]
+pub(crate) fn for_test(changes: serde_json::Value) -> StepLoop {
+    let mut given = serde_json::json!({"limits": {"maxRounds": 10, "timeLimitSeconds": 3600,
+        "trackIntervalSeconds": 60}, "elapsedSeconds": 100, "rounds": 2});
+    if let (Some(given), Some(changes)) = (given.as_object_mut(), changes.as_object()) {
+        given.extend(changes.clone());
+    }
+    serde_json::from_value(given).expect("a step's loop")
+}

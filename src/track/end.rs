@@ -90,16 +90,7 @@ mod tests {
     use crate::track::verdict::HaltReason;
     use serde_json::{Value, json};
 
-    /// A step's loop: 2 rounds made, 100 s in, nothing running or deferred.
-    fn step(changes: Value) -> StepLoop {
-        let mut given = json!({"limits": {"maxRounds": 10, "timeLimitSeconds": 3600,
-            "trackIntervalSeconds": 60}, "elapsedSeconds": 100, "rounds": 2});
-        given
-            .as_object_mut()
-            .unwrap()
-            .extend(changes.as_object().unwrap().clone());
-        serde_json::from_value(given).unwrap()
-    }
+    use crate::request::step_loop_for_test as step;
 
     /// (loop, every launched instance final, verdict) → (status, reason, what stopped it, complete).
     type Ending = (
