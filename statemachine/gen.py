@@ -18,7 +18,8 @@ LOOP = (
     "{\"limits\": {\"maxRounds\": $maxRounds, \"timeLimitSeconds\": $timeLimitSeconds, \"trackIntervalSeconds\": $trackIntervalSeconds}, "
     f"\"elapsedSeconds\": $floor({ELAPSED}), \"rounds\": $roundsDone, \"runningJobs\": $count($runningJobIDs), "
     f"\"deferred\": {DEFERRED_COUNT}, \"deferredReasons\": [$distinct($deferredGroups.reason)], "
-    "\"launchError\": $launchError != null, \"trackingErrors\": $trackingErrors, \"calls\": $calls}"
+    "\"launchError\": $launchError != null, \"trackingErrors\": $trackingErrors, \"calls\": $calls, "
+    "\"executionSeconds\": $floor(($toMillis($states.context.State.EnteredTime) - $toMillis($states.context.Execution.StartTime)) / 1000)}"
 )
 # A tracking call that did not answer (after its retries) has no `next` to follow: it is tried
 # again at the next interval, this many times in a row, then the step sums up (TRACKING_ERROR) --
@@ -31,7 +32,7 @@ NOT_RETRIED = ["InvalidFailbackRequest", "DrsAccountNotInitialized", "DrsAccessD
 def j(e): return "{% " + e + " %}"
 # What a fresh execution needs to take the run over (Next "handover"): the plan, the steps done,
 # and the step's loop as it stands. The deploy-time settings are read again; calls start at 0.
-CARRIED = ["runId", "tags", "steps", "stepIndex", "step", "results", "stepResult", "stepStartMillis",
+CARRIED = ["runId", "runStartMillis", "origin", "handovers", "tags", "steps", "stepIndex", "step", "results", "stepResult", "stepStartMillis",
            "roundsDone", "trackingCalls", "launched", "skipped", "rejected", "jobIDs", "runningJobIDs",
            "reportedJobIDs", "notLaunched", "deferredGroups", "deferredRecoveryInstanceIDs",
            "deferredSourceServerIDs", "launchError", "trackingErrors", "trackingError"]
@@ -105,6 +106,11 @@ states["ReadRequest"] = O(
     Comment="Unwraps an EventBridge envelope, fixes the run id (the request's, else the event id, else the execution name) so a retried or repeated execution is the same run, keeps the tags for every launch, reads the deploy-time settings once. The plan call gets the request as given, with the run id set.",
     Assign=O(
         runId=j(f"({ENVELOPE}; {RUN_ID})"),
+        # When the run started, and the execution it started in: a handed-over execution's end
+        # is summed up from the run's first job, and its name follows the origin's.
+        runStartMillis=j("$toMillis($states.context.Execution.StartTime)"),
+        origin=j("$states.context.Execution.Name"),
+        handovers=0,
         tags=j(f"({ENVELOPE}; $type($request.tags) = 'object' ? $request.tags : null)"),
         **SETTINGS,
         steps=[], stepIndex=-1, results=[], stepResult=None, calls=0,
@@ -222,8 +228,19 @@ states["HandOver"] = O(
     Type="Task",
     Comment="This execution has made its share of calls (the function said handover): a fresh execution of this state machine takes the run over as it stands, so that no execution nears Step Functions' cap of 25 000 history events whatever the plan and the settings. Started and not waited for; the same run id goes on there. Its start is retried; if it still fails, the execution fails here and a redrive starts it again.",
     Resource="arn:aws:states:::states:startExecution",
-    Arguments=O(StateMachineArn=j("$states.context.StateMachine.Id"), Input=O(handover=O((name, j(f"${name}")) for name in CARRIED))),
+    # Named after the run's first execution and the handover's number: a retry of a start that
+    # went through (same name, same input) is the same execution, not a second one.
+    Arguments=O(
+        StateMachineArn=j("$states.context.StateMachine.Id"),
+        Name=j("$substring($origin, 0, 70) & \"-h\" & $string($handovers + 1)"),
+        Input=O(handover=O((name, j(f"$handovers + 1" if name == "handovers" else f"${name}")) for name in CARRIED)),
+    ),
     Retry=[O(ErrorEquals=["States.ALL"], IntervalSeconds=2, BackoffRate=2, MaxAttempts=5, JitterStrategy="FULL")],
+    # A redrive of a HandOver whose start went through after all finds the execution of that name
+    # closed (StartExecution: ExecutionAlreadyExists; the integration's name for it,
+    # StepFunctions.ExecutionAlreadyExistsException, is taken to follow its naming rule): the run
+    # went on there.
+    Catch=[O(ErrorEquals=["StepFunctions.ExecutionAlreadyExistsException"], Output=O(runId=j("$runId"), handedOverTo=j("$substring($origin, 0, 70) & \"-h\" & $string($handovers + 1)")), Next="HandedOver")],
     Output=O(runId=j("$runId"), handedOverTo=j("$states.result.ExecutionArn")),
     Next="HandedOver",
 )

@@ -152,8 +152,9 @@ struct Run {
     /// Tracking calls failed in a row, and the last one's error.
     tracking_errors: u32,
     tracking_error: Option<String>,
-    /// Calls made by the current execution.
+    /// Calls made by the current execution, and when it started.
     calls: u32,
+    execution_started: Option<Instant>,
     /// Each job's latest counts, for the progress display.
     job_counts: HashMap<String, ResultCounts>,
     progress: Progress,
@@ -257,6 +258,7 @@ impl Run {
             "launchError": self.launch_error.is_some(),
             "trackingErrors": self.tracking_errors,
             "calls": self.calls,
+            "executionSeconds": self.execution_started.map_or(0, |at| at.elapsed().as_secs()),
         })
     }
 }
@@ -314,6 +316,7 @@ pub async fn run_arc<D: Drs, P: EventPublisher>(
         ..Run::default()
     };
     run.progress.executions = 1;
+    run.execution_started = Some(start);
     let mut next = Next::Launch { wait_seconds: 0 };
     let mut crashes_left = settings.crashes_after_launch;
     let mut sent_again = false;
@@ -417,6 +420,7 @@ pub async fn run_arc<D: Drs, P: EventPublisher>(
             // on with a tracking call, whose answer says what comes next.
             Next::Handover => {
                 run.calls = 0;
+                run.execution_started = Some(Instant::now());
                 run.progress.executions += 1;
                 next = Next::Track { wait_seconds: 0 };
                 observe(&run.progress);

@@ -32,6 +32,11 @@ pub enum Next {
 /// Functions caps at 25 000; tests/history.rs bounds the worst case from the generated definition.
 pub const MAX_CALLS_PER_EXECUTION: u32 = 350;
 
+/// How old an execution may grow before it hands the run over: 60 days, so that with the longest
+/// gap between two calls of a run (a day's wait after a step, a week's approval, half a day's
+/// step) no execution reaches the 90 days of its TimeoutSeconds.
+pub const MAX_EXECUTION_SECONDS: u64 = 60 * 24 * 3600;
+
 /// What a choice is made on.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Situation {
@@ -52,6 +57,8 @@ pub struct Situation {
     pub deferred_not_for_quota: bool,
     /// Calls this execution made, this one included.
     pub calls: u32,
+    /// How long this execution has run.
+    pub execution_seconds: u64,
 }
 
 /// After a launch round or a tracking call. Deferred instances are sent again right after a
@@ -77,7 +84,8 @@ pub fn next(s: &Situation, interval: u64) -> Next {
         Next::Finish
     };
     // The step's last call is made here whatever the count: it is one more.
-    if next != Next::Finish && s.calls >= MAX_CALLS_PER_EXECUTION {
+    let worn = s.calls >= MAX_CALLS_PER_EXECUTION || s.execution_seconds >= MAX_EXECUTION_SECONDS;
+    if next != Next::Finish && worn {
         return Next::Handover;
     }
     next
@@ -98,6 +106,7 @@ pub fn after_launch(step: &StepLoop, new_jobs: usize, deferred: usize, reasons: 
             freed: false,
             deferred_not_for_quota: reasons.iter().any(|r| !for_quota(r)),
             calls: step.calls + 1,
+            execution_seconds: step.execution_seconds,
         },
         step.limits.track_interval_seconds,
     )
@@ -117,6 +126,7 @@ pub fn after_track(step: &StepLoop, running: usize) -> Next {
             freed: running < step.running_jobs,
             deferred_not_for_quota: step.deferred_reasons.iter().any(|r| !for_quota(r)),
             calls: step.calls + 1,
+            execution_seconds: step.execution_seconds,
         },
         step.limits.track_interval_seconds,
     )
@@ -269,5 +279,13 @@ mod tests {
         let deferred = step(json!({"calls": at}));
         assert_eq!(after_launch(&deferred, 0, 3, &["QUOTA"]), Next::Handover);
         assert_eq!(after_launch(&deferred, 0, 0, &[]), Next::Finish);
+        let old = step(json!({"runningJobs": 2, "executionSeconds": MAX_EXECUTION_SECONDS}));
+        assert_eq!(
+            after_track(&old, 2),
+            Next::Handover,
+            "an old execution hands over too"
+        );
+        let young = step(json!({"runningJobs": 2, "executionSeconds": MAX_EXECUTION_SECONDS - 1}));
+        assert_eq!(after_track(&young, 2), TRACK);
     }
 }

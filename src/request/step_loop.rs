@@ -46,6 +46,10 @@ pub struct StepLoop {
     /// one, far from Step Functions' cap on an execution's history.
     #[serde(default)]
     pub calls: u32,
+    /// Seconds since this execution started: an execution that has waited long (approvals, waits
+    /// between steps) hands the run over before its own TimeoutSeconds.
+    #[serde(default)]
+    pub execution_seconds: u64,
 }
 
 /// A step's loop for tests: 2 rounds made, 100 s in, nothing running or deferred, limits of 10

@@ -110,6 +110,7 @@ function checkLoop(body) {
   const { limits, elapsedSeconds } = body.loop;
   assert.ok(isObject(limits) && Number.isInteger(limits.maxRounds) && Number.isInteger(limits.timeLimitSeconds) && Number.isInteger(limits.trackIntervalSeconds), "loop.limits");
   assert.ok(Number.isInteger(elapsedSeconds) && elapsedSeconds >= 0, "loop.elapsedSeconds");
+  assert.ok(Number.isInteger(body.loop.executionSeconds) && Number.isInteger(body.loop.calls), "loop.executionSeconds, loop.calls");
 }
 /** The skip reason of an instance already failed back: it came back (src/track/verdict.rs). */
 const ALREADY_FAILED_BACK = "FAILBACK_COMPLETED";
@@ -1515,6 +1516,10 @@ test("a long run hands itself over to a fresh execution before nearing the histo
       assert.equal(e.state, "HandedOver");
       assert.equal(e.output.runId, "wave-long");
       assert.equal(e.startedExecutions[0].input.handover.runId, "wave-long");
+      // Named after the run's first execution and the handover's number: a retried start is the
+      // same execution; the run's start is carried for its summary.
+      assert.equal(e.startedExecutions[0].executionArn.split(":").at(-1), `test-h${i + 1}`);
+      assert.equal(e.startedExecutions[0].input.handover.runStartMillis, Date.parse(run.executions[0].started));
     }
   }
   assert.equal(launchCalls(fake).length, 2, "two rounds: the quota holds two at a time");
