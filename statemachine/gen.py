@@ -35,7 +35,7 @@ def j(e): return "{% " + e + " %}"
 CARRIED = ["runId", "runStartMillis", "origin", "handovers", "tags", "steps", "stepIndex", "step", "results", "stepResult", "stepStartMillis",
            "roundsDone", "trackingCalls", "launched", "skipped", "rejected", "jobIDs", "runningJobIDs",
            "reportedJobIDs", "notLaunched", "deferredGroups", "deferredRecoveryInstanceIDs",
-           "deferredSourceServerIDs", "launchError", "trackingErrors", "trackingError"]
+           "deferredSourceServerIDs", "held", "launchError", "trackingErrors", "trackingError"]
 SETTINGS = O(
     maxRounds=j("$floor($number('${MaxRounds}'))"),
     trackIntervalSeconds=j("$floor($number('${TrackIntervalSeconds}'))"),
@@ -152,7 +152,7 @@ states["StartStep"] = O(
         stepResult=None,
         roundsDone=0, trackingCalls=0, launched=0, skipped=0, rejected=0,
         jobIDs=[], runningJobIDs=[], reportedJobIDs=[], notLaunched=[], deferredGroups=[],
-        deferredRecoveryInstanceIDs=[], deferredSourceServerIDs=[], launchError=None, next=None,
+        deferredRecoveryInstanceIDs=[], deferredSourceServerIDs=[], held=[], launchError=None, next=None,
         trackingErrors=0, trackingError=None,
     ),
     Output=j("($s := $steps[$stepIndex + 1]; $merge([{\"runId\": $runId}, $tags ? {\"tags\": $tags} : {}, {\"step\": $s.name}, $exists($s.recoveryInstanceIDs) ? {\"recoveryInstanceIDs\": $s.recoveryInstanceIDs} : {}, $exists($s.sourceServerIDs) ? {\"sourceServerIDs\": $s.sourceServerIDs} : {}, $exists($s.selector) ? {\"selector\": $s.selector, \"otherSteps\": [$steps[name != $s.name and ($exists(recoveryInstanceIDs) or $exists(sourceServerIDs))].$merge([{\"step\": name}, $exists(recoveryInstanceIDs) ? {\"recoveryInstanceIDs\": recoveryInstanceIDs} : {}, $exists(sourceServerIDs) ? {\"sourceServerIDs\": sourceServerIDs} : {}])]} : {}]))"),
@@ -189,6 +189,7 @@ states["Launch"] = O(
         deferredGroups=j(f"[{P}.notLaunched[outcome = \"deferred\"]]"),
         deferredRecoveryInstanceIDs=j(f"[{P}.deferredRecoveryInstanceIDs]"),
         deferredSourceServerIDs=j(f"[{P}.deferredSourceServerIDs]"),
+        held=j(f"$append($held, [{P}.heldByOtherSteps])"),
         next=j(f"{P}.next"),
     ),
     Output=j(P),
@@ -320,7 +321,7 @@ states["FinalTrack"] = O(
     TimeoutSeconds=TASK_TIMEOUT,
     Arguments=O(FunctionName="${FailbackFunctionArn}", Payload=O(
         action="track", runId=j("$runId"), step=j("$step.name"), critical=j("$step.critical"), maxFailed=j("$step.maxFailed"),
-        jobIDs=j("$jobIDs"), reportedJobIDs=j("$reportedJobIDs"), final=True, notLaunched=j("$append($notLaunched, $deferredGroups)"), loop=j(LOOP))),
+        jobIDs=j("$jobIDs"), reportedJobIDs=j("$reportedJobIDs"), final=True, notLaunched=j("$append($notLaunched, $deferredGroups)"), heldByOtherSteps=j("$held"), loop=j(LOOP))),
     Retry=retry(6, [DRS_READ_FAILED]),
     # No Catch: a last call that still fails after its retries (DRS unreadable for minutes) fails
     # the execution here, and RedriveExecution makes it again, with the step as it stood.

@@ -291,11 +291,12 @@ async fn run_step(
     sleep(Duration::from_secs(11)).await;
     let jobs: Vec<&str> = answer.jobs.iter().map(|j| j.job_id.as_str()).collect();
     let not_launched = serde_json::to_value(&answer.not_launched).unwrap();
+    let held = serde_json::to_value(&answer.held_by_other_steps).unwrap();
     let tracked = fb
         .handle_track(
             json!({"action": "track", "runId": RUN_ID, "step": launch["step"], "jobIDs": jobs,
                 "final": true, "notLaunched": not_launched, "critical": critical,
-                "maxFailed": max_failed}),
+                "maxFailed": max_failed, "heldByOtherSteps": held}),
             in_minutes(5),
         )
         .await
@@ -728,6 +729,15 @@ async fn a_selector_leaves_a_later_steps_named_instance_to_that_step() {
     .await;
     assert_eq!(late.counts.launched, 1);
     assert_ne!(late.jobs[0].job_id, app.jobs[0].job_id, "its own job");
+    // The app step's Failback Step Finished names what the other steps hold, uncounted.
+    let finished = delivered_of(&sim, DETAIL_TYPE_STEP_FINISHED);
+    let app_finished = finished.iter().find(|d| d["step"] == "app").unwrap();
+    assert_eq!(
+        app_finished["heldByOtherSteps"],
+        json!([{"step": "late", "count": 1, "recoveryInstanceIDs": [ids[8]]},
+               {"step": "by-source", "count": 1, "recoveryInstanceIDs": [ids[9]]}])
+    );
+    assert_eq!(app_finished["counts"]["succeeded"], 4);
     let (by_source, _) = run_step(
         &fb,
         json!({"runId": RUN_ID, "step": "by-source", "sourceServerIDs": [source_9]}),

@@ -18,6 +18,7 @@ use drs_failback::handler::Failback;
 use drs_failback::handler::Reply;
 use drs_failback::launch::answer::{LaunchAnswer, NotLaunchedGroup};
 use drs_failback::launch::outcome::OutcomeKind;
+use drs_failback::request::HeldGroup;
 use drs_failback::track::answer::TrackAnswer;
 use drs_failback::track::results::ResultCounts;
 use serde::Serialize;
@@ -148,6 +149,8 @@ struct Run {
     deferred_groups: Vec<NotLaunchedGroup>,
     deferred_ids: Vec<String>,
     deferred_sources: Vec<String>,
+    /// Instances the step's selector matched that other steps hold.
+    held: Vec<HeldGroup>,
     launch_error: Option<String>,
     /// Tracking calls failed in a row, and the last one's error.
     tracking_errors: u32,
@@ -187,6 +190,7 @@ impl Run {
         self.deferred_groups = deferred;
         self.deferred_ids = answer.deferred_recovery_instance_ids.clone();
         self.deferred_sources = answer.deferred_source_server_ids.clone();
+        self.held.extend(answer.held_by_other_steps.iter().cloned());
         self.refresh();
     }
 
@@ -449,7 +453,7 @@ async fn finish<D: Drs, P: EventPublisher>(
     not_launched.extend(run.deferred_groups.iter().cloned());
     let mut payload = json!({"action": "track", "runId": run.run_id, "jobIDs": run.jobs,
         "reportedJobIDs": run.reported, "final": true, "notLaunched": not_launched,
-        "loop": run.step_loop(settings, start)});
+        "heldByOtherSteps": run.held, "loop": run.step_loop(settings, start)});
     if let Some(step) = step {
         payload["step"] = json!(step.name);
         payload["critical"] = step.critical.clone();

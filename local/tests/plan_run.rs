@@ -337,4 +337,13 @@ async fn an_instance_tagged_after_acceptance_stays_in_the_step_that_names_it() {
         "launched once, by its own step"
     );
     assert_eq!(delivered(&sim, DETAIL_TYPE_JOB_COMPLETED).len(), 3);
+    let app_finished = delivered(&sim, DETAIL_TYPE_STEP_FINISHED)
+        .into_iter()
+        .find(|d| d["step"] == "app-servers")
+        .unwrap();
+    assert_eq!(
+        app_finished["heldByOtherSteps"],
+        serde_json::json!([{"step": "web", "count": 1, "recoveryInstanceIDs": [web]}]),
+        "the app servers' Step Finished names the instance the web step holds"
+    );
 }

@@ -10,7 +10,7 @@ use super::outcome::{Counts, Outcome, OutcomeKind};
 use crate::drs::ids::is_valid_source_server_id;
 use crate::drs::{JobStatus, LaunchedJob};
 use crate::events::EventDelivery;
-use crate::request::LaunchRequest;
+use crate::request::{HeldGroup, LaunchRequest};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -49,17 +49,6 @@ pub struct NotLaunchedGroup {
     /// `ALREADY_IN_JOB`: the job the instances are already in.
     #[serde(rename = "jobID", skip_serializing_if = "Option::is_none")]
     pub job_id: Option<String>,
-    #[serde(rename = "recoveryInstanceIDs")]
-    pub recovery_instance_ids: Vec<String>,
-}
-
-/// Instances this step's selector matches that belong to another step of the plan: named there
-/// by the plan's author, or launched there. They are that step's alone: not launched, counted or
-/// reported by this one.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct HeldGroup {
-    pub step: String,
     #[serde(rename = "recoveryInstanceIDs")]
     pub recovery_instance_ids: Vec<String>,
 }

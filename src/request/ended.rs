@@ -105,6 +105,7 @@ pub(super) fn parse_execution_end(payload: &Value) -> Result<TrackRequest, Reque
         critical: Critical::default(),
         max_failed: None,
         step_loop: None,
+        held_by_other_steps: Vec::new(),
         ended: Some(ExecutionEnd {
             status,
             execution_arn: truncate_utf8(&detail.execution_arn, 2048),

@@ -39,7 +39,7 @@ pub use selector::Selector;
 pub(crate) use step_loop::for_test as step_loop_for_test;
 pub use step_loop::{Limits, StepLoop};
 use track::parse_track;
-pub use track::{MAX_TRACKED_JOBS, TrackRequest};
+pub use track::{HeldGroup, MAX_TRACKED_JOBS, TrackRequest};
 
 pub const RUN_ID_MAX_LEN: usize = 128;
 /// A malformed id is echoed back only this far: the answer must stay small whatever was sent.

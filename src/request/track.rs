@@ -5,8 +5,8 @@
 
 use std::collections::HashSet;
 
-use serde::Deserialize;
 use serde::de::IgnoredAny;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::ended::ExecutionEnd;
@@ -43,6 +43,20 @@ pub struct TrackRequest {
     /// Where the step's loop stands: given, the answer says what comes next (and, on the last
     /// call, how the step ended).
     pub step_loop: Option<StepLoop>,
+    /// A step's last call: the instances its selector matched that other steps hold, as its
+    /// launch answers listed them — named in its Failback Step Finished, counted by those steps.
+    pub held_by_other_steps: Vec<HeldGroup>,
+}
+
+/// Instances this step's selector matches that belong to another step of the plan: named there
+/// by the plan's author, or launched there. They are that step's alone: not launched, counted or
+/// reported by this one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct HeldGroup {
+    pub step: String,
+    #[serde(rename = "recoveryInstanceIDs")]
+    pub recovery_instance_ids: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -63,6 +77,7 @@ struct TrackBody {
     max_failed: Option<u64>,
     #[serde(rename = "loop")]
     step_loop: Option<StepLoop>,
+    held_by_other_steps: Option<Vec<HeldGroup>>,
 }
 
 pub(crate) fn parse_track(body: &Value) -> Result<TrackRequest, RequestError> {
@@ -108,7 +123,24 @@ pub(crate) fn parse_track(body: &Value) -> Result<TrackRequest, RequestError> {
         max_failed: body.max_failed,
         ended: None,
         step_loop: body.step_loop,
+        held_by_other_steps: checked_held(body.held_by_other_steps.unwrap_or_default())?,
     })
+}
+
+/// `heldByOtherSteps` as the launch answers gave it: step names, and at most the ceiling of ids.
+fn checked_held(held: Vec<HeldGroup>) -> Result<Vec<HeldGroup>, RequestError> {
+    let count: usize = held.iter().map(|g| g.recovery_instance_ids.len()).sum();
+    if count > REQUEST_INSTANCES_CEILING {
+        let (field, max) = (
+            "heldByOtherSteps[].recoveryInstanceIDs",
+            REQUEST_INSTANCES_CEILING,
+        );
+        return Err(RequestError::TooMany { field, count, max });
+    }
+    for group in &held {
+        parse_step_name("heldByOtherSteps[].step", Some(group.step.clone()))?;
+    }
+    Ok(held)
 }
 
 /// A list of job ids, checked one by one and de-duplicated.

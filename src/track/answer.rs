@@ -9,7 +9,7 @@ use serde::Serialize;
 use tracing::info;
 
 use super::end::StepEnd;
-use super::events::{finished_events, job_completed};
+use super::events::{StepClose, finished_events, job_completed};
 use super::finish::{Listing, fit_jobs, merge_not_launched, size};
 use super::results::{
     InstanceResult, ResultCounts, ResultGroup, ResultKind, RunCounts, TrackedJob, group,
@@ -186,10 +186,15 @@ fn closing(
                 request.max_failed,
             );
             let groups = group(&counted.iter().map(|r| (*r).clone()).collect::<Vec<_>>());
+            let close = StepClose {
+                name: step,
+                verdict: &decided,
+                held: &request.held_by_other_steps,
+            };
             let entries = finished_events(
                 source,
                 run_id,
-                Some((step, &decided)),
+                Some(close),
                 run,
                 &groups,
                 &running_jobs,

@@ -9,7 +9,7 @@ use crate::events::{
     DETAIL_TARGET_BYTES, DETAIL_TYPE_JOB_COMPLETED, DETAIL_TYPE_RUN_FINISHED,
     DETAIL_TYPE_STEP_FINISHED, EventEntry, GROUPS_ENVELOPE_BYTES, IdGroup, split_groups, to_json,
 };
-use crate::request::{EndStatus, ExecutionEnd};
+use crate::request::{EndStatus, ExecutionEnd, HeldGroup};
 
 /// The event of a job DRS finished: every instance's result, one by one when that fits the
 /// detail budget, else grouped by result and reason.
@@ -45,6 +45,43 @@ pub fn job_completed(
     }
 }
 
+/// A step's close: its name, its verdict, and the instances its selector matched that other steps
+/// hold.
+#[derive(Clone, Copy)]
+pub struct StepClose<'a> {
+    pub name: &'a str,
+    pub verdict: &'a Verdict,
+    pub held: &'a [HeldGroup],
+}
+
+/// Held instances a Step Finished event names (in all; `count` says how many each step holds).
+pub const HELD_LISTED_MAX: usize = 100;
+
+/// Instances another step holds, as Step Finished names them: how many, and the first ids.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Held<'a> {
+    step: &'a str,
+    count: usize,
+    #[serde(rename = "recoveryInstanceIDs")]
+    recovery_instance_ids: &'a [String],
+}
+
+fn held_listed(held: &[HeldGroup]) -> Vec<Held<'_>> {
+    let mut left = HELD_LISTED_MAX;
+    held.iter()
+        .map(|group| {
+            let listed = group.recovery_instance_ids.len().min(left);
+            left -= listed;
+            Held {
+                step: &group.step,
+                count: group.recovery_instance_ids.len(),
+                recovery_instance_ids: &group.recovery_instance_ids[..listed],
+            }
+        })
+        .collect()
+}
+
 /// The events that close a run — its counts, the failed instances with their reasons and the
 /// instances still running when it ended (with the jobs not done) — or, for a plan step
 /// (`step`, with its verdict), every instance's result: split into parts that each stay under
@@ -52,7 +89,7 @@ pub fn job_completed(
 pub fn finished_events(
     source: &str,
     run_id: &str,
-    step: Option<(&str, &Verdict)>,
+    step: Option<StepClose<'_>>,
     counts: RunCounts,
     groups: &[ResultGroup],
     running_job_ids: &[&str],
@@ -74,6 +111,8 @@ pub fn finished_events(
         step: Option<&'a str>,
         #[serde(skip_serializing_if = "Option::is_none")]
         verdict: Option<&'a Verdict>,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        held_by_other_steps: Vec<Held<'a>>,
         #[serde(flatten, skip_serializing_if = "Option::is_none")]
         ended: Option<Ended<'a>>,
         part: usize,
@@ -89,13 +128,25 @@ pub fn finished_events(
     // The running jobs' ids (and a verdict's critical ids) ride on the first part; the groups
     // fill the rest of the budget.
     let ids_bytes = running_job_ids.iter().map(|id| id.len() + 3).sum::<usize>()
-        + step.map_or(0, |(name, verdict)| {
-            name.len()
+        + step.map_or(0, |close| {
+            close.name.len()
                 + 256
-                + verdict
+                + close
+                    .verdict
                     .critical_failed
                     .iter()
                     .map(|id| id.len() + 3)
+                    .sum::<usize>()
+                + held_listed(close.held)
+                    .iter()
+                    .map(|h| {
+                        h.step.len()
+                            + 64
+                            + h.recovery_instance_ids
+                                .iter()
+                                .map(|id| id.len() + 3)
+                                .sum::<usize>()
+                    })
                     .sum::<usize>()
         });
     let budget = (DETAIL_TARGET_BYTES - GROUPS_ENVELOPE_BYTES).saturating_sub(ids_bytes);
@@ -119,8 +170,12 @@ pub fn finished_events(
             .to_owned(),
             detail: to_json(&Finished {
                 run_id,
-                step: step.map(|(name, _)| name),
-                verdict: step.map(|(_, verdict)| verdict),
+                step: step.map(|close| close.name),
+                verdict: step.map(|close| close.verdict),
+                held_by_other_steps: match step {
+                    Some(close) if index == 0 => held_listed(close.held),
+                    _ => Vec::new(),
+                },
                 ended: ended.map(|end| Ended {
                     status: end.status,
                     execution_arn: &end.execution_arn,

@@ -90,7 +90,7 @@ const refused = (message) => functionError("InvalidFailbackRequest", `invalid fa
 const PLAN_FIELDS = ["action", "runId", "tags", "dryRun", "steps", "recoveryInstanceIDs", "sourceServerIDs"];
 const STEP_FIELDS = ["name", "recoveryInstanceIDs", "sourceServerIDs", "selector", "critical", "maxFailed", "waitAfterSeconds", "approval"];
 const LAUNCH_FIELDS = ["recoveryInstanceIDs", "sourceServerIDs", "selector", "tags", "runId", "dryRun", "action", "step", "otherSteps", "loop"];
-const TRACK_FIELDS = ["action", "runId", "step", "critical", "maxFailed", "jobIDs", "reportedJobIDs", "final", "notLaunched", "loop"];
+const TRACK_FIELDS = ["action", "runId", "step", "critical", "maxFailed", "jobIDs", "reportedJobIDs", "final", "notLaunched", "loop", "heldByOtherSteps"];
 const JOB_ID = /^drsjob-[0-9a-zA-Z]{17}$/;
 /**
  * What comes next, as the function decides it (src/launch/next.rs, src/track/end.rs), asked of the real decision:
@@ -430,7 +430,7 @@ function fakeFunction(options = {}) {
         answer.verdict = verdict(body, counted, groups);
         // Step Finished lists every instance of the step by its latest attempt.
         const listed = results({ groups: group(counted), notLaunched: answer.notLaunched });
-        events.stepFinished.push({ runId: body.runId, step: body.step, counts: answer.finished, verdict: answer.verdict, results: listed });
+        events.stepFinished.push({ runId: body.runId, step: body.step, counts: answer.finished, verdict: answer.verdict, results: listed, heldByOtherSteps: body.heldByOtherSteps ?? [] });
       }
       if (body.loop !== undefined) {
         checkLoop(body);
@@ -589,7 +589,7 @@ test("all succeed: plan, launch, track until every job is done, sum up", async (
   const jobs = ["drsjob-00000000000000000", "drsjob-00000000000000001"];
   assert.deepEqual(tracks[0], { action: "track", runId: input.runId, step: "failback", jobIDs: jobs, reportedJobIDs: [] });
   const last = tracks.at(-1);
-  assert.deepEqual(last, { action: "track", runId: input.runId, step: "failback", critical: false, maxFailed: null, jobIDs: jobs, reportedJobIDs: jobs, final: true, notLaunched: [] });
+  assert.deepEqual(last, { action: "track", runId: input.runId, step: "failback", critical: false, maxFailed: null, jobIDs: jobs, reportedJobIDs: jobs, final: true, notLaunched: [], heldByOtherSteps: [] });
   assert.equal(fake.events.jobCompleted.length, 2);
   assert.ok(fake.events.jobCompleted.every((e) => e.step === "failback"), "Job Completed names the step");
   assertEvents(run, fake);
@@ -1364,6 +1364,8 @@ test("every instance in exactly one step: an instance tagged after the plan was 
   const finished = Object.fromEntries(fake.events.stepFinished.map((e) => [e.step, Object.keys(e.results)]));
   assert.ok(!finished["app-servers"].includes(webInstance) && finished.web.includes(webInstance), "counted once, in its own step");
   assert.equal(run.output.counts.succeeded, 8, "2 databases + 4 app servers + 2 web servers, each once");
+  const appFinal = trackCalls(fake, "app-servers").find((c) => c.final);
+  assert.deepEqual(appFinal.heldByOtherSteps, [{ step: "web", recoveryInstanceIDs: [webInstance] }], "its last call names the instance the web step holds");
 });
 
 test("redrive: the same runId again runs the plan from the start; what was launched stays in its jobs, the fixed step succeeds", async () => {
@@ -1560,7 +1562,7 @@ test("a launch error in a later step without a job halts the plan LAUNCH_ERROR; 
   // (the step's last call: nothing runs, nothing may be launched).
   assert.deepEqual(trackCalls(fake, "app-servers"), [
     { action: "track", runId: THREE.runId, step: "app-servers", jobIDs: [], reportedJobIDs: [] },
-    { action: "track", runId: THREE.runId, step: "app-servers", critical: false, maxFailed: 1, jobIDs: [], reportedJobIDs: [], final: true, notLaunched: [] },
+    { action: "track", runId: THREE.runId, step: "app-servers", critical: false, maxFailed: 1, jobIDs: [], reportedJobIDs: [], final: true, notLaunched: [], heldByOtherSteps: [] },
   ]);
   assert.deepEqual(loops(fake, "app-servers").map((l) => [l.call, l.launchError]), [["launch", false], ["track", true], ["final", true]]);
   assert.deepEqual(run.output.steps[2], { name: "web", status: "not started", reason: "PLAN_HALTED" });
