@@ -211,17 +211,18 @@ states["LaunchFailed"] = O(
 # did). On success the step goes on as after any launch round.
 states["LaunchAgain"] = O(
     states["Launch"],
-    Comment="The run's first launch, sent once more after it failed for good (not a refusal) before any job existed. No Catch: if it fails again, the execution fails here, and a redrive sends it again with the same runId (nothing launched twice: pre-flight finds what a failed attempt did).",
+    Comment="A launch round sent once more after it failed for good: the run's first before any job existed (not a refusal), or any later one once the step's jobs are tracked to the end (the function said retryLaunch). No Catch: if it fails again, the execution fails here, and a redrive sends it again with the same runId (nothing launched twice: pre-flight finds what a failed attempt did).",
     Arguments=O(FunctionName="${FailbackFunctionArn}", Payload=j(f"$merge([$failedLaunch, {{\"loop\": {LOOP}}}])")),
     Assign=O(states["Launch"]["Assign"], launchError=None),
 )
 del states["LaunchAgain"]["Catch"]
 states["FollowNext"] = O(
     Type="Choice",
-    Comment="What the function answered comes next: the step's last call, or a wait (next.waitSeconds, 0 for none) before the next launch round or tracking call.",
+    Comment="What the function answered comes next: the step's last call; a handover to a fresh execution; the launch round that failed for good, sent once more now that the step's jobs are done (LaunchAgain); or a wait (next.waitSeconds, 0 for none) before the next launch round or tracking call.",
     Choices=[
         O(Condition=j("$next.action = \"finish\""), Next="FinalTrack"),
         O(Condition=j("$next.action = \"handover\""), Next="HandOver"),
+        O(Condition=j("$next.action = \"retryLaunch\""), Next="LaunchAgain"),
     ],
     Default="WaitForNext",
 )
@@ -286,11 +287,16 @@ states["Track"] = O(
     Output=O(runId=j("$runId"), step=j("$step.name"), counts=j(f"{P}.counts"), runningJobs=j(f"$count([{P}.runningJobIDs])")),
     Next="FollowNext",
 )
+states["TrackAgain"] = O(
+    states["Track"],
+    Comment="A tracking call that failed several times in a row, made once more with no Catch: if it fails again the execution fails here, and RedriveExecution makes it again with the step as it stood (its jobs are tracked on, nothing launched or announced twice). On success the step goes on as after any tracking call.",
+)
+del states["TrackAgain"]["Catch"]
 states["TrackFailed"] = O(
     Type="Choice",
-    Comment=f"A tracking call failed after its retries: there is no answer to follow. Try again at the next interval, up to {MAX_TRACKING_ERRORS} failures in a row; then sum the step up (the last call, told the count, answers stoppedBy TRACKING_ERROR, which halts the plan).",
+    Comment=f"A tracking call failed after its retries: there is no answer to follow. Try again at the next interval, up to {MAX_TRACKING_ERRORS} failures in a row; then once more at once, with no Catch (TrackAgain): if that fails too the execution fails there, and a redrive asks again.",
     Choices=[O(Condition=j(f"$trackingErrors < {MAX_TRACKING_ERRORS}"), Next="WaitToTrack")],
-    Default="FinalTrack",
+    Default="TrackAgain",
 )
 states["Relaunch"] = O(
     Type="Pass",

@@ -324,6 +324,7 @@ pub async fn run_arc<D: Drs, P: EventPublisher>(
     let mut next = Next::Launch { wait_seconds: 0 };
     let mut crashes_left = settings.crashes_after_launch;
     let mut sent_again = false;
+    let mut retrying = false;
     loop {
         run.progress.elapsed_seconds = start.elapsed().as_secs();
         match next {
@@ -362,9 +363,12 @@ pub async fn run_arc<D: Drs, P: EventPublisher>(
                         return Ok(ArcEnd::DryRun(Box::new(answer)));
                     }
                     Ok(Reply::Launch(answer)) => {
+                        retrying = false;
+                        run.launch_error = None;
                         run.absorb_launch(&answer);
                         answer.next.unwrap_or(Next::Finish)
                     }
+                    Err(error) if retrying => return Err(error),
                     Ok(Reply::Track(_) | Reply::Plan(_)) => return Err(unreachable_track()),
                     // The run's first launch with no job anywhere: a refusal ends the run with the
                     // error (RequestRefused, DrsNotUsable); any other failure is sent once more
@@ -403,16 +407,21 @@ pub async fn run_arc<D: Drs, P: EventPublisher>(
                         answer.next.unwrap_or(Next::Finish)
                     }
                     // No answer to follow (the state machine's TrackFailed): tried again at the
-                    // next interval, a few times in a row, then the step sums up.
+                    // next interval, a few times in a row, then once more at once (TrackAgain);
+                    // if that fails too the run stops at that call.
                     Err(error) => {
                         run.tracking_errors += 1;
                         run.tracking_error = Some(error.to_string());
-                        if run.tracking_errors < MAX_TRACKING_ERRORS {
-                            Next::Track {
-                                wait_seconds: settings.track_interval.as_secs(),
-                            }
-                        } else {
-                            Next::Finish
+                        if run.tracking_errors > MAX_TRACKING_ERRORS {
+                            // TrackAgain failed too: the execution fails at that call.
+                            return Err(error);
+                        }
+                        Next::Track {
+                            wait_seconds: if run.tracking_errors < MAX_TRACKING_ERRORS {
+                                settings.track_interval.as_secs()
+                            } else {
+                                0
+                            },
                         }
                     }
                 };
@@ -420,6 +429,13 @@ pub async fn run_arc<D: Drs, P: EventPublisher>(
                 observe(&run.progress);
             }
             Next::Finish => return finish(failback, run, step, settings, start, observe).await,
+            // As the state machine's LaunchAgain: the round that failed is sent once more, and
+            // if it fails again the run stops at that call (the execution fails there).
+            Next::RetryLaunch => {
+                retrying = true;
+                next = Next::Launch { wait_seconds: 0 };
+                continue;
+            }
             // As the state machine: a fresh execution takes the run over as it stands, and goes
             // on with a tracking call, whose answer says what comes next.
             Next::Handover => {

@@ -25,6 +25,10 @@ pub enum Next {
     /// machine with the run as it stands, which goes on with a tracking call (its answer says
     /// what comes next), and ends.
     Handover,
+    /// A launch round failed for good and every job of the step is done: that round is sent
+    /// once more, and if it fails again the execution fails at that call — a redrive sends it
+    /// again once the cause is fixed, and the step goes on.
+    RetryLaunch,
 }
 
 /// Calls an execution makes before it hands the run over. Each call (its waits, Choice states and
@@ -61,12 +65,17 @@ pub struct Situation {
     pub execution_seconds: u64,
 }
 
-/// After a launch round or a tracking call. Deferred instances are sent again right after a
-/// tracking call that may have freed capacity (a job finished, none is running, or they wait
-/// for something other than a full quota); jobs are tracked every interval while time is left;
-/// deferred instances with no job running wait an interval; otherwise the step sums up.
+/// After a launch round or a tracking call. A launch round that failed for good is sent again
+/// once nothing of the step runs; deferred instances are sent again right after a tracking call
+/// that may have freed capacity (a job finished, none is running, or they wait for something
+/// other than a full quota); jobs are tracked every interval while time is left; deferred
+/// instances with no job running wait an interval; otherwise the step sums up.
 pub fn next(s: &Situation, interval: u64) -> Next {
     let can_launch = s.deferred > 0 && s.rounds < s.max_rounds && !s.launch_error && s.time_left;
+    // The round that failed is sent again only once its step's jobs are tracked to the end.
+    if s.launch_error && s.running_jobs == 0 {
+        return Next::RetryLaunch;
+    }
     let next = if s.after_track
         && can_launch
         && (s.freed || s.running_jobs == 0 || s.deferred_not_for_quota)
@@ -220,7 +229,7 @@ mod tests {
             (
                 json!({"runningJobs": 0, "deferred": 3, "deferredReasons": ["QUOTA"], "launchError": true}),
                 0,
-                Next::Finish,
+                Next::RetryLaunch,
             ),
             (json!({"runningJobs": 2, "launchError": true}), 2, TRACK),
             // Out of time: sum up whatever runs.
@@ -257,6 +266,14 @@ mod tests {
         assert_eq!(
             serde_json::to_value(Next::Finish).unwrap(),
             json!({"action": "finish"})
+        );
+        assert_eq!(
+            serde_json::to_value(Next::Handover).unwrap(),
+            json!({"action": "handover"})
+        );
+        assert_eq!(
+            serde_json::to_value(Next::RetryLaunch).unwrap(),
+            json!({"action": "retryLaunch"})
         );
     }
 

@@ -807,30 +807,38 @@ test("a crash after DRS accepted a launch is retried, whatever Lambda names it: 
   }
 });
 
-test("a launch error after jobs exist stops launching, the jobs are still tracked to the end, and the plan halts LAUNCH_ERROR", async () => {
+test("a launch error after jobs exist stops launching; the jobs are tracked to the end, then the failed round is sent once more and the execution fails there; a redrive after the fix goes on, nothing launched twice", async () => {
   const requested = ids("13", 6);
+  let denied = true;
   const fake = fakeFunction({
     capacity: 2,
     jobSeconds: 120,
-    error: (n, body) => (body.action === undefined && launchCalls(fake).length > 1 ? functionError("DrsAccessDenied", "denied now") : undefined),
+    error: (n, body) => (denied && body.action === undefined && launchCalls(fake).length > 1 ? functionError("DrsAccessDenied", "denied now") : undefined),
   });
   const run = await execute(definition(), { runId: "wave-8", recoveryInstanceIDs: requested }, fake);
-  assertEnded(run, "FailbackIncomplete");
-  const [step] = run.output.steps;
-  assert.equal(step.stoppedBy, "LAUNCH_ERROR");
-  assert.equal(step.status, "halted");
-  assert.equal(step.reason, "LAUNCH_ERROR");
-  assert.equal(step.error.Error, "DrsAccessDenied");
-  assert.equal(launchCalls(fake).length, 2, "no round after the failed one");
-  assert.equal(run.output.counts.succeeded, 2);
-  assert.equal(run.output.counts.deferred, 4);
-  assertEvents(run, fake);
-  const [halted] = published(run, "Failback Plan Halted");
-  assert.equal(halted.reason, "LAUNCH_ERROR");
-  assert.equal(halted.error.Error, "DrsAccessDenied");
+  assert.equal(run.status, "FAILED");
+  assertEnded(run, "LaunchAgain");
+  assert.equal(run.error, "DrsAccessDenied");
+  // The first round's jobs were tracked to the end before the failed round was sent again.
+  assert.equal(fake.events.jobCompleted.length, 1);
+  const failedRound = launchCalls(fake)[1];
+  assert.deepEqual(launchCalls(fake)[2], failedRound, "the same round, once more");
+  assert.equal(launchCalls(fake).length, 3);
+  assert.deepEqual(published(run, "Failback Plan Halted"), [], "not halted: failed at a call");
+
+  denied = false; // the role is fixed; the operator redrives the execution
+  const redriven = await execute(definition(), { runId: "wave-8", recoveryInstanceIDs: requested }, { ...fake, redrive: run });
+  assertEnded(redriven, "FailbackComplete");
+  assert.equal(redriven.trace[0].state, "LaunchAgain");
+  assert.equal(redriven.output.counts.succeeded, 6);
+  assert.equal(fake.jobs.size, 3, "each instance launched once");
+  // The run's events across both attempts: the step summed up once, the run finished once, each job announced once.
+  assert.equal(fake.events.stepFinished.length, 1);
+  assert.equal(published(redriven, "Failback Run Finished").length, 1);
+  assert.equal(fake.events.jobCompleted.length, new Set(fake.events.jobCompleted.map((e) => e.jobID)).size);
 });
 
-test("a failing tracking call is tried again at the next interval; three in a row halt the plan TRACKING_ERROR", async () => {
+test("a failing tracking call is tried again at the next interval; after three in a row once more, and if that fails the execution fails there; a redrive goes on", async () => {
   let trackFailures = 0;
   const flaky = fakeFunction({
     error: (n, body) => (body.action === "track" && !body.final && trackFailures++ < 2 ? functionError("DrsThrottled", "slow down") : undefined),
@@ -841,19 +849,28 @@ test("a failing tracking call is tried again at the next interval; three in a ro
   assert.equal(run.output.steps[0].stoppedBy, null);
   assert.equal(trackCalls(flaky).filter((c) => !c.final).length, 3, "two failed, then the one that saw the job done");
 
+  let down = true;
   const broken = fakeFunction({
-    error: (n, body) => (body.action === "track" && !body.final ? new StatesError("Lambda.Unknown", "crashed") : undefined),
+    error: (n, body) => (down && body.action === "track" && !body.final ? new StatesError("Lambda.Unknown", "crashed") : undefined),
     jobSeconds: 30,
   });
-  const stopped = await execute(definition(), { runId: "wave-9b", recoveryInstanceIDs: ids("16", 2) }, broken);
-  assertEnded(stopped, "FailbackIncomplete");
-  const [step] = stopped.output.steps;
-  assert.equal(step.stoppedBy, "TRACKING_ERROR");
-  assert.deepEqual(stopped.output.halted, { step: "failback", reason: "TRACKING_ERROR" });
-  assert.equal(step.error.Error, "Lambda.Unknown");
-  // Three failed calls, each after its two retries, then the final call, which succeeds.
-  assert.equal(trackCalls(broken).filter((c) => !c.final).length, 3 * 3);
-  assert.equal(stopped.output.counts.succeeded, 2, "the final call still reads every job");
+  const input = { runId: "wave-9b", recoveryInstanceIDs: ids("16", 2) };
+  const stopped = await execute(definition(), input, broken);
+  assert.equal(stopped.status, "FAILED");
+  assertEnded(stopped, "TrackAgain");
+  assert.equal(stopped.error, "Lambda.Unknown");
+  // Three failed calls, each after its two retries, then TrackAgain with its own.
+  assert.equal(trackCalls(broken).filter((c) => !c.final).length, 4 * 3);
+  down = false;
+  const redriven = await execute(definition(), input, { ...broken, redrive: stopped });
+  assertEnded(redriven, "FailbackComplete");
+  assert.equal(redriven.trace[0].state, "TrackAgain");
+  assert.equal(redriven.output.counts.succeeded, 2);
+  assert.equal(launchCalls(broken).length, 1, "nothing launched again");
+  // The run's events across both attempts: the step summed up once, the run finished once, each job announced once.
+  assert.equal(broken.events.stepFinished.length, 1);
+  assert.equal(published(redriven, "Failback Run Finished").length, 1);
+  assert.equal(broken.events.jobCompleted.length, new Set(broken.events.jobCompleted.map((e) => e.jobID)).size);
 });
 
 test("the final call is retried while DRS cannot be read; if it keeps failing the run fails, naming the error", async () => {
@@ -982,13 +999,10 @@ test("an incomplete run whose Run Finished event cannot be published fails Failb
 
 test("an unannounced incomplete run's cause stays within the 32768 characters Step Functions keeps: cut when longer, ASCII when it could be", async () => {
   const CAUSE_MAX = 32000;
-  // A launch error in step two whose message is long: the summary carries it (the step's error).
+  // An approval refused after step two with a long cause: the summary carries it (the step's error).
   const haltedBy = (message) => {
-    const fake = fakeFunction({
-      tags: THREE_TAGS,
-      error: (n, body) => (body.step === "app-servers" && body.action === undefined ? functionError("DrsAccessDenied", message) : undefined),
-    });
-    return execute(definition(), THREE, { ...fake, answer: approve(), publish: runFinishedFails("EventBridge.InternalException") });
+    const fake = fakeFunction({ tags: THREE_TAGS });
+    return execute(definition(), THREE, { ...fake, answer: () => ({ error: "Rejected", cause: message, afterSeconds: 60 }), publish: runFinishedFails("EventBridge.InternalException") });
   };
 
   const long = await haltedBy(`denied ${"x".repeat(32000)}`); // a task failure's cause is at most 32768 characters too
@@ -1547,26 +1561,21 @@ test("every execution has an overall TimeoutSeconds: past it the run stops TIMED
   assert.deepEqual(launchCalls(fake).map((c) => c.step), ["databases", "app-servers"]);
 });
 
-test("a launch error in a later step without a job halts the plan LAUNCH_ERROR; the step is still summed up", async () => {
+test("a launch error in a later step without a job: a tracking call at once says send the round again, and when that fails too the execution fails there — no wait or approval to replay on a redrive", async () => {
   const fake = fakeFunction({
     tags: THREE_TAGS,
     error: (n, body) => (body.step === "app-servers" && body.action === undefined ? functionError("DrsAccessDenied", "denied") : undefined),
   });
   const run = await execute(definition(), THREE, { ...fake, answer: approve() });
-  assertEnded(run, "FailbackIncomplete");
-  assert.deepEqual(run.output.halted, { step: "app-servers", reason: "LAUNCH_ERROR" });
-  const app = run.output.steps[1];
-  assert.equal(app.error.Error, "DrsAccessDenied");
-  assert.equal(app.rounds, 0);
-  // No answer to follow: a tracking call at once, told of the launch error, answers what comes next
-  // (the step's last call: nothing runs, nothing may be launched).
-  assert.deepEqual(trackCalls(fake, "app-servers"), [
-    { action: "track", runId: THREE.runId, step: "app-servers", jobIDs: [], reportedJobIDs: [] },
-    { action: "track", runId: THREE.runId, step: "app-servers", critical: false, maxFailed: 1, jobIDs: [], reportedJobIDs: [], final: true, notLaunched: [], heldByOtherSteps: [] },
-  ]);
-  assert.deepEqual(loops(fake, "app-servers").map((l) => [l.call, l.launchError]), [["launch", false], ["track", true], ["final", true]]);
-  assert.deepEqual(run.output.steps[2], { name: "web", status: "not started", reason: "PLAN_HALTED" });
-  assertEvents(run, fake);
+  assert.equal(run.status, "FAILED");
+  assertEnded(run, "LaunchAgain");
+  assert.equal(run.error, "DrsAccessDenied");
+  // No answer to follow: a tracking call at once, told of the launch error, answers what comes
+  // next — nothing of the step runs, so the round is sent once more.
+  assert.deepEqual(trackCalls(fake, "app-servers"), [{ action: "track", runId: THREE.runId, step: "app-servers", jobIDs: [], reportedJobIDs: [] }]);
+  assert.deepEqual(loops(fake, "app-servers").map((l) => [l.call, l.launchError]), [["launch", false], ["track", true], ["launch", true]]);
+  assert.equal(launchCalls(fake, "app-servers").length, 2);
+  assert.deepEqual(published(run, "Failback Plan Halted"), []);
 });
 
 /**
