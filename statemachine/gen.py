@@ -18,7 +18,7 @@ LOOP = (
     "{\"limits\": {\"maxRounds\": $maxRounds, \"timeLimitSeconds\": $timeLimitSeconds, \"trackIntervalSeconds\": $trackIntervalSeconds}, "
     f"\"elapsedSeconds\": $floor({ELAPSED}), \"rounds\": $roundsDone, \"runningJobs\": $count($runningJobIDs), "
     f"\"deferred\": {DEFERRED_COUNT}, \"deferredReasons\": [$distinct($deferredGroups.reason)], "
-    "\"launchError\": $launchError != null, \"trackingErrors\": $trackingErrors, \"calls\": $calls, "
+    "\"launchError\": $launchError != null, \"launchErrorName\": $launchError.Error, \"trackingErrors\": $trackingErrors, \"calls\": $calls, "
     "\"executionSeconds\": $floor(($toMillis($states.context.State.EnteredTime) - $toMillis($states.context.Execution.StartTime)) / 1000)}"
 )
 # A tracking call that did not answer (after its retries) has no `next` to follow: it is tried
@@ -35,7 +35,7 @@ def j(e): return "{% " + e + " %}"
 CARRIED = ["runId", "runStartMillis", "origin", "handovers", "tags", "steps", "stepIndex", "step", "results", "stepResult", "stepStartMillis",
            "roundsDone", "trackingCalls", "launched", "skipped", "rejected", "jobIDs", "runningJobIDs",
            "reportedJobIDs", "notLaunched", "deferredGroups", "deferredRecoveryInstanceIDs",
-           "deferredSourceServerIDs", "held", "launchError", "trackingErrors", "trackingError"]
+           "deferredSourceServerIDs", "held", "launchError", "failedLaunch", "trackingErrors", "trackingError"]
 SETTINGS = O(
     maxRounds=j("$floor($number('${MaxRounds}'))"),
     trackIntervalSeconds=j("$floor($number('${TrackIntervalSeconds}'))"),
@@ -98,7 +98,7 @@ states["Begin"] = O(
 states["Resume"] = O(
     Type="Pass",
     Comment="Takes the run over as the execution before left it (the plan, the steps done, the step's loop), with the deploy-time settings read again and this execution's calls counted from 0; a tracking call then says what comes next.",
-    Assign=O(SETTINGS, **{name: j(f"$states.input.handover.{name}") for name in CARRIED}, calls=0, next=None, failedLaunch=None),
+    Assign=O(SETTINGS, **{name: j(f"$states.input.handover.{name}") for name in CARRIED}, calls=0, next=None),
     Next="Track",
 )
 states["ReadRequest"] = O(
@@ -152,7 +152,7 @@ states["StartStep"] = O(
         stepResult=None,
         roundsDone=0, trackingCalls=0, launched=0, skipped=0, rejected=0,
         jobIDs=[], runningJobIDs=[], reportedJobIDs=[], notLaunched=[], deferredGroups=[],
-        deferredRecoveryInstanceIDs=[], deferredSourceServerIDs=[], held=[], launchError=None, next=None,
+        deferredRecoveryInstanceIDs=[], deferredSourceServerIDs=[], held=[], launchError=None, failedLaunch=None, next=None,
         trackingErrors=0, trackingError=None,
     ),
     Output=j("($s := $steps[$stepIndex + 1]; $merge([{\"runId\": $runId}, $tags ? {\"tags\": $tags} : {}, {\"step\": $s.name}, $exists($s.recoveryInstanceIDs) ? {\"recoveryInstanceIDs\": $s.recoveryInstanceIDs} : {}, $exists($s.sourceServerIDs) ? {\"sourceServerIDs\": $s.sourceServerIDs} : {}, $exists($s.selector) ? {\"selector\": $s.selector, \"otherSteps\": [$steps[name != $s.name and ($exists(recoveryInstanceIDs) or $exists(sourceServerIDs))].$merge([{\"step\": name}, $exists(recoveryInstanceIDs) ? {\"recoveryInstanceIDs\": recoveryInstanceIDs} : {}, $exists(sourceServerIDs) ? {\"sourceServerIDs\": sourceServerIDs} : {}])]} : {}]))"),
@@ -226,15 +226,17 @@ states["FollowNext"] = O(
     ],
     Default="WaitForNext",
 )
+HANDOVER_NAME = '"drs-failback-" & $substring($hash($origin & " " & $runId, "SHA-256"), 0, 40) & "-h" & $string($handovers + 1)'
 states["HandOver"] = O(
     Type="Task",
     Comment="This execution has made its share of calls (the function said handover): a fresh execution of this state machine takes the run over as it stands, so that no execution nears Step Functions' cap of 25 000 history events whatever the plan and the settings. Started and not waited for; the same run id goes on there. Its start is retried; if it still fails, the execution fails here and a redrive starts it again.",
     Resource="arn:aws:states:::states:startExecution",
-    # Named after the run's first execution and the handover's number: a retry of a start that
-    # went through (same name, same input) is the same execution, not a second one.
+    # Named after the run (its first execution and run id, hashed: unique to it) and the
+    # handover's number: a retry of a start that went through (same name, same input) is the
+    # same execution, not a second one, and no other run's continuation has that name.
     Arguments=O(
         StateMachineArn=j("$states.context.StateMachine.Id"),
-        Name=j("$substring($origin, 0, 70) & \"-h\" & $string($handovers + 1)"),
+        Name=j(HANDOVER_NAME),
         Input=O(handover=O((name, j(f"$handovers + 1" if name == "handovers" else f"${name}")) for name in CARRIED)),
     ),
     Retry=[O(ErrorEquals=["States.ALL"], IntervalSeconds=2, BackoffRate=2, MaxAttempts=5, JitterStrategy="FULL")],
@@ -242,7 +244,7 @@ states["HandOver"] = O(
     # closed (StartExecution: ExecutionAlreadyExists; the integration's name for it,
     # StepFunctions.ExecutionAlreadyExistsException, is taken to follow its naming rule): the run
     # went on there.
-    Catch=[O(ErrorEquals=["StepFunctions.ExecutionAlreadyExistsException"], Output=O(runId=j("$runId"), handedOverTo=j("$substring($origin, 0, 70) & \"-h\" & $string($handovers + 1)")), Next="HandedOver")],
+    Catch=[O(ErrorEquals=["StepFunctions.ExecutionAlreadyExistsException"], Output=O(runId=j("$runId"), handedOverTo=j(HANDOVER_NAME)), Next="HandedOver")],
     Output=O(runId=j("$runId"), handedOverTo=j("$states.result.ExecutionArn")),
     Next="HandedOver",
 )

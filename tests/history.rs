@@ -128,10 +128,42 @@ fn a_handover_starts_the_same_state_machine_and_is_taken_over() {
         .keys()
         .collect();
     let restored = states["Resume"]["Assign"].as_object().unwrap();
-    for name in carried {
+    for name in &carried {
         assert!(
-            restored.contains_key(name),
+            restored.contains_key(*name),
             "{name} is handed over but not taken over"
         );
+    }
+    // Every variable the definition reads is handed over, or set afresh by Resume before it is
+    // read (this execution's calls, the settings; `next` comes with the first answer).
+    let mut variables = std::collections::BTreeSet::new();
+    for state in states.as_object().unwrap().values() {
+        let catches = state["Catch"].as_array().cloned().unwrap_or_default();
+        for assign in std::iter::once(&state["Assign"]).chain(catches.iter().map(|c| &c["Assign"]))
+        {
+            if let Some(assign) = assign.as_object() {
+                variables.extend(assign.keys().cloned());
+            }
+        }
+    }
+    let text = definition.to_string();
+    let fresh = [
+        "calls",
+        "next",
+        "maxRounds",
+        "trackIntervalSeconds",
+        "timeLimitSeconds",
+        "approvalTimeoutSeconds",
+    ];
+    for name in &variables {
+        let read = text.match_indices(&format!("${name}")).any(|(at, found)| {
+            !text[at + found.len()..].starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
+        });
+        if read && !fresh.contains(&name.as_str()) {
+            assert!(
+                carried.contains(&name),
+                "${name} is read, but a handover does not carry it"
+            );
+        }
     }
 }

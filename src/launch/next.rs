@@ -7,6 +7,7 @@
 use serde::Serialize;
 
 use super::outcome::DeferReason;
+use crate::error::ERROR_INVALID_REQUEST;
 use crate::request::StepLoop;
 
 /// The next call of the step.
@@ -52,6 +53,9 @@ pub struct Situation {
     pub rounds: u32,
     pub max_rounds: u32,
     pub launch_error: bool,
+    /// The launch error was the function refusing the request itself: sending it again cannot
+    /// help, and a redrive would only repeat it.
+    pub launch_refused: bool,
     pub time_left: bool,
     /// The choice follows a tracking call (else a launch round).
     pub after_track: bool,
@@ -74,7 +78,12 @@ pub fn next(s: &Situation, interval: u64) -> Next {
     let can_launch = s.deferred > 0 && s.rounds < s.max_rounds && !s.launch_error && s.time_left;
     // The round that failed is sent again only once its step's jobs are tracked to the end.
     if s.launch_error && s.running_jobs == 0 {
-        return Next::RetryLaunch;
+        // A refused request halts the step (its last call says LAUNCH_ERROR) instead.
+        return if s.launch_refused {
+            Next::Finish
+        } else {
+            Next::RetryLaunch
+        };
     }
     let next = if s.after_track
         && can_launch
@@ -110,6 +119,7 @@ pub fn after_launch(step: &StepLoop, new_jobs: usize, deferred: usize, reasons: 
             rounds: step.rounds + 1,
             max_rounds: step.limits.max_rounds,
             launch_error: false,
+            launch_refused: false,
             time_left: time_left(step),
             after_track: false,
             freed: false,
@@ -130,6 +140,7 @@ pub fn after_track(step: &StepLoop, running: usize) -> Next {
             rounds: step.rounds,
             max_rounds: step.limits.max_rounds,
             launch_error: step.launch_error,
+            launch_refused: step.launch_error_name.as_deref() == Some(ERROR_INVALID_REQUEST),
             time_left: time_left(step),
             after_track: true,
             freed: running < step.running_jobs,
@@ -196,7 +207,7 @@ mod tests {
     /// Every decision after a tracking call: (loop before the call, jobs still running) → next.
     #[test]
     fn after_a_tracking_call() {
-        let cases: [(Value, usize, Next); 11] = [
+        let cases: [(Value, usize, Next); 13] = [
             (json!({"runningJobs": 2}), 2, TRACK),
             (json!({"runningJobs": 2}), 0, Next::Finish),
             // Capacity may have freed up: launch the deferred now.
@@ -232,6 +243,17 @@ mod tests {
                 Next::RetryLaunch,
             ),
             (json!({"runningJobs": 2, "launchError": true}), 2, TRACK),
+            // A request the function refused is not sent again: the step sums up and halts.
+            (
+                json!({"runningJobs": 1, "launchError": true, "launchErrorName": "InvalidFailbackRequest"}),
+                0,
+                Next::Finish,
+            ),
+            (
+                json!({"runningJobs": 1, "launchError": true, "launchErrorName": "DrsAccessDenied"}),
+                0,
+                Next::RetryLaunch,
+            ),
             // Out of time: sum up whatever runs.
             (
                 json!({"runningJobs": 2, "elapsedSeconds": 3600}),

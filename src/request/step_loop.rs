@@ -39,6 +39,9 @@ pub struct StepLoop {
     /// A launch round failed for good: the step launches no more.
     #[serde(default)]
     pub launch_error: bool,
+    /// That failure's name (the function's `errorType`, or Lambda's).
+    #[serde(default)]
+    pub launch_error_name: Option<String>,
     /// Tracking calls that failed in a row just before this one.
     #[serde(default)]
     pub tracking_errors: u32,

@@ -127,18 +127,17 @@ pub(crate) fn parse_track(body: &Value) -> Result<TrackRequest, RequestError> {
     })
 }
 
-/// `heldByOtherSteps` as the launch answers gave it: step names, and at most the ceiling of ids.
-fn checked_held(held: Vec<HeldGroup>) -> Result<Vec<HeldGroup>, RequestError> {
-    let count: usize = held.iter().map(|g| g.recovery_instance_ids.len()).sum();
-    if count > REQUEST_INSTANCES_CEILING {
-        let (field, max) = (
-            "heldByOtherSteps[].recoveryInstanceIDs",
-            REQUEST_INSTANCES_CEILING,
-        );
-        return Err(RequestError::TooMany { field, count, max });
-    }
+/// `heldByOtherSteps` as the launch answers gave it: step names checked; past the ceiling of ids
+/// in all, the rest is left out rather than the step's last call refused — the list only names
+/// what other steps hold, and Step Finished lists 100 of them at most.
+fn checked_held(mut held: Vec<HeldGroup>) -> Result<Vec<HeldGroup>, RequestError> {
     for group in &held {
         parse_step_name("heldByOtherSteps[].step", Some(group.step.clone()))?;
+    }
+    let mut left = REQUEST_INSTANCES_CEILING;
+    for group in &mut held {
+        group.recovery_instance_ids.truncate(left);
+        left -= group.recovery_instance_ids.len();
     }
     Ok(held)
 }

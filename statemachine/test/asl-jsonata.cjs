@@ -115,10 +115,24 @@ function checkState(name, state) {
   }
 }
 
+/**
+ * Functions Step Functions adds to JSONata 2.0.6 that the definition uses: $hash(value,
+ * algorithm), a hex digest ("MD5", "SHA-1", "SHA-256", "SHA-384", "SHA-512").
+ */
+const STEP_FUNCTIONS_FUNCTIONS = {
+  hash: (value, algorithm) => {
+    const names = { MD5: "md5", "SHA-1": "sha1", "SHA-256": "sha256", "SHA-384": "sha384", "SHA-512": "sha512" };
+    if (typeof value !== "string" || !(algorithm in names)) {
+      throw new Error(`$hash needs a string and one of ${Object.keys(names).join(", ")}`);
+    }
+    return require("node:crypto").createHash(names[algorithm]).update(value, "utf8").digest("hex");
+  },
+};
+
 async function evaluate(expression, bindings, field) {
   let value;
   try {
-    value = await jsonata(expression).evaluate(undefined, bindings);
+    value = await jsonata(expression).evaluate(undefined, { ...STEP_FUNCTIONS_FUNCTIONS, ...bindings });
   } catch (e) {
     throw new StatesError("States.QueryEvaluationError", `${field}: ${e.message}`);
   }

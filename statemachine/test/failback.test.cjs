@@ -838,6 +838,21 @@ test("a launch error after jobs exist stops launching; the jobs are tracked to t
   assert.equal(fake.events.jobCompleted.length, new Set(fake.events.jobCompleted.map((e) => e.jobID)).size);
 });
 
+test("a later step's launch the function refuses (InvalidFailbackRequest) is not sent again: the step is summed up and the plan halts LAUNCH_ERROR", async () => {
+  const fake = fakeFunction({
+    tags: THREE_TAGS,
+    error: (n, body) => (body.step === "app-servers" && body.action === undefined ? functionError("InvalidFailbackRequest", "invalid failback request: selector reaches 6000 instances") : undefined),
+  });
+  const run = await execute(definition(), THREE, { ...fake, answer: approve() });
+  assertEnded(run, "FailbackIncomplete");
+  assert.deepEqual(run.output.halted, { step: "app-servers", reason: "LAUNCH_ERROR" });
+  assert.equal(launchCalls(fake, "app-servers").length, 1, "a refusal is not sent again");
+  assert.equal(run.output.steps[1].error.Error, "InvalidFailbackRequest");
+  assert.deepEqual(loops(fake, "app-servers").map((l) => [l.call, l.launchErrorName ?? null]), [["launch", null], ["track", "InvalidFailbackRequest"], ["final", "InvalidFailbackRequest"]]);
+  assert.equal(published(run, "Failback Plan Halted").length, 1);
+  assertEvents(run, fake);
+});
+
 test("a failing tracking call is tried again at the next interval; after three in a row once more, and if that fails the execution fails there; a redrive goes on", async () => {
   let trackFailures = 0;
   const flaky = fakeFunction({
@@ -1532,9 +1547,10 @@ test("a long run hands itself over to a fresh execution before nearing the histo
       assert.equal(e.state, "HandedOver");
       assert.equal(e.output.runId, "wave-long");
       assert.equal(e.startedExecutions[0].input.handover.runId, "wave-long");
-      // Named after the run's first execution and the handover's number: a retried start is the
-      // same execution; the run's start is carried for its summary.
-      assert.equal(e.startedExecutions[0].executionArn.split(":").at(-1), `test-h${i + 1}`);
+      // Named after the run (its first execution and run id, hashed) and the handover's number: a
+      // retried start is the same execution; the run's start is carried for its summary.
+      const runHash = require("node:crypto").createHash("sha256").update("test wave-long").digest("hex").slice(0, 40);
+      assert.equal(e.startedExecutions[0].executionArn.split(":").at(-1), `drs-failback-${runHash}-h${i + 1}`);
       assert.equal(e.startedExecutions[0].input.handover.runStartMillis, Date.parse(run.executions[0].started));
     }
   }
