@@ -45,7 +45,9 @@ pub fn step_end(step: &StepLoop, all_final: bool, halt: Option<HaltReason>) -> S
         Some(StoppedBy::LaunchError)
     } else if step.tracking_errors >= MAX_TRACKING_ERRORS {
         Some(StoppedBy::TrackingError)
-    } else if !time_left(step) {
+    } else if !time_left(step) && (!all_final || step.deferred > 0) {
+        // Only a step the limit cut short: one that came to its end in time, whose last call is
+        // made later (a redrive hours after it failed), was not stopped by it.
         Some(StoppedBy::TimeLimit)
     } else if step.deferred > 0 && step.rounds >= step.limits.max_rounds {
         Some(StoppedBy::MaxRounds)
@@ -187,10 +189,17 @@ mod tests {
 
     #[test]
     fn the_end_is_answered_as_the_state_machine_reads_it() {
-        let end = step_end(&step(json!({"elapsedSeconds": 4000})), true, None);
+        let end = step_end(&step(json!({"elapsedSeconds": 4000})), false, None);
         assert_eq!(
             serde_json::to_value(end).unwrap(),
-            json!({"status": "finished", "stoppedBy": "TIME_LIMIT", "complete": true})
+            json!({"status": "finished", "stoppedBy": "TIME_LIMIT", "complete": false})
+        );
+        // A step that came to its end in time, summed up later (a redrive hours after its last
+        // call failed), was not stopped by the limit.
+        let late = step_end(&step(json!({"elapsedSeconds": 40000})), true, None);
+        assert_eq!(
+            serde_json::to_value(late).unwrap(),
+            json!({"status": "finished", "stoppedBy": null, "complete": true})
         );
     }
 }
