@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use tracing::info;
 
-use crate::drs::Drs;
 use crate::drs::reads::DrsReads;
+use crate::drs::{Drs, JobRecord};
 use crate::error::HandlerError;
 use crate::request::{ExecutionEnd, TrackRequest};
 
@@ -15,14 +15,14 @@ use crate::request::{ExecutionEnd, TrackRequest};
 /// Functions' may differ.
 const CLOCK_SKEW: Duration = Duration::from_secs(15 * 60);
 
-/// The run's last call with every job of the run DRS shows, oldest first. They count as already
-/// announced: the execution may have published their `Failback Launch Job Completed` events,
-/// and none is published twice; the run's summary carries every result.
+/// The run's last call with every job of the run DRS shows, oldest first, and those jobs as read.
+/// They count as already announced: the execution may have published their `Failback Launch Job
+/// Completed` events, and none is published twice; the run's summary carries every result.
 pub(super) async fn with_run_jobs<D: Drs>(
     reads: &DrsReads<'_, D>,
     request: &TrackRequest,
     end: &ExecutionEnd,
-) -> Result<TrackRequest, HandlerError> {
+) -> Result<(TrackRequest, Vec<JobRecord>), HandlerError> {
     let since = end.started.checked_sub(CLOCK_SKEW).unwrap_or(end.started);
     let mut jobs = reads
         .jobs_since(since)
@@ -30,15 +30,16 @@ pub(super) async fn with_run_jobs<D: Drs>(
         .map_err(|failure| HandlerError::read_failed(&failure, "the run's jobs"))?;
     jobs.retain(|job| job.run_id.as_deref() == Some(request.run_id.as_str()));
     jobs.sort_by_key(|job| job.created);
-    let job_ids: Vec<String> = jobs.into_iter().map(|job| job.job_id).collect();
+    let job_ids: Vec<String> = jobs.iter().map(|job| job.job_id.clone()).collect();
     info!(
         status = ?end.status,
         jobs = job_ids.len(),
         "execution ended without its summary: summing the run up"
     );
-    Ok(TrackRequest {
+    let request = TrackRequest {
         reported_job_ids: job_ids.clone(),
         job_ids,
         ..request.clone()
-    })
+    };
+    Ok((request, jobs))
 }

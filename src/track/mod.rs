@@ -38,21 +38,22 @@ pub async fn track<D: Drs, P: EventPublisher>(
     request: &TrackRequest,
 ) -> Result<TrackAnswer, HandlerError> {
     let found;
-    let request = match &request.ended {
-        Some(end) => {
-            found = ended::with_run_jobs(reads, request, end).await?;
-            &found
-        }
-        None => request,
-    };
     let final_call = request.final_call;
-    let jobs = match reads.jobs(&request.job_ids).await {
-        Ok(jobs) => jobs,
-        Err(failure) => {
-            unreadable(&failure, final_call, "jobs")?;
-            warn!(error = %failure, "jobs could not be read: tracked as unknown");
-            Vec::new()
+    // An ended execution's call finds the run's jobs itself, already read.
+    let (request, jobs) = match &request.ended {
+        Some(end) => {
+            let (with_jobs, jobs) = ended::with_run_jobs(reads, request, end).await?;
+            found = with_jobs;
+            (&found, jobs)
         }
+        None => match reads.jobs(&request.job_ids).await {
+            Ok(jobs) => (request, jobs),
+            Err(failure) => {
+                unreadable(&failure, final_call, "jobs")?;
+                warn!(error = %failure, "jobs could not be read: tracked as unknown");
+                (request, Vec::new())
+            }
+        },
     };
     let jobs: HashMap<&str, &JobRecord> =
         jobs.iter().map(|job| (job.job_id.as_str(), job)).collect();
