@@ -22,6 +22,10 @@ use crate::deadline::Budget;
 use crate::retry::read::{ReadDecision, decide_read};
 use crate::retry::{DescribeError, Jitter, RetryPolicy, Unusable};
 
+/// A run's jobs are looked for among those created since this long before the moment they can
+/// first exist (an invocation's start, an execution's): room for the skew between DRS's clock and
+/// ours, and for a concurrent delivery of the same request that started a little earlier.
+pub const JOBS_LOOKBACK: Duration = Duration::from_secs(15 * 60);
 /// Why a read did not give an answer, after its retries.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReadFailure {

@@ -4,7 +4,6 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
 
 use tokio::time::sleep;
 use tracing::{info, warn};
@@ -33,16 +32,11 @@ use send::Launcher;
 use crate::config::Config;
 use crate::deadline::AnswerTimes;
 use crate::drs::Drs;
-use crate::drs::reads::DrsReads;
+use crate::drs::reads::{DrsReads, JOBS_LOOKBACK};
 use crate::error::HandlerError;
 use crate::events::EventPublisher;
 use crate::events::publish::Bus;
 use crate::request::LaunchRequest;
-
-/// This run's jobs are looked for among those created since this long before the invocation
-/// started: room for clock skew, and for a concurrent delivery of the same request that started
-/// a little earlier.
-const LOOKBACK: Duration = Duration::from_secs(15 * 60);
 
 /// Runs a launch request to its answer, publishing its events on the way out.
 pub async fn run<D: Drs, P: EventPublisher>(
@@ -127,7 +121,7 @@ async fn launch<D: Drs>(
         reads,
         run_id: &request.run_id,
         sources: &found.sources,
-        since: reads.budget.wall_now() - LOOKBACK,
+        since: reads.budget.wall_now() - JOBS_LOOKBACK,
         window: config.settle_window,
     };
     let launcher = Launcher {

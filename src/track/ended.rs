@@ -2,18 +2,12 @@
 //! found by the run id DRS tagged them with, since the execution started, and tracked in one last
 //! call whose `Failback Run Finished` says how the execution ended.
 
-use std::time::Duration;
-
 use tracing::info;
 
-use crate::drs::reads::DrsReads;
+use crate::drs::reads::{DrsReads, JOBS_LOOKBACK};
 use crate::drs::{Drs, JobRecord};
 use crate::error::HandlerError;
 use crate::request::{ExecutionEnd, TrackRequest};
-
-/// Jobs are looked for from this long before the execution started: DRS's clock and Step
-/// Functions' may differ.
-const CLOCK_SKEW: Duration = Duration::from_secs(15 * 60);
 
 /// The run's last call with every job of the run DRS shows, oldest first, and those jobs as read.
 /// They count as already announced: the execution may have published their `Failback Launch Job
@@ -23,7 +17,10 @@ pub(super) async fn with_run_jobs<D: Drs>(
     request: &TrackRequest,
     end: &ExecutionEnd,
 ) -> Result<(TrackRequest, Vec<JobRecord>), HandlerError> {
-    let since = end.started.checked_sub(CLOCK_SKEW).unwrap_or(end.started);
+    let since = end
+        .started
+        .checked_sub(JOBS_LOOKBACK)
+        .unwrap_or(end.started);
     let mut jobs = reads
         .jobs_since(since)
         .await
