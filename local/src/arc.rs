@@ -18,7 +18,7 @@ use drs_failback::handler::Failback;
 use drs_failback::handler::Reply;
 use drs_failback::launch::answer::{LaunchAnswer, NotLaunchedGroup};
 use drs_failback::launch::outcome::OutcomeKind;
-use drs_failback::request::HeldGroup;
+use drs_failback::request::{HeldGroup, Limits, StepLoop};
 use drs_failback::track::answer::TrackAnswer;
 use drs_failback::track::results::ResultCounts;
 use serde::Serialize;
@@ -241,29 +241,32 @@ impl Run {
 
     /// Where the step's loop stands before a call (`loop`): the function answers what comes
     /// next from it.
-    fn step_loop(&self, settings: &ArcSettings, start: Instant) -> Value {
-        let mut reasons: Vec<&str> = self
+    fn step_loop(&self, settings: &ArcSettings, start: Instant) -> StepLoop {
+        let mut deferred_reasons: Vec<String> = self
             .deferred_groups
             .iter()
-            .map(|g| g.reason.as_str())
+            .map(|g| g.reason.clone())
             .collect();
-        reasons.dedup();
-        json!({
-            "limits": {
-                "maxRounds": settings.max_rounds,
-                "timeLimitSeconds": settings.time_limit.as_secs(),
-                "trackIntervalSeconds": settings.track_interval.as_secs(),
+        deferred_reasons.dedup();
+        StepLoop {
+            limits: Limits {
+                max_rounds: u32::try_from(settings.max_rounds).unwrap_or(u32::MAX),
+                time_limit_seconds: settings.time_limit.as_secs(),
+                track_interval_seconds: settings.track_interval.as_secs(),
             },
-            "elapsedSeconds": start.elapsed().as_secs(),
-            "rounds": self.progress.rounds,
-            "runningJobs": self.running.len(),
-            "deferred": self.deferred_ids.len() + self.deferred_sources.len(),
-            "deferredReasons": reasons,
-            "launchError": self.launch_error.is_some(),
-            "trackingErrors": self.tracking_errors,
-            "calls": self.calls,
-            "executionSeconds": self.execution_started.map_or(0, |at| at.elapsed().as_secs()),
-        })
+            elapsed_seconds: start.elapsed().as_secs(),
+            rounds: u32::try_from(self.progress.rounds).unwrap_or(u32::MAX),
+            running_jobs: self.running.len(),
+            deferred: self.deferred_ids.len() + self.deferred_sources.len(),
+            deferred_reasons,
+            launch_error: self.launch_error.is_some(),
+            launch_error_name: None,
+            tracking_errors: self.tracking_errors,
+            calls: self.calls,
+            execution_seconds: self
+                .execution_started
+                .map_or(0, |at| at.elapsed().as_secs()),
+        }
     }
 }
 
@@ -330,7 +333,7 @@ pub async fn run_arc<D: Drs, P: EventPublisher>(
         match next {
             Next::Launch { wait_seconds } => {
                 sleep(Duration::from_secs(wait_seconds)).await;
-                request["loop"] = run.step_loop(settings, start);
+                request["loop"] = json!(run.step_loop(settings, start));
                 run.calls += 1;
                 // As the state machine's Launch state: DrsReadFailed (a selector DRS could not list)
                 // is tried again, three times, 30 s apart and doubling.
@@ -394,7 +397,7 @@ pub async fn run_arc<D: Drs, P: EventPublisher>(
                 sleep(Duration::from_secs(wait_seconds)).await;
                 let mut payload = json!({"action": "track", "runId": run.run_id,
                     "jobIDs": run.running, "reportedJobIDs": run.reported,
-                    "loop": run.step_loop(settings, start)});
+                    "loop": json!(run.step_loop(settings, start))});
                 run.calls += 1;
                 if let Some(step) = step {
                     payload["step"] = json!(step.name);
@@ -469,7 +472,7 @@ async fn finish<D: Drs, P: EventPublisher>(
     not_launched.extend(run.deferred_groups.iter().cloned());
     let mut payload = json!({"action": "track", "runId": run.run_id, "jobIDs": run.jobs,
         "reportedJobIDs": run.reported, "final": true, "notLaunched": not_launched,
-        "heldByOtherSteps": run.held, "loop": run.step_loop(settings, start)});
+        "heldByOtherSteps": run.held, "loop": json!(run.step_loop(settings, start))});
     if let Some(step) = step {
         payload["step"] = json!(step.name);
         payload["critical"] = step.critical.clone();

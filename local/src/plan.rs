@@ -14,6 +14,7 @@ use drs_failback::events::EventPublisher;
 use drs_failback::handler::Failback;
 use drs_failback::handler::Reply;
 use drs_failback::plan::{PlanAnswer, StepPlan};
+use drs_failback::request::OtherStep;
 use serde_json::{Value, json};
 use tokio::time::{Instant, sleep};
 
@@ -271,22 +272,17 @@ fn launch_request(plan: &PlanAnswer, step: &StepPlan, original: &Value) -> Value
     if let Some(selector) = &step.selector {
         request["selector"] = serde_json::to_value(selector).unwrap_or(Value::Null);
         // As the state machine's StartStep: the ids every other step names, left to it.
-        let others: Vec<Value> = plan
+        let others: Vec<OtherStep> = plan
             .steps
             .iter()
             .filter(|other| other.name != step.name)
             .filter(|other| {
                 other.recovery_instance_ids.is_some() || other.source_server_ids.is_some()
             })
-            .map(|other| {
-                let mut entry = json!({"step": other.name});
-                if let Some(ids) = &other.recovery_instance_ids {
-                    entry["recoveryInstanceIDs"] = json!(ids);
-                }
-                if let Some(ids) = &other.source_server_ids {
-                    entry["sourceServerIDs"] = json!(ids);
-                }
-                entry
+            .map(|other| OtherStep {
+                step: other.name.clone(),
+                recovery_instance_ids: other.recovery_instance_ids.clone().unwrap_or_default(),
+                source_server_ids: other.source_server_ids.clone().unwrap_or_default(),
             })
             .collect();
         request["otherSteps"] = json!(others);

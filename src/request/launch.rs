@@ -3,8 +3,8 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use serde::Deserialize;
 use serde::de::IgnoredAny;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::plan::MAX_PLAN_STEPS;
@@ -41,7 +41,7 @@ pub struct LaunchRequest {
 }
 
 /// Another step of the plan and the instances it names explicitly.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OtherStep {
     pub step: String,

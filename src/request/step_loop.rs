@@ -2,10 +2,10 @@
 //! passes it with each launch and track call, so that the function decides what comes next
 //! ([`crate::launch::next`], [`crate::track::end`]) from what it read and from this — the caller only follows the answer.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// The loop's settings: the state machine's deploy-time parameters.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Limits {
     /// Launch rounds a step may make (`MaxRounds`).
@@ -18,7 +18,7 @@ pub struct Limits {
 }
 
 /// Where the loop stands before this call.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct StepLoop {
     pub limits: Limits,
@@ -40,7 +40,7 @@ pub struct StepLoop {
     #[serde(default)]
     pub launch_error: bool,
     /// That failure's name (the function's `errorType`, or Lambda's).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub launch_error_name: Option<String>,
     /// Tracking calls that failed in a row just before this one.
     #[serde(default)]
