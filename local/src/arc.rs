@@ -152,6 +152,8 @@ struct Run {
     /// Instances the step's selector matched that other steps hold.
     held: Vec<HeldGroup>,
     launch_error: Option<String>,
+    /// The failed launch's errorType: a refusal is not sent again.
+    launch_error_name: Option<String>,
     /// Tracking calls failed in a row, and the last one's error.
     tracking_errors: u32,
     tracking_error: Option<String>,
@@ -260,7 +262,7 @@ impl Run {
             deferred: self.deferred_ids.len() + self.deferred_sources.len(),
             deferred_reasons,
             launch_error: self.launch_error.is_some(),
-            launch_error_name: None,
+            launch_error_name: self.launch_error_name.clone(),
             tracking_errors: self.tracking_errors,
             calls: self.calls,
             execution_seconds: self
@@ -318,6 +320,12 @@ pub async fn run_arc<D: Drs, P: EventPublisher>(
 ) -> Result<ArcEnd, HandlerError> {
     let start = Instant::now();
     let mut run = Run {
+        // The run id is known before any answer: a first launch that fails must still be tracked
+        // and summed up under it.
+        run_id: request
+            .get("runId")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
         tags: request.get("tags").cloned(),
         step: step.map(|s| s.name.clone()),
         ..Run::default()
@@ -368,6 +376,7 @@ pub async fn run_arc<D: Drs, P: EventPublisher>(
                     Ok(Reply::Launch(answer)) => {
                         retrying = false;
                         run.launch_error = None;
+                        run.launch_error_name = None;
                         run.absorb_launch(&answer);
                         answer.next.unwrap_or(Next::Finish)
                     }
@@ -388,6 +397,7 @@ pub async fn run_arc<D: Drs, P: EventPublisher>(
                     }
                     Err(error) => {
                         run.launch_error = Some(error.to_string());
+                        run.launch_error_name = Some(error.error_type().to_owned());
                         Next::Track { wait_seconds: 0 }
                     }
                 };

@@ -347,3 +347,42 @@ async fn an_instance_tagged_after_acceptance_stays_in_the_step_that_names_it() {
         "the app servers' Step Finished names the instance the web step holds"
     );
 }
+
+/// The app servers untagged after the plan was accepted: their step's selector matches nothing,
+/// and the function refuses that launch (InvalidFailbackRequest). As the state machine, the
+/// refusal is not sent again: the step sums up and the plan halts LAUNCH_ERROR.
+#[tokio::test(start_paused = true)]
+async fn a_later_steps_refused_launch_halts_the_plan() {
+    let fleet = demo_fleet(&sample(), FailbackState::FailbackReadyForLaunch);
+    let app: Vec<String> = fleet
+        .instances()
+        .iter()
+        .filter(|i| i.tags.get("Tier").map(String::as_str) == Some("app"))
+        .map(|i| i.recovery_instance_id.clone())
+        .collect();
+    assert!(!app.is_empty());
+    let sim = sim(fleet).await;
+    let mut seen = Seen::answering(Approval::Given);
+    seen.on_start = Some(Box::new(|index| {
+        if index == 1 {
+            for id in &app {
+                assert!(sim.set_tags(id, &[("Tier", "retired")]));
+            }
+        }
+    }));
+    let plan = run(&sim, &mut seen).await;
+    assert_eq!(
+        statuses(&plan),
+        [
+            ("databases", StepStatus::Finished, None),
+            ("app-servers", StepStatus::Halted, Some("LAUNCH_ERROR")),
+            ("web", StepStatus::NotStarted, Some("PLAN_HALTED"))
+        ]
+    );
+    let launches = sim
+        .calls_since(0)
+        .into_iter()
+        .filter(|c| c.operation == drs_sim::Operation::StartFailbackLaunch)
+        .count();
+    assert_eq!(launches, 1, "only the databases' launch reached DRS");
+}
