@@ -417,6 +417,7 @@ def check(stack: Stack) -> list[str]:
 
     function_arn = stack.get_att("FailbackFunction", "Arn")
     machine_arn = stack.ref("FailbackStateMachine")
+    step_arn = stack.ref("StepStateMachine")
 
     # The request rule: on which bus, matching what.
     if "LaunchRequestedRule" not in resources:
@@ -475,7 +476,7 @@ def check(stack: Stack) -> list[str]:
             continue
         if kind == "AWS::Events::Rule" and name != "LaunchRequestedRule":
             for target in as_list(props.get("Targets")):
-                if target.get("Arn") in (function_arn, machine_arn, "FailbackFunction"):
+                if target.get("Arn") in (function_arn, machine_arn, step_arn, "FailbackFunction"):
                     problems.append(f"rule {name} also targets {target['Arn']}")
     for name, (kind, props) in resources.items():
         if kind == "AWS::Lambda::Permission" and props.get("FunctionName") in ("FailbackFunction", function_arn):
@@ -494,8 +495,8 @@ def check(stack: Stack) -> list[str]:
     elif targets != [machine_arn]:
         problems.append(f"with RequestTarget StateMachine the rule targets {targets}")
 
-    # Who may start the state machine: the roles granted StartExecution on it.
-    starters = {}
+    # Who may start each state machine: the roles granted StartExecution on it.
+    starters = {machine_arn: {}, step_arn: {}}
     for name, (kind, props) in resources.items():
         grants = []
         if kind == "AWS::IAM::Role":
@@ -514,25 +515,33 @@ def check(stack: Stack) -> list[str]:
                 else:
                     problems.append(f"{name}: policy {policy} is not one this check can read")
         for statement in grants:
-            if statement.get("Effect") == "Allow" and statement_applies(
-                    {k: v for k, v in statement.items() if k != "Condition"}, Principal("", ""),
-                    "states:StartExecution", machine_arn, {}):
-                starters[name] = props
-    # The state machine itself starts its own next execution when it hands a run over (its role
-    # is assumed by Step Functions only, for this state machine).
-    expected_starters = {"FailbackStarterRole", "FailbackStateMachine"}
+            for arn in starters:
+                if statement.get("Effect") == "Allow" and statement_applies(
+                        {k: v for k, v in statement.items() if k != "Condition"}, Principal("", ""),
+                        "states:StartExecution", arn, {}):
+                    starters[arn][name] = props
+    expected_starters = {"FailbackStarterRole"}
     if stack.params["RequestTarget"] == "StateMachine":
         expected_starters.add("StartFailbackRole")
-    # ... and only itself: a grant on any other (or every) state machine would let it start those.
-    for policy in as_list(resources.get("FailbackStateMachine", (None, {}))[1].get("Policies")):
-        for statement in as_list(policy.get("Statement") if isinstance(policy, dict) else None):
-            actions = as_list(statement.get("Action"))
-            if statement.get("Effect") == "Allow" and any(a in ("states:StartExecution", "states:*", "*") for a in actions) \
-                    and as_list(statement.get("Resource")) != [machine_arn]:
-                problems.append(f"the state machine may start {statement.get('Resource')}, not only itself")
-    if set(starters) != expected_starters:
-        problems.append(f"states:StartExecution on the state machine is granted to {sorted(starters)}, "
+    if set(starters[machine_arn]) != expected_starters:
+        problems.append(f"states:StartExecution on the state machine is granted to {sorted(starters[machine_arn])}, "
                         f"not exactly {sorted(expected_starters)}")
+    # A step execution is started by the plan only (its role is assumed by Step Functions only,
+    # for that state machine) ...
+    if set(starters[step_arn]) != {"FailbackStateMachine"}:
+        problems.append(f"states:StartExecution on the step state machine is granted to {sorted(starters[step_arn])}, "
+                        f"not only to the plan (FailbackStateMachine)")
+    # ... and the plan starts nothing else: a grant on any other (or every) state machine would let
+    # it start those.
+    for machine in ("FailbackStateMachine", "StepStateMachine"):
+        for policy in as_list(resources.get(machine, (None, {}))[1].get("Policies")):
+            for statement in as_list(policy.get("Statement") if isinstance(policy, dict) else None):
+                actions = as_list(statement.get("Action"))
+                allowed_resources = [[step_arn]] if machine == "FailbackStateMachine" else []
+                if statement.get("Effect") == "Allow" and any(a in ("states:StartExecution", "states:*", "*") for a in actions) \
+                        and as_list(statement.get("Resource")) not in allowed_resources:
+                    problems.append(f"{machine} may start {statement.get('Resource')}, not only the step state machine")
+    starters = {**starters[machine_arn], **starters[step_arn]}
 
     # EventBridge acting for a rule: the request rule, and rules it must not act for (another rule
     # on the request bus, a rule of that name on another bus, the same rule path in another
@@ -686,11 +695,24 @@ def _(t):
     del props(t, "ExecutionEndedPermission")["SourceArn"]
 
 
-@mutation("the state machine may start any state machine of the account")
+@mutation("the plan may start any state machine of the account")
 def _(t):
     statement = next(p for p in props(t, "FailbackStateMachine")["Policies"]
-                     if isinstance(p, dict) and p.get("Statement", [{}])[0].get("Sid") == "HandTheRunOver")
+                     if isinstance(p, dict) and p.get("Statement", [{}])[0].get("Sid") == "RunSteps")
     statement["Statement"][0]["Resource"] = {"Fn::Sub": "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:stateMachine:*"}
+
+
+@mutation("the plan may start itself")
+def _(t):
+    statement = next(p for p in props(t, "FailbackStateMachine")["Policies"]
+                     if isinstance(p, dict) and p.get("Statement", [{}])[0].get("Sid") == "RunSteps")
+    statement["Statement"][0]["Resource"] = [{"Ref": "StepStateMachine"}, {"Ref": "FailbackStateMachine"}]
+
+
+@mutation("the starter role may start step executions")
+def _(t):
+    statement = props(t, "FailbackStarterRole")["Policies"][0]["PolicyDocument"]["Statement"][0]
+    statement["Resource"] = [{"Ref": "FailbackStateMachine"}, {"Ref": "StepStateMachine"}]
 
 
 @mutation("the function may be invoked by another account")

@@ -14,6 +14,20 @@ pub const ERROR_ACCOUNT_NOT_INITIALIZED: &str = "DrsAccountNotInitialized";
 pub const ERROR_ACCESS_DENIED: &str = "DrsAccessDenied";
 pub const ERROR_CLIENT_MISCONFIGURED: &str = "DrsClientMisconfigured";
 pub const ERROR_READ_FAILED: &str = "DrsReadFailed";
+/// A step execution failed, timed out, was aborted or never started: the plan stops there until
+/// it is redriven.
+pub const ERROR_STEP_EXECUTION_FAILED: &str = "StepExecutionFailed";
+/// A step execution has run longer than the plan waits for it.
+pub const ERROR_STEP_STILL_RUNNING: &str = "StepStillRunning";
+
+/// Why the plan's execution stops at a step execution ([`crate::plan::follow`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepStop {
+    /// It failed, timed out, was aborted, or never started.
+    Failed,
+    /// It has been running longer than the plan waits.
+    StillRunning,
+}
 
 #[derive(Debug, Error)]
 pub enum HandlerError {
@@ -32,6 +46,9 @@ pub enum HandlerError {
         "DRS {what} could not be read for the run's summary; send the final call again: {message}"
     )]
     ReadFailed { what: String, message: String },
+    /// The plan stops at a step execution that did not answer it ([`crate::plan::follow`]).
+    #[error("{message}")]
+    StepStopped { stop: StepStop, message: String },
 }
 
 impl HandlerError {
@@ -58,6 +75,10 @@ impl HandlerError {
                 Unusable::ClientMisconfigured => ERROR_CLIENT_MISCONFIGURED,
             },
             HandlerError::ReadFailed { .. } => ERROR_READ_FAILED,
+            HandlerError::StepStopped { stop, .. } => match stop {
+                StepStop::Failed => ERROR_STEP_EXECUTION_FAILED,
+                StepStop::StillRunning => ERROR_STEP_STILL_RUNNING,
+            },
         }
     }
 }

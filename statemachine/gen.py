@@ -1,7 +1,12 @@
-"""Writes statemachine/failback.asl.json: the state machine is written here, in Python, because its
-    JSONata expressions share pieces (the envelope, the clock, the deferred count) that raw JSON
-    would repeat. statemachine/test/run checks the committed JSON is what this prints:
-      python3 statemachine/gen.py > statemachine/failback.asl.json
+"""Writes the two state machines of a failback run: the plan (statemachine/failback.asl.json, the
+    parent execution: the plan's check, its steps in order, the waits, approvals and verdicts
+    between them, the run's summary) and a step (statemachine/step.asl.json, a child execution
+    per step: its launch rounds and tracking calls, to the step's last call). They are written
+    here, in Python, because their JSONata expressions share pieces (the envelope, the clock, the
+    deferred count) that raw JSON would repeat. statemachine/test/run checks the committed JSON
+    is what this prints:
+      python3 statemachine/gen.py plan > statemachine/failback.asl.json
+      python3 statemachine/gen.py step > statemachine/step.asl.json
 """
 import json, collections
 O = collections.OrderedDict
@@ -30,31 +35,32 @@ LAMBDA_ERRORS = ["Lambda.ServiceException", "Lambda.AWSLambdaException", "Lambda
 # here. (DrsReadFailed, DRS unreadable for now, is retried where it can come.)
 NOT_RETRIED = ["InvalidFailbackRequest", "DrsAccountNotInitialized", "DrsAccessDenied", "DrsClientMisconfigured"]
 def j(e): return "{% " + e + " %}"
-# What a fresh execution needs to take the run over (Next "handover"): the plan, the steps done,
-# and the step's loop as it stands. The deploy-time settings are read again; calls start at 0.
-CARRIED = ["runId", "runStartMillis", "origin", "handovers", "tags", "steps", "stepIndex", "step", "results", "stepResult", "stepStartMillis",
+# What a fresh step execution needs to take the step over (the function answered next: handover):
+# the step, and its loop as it stands. The deploy-time settings are read again; calls start at 0.
+CARRIED = ["runId", "tags", "step", "stepIndex", "stepStartMillis",
            "roundsDone", "trackingCalls", "launched", "skipped", "rejected", "jobIDs", "runningJobIDs",
            "reportedJobIDs", "notLaunched", "deferredGroups", "deferredRecoveryInstanceIDs",
            "deferredSourceServerIDs", "held", "launchError", "failedLaunch", "trackingErrors", "trackingError"]
-SETTINGS = O(
+# The deploy-time settings, read once by each execution that uses them.
+STEP_SETTINGS = O(
     maxRounds=j("$floor($number('${MaxRounds}'))"),
     trackIntervalSeconds=j("$floor($number('${TrackIntervalSeconds}'))"),
     timeLimitSeconds=j("$floor($number('${TimeLimitSeconds}'))"),
-    approvalTimeoutSeconds=j("$floor($number('${ApprovalTimeoutSeconds}'))"),
 )
+PLAN_SETTINGS = O(approvalTimeoutSeconds=j("$floor($number('${ApprovalTimeoutSeconds}'))"))
 # Each call gets the function's timeout and this much more before it counts as failed (and is
 # sent again): the Lambda service's own time around the function's.
 TASK_TIMEOUT = j("$floor($number('${FunctionTimeoutSeconds}')) + 30")
 
-def retry(attempts, extra=()):
-    # The function's refusals are final. Lambda service errors come before the function runs.
+def retry(attempts, extra=(), final=()):
+    # The function's refusals (and `final`, its other errors that say so) are final. Lambda service errors come before the function runs.
     # Any other failure is retried whatever Lambda names it: the integration names a failed
     # invocation after the errorType it reports -- the process killed (Runtime.ExitError), the
     # function's timeout (Sandbox.Timedout), a panic (its type) -- else Lambda.Unknown, and no
     # answer in time is States.Timeout. It may come after the function started work (DRS took a
     # launch): resending is safe, the same runId finds what the first attempt did.
     return [
-        O(ErrorEquals=NOT_RETRIED, MaxAttempts=0),
+        O(ErrorEquals=NOT_RETRIED + list(final), MaxAttempts=0),
         O(ErrorEquals=LAMBDA_ERRORS, IntervalSeconds=2, BackoffRate=2, MaxAttempts=attempts, JitterStrategy="FULL"),
         *extra,
         O(ErrorEquals=["States.ALL"], IntervalSeconds=5, BackoffRate=2, MaxAttempts=2, JitterStrategy="FULL"),
@@ -88,37 +94,30 @@ def event(detail_type, detail):
 P = "$states.result.Payload"
 # The steps after the current one (a list, also of one or none).
 LATER_STEPS = "$filter($steps, function($v, $i) { $i > $stepIndex })"
-states = O()
-states["Begin"] = O(
-    Type="Choice",
-    Comment="A run handed over by an execution of this state machine that had made its share of calls (input: handover) goes on where it stood; anything else is a request.",
-    Choices=[O(Condition=j("$exists($states.input.handover)"), Next="Resume")],
-    Default="ReadRequest",
-)
-states["Resume"] = O(
-    Type="Pass",
-    Comment="Takes the run over as the execution before left it (the plan, the steps done, the step's loop), with the deploy-time settings read again and this execution's calls counted from 0; a tracking call then says what comes next.",
-    Assign=O(SETTINGS, **{name: j(f"$states.input.handover.{name}") for name in CARRIED}, calls=0, next=None),
-    Next="Track",
-)
-states["ReadRequest"] = O(
+plan_states = O()
+step_states = O()
+# A step's first launch: its ids and selector as the plan has them, with the run id, the step's
+# name and the original tags; a selector step also gets the ids every other step names
+# (otherSteps), which its selector leaves to them. ($s: the step.)
+FIRST_LAUNCH = "($s := $step; $merge([{\"runId\": $runId}, $tags ? {\"tags\": $tags} : {}, {\"step\": $s.name}, $exists($s.recoveryInstanceIDs) ? {\"recoveryInstanceIDs\": $s.recoveryInstanceIDs} : {}, $exists($s.sourceServerIDs) ? {\"sourceServerIDs\": $s.sourceServerIDs} : {}, $exists($s.selector) ? {\"selector\": $s.selector, \"otherSteps\": [$steps[name != $s.name and ($exists(recoveryInstanceIDs) or $exists(sourceServerIDs))].$merge([{\"step\": name}, $exists(recoveryInstanceIDs) ? {\"recoveryInstanceIDs\": recoveryInstanceIDs} : {}, $exists(sourceServerIDs) ? {\"sourceServerIDs\": sourceServerIDs} : {}])]} : {}]))"
+plan_states["ReadRequest"] = O(
     Type="Pass",
     Comment="Unwraps an EventBridge envelope, fixes the run id (the request's, else the event id, else the execution name) so a retried or repeated execution is the same run, keeps the tags for every launch, reads the deploy-time settings once. The plan call gets the request as given, with the run id set.",
     Assign=O(
         runId=j(f"({ENVELOPE}; {RUN_ID})"),
-        # When the run started, and the execution it started in: a handed-over execution's end
-        # is summed up from the run's first job, and its name follows the origin's.
-        runStartMillis=j("$toMillis($states.context.Execution.StartTime)"),
+        # The execution the run started in: its step executions are named after it and the run.
         origin=j("$states.context.Execution.Name"),
-        handovers=0,
         tags=j(f"({ENVELOPE}; $type($request.tags) = 'object' ? $request.tags : null)"),
-        **SETTINGS,
-        steps=[], stepIndex=-1, results=[], stepResult=None, calls=0,
+        **PLAN_SETTINGS,
+        steps=[], stepIndex=-1, results=[], stepResult=None,
+        # Looks at running step executions in this attempt (counted from 0 again on a redrive):
+        # at most src/plan/follow.rs MAX_POLLS, which bounds the history they write.
+        polls=0,
     ),
     Output=j(f"({ENVELOPE}; $merge([$request, {{\"runId\": {RUN_ID}}}]))"),
     Next="Plan",
 )
-states["Plan"] = O(
+plan_states["Plan"] = O(
     Type="Task",
     Comment="The function validates the plan (a plain launch request is a plan of one step named failback) and answers its steps normalized, defaults filled in, each with the number of recovery instances it resolves to now; a dry run adds each step's counts, planned job sizes and outcomes. Read-only: retried like a tracking call. A refused plan ends the run before anything is launched; any other failure, after the retries, fails the execution at this call, which a redrive makes again.",
     Resource="arn:aws:states:::lambda:invoke",
@@ -135,40 +134,178 @@ states["Plan"] = O(
     Output=j(P),
     Next="Planned",
 )
-states["Planned"] = O(
+plan_states["Planned"] = O(
     Type="Choice",
     Comment="A dry run ends with the plan; otherwise the steps run in order.",
     Choices=[O(Condition=j("$states.input.dryRun = true"), Next="DryRunPlanned")],
     Default="StartStep",
 )
-states["StartStep"] = O(
+plan_states["StartStep"] = O(
     Type="Pass",
-    Comment="The next step: its state zeroed (rounds, jobs, tallies, deferred ids, errors), its clock started (TimeLimitSeconds counts from here), the step before it filed with the run's results. The first launch sends the step's ids and selector as the plan has them, with the run id, the step's name and the original tags; a selector step also gets the ids every other step names (otherSteps), which its selector leaves to them.",
+    Comment="The next step: the step before it filed with the run's results, its clock started (TimeLimitSeconds counts from here), its first part to run.",
     Assign=O(
         stepIndex=j("$stepIndex + 1"),
         step=j("$steps[$stepIndex + 1]"),
-        stepStartMillis=j("$toMillis($states.context.State.EnteredTime)"),
         results=j("$stepResult = null ? $results : $append($results, [$stepResult])"),
         stepResult=None,
-        roundsDone=0, trackingCalls=0, launched=0, skipped=0, rejected=0,
-        jobIDs=[], runningJobIDs=[], reportedJobIDs=[], notLaunched=[], deferredGroups=[],
-        deferredRecoveryInstanceIDs=[], deferredSourceServerIDs=[], held=[], launchError=None, failedLaunch=None, next=None,
-        trackingErrors=0, trackingError=None,
+        stepStartMillis=j("$toMillis($states.context.State.EnteredTime)"),
+        part=1, stepRedrives=j("$states.context.Execution.RedriveCount"), stepOutput=None, stepExecution=None,
     ),
-    Output=j("($s := $steps[$stepIndex + 1]; $merge([{\"runId\": $runId}, $tags ? {\"tags\": $tags} : {}, {\"step\": $s.name}, $exists($s.recoveryInstanceIDs) ? {\"recoveryInstanceIDs\": $s.recoveryInstanceIDs} : {}, $exists($s.sourceServerIDs) ? {\"sourceServerIDs\": $s.sourceServerIDs} : {}, $exists($s.selector) ? {\"selector\": $s.selector, \"otherSteps\": [$steps[name != $s.name and ($exists(recoveryInstanceIDs) or $exists(sourceServerIDs))].$merge([{\"step\": name}, $exists(recoveryInstanceIDs) ? {\"recoveryInstanceIDs\": recoveryInstanceIDs} : {}, $exists(sourceServerIDs) ? {\"sourceServerIDs\": sourceServerIDs} : {}])]} : {}]))"),
+    Output=j("{\"runId\": $runId, \"step\": $steps[$stepIndex + 1].name}"),
     Next="PublishStepStarted",
 )
-states["PublishStepStarted"] = O(
+plan_states["PublishStepStarted"] = O(
     Type="Task",
     Comment="Failback Step Started on the result bus. An event that cannot be published does not stop the failback.",
     Resource="arn:aws:states:::events:putEvents",
     Arguments=O(Entries=[event("Failback Step Started", "{\"runId\": $runId, \"step\": $step.name, \"index\": $stepIndex, \"steps\": $count($steps), \"instances\": $step.instances}")]),
     Retry=EVENT_RETRY,
-    Catch=[O(ErrorEquals=["States.ALL"], Output=j("$states.input"), Next="Launch")],
+    Catch=[O(ErrorEquals=["States.ALL"], Output=j("$states.input"), Next="RunStep")],
     Output=j("$states.input"),
+    Next="RunStep",
+)
+# A step execution's name: the run's (its first execution and run id, hashed: unique to it), the
+# step's index and the part (a step handed over to a fresh execution goes on in part 2, 3, ...).
+# A start made again (a retry, a redrive) names the same execution: it cannot run twice.
+STEP_EXECUTION_NAME = '"drs-" & $substring($hash($origin & " " & $runId, "SHA-256"), 0, 40) & "-s" & $string($stepIndex) & "-p" & $string($part)'
+STEP_EXECUTION_ARN = '"${StepExecutionArnPrefix}" & ' + STEP_EXECUTION_NAME
+# The step executions the plan waits for, named in the function's answers.
+STEP_ERRORS = ["StepExecutionFailed", "StepStillRunning"]
+plan_states["RunStep"] = O(
+    Type="Task",
+    Comment="Runs the step (or its next part) as a child execution of the step state machine and waits for it: its output is the step's result (stepResult), a handover to a fresh part (the step execution made its share of calls), or the run's first launch refused (refused). Anything else -- the child failed, timed out or was aborted, or could not be started -- is looked into (CheckStep).",
+    Resource="arn:aws:states:::states:startExecution.sync:2",
+    # The first part starts the step: the run id, the tags, the step's rules (its ids go in its
+    # first launch, once), its index and clock. A later part takes the step over as the part
+    # before left it.
+    Arguments=O(StateMachineArn="${StepStateMachineArn}", Name=j(STEP_EXECUTION_NAME), Input=j(
+        "$part = 1 ? {\"start\": {\"runId\": $runId, \"tags\": $tags, \"step\": $sift($step, function($v, $k) { $k in [\"name\", \"critical\", \"maxFailed\"] }), \"stepIndex\": $stepIndex, \"stepStartMillis\": $stepStartMillis, \"launch\": " + FIRST_LAUNCH + "}} : {\"handover\": $stepOutput.handover}")),
+    Catch=[O(ErrorEquals=["States.ALL"], Next="CheckStep")],
+    Assign=O(stepOutput=j("$states.result.Output")),
+    Next="StepRan",
+)
+plan_states["CheckStep"] = O(
+    Type="Task",
+    Comment="Reads the step execution as it is now (DescribeExecution, by its name): its status, and its error or output. One that cannot be read (never started, or Step Functions not answering) has no status. The function then says what comes next (StepGate).",
+    Resource="arn:aws:states:::aws-sdk:sfn:describeExecution",
+    Arguments=O(ExecutionArn=j(STEP_EXECUTION_ARN)),
+    Retry=[O(ErrorEquals=["States.ALL"], IntervalSeconds=2, BackoffRate=2, MaxAttempts=3, JitterStrategy="FULL")],
+    Catch=[O(ErrorEquals=["States.ALL"], Assign=O(stepExecution=j("{\"name\": " + STEP_EXECUTION_NAME + ", \"status\": null, \"error\": $states.errorOutput.Error, \"cause\": $states.errorOutput.Cause}")), Next="StepGate")],
+    Assign=O(stepExecution=j("{\"name\": " + STEP_EXECUTION_NAME + ", \"status\": $states.result.Status, \"error\": $states.result.Error, \"cause\": $states.result.Cause, \"output\": $states.result.Output}")),
+    Next="StepGate",
+)
+# Redriven since the step execution was last looked into: the operator asks for the step to go on.
+REDRIVEN = "$states.context.Execution.RedriveCount > $stepRedrives"
+plan_states["StepGate"] = O(
+    Type="Task",
+    Comment="The function says what comes of a step execution that did not answer (src/plan/follow.rs): ended well -- take its output (adopt); running -- look again after a while (wait); failed, timed out or aborted, or never started -- fail this execution here, naming it (StepExecutionFailed), unless this execution was redriven since (redriven): then redrive the step execution where it failed, or start it. A step execution running for too long fails this execution too (StepStillRunning). No Catch: a redrive of this execution comes back here, and goes on.",
+    Resource="arn:aws:states:::lambda:invoke",
+    TimeoutSeconds=TASK_TIMEOUT,
+    Arguments=O(FunctionName="${FailbackFunctionArn}", Payload=O(
+        action="stepExecution", runId=j("$runId"), step=j("$step.name"),
+        execution=j("$sift($stepExecution, function($v, $k) { $k != \"output\" })"),
+        redriven=j(REDRIVEN), polls=j("$polls"))),
+    Retry=retry(6, final=STEP_ERRORS),
+    Assign=O(
+        next=j(f"{P}.next"),
+        polls=j(f"{REDRIVEN} ? 0 : $polls"),
+        stepRedrives=j("$states.context.Execution.RedriveCount"),
+    ),
+    Next="FollowStep",
+)
+plan_states["FollowStep"] = O(
+    Type="Choice",
+    Comment="What the function answered for the step execution.",
+    Choices=[
+        O(Condition=j("$next.action = \"adopt\""), Next="StepAdopted"),
+        O(Condition=j("$next.action = \"redrive\""), Next="RedriveStep"),
+        O(Condition=j("$next.action = \"start\""), Next="RunStep"),
+    ],
+    Default="WaitForStep",
+)
+plan_states["WaitForStep"] = O(
+    Type="Wait",
+    Comment="The step execution is running (redriven, by hand or from here): look again after the time the function said.",
+    Seconds=j("$next.waitSeconds"),
+    Assign=O(polls=j("$polls + 1")),
+    Next="CheckStep",
+)
+plan_states["RedriveStep"] = O(
+    Type="Task",
+    Comment="Redrives the failed, timed-out or aborted step execution (RedriveExecution): it goes on at its failed call, with the step as it stood; nothing it did is done again. One that cannot be redriven (already running again, redriven by hand) is looked into all the same.",
+    Resource="arn:aws:states:::aws-sdk:sfn:redriveExecution",
+    Arguments=O(ExecutionArn=j(STEP_EXECUTION_ARN)),
+    Retry=[O(ErrorEquals=["States.ALL"], IntervalSeconds=2, BackoffRate=2, MaxAttempts=3, JitterStrategy="FULL")],
+    Catch=[O(ErrorEquals=["States.ALL"], Next="CheckStep")],
+    Next="CheckStep",
+)
+plan_states["StepAdopted"] = O(
+    Type="Pass",
+    Comment="A step execution that ended well after all (redriven): its output, as RunStep would have had it.",
+    Assign=O(stepOutput=j("$parse($stepExecution.output)")),
+    Next="StepRan",
+)
+plan_states["StepRan"] = O(
+    Type="Choice",
+    Comment="The step execution handed the step over (next part), or the run's first launch was refused; else the step is summed up.",
+    Choices=[
+        O(Condition=j("$exists($stepOutput.handover)"), Next="NextPart"),
+        O(Condition=j("$exists($stepOutput.refused)"), Next="StepRefused"),
+    ],
+    Default="StepSummed",
+)
+plan_states["StepRefused"] = O(
+    Type="Pass",
+    Comment="The run's first launch was refused before any job existed: the run ends with the function's error (nothing was launched).",
+    Output=j("$stepOutput.refused"),
+    Next="Refusal",
+)
+plan_states["Refusal"] = O(
+    Type="Choice",
+    Comment="A refused request, or DRS not usable here.",
+    Choices=[O(Condition=j("$states.input.Error = \"InvalidFailbackRequest\""), Next="RequestRefused")],
+    Default="DrsNotUsable",
+)
+plan_states["NextPart"] = O(
+    Type="Pass",
+    Comment="The step goes on in a fresh step execution (its next part), from where the last one left it.",
+    Assign=O(part=j("$part + 1"), stepRedrives=j("$states.context.Execution.RedriveCount")),
+    Next="RunStep",
+)
+plan_states["StepSummed"] = O(
+    Type="Pass",
+    Comment="The step's summary, as its last call made it.",
+    Assign=O(stepResult=j("$stepOutput.stepResult")),
+    Output=j("$stepOutput.stepResult"),
+    Next="StepDone",
+)
+step_states["Begin"] = O(
+    Type="Choice",
+    Comment="A step handed over by the step execution before (input: handover) goes on where it stood; else the step starts (input: start).",
+    Choices=[O(Condition=j("$exists($states.input.handover)"), Next="Resume")],
+    Default="Start",
+)
+step_states["Start"] = O(
+    Type="Pass",
+    Comment="The step as the plan starts it: the run id, tags, the step and its index, its clock (from the plan's StartStep), its loop zeroed; the deploy-time settings read. Its first launch is the input's.",
+    Assign=O(
+        STEP_SETTINGS,
+        **{name: j(f"$states.input.start.{name}") for name in ["runId", "tags", "step", "stepIndex", "stepStartMillis"]},
+        roundsDone=0, trackingCalls=0, launched=0, skipped=0, rejected=0,
+        jobIDs=[], runningJobIDs=[], reportedJobIDs=[], notLaunched=[], deferredGroups=[],
+        deferredRecoveryInstanceIDs=[], deferredSourceServerIDs=[], held=[], launchError=None, failedLaunch=None, next=None,
+        trackingErrors=0, trackingError=None, calls=0,
+    ),
+    Output=j("$states.input.start.launch"),
     Next="Launch",
 )
-states["Launch"] = O(
+step_states["Resume"] = O(
+    Type="Pass",
+    Comment="Takes the step over as the step execution before left it (its loop as it stood), with the deploy-time settings read again and this execution's calls counted from 0; a tracking call then says what comes next.",
+    Assign=O(STEP_SETTINGS, **{name: j(f"$states.input.handover.{name}") for name in CARRIED}, calls=0, next=None),
+    Next="Track",
+)
+step_states["Launch"] = O(
     Type="Task",
     Comment="One launch round of the step, with where the step's loop stands (loop): the function launches what fits before its deadline and within the DRS quotas, defers the rest, and answers what comes next (next). Launched, skipped and rejected outcomes are final and tallied; the new jobs join the ones to track; skipped and rejected groups are kept for the step's last answer; the deferred ones are what the next round sends. A function error in the run's first step before any job exists ends the run; otherwise it stops the step's launching, and a tracking call at once says what comes next (the jobs already started are tracked to the end; the step then halts the plan, LAUNCH_ERROR).",
     Resource="arn:aws:states:::lambda:invoke",
@@ -195,12 +332,11 @@ states["Launch"] = O(
     Output=j(P),
     Next="FollowNext",
 )
-states["LaunchFailed"] = O(
+step_states["LaunchFailed"] = O(
     Type="Choice",
-    Comment="A launch round failed for good: there is no answer to follow. In the run's first step before any job exists, a refusal ends the run with the function's error (nothing was launched), and any other failure sends the launch once more (LaunchAgain), which fails the execution if it fails too. Otherwise a tracking call, at once, with launchError in its loop: the function answers what comes next (the step launches no more; its jobs are tracked to the end, its last call sums it up, and it halts the plan, LAUNCH_ERROR).",
+    Comment="A launch round failed for good: there is no answer to follow. In the run's first step before any job exists, a refusal ends the step with the function's error, and the plan ends the run on it (nothing was launched), and any other failure sends the launch once more (LaunchAgain), which fails the execution if it fails too. Otherwise a tracking call, at once, with launchError in its loop: the function answers what comes next (the step launches no more; its jobs are tracked to the end, its last call sums it up, and it halts the plan, LAUNCH_ERROR).",
     Choices=[
-        O(Condition=j("$stepIndex = 0 and $count($jobIDs) = 0 and $states.input.Error = \"InvalidFailbackRequest\""), Next="RequestRefused"),
-        O(Condition=j("$stepIndex = 0 and $count($jobIDs) = 0 and $states.input.Error in [\"DrsAccountNotInitialized\", \"DrsAccessDenied\"]"), Next="DrsNotUsable"),
+        O(Condition=j("$stepIndex = 0 and $count($jobIDs) = 0 and $states.input.Error in [\"InvalidFailbackRequest\", \"DrsAccountNotInitialized\", \"DrsAccessDenied\"]"), Next="Refused"),
         O(Condition=j("$stepIndex = 0 and $count($jobIDs) = 0"), Next="LaunchAgain"),
     ],
     Default="Track",
@@ -209,14 +345,14 @@ states["LaunchFailed"] = O(
 # once more, with its retries, and with no Catch -- if it fails again the execution fails at this
 # call, and RedriveExecution sends it again (the same runId finds whatever the failed attempts
 # did). On success the step goes on as after any launch round.
-states["LaunchAgain"] = O(
-    states["Launch"],
+step_states["LaunchAgain"] = O(
+    step_states["Launch"],
     Comment="A launch round sent once more after it failed for good: the run's first before any job existed (not a refusal), or any later one once the step's jobs are tracked to the end (the function said retryLaunch). No Catch: if it fails again, the execution fails here, and a redrive sends it again with the same runId (nothing launched twice: pre-flight finds what a failed attempt did).",
     Arguments=O(FunctionName="${FailbackFunctionArn}", Payload=j(f"$merge([$failedLaunch, {{\"loop\": {LOOP}}}])")),
-    Assign=O(states["Launch"]["Assign"], launchError=None),
+    Assign=O(step_states["Launch"]["Assign"], launchError=None),
 )
-del states["LaunchAgain"]["Catch"]
-states["FollowNext"] = O(
+del step_states["LaunchAgain"]["Catch"]
+step_states["FollowNext"] = O(
     Type="Choice",
     Comment="What the function answered comes next: the step's last call; a handover to a fresh execution; the launch round that failed for good, sent once more now that the step's jobs are done (LaunchAgain); or a wait (next.waitSeconds, 0 for none) before the next launch round or tracking call.",
     Choices=[
@@ -226,51 +362,35 @@ states["FollowNext"] = O(
     ],
     Default="WaitForNext",
 )
-HANDOVER_NAME = '"drs-failback-" & $substring($hash($origin & " " & $runId, "SHA-256"), 0, 40) & "-h" & $string($handovers + 1)'
-states["HandOver"] = O(
-    Type="Task",
-    Comment="This execution has made its share of calls (the function said handover): a fresh execution of this state machine takes the run over as it stands, so that no execution nears Step Functions' cap of 25 000 history events whatever the plan and the settings. Started and not waited for; the same run id goes on there. Its start is retried; if it still fails, the execution fails here and a redrive starts it again.",
-    Resource="arn:aws:states:::states:startExecution",
-    # Named after the run (its first execution and run id, hashed: unique to it) and the
-    # handover's number: a retry of a start that went through (same name, same input) is the
-    # same execution, not a second one, and no other run's continuation has that name.
-    Arguments=O(
-        StateMachineArn=j("$states.context.StateMachine.Id"),
-        Name=j(HANDOVER_NAME),
-        Input=O(handover=O((name, j(f"$handovers + 1" if name == "handovers" else f"${name}")) for name in CARRIED)),
-    ),
-    Retry=[O(ErrorEquals=["States.ALL"], IntervalSeconds=2, BackoffRate=2, MaxAttempts=5, JitterStrategy="FULL")],
-    # A redrive of a HandOver whose start went through after all finds the execution of that name
-    # closed (StartExecution: ExecutionAlreadyExists; the integration's name for it,
-    # StepFunctions.ExecutionAlreadyExistsException, is taken to follow its naming rule): the run
-    # went on there.
-    Catch=[O(ErrorEquals=["StepFunctions.ExecutionAlreadyExistsException"], Output=O(runId=j("$runId"), handedOverTo=j(HANDOVER_NAME)), Next="HandedOver")],
-    Output=O(runId=j("$runId"), handedOverTo=j("$states.result.ExecutionArn")),
-    Next="HandedOver",
-)
-states["HandedOver"] = O(
+step_states["HandOver"] = O(
     Type="Succeed",
-    Comment="The run goes on in the execution named in handedOverTo (its Failback Run Finished comes from the last one).",
+    Comment="This step execution has made its share of calls (the function said handover): it ends with the step as it stands, and the plan starts a fresh step execution that takes it over (its next part), so that no execution nears Step Functions' cap of 25 000 history events whatever the plan and the settings.",
+    Output=O(handover=O((name, j(f"${name}")) for name in CARRIED)),
 )
-states["WaitForNext"] = O(
+step_states["Refused"] = O(
+    Type="Succeed",
+    Comment="The run's first launch was refused (a malformed request, DRS not usable here) before any job existed: the plan ends the run with this error.",
+    Output=O(refused=j("$states.input")),
+)
+step_states["WaitForNext"] = O(
     Type="Wait",
     Comment="Jobs take minutes, and deferred instances wait for quota or for throttling to ease: the function says how long (TrackIntervalSeconds, or 0 when capacity may have freed up just now).",
     Seconds=j("$next.waitSeconds"),
     Next="NextCall",
 )
-states["NextCall"] = O(
+step_states["NextCall"] = O(
     Type="Choice",
     Comment="The call the function answered: launch the deferred instances again, or track the running jobs.",
     Choices=[O(Condition=j("$next.action = \"launch\""), Next="Relaunch")],
     Default="Track",
 )
-states["WaitToTrack"] = O(
+step_states["WaitToTrack"] = O(
     Type="Wait",
     Comment="A tracking call failed: ask again after TrackIntervalSeconds.",
     Seconds=j("$trackIntervalSeconds"),
     Next="Track",
 )
-states["Track"] = O(
+step_states["Track"] = O(
     Type="Task",
     Comment="Asks after the step's jobs not done yet (or done but not yet announced), passing back the jobs already announced so each job's Failback Launch Job Completed event (which names the step) is published once, with where the step's loop stands: the function answers what comes next (launch the deferred instances again when a job finished and quota may have freed up, track again, or sum the step up). Tracking is read-only apart from its events, so Lambda service errors are retried more; a call that still fails is tried again at the next interval (TrackFailed).",
     Resource="arn:aws:states:::lambda:invoke",
@@ -289,18 +409,18 @@ states["Track"] = O(
     Output=O(runId=j("$runId"), step=j("$step.name"), counts=j(f"{P}.counts"), runningJobs=j(f"$count([{P}.runningJobIDs])")),
     Next="FollowNext",
 )
-states["TrackAgain"] = O(
-    states["Track"],
+step_states["TrackAgain"] = O(
+    step_states["Track"],
     Comment="A tracking call that failed several times in a row, made once more with no Catch: if it fails again the execution fails here, and RedriveExecution makes it again with the step as it stood (its jobs are tracked on, nothing launched or announced twice). On success the step goes on as after any tracking call.",
 )
-del states["TrackAgain"]["Catch"]
-states["TrackFailed"] = O(
+del step_states["TrackAgain"]["Catch"]
+step_states["TrackFailed"] = O(
     Type="Choice",
     Comment=f"A tracking call failed after its retries: there is no answer to follow. Try again at the next interval, up to {MAX_TRACKING_ERRORS} failures in a row; then once more at once, with no Catch (TrackAgain): if that fails too the execution fails there, and a redrive asks again.",
     Choices=[O(Condition=j(f"$trackingErrors < {MAX_TRACKING_ERRORS}"), Next="WaitToTrack")],
     Default="TrackAgain",
 )
-states["Relaunch"] = O(
+step_states["Relaunch"] = O(
     Type="Pass",
     Comment="The step's next round: the deferred recovery instances and source servers, each as they came (a list only when it has ids; a selector is not sent again, it was resolved by the first round), with the same runId, the step's name and the original tags (only when there were some).",
     Output=j("$merge([$count($deferredRecoveryInstanceIDs) > 0 ? {\"recoveryInstanceIDs\": $deferredRecoveryInstanceIDs} : {}, $count($deferredSourceServerIDs) > 0 ? {\"sourceServerIDs\": $deferredSourceServerIDs} : {}, {\"runId\": $runId, \"step\": $step.name}, $tags ? {\"tags\": $tags} : {}])"),
@@ -322,9 +442,9 @@ STEP_RESULT = (
     f"\"verdict\": {P}.verdict, "
     f"\"error\": {END}.stoppedBy = \"LAUNCH_ERROR\" ? $launchError : ({END}.stoppedBy = \"TRACKING_ERROR\" ? $trackingError)}}"
 )
-states["FinalTrack"] = O(
+step_states["FinalTrack"] = O(
     Type="Task",
-    Comment="The step's last call: every job of the step read again, with the instances never launched (skipped, rejected, and the ones still deferred), so it accounts for every instance of the step; it publishes Failback Step Finished and answers the step's verdict (critical instances, maxFailed, instances unfinished) and, from the loop it is sent, how the step ended (stepEnd). The output is the step's summary: status finished or halted and the reason, what stopped it early (stoppedBy: TIME_LIMIT, MAX_ROUNDS, LAUNCH_ERROR or TRACKING_ERROR), counts, rounds, tracking calls, the verdict.",
+    Comment="The step's last call: every job of the step read again, with the instances never launched (skipped, rejected, and the ones still deferred), so it accounts for every instance of the step; it publishes Failback Step Finished and answers the step's verdict (critical instances, maxFailed, instances unfinished) and, from the loop it is sent, how the step ended (stepEnd). The output is the step's summary (stepResult): status finished or halted and the reason, what stopped it early (stoppedBy: TIME_LIMIT, MAX_ROUNDS, LAUNCH_ERROR or TRACKING_ERROR), counts, rounds, tracking calls, the verdict.",
     Resource="arn:aws:states:::lambda:invoke",
     TimeoutSeconds=TASK_TIMEOUT,
     Arguments=O(FunctionName="${FailbackFunctionArn}", Payload=O(
@@ -333,11 +453,14 @@ states["FinalTrack"] = O(
     Retry=retry(6, [DRS_READ_FAILED]),
     # No Catch: a last call that still fails after its retries (DRS unreadable for minutes) fails
     # the execution here, and RedriveExecution makes it again, with the step as it stood.
-    Assign=O(stepResult=j(STEP_RESULT)),
-    Output=j(STEP_RESULT),
-    Next="StepDone",
+    Output=j("{\"stepResult\": " + STEP_RESULT + "}"),
+    Next="StepEnded",
 )
-states["StepDone"] = O(
+step_states["StepEnded"] = O(
+    Type="Succeed",
+    Comment="The step's summary (stepResult), for the plan.",
+)
+plan_states["StepDone"] = O(
     Type="Choice",
     Comment="A halted step halts the plan; after the last step the run is summed up; otherwise wait waitAfterSeconds (when not 0), ask for approval (when the step asks for it), and start the next step.",
     Choices=[
@@ -348,20 +471,20 @@ states["StepDone"] = O(
     ],
     Default="StartStep",
 )
-states["WaitAfterStep"] = O(
+plan_states["WaitAfterStep"] = O(
     Type="Wait",
     Comment="The step's waitAfterSeconds, before the next step (or its approval).",
     Seconds=j("$step.waitAfterSeconds"),
     Next="AfterWait",
 )
-states["AfterWait"] = O(
+plan_states["AfterWait"] = O(
     Type="Choice",
     Comment="Ask for approval when the step asks for it; else start the next step.",
     Choices=[O(Condition=j("$step.approval = true"), Next="RequestApproval")],
     Default="StartStep",
 )
 APPROVAL_HALT = lambda reason: j(f"$merge([$stepResult, {{\"status\": \"halted\", \"reason\": \"{reason}\", \"error\": $states.errorOutput}}])")
-states["RequestApproval"] = O(
+plan_states["RequestApproval"] = O(
     Type="Task",
     Comment="Publishes Failback Step Approval Requested with this task's token and waits: SendTaskSuccess with the token starts the next step; SendTaskFailure (any other error) halts the plan (APPROVAL_REFUSED, the error and cause kept), and so does no answer within ApprovalTimeoutSeconds (APPROVAL_TIMED_OUT). A failed PutEvents call (an EventBridge error or a failed entry) is tried again, 3 times with backoff, each attempt with a new token (an earlier one, if its event was delivered after all, can no longer be answered); if it still fails, nobody was asked and the plan halts APPROVAL_NOT_REQUESTED (the error kept).",
     Resource="arn:aws:states:::events:putEvents.waitForTaskToken",
@@ -375,7 +498,7 @@ states["RequestApproval"] = O(
     ],
     Next="StartStep",
 )
-states["HaltPlan"] = O(
+plan_states["HaltPlan"] = O(
     Type="Task",
     Comment="Failback Plan Halted: the step it halted at, why (the step's verdict, or the error), and the steps that will not start.",
     Resource="arn:aws:states:::events:putEvents",
@@ -395,13 +518,13 @@ SUMMARY = (
     + ", ".join(f"\"{k}\": $sum([$list.counts.{k}])" for k in ["succeeded", "failed", "running", "notLaunched", "launched", "skipped", "rejected", "deferred"])
     + "}, \"steps\": $list})"
 )
-states["SumUp"] = O(
+plan_states["SumUp"] = O(
     Type="Pass",
     Comment="The run's summary, the Failback Run Finished event's detail and the execution's output: complete (every step finished with every instance final, no halt), where it halted and why, counts summed over the steps, and each step's status (finished, halted, not started) with its reason, counts, rounds and tracking calls.",
     Output=j(SUMMARY),
     Next="PublishRunFinished",
 )
-states["PublishRunFinished"] = O(
+plan_states["PublishRunFinished"] = O(
     Type="Task",
     Comment="Failback Run Finished on the result bus (the function publishes Failback Step Finished per step).",
     Resource="arn:aws:states:::events:putEvents",
@@ -411,20 +534,20 @@ states["PublishRunFinished"] = O(
     Output=j("$states.input"),
     Next="Finished",
 )
-states["RunFinishedNotPublished"] = O(
+plan_states["RunFinishedNotPublished"] = O(
     Type="Choice",
     Comment="The Failback Run Finished event could not be published, even after its retries. A complete run still succeeds. An incomplete one fails (FailbackIncompleteUnannounced): it would otherwise end in a Succeed state with no event for the runs-incomplete alarm to count, and nothing would say that it is incomplete; as a failed execution the executions-failed alarm catches it.",
     Choices=[O(Condition=j("$states.input.complete = true"), Next="FailbackComplete")],
     Default="FailbackIncompleteUnannounced",
 )
-states["Finished"] = O(
+plan_states["Finished"] = O(
     Type="Choice",
     Comment="Complete: every step ran and every instance has its final result or outcome.",
     Choices=[O(Condition=j("$states.input.complete"), Next="FailbackComplete")],
     Default="FailbackIncomplete",
 )
-states["FailbackComplete"] = O(Type="Succeed", Comment="Every step ran and finished: every instance has its final result (succeeded or failed, with the reason) or outcome (skipped, rejected), within each step's limits.")
-states["FailbackIncomplete"] = O(Type="Succeed", Comment="The plan halted (halted says at which step and why; later steps are not started) or a step stopped before every instance was final. Starting the plan again with the same runId resumes it: instances already launched by this run are not launched again.")
+plan_states["FailbackComplete"] = O(Type="Succeed", Comment="Every step ran and finished: every instance has its final result (succeeded or failed, with the reason) or outcome (skipped, rejected), within each step's limits.")
+plan_states["FailbackIncomplete"] = O(Type="Succeed", Comment="The plan halted (halted says at which step and why; later steps are not started) or a step stopped before every instance was final. Starting the plan again with the same runId resumes it: instances already launched by this run are not launched again.")
 # The Cause of FailbackIncompleteUnannounced: the run's summary as a JSON string, within the 32768
 # characters Step Functions keeps of a cause (ExecutionFailedEventDetails). Taken as characters,
 # 32000 leaves a margin; in case the limit is counted in UTF-8 bytes, a summary that could be
@@ -439,19 +562,19 @@ UNANNOUNCED_CAUSE = (
     f"$s := $length($s) + 3 * $length($replace($s, /[\\x00-\\x7F]+/, \"\")) <= {CAUSE_MAX} ? $s : $replace($s, /[^\\x00-\\x7F]/, \"?\"); "
     f"$length($s) <= {CAUSE_MAX} ? $s : $substring($s, 0, {CAUSE_MAX - len(CAUSE_CUT)}) & \"{CAUSE_CUT}\")"
 )
-states["FailbackIncompleteUnannounced"] = O(
+plan_states["FailbackIncompleteUnannounced"] = O(
     Type="Fail",
     Comment="An incomplete run (halted, or a step stopped before every instance was final) whose Failback Run Finished event could not be published: the execution fails, so that the executions-failed alarm fires where the runs-incomplete alarm, which counts those events, cannot. The cause is the run's summary (the event's detail), as JSON; start the plan again with the same runId to resume it, as after FailbackIncomplete.",
     Error="FailbackIncomplete",
     Cause=j(UNANNOUNCED_CAUSE),
 )
-states["DryRunPlanned"] = O(
+plan_states["DryRunPlanned"] = O(
     Type="Succeed",
     Comment="A dry run: nothing launched; each step with the instances it resolves to, its counts, planned job sizes and outcomes.",
     Output=O(runId=j("$runId"), dryRun=True, steps=j("[$states.input.steps]")),
 )
-states["RequestRefused"] = O(Type="Fail", Comment="Malformed or oversized request or plan, or a field DRS refuses: nothing was launched.", Error=j("$states.input.Error"), Cause=j("$states.input.Cause"))
-states["DrsNotUsable"] = O(Type="Fail", Comment="DRS is not initialised in this account and region, or the function may not call it; no job was created.", Error=j("$states.input.Error"), Cause=j("$states.input.Cause"))
+plan_states["RequestRefused"] = O(Type="Fail", Comment="Malformed or oversized request or plan, or a field DRS refuses: nothing was launched.", Error=j("$states.input.Error"), Cause=j("$states.input.Cause"))
+plan_states["DrsNotUsable"] = O(Type="Fail", Comment="DRS is not initialised in this account and region, or the function may not call it; no job was created.", Error=j("$states.input.Error"), Cause=j("$states.input.Cause"))
 
 # An execution stops after this long whatever it is doing (TIMED_OUT): no run is left waiting for
 # ever. Its end is not silent -- the stack's ExecutionEndedRule has the function publish the run's
@@ -460,11 +583,23 @@ states["DrsNotUsable"] = O(Type="Fail", Comment="DRS is not initialised in this 
 # (a step's TimeLimitSeconds is at most 12 h); only plans held by long waits and approvals get near.
 RUN_TIMEOUT_SECONDS = 90 * 24 * 3600
 
-definition = O(
-    Comment="drs-failback: a whole failback, as an ordered plan of steps (a plain request is one step). Each step launches its recovery instances within the DRS quotas, tracks the jobs every TrackIntervalSeconds until each launched instance has its final result, launches the deferred ones as jobs finish and quota frees up (same runId, at most MaxRounds launch rounds, TimeLimitSeconds from the step's start), and ends with a last tracking call that sums it up and decides whether the plan goes on (critical instances, maxFailed). Between steps: waitAfterSeconds, and an approval when asked for. Step Started, Approval Requested, Plan Halted and Run Finished are published from here; jobs are polled, DRS's own events never decide a result.",
+PLAN = O(
+    Comment="drs-failback: a whole failback, as an ordered plan of steps (a plain request is one step). The function checks the plan; each step runs as a child execution of the step state machine (and, past its share of calls, in fresh ones), which launches its recovery instances within the DRS quotas and tracks the jobs until each launched instance has its final result, then sums it up and decides whether the plan goes on (critical instances, maxFailed). Between steps: waitAfterSeconds, and an approval when asked for. Step Started, Approval Requested, Plan Halted and Run Finished are published from here. A failed step execution fails this execution at StepGate; a redrive of this execution redrives the step execution and goes on.",
+    QueryLanguage="JSONata",
+    TimeoutSeconds=RUN_TIMEOUT_SECONDS,
+    StartAt="ReadRequest",
+    States=plan_states,
+)
+STEP = O(
+    Comment="drs-failback: one step of a failback plan, started by the plan. Launches the step's recovery instances within the DRS quotas, tracks the jobs every TrackIntervalSeconds until each launched instance has its final result, launches the deferred ones as jobs finish and quota frees up (same runId, at most MaxRounds launch rounds, TimeLimitSeconds from the step's start), and ends with a last tracking call that sums the step up (stepResult). The function says what comes next after every call; past its share of calls the execution ends with the step as it stands (handover) and the plan starts a fresh one. A call that fails for good fails the execution at that call: a redrive makes it again.",
     QueryLanguage="JSONata",
     TimeoutSeconds=RUN_TIMEOUT_SECONDS,
     StartAt="Begin",
-    States=states,
+    States=step_states,
 )
-print(json.dumps(definition, indent=2, ensure_ascii=False))
+if __name__ == "__main__":
+    import sys
+    which = sys.argv[1] if len(sys.argv) > 1 else ""
+    if which not in ("plan", "step"):
+        sys.exit("usage: gen.py plan|step")
+    print(json.dumps(PLAN if which == "plan" else STEP, indent=2, ensure_ascii=False))

@@ -1,14 +1,19 @@
 //! No execution nears Step Functions' cap of 25 000 history events, whatever the plan and the
-//! settings: bounded here from the generated definition itself. A call of a step's loop (with its
-//! waits, Choice states and every retry its Retry allows) costs at most so many events; an
-//! execution makes at most MAX_CALLS_PER_EXECUTION of them before the function says `handover`
-//! and a fresh execution takes the run over; a plan has at most MAX_PLAN_STEPS steps, each with
-//! its own states around the loop; the run's own states come once.
+//! settings: bounded here from the generated definitions themselves, at the largest settings the
+//! template allows.
+//!
+//! A step execution makes at most MAX_CALLS_PER_EXECUTION calls of its loop (each with its
+//! waits, Choice states and every retry its Retry allows) before the function says `handover`;
+//! the plan then starts a fresh step execution (the step's next part). The plan's execution
+//! runs at most MAX_PLAN_STEPS steps, each with its own states and as many parts as the longest
+//! step needs at the template's extremes, and in one attempt (its start or a redrive) looks at
+//! running step executions at most MAX_POLLS times.
 
 use std::fs;
 use std::path::Path;
 
 use drs_failback::launch::next::MAX_CALLS_PER_EXECUTION;
+use drs_failback::plan::follow::MAX_POLLS;
 use drs_failback::request::MAX_PLAN_STEPS;
 use serde_json::Value;
 
@@ -16,13 +21,33 @@ const HISTORY_CAP: u64 = 25_000;
 /// The bound must leave this share of the cap free.
 const MARGIN: f64 = 0.15;
 
-fn definition() -> Value {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("statemachine/failback.asl.json");
-    serde_json::from_str(&fs::read_to_string(path).expect("readable")).expect("JSON")
+fn read(path: &str) -> String {
+    fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(path)).expect("readable")
+}
+
+fn definition(path: &str) -> Value {
+    serde_json::from_str(&read(path)).expect("JSON")
+}
+
+/// A bound (`MinValue` or `MaxValue`) of a template parameter.
+fn parameter_bound(parameter: &str, bound: &str) -> u64 {
+    let template = read("template.yaml");
+    let block = template
+        .split(&format!("\n  {parameter}:\n"))
+        .nth(1)
+        .unwrap_or_else(|| panic!("template.yaml has no parameter {parameter}"));
+    block
+        .lines()
+        .take_while(|line| line.starts_with("    ") || line.is_empty())
+        .find_map(|line| line.trim().strip_prefix(&format!("{bound}: ")))
+        .unwrap_or_else(|| panic!("{parameter} has no {bound}"))
+        .parse()
+        .expect("a number")
 }
 
 /// The most events a state adds each time it runs: entered and exited, and for a task three per
-/// attempt (scheduled, started, succeeded or failed) — the first and every retry its Retry allows.
+/// attempt (scheduled, started, succeeded or failed; a child execution waited for, one more:
+/// submitted) — the first and every retry its Retry allows.
 fn cost(states: &Value, name: &str) -> u64 {
     let state = &states[name];
     assert!(state.is_object(), "no state {name}");
@@ -37,18 +62,37 @@ fn cost(states: &Value, name: &str) -> u64 {
                 .sum()
         })
         .unwrap_or(0);
-    2 + 3 * (1 + retries)
+    let per_attempt = if state["Resource"]
+        .as_str()
+        .is_some_and(|r| r.ends_with(".sync:2"))
+    {
+        4
+    } else {
+        3
+    };
+    2 + per_attempt * (1 + retries)
 }
 
 fn sum(states: &Value, names: &[&str]) -> u64 {
     names.iter().map(|name| cost(states, name)).sum()
 }
 
+/// Every state of a definition is counted in exactly one of the groups.
+fn check_counted(states: &Value, groups: &[&[&str]]) {
+    for name in states.as_object().unwrap().keys() {
+        let n = groups.iter().filter(|g| g.contains(&name.as_str())).count();
+        assert_eq!(n, 1, "{name} is counted {n} times");
+    }
+}
+
+fn allowed() -> u64 {
+    (HISTORY_CAP as f64 * (1.0 - MARGIN)) as u64
+}
+
 #[test]
-fn no_execution_nears_the_history_cap_whatever_the_plan() {
-    let definition = definition();
+fn no_step_execution_nears_the_history_cap_whatever_the_settings() {
+    let definition = definition("statemachine/step.asl.json");
     let states = &definition["States"];
-    // Every state of the definition is counted in one of the three parts below.
     let per_call_states = [
         "FollowNext",
         "WaitForNext",
@@ -59,27 +103,17 @@ fn no_execution_nears_the_history_cap_whatever_the_plan() {
     ];
     // Each call is one of these tasks (a launch round or a tracking call, or either sent again).
     let call_tasks = ["Launch", "Track", "LaunchAgain", "TrackAgain"];
-    let per_step_states = [
-        "StartStep",
-        "PublishStepStarted",
+    let once = [
+        "Begin",
+        "Start",
+        "Resume",
         "LaunchFailed",
         "FinalTrack",
-        "StepDone",
-        "WaitAfterStep",
-        "AfterWait",
-        "RequestApproval",
+        "HandOver",
+        "Refused",
+        "StepEnded",
     ];
-    let once: Vec<&str> = states
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(String::as_str)
-        .filter(|name| {
-            !per_call_states.contains(name)
-                && !per_step_states.contains(name)
-                && !call_tasks.contains(name)
-        })
-        .collect();
+    check_counted(states, &[&per_call_states, &call_tasks, &once]);
     // A call goes through every loop state at most once (the wait, the choices, the next
     // request, the failure path) and through one call task, with every retry it allows.
     let per_call = sum(states, &per_call_states)
@@ -88,41 +122,98 @@ fn no_execution_nears_the_history_cap_whatever_the_plan() {
             .map(|task| cost(states, task))
             .max()
             .unwrap_or(0);
-    let per_step = sum(states, &per_step_states);
-    let fixed = 2 + sum(states, &once);
-    let bound =
-        u64::from(MAX_CALLS_PER_EXECUTION) * per_call + MAX_PLAN_STEPS as u64 * per_step + fixed;
-    let allowed = (HISTORY_CAP as f64 * (1.0 - MARGIN)) as u64;
+    let bound = u64::from(MAX_CALLS_PER_EXECUTION) * per_call + 2 + sum(states, &once);
     assert!(
-        bound <= allowed,
-        "an execution may write {bound} history events ({MAX_CALLS_PER_EXECUTION} calls × {per_call} + {MAX_PLAN_STEPS} steps × {per_step} + {fixed}), more than {allowed}"
+        bound <= allowed(),
+        "a step execution may write {bound} history events ({MAX_CALLS_PER_EXECUTION} calls × {per_call} + its own states), more than {}",
+        allowed()
     );
-    // The bound holds whatever the settings: time limits, intervals and rounds only change how
-    // many executions a run takes, not what one execution writes.
+    // The settings only change how many parts a step takes, not what one writes.
+    assert!(per_call < 60, "{per_call} per call");
+}
+
+#[test]
+fn no_plan_execution_nears_the_history_cap_whatever_the_plan() {
+    let definition = definition("statemachine/failback.asl.json");
+    let states = &definition["States"];
+    // The calls of the longest step the template allows: a tracking call every
+    // TrackIntervalSeconds (its least) for TimeLimitSeconds (its most), each launch round
+    // (MaxRounds, its most) and a few more (a failed launch sent again, failed tracking calls
+    // tried again, the last call).
+    let calls = parameter_bound("TimeLimitSeconds", "MaxValue")
+        / parameter_bound("TrackIntervalSeconds", "MinValue")
+        + parameter_bound("MaxRounds", "MaxValue")
+        + 10;
+    let parts = calls.div_ceil(u64::from(MAX_CALLS_PER_EXECUTION));
+    let per_step_states = [
+        "StartStep",
+        "PublishStepStarted",
+        "StepRan",
+        "StepSummed",
+        "StepDone",
+        "WaitAfterStep",
+        "AfterWait",
+        "RequestApproval",
+    ];
+    // Each part: the child run and waited for, and the choice after it.
+    let per_part_states = ["RunStep", "NextPart"];
+    // A look at a running step execution (after a redrive), and the question before it.
+    let per_look_states = ["WaitForStep", "CheckStep", "StepGate", "FollowStep"];
+    // Once per attempt: the request, the plan, the end; a refusal; the redrive of a step
+    // execution and the adoption of its result.
+    let once = [
+        "ReadRequest",
+        "Plan",
+        "Planned",
+        "StepRefused",
+        "Refusal",
+        "RedriveStep",
+        "StepAdopted",
+        "HaltPlan",
+        "SumUp",
+        "PublishRunFinished",
+        "RunFinishedNotPublished",
+        "Finished",
+        "FailbackComplete",
+        "FailbackIncomplete",
+        "FailbackIncompleteUnannounced",
+        "DryRunPlanned",
+        "RequestRefused",
+        "DrsNotUsable",
+    ];
+    check_counted(
+        states,
+        &[&per_step_states, &per_part_states, &per_look_states, &once],
+    );
+    let per_step = sum(states, &per_step_states) + parts * sum(states, &per_part_states);
+    let per_look = sum(states, &per_look_states);
+    let fixed = 2 + sum(states, &once);
+    let bound = MAX_PLAN_STEPS as u64 * per_step + u64::from(MAX_POLLS) * per_look + fixed;
     assert!(
-        per_call < 60 && per_step < 150,
-        "{per_call} per call, {per_step} per step"
+        bound <= allowed(),
+        "a plan execution may write {bound} history events ({MAX_PLAN_STEPS} steps × {per_step} ({parts} parts each) + {MAX_POLLS} looks × {per_look} + {fixed}), more than {}",
+        allowed()
     );
 }
 
-/// The loop hands the run over only through HandOver, which starts a fresh execution of this state
-/// machine with the run as it stands and ends this one; Begin takes such a run over.
+/// A step execution hands the step over only through HandOver, whose output carries the step's
+/// loop as it stands; the plan starts the next part with it, and Resume takes it over.
 #[test]
-fn a_handover_starts_the_same_state_machine_and_is_taken_over() {
-    let definition = definition();
-    let states = &definition["States"];
-    assert_eq!(definition["StartAt"], "Begin");
-    assert_eq!(
-        states["HandOver"]["Resource"],
-        "arn:aws:states:::states:startExecution"
-    );
-    assert_eq!(
-        states["HandOver"]["Arguments"]["StateMachineArn"],
-        "{% $states.context.StateMachine.Id %}"
-    );
-    assert_eq!(states["HandOver"]["Next"], "HandedOver");
+fn a_handover_carries_every_variable_the_step_reads() {
+    let step = definition("statemachine/step.asl.json");
+    let states = &step["States"];
+    assert_eq!(step["StartAt"], "Begin");
+    assert_eq!(states["HandOver"]["Type"], "Succeed");
     assert_eq!(states["Resume"]["Next"], "Track");
-    let carried: Vec<&String> = states["HandOver"]["Arguments"]["Input"]["handover"]
+    let plan = definition("statemachine/failback.asl.json");
+    let run_step = plan["States"]["RunStep"]["Arguments"]["Input"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        run_step.contains("{\"handover\": $stepOutput.handover}"),
+        "the next part starts with the handover: {run_step}"
+    );
+    let carried: Vec<&String> = states["HandOver"]["Output"]["handover"]
         .as_object()
         .unwrap()
         .keys()
@@ -134,8 +225,8 @@ fn a_handover_starts_the_same_state_machine_and_is_taken_over() {
             "{name} is handed over but not taken over"
         );
     }
-    // Every variable the definition reads is handed over, or set afresh by Resume before it is
-    // read (this execution's calls, the settings; `next` comes with the first answer).
+    // Every variable the step reads is handed over, or set afresh by Resume before it is read
+    // (this execution's calls, the settings; `next` comes with the first answer).
     let mut variables = std::collections::BTreeSet::new();
     for state in states.as_object().unwrap().values() {
         let catches = state["Catch"].as_array().cloned().unwrap_or_default();
@@ -146,14 +237,13 @@ fn a_handover_starts_the_same_state_machine_and_is_taken_over() {
             }
         }
     }
-    let text = definition.to_string();
+    let text = step.to_string();
     let fresh = [
         "calls",
         "next",
         "maxRounds",
         "trackIntervalSeconds",
         "timeLimitSeconds",
-        "approvalTimeoutSeconds",
     ];
     for name in &variables {
         let read = text.match_indices(&format!("${name}")).any(|(at, found)| {

@@ -190,14 +190,37 @@ fn the_execution_ended_rule_matches_what_the_function_sums_up() {
     assert!(template.contains("MetricName: ExecutionsAborted"));
 }
 
-/// The state machine only follows the function's `next` in the step's loop: its one count of its
-/// own (tracking calls that did not answer, in a row) is the function's MAX_TRACKING_ERRORS, from
-/// which the function decides the step's end.
+/// The plan only follows the function's answer about a step execution that did not answer it.
 #[test]
-fn the_state_machine_follows_the_functions_next() {
-    use drs_failback::track::end::MAX_TRACKING_ERRORS;
+fn the_plan_follows_the_functions_answer_about_a_step_execution() {
     let definition: serde_json::Value =
         serde_json::from_str(&read("statemachine/failback.asl.json")).expect("JSON");
+    let states = &definition["States"];
+    let conditions: Vec<&str> = states["FollowStep"]["Choices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["Condition"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        conditions,
+        ["adopt", "redrive", "start"].map(|a| format!("{{% $next.action = \"{a}\" %}}"))
+    );
+    assert_eq!(states["WaitForStep"]["Seconds"], "{% $next.waitSeconds %}");
+    assert!(
+        states["StepGate"]["Catch"].is_null(),
+        "the plan fails at the question"
+    );
+}
+
+/// The step only follows the function's `next` in its loop: its one count of its own (tracking
+/// calls that did not answer, in a row) is the function's MAX_TRACKING_ERRORS, from which the
+/// function decides the step's end.
+#[test]
+fn the_step_follows_the_functions_next() {
+    use drs_failback::track::end::MAX_TRACKING_ERRORS;
+    let definition: serde_json::Value =
+        serde_json::from_str(&read("statemachine/step.asl.json")).expect("JSON");
     let states = &definition["States"];
     let condition = |state: &str, index: usize| {
         states[state]["Choices"][index]["Condition"]

@@ -381,7 +381,7 @@ pub async fn run_arc<D: Drs, P: EventPublisher>(
                         answer.next.unwrap_or(Next::Finish)
                     }
                     Err(error) if retrying => return Err(error),
-                    Ok(Reply::Track(_) | Reply::Plan(_)) => return Err(unreachable_track()),
+                    Ok(_) => return Err(unreachable_track()),
                     // The run's first launch with no job anywhere: a refusal ends the run with the
                     // error (RequestRefused, DrsNotUsable); any other failure is sent once more
                     // (LaunchAgain), and if that fails too the run stops at that call, as the

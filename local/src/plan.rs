@@ -160,9 +160,7 @@ pub async fn run_plan<D: Drs, P: EventPublisher>(
     let deadline = Instant::now() + settings.invocation_timeout;
     let plan = match failback.dispatch(request.clone(), deadline).await? {
         Reply::Plan(plan) => plan,
-        Reply::Launch(_) | Reply::Track(_) => {
-            return Err(HandlerError::WrongAction { expected: "plan" });
-        }
+        _ => return Err(HandlerError::WrongAction { expected: "plan" }),
     };
     if plan.dry_run {
         return Ok(PlanEnd::DryRun(Box::new(plan)));

@@ -1,5 +1,6 @@
 //! One payload, in either envelope and for any action, to its stage and its answer: a launch
-//! ([`crate::launch`]), a tracking call ([`crate::track`]) or a plan check ([`crate::plan`]);
+//! ([`crate::launch`]), a tracking call ([`crate::track`]), a plan check ([`crate::plan`]) or a step
+//! execution's course ([`crate::plan::follow`]);
 //! and the invocation's one metrics record, whatever it came to.
 
 use serde::Serialize;
@@ -16,6 +17,7 @@ use crate::events::EventPublisher;
 use crate::events::publish::Bus;
 use crate::launch::answer::LaunchAnswer;
 use crate::plan::PlanAnswer;
+use crate::plan::follow::{FollowAnswer, follow};
 use crate::request::{Action, parse_action};
 use crate::telemetry::measure::{Measured, record};
 use crate::track::answer::TrackAnswer;
@@ -27,6 +29,7 @@ pub enum Reply {
     Launch(LaunchAnswer),
     Track(TrackAnswer),
     Plan(PlanAnswer),
+    StepExecution(FollowAnswer),
 }
 
 impl<D: Drs, P: EventPublisher> Failback<D, P> {
@@ -50,6 +53,7 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
             Action::Launch(request) => (&request.run_id, request.step.as_deref()),
             Action::Track(request) => (&request.run_id, request.step.as_deref()),
             Action::Plan(request) => (&request.run_id, None),
+            Action::StepExecution(request) => (&request.run_id, Some(request.step.as_str())),
         };
         tracing::Span::current().record("correlation_id", run_id);
         let reads = DrsReads::new(&self.drs, &self.config, &*self.jitter, deadline, &stats);
@@ -94,6 +98,16 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
                     .await
                     .map(Reply::Plan)
             }
+            Action::StepExecution(request) => {
+                info!(
+                    execution = %request.execution.name,
+                    status = ?request.execution.status,
+                    redriven = request.redriven,
+                    polls = request.polls,
+                    "step execution request accepted"
+                );
+                follow(request).map(Reply::StepExecution)
+            }
         };
         let measured = match (&reply, &action) {
             (Ok(Reply::Launch(answer)), _) => Measured::Launch(answer),
@@ -123,9 +137,7 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
     ) -> Result<LaunchAnswer, HandlerError> {
         match self.dispatch(payload, deadline).await? {
             Reply::Launch(answer) => Ok(answer),
-            Reply::Track(_) | Reply::Plan(_) => {
-                Err(HandlerError::WrongAction { expected: "launch" })
-            }
+            _ => Err(HandlerError::WrongAction { expected: "launch" }),
         }
     }
 
@@ -137,9 +149,7 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
     ) -> Result<TrackAnswer, HandlerError> {
         match self.dispatch(payload, deadline).await? {
             Reply::Track(answer) => Ok(answer),
-            Reply::Launch(_) | Reply::Plan(_) => {
-                Err(HandlerError::WrongAction { expected: "track" })
-            }
+            _ => Err(HandlerError::WrongAction { expected: "track" }),
         }
     }
 
@@ -151,9 +161,7 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
     ) -> Result<PlanAnswer, HandlerError> {
         match self.dispatch(payload, deadline).await? {
             Reply::Plan(answer) => Ok(answer),
-            Reply::Launch(_) | Reply::Track(_) => {
-                Err(HandlerError::WrongAction { expected: "plan" })
-            }
+            _ => Err(HandlerError::WrongAction { expected: "plan" }),
         }
     }
 }

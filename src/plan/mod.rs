@@ -7,6 +7,7 @@
 use serde::Serialize;
 use tracing::info;
 
+pub mod follow;
 pub mod resolve;
 
 use resolve::{Resolved, resolve};

@@ -81,22 +81,10 @@ pub(super) fn parse_execution_end(payload: &Value) -> Result<TrackRequest, Reque
         .as_deref()
         .and_then(|text| serde_json::from_str(text).ok())
         .unwrap_or(Value::Null);
-    // A handed-over execution's input is the run as it stood: its run id, and when the run
-    // started (its jobs are looked for from then, not from this execution's start).
-    let handover = input.get("handover");
-    let run_started = handover
-        .and_then(|h| h.get("runStartMillis"))
-        .and_then(Value::as_u64)
-        .unwrap_or(detail.start_date);
+    // The plan's execution runs the whole run (its steps are its child executions): its input
+    // is the request, and its start the run's.
     Ok(TrackRequest {
-        run_id: match handover
-            .and_then(|h| h.get("runId"))
-            .and_then(Value::as_str)
-        {
-            Some(run_id) if is_valid_run_id(run_id) => run_id.to_owned(),
-            Some(_) => return Err(RequestError::BadRunId),
-            None => run_id_of(&input, &detail.name)?,
-        },
+        run_id: run_id_of(&input, &detail.name)?,
         job_ids: Vec::new(),
         reported_job_ids: Vec::new(),
         final_call: true,
@@ -109,7 +97,7 @@ pub(super) fn parse_execution_end(payload: &Value) -> Result<TrackRequest, Reque
         ended: Some(ExecutionEnd {
             status,
             execution_arn: truncate_utf8(&detail.execution_arn, 2048),
-            started: UNIX_EPOCH + Duration::from_millis(run_started),
+            started: UNIX_EPOCH + Duration::from_millis(detail.start_date),
         }),
     })
 }
@@ -183,13 +171,6 @@ mod tests {
                 "plan-7",
             ),
             (Some(json!({"steps": []})), "exec-1"),
-            // A handed-over execution: the run it carries.
-            (
-                Some(
-                    json!({"handover": {"runId": "long-run", "runStartMillis": 1_764_000_000_000u64}}),
-                ),
-                "long-run",
-            ),
             (None, "exec-1"),
         ];
         for (input, run_id) in cases {
@@ -210,18 +191,6 @@ mod tests {
                 UNIX_EPOCH + Duration::from_millis(1_764_756_000_000)
             );
         }
-    }
-
-    /// A handed-over execution's run started before it: its jobs are looked for from the run's start.
-    #[test]
-    fn a_handed_over_runs_jobs_are_looked_for_from_the_runs_start() {
-        let input =
-            json!({"handover": {"runId": "long-run", "runStartMillis": 1_764_000_000_000u64}});
-        let ended = parse(event("ABORTED", Some(input))).unwrap().ended.unwrap();
-        assert_eq!(
-            ended.started,
-            UNIX_EPOCH + Duration::from_millis(1_764_000_000_000)
-        );
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! What the function is asked: both envelopes, the three actions (a launch request, in `launch`;
-//! a track request, in `track`; a plan, in `plan`), validation, de-duplication.
+//! What the function is asked: both envelopes, the four actions (a launch request, in `launch`;
+//! a track request, in `track`; a plan, in `plan`; what comes of a step execution, in
+//! `step_execution`), validation, de-duplication.
 //!
 //! Each action's body is a `#[derive(Deserialize)]` struct that denies unknown fields, read
 //! through `serde_path_to_error` so that a refusal knows the path of the field at fault;
@@ -20,6 +21,7 @@ mod not_launched;
 mod plan;
 mod rules;
 mod selector;
+mod step_execution;
 mod step_loop;
 mod tags;
 mod track;
@@ -35,6 +37,8 @@ use plan::{WAIT_AFTER_EXPECTED, parse_plan};
 pub use rules::{Critical, STEP_NAME_MAX_LEN};
 pub(crate) use rules::{invalid, within};
 pub use selector::Selector;
+use step_execution::parse_step_execution;
+pub use step_execution::{ExecutionStatus, StepExecution, StepExecutionRequest};
 #[cfg(test)]
 pub(crate) use step_loop::for_test as step_loop_for_test;
 pub use step_loop::{Limits, StepLoop};
@@ -176,7 +180,7 @@ pub fn parse_request(
 ) -> Result<LaunchRequest, RequestError> {
     match parse_action(payload, max_instances, new_run_id)? {
         Action::Launch(request) => Ok(request),
-        Action::Track(_) | Action::Plan(_) => Err(RequestError::Invalid {
+        _ => Err(RequestError::Invalid {
             field: "action".into(),
             problem: "is not \"launch\": this is not a launch request".into(),
         }),
@@ -184,12 +188,14 @@ pub fn parse_request(
 }
 
 /// What the function is asked to do: launch (`"action"` absent or `"launch"`), track the jobs of
-/// a run (`"action": "track"`), or check a plan (`"action": "plan"`).
+/// a run (`"action": "track"`), check a plan (`"action": "plan"`), or say what comes of a step
+/// execution that did not answer the plan (`"action": "stepExecution"`).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
     Launch(LaunchRequest),
     Track(TrackRequest),
     Plan(PlanRequest),
+    StepExecution(StepExecutionRequest),
 }
 
 /// Parses either envelope and any action. The action is read first, so that the body is checked
@@ -206,12 +212,19 @@ pub fn parse_action(
     let action = match body.get("action") {
         None | Some(Value::Null) => "launch",
         Some(Value::String(action)) => action,
-        Some(other) => return Err(wrong("action", "\"launch\", \"track\" or \"plan\"", other)),
+        Some(other) => {
+            return Err(wrong(
+                "action",
+                "\"launch\", \"track\", \"plan\" or \"stepExecution\"",
+                other,
+            ));
+        }
     };
     match action {
         "launch" => parse_body(&body, envelope_id, max_instances, new_run_id).map(Action::Launch),
         "track" => parse_track(&body).map(Action::Track),
         "plan" => parse_plan(&body, envelope_id, max_instances, new_run_id).map(Action::Plan),
+        "stepExecution" => parse_step_execution(&body).map(Action::StepExecution),
         other => Err(RequestError::UnknownAction(truncate_utf8(other, 64))),
     }
 }

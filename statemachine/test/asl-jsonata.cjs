@@ -60,11 +60,16 @@ const CHOICE_RULE_FIELDS = ["Condition", "Next", "Assign"];
 
 const LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke";
 const PUT_EVENTS = "arn:aws:states:::events:putEvents";
-const START_EXECUTION = "arn:aws:states:::states:startExecution";
+// Step Functions itself: a child execution run and waited for (its output parsed: .sync:2), and
+// the AWS SDK integration's DescribeExecution and RedriveExecution, over the executions of
+// `options.sfn` (stepFunctions(): the state machines by ARN, and every execution they ran).
+const START_EXECUTION_SYNC = "arn:aws:states:::states:startExecution.sync:2";
+const DESCRIBE_EXECUTION = "arn:aws:states:::aws-sdk:sfn:describeExecution";
+const REDRIVE_EXECUTION = "arn:aws:states:::aws-sdk:sfn:redriveExecution";
 /** Step Functions stops an execution whose history reaches this many events. */
 const MAX_HISTORY_EVENTS = 25000;
 const PUT_EVENTS_WAIT = "arn:aws:states:::events:putEvents.waitForTaskToken";
-const RESOURCES = [START_EXECUTION, LAMBDA_INVOKE, PUT_EVENTS, PUT_EVENTS_WAIT];
+const RESOURCES = [START_EXECUTION_SYNC, DESCRIBE_EXECUTION, REDRIVE_EXECUTION, LAMBDA_INVOKE, PUT_EVENTS, PUT_EVENTS_WAIT];
 const EVENT_ENTRY_FIELDS = ["Detail", "DetailType", "EventBusName", "Source", "Resources", "Time", "TraceHeader"];
 
 /** Replaces ${Name} as CloudFormation's DefinitionSubstitutions do: in the text, before parsing. */
@@ -116,10 +121,15 @@ function checkState(name, state) {
 }
 
 /**
- * Functions Step Functions adds to JSONata 2.0.6 that the definition uses: $hash(value,
- * algorithm), a hex digest ("MD5", "SHA-1", "SHA-256", "SHA-384", "SHA-512").
+ * Functions Step Functions adds to JSONata 2.0.6 that the definitions use: $hash(value,
+ * algorithm), a hex digest ("MD5", "SHA-1", "SHA-256", "SHA-384", "SHA-512"); $parse(text), a
+ * JSON string to its value.
  */
 const STEP_FUNCTIONS_FUNCTIONS = {
+  parse: (text) => {
+    if (typeof text !== "string") throw new Error("$parse needs a JSON string");
+    return JSON.parse(text);
+  },
   hash: (value, algorithm) => {
     const names = { MD5: "md5", "SHA-1": "sha1", "SHA-256": "sha256", "SHA-384": "sha384", "SHA-512": "sha512" };
     if (typeof value !== "string" || !(algorithm in names)) {
@@ -271,21 +281,35 @@ async function execute(definition, input, options) {
     now: () => new Date(now).toISOString(),
   };
   const stateMachineArn = options.stateMachineArn ?? "arn:aws:states:local:000000000000:stateMachine:sm";
-  // The executions this one started (states:startExecution, not waited for).
-  const startedExecutions = [];
+  const executionArn = `${stateMachineArn.replace(":stateMachine:", ":execution:")}:${executionName}`;
+  const sfn = options.sfn;
+  const redriveCount = redrive ? (redrive.redriveCount ?? 0) + 1 : 0;
   // The execution's history, counted as Step Functions writes it: the execution's start and end,
   // each state entered and exited, each task attempt scheduled, started and ended.
   let history = redrive?.history ?? 2;
   const context = {
     StateMachine: { Id: stateMachineArn, Name: stateMachineArn.split(":").at(-1) },
     Execution: {
-      Id: `arn:aws:states:local:000000000000:execution:sm:${executionName}`,
+      Id: executionArn,
       Name: executionName,
       Input: input,
       StartTime: new Date(START_TIME).toISOString(),
+      RedriveCount: redriveCount,
     },
   };
-  const finish = (result) => ({ ...result, trace, waits, events, elapsed: clock.elapsed(), ended: clock.now(), started: new Date(START_TIME).toISOString(), variables, startedExecutions, history });
+  const finish = (result) => {
+    const run = { ...result, trace, waits, events, elapsed: clock.elapsed(), ended: clock.now(), started: new Date(START_TIME).toISOString(), variables, history, redriveCount, executionArn, stateMachineArn, input };
+    sfn?.record(run);
+    return run;
+  };
+  /** A child execution's trace, waits and events, in this one's (its trace marked with its name). */
+  function absorb(child) {
+    const offset = (Date.parse(child.started) - START_TIME) / 1000;
+    const name = child.executionArn.split(":").at(-1);
+    trace.push(...child.trace.map((t) => ({ ...t, at: t.at + offset, execution: name })));
+    waits.push(...child.waits);
+    events.push(...child.events);
+  }
 
   /** One attempt of a task: its result, or a thrown StatesError. */
   async function attempt(name, state, args, scope) {
@@ -296,12 +320,27 @@ async function execute(definition, input, options) {
     }
     const timedOut = () => new StatesError("States.Timeout", `${name} ran longer than ${timeout} s`);
     history += 3;
-    if (state.Resource === START_EXECUTION) {
-      checkFields(args, ["StateMachineArn", "Input", "Name"], `${name}: arguments of states:startExecution`);
+    if (state.Resource === START_EXECUTION_SYNC) {
+      // Scheduled, started, submitted, then its end: one event more than other tasks.
+      history += 1;
+      checkFields(args, ["StateMachineArn", "Input", "Name"], `${name}: arguments of states:startExecution.sync:2`);
       checkSize(args.Input, `${name}: the input of the execution it starts`);
-      const arn = `${args.StateMachineArn.replace(":stateMachine:", ":execution:")}:${args.Name ?? `${executionName}-next-${startedExecutions.length + 1}`}`;
-      startedExecutions.push({ stateMachineArn: args.StateMachineArn, executionArn: arn, input: JSON.parse(JSON.stringify(args.Input)), at: clock.now() });
-      return { ExecutionArn: arn, StartDate: clock.now() };
+      if (!sfn) throw new Error(`${name}: a child execution needs options.sfn`);
+      const child = await sfn.start(args.StateMachineArn, args.Name, args.Input, { ...options, startTime: clock.now() });
+      absorb(child);
+      clock.advance(child.elapsed);
+      if (child.status !== "SUCCEEDED") {
+        throw new StatesError("States.TaskFailed", JSON.stringify({ ExecutionArn: child.executionArn, Status: child.status, Error: child.error, Cause: child.cause }));
+      }
+      return { ExecutionArn: child.executionArn, Name: args.Name, Status: "SUCCEEDED", StartDate: child.started, StopDate: child.ended, Input: JSON.stringify(args.Input), Output: child.output };
+    }
+    if (state.Resource === DESCRIBE_EXECUTION || state.Resource === REDRIVE_EXECUTION) {
+      checkFields(args, ["ExecutionArn"], `${name}: arguments of ${state.Resource}`);
+      if (!sfn) throw new Error(`${name}: ${state.Resource} needs options.sfn`);
+      if (state.Resource === DESCRIBE_EXECUTION) return sfn.describe(args.ExecutionArn, clock.now());
+      const child = await sfn.redrive(args.ExecutionArn, { ...options, startTime: clock.now() });
+      absorb(child);
+      return { RedriveDate: clock.now() };
     }
     if (state.Resource === LAMBDA_INVOKE) {
       checkFields(args, ["FunctionName", "Payload", "Qualifier", "InvocationType", "ClientContext"], `${name}: arguments of lambda:invoke`);
@@ -496,4 +535,53 @@ async function execute(definition, input, options) {
   throw new Error(`more than ${maxTransitions} transitions`);
 }
 
-module.exports = { execute, substitute, StatesError };
+/**
+ * Step Functions' side of nested executions: the state machines (definitions by ARN) and every
+ * execution they ran, by ARN, as they last ended. `start` runs a child to its end (a name taken
+ * already fails, as StartExecution does for a closed execution: ExecutionAlreadyExists);
+ * `describe` answers DescribeExecution -- RUNNING until the execution's end on the caller's clock
+ * (a redriven execution runs on while the caller waits), then its status and output or error;
+ * `redrive` is RedriveExecution: the execution goes on from its unsuccessful state (it is run to
+ * its end at once; describe shows it running until then). Executions names are checked as the
+ * plan makes them (letters, digits, - and _, at most 80). `faults.start(name)` may refuse a start
+ * with an error (a throttled StartExecution, the running executions' quota reached).
+ */
+function stepFunctions(machines, faults = {}) {
+  const executions = new Map();
+  const notFound = (arn) => new StatesError("Sfn.ExecutionDoesNotExistException", `Execution Does Not Exist: '${arn}'`);
+  return {
+    machines,
+    executions,
+    record(run) {
+      executions.set(run.executionArn, run);
+    },
+    async start(machineArn, name, input, options) {
+      const definition = machines[machineArn];
+      if (!definition) throw new StatesError("StepFunctions.StateMachineDoesNotExistException", `State Machine Does Not Exist: '${machineArn}'`);
+      if (typeof name !== "string" || !/^[A-Za-z0-9_-]{1,80}$/.test(name)) throw new StatesError("StepFunctions.InvalidNameException", `Invalid Name: '${name}'`);
+      const arn = `${machineArn.replace(":stateMachine:", ":execution:")}:${name}`;
+      const refusal = faults.start?.(name);
+      if (refusal) throw refusal;
+      if (executions.has(arn)) throw new StatesError("StepFunctions.ExecutionAlreadyExistsException", `Execution Already Exists: '${arn}'`);
+      return execute(definition, input, { ...options, redrive: undefined, redriveAfterSeconds: undefined, stateMachineArn: machineArn, executionName: name, sfn: this });
+    },
+    describe(arn, now) {
+      const run = executions.get(arn);
+      if (!run) throw notFound(arn);
+      const running = Date.parse(now) < Date.parse(run.ended);
+      const ended = running ? {} : run.status === "SUCCEEDED" ? { Output: JSON.stringify(run.output) } : { Error: run.error, Cause: run.cause };
+      return { ExecutionArn: arn, Name: arn.split(":").at(-1), StateMachineArn: run.stateMachineArn, Status: running ? "RUNNING" : run.status, StartDate: run.started, Input: JSON.stringify(run.input), RedriveCount: run.redriveCount, ...ended };
+    },
+    async redrive(arn, options) {
+      const run = executions.get(arn);
+      if (!run) throw notFound(arn);
+      if (Date.parse(options.startTime) < Date.parse(run.ended) || !["FAILED", "TIMED_OUT", "ABORTED"].includes(run.status)) {
+        throw new StatesError("Sfn.ExecutionNotRedrivableException", `Execution is ${Date.parse(options.startTime) < Date.parse(run.ended) ? "RUNNING" : run.status} and cannot be redriven: '${arn}'`);
+      }
+      const after = (Date.parse(options.startTime) - Date.parse(run.ended)) / 1000;
+      return execute(machines[run.stateMachineArn], run.input, { ...options, redrive: run, redriveAfterSeconds: after, stateMachineArn: run.stateMachineArn, executionName: arn.split(":").at(-1), sfn: this });
+    },
+  };
+}
+
+module.exports = { execute, substitute, stepFunctions, StatesError };

@@ -1,12 +1,17 @@
-// The state machine end to end: statemachine/failback.asl.json, executed by the JSONata
-// interpreter, invoking the real function under `cargo lambda watch` (the Lambda invoke API) against
-// drs-sim, checked against the simulator's own records:
+// The state machines end to end: the plan (statemachine/failback.asl.json) and its step executions
+// (statemachine/step.asl.json), executed by the JSONata interpreter, invoking the real function
+// under `cargo lambda watch` (the Lambda invoke API) against drs-sim, checked against the
+// simulator's own records:
 //
 // 1. a plain request (events/eventbridge-failback-request.json, started by its EventBridge event):
 //    a plan of one step, tracked to a result for every requested instance;
 // 2. an ordered plan of three steps over the same fleet (the shape of events/plan-three-steps.json:
 //    databases with a critical primary and a wait -> app servers by tag selector, one failure
-//    tolerated, then an approval -> web by source server), the approval given at once.
+//    tolerated, then an approval -> web by source server), the approval given at once;
+// 3. a redrive: the function unreachable for a step's last call (Lambda service errors), so the
+//    step execution fails there and the plan fails at its question about it (asked of the real
+//    function); then the plan is redriven: it redrives the step execution, which makes its last
+//    call, and the run completes with each job announced once.
 //
 //   node e2e.cjs LAMBDA_ADDRESS SIM_ENDPOINT
 //
@@ -22,7 +27,7 @@ const assert = require("node:assert/strict");
 const fs = require("node:fs");
 const path = require("node:path");
 
-const { execute, substitute, StatesError } = require("./asl-jsonata.cjs");
+const { execute, substitute, stepFunctions, StatesError } = require("./asl-jsonata.cjs");
 
 const [lambda, sim] = process.argv.slice(2);
 if (!lambda || !sim) {
@@ -45,10 +50,14 @@ async function admin(method, what, body) {
   return answer.json();
 }
 
+/** Calls the e2e makes fail before they reach the function (a Lambda service error), when given. */
+let unreachable = () => false;
+
 /** lambda:invoke through the Lambda invoke API that `cargo lambda watch` serves. */
 async function invoke(resource, args, clock) {
   assert.equal(resource, "arn:aws:states:::lambda:invoke");
   assert.equal(args.FunctionName, FUNCTION_ARN);
+  if (unreachable(args.Payload)) throw new StatesError("Lambda.ServiceException", "the e2e keeps this call from the function");
   const started = Date.now();
   const answer = await fetch(`${lambda}/2015-03-31/functions/drs-failback/invocations`, {
     method: "POST",
@@ -69,7 +78,9 @@ async function invoke(resource, args, clock) {
   return { ExecutedVersion: "$LATEST", Payload: body, StatusCode: 200 };
 }
 
-const definition = substitute(fs.readFileSync(path.join(repo, "statemachine", "failback.asl.json"), "utf8"), {
+const PLAN_ARN = "arn:aws:states:us-east-1:111122223333:stateMachine:drs-failback-plan";
+const STEP_ARN = "arn:aws:states:us-east-1:111122223333:stateMachine:drs-failback-step";
+const substitutions = {
   FailbackFunctionArn: FUNCTION_ARN,
   FunctionTimeoutSeconds: 300,
   TrackIntervalSeconds: 1,
@@ -78,17 +89,31 @@ const definition = substitute(fs.readFileSync(path.join(repo, "statemachine", "f
   ApprovalTimeoutSeconds: 60,
   ResultEventBusName: RESULT_BUS,
   EventSource: EVENT_SOURCE,
-});
+  StepStateMachineArn: STEP_ARN,
+  StepExecutionArnPrefix: `${STEP_ARN.replace(":stateMachine:", ":execution:")}:`,
+};
+const read = (name) => substitute(fs.readFileSync(path.join(repo, "statemachine", name), "utf8"), substitutions);
+const machines = { [PLAN_ARN]: read("failback.asl.json"), [STEP_ARN]: read("step.asl.json") };
 
-/** Runs the definition on `input`; `answer` answers approvals. */
-async function run(input, answer) {
-  const result = await execute(definition, input, {
+/**
+ * Runs the plan on `input` (or redrives `redrive`, a run that failed); `answer` answers approvals.
+ * The result is the plan's execution, holding its step executions' trace and events; `ends` in
+ * `state` (FailbackComplete unless said).
+ */
+async function run(input, answer, { redrive, state = "FailbackComplete" } = {}) {
+  const sfn = redrive?.sfn ?? stepFunctions(machines);
+  const result = await execute(machines[PLAN_ARN], input, {
     invoke,
     answer,
+    sfn,
+    stateMachineArn: PLAN_ARN,
+    executionName: "e2e",
+    redrive,
     sleep: (seconds) => new Promise((resolve) => setTimeout(resolve, Math.min(seconds, 2) * 1000)),
   });
+  result.sfn = sfn;
   const why = result.status === "FAILED" ? `: ${result.error}: ${result.cause}` : "";
-  assert.equal(result.state, "FailbackComplete", `ended in ${result.state}${why}`);
+  assert.equal(result.state, state, `ended in ${result.state}${why}`);
   for (const e of result.events) {
     assert.equal(e.eventBusName, RESULT_BUS);
     assert.equal(e.source, EVENT_SOURCE);
@@ -196,10 +221,36 @@ async function threeStepPlan(event) {
   );
 }
 
+async function redrive(event) {
+  const requested = event.detail.recoveryInstanceIDs.slice(0, 3);
+  const runId = `${event.id}-redrive`;
+  await admin("POST", "reset");
+  const input = { runId, recoveryInstanceIDs: requested };
+  unreachable = (payload) => payload.final === true;
+  const failed = await run(input, undefined, { state: "StepGate" });
+  unreachable = () => false;
+  assert.equal(failed.error, "StepExecutionFailed");
+  const [step] = [...failed.sfn.executions.values()].filter((e) => e.stateMachineArn === STEP_ARN);
+  assert.deepEqual([step.status, step.state, step.error], ["FAILED", "FinalTrack", "Lambda.ServiceException"]);
+  assert.ok(failed.cause.includes(step.executionArn.split(":").at(-1)), failed.cause);
+  const jobsBefore = (await admin("GET", "jobs")).filter((j) => j.tags?.["drs-failback:run-id"] === runId).length;
+
+  const redriven = await run(input, undefined, { redrive: failed });
+  assert.equal(redriven.trace[0].state, "StepGate");
+  assert.equal(redriven.trace.find((t) => t.execution)?.state, "FinalTrack", "the step execution resumed at its last call");
+  assert.equal(redriven.output.complete, true);
+  assert.equal(redriven.output.counts.succeeded, requested.length);
+  assert.deepEqual(published(failed, "Failback Step Started").length + published(redriven, "Failback Step Started").length, 1);
+  const { jobs } = await simRecords(runId, ["failback"]);
+  assert.equal(jobs.length, jobsBefore, "nothing launched again");
+  console.log(`e2e: redrive OK: the step execution failed at its last call, the plan at its question; redriven, ${requested.length} succeeded, ${jobs.length} job(s), each announced once`);
+}
+
 async function main() {
   const event = JSON.parse(fs.readFileSync(path.join(repo, "events", "eventbridge-failback-request.json"), "utf8"));
   await plainRequest(event);
   await threeStepPlan(event);
+  await redrive(event);
 }
 
 main().catch((error) => {

@@ -1,4 +1,5 @@
-// Runs statemachine/failback.asl.json, with the substitutions template.yaml passes it, against a
+// Runs the plan (statemachine/failback.asl.json) and its step executions (statemachine/step.asl.json),
+// with the substitutions template.yaml passes them, against a
 // fake drs-failback function that answers plan, launch and track requests by the contract of
 // docs/requests.md and docs/plans.md, over a small model of DRS: jobs that take time on the interpreter's
 // virtual clock, a quota of servers in active jobs, per-instance results, recovery instances with
@@ -12,42 +13,32 @@ const fs = require("node:fs");
 const path = require("node:path");
 const { test } = require("node:test");
 
-const { execute: executeOne, substitute, StatesError } = require("./asl-jsonata.cjs");
+const { execute: executeOne, substitute, stepFunctions, StatesError } = require("./asl-jsonata.cjs");
+
+const PLAN_ARN = "arn:aws:states:us-east-1:111122223333:stateMachine:drs-failback-plan";
+const STEP_ARN = "arn:aws:states:us-east-1:111122223333:stateMachine:drs-failback-step";
 
 /**
- * Runs a failback to its end as Step Functions would: an execution that hands the run over
- * (HandedOver) is followed by the execution it started, on the same clock and function, until one
- * ends otherwise. The result is the last execution's, with every execution's trace, waits and
- * published events in order, and `executions` (each one's own result, its `history` included).
+ * Runs a failback to its end as Step Functions would: the plan's execution, each step a child
+ * execution it waits for (a step handed over goes on in its next part). A redrive (options.redrive,
+ * the failed run) is of the same plan execution, over the same step executions; `sfnFaults` are
+ * Step Functions' own (stepFunctions()). The result is the
+ * plan's, its trace, waits and events holding its step executions' (each trace entry of a step
+ * execution names it), with `sfn` (Step Functions: every execution) and `steps` (each step
+ * execution's own result, its `history` included, in the order they started).
  */
-async function execute(definition, input, options = {}) {
-  const executions = [];
-  let run = await executeOne(definition, input, options);
-  executions.push(run);
-  while (run.status === "SUCCEEDED" && run.state === "HandedOver") {
-    const [next] = run.startedExecutions;
-    assert.ok(next, "a handed-over run started its next execution");
-    run = await executeOne(definition, next.input, {
-      ...options,
-      redrive: undefined,
-      executionName: next.executionArn.split(":").at(-1),
-      startTime: run.ended,
-    });
-    executions.push(run);
-  }
-  if (executions.length === 1) return { ...run, executions };
-  return {
-    ...run,
-    trace: executions.flatMap((e) => e.trace),
-    waits: executions.flatMap((e) => e.waits),
-    events: executions.flatMap((e) => e.events),
-    elapsed: executions.reduce((n, e) => n + e.elapsed, 0),
-    executions,
-  };
+async function execute(defs, input, options = {}) {
+  const sfn = options.redrive?.sfn ?? stepFunctions({ [PLAN_ARN]: defs.plan, [STEP_ARN]: defs.step }, options.sfnFaults);
+  const run = await executeOne(defs.plan, input, { ...options, sfn, stateMachineArn: PLAN_ARN });
+  const steps = [...sfn.executions.values()].filter((e) => e.stateMachineArn === STEP_ARN);
+  return { ...run, sfn, steps };
 }
+/** A step execution by its name's end (-s<index>-p<part>), as it last ended. */
+const stepExecution = (run, index, part = 1) => run.steps.find((e) => e.executionArn.endsWith(`-s${index}-p${part}`));
 
 const repo = path.resolve(__dirname, "..", "..");
-const aslText = fs.readFileSync(path.join(repo, "statemachine", "failback.asl.json"), "utf8");
+const planText = fs.readFileSync(path.join(repo, "statemachine", "failback.asl.json"), "utf8");
+const stepText = fs.readFileSync(path.join(repo, "statemachine", "step.asl.json"), "utf8");
 const templateText = fs.readFileSync(path.join(repo, "template.yaml"), "utf8");
 const sample = (name) => JSON.parse(fs.readFileSync(path.join(repo, "events", name), "utf8"));
 
@@ -62,15 +53,16 @@ function templateDefault(parameter) {
   return /^\d+$/.test(m[1]) ? Number(m[1]) : m[1].replace(/^"(.*)"$/, "$1");
 }
 
-/** The keys of the state machine's DefinitionSubstitutions in template.yaml. */
-function templateSubstitutionKeys() {
-  const m = /^      DefinitionSubstitutions:\n((?:        .*\n)+)/m.exec(templateText);
-  assert.ok(m, "template.yaml has no DefinitionSubstitutions");
+/** The keys of a state machine's DefinitionSubstitutions in template.yaml, by its DefinitionUri. */
+function templateSubstitutionKeys(uri) {
+  const m = new RegExp(`^      DefinitionUri: ${uri}\\n      DefinitionSubstitutions:\\n((?:        .*\\n)+)`, "m").exec(templateText);
+  assert.ok(m, `template.yaml has no DefinitionSubstitutions for ${uri}`);
   return m[1].split("\n").filter(Boolean).map((line) => line.trim().split(":")[0]);
 }
 
+/** The plan's and the step's definitions, substituted as the stack does (`overrides` replace). */
 function definition(overrides = {}) {
-  return substitute(aslText, {
+  const substitutions = {
     FailbackFunctionArn: FUNCTION_ARN,
     FunctionTimeoutSeconds: templateDefault("FunctionTimeoutSeconds"),
     TrackIntervalSeconds: templateDefault("TrackIntervalSeconds"),
@@ -79,8 +71,11 @@ function definition(overrides = {}) {
     ApprovalTimeoutSeconds: templateDefault("ApprovalTimeoutSeconds"),
     ResultEventBusName: RESULT_BUS,
     EventSource: templateDefault("EventSource"),
+    StepStateMachineArn: STEP_ARN,
+    StepExecutionArnPrefix: `${STEP_ARN.replace(":stateMachine:", ":execution:")}:`,
     ...overrides,
-  });
+  };
+  return { plan: substitute(planText, substitutions), step: substitute(stepText, substitutions) };
 }
 
 const functionError = (errorType, errorMessage) =>
@@ -462,6 +457,12 @@ function fakeFunction(options = {}) {
     const failure = error(n, body);
     if (failure) throw failure;
     const before = new Set(handled);
+    if (body.action === "stepExecution") {
+      // The plan's question about a step execution: the function's own decision.
+      const answer = decide({ after: "stepExecution", request: body });
+      if (answer.errorType) throw functionError(answer.errorType, answer.errorMessage);
+      return { ExecutedVersion: "$LATEST", Payload: answer, StatusCode: 200 };
+    }
     const answer = body.action === "track" ? track(body, clock) : body.action === "plan" ? plan(body) : launch(body, clock);
     const died = crash(n, body);
     if (died) {
@@ -515,6 +516,25 @@ function assertEnded(run, state) {
   assert.equal(run.state, state, `ended in ${run.state} (${run.status})${why}`);
 }
 
+/**
+ * The run stopped at a step execution that failed at `state` (with `error`, when given): the plan
+ * failed at StepGate, naming that step execution -- a redrive of the plan goes on from there.
+ */
+function assertStepFailed(run, state, error) {
+  assertEnded(run, "StepGate");
+  assert.equal(run.error, "StepExecutionFailed");
+  const failed = run.steps.filter((e) => e.status !== "SUCCEEDED");
+  assert.equal(failed.length, 1, "one step execution failed");
+  assertEnded(failed[0], state);
+  if (error !== undefined) assert.equal(failed[0].error, error);
+  assert.ok(run.cause.includes(failed[0].executionArn.split(":").at(-1)), `the cause names the step execution: ${run.cause}`);
+}
+/** Where a redriven run went on: the plan at StepGate, then the step execution it redrove, at its failed state. */
+function assertResumedAt(redriven, state) {
+  assert.equal(redriven.trace[0].state, "StepGate", "the plan resumed at the question it failed at");
+  assert.equal(redriven.trace.find((t) => t.execution)?.state, state, "the step execution resumed at its failed call");
+}
+
 // Recovery instance ids as long as real ones (19 characters): the size limits are tested honestly.
 const ids = (prefix, count) => Array.from({ length: count }, (_, i) => `i-${prefix}${String(i + 1).padStart(15, "0")}`);
 const bodyOf = (c) => c.detail ?? c;
@@ -523,7 +543,7 @@ const withoutLoop = (c) => {
   const { loop, ...rest } = c;
   return rest;
 };
-const launchCalls = (fake, step) => fake.calls.filter((c) => !["track", "plan"].includes(bodyOf(c).action) && (step === undefined || c.step === step)).map(withoutLoop);
+const launchCalls = (fake, step) => fake.calls.filter((c) => !["track", "plan", "stepExecution"].includes(bodyOf(c).action) && (step === undefined || c.step === step)).map(withoutLoop);
 const trackCalls = (fake, step) => fake.calls.filter((c) => c.action === "track" && (step === undefined || c.step === step)).map(withoutLoop);
 /** The loops the calls of a step carried, in order. */
 const loops = (fake, step) => fake.calls.filter((c) => c.step === step && c.loop !== undefined).map((c) => ({ call: c.action === "track" ? (c.final ? "final" : "track") : "launch", ...c.loop }));
@@ -554,13 +574,21 @@ function assertEvents(run, fake) {
   assert.deepEqual(published(run, "Failback Run Finished"), [run.output]);
 }
 
+/** assertEvents over the attempts of one execution (a run and its redrives): their events together. */
+function assertEventsAcross(attempts, fake) {
+  const last = attempts.at(-1);
+  assertEvents({ ...last, events: attempts.flatMap((a) => a.events) }, fake);
+}
+
 const ALL_ZERO = { succeeded: 0, failed: 0, running: 0, notLaunched: 0, launched: 0, skipped: 0, rejected: 0, deferred: 0 };
 
 // ---- The template and the definition -------------------------------------------------------
 
-test("every ${...} in the definition is a DefinitionSubstitutions key of template.yaml", () => {
-  const used = new Set([...aslText.matchAll(/\$\{([^}]+)\}/g)].map((m) => m[1]));
-  assert.deepEqual([...used].sort(), templateSubstitutionKeys().sort());
+test("every ${...} in each definition is a DefinitionSubstitutions key of its state machine in template.yaml, and every key is used", () => {
+  for (const [text, uri] of [[planText, "statemachine/failback.asl.json"], [stepText, "statemachine/step.asl.json"]]) {
+    const used = new Set([...text.matchAll(/\$\{([^}]+)\}/g)].map((m) => m[1]));
+    assert.deepEqual([...used].sort(), templateSubstitutionKeys(uri).sort(), uri);
+  }
 });
 
 test("ApprovalTimeoutSeconds: a day by default, a minute to a week", () => {
@@ -800,7 +828,7 @@ test("a crash after DRS accepted a launch is retried, whatever Lambda names it: 
       // The function's own setup is wrong: sent once more, then the execution fails at that call,
       // so that a redrive after the fix goes on.
       assert.equal(launchCalls(fake).length, 2, name);
-      assertEnded(run, "LaunchAgain");
+      assertStepFailed(run, "LaunchAgain", name);
     } else {
       assert.equal(launchCalls(fake).length, 1, name);
     }
@@ -816,9 +844,7 @@ test("a launch error after jobs exist stops launching; the jobs are tracked to t
     error: (n, body) => (denied && body.action === undefined && launchCalls(fake).length > 1 ? functionError("DrsAccessDenied", "denied now") : undefined),
   });
   const run = await execute(definition(), { runId: "wave-8", recoveryInstanceIDs: requested }, fake);
-  assert.equal(run.status, "FAILED");
-  assertEnded(run, "LaunchAgain");
-  assert.equal(run.error, "DrsAccessDenied");
+  assertStepFailed(run, "LaunchAgain", "DrsAccessDenied");
   // The first round's jobs were tracked to the end before the failed round was sent again.
   assert.equal(fake.events.jobCompleted.length, 1);
   const failedRound = launchCalls(fake)[1];
@@ -829,7 +855,7 @@ test("a launch error after jobs exist stops launching; the jobs are tracked to t
   denied = false; // the role is fixed; the operator redrives the execution
   const redriven = await execute(definition(), { runId: "wave-8", recoveryInstanceIDs: requested }, { ...fake, redrive: run });
   assertEnded(redriven, "FailbackComplete");
-  assert.equal(redriven.trace[0].state, "LaunchAgain");
+  assertResumedAt(redriven, "LaunchAgain");
   assert.equal(redriven.output.counts.succeeded, 6);
   assert.equal(fake.jobs.size, 3, "each instance launched once");
   // The run's events across both attempts: the step summed up once, the run finished once, each job announced once.
@@ -871,15 +897,13 @@ test("a failing tracking call is tried again at the next interval; after three i
   });
   const input = { runId: "wave-9b", recoveryInstanceIDs: ids("16", 2) };
   const stopped = await execute(definition(), input, broken);
-  assert.equal(stopped.status, "FAILED");
-  assertEnded(stopped, "TrackAgain");
-  assert.equal(stopped.error, "Lambda.Unknown");
+  assertStepFailed(stopped, "TrackAgain", "Lambda.Unknown");
   // Three failed calls, each after its two retries, then TrackAgain with its own.
   assert.equal(trackCalls(broken).filter((c) => !c.final).length, 4 * 3);
   down = false;
   const redriven = await execute(definition(), input, { ...broken, redrive: stopped });
   assertEnded(redriven, "FailbackComplete");
-  assert.equal(redriven.trace[0].state, "TrackAgain");
+  assertResumedAt(redriven, "TrackAgain");
   assert.equal(redriven.output.counts.succeeded, 2);
   assert.equal(launchCalls(broken).length, 1, "nothing launched again");
   // The run's events across both attempts: the step summed up once, the run finished once, each job announced once.
@@ -900,9 +924,7 @@ test("the final call is retried while DRS cannot be read; if it keeps failing th
 
   const down = fakeFunction({ error: (n, body) => (body.final ? new StatesError("Lambda.Unknown", "crashed") : undefined) });
   const failed = await execute(definition(), { runId: "wave-11", recoveryInstanceIDs: ids("17", 2) }, down);
-  assertEnded(failed, "FinalTrack");
-  assert.equal(failed.status, "FAILED", "failed at the call: a redrive makes it again");
-  assert.equal(failed.error, "Lambda.Unknown");
+  assertStepFailed(failed, "FinalTrack", "Lambda.Unknown");
 });
 
 test("redrive: a run that failed at its last call of step three resumes there â€” nothing launched again, no wait, approval or Step Started repeated, the run completes", async () => {
@@ -912,9 +934,7 @@ test("redrive: a run that failed at its last call of step three resumes there â€
     error: (n, body) => (down && body.final && body.step === "web" ? functionError("DrsReadFailed", "DRS jobs could not be read") : undefined),
   });
   const first = await execute(definition(), THREE, { ...fake, answer: approve() });
-  assert.equal(first.status, "FAILED");
-  assertEnded(first, "FinalTrack");
-  assert.equal(first.error, "DrsReadFailed");
+  assertStepFailed(first, "FinalTrack", "DrsReadFailed");
   const launchesBefore = launchCalls(fake).length;
   const startedBefore = published(first, "Failback Step Started").length;
   assert.equal(startedBefore, 3);
@@ -922,11 +942,11 @@ test("redrive: a run that failed at its last call of step three resumes there â€
   down = false; // DRS can be read again; the operator redrives the execution
   const redriven = await execute(definition(), THREE, { ...fake, answer: approve(), redrive: first, redriveAfterSeconds: 3600 });
   assertEnded(redriven, "FailbackComplete");
-  assert.equal(redriven.trace[0].state, "FinalTrack", "it resumed at the failed call");
+  assertResumedAt(redriven, "FinalTrack");
   assert.equal(launchCalls(fake).length, launchesBefore, "nothing launched again");
   assert.deepEqual(published(redriven, "Failback Step Started"), [], "no step started again");
   assert.deepEqual(published(redriven, "Failback Step Approval Requested"), [], "no approval asked again");
-  assert.deepEqual(redriven.waits, [], "no wait again");
+  assert.deepEqual(redriven.trace.filter((t) => t.wait !== undefined && t.state !== "WaitForStep"), [], "no wait again (only for the redriven step execution to end)");
   assert.equal(redriven.output.counts.succeeded, 8);
   assert.deepEqual(redriven.output.steps.map((s) => s.status), ["finished", "finished", "finished"]);
   assert.equal(fake.events.jobCompleted.length, new Set(fake.events.jobCompleted.map((e) => e.jobID)).size, "each job announced once");
@@ -937,16 +957,89 @@ test("redrive: a first launch that fails for good (not a refusal) is sent once m
   const fake = fakeFunction({ error: (n, body) => (down && body.action === undefined ? new StatesError("Sandbox.Timedout", "timed out") : undefined) });
   const input = { runId: "wave-12", recoveryInstanceIDs: ids("19", 3) };
   const first = await execute(definition(), input, fake);
-  assert.equal(first.status, "FAILED");
-  assertEnded(first, "LaunchAgain");
+  assertStepFailed(first, "LaunchAgain", "Sandbox.Timedout");
   assert.equal(launchCalls(fake).length, 6, "three attempts of Launch, three of LaunchAgain");
   down = false;
   const redriven = await execute(definition(), input, { ...fake, redrive: first });
   assertEnded(redriven, "FailbackComplete");
-  assert.equal(redriven.trace[0].state, "LaunchAgain");
+  assertResumedAt(redriven, "LaunchAgain");
   assert.equal(redriven.output.counts.succeeded, 3);
   assert.equal(fake.jobs.size, 2, "one launch reached DRS: 3 instances in jobs of 2");
   assert.ok(!planCalls(fake).slice(1).length, "the plan is not checked again");
+});
+
+test("redrive of a step execution by hand, then of the plan: the plan adopts the step's result â€” nothing launched, waited for, approved or announced again", async () => {
+  let down = true;
+  const fake = fakeFunction({
+    tags: THREE_TAGS,
+    error: (n, body) => (down && body.final && body.step === "web" ? functionError("DrsReadFailed", "DRS jobs could not be read") : undefined),
+  });
+  const first = await execute(definition(), THREE, { ...fake, answer: approve() });
+  assertStepFailed(first, "FinalTrack", "DrsReadFailed");
+  const web = stepExecution(first, 2);
+  const launchesBefore = launchCalls(fake).length;
+
+  down = false; // the operator redrives the step execution that failed...
+  const again = await first.sfn.redrive(web.executionArn, { ...fake, startTime: new Date(Date.parse(first.ended) + 600e3).toISOString() });
+  assertEnded(again, "StepEnded");
+  assert.equal(again.trace[0].state, "FinalTrack", "the step execution resumed at its failed call");
+  assert.equal(again.redriveCount, 1);
+  // ... and then the plan, which finds the step ended well and takes its result.
+  const redriven = await execute(definition(), THREE, { ...fake, answer: approve(), redrive: first, redriveAfterSeconds: 3600 });
+  assertEnded(redriven, "FailbackComplete");
+  assert.deepEqual(planStates(redriven).slice(0, 6), ["StepGate", "FollowStep", "RedriveStep", "CheckStep", "StepGate", "FollowStep", "StepAdopted"].slice(0, 6));
+  assert.equal(planStates(redriven)[6], "StepAdopted");
+  assert.ok(!redriven.trace.some((t) => t.execution), "no step execution ran again");
+  assert.equal(stepExecution(redriven, 2).redriveCount, 1, "redriven once, by hand");
+  assert.equal(launchCalls(fake).length, launchesBefore, "nothing launched again");
+  assert.deepEqual(published(redriven, "Failback Step Started"), []);
+  assert.deepEqual(published(redriven, "Failback Step Approval Requested"), []);
+  assert.deepEqual(redriven.waits, []);
+  assert.deepEqual(redriven.output.steps.map((s) => s.status), ["finished", "finished", "finished"]);
+  assert.equal(redriven.output.counts.succeeded, 8);
+  assert.equal(fake.events.stepFinished.length, 3, "each step summed up once");
+  assert.equal(fake.events.jobCompleted.length, new Set(fake.events.jobCompleted.map((e) => e.jobID)).size, "each job announced once");
+  assert.equal(published(redriven, "Failback Run Finished").length, 1);
+});
+
+test("a redrive of the plan redrives its failed step execution and waits for it: the plan looks again while it runs, then takes its result", async () => {
+  let down = true;
+  const fake = fakeFunction({ jobSeconds: 30, error: (n, body) => (down && body.action === "track" && !body.final ? new StatesError("Lambda.Unknown", "crashed") : undefined) });
+  const input = { runId: "wave-redrive-both", recoveryInstanceIDs: ids("5c", 2) };
+  const first = await execute(definition(), input, fake);
+  assertStepFailed(first, "TrackAgain", "Lambda.Unknown");
+  // The plan fails at its question, once: it does not redrive the step on its own.
+  assert.deepEqual(planStates(first).slice(-3), ["RunStep", "CheckStep", "StepGate"]);
+  assert.equal(stepExecution(first, 0).redriveCount, 0);
+  down = false;
+  const redriven = await execute(definition(), input, { ...fake, redrive: first, redriveAfterSeconds: 60 });
+  assertEnded(redriven, "FailbackComplete");
+  assertResumedAt(redriven, "TrackAgain");
+  assert.deepEqual(planStates(redriven).slice(0, 9), ["StepGate", "FollowStep", "RedriveStep", "CheckStep", "StepGate", "FollowStep", "WaitForStep", "CheckStep", "StepGate"], "running: looked at again after a wait");
+  assert.ok(redriven.trace.some((t) => t.state === "WaitForStep" && t.wait === 30), "the first look after 30 s");
+  assert.equal(stepExecution(redriven, 0).redriveCount, 1);
+  assert.equal(redriven.output.counts.succeeded, 2);
+  assert.equal(launchCalls(fake).length, 1, "nothing launched again");
+  assertEventsAcross([first, redriven], fake);
+});
+
+test("a step execution that could not be started fails the plan at its question; a redrive starts it", async () => {
+  let refuse = true;
+  const fake = fakeFunction({});
+  const sfnFaults = { start: () => (refuse ? new StatesError("StepFunctions.ExecutionLimitExceededException", "too many running executions") : undefined) };
+  const input = { runId: "wave-not-started", recoveryInstanceIDs: ids("5d", 2) };
+  const first = await execute(definition(), input, { ...fake, sfnFaults });
+  assertEnded(first, "StepGate");
+  assert.equal(first.error, "StepExecutionFailed");
+  assert.match(first.cause, /could not be started or read \(Sfn\.ExecutionDoesNotExistException/);
+  assert.equal(first.steps.length, 0);
+  assert.equal(launchCalls(fake).length, 0, "nothing launched");
+  refuse = false;
+  const redriven = await execute(definition(), input, { ...fake, redrive: first });
+  assertEnded(redriven, "FailbackComplete");
+  assert.deepEqual(planStates(redriven).slice(0, 3), ["StepGate", "FollowStep", "RunStep"]);
+  assert.equal(redriven.output.counts.succeeded, 2);
+  assertEventsAcross([first, redriven], fake);
 });
 
 test("redrive models Step Functions: an execution that ended in a Fail state re-enters it", async () => {
@@ -1046,7 +1139,7 @@ test("an unannounced incomplete run's cause stays within the 32768 characters St
 });
 
 test("the interpreter refuses a Fail state whose error or cause Step Functions would not keep whole", async () => {
-  const failWith = (Error, Cause) => execute({ QueryLanguage: "JSONata", StartAt: "F", States: { F: { Type: "Fail", Error, Cause } } }, {}, { invoke: () => assert.fail("no function") });
+  const failWith = (Error, Cause) => executeOne({ QueryLanguage: "JSONata", StartAt: "F", States: { F: { Type: "Fail", Error, Cause } } }, {}, { invoke: () => assert.fail("no function") });
   const ok = await failWith("E", "c".repeat(32768));
   assert.deepEqual([ok.status, ok.error, ok.cause.length], ["FAILED", "E", 32768]);
   await assert.rejects(failWith("E", "c".repeat(32769)), /Cause is 32769 bytes/);
@@ -1320,7 +1413,7 @@ test("the interpreter fails a PutEvents call only as the EventBridge integration
     StartAt: "Put",
     States: { Put: { Type: "Task", Resource: "arn:aws:states:::events:putEvents", Arguments: { Entries: [{ EventBusName: "b", Source: "s", DetailType: "d", Detail: { a: 1 } }] }, End: true } },
   };
-  const run = (publish) => execute(oneEvent, {}, { invoke: () => assert.fail("no function"), publish });
+  const run = (publish) => executeOne(oneEvent, {}, { invoke: () => assert.fail("no function"), publish });
   const ok = await run(() => undefined);
   assert.deepEqual([ok.status, ok.output.FailedEntryCount, ok.events.length], ["SUCCEEDED", 0, 1]);
   const failed = await run(() => ({ failedEntries: { 0: { ErrorCode: "InternalFailure", ErrorMessage: "x" } } }));
@@ -1533,43 +1626,47 @@ test("the function decides what comes next: each launch and track call carries t
   assert.equal(run.output.steps[0].complete, true);
 });
 
-test("a long run hands itself over to a fresh execution before nearing the history cap: each execution stays far under 25 000 events, nothing is launched, announced or started twice, the run ends as one", async () => {
+test("a long step hands itself over to fresh step executions before nearing the history cap: each execution stays far under 25 000 events, nothing is launched, announced or started twice, the run ends as one", async () => {
   // Two rounds of 10 h jobs tracked every 30 s: 2 400 tracking calls, far more than one execution makes.
   const input = { runId: "wave-long", recoveryInstanceIDs: ids("21", 4) };
   const fake = fakeFunction({ jobSeconds: 10 * 3600, capacity: 2, jobSize: 1 });
   const d = definition({ TrackIntervalSeconds: 30, TimeLimitSeconds: 43200 * 2, MaxRounds: 500 });
   const run = await execute(d, input, fake);
   assertEnded(run, "FailbackComplete");
-  assert.ok(run.executions.length >= 5, `${run.executions.length} executions`);
-  for (const [i, e] of run.executions.entries()) {
-    assert.ok(e.history < 20000, `execution ${i}: ${e.history} history events`);
-    if (i < run.executions.length - 1) {
-      assert.equal(e.state, "HandedOver");
-      assert.equal(e.output.runId, "wave-long");
-      assert.equal(e.startedExecutions[0].input.handover.runId, "wave-long");
-      // Named after the run (its first execution and run id, hashed) and the handover's number: a
-      // retried start is the same execution; the run's start is carried for its summary.
-      const runHash = require("node:crypto").createHash("sha256").update("test wave-long").digest("hex").slice(0, 40);
-      assert.equal(e.startedExecutions[0].executionArn.split(":").at(-1), `drs-failback-${runHash}-h${i + 1}`);
-      assert.equal(e.startedExecutions[0].input.handover.runStartMillis, Date.parse(run.executions[0].started));
+  assert.ok(run.steps.length >= 5, `${run.steps.length} step executions`);
+  assert.ok(run.history < 400, `the plan: ${run.history} history events`);
+  // Named after the run (its first execution and run id, hashed), the step and the part: a start
+  // made again is the same execution.
+  const runHash = require("node:crypto").createHash("sha256").update("test wave-long").digest("hex").slice(0, 40);
+  for (const [i, e] of run.steps.entries()) {
+    assert.equal(e.executionArn.split(":").at(-1), `drs-${runHash}-s0-p${i + 1}`);
+    assert.ok(e.history < 20000, `part ${i + 1}: ${e.history} history events`);
+    assert.equal(e.status, "SUCCEEDED");
+    if (i < run.steps.length - 1) {
+      assert.equal(e.state, "HandOver");
+      assert.equal(e.output.handover.runId, "wave-long");
+      // Each part after the first went on with a tracking call where the one before stopped.
+      assert.deepEqual(run.steps[i + 1].trace.slice(0, 3).map((t) => t.state), ["Begin", "Resume", "Track"]);
+      assert.deepEqual(run.steps[i + 1].input, { handover: e.output.handover });
+    } else {
+      assert.equal(e.state, "StepEnded");
     }
   }
   assert.equal(launchCalls(fake).length, 2, "two rounds: the quota holds two at a time");
   assert.equal(fake.jobs.size, 4);
   assert.equal(run.output.counts.succeeded, 4);
   assert.equal(published(run, "Failback Step Started").length, 1, "the step started once");
-  assert.equal(published(run, "Failback Run Finished").length, 1, "the run finished once, from the last execution");
+  assert.equal(published(run, "Failback Run Finished").length, 1, "the run finished once");
   assertEvents(run, fake);
-  // Each execution after the first went on with a tracking call where the one before stopped.
-  for (const e of run.executions.slice(1)) assert.deepEqual(e.trace.slice(0, 3).map((t) => t.state), ["Begin", "Resume", "Track"]);
 });
 
 test("every execution has an overall TimeoutSeconds: past it the run stops TIMED_OUT wherever it is, without a Run Finished of its own (the stack's ExecutionEndedRule has the function publish it)", async () => {
   const d = definition();
-  assert.equal(d.TimeoutSeconds, 90 * 24 * 3600, "90 days");
+  assert.equal(d.plan.TimeoutSeconds, 90 * 24 * 3600, "90 days");
+  assert.equal(d.step.TimeoutSeconds, 90 * 24 * 3600, "90 days");
   const fake = fakeFunction({ tags: THREE_TAGS });
   // An approval answered after three hours, under a limit of two: the run stops once it returns.
-  const run = await execute({ ...d, TimeoutSeconds: 7200 }, THREE, { ...fake, answer: approve(3 * 3600) });
+  const run = await execute({ ...d, plan: { ...d.plan, TimeoutSeconds: 7200 } }, THREE, { ...fake, answer: approve(3 * 3600) });
   assert.equal(run.status, "TIMED_OUT");
   assert.equal(run.error, "States.Timeout");
   assert.equal(run.state, "StartStep", "stopped where it was: the next step was about to start");
@@ -1583,9 +1680,7 @@ test("a launch error in a later step without a job: a tracking call at once says
     error: (n, body) => (body.step === "app-servers" && body.action === undefined ? functionError("DrsAccessDenied", "denied") : undefined),
   });
   const run = await execute(definition(), THREE, { ...fake, answer: approve() });
-  assert.equal(run.status, "FAILED");
-  assertEnded(run, "LaunchAgain");
-  assert.equal(run.error, "DrsAccessDenied");
+  assertStepFailed(run, "LaunchAgain", "DrsAccessDenied");
   // No answer to follow: a tracking call at once, told of the launch error, answers what comes
   // next â€” nothing of the step runs, so the round is sent once more.
   assert.deepEqual(trackCalls(fake, "app-servers"), [{ action: "track", runId: THREE.runId, step: "app-servers", jobIDs: [], reportedJobIDs: [] }]);
@@ -1594,15 +1689,10 @@ test("a launch error in a later step without a job: a tracking call at once says
   assert.deepEqual(published(run, "Failback Plan Halted"), []);
 });
 
-/**
- * About how many history events Step Functions would record for a run (at most 25 000 for a
- * standard execution): a Task state 6 (entered, scheduled, started, submitted, succeeded or
- * failed, exited), each retry 4 more, any other state 2, the execution's start and end 2.
- */
-function historyEvents(run) {
-  const types = Object.fromEntries(Object.entries(definition().States).map(([name, s]) => [name, s.Type]));
-  return 2 + run.trace.reduce((n, t) => n + ("input" in t ? (types[t.state] === "Task" ? 6 : 2) : t.retry ? 4 : 0), 0);
-}
+/** The states the plan's execution entered, in order (not its step executions'). */
+const planStates = (run) => run.trace.filter((t) => "input" in t && !t.execution).map((t) => t.state);
+/** The most history events any execution of a run recorded (Step Functions stops one at 25 000). */
+const historyEvents = (run) => Math.max(run.history, ...run.steps.map((e) => e.history));
 
 /** The largest input, output and variables of any state of a run, in bytes. */
 function largest(run) {

@@ -6,11 +6,19 @@
 //!   {"after": "launch", "loop": {...}, "jobs": 1, "deferred": 3, "deferredReasons": ["QUOTA"]}
 //!   {"after": "track", "loop": {...}, "running": 2}
 //!   {"after": "final", "loop": {...}, "allFinal": true, "halt": "CRITICAL_FAILED"}
+//!   {"after": "stepExecution", "request": {"action": "stepExecution", ...}}
+//!
+//! The last, the plan's question about a step execution that did not answer it
+//! (`drs_failback::plan::follow`), is answered as the function answers it: the answer, or
+//! `{"errorType", "errorMessage"}` when the plan stops there.
 
 use std::io::{self, BufRead, Write};
 
+use drs_failback::error::HandlerError;
 use drs_failback::launch::next::{after_launch, after_track};
+use drs_failback::plan::follow::follow;
 use drs_failback::request::StepLoop;
+use drs_failback::request::{Action, parse_action};
 use drs_failback::track::end::step_end;
 use drs_failback::track::verdict::HaltReason;
 use serde::Deserialize;
@@ -41,6 +49,9 @@ enum Ask {
         all_final: bool,
         halt: Option<HaltReason>,
     },
+    StepExecution {
+        request: Value,
+    },
 }
 
 fn decide(line: &str) -> Result<Value, String> {
@@ -61,6 +72,18 @@ fn decide(line: &str) -> Result<Value, String> {
             all_final,
             halt,
         } => serde_json::to_value(step_end(&step_loop, all_final, halt)),
+        Ask::StepExecution { request } => {
+            let answer = match parse_action(request, 1, String::new) {
+                Ok(Action::StepExecution(request)) => follow(&request),
+                Ok(_) => return Err("not a stepExecution request".into()),
+                Err(error) => Err(HandlerError::from(error)),
+            };
+            match answer {
+                Ok(answer) => serde_json::to_value(answer),
+                Err(error) => Ok(serde_json::json!({
+                    "errorType": error.error_type(), "errorMessage": error.to_string()})),
+            }
+        }
     };
     answer.map_err(|e| e.to_string())
 }

@@ -1,0 +1,212 @@
+//! What comes of a step execution that did not answer the plan: the plan runs each step as a
+//! child execution and waits for it; when the wait ends without the step's output, the plan reads
+//! the child (its status) and asks here. The plan's execution fails at that question (naming the
+//! step execution) until the operator redrives it: then the step execution is redriven where it
+//! failed, or started when it never was, and the plan follows it to its end.
+
+use serde::Serialize;
+
+use crate::error::{HandlerError, StepStop};
+use crate::request::{ExecutionStatus, StepExecutionRequest};
+
+/// The first wait before looking at a running step execution again; each look doubles it, up to
+/// [`MAX_WAIT_SECONDS`].
+pub const FIRST_WAIT_SECONDS: u64 = 30;
+pub const MAX_WAIT_SECONDS: u64 = 900;
+/// Looks at running step executions before the plan stops waiting (about 48 hours at the longest
+/// wait; a step's TimeLimitSeconds is at most 12), counted over the plan's execution and from 0
+/// again on each redrive. Each look is a few events of the plan's history: this bounds them
+/// (tests/history.rs). A redrive of the plan waits again.
+pub const MAX_POLLS: u32 = 200;
+
+/// The plan's next move.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "action", rename_all = "camelCase")]
+pub enum Follow {
+    /// The step execution ended well: its output is the step's.
+    Adopt,
+    /// Redrive it (RedriveExecution): it goes on at its failed call.
+    Redrive,
+    /// Start it: it never started.
+    Start,
+    /// It is running: look again after this long.
+    #[serde(rename_all = "camelCase")]
+    Wait { wait_seconds: u64 },
+}
+
+/// The answer to a step execution request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FollowAnswer {
+    pub run_id: String,
+    pub step: String,
+    pub execution: String,
+    pub next: Follow,
+}
+
+/// The decision, from what the plan read.
+pub fn follow(request: &StepExecutionRequest) -> Result<FollowAnswer, HandlerError> {
+    let execution = &request.execution;
+    let stop = |stop: StepStop, what: String| {
+        let remedy = match stop {
+            StepStop::Failed => {
+                "mend the cause, then redrive this execution (RedriveExecution): it redrives the step execution where it failed, and the run goes on"
+            }
+            StepStop::StillRunning => {
+                "redrive this execution to wait for it again, or stop it and redrive this execution to go on from where it stopped"
+            }
+        };
+        Err(HandlerError::StepStopped {
+            stop,
+            message: format!(
+                "step '{}' of run {}: step execution {} {what}; {remedy}",
+                request.step, request.run_id, execution.name
+            ),
+        })
+    };
+    let why = || match (&execution.error, &execution.cause) {
+        (Some(error), Some(cause)) => format!(" ({error}: {cause})"),
+        (Some(error), None) => format!(" ({error})"),
+        (None, Some(cause)) => format!(" ({cause})"),
+        (None, None) => String::new(),
+    };
+    let next = match execution.status {
+        Some(ExecutionStatus::Succeeded) => Follow::Adopt,
+        Some(ExecutionStatus::Running | ExecutionStatus::PendingRedrive) => {
+            let polls = if request.redriven { 0 } else { request.polls };
+            if polls >= MAX_POLLS {
+                return stop(
+                    StepStop::StillRunning,
+                    format!("is still running after {MAX_POLLS} looks"),
+                );
+            }
+            Follow::Wait {
+                wait_seconds: wait_seconds(polls),
+            }
+        }
+        Some(
+            status @ (ExecutionStatus::Failed
+            | ExecutionStatus::TimedOut
+            | ExecutionStatus::Aborted),
+        ) => {
+            if !request.redriven {
+                let status = serde_json::to_value(status).unwrap_or_default();
+                let status = status.as_str().unwrap_or("ended");
+                return stop(StepStop::Failed, format!("ended {status}{}", why()));
+            }
+            Follow::Redrive
+        }
+        None => {
+            if !request.redriven {
+                return stop(
+                    StepStop::Failed,
+                    format!("could not be started or read{}", why()),
+                );
+            }
+            Follow::Start
+        }
+    };
+    Ok(FollowAnswer {
+        run_id: request.run_id.clone(),
+        step: request.step.clone(),
+        execution: execution.name.clone(),
+        next,
+    })
+}
+
+/// The wait before the look after `polls` looks: doubling from the first, capped.
+fn wait_seconds(polls: u32) -> u64 {
+    FIRST_WAIT_SECONDS
+        .saturating_mul(1u64 << polls.min(16))
+        .min(MAX_WAIT_SECONDS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::request::StepExecution;
+
+    fn ask(status: Option<ExecutionStatus>, redriven: bool, polls: u32) -> StepExecutionRequest {
+        StepExecutionRequest {
+            run_id: "wave-1".into(),
+            step: "db".into(),
+            execution: StepExecution {
+                name: "drs-abc-s0-p1".into(),
+                status,
+                error: Some("DrsReadFailed".into()),
+                cause: Some("DRS unreadable".into()),
+            },
+            redriven,
+            polls,
+        }
+    }
+
+    /// Every status, redriven or not, at the first look and past the last.
+    #[test]
+    fn every_decision() {
+        use ExecutionStatus::*;
+        let wait = |s| Ok(Follow::Wait { wait_seconds: s });
+        let failed = Err(StepStop::Failed);
+        let running_long = Err(StepStop::StillRunning);
+        type Row = (Option<ExecutionStatus>, bool, u32, Result<Follow, StepStop>);
+        let table: [Row; 16] = [
+            (Some(Succeeded), false, 0, Ok(Follow::Adopt)),
+            (Some(Succeeded), true, MAX_POLLS, Ok(Follow::Adopt)),
+            (Some(Running), false, 0, wait(30)),
+            (Some(Running), false, 3, wait(240)),
+            (Some(Running), false, 5, wait(MAX_WAIT_SECONDS)),
+            (Some(Running), false, MAX_POLLS - 1, wait(MAX_WAIT_SECONDS)),
+            (Some(Running), false, MAX_POLLS, running_long),
+            (Some(Running), true, MAX_POLLS, wait(30)),
+            (Some(PendingRedrive), false, 1, wait(60)),
+            (Some(Failed), false, 0, failed),
+            (Some(TimedOut), false, 0, failed),
+            (Some(Aborted), false, 0, failed),
+            (Some(Failed), true, 0, Ok(Follow::Redrive)),
+            (Some(Aborted), true, 7, Ok(Follow::Redrive)),
+            (None, false, 0, failed),
+            (None, true, 0, Ok(Follow::Start)),
+        ];
+        for (status, redriven, polls, expected) in table {
+            let got = follow(&ask(status, redriven, polls))
+                .map(|a| a.next)
+                .map_err(|e| match e {
+                    HandlerError::StepStopped { stop, .. } => stop,
+                    other => panic!("{other}"),
+                });
+            assert_eq!(
+                got, expected,
+                "{status:?} redriven {redriven} polls {polls}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_stop_names_the_step_execution_its_error_and_the_remedy() {
+        let error = follow(&ask(Some(ExecutionStatus::Failed), false, 0)).unwrap_err();
+        assert_eq!(error.error_type(), "StepExecutionFailed");
+        let message = error.to_string();
+        for part in [
+            "step 'db'",
+            "wave-1",
+            "drs-abc-s0-p1",
+            "ended FAILED",
+            "DrsReadFailed: DRS unreadable",
+            "redrive this execution",
+        ] {
+            assert!(message.contains(part), "{message}");
+        }
+        let error = follow(&ask(Some(ExecutionStatus::Running), false, MAX_POLLS)).unwrap_err();
+        assert_eq!(error.error_type(), "StepStillRunning");
+    }
+
+    #[test]
+    fn the_answer_is_what_the_state_machine_follows() {
+        let answer = follow(&ask(Some(ExecutionStatus::Running), false, 1)).unwrap();
+        assert_eq!(
+            serde_json::to_value(answer).unwrap(),
+            serde_json::json!({"runId": "wave-1", "step": "db", "execution": "drs-abc-s0-p1",
+                "next": {"action": "wait", "waitSeconds": 60}})
+        );
+    }
+}
