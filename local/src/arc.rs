@@ -1,5 +1,5 @@
-//! The whole failback, as the state machine runs it (`statemachine/failback.asl.json`), for a
-//! local run and the benchmark: launch what fits, track the jobs every interval, launch the
+//! One step of a failback, as its step execution runs it (`statemachine/step.asl.json`; the plan,
+//! `local/src/plan.rs`, runs the steps), for a local run and the benchmark: launch what fits, track the jobs every interval, launch the
 //! deferred instances again as jobs finish, and end with a final tracking call that sums the run
 //! up. Each answer says what comes next (`next`, decided by the function from the `loop` each call
 //! carries) and this only follows it, as the state machine does; the calls go through the
@@ -65,8 +65,9 @@ pub struct Progress {
     pub not_launched: usize,
     /// Launch answers lost to an injected crash, each sent again.
     pub crashes: usize,
-    /// Executions the run has taken so far: one more each time the function hands it over.
-    pub executions: usize,
+    /// The step's parts so far: its step executions, one more each time the function hands the
+    /// step over to a fresh one.
+    pub parts: usize,
 }
 
 pub use drs_failback::launch::next::Next;
@@ -330,7 +331,7 @@ pub async fn run_arc<D: Drs, P: EventPublisher>(
         step: step.map(|s| s.name.clone()),
         ..Run::default()
     };
-    run.progress.executions = 1;
+    run.progress.parts = 1;
     run.execution_started = Some(start);
     let mut next = Next::Launch { wait_seconds: 0 };
     let mut crashes_left = settings.crashes_after_launch;
@@ -449,12 +450,12 @@ pub async fn run_arc<D: Drs, P: EventPublisher>(
                 next = Next::Launch { wait_seconds: 0 };
                 continue;
             }
-            // As the state machine: a fresh execution takes the run over as it stands, and goes
-            // on with a tracking call, whose answer says what comes next.
+            // As the plan: the step's next part, a fresh step execution, takes the step over as
+            // it stands, and goes on with a tracking call, whose answer says what comes next.
             Next::Handover => {
                 run.calls = 0;
                 run.execution_started = Some(Instant::now());
-                run.progress.executions += 1;
+                run.progress.parts += 1;
                 next = Next::Track { wait_seconds: 0 };
                 observe(&run.progress);
                 continue;

@@ -305,8 +305,11 @@ struct Shown {
 impl PlanHooks for Shown {
     fn step_started(&mut self, index: usize, step: &StepPlan, steps: usize) {
         if !self.json {
+            if index == 0 {
+                println!("Plan execution: {steps} step(s), each run as its own step execution");
+            }
             println!(
-                "Step {}/{steps} {}: {} instances",
+                "Step {}/{steps} {}: {} instances — step execution s{index}-p1",
                 index + 1,
                 step.name,
                 step.instances
@@ -332,8 +335,12 @@ impl PlanHooks for Shown {
             println!();
         }
         let counts = report.finished.as_ref().map(|f| f.answer.counts);
+        let parts = match report.finished.as_ref().map_or(1, |f| f.progress.parts) {
+            0 | 1 => String::new(),
+            n => format!(" (in {n} step executions, handed over {} times)", n - 1),
+        };
         println!(
-            "Step {} {}: {}{}{}",
+            "Step {} {}: {}{}{}{parts}",
             index + 1,
             report.name,
             report.status.as_str(),

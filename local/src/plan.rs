@@ -1,10 +1,11 @@
-//! A failback plan, as the state machine runs it: the function checks the plan (`"action":
-//! "plan"`), then each step in order is one launch-and-track arc ([`run_arc`]) whose last call
-//! returns the step's verdict; a halted step stops the plan, later steps are not started; between
-//! steps, the wait and the operator's approval. What a step does next and how it ends are the
-//! function's answers (`next`, `stepEnd`), followed as the state machine follows them; the plan's
-//! own course (halt at a halted step, the waits, approvals) is that of
-//! `statemachine/failback.asl.json`.
+//! A failback plan, as the plan execution runs it (`statemachine/failback.asl.json`): the function
+//! checks the plan (`"action": "plan"`), then each step in order runs as its step execution
+//! (`statemachine/step.asl.json`): one launch-and-track arc ([`run_arc`], handed over to the
+//! step's next part past its share of calls) whose last call returns the step's verdict; a halted
+//! step stops the plan, later steps are not started; between steps, the wait and the operator's
+//! approval. What a step does next and how it ends are the function's answers (`next`,
+//! `stepEnd`), followed as the step execution follows them. A step that fails at a call stops the
+//! run with that error, as the plan execution fails at its question about that step.
 
 use std::time::Duration;
 

@@ -61,12 +61,12 @@ pub fn progress_text(p: &Progress) -> String {
         0 => String::new(),
         n => format!(" · {n} crashed launch(es) sent again"),
     };
-    let executions = match p.executions {
+    let parts = match p.parts {
         0 | 1 => String::new(),
-        n => format!(" · execution {n} (handed over)"),
+        n => format!(" · step execution part {n} (handed over)"),
     };
     format!(
-        "[{:>4}s] round {} · {} launched · {} succeeded · {} failed · {} running · {} waiting · {} not launched{crashes}{executions}",
+        "[{:>4}s] round {} · {} launched · {} succeeded · {} failed · {} running · {} waiting · {} not launched{crashes}{parts}",
         p.elapsed_seconds,
         p.rounds,
         p.launched,
@@ -197,7 +197,7 @@ mod tests {
             not_launched: 1,
             tracking_calls: 4,
             crashes: 0,
-            executions: 1,
+            parts: 1,
         });
         assert_eq!(
             line,
