@@ -184,14 +184,22 @@ plan_states["RunStep"] = O(
     Assign=O(stepOutput=j("$states.result.Output")),
     Next="StepRan",
 )
+# What the last event of a step execution's history says of it: how it ended, or that it runs.
+LAST_EVENT = "$states.result.Events[0]"
+ENDINGS = '{"ExecutionSucceeded": "SUCCEEDED", "ExecutionFailed": "FAILED", "ExecutionAborted": "ABORTED", "ExecutionTimedOut": "TIMED_OUT"}'
 plan_states["CheckStep"] = O(
     Type="Task",
-    Comment="Reads the step execution as it is now (DescribeExecution, by its name): its status, and its error or output. One that cannot be read (never started, or Step Functions not answering) has no status. The function then says what comes next (StepGate).",
-    Resource="arn:aws:states:::aws-sdk:sfn:describeExecution",
-    Arguments=O(ExecutionArn=j(STEP_EXECUTION_ARN)),
+    Comment="Reads the step execution as it is now: the last event of its history (GetExecutionHistory, newest first, one event). An execution's end is its last event: succeeded (with its output), failed, aborted or timed out (with the error and cause); any other event means it runs. Not DescribeExecution: its answer holds the execution's input and output together, which for a step handed over can pass the 256 KiB a task result may hold. One that cannot be read (never started, or Step Functions not answering) has no status. The function then says what comes next (StepGate).",
+    Resource="arn:aws:states:::aws-sdk:sfn:getExecutionHistory",
+    Arguments=O(ExecutionArn=j(STEP_EXECUTION_ARN), ReverseOrder=True, MaxResults=1, IncludeExecutionData=True),
     Retry=[O(ErrorEquals=["States.ALL"], IntervalSeconds=2, BackoffRate=2, MaxAttempts=3, JitterStrategy="FULL")],
-    Catch=[O(ErrorEquals=["States.ALL"], Assign=O(stepExecution=j("{\"name\": " + STEP_EXECUTION_NAME + ", \"status\": null, \"error\": $states.errorOutput.Error, \"cause\": $states.errorOutput.Cause}")), Next="StepGate")],
-    Assign=O(stepExecution=j("{\"name\": " + STEP_EXECUTION_NAME + ", \"status\": $states.result.Status, \"error\": $states.result.Error, \"cause\": $states.result.Cause, \"output\": $states.result.Output}")),
+    Catch=[O(ErrorEquals=["States.ALL"], Assign=O(stepExecution=j("{\"name\": " + STEP_EXECUTION_NAME + ", \"status\": null, \"error\": $states.errorOutput.Error, \"cause\": $states.errorOutput.Cause}")), Output=j("{}"), Next="StepGate")],
+    Assign=O(stepExecution=j(
+        f"($e := {LAST_EVENT}; $d := $e.ExecutionFailedEventDetails ? $e.ExecutionFailedEventDetails : ($e.ExecutionAbortedEventDetails ? $e.ExecutionAbortedEventDetails : $e.ExecutionTimedOutEventDetails); "
+        "{\"name\": " + STEP_EXECUTION_NAME + f", \"status\": $lookup({ENDINGS}, $e.Type) ? $lookup({ENDINGS}, $e.Type) : \"RUNNING\", \"error\": $d.Error, \"cause\": $d.Cause}})")),
+    # The event goes on as the state's output (not a variable: it may hold the step's output, up
+    # to 256 KiB): a step execution that ended well is adopted from it.
+    Output=j(LAST_EVENT),
     Next="StepGate",
 )
 # Redriven since the step execution was last looked into: the operator asks for the step to go on.
@@ -203,9 +211,10 @@ plan_states["StepGate"] = O(
     TimeoutSeconds=TASK_TIMEOUT,
     Arguments=O(FunctionName="${FailbackFunctionArn}", Payload=O(
         action="stepExecution", runId=j("$runId"), step=j("$step.name"),
-        execution=j("$sift($stepExecution, function($v, $k) { $k != \"output\" })"),
+        execution=j("$stepExecution"),
         redriven=j(REDRIVEN), polls=j("$polls"))),
     Retry=retry(6, final=STEP_ERRORS),
+    Output=j("$states.input"),
     Assign=O(
         next=j(f"{P}.next"),
         polls=j(f"{REDRIVEN} ? 0 : $polls"),
@@ -241,8 +250,8 @@ plan_states["RedriveStep"] = O(
 )
 plan_states["StepAdopted"] = O(
     Type="Pass",
-    Comment="A step execution that ended well after all (redriven): its output, as RunStep would have had it.",
-    Assign=O(stepOutput=j("$parse($stepExecution.output)")),
+    Comment="A step execution that ended well after all (redriven): its output, from the last event of its history, as RunStep would have had it.",
+    Assign=O(stepOutput=j("$parse($states.input.ExecutionSucceededEventDetails.Output)")),
     Next="StepRan",
 )
 plan_states["StepRan"] = O(

@@ -61,15 +61,16 @@ const CHOICE_RULE_FIELDS = ["Condition", "Next", "Assign"];
 const LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke";
 const PUT_EVENTS = "arn:aws:states:::events:putEvents";
 // Step Functions itself: a child execution run and waited for (its output parsed: .sync:2), and
-// the AWS SDK integration's DescribeExecution and RedriveExecution, over the executions of
-// `options.sfn` (stepFunctions(): the state machines by ARN, and every execution they ran).
+// the AWS SDK integration's GetExecutionHistory (the newest event) and RedriveExecution, over the
+// executions of `options.sfn` (stepFunctions(): the state machines by ARN, and every execution
+// they ran).
 const START_EXECUTION_SYNC = "arn:aws:states:::states:startExecution.sync:2";
-const DESCRIBE_EXECUTION = "arn:aws:states:::aws-sdk:sfn:describeExecution";
+const EXECUTION_HISTORY = "arn:aws:states:::aws-sdk:sfn:getExecutionHistory";
 const REDRIVE_EXECUTION = "arn:aws:states:::aws-sdk:sfn:redriveExecution";
 /** Step Functions stops an execution whose history reaches this many events. */
 const MAX_HISTORY_EVENTS = 25000;
 const PUT_EVENTS_WAIT = "arn:aws:states:::events:putEvents.waitForTaskToken";
-const RESOURCES = [START_EXECUTION_SYNC, DESCRIBE_EXECUTION, REDRIVE_EXECUTION, LAMBDA_INVOKE, PUT_EVENTS, PUT_EVENTS_WAIT];
+const RESOURCES = [START_EXECUTION_SYNC, EXECUTION_HISTORY, REDRIVE_EXECUTION, LAMBDA_INVOKE, PUT_EVENTS, PUT_EVENTS_WAIT];
 const EVENT_ENTRY_FIELDS = ["Detail", "DetailType", "EventBusName", "Source", "Resources", "Time", "TraceHeader"];
 
 /** Replaces ${Name} as CloudFormation's DefinitionSubstitutions do: in the text, before parsing. */
@@ -334,10 +335,14 @@ async function execute(definition, input, options) {
       }
       return { ExecutionArn: child.executionArn, Name: args.Name, Status: "SUCCEEDED", StartDate: child.started, StopDate: child.ended, Input: JSON.stringify(args.Input), Output: child.output };
     }
-    if (state.Resource === DESCRIBE_EXECUTION || state.Resource === REDRIVE_EXECUTION) {
-      checkFields(args, ["ExecutionArn"], `${name}: arguments of ${state.Resource}`);
+    if (state.Resource === EXECUTION_HISTORY || state.Resource === REDRIVE_EXECUTION) {
       if (!sfn) throw new Error(`${name}: ${state.Resource} needs options.sfn`);
-      if (state.Resource === DESCRIBE_EXECUTION) return sfn.describe(args.ExecutionArn, clock.now());
+      if (state.Resource === EXECUTION_HISTORY) {
+        checkFields(args, ["ExecutionArn", "ReverseOrder", "MaxResults", "IncludeExecutionData"], `${name}: arguments of getExecutionHistory`);
+        if (args.ReverseOrder !== true || args.MaxResults !== 1) throw new Error(`${name}: only the newest event (ReverseOrder, MaxResults 1) is modelled`);
+        return sfn.lastEvent(args.ExecutionArn, clock.now(), args.IncludeExecutionData !== false);
+      }
+      checkFields(args, ["ExecutionArn"], `${name}: arguments of redriveExecution`);
       const child = await sfn.redrive(args.ExecutionArn, { ...options, startTime: clock.now() });
       absorb(child);
       return { RedriveDate: clock.now() };
@@ -539,8 +544,11 @@ async function execute(definition, input, options) {
  * Step Functions' side of nested executions: the state machines (definitions by ARN) and every
  * execution they ran, by ARN, as they last ended. `start` runs a child to its end (a name taken
  * already fails, as StartExecution does for a closed execution: ExecutionAlreadyExists);
- * `describe` answers DescribeExecution -- RUNNING until the execution's end on the caller's clock
- * (a redriven execution runs on while the caller waits), then its status and output or error;
+ * `lastEvent` answers GetExecutionHistory for the newest event -- a state's event while the
+ * execution runs (until its end on the caller's clock: a redriven execution runs on while the
+ * caller waits), then ExecutionSucceeded with its output (as a JSON string), ExecutionFailed,
+ * ExecutionAborted or ExecutionTimedOut with its error and cause (execution data left out when
+ * not asked for);
  * `redrive` is RedriveExecution: the execution goes on from its unsuccessful state (it is run to
  * its end at once; describe shows it running until then). Executions names are checked as the
  * plan makes them (letters, digits, - and _, at most 80). `faults.start(name)` may refuse a start
@@ -565,12 +573,21 @@ function stepFunctions(machines, faults = {}) {
       if (executions.has(arn)) throw new StatesError("StepFunctions.ExecutionAlreadyExistsException", `Execution Already Exists: '${arn}'`);
       return execute(definition, input, { ...options, redrive: undefined, redriveAfterSeconds: undefined, stateMachineArn: machineArn, executionName: name, sfn: this });
     },
-    describe(arn, now) {
+    lastEvent(arn, now, withData) {
       const run = executions.get(arn);
       if (!run) throw notFound(arn);
-      const running = Date.parse(now) < Date.parse(run.ended);
-      const ended = running ? {} : run.status === "SUCCEEDED" ? { Output: JSON.stringify(run.output) } : { Error: run.error, Cause: run.cause };
-      return { ExecutionArn: arn, Name: arn.split(":").at(-1), StateMachineArn: run.stateMachineArn, Status: running ? "RUNNING" : run.status, StartDate: run.started, Input: JSON.stringify(run.input), RedriveCount: run.redriveCount, ...ended };
+      const event = { Id: run.history, Timestamp: now };
+      if (Date.parse(now) < Date.parse(run.ended)) return { Events: [{ ...event, Type: "TaskStateEntered", StateEnteredEventDetails: { Name: run.state } }] };
+      const data = (details) => (withData ? details : Object.fromEntries(Object.keys(details).map((k) => [k, undefined])));
+      const ends = {
+        SUCCEEDED: () => ({ Type: "ExecutionSucceeded", ExecutionSucceededEventDetails: withData ? { Output: JSON.stringify(run.output), OutputDetails: { Truncated: false } } : {} }),
+        FAILED: () => ({ Type: "ExecutionFailed", ExecutionFailedEventDetails: data({ Error: run.error, Cause: run.cause }) }),
+        ABORTED: () => ({ Type: "ExecutionAborted", ExecutionAbortedEventDetails: data({ Error: run.error, Cause: run.cause }) }),
+        TIMED_OUT: () => ({ Type: "ExecutionTimedOut", ExecutionTimedOutEventDetails: data({ Error: run.error, Cause: run.cause }) }),
+      };
+      const ended = JSON.parse(JSON.stringify({ ...event, ...ends[run.status]() }));
+      checkSize(ended, `the newest event of ${arn}`);
+      return { Events: [ended] };
     },
     async redrive(arn, options) {
       const run = executions.get(arn);
