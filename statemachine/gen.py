@@ -169,7 +169,9 @@ plan_states["PublishStepStarted"] = O(
 # A start made again (a retry, a redrive) names the same execution: it cannot run twice.
 STEP_EXECUTION_NAME = '"drs-" & $substring($hash($origin & " " & $runId, "SHA-256"), 0, 40) & "-s" & $string($stepIndex) & "-p" & $string($part)'
 STEP_EXECUTION_ARN = '"${StepExecutionArnPrefix}" & ' + STEP_EXECUTION_NAME
-# The step executions the plan waits for, named in the function's answers.
+# Step Functions' own calls (reading or redriving a step execution): retried a few times, quickly.
+SFN_RETRY = [O(ErrorEquals=["States.ALL"], IntervalSeconds=2, BackoffRate=2, MaxAttempts=3, JitterStrategy="FULL")]
+# The function's errors that stop the plan at a step execution (src/plan/follow.rs).
 STEP_ERRORS = ["StepExecutionFailed", "StepStillRunning"]
 plan_states["RunStep"] = O(
     Type="Task",
@@ -192,7 +194,7 @@ plan_states["CheckStep"] = O(
     Comment="Reads the step execution as it is now: the last event of its history (GetExecutionHistory, newest first, one event). An execution's end is its last event: succeeded (with its output), failed, aborted or timed out (with the error and cause); any other event means it runs. Not DescribeExecution: its answer holds the execution's input and output together, which for a step handed over can pass the 256 KiB a task result may hold. One that cannot be read (never started, or Step Functions not answering) has no status. The function then says what comes next (StepGate).",
     Resource="arn:aws:states:::aws-sdk:sfn:getExecutionHistory",
     Arguments=O(ExecutionArn=j(STEP_EXECUTION_ARN), ReverseOrder=True, MaxResults=1, IncludeExecutionData=True),
-    Retry=[O(ErrorEquals=["States.ALL"], IntervalSeconds=2, BackoffRate=2, MaxAttempts=3, JitterStrategy="FULL")],
+    Retry=SFN_RETRY,
     Catch=[O(ErrorEquals=["States.ALL"], Assign=O(stepExecution=j("{\"name\": " + STEP_EXECUTION_NAME + ", \"status\": null, \"error\": $states.errorOutput.Error, \"cause\": $states.errorOutput.Cause}")), Output=j("{}"), Next="StepGate")],
     Assign=O(stepExecution=j(
         f"($e := {LAST_EVENT}; $d := $e.ExecutionFailedEventDetails ? $e.ExecutionFailedEventDetails : ($e.ExecutionAbortedEventDetails ? $e.ExecutionAbortedEventDetails : $e.ExecutionTimedOutEventDetails); "
@@ -244,7 +246,7 @@ plan_states["RedriveStep"] = O(
     Comment="Redrives the failed, timed-out or aborted step execution (RedriveExecution): it goes on at its failed call, with the step as it stood; nothing it did is done again. One that cannot be redriven (already running again, redriven by hand) is looked into all the same.",
     Resource="arn:aws:states:::aws-sdk:sfn:redriveExecution",
     Arguments=O(ExecutionArn=j(STEP_EXECUTION_ARN)),
-    Retry=[O(ErrorEquals=["States.ALL"], IntervalSeconds=2, BackoffRate=2, MaxAttempts=3, JitterStrategy="FULL")],
+    Retry=SFN_RETRY,
     Catch=[O(ErrorEquals=["States.ALL"], Next="CheckStep")],
     Next="CheckStep",
 )

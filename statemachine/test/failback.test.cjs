@@ -927,7 +927,8 @@ test("the final call is retried while DRS cannot be read; if it keeps failing th
   assertStepFailed(failed, "FinalTrack", "Lambda.Unknown");
 });
 
-test("redrive: a run that failed at its last call of step three resumes there — nothing launched again, no wait, approval or Step Started repeated, the run completes", async () => {
+/** The three-step plan, run until step three's last call fails for good (DRS unreadable); `mend` makes DRS readable. */
+async function failAtWebsLastCall() {
   let down = true;
   const fake = fakeFunction({
     tags: THREE_TAGS,
@@ -935,11 +936,16 @@ test("redrive: a run that failed at its last call of step three resumes there �
   });
   const first = await execute(definition(), THREE, { ...fake, answer: approve() });
   assertStepFailed(first, "FinalTrack", "DrsReadFailed");
+  return { fake, first, mend: () => (down = false) };
+}
+
+test("redrive: a run that failed at its last call of step three resumes there — nothing launched again, no wait, approval or Step Started repeated, the run completes", async () => {
+  const { fake, first, mend } = await failAtWebsLastCall();
   const launchesBefore = launchCalls(fake).length;
   const startedBefore = published(first, "Failback Step Started").length;
   assert.equal(startedBefore, 3);
 
-  down = false; // DRS can be read again; the operator redrives the execution
+  mend(); // DRS can be read again; the operator redrives the execution
   const redriven = await execute(definition(), THREE, { ...fake, answer: approve(), redrive: first, redriveAfterSeconds: 3600 });
   assertEnded(redriven, "FailbackComplete");
   assertResumedAt(redriven, "FinalTrack");
@@ -969,17 +975,11 @@ test("redrive: a first launch that fails for good (not a refusal) is sent once m
 });
 
 test("redrive of a step execution by hand, then of the plan: the plan adopts the step's result — nothing launched, waited for, approved or announced again", async () => {
-  let down = true;
-  const fake = fakeFunction({
-    tags: THREE_TAGS,
-    error: (n, body) => (down && body.final && body.step === "web" ? functionError("DrsReadFailed", "DRS jobs could not be read") : undefined),
-  });
-  const first = await execute(definition(), THREE, { ...fake, answer: approve() });
-  assertStepFailed(first, "FinalTrack", "DrsReadFailed");
+  const { fake, first, mend } = await failAtWebsLastCall();
   const web = stepExecution(first, 2);
   const launchesBefore = launchCalls(fake).length;
 
-  down = false; // the operator redrives the step execution that failed...
+  mend(); // the operator redrives the step execution that failed...
   const again = await first.sfn.redrive(web.executionArn, { ...fake, startTime: new Date(Date.parse(first.ended) + 600e3).toISOString() });
   assertEnded(again, "StepEnded");
   assert.equal(again.trace[0].state, "FinalTrack", "the step execution resumed at its failed call");
