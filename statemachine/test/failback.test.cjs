@@ -767,7 +767,7 @@ test("deferred source servers go again as source servers, deferred recovery inst
   assert.deepEqual(launches[2], { sourceServerIDs: sources, runId: "wave-7", step: "failback" });
 });
 
-test("a Lambda service error is retried; the function's errors before any job end the run", async () => {
+test("a Lambda service error is retried; the function's errors before any job end the run; a plan execution failed at its check, redriven, goes on", async () => {
   let serviceErrors = 0;
   const fake = fakeFunction({
     error: () => {
@@ -787,12 +787,22 @@ test("a Lambda service error is retried; the function's errors before any job en
   assertEnded(refusedRun, "RequestRefused");
   assert.equal(refusedRun.error, "InvalidFailbackRequest");
 
-  const broken = fakeFunction({ error: () => new StatesError("Lambda.Unknown", "crashed") });
-  const brokenRun = await execute(definition(), { recoveryInstanceIDs: ids("12", 1) }, broken);
+  let crashing = true;
+  const broken = fakeFunction({ error: () => (crashing ? new StatesError("Lambda.Unknown", "crashed") : undefined) });
+  const brokenInput = { recoveryInstanceIDs: ids("12", 1) };
+  const brokenRun = await execute(definition(), brokenInput, broken);
   assertEnded(brokenRun, "Plan");
   assert.equal(brokenRun.status, "FAILED", "failed at the call: a redrive makes it again");
   assert.equal(brokenRun.error, "Lambda.Unknown");
   assert.equal(broken.calls.length, 3, "a crash is tried twice more");
+  assert.equal(brokenRun.steps.length, 0, "no step started");
+  // A failed plan execution, redriven: the plan is checked again, under the run id it had, and the run goes on.
+  crashing = false;
+  const mended = await execute(definition(), brokenInput, { ...broken, redrive: brokenRun });
+  assertEnded(mended, "FailbackComplete");
+  assert.equal(mended.trace[0].state, "Plan");
+  assert.equal(planCalls(broken).at(-1).runId, planCalls(broken)[0].runId);
+  assert.equal(mended.output.counts.succeeded, 1);
 
   // The plan passed, the first launch is refused: in the first step, before any job, the run ends.
   const launchRefused = fakeFunction({ error: (n, body) => (body.action === undefined ? functionError("InvalidFailbackRequest", "tags: DRS refuses the key") : undefined) });
