@@ -1,5 +1,5 @@
 //! `drs-failback-local`'s parts, shared with the benchmark: the whole failback as the state
-//! machine runs it ([`arc`]; a plan of steps, [`plan`]), what a person sees of it ([`show`], [`summary`]), and the demo
+//! machines run it (a step as its step execution runs it, [`arc`]; the plan of steps, [`plan`]), what a person sees of it ([`show`], [`summary`]), and the demo
 //! fleet ([`fleet`]).
 
 pub mod arc;

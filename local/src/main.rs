@@ -1,5 +1,5 @@
 //! `drs-failback-local`: a whole failback on this machine — the real function, with the real AWS
-//! SDK clients, against the in-process simulator, driven as the state machine drives it — and
+//! SDK clients, against the in-process simulator, driven as the state machines drive it — and
 //! shown to a person. No AWS account, credentials or configuration needed: it sets its own dummy
 //! ones and talks only to 127.0.0.1.
 

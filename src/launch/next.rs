@@ -22,9 +22,9 @@ pub enum Next {
     Launch { wait_seconds: u64 },
     /// The step's last call: every job read again, the step summed up.
     Finish,
-    /// This execution has made its share of calls: it starts a fresh execution of the state
-    /// machine with the run as it stands, which goes on with a tracking call (its answer says
-    /// what comes next), and ends.
+    /// This step execution has made its share of calls: it ends with the step as it stands, and
+    /// the plan starts a fresh step execution (the step's next part), which goes on with a
+    /// tracking call (its answer says what comes next).
     Handover,
     /// A launch round failed for good and every job of the step is done: that round is sent
     /// once more, and if it fails again the execution fails at that call — a redrive sends it
@@ -32,14 +32,15 @@ pub enum Next {
     RetryLaunch,
 }
 
-/// Calls an execution makes before it hands the run over. Each call (its waits, Choice states and
-/// every retry included) adds at most a few dozen events to the execution's history, which Step
-/// Functions caps at 25 000; tests/history.rs bounds the worst case from the generated definition.
+/// Calls a step execution makes before it hands the step over. Each call (its waits, Choice states
+/// and every retry included) adds at most a few dozen events to the execution's history, which
+/// Step Functions caps at 25 000; tests/history.rs bounds the worst case from the generated
+/// definitions.
 pub const MAX_CALLS_PER_EXECUTION: u32 = 350;
 
-/// How old an execution may grow before it hands the run over: 60 days, so that with the longest
-/// gap between two calls of a run (a day's wait after a step, a week's approval, half a day's
-/// step) no execution reaches the 90 days of its TimeoutSeconds.
+/// How old a step execution may grow before it hands the step over: 60 days, well before the 90
+/// days of its TimeoutSeconds. A step's TimeLimitSeconds (at most half a day) ends it far sooner;
+/// this holds whatever a caller's loop says of its limits.
 pub const MAX_EXECUTION_SECONDS: u64 = 60 * 24 * 3600;
 
 /// What a choice is made on.
@@ -299,8 +300,8 @@ mod tests {
         );
     }
 
-    /// Past its share of calls an execution hands the run over instead of waiting for the next
-    /// call; the last call of a step is still made.
+    /// Past its share of calls a step execution hands the step over instead of waiting for the
+    /// next call; the last call of a step is still made.
     #[test]
     fn an_execution_hands_over_after_its_share_of_calls() {
         let at = MAX_CALLS_PER_EXECUTION - 1;

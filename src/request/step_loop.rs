@@ -45,12 +45,12 @@ pub struct StepLoop {
     /// Tracking calls that failed in a row just before this one.
     #[serde(default)]
     pub tracking_errors: u32,
-    /// Calls this execution has made so far: past a budget it hands the run over to a fresh
-    /// one, far from Step Functions' cap on an execution's history.
+    /// Calls this step execution has made so far: past a budget it hands the step over to a
+    /// fresh one, far from Step Functions' cap on an execution's history.
     #[serde(default)]
     pub calls: u32,
-    /// Seconds since this execution started: an execution that has waited long (approvals, waits
-    /// between steps) hands the run over before its own TimeoutSeconds.
+    /// Seconds since this step execution started: one that has run long hands the step over
+    /// before its own TimeoutSeconds.
     #[serde(default)]
     pub execution_seconds: u64,
 }
