@@ -41,13 +41,24 @@ CARRIED = ["runId", "tags", "step", "stepIndex", "stepStartMillis",
            "roundsDone", "trackingCalls", "launched", "skipped", "rejected", "jobIDs", "runningJobIDs",
            "reportedJobIDs", "notLaunched", "deferredGroups", "deferredRecoveryInstanceIDs",
            "deferredSourceServerIDs", "held", "launchError", "failedLaunch", "trackingErrors", "trackingError"]
+# An execution stops after this long whatever it is doing (TIMED_OUT): no run is left waiting for
+# ever. Its end is not silent -- the stack's ExecutionEndedRule has the function publish the run's
+# Failback Run Finished (status TIMED_OUT, what DRS shows) and the executions alarm fires -- and a
+# redrive continues the run where it stopped. 90 days: far beyond any failback that runs on its own
+# (a step's TimeLimitSeconds is at most 12 h); a plan whose waits and approvals could take it
+# near is refused when it is checked (src/plan/duration.rs, given these limits).
+RUN_TIMEOUT_SECONDS = 90 * 24 * 3600
+
 # The deploy-time settings, read once by each execution that uses them.
 STEP_SETTINGS = O(
     maxRounds=j("$floor($number('${MaxRounds}'))"),
     trackIntervalSeconds=j("$floor($number('${TrackIntervalSeconds}'))"),
     timeLimitSeconds=j("$floor($number('${TimeLimitSeconds}'))"),
 )
-PLAN_SETTINGS = O(approvalTimeoutSeconds=j("$floor($number('${ApprovalTimeoutSeconds}'))"))
+PLAN_SETTINGS = O(
+    approvalTimeoutSeconds=j("$floor($number('${ApprovalTimeoutSeconds}'))"),
+    timeLimitSeconds=j("$floor($number('${TimeLimitSeconds}'))"),
+)
 # Each call gets the function's timeout and this much more before it counts as failed (and is
 # sent again): the Lambda service's own time around the function's.
 TASK_TIMEOUT = j("$floor($number('${FunctionTimeoutSeconds}')) + 30")
@@ -122,7 +133,8 @@ plan_states["Plan"] = O(
     Comment="The function validates the plan (a plain launch request is a plan of one step named failback) and answers its steps normalized, defaults filled in, each with the number of recovery instances it resolves to now; a dry run adds each step's counts, planned job sizes and outcomes. Read-only: retried like a tracking call. A refused plan ends the run before anything is launched; any other failure, after the retries, fails the execution at this call, which a redrive makes again.",
     Resource="arn:aws:states:::lambda:invoke",
     TimeoutSeconds=TASK_TIMEOUT,
-    Arguments=O(FunctionName="${FailbackFunctionArn}", Payload=j("$merge([$states.input, {\"action\": \"plan\", \"runId\": $runId}])")),
+    # With what bounds the run's length, so that a plan that could outlast this execution is refused.
+    Arguments=O(FunctionName="${FailbackFunctionArn}", Payload=j(f"$merge([$states.input, {{\"action\": \"plan\", \"runId\": $runId, \"limits\": {{\"timeLimitSeconds\": $timeLimitSeconds, \"approvalTimeoutSeconds\": $approvalTimeoutSeconds, \"runTimeoutSeconds\": {RUN_TIMEOUT_SECONDS}}}}}])")),
     Retry=retry(6, [DRS_READ_FAILED]),
     Catch=[
         O(ErrorEquals=["InvalidFailbackRequest"], Output=j("$states.errorOutput"), Next="RequestRefused"),
@@ -189,50 +201,54 @@ plan_states["RunStep"] = O(
 # What the last event of a step execution's history says of it: how it ended, or that it runs.
 LAST_EVENT = "$states.result.Events[0]"
 ENDINGS = '{"ExecutionSucceeded": "SUCCEEDED", "ExecutionFailed": "FAILED", "ExecutionAborted": "ABORTED", "ExecutionTimedOut": "TIMED_OUT"}'
+# The execution data of a step execution's newest event are left out when it is read to know how
+# it stands: a running one's newest event may hold a whole call's answer (up to 256 KiB, more as
+# an escaped string) -- past what a task result may hold, a failure no Catch takes. Its output is
+# read apart, once it is known to have ended well.
+READ_STEP = O(Resource="arn:aws:states:::aws-sdk:sfn:getExecutionHistory", Retry=SFN_RETRY)
 plan_states["CheckStep"] = O(
     Type="Task",
-    Comment="Reads the step execution as it is now: the last event of its history (GetExecutionHistory, newest first, one event). An execution's end is its last event: succeeded (with its output), failed, aborted or timed out (with the error and cause); any other event means it runs. Not DescribeExecution: its answer holds the execution's input and output together, which for a step handed over can pass the 256 KiB a task result may hold. One that cannot be read (never started, or Step Functions not answering) has no status. The function then says what comes next (StepGate).",
-    Resource="arn:aws:states:::aws-sdk:sfn:getExecutionHistory",
-    Arguments=O(ExecutionArn=j(STEP_EXECUTION_ARN), ReverseOrder=True, MaxResults=1, IncludeExecutionData=True),
-    Retry=SFN_RETRY,
-    Catch=[O(ErrorEquals=["States.ALL"], Assign=O(stepExecution=j("{\"name\": " + STEP_EXECUTION_NAME + ", \"status\": null, \"error\": $states.errorOutput.Error, \"cause\": $states.errorOutput.Cause}")), Output=j("{}"), Next="StepGate")],
+    Comment="Reads the step execution as it is now: the newest event of its history (GetExecutionHistory, newest first, one event, no execution data). An execution's end is its newest event: succeeded, failed, aborted or timed out (with the error and cause); any other event means it runs. One that cannot be read (never started, or Step Functions not answering) has no status. When it was read is kept (readAt, this execution's redrive count), so that what was read before a redrive is read again. The function then says what comes next (StepGate).",
+    **READ_STEP,
+    Arguments=O(ExecutionArn=j(STEP_EXECUTION_ARN), ReverseOrder=True, MaxResults=1, IncludeExecutionData=False),
+    Catch=[O(ErrorEquals=["States.ALL"], Assign=O(stepExecution=j("{\"name\": " + STEP_EXECUTION_NAME + ", \"status\": null, \"error\": $states.errorOutput.Error, \"cause\": $states.errorOutput.Cause, \"readAt\": $states.context.Execution.RedriveCount}")), Next="StepGate")],
     Assign=O(stepExecution=j(
         f"($e := {LAST_EVENT}; $d := $e.ExecutionFailedEventDetails ? $e.ExecutionFailedEventDetails : ($e.ExecutionAbortedEventDetails ? $e.ExecutionAbortedEventDetails : $e.ExecutionTimedOutEventDetails); "
-        "{\"name\": " + STEP_EXECUTION_NAME + f", \"status\": $lookup({ENDINGS}, $e.Type) ? $lookup({ENDINGS}, $e.Type) : \"RUNNING\", \"error\": $d.Error, \"cause\": $d.Cause}})")),
-    # The event goes on as the state's output (not a variable: it may hold the step's output, up
-    # to 256 KiB): a step execution that ended well is adopted from it.
-    Output=j(LAST_EVENT),
+        "{\"name\": " + STEP_EXECUTION_NAME + f", \"status\": $lookup({ENDINGS}, $e.Type) ? $lookup({ENDINGS}, $e.Type) : \"RUNNING\", \"error\": $d.Error, \"cause\": $d.Cause, \"readAt\": $states.context.Execution.RedriveCount}})")),
     Next="StepGate",
 )
 # Redriven since the step execution was last looked into: the operator asks for the step to go on.
 REDRIVEN = "$states.context.Execution.RedriveCount > $stepRedrives"
+# What was read of it was read before this execution was last redriven.
+STALE = "$stepExecution.readAt < $states.context.Execution.RedriveCount"
+LOOK = f"{P}.next.action = \"look\""
 plan_states["StepGate"] = O(
     Type="Task",
-    Comment="The function says what comes of a step execution that did not answer (src/plan/follow.rs): ended well -- take its output (adopt); running -- look again after a while (wait); failed, timed out or aborted, or never started -- fail this execution here, naming it (StepExecutionFailed), unless this execution was redriven since (redriven): then redrive the step execution where it failed, or start it. A step execution running for too long fails this execution too (StepStillRunning). No Catch: a redrive of this execution comes back here, and goes on.",
+    Comment="The function says what comes of a step execution that did not answer (src/plan/follow.rs): read before this execution was last redriven -- read it again (look); ended well -- take its output (adopt); running -- look again after a while (wait); never started -- start it, a few times, after a while; failed, timed out or aborted -- fail this execution here, naming it (StepExecutionFailed), unless this execution was redriven since (redriven): then redrive the step execution where it failed (or start it). A step execution running for too long fails this execution too (StepStillRunning). No Catch: a redrive of this execution comes back here, and goes on. A redrive is spent (stepRedrives) by any answer but look.",
     Resource="arn:aws:states:::lambda:invoke",
     TimeoutSeconds=TASK_TIMEOUT,
     Arguments=O(FunctionName="${FailbackFunctionArn}", Payload=O(
         action="stepExecution", runId=j("$runId"), step=j("$step.name"),
-        execution=j("$stepExecution"),
-        redriven=j(REDRIVEN), polls=j("$polls"))),
+        execution=j("$sift($stepExecution, function($v, $k) { $k != \"readAt\" })"),
+        redriven=j(REDRIVEN), stale=j(STALE), polls=j("$polls"))),
     Retry=retry(6, final=STEP_ERRORS),
-    Output=j("$states.input"),
     Assign=O(
         next=j(f"{P}.next"),
-        polls=j(f"{REDRIVEN} ? 0 : $polls"),
-        stepRedrives=j("$states.context.Execution.RedriveCount"),
+        polls=j(f"{LOOK} ? $polls : ({REDRIVEN} ? 0 : $polls)"),
+        stepRedrives=j(f"{LOOK} ? $stepRedrives : $states.context.Execution.RedriveCount"),
     ),
     Next="FollowStep",
 )
 plan_states["FollowStep"] = O(
     Type="Choice",
-    Comment="What the function answered for the step execution.",
+    Comment="What the function answered for the step execution. An answer this definition does not know fails the execution here (States.NoChoiceMatched).",
     Choices=[
-        O(Condition=j("$next.action = \"adopt\""), Next="StepAdopted"),
+        O(Condition=j("$next.action = \"adopt\""), Next="ReadStepOutput"),
         O(Condition=j("$next.action = \"redrive\""), Next="RedriveStep"),
-        O(Condition=j("$next.action = \"start\""), Next="RunStep"),
+        O(Condition=j("$next.action = \"start\""), Next="WaitToStart"),
+        O(Condition=j("$next.action = \"wait\""), Next="WaitForStep"),
+        O(Condition=j("$next.action = \"look\""), Next="CheckStep"),
     ],
-    Default="WaitForStep",
 )
 plan_states["WaitForStep"] = O(
     Type="Wait",
@@ -240,6 +256,13 @@ plan_states["WaitForStep"] = O(
     Seconds=j("$next.waitSeconds"),
     Assign=O(polls=j("$polls + 1")),
     Next="CheckStep",
+)
+plan_states["WaitToStart"] = O(
+    Type="Wait",
+    Comment="The step execution never started (a start refused for now: throttled, too many running executions): start it after the time the function said (0 after a redrive).",
+    Seconds=j("$next.waitSeconds"),
+    Assign=O(polls=j("$polls + 1")),
+    Next="RunStep",
 )
 plan_states["RedriveStep"] = O(
     Type="Task",
@@ -250,10 +273,12 @@ plan_states["RedriveStep"] = O(
     Catch=[O(ErrorEquals=["States.ALL"], Next="CheckStep")],
     Next="CheckStep",
 )
-plan_states["StepAdopted"] = O(
-    Type="Pass",
-    Comment="A step execution that ended well after all (redriven): its output, from the last event of its history, as RunStep would have had it.",
-    Assign=O(stepOutput=j("$parse($states.input.ExecutionSucceededEventDetails.Output)")),
+plan_states["ReadStepOutput"] = O(
+    Type="Task",
+    Comment="A step execution that ended well after all (redriven): its output, from the newest event of its history (ExecutionSucceeded), as RunStep would have had it. Fails this execution here if it cannot be read; a redrive reads it again.",
+    **READ_STEP,
+    Arguments=O(ExecutionArn=j(STEP_EXECUTION_ARN), ReverseOrder=True, MaxResults=1, IncludeExecutionData=True),
+    Assign=O(stepOutput=j(f"$parse({LAST_EVENT}.ExecutionSucceededEventDetails.Output)")),
     Next="StepRan",
 )
 plan_states["StepRan"] = O(
@@ -587,12 +612,6 @@ plan_states["DryRunPlanned"] = O(
 plan_states["RequestRefused"] = O(Type="Fail", Comment="Malformed or oversized request or plan, or a field DRS refuses: nothing was launched.", Error=j("$states.input.Error"), Cause=j("$states.input.Cause"))
 plan_states["DrsNotUsable"] = O(Type="Fail", Comment="DRS is not initialised in this account and region, or the function may not call it; no job was created.", Error=j("$states.input.Error"), Cause=j("$states.input.Cause"))
 
-# An execution stops after this long whatever it is doing (TIMED_OUT): no run is left waiting for
-# ever. Its end is not silent -- the stack's ExecutionEndedRule has the function publish the run's
-# Failback Run Finished (status TIMED_OUT, what DRS shows) and the executions alarm fires -- and a
-# redrive continues the run where it stopped. 90 days: far beyond any failback that runs on its own
-# (a step's TimeLimitSeconds is at most 12 h); only plans held by long waits and approvals get near.
-RUN_TIMEOUT_SECONDS = 90 * 24 * 3600
 
 PLAN = O(
     Comment="drs-failback: a whole failback, as an ordered plan of steps (a plain request is one step). The function checks the plan; each step runs as a child execution of the step state machine (and, past its share of calls, in fresh ones), which launches its recovery instances within the DRS quotas and tracks the jobs until each launched instance has its final result, then sums it up and decides whether the plan goes on (critical instances, maxFailed). Between steps: waitAfterSeconds, and an approval when asked for. Step Started, Approval Requested, Plan Halted and Run Finished are published from here. A failed step execution fails this execution at StepGate; a redrive of this execution redrives the step execution and goes on.",

@@ -7,7 +7,7 @@
 //! the plan then starts a fresh step execution (the step's next part). The plan's execution
 //! runs at most MAX_PLAN_STEPS steps, each with its own states and as many parts as the longest
 //! step needs at the template's extremes, and in one attempt (its start or a redrive) looks at
-//! running step executions at most MAX_POLLS times.
+//! step executions at most MAX_POLLS times; the bound allows for REDRIVES redrives.
 
 use std::fs;
 use std::path::Path;
@@ -77,11 +77,13 @@ fn sum(states: &Value, names: &[&str]) -> u64 {
     names.iter().map(|name| cost(states, name)).sum()
 }
 
-/// Every state of a definition is counted in exactly one of the groups.
+/// Every state of a definition is counted in one of the groups at least.
 fn check_counted(states: &Value, groups: &[&[&str]]) {
     for name in states.as_object().unwrap().keys() {
-        let n = groups.iter().filter(|g| g.contains(&name.as_str())).count();
-        assert_eq!(n, 1, "{name} is counted {n} times");
+        assert!(
+            groups.iter().any(|g| g.contains(&name.as_str())),
+            "{name} is not counted"
+        );
     }
 }
 
@@ -132,6 +134,10 @@ fn no_step_execution_nears_the_history_cap_whatever_the_settings() {
     assert!(per_call < 60, "{per_call} per call");
 }
 
+/// Redrives of one plan execution the bound below allows for, each waiting its full share of
+/// looks at a step execution (a redrive adds to the same history).
+const REDRIVES: u64 = 3;
+
 #[test]
 fn no_plan_execution_nears_the_history_cap_whatever_the_plan() {
     let definition = definition("statemachine/failback.asl.json");
@@ -148,27 +154,44 @@ fn no_plan_execution_nears_the_history_cap_whatever_the_plan() {
     let per_step_states = [
         "StartStep",
         "PublishStepStarted",
-        "StepRan",
         "StepSummed",
         "StepDone",
         "WaitAfterStep",
         "AfterWait",
         "RequestApproval",
     ];
-    // Each part: the child run and waited for, and the choice after it.
-    let per_part_states = ["RunStep", "NextPart"];
-    // A look at a running step execution (after a redrive), and the question before it.
-    let per_look_states = ["WaitForStep", "CheckStep", "StepGate", "FollowStep"];
-    // Once per attempt: the request, the plan, the end; a refusal; the redrive of a step
-    // execution and the adoption of its result.
+    // Each part: the child run and waited for, the choice after it, the next part.
+    let per_part_states = ["RunStep", "StepRan", "NextPart"];
+    // A look at a step execution that did not answer (RunStep failed: it failed, or could not
+    // be started; or it runs, redriven) and the question after it, then a wait and a look again or a
+    // start again: at most MAX_POLLS in an attempt (each wait counts), and one more that stops
+    // the attempt.
+    let per_look_states = [
+        "CheckStep",
+        "StepGate",
+        "FollowStep",
+        "WaitForStep",
+        "WaitToStart",
+        "RunStep",
+    ];
+    // Once per redrive: the question asked again, a fresh look (what was read before the
+    // redrive), the step execution redriven and, when it ends well, its output read.
+    let per_redrive_states = [
+        "StepGate",
+        "FollowStep",
+        "CheckStep",
+        "StepGate",
+        "FollowStep",
+        "RedriveStep",
+        "ReadStepOutput",
+    ];
+    // Once: the request, the plan, the end; a refusal.
     let once = [
         "ReadRequest",
         "Plan",
         "Planned",
         "StepRefused",
         "Refusal",
-        "RedriveStep",
-        "StepAdopted",
         "HaltPlan",
         "SumUp",
         "PublishRunFinished",
@@ -183,15 +206,22 @@ fn no_plan_execution_nears_the_history_cap_whatever_the_plan() {
     ];
     check_counted(
         states,
-        &[&per_step_states, &per_part_states, &per_look_states, &once],
+        &[
+            &per_step_states,
+            &per_part_states,
+            &per_look_states,
+            &per_redrive_states,
+            &once,
+        ],
     );
     let per_step = sum(states, &per_step_states) + parts * sum(states, &per_part_states);
-    let per_look = sum(states, &per_look_states);
+    let per_attempt = (u64::from(MAX_POLLS) + 1) * sum(states, &per_look_states);
+    let per_redrive = sum(states, &per_redrive_states) + per_attempt;
     let fixed = 2 + sum(states, &once);
-    let bound = MAX_PLAN_STEPS as u64 * per_step + u64::from(MAX_POLLS) * per_look + fixed;
+    let bound = MAX_PLAN_STEPS as u64 * per_step + per_attempt + REDRIVES * per_redrive + fixed;
     assert!(
         bound <= allowed(),
-        "a plan execution may write {bound} history events ({MAX_PLAN_STEPS} steps × {per_step} ({parts} parts each) + {MAX_POLLS} looks × {per_look} + {fixed}), more than {}",
+        "a plan execution may write {bound} history events ({MAX_PLAN_STEPS} steps × {per_step} ({parts} parts each) + {per_attempt} looks + {REDRIVES} redrives × {per_redrive} + {fixed}), more than {}",
         allowed()
     );
 }

@@ -204,9 +204,13 @@ fn the_plan_follows_the_functions_answer_about_a_step_execution() {
         .collect();
     assert_eq!(
         conditions,
-        ["adopt", "redrive", "start"].map(|a| format!("{{% $next.action = \"{a}\" %}}"))
+        ["adopt", "redrive", "start", "wait", "look"]
+            .map(|a| format!("{{% $next.action = \"{a}\" %}}"))
     );
+    // An answer the plan does not know fails it there, rather than being taken for another.
+    assert!(states["FollowStep"]["Default"].is_null());
     assert_eq!(states["WaitForStep"]["Seconds"], "{% $next.waitSeconds %}");
+    assert_eq!(states["WaitToStart"]["Seconds"], "{% $next.waitSeconds %}");
     assert!(
         states["StepGate"]["Catch"].is_null(),
         "the plan fails at the question"

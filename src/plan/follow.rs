@@ -1,8 +1,10 @@
 //! What comes of a step execution that did not answer the plan: the plan runs each step as a
 //! child execution and waits for it; when the wait ends without the step's output, the plan reads
-//! the child (its status) and asks here. The plan's execution fails at that question (naming the
-//! step execution) until the operator redrives it: then the step execution is redriven where it
-//! failed, or started when it never was, and the plan follows it to its end.
+//! the child (the newest event of its history) and asks here. A step execution that failed, timed
+//! out or was aborted stops the plan's execution at that question (naming it) until the operator
+//! redrives the plan: then the step execution is redriven where it failed, and the plan follows it
+//! to its end. One that could not be started is started again a few times on its own (a throttled
+//! start, the quota of running executions), then stops the plan the same way.
 
 use serde::Serialize;
 
@@ -13,11 +15,13 @@ use crate::request::{ExecutionStatus, StepExecutionRequest};
 /// [`MAX_WAIT_SECONDS`].
 pub const FIRST_WAIT_SECONDS: u64 = 30;
 pub const MAX_WAIT_SECONDS: u64 = 900;
-/// Looks at running step executions before the plan stops waiting (about 48 hours at the longest
-/// wait; a step's TimeLimitSeconds is at most 12), counted over the plan's execution and from 0
-/// again on each redrive. Each look is a few events of the plan's history: this bounds them
-/// (tests/history.rs). A redrive of the plan waits again.
-pub const MAX_POLLS: u32 = 200;
+/// Looks at running step executions (and starts made again) before the plan stops waiting: with
+/// the waits above about 14 hours, past the longest step (TimeLimitSeconds is at most 12 hours).
+/// Counted over the plan's execution and from 0 again on each redrive; each look is a few events
+/// of the plan's history: this bounds them (tests/history.rs). A redrive of the plan waits again.
+pub const MAX_POLLS: u32 = 60;
+/// Starts of a step execution that could not be started, made again before the plan stops.
+pub const MAX_STARTS_AGAIN: u32 = 3;
 
 /// The plan's next move.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -27,11 +31,15 @@ pub enum Follow {
     Adopt,
     /// Redrive it (RedriveExecution): it goes on at its failed call.
     Redrive,
-    /// Start it: it never started.
-    Start,
+    /// Start it (after this long): it never started.
+    #[serde(rename_all = "camelCase")]
+    Start { wait_seconds: u64 },
     /// It is running: look again after this long.
     #[serde(rename_all = "camelCase")]
     Wait { wait_seconds: u64 },
+    /// What the plan read was read before its execution was last redriven: read it again now,
+    /// and ask again.
+    Look,
 }
 
 /// The answer to a step execution request.
@@ -50,10 +58,10 @@ pub fn follow(request: &StepExecutionRequest) -> Result<FollowAnswer, HandlerErr
     let stop = |stop: StepStop, what: String| {
         let remedy = match stop {
             StepStop::Failed => {
-                "mend the cause, then redrive this execution (RedriveExecution): it redrives the step execution where it failed, and the run goes on"
+                "mend the cause, then redrive this execution (RedriveExecution): it redrives the step execution where it failed (or starts it), and the run goes on"
             }
             StepStop::StillRunning => {
-                "redrive this execution to wait for it again, or stop it and redrive this execution to go on from where it stopped"
+                "redrive this execution to wait for it again; or stop the step execution (StopExecution) and redrive this execution: it redrives the step execution from where it stopped"
             }
         };
         Err(HandlerError::StepStopped {
@@ -70,10 +78,14 @@ pub fn follow(request: &StepExecutionRequest) -> Result<FollowAnswer, HandlerErr
         (None, Some(cause)) => format!(" ({cause})"),
         (None, None) => String::new(),
     };
+    // A redrive starts the count again.
+    let polls = if request.redriven { 0 } else { request.polls };
     let next = match execution.status {
+        // Read before the plan was redriven: what it says may be old (a step execution since
+        // redriven by hand, or stopped). The redrive is not spent on it.
+        _ if request.stale => Follow::Look,
         Some(ExecutionStatus::Succeeded) => Follow::Adopt,
-        Some(ExecutionStatus::Running | ExecutionStatus::PendingRedrive) => {
-            let polls = if request.redriven { 0 } else { request.polls };
+        Some(ExecutionStatus::Running) => {
             if polls >= MAX_POLLS {
                 return stop(
                     StepStop::StillRunning,
@@ -96,14 +108,18 @@ pub fn follow(request: &StepExecutionRequest) -> Result<FollowAnswer, HandlerErr
             }
             Follow::Redrive
         }
+        // Never started, or not readable: starting it again under its name is safe (a start of a
+        // running execution with its name and input is that execution; a closed one's name is
+        // refused, and read again).
+        None if request.redriven => Follow::Start { wait_seconds: 0 },
+        None if polls < MAX_STARTS_AGAIN => Follow::Start {
+            wait_seconds: wait_seconds(polls),
+        },
         None => {
-            if !request.redriven {
-                return stop(
-                    StepStop::Failed,
-                    format!("could not be started or read{}", why()),
-                );
-            }
-            Follow::Start
+            return stop(
+                StepStop::Failed,
+                format!("could not be started or read{}", why()),
+            );
         }
     };
     Ok(FollowAnswer {
@@ -137,19 +153,21 @@ mod tests {
                 cause: Some("DRS unreadable".into()),
             },
             redriven,
+            stale: false,
             polls,
         }
     }
 
-    /// Every status, redriven or not, at the first look and past the last.
+    /// Every status, redriven or not, at the first look and past the last; read before a redrive.
     #[test]
     fn every_decision() {
         use ExecutionStatus::*;
         let wait = |s| Ok(Follow::Wait { wait_seconds: s });
+        let start = |s| Ok(Follow::Start { wait_seconds: s });
         let failed = Err(StepStop::Failed);
         let running_long = Err(StepStop::StillRunning);
         type Row = (Option<ExecutionStatus>, bool, u32, Result<Follow, StepStop>);
-        let table: [Row; 16] = [
+        let table: [Row; 18] = [
             (Some(Succeeded), false, 0, Ok(Follow::Adopt)),
             (Some(Succeeded), true, MAX_POLLS, Ok(Follow::Adopt)),
             (Some(Running), false, 0, wait(30)),
@@ -158,14 +176,16 @@ mod tests {
             (Some(Running), false, MAX_POLLS - 1, wait(MAX_WAIT_SECONDS)),
             (Some(Running), false, MAX_POLLS, running_long),
             (Some(Running), true, MAX_POLLS, wait(30)),
-            (Some(PendingRedrive), false, 1, wait(60)),
             (Some(Failed), false, 0, failed),
             (Some(TimedOut), false, 0, failed),
             (Some(Aborted), false, 0, failed),
             (Some(Failed), true, 0, Ok(Follow::Redrive)),
             (Some(Aborted), true, 7, Ok(Follow::Redrive)),
-            (None, false, 0, failed),
-            (None, true, 0, Ok(Follow::Start)),
+            (None, false, 0, start(30)),
+            (None, false, MAX_STARTS_AGAIN - 1, start(120)),
+            (None, false, MAX_STARTS_AGAIN, failed),
+            (None, true, 0, start(0)),
+            (None, true, MAX_POLLS, start(0)),
         ];
         for (status, redriven, polls, expected) in table {
             let got = follow(&ask(status, redriven, polls))
@@ -178,6 +198,12 @@ mod tests {
                 got, expected,
                 "{status:?} redriven {redriven} polls {polls}"
             );
+            // Read before the plan's execution was redriven: read again, whatever it said.
+            let stale = StepExecutionRequest {
+                stale: true,
+                ..ask(status, redriven, polls)
+            };
+            assert_eq!(follow(&stale).unwrap().next, Follow::Look);
         }
     }
 

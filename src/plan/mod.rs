@@ -7,6 +7,7 @@
 use serde::Serialize;
 use tracing::info;
 
+pub mod duration;
 pub mod follow;
 pub mod resolve;
 
@@ -65,6 +66,7 @@ pub async fn check<D: Drs>(
     reads: &DrsReads<'_, D>,
     request: &PlanRequest,
 ) -> Result<PlanAnswer, HandlerError> {
+    duration::check(request)?;
     // A plain request names its instances only: nothing to resolve before it launches (its
     // launch reports unknown ids as skipped, as it always has).
     let needs_drs = !request.plain || request.steps.iter().any(|s| s.selector.is_some());

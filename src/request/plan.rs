@@ -19,7 +19,7 @@ use super::rules::{
 };
 use super::selector::{Selector, parse_selector};
 use super::tags::parse_tags;
-use super::{RequestError, deserialize, wrong};
+use super::{RequestError, deserialize, deserialize_at, wrong};
 use crate::drs::Tags;
 
 /// AWS's own DRS recovery plans stop at 20 steps; a failback plan may have more, within what a
@@ -53,6 +53,21 @@ pub struct PlanRequest {
     pub steps: Vec<PlanStep>,
     /// A plain launch request, made a plan of one step.
     pub plain: bool,
+    /// The state machines' settings, from the plan's execution: a plan that could outlast it is
+    /// refused ([`crate::plan::duration`]).
+    pub limits: Option<PlanLimits>,
+}
+
+/// `limits`: what bounds a run's length, as the plan's execution passes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PlanLimits {
+    /// A step's TimeLimitSeconds.
+    pub time_limit_seconds: u64,
+    /// How long an approval is waited for (ApprovalTimeoutSeconds).
+    pub approval_timeout_seconds: u64,
+    /// How long the plan's execution may run (its TimeoutSeconds).
+    pub run_timeout_seconds: u64,
 }
 
 #[derive(Deserialize)]
@@ -89,9 +104,19 @@ pub(crate) fn parse_plan(
     max_instances: usize,
     new_run_id: impl FnOnce() -> String,
 ) -> Result<PlanRequest, RequestError> {
+    // The plan's execution adds its settings to whatever it was asked (a plan or a plain request).
+    let mut body = body.clone();
+    let limits = match body.as_object_mut().and_then(|m| m.remove("limits")) {
+        Some(raw) => Some(deserialize_at::<PlanLimits>(&raw, "limits", &["limits"])?),
+        None => None,
+    };
+    let body = &body;
     if body.get("steps").is_none() {
         let request = parse_body(body, envelope_id, max_instances, new_run_id)?;
-        return Ok(plain(request));
+        return Ok(PlanRequest {
+            limits,
+            ..plain(request)
+        });
     }
     let body: PlanBody = deserialize(body).map_err(|error| match error {
         RequestError::UnknownField { field, .. }
@@ -130,6 +155,7 @@ pub(crate) fn parse_plan(
         dry_run,
         steps,
         plain: false,
+        limits,
     })
 }
 
@@ -155,6 +181,7 @@ fn plain(request: LaunchRequest) -> PlanRequest {
         dry_run: request.dry_run,
         steps: vec![step],
         plain: true,
+        limits: None,
     }
 }
 

@@ -1,5 +1,5 @@
 //! The step execution request: `{"action": "stepExecution", "runId", "step", "execution": {"name",
-//! "status", "error"?, "cause"?}, "redriven", "polls"}`. The plan runs each step as a child
+//! "status", "error"?, "cause"?}, "redriven", "stale", "polls"}`. The plan runs each step as a child
 //! execution and waits for it; when that wait ends without the step's answer (the child failed,
 //! timed out, was aborted, or could not be started), the plan reads the child and asks what comes
 //! of it ([`crate::plan::follow`]). Nothing is read from DRS: the answer is a decision only.
@@ -15,7 +15,8 @@ use super::{RequestError, deserialize, invalid, is_valid_run_id, truncate_utf8};
 const ERROR_ECHO_MAX: usize = 256;
 const CAUSE_ECHO_MAX: usize = 2048;
 
-/// A step execution's status as `DescribeExecution` gives it.
+/// A step execution's status, as the newest event of its history says it: how it ended, or that
+/// it runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ExecutionStatus {
@@ -24,7 +25,6 @@ pub enum ExecutionStatus {
     Failed,
     TimedOut,
     Aborted,
-    PendingRedrive,
 }
 
 /// The step execution as the plan read it: `status` absent when it could not be read (never
@@ -45,6 +45,9 @@ pub struct StepExecutionRequest {
     /// The plan's execution was redriven since the step execution was last looked into: the
     /// operator asks for the run to go on.
     pub redriven: bool,
+    /// What the plan read of the step execution was read before the plan's execution was last
+    /// redriven: it may be old.
+    pub stale: bool,
     /// Times the plan's execution has looked at a running step execution since it started or was
     /// last redriven.
     pub polls: u32,
@@ -59,6 +62,7 @@ struct Body {
     step: Option<String>,
     execution: Option<ExecutionBody>,
     redriven: Option<bool>,
+    stale: Option<bool>,
     polls: Option<u32>,
 }
 
@@ -104,6 +108,7 @@ pub(crate) fn parse_step_execution(body: &Value) -> Result<StepExecutionRequest,
             cause: execution.cause.map(|c| truncate_utf8(&c, CAUSE_ECHO_MAX)),
         },
         redriven: body.redriven.ok_or(RequestError::Missing("redriven"))?,
+        stale: body.stale.unwrap_or(false),
         polls: body.polls.unwrap_or(0),
     })
 }

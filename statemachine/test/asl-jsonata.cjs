@@ -577,7 +577,15 @@ function stepFunctions(machines, faults = {}) {
       const run = executions.get(arn);
       if (!run) throw notFound(arn);
       const event = { Id: run.history, Timestamp: now };
-      if (Date.parse(now) < Date.parse(run.ended)) return { Events: [{ ...event, Type: "TaskStateEntered", StateEnteredEventDetails: { Name: run.state } }] };
+      if (Date.parse(now) < Date.parse(run.ended)) {
+        // Running: a state's event, with that state's input when execution data is asked for (a
+        // whole call's answer, as a JSON string: it may pass what a task result may hold).
+        const entered = run.trace.filter((t) => "input" in t).at(-1);
+        const details = withData ? { Name: entered.state, Input: JSON.stringify(entered.input), InputDetails: { Truncated: false } } : { Name: entered.state };
+        const running = { ...event, Type: "TaskStateEntered", StateEnteredEventDetails: details };
+        checkSize(running, `the newest event of ${arn}`);
+        return { Events: [running] };
+      }
       const data = (details) => (withData ? details : Object.fromEntries(Object.keys(details).map((k) => [k, undefined])));
       const ends = {
         SUCCEEDED: () => ({ Type: "ExecutionSucceeded", ExecutionSucceededEventDetails: withData ? { Output: JSON.stringify(run.output), OutputDetails: { Truncated: false } } : {} }),

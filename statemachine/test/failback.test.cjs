@@ -78,11 +78,18 @@ function definition(overrides = {}) {
   return { plan: substitute(planText, substitutions), step: substitute(stepText, substitutions) };
 }
 
+/** What bounds a run's length, as the plan's execution sends it with its plan call (src/plan/duration.rs). */
+const PLAN_LIMITS = {
+  timeLimitSeconds: templateDefault("TimeLimitSeconds"),
+  approvalTimeoutSeconds: templateDefault("ApprovalTimeoutSeconds"),
+  runTimeoutSeconds: 90 * 24 * 3600,
+};
+
 const functionError = (errorType, errorMessage) =>
   new StatesError(errorType, JSON.stringify({ errorType, errorMessage }));
 const refused = (message) => functionError("InvalidFailbackRequest", `invalid failback request: ${message}`);
 
-const PLAN_FIELDS = ["action", "runId", "tags", "dryRun", "steps", "recoveryInstanceIDs", "sourceServerIDs"];
+const PLAN_FIELDS = ["action", "runId", "tags", "dryRun", "steps", "recoveryInstanceIDs", "sourceServerIDs", "limits"];
 const STEP_FIELDS = ["name", "recoveryInstanceIDs", "sourceServerIDs", "selector", "critical", "maxFailed", "waitAfterSeconds", "approval"];
 const LAUNCH_FIELDS = ["recoveryInstanceIDs", "sourceServerIDs", "selector", "tags", "runId", "dryRun", "action", "step", "otherSteps", "loop"];
 const TRACK_FIELDS = ["action", "runId", "step", "critical", "maxFailed", "jobIDs", "reportedJobIDs", "final", "notLaunched", "loop", "heldByOtherSteps"];
@@ -608,7 +615,7 @@ test("all succeed: plan, launch, track until every job is done, sum up", async (
   const run = await execute(definition(), input, fake);
   assertEnded(run, "FailbackComplete");
   const interval = templateDefault("TrackIntervalSeconds");
-  assert.deepEqual(fake.calls[0], { ...input, action: "plan" });
+  assert.deepEqual(fake.calls[0], { ...input, action: "plan", limits: PLAN_LIMITS });
   assert.deepEqual(withoutLoop(fake.calls[1]), { runId: input.runId, tags: input.tags, step: "failback", recoveryInstanceIDs: input.recoveryInstanceIDs });
   // Tracking calls until the 300 s jobs are done, then the final call with every job.
   const tracks = trackCalls(fake);
@@ -727,7 +734,7 @@ test("a dry run plans and ends: one invocation, the plan of one step", async () 
   const fake = fakeFunction();
   const run = await execute(definition(), input, fake);
   assertEnded(run, "DryRunPlanned");
-  assert.deepEqual(fake.calls, [{ ...input, action: "plan" }]);
+  assert.deepEqual(fake.calls, [{ ...input, action: "plan", limits: PLAN_LIMITS }]);
   assert.deepEqual(run.output, {
     runId: "wave-3-plan",
     dryRun: true,
@@ -746,7 +753,7 @@ test("an EventBridge event as input: every call is a direct request with the eve
   const fake = fakeFunction({ capacity: 4 });
   const run = await execute(definition(), input, fake);
   assertEnded(run, "FailbackComplete");
-  assert.deepEqual(fake.calls[0], { ...input.detail, runId: input.id, action: "plan" });
+  assert.deepEqual(fake.calls[0], { ...input.detail, runId: input.id, action: "plan", limits: PLAN_LIMITS });
   assert.deepEqual(launchCalls(fake)[0], { ...input.detail, runId: input.id, step: "failback" });
   const second = launchCalls(fake)[1];
   assert.deepEqual(second, { recoveryInstanceIDs: input.detail.recoveryInstanceIDs.slice(4), runId: input.id, step: "failback", tags: input.detail.tags });
@@ -997,8 +1004,8 @@ test("redrive of a step execution by hand, then of the plan: the plan adopts the
   // ... and then the plan, which finds the step ended well and takes its result.
   const redriven = await execute(definition(), THREE, { ...fake, answer: approve(), redrive: first, redriveAfterSeconds: 3600 });
   assertEnded(redriven, "FailbackComplete");
-  assert.deepEqual(planStates(redriven).slice(0, 6), ["StepGate", "FollowStep", "RedriveStep", "CheckStep", "StepGate", "FollowStep", "StepAdopted"].slice(0, 6));
-  assert.equal(planStates(redriven)[6], "StepAdopted");
+  // What the plan read before it was redriven is read again: the step execution ended well since.
+  assert.deepEqual(planStates(redriven).slice(0, 7), ["StepGate", "FollowStep", "CheckStep", "StepGate", "FollowStep", "ReadStepOutput", "StepRan"]);
   assert.ok(!redriven.trace.some((t) => t.execution), "no step execution ran again");
   assert.equal(stepExecution(redriven, 2).redriveCount, 1, "redriven once, by hand");
   assert.equal(launchCalls(fake).length, launchesBefore, "nothing launched again");
@@ -1025,7 +1032,11 @@ test("a redrive of the plan redrives its failed step execution and waits for it:
   const redriven = await execute(definition(), input, { ...fake, redrive: first, redriveAfterSeconds: 60 });
   assertEnded(redriven, "FailbackComplete");
   assertResumedAt(redriven, "TrackAgain");
-  assert.deepEqual(planStates(redriven).slice(0, 9), ["StepGate", "FollowStep", "RedriveStep", "CheckStep", "StepGate", "FollowStep", "WaitForStep", "CheckStep", "StepGate"], "running: looked at again after a wait");
+  assert.deepEqual(
+    planStates(redriven).slice(0, 13),
+    ["StepGate", "FollowStep", "CheckStep", "StepGate", "FollowStep", "RedriveStep", "CheckStep", "StepGate", "FollowStep", "WaitForStep", "CheckStep", "StepGate", "FollowStep"],
+    "read again, redriven, then running: looked at again after a wait",
+  );
   assert.ok(redriven.trace.some((t) => t.state === "WaitForStep" && t.wait === 30), "the first look after 30 s");
   assert.equal(stepExecution(redriven, 0).redriveCount, 1);
   assert.equal(redriven.output.counts.succeeded, 2);
@@ -1033,7 +1044,50 @@ test("a redrive of the plan redrives its failed step execution and waits for it:
   assertEventsAcross([first, redriven], fake);
 });
 
-test("a step execution that could not be started fails the plan at its question; a redrive starts it", async () => {
+test("a plan that failed while its redriven step execution ran (which failed again since) reads it again on its next redrive: one redrive goes on", async () => {
+  let tracking = false;
+  let gateDown = false;
+  const fake = fakeFunction({
+    jobSeconds: 30,
+    error: (n, body) => {
+      if (!tracking && body.action === "track" && !body.final) return new StatesError("Lambda.Unknown", "crashed");
+      if (gateDown && body.action === "stepExecution" && body.execution.status === "RUNNING") return new StatesError("Lambda.ServiceException", "the function cannot be reached");
+      return undefined;
+    },
+  });
+  const input = { runId: "wave-stale", recoveryInstanceIDs: ids("5f", 2) };
+  const first = await execute(definition(), input, fake);
+  assertStepFailed(first, "TrackAgain", "Lambda.Unknown");
+  // Redriven with tracking still broken and the function unreachable for the plan's question
+  // while the step execution runs: the plan fails at that question, having read it RUNNING; the
+  // step execution fails again meanwhile.
+  gateDown = true;
+  const second = await execute(definition(), input, { ...fake, redrive: first });
+  assertEnded(second, "StepGate");
+  assert.equal(second.error, "Lambda.ServiceException");
+  assert.equal(second.variables.stepExecution.status, "RUNNING");
+  assert.equal(stepExecution(second, 0).status, "FAILED");
+  // Everything mended: one redrive reads the step execution again (FAILED, not RUNNING), redrives it, and the run completes.
+  tracking = true;
+  gateDown = false;
+  const third = await execute(definition(), input, { ...fake, redrive: second, redriveAfterSeconds: 3600 });
+  assertEnded(third, "FailbackComplete");
+  assert.deepEqual(planStates(third).slice(0, 6), ["StepGate", "FollowStep", "CheckStep", "StepGate", "FollowStep", "RedriveStep"]);
+  assert.equal(stepExecution(third, 0).redriveCount, 2);
+  assert.equal(launchCalls(fake).length, 1, "nothing launched again");
+  assertEventsAcross([first, second, third], fake);
+});
+
+test("a step execution that could not be started is started again a few times; then the plan fails at its question, and a redrive starts it", async () => {
+  // Refused once (a throttled start): started again after a while, the run completes on its own.
+  let refusals = 1;
+  const once = fakeFunction({});
+  const refuseOnce = { start: () => (refusals-- > 0 ? new StatesError("StepFunctions.ExecutionLimitExceededException", "too many running executions") : undefined) };
+  const recovered = await execute(definition(), { runId: "wave-start-again", recoveryInstanceIDs: ids("5e", 2) }, { ...once, sfnFaults: refuseOnce });
+  assertEnded(recovered, "FailbackComplete");
+  assert.deepEqual(planStates(recovered).filter((n) => ["RunStep", "CheckStep", "StepGate", "WaitToStart"].includes(n)), ["RunStep", "CheckStep", "StepGate", "WaitToStart", "RunStep"]);
+  assert.ok(recovered.trace.some((t) => t.state === "WaitToStart" && t.wait === 30));
+
   let refuse = true;
   const fake = fakeFunction({});
   const sfnFaults = { start: () => (refuse ? new StatesError("StepFunctions.ExecutionLimitExceededException", "too many running executions") : undefined) };
@@ -1042,12 +1096,13 @@ test("a step execution that could not be started fails the plan at its question;
   assertEnded(first, "StepGate");
   assert.equal(first.error, "StepExecutionFailed");
   assert.match(first.cause, /could not be started or read \(Sfn\.ExecutionDoesNotExistException/);
+  assert.equal(planStates(first).filter((n) => n === "RunStep").length, 4, "started, then 3 times more");
   assert.equal(first.steps.length, 0);
   assert.equal(launchCalls(fake).length, 0, "nothing launched");
   refuse = false;
   const redriven = await execute(definition(), input, { ...fake, redrive: first });
   assertEnded(redriven, "FailbackComplete");
-  assert.deepEqual(planStates(redriven).slice(0, 3), ["StepGate", "FollowStep", "RunStep"]);
+  assert.deepEqual(planStates(redriven).slice(0, 7), ["StepGate", "FollowStep", "CheckStep", "StepGate", "FollowStep", "WaitToStart", "RunStep"]);
   assert.equal(redriven.output.counts.succeeded, 2);
   assertEventsAcross([first, redriven], fake);
 });
@@ -1208,7 +1263,7 @@ test("a three-step plan: every step launched, tracked and summed up in order, wi
     },
   });
   assertEnded(run, "FailbackComplete");
-  assert.deepEqual(fake.calls[0], { ...THREE, action: "plan" });
+  assert.deepEqual(fake.calls[0], { ...THREE, action: "plan", limits: PLAN_LIMITS });
   assertStepsInOrder(fake, ["databases", "app-servers", "web"]);
   const tags = THREE.tags;
   assert.deepEqual(launchCalls(fake), [
@@ -1586,7 +1641,7 @@ test("a dry run of a plan: one plan call, each step's counts and planned jobs; n
   const fake = fakeFunction();
   const run = await execute(definition(), input, fake);
   assertEnded(run, "DryRunPlanned");
-  assert.deepEqual(fake.calls, [{ ...input, action: "plan" }]);
+  assert.deepEqual(fake.calls, [{ ...input, action: "plan", limits: PLAN_LIMITS }]);
   assert.deepEqual(run.events, []);
   assert.equal(run.output.runId, input.runId);
   assert.equal(run.output.dryRun, true);
