@@ -193,7 +193,9 @@ plan_states["RunStep"] = O(
     # first launch, once), its index and clock. A later part takes the step over as the part
     # before left it.
     Arguments=O(StateMachineArn="${StepStateMachineArn}", Name=j(STEP_EXECUTION_NAME), Input=j(
-        "$part = 1 ? {\"start\": {\"runId\": $runId, \"tags\": $tags, \"step\": $sift($step, function($v, $k) { $k in [\"name\", \"critical\", \"maxFailed\"] }), \"stepIndex\": $stepIndex, \"stepStartMillis\": $stepStartMillis, \"launch\": " + FIRST_LAUNCH + "}} : {\"handover\": $stepOutput.handover}")),
+        "$merge([$part = 1 ? {\"start\": {\"runId\": $runId, \"tags\": $tags, \"step\": $sift($step, function($v, $k) { $k in [\"name\", \"critical\", \"maxFailed\"] }), \"stepIndex\": $stepIndex, \"stepStartMillis\": $stepStartMillis, \"launch\": " + FIRST_LAUNCH + "}} : {\"handover\": $stepOutput.handover}, "
+        # Links the step execution to this one in the console (the name Step Functions reads).
+        "{\"AWS_STEP_FUNCTIONS_STARTED_BY_EXECUTION_ID\": $states.context.Execution.Id}])")),
     Catch=[O(ErrorEquals=["States.ALL"], Next="CheckStep")],
     Assign=O(stepOutput=j("$states.result.Output")),
     Next="StepRan",

@@ -1712,7 +1712,7 @@ test("a long step hands itself over to fresh step executions before nearing the 
       assert.equal(e.output.handover.runId, "wave-long");
       // Each part after the first went on with a tracking call where the one before stopped.
       assert.deepEqual(run.steps[i + 1].trace.slice(0, 3).map((t) => t.state), ["Begin", "Resume", "Track"]);
-      assert.deepEqual(run.steps[i + 1].input, { handover: e.output.handover });
+      assert.deepEqual(run.steps[i + 1].input, { handover: e.output.handover, AWS_STEP_FUNCTIONS_STARTED_BY_EXECUTION_ID: run.executionArn });
     } else {
       assert.equal(e.state, "StepEnded");
     }
