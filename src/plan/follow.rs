@@ -1,10 +1,12 @@
 //! What comes of a step execution that did not answer the plan: the plan runs each step as a
 //! child execution and waits for it; when the wait ends without the step's output, the plan reads
 //! the child (the newest event of its history) and asks here. A step execution that failed, timed
-//! out or was aborted stops the plan's execution at that question (naming it) until the operator
-//! redrives the plan: then the step execution is redriven where it failed, and the plan follows it
-//! to its end. One that could not be started is started again a few times on its own (a throttled
-//! start, the quota of running executions), then stops the plan the same way.
+//! out or was aborted is waited for, about an hour: the operator may redrive it (its own failure
+//! is alarmed), it goes on at its failed call, and the plan takes its result. Not redriven by then,
+//! it stops the plan's execution at that question (naming it); a redrive of the plan then
+//! redrives the step execution, and the plan follows it to its end. One that could not be started is started
+//! again a few times on its own (a throttled start, the quota of running executions), then stops
+//! the plan the same way.
 
 use serde::Serialize;
 
@@ -15,11 +17,16 @@ use crate::request::{ExecutionStatus, StepExecutionRequest};
 /// [`MAX_WAIT_SECONDS`].
 pub const FIRST_WAIT_SECONDS: u64 = 30;
 pub const MAX_WAIT_SECONDS: u64 = 900;
-/// Looks at running step executions (and starts made again) before the plan stops waiting: with
-/// the waits above about 14 hours, past the longest step (TimeLimitSeconds is at most 12 hours).
+/// Looks at step executions that run or wait to be redriven (and starts made again) before the
+/// plan stops waiting: with the waits above about 14 hours, past the longest step
+/// (TimeLimitSeconds is at most 12 hours).
 /// Counted over the plan's execution and from 0 again on each redrive; each look is a few events
 /// of the plan's history: this bounds them (tests/history.rs). A redrive of the plan waits again.
 pub const MAX_POLLS: u32 = 60;
+/// Looks at a failed step execution, waiting for it to be redriven, before the plan stops: 30 s
+/// doubling to 900 s, about an hour — time to see its alarm and redrive it, short enough that the
+/// run's own end (`Failback Run Finished`, FAILED) is not long in coming when nobody does.
+pub const MAX_LOOKS_AT_FAILED: u32 = 8;
 /// Starts of a step execution that could not be started, made again before the plan stops.
 pub const MAX_STARTS_AGAIN: u32 = 3;
 
@@ -101,12 +108,24 @@ pub fn follow(request: &StepExecutionRequest) -> Result<FollowAnswer, HandlerErr
             | ExecutionStatus::TimedOut
             | ExecutionStatus::Aborted),
         ) => {
-            if !request.redriven {
+            if request.redriven {
+                Follow::Redrive
+            } else if polls < MAX_LOOKS_AT_FAILED {
+                // Waiting for the operator to redrive it.
+                Follow::Wait {
+                    wait_seconds: wait_seconds(polls),
+                }
+            } else {
                 let status = serde_json::to_value(status).unwrap_or_default();
                 let status = status.as_str().unwrap_or("ended");
-                return stop(StepStop::Failed, format!("ended {status}{}", why()));
+                return stop(
+                    StepStop::Failed,
+                    format!(
+                        "ended {status}{} and was not redriven within {MAX_LOOKS_AT_FAILED} looks",
+                        why()
+                    ),
+                );
             }
-            Follow::Redrive
         }
         // Never started, or not readable: starting it again under its name is safe (a start of a
         // running execution with its name and input is that execution; a closed one's name is
@@ -167,7 +186,7 @@ mod tests {
         let failed = Err(StepStop::Failed);
         let running_long = Err(StepStop::StillRunning);
         type Row = (Option<ExecutionStatus>, bool, u32, Result<Follow, StepStop>);
-        let table: [Row; 18] = [
+        let table: [Row; 21] = [
             (Some(Succeeded), false, 0, Ok(Follow::Adopt)),
             (Some(Succeeded), true, MAX_POLLS, Ok(Follow::Adopt)),
             (Some(Running), false, 0, wait(30)),
@@ -176,9 +195,17 @@ mod tests {
             (Some(Running), false, MAX_POLLS - 1, wait(MAX_WAIT_SECONDS)),
             (Some(Running), false, MAX_POLLS, running_long),
             (Some(Running), true, MAX_POLLS, wait(30)),
-            (Some(Failed), false, 0, failed),
-            (Some(TimedOut), false, 0, failed),
-            (Some(Aborted), false, 0, failed),
+            (Some(Failed), false, 0, wait(30)),
+            (Some(TimedOut), false, 4, wait(480)),
+            (
+                Some(Aborted),
+                false,
+                MAX_LOOKS_AT_FAILED - 1,
+                wait(MAX_WAIT_SECONDS),
+            ),
+            (Some(Failed), false, MAX_LOOKS_AT_FAILED, failed),
+            (Some(TimedOut), false, MAX_LOOKS_AT_FAILED, failed),
+            (Some(Aborted), false, MAX_POLLS, failed),
             (Some(Failed), true, 0, Ok(Follow::Redrive)),
             (Some(Aborted), true, 7, Ok(Follow::Redrive)),
             (None, false, 0, start(30)),
@@ -209,7 +236,12 @@ mod tests {
 
     #[test]
     fn a_stop_names_the_step_execution_its_error_and_the_remedy() {
-        let error = follow(&ask(Some(ExecutionStatus::Failed), false, 0)).unwrap_err();
+        let error = follow(&ask(
+            Some(ExecutionStatus::Failed),
+            false,
+            MAX_LOOKS_AT_FAILED,
+        ))
+        .unwrap_err();
         assert_eq!(error.error_type(), "StepExecutionFailed");
         let message = error.to_string();
         for part in [
@@ -217,6 +249,7 @@ mod tests {
             "wave-1",
             "drs-abc-s0-p1",
             "ended FAILED",
+            "not redriven within 8 looks",
             "DrsReadFailed: DRS unreadable",
             "redrive this execution",
         ] {

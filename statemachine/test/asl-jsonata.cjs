@@ -504,7 +504,7 @@ async function execute(definition, input, options) {
           }
           waits.push(seconds);
           trace.push({ state: name, wait: seconds });
-          if (sleep) await sleep(seconds, name);
+          if (sleep) await sleep(seconds, name, clock);
           clock.advance(seconds);
           break;
         }

@@ -11,7 +11,9 @@
 // 3. a redrive: the function unreachable for a step's last call (Lambda service errors), so the
 //    step execution fails there and the plan fails at its question about it (asked of the real
 //    function); then the plan is redriven: it redrives the step execution, which makes its last
-//    call, and the run completes with each job announced once.
+//    call, and the run completes with each job announced once; and the same failure with the step
+//    execution redriven by hand while the plan waits for it: the plan takes its result, itself
+//    never redriven.
 //
 //   node e2e.cjs LAMBDA_ADDRESS SIM_ENDPOINT
 //
@@ -100,8 +102,8 @@ const machines = { [PLAN_ARN]: read("failback.asl.json"), [STEP_ARN]: read("step
  * The result is the plan's execution, holding its step executions' trace and events; `ends` in
  * `state` (FailbackComplete unless said).
  */
-async function run(input, answer, { redrive, state = "FailbackComplete" } = {}) {
-  const sfn = redrive?.sfn ?? stepFunctions(machines);
+async function run(input, answer, { redrive, state = "FailbackComplete", sfn: given, onWait } = {}) {
+  const sfn = redrive?.sfn ?? given ?? stepFunctions(machines);
   const result = await execute(machines[PLAN_ARN], input, {
     invoke,
     answer,
@@ -109,7 +111,10 @@ async function run(input, answer, { redrive, state = "FailbackComplete" } = {}) 
     stateMachineArn: PLAN_ARN,
     executionName: "e2e",
     redrive,
-    sleep: (seconds) => new Promise((resolve) => setTimeout(resolve, Math.min(seconds, 2) * 1000)),
+    sleep: async (seconds, state, clock) => {
+      await onWait?.(state, clock);
+      await new Promise((resolve) => setTimeout(resolve, Math.min(seconds, 2) * 1000));
+    },
   });
   result.sfn = sfn;
   const why = result.status === "FAILED" ? `: ${result.error}: ${result.cause}` : "";
@@ -246,11 +251,35 @@ async function redrive(event) {
   console.log(`e2e: redrive OK: the step execution failed at its last call, the plan at its question; redriven, ${requested.length} succeeded, ${jobs.length} job(s), each announced once`);
 }
 
+async function redriveByHand(event) {
+  const requested = event.detail.recoveryInstanceIDs.slice(3, 6);
+  const runId = `${event.id}-by-hand`;
+  await admin("POST", "reset");
+  const sfn = stepFunctions(machines);
+  let redriven;
+  unreachable = (payload) => payload.final === true;
+  // The operator redrives the failed step execution while the plan waits for it.
+  const onWait = async (state, clock) => {
+    if (state !== "WaitForStep" || redriven) return;
+    const [failed] = [...sfn.executions.values()].filter((e) => e.stateMachineArn === STEP_ARN && e.status === "FAILED");
+    unreachable = () => false;
+    redriven = await sfn.redrive(failed.executionArn, { invoke, startTime: clock.now() });
+  };
+  const result = await run({ runId, recoveryInstanceIDs: requested }, undefined, { sfn, onWait });
+  assert.equal(redriven?.state, "StepEnded", "the step execution, redriven by hand, went on to its end");
+  assert.equal(redriven.trace[0].state, "FinalTrack");
+  assert.equal(result.redriveCount, 0, "the plan was not redriven");
+  assert.equal(result.output.counts.succeeded, requested.length);
+  const { jobs } = await simRecords(runId, ["failback"]);
+  console.log(`e2e: redrive by hand OK: the step execution failed at its last call and was redriven while the plan waited; the plan took its result, ${requested.length} succeeded, ${jobs.length} job(s), each announced once`);
+}
+
 async function main() {
   const event = JSON.parse(fs.readFileSync(path.join(repo, "events", "eventbridge-failback-request.json"), "utf8"));
   await plainRequest(event);
   await threeStepPlan(event);
   await redrive(event);
+  await redriveByHand(event);
 }
 
 main().catch((error) => {

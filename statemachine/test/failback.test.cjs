@@ -28,7 +28,7 @@ const STEP_ARN = "arn:aws:states:us-east-1:111122223333:stateMachine:drs-failbac
  * execution's own result, its `history` included, in the order they started).
  */
 async function execute(defs, input, options = {}) {
-  const sfn = options.redrive?.sfn ?? stepFunctions({ [PLAN_ARN]: defs.plan, [STEP_ARN]: defs.step }, options.sfnFaults);
+  const sfn = options.redrive?.sfn ?? options.sfn ?? stepFunctions({ [PLAN_ARN]: defs.plan, [STEP_ARN]: defs.step }, options.sfnFaults);
   const run = await executeOne(defs.plan, input, { ...options, sfn, stateMachineArn: PLAN_ARN });
   const steps = [...sfn.executions.values()].filter((e) => e.stateMachineArn === STEP_ARN);
   return { ...run, sfn, steps };
@@ -1019,14 +1019,50 @@ test("redrive of a step execution by hand, then of the plan: the plan adopts the
   assert.equal(published(redriven, "Failback Run Finished").length, 1);
 });
 
+test("a failed step execution redriven by hand while the plan waits for it: the plan takes its result and goes on — one redrive, of the execution that failed", async () => {
+  let down = true;
+  const fake = fakeFunction({
+    tags: THREE_TAGS,
+    error: (n, body) => (down && body.final && body.step === "web" ? functionError("DrsReadFailed", "DRS jobs could not be read") : undefined),
+  });
+  const defs = definition();
+  const sfn = stepFunctions({ [PLAN_ARN]: defs.plan, [STEP_ARN]: defs.step });
+  let redriven;
+  // The operator sees the step execution's failure (its own alarm), mends DRS and redrives it,
+  // while the plan waits for it.
+  const sleep = async (seconds, state, clock) => {
+    if (state !== "WaitForStep" || redriven) return;
+    const failed = [...sfn.executions.values()].find((e) => e.stateMachineArn === STEP_ARN && e.status === "FAILED");
+    assert.equal(failed.state, "FinalTrack");
+    down = false;
+    redriven = await sfn.redrive(failed.executionArn, { ...fake, startTime: clock.now() });
+  };
+  const run = await execute(defs, THREE, { ...fake, answer: approve(), sfn, sleep });
+  assertEnded(run, "FailbackComplete");
+  assertEnded(redriven, "StepEnded");
+  assert.equal(redriven.trace[0].state, "FinalTrack", "the step execution went on at its failed call");
+  assert.equal(run.redriveCount, 0, "the plan was not redriven");
+  const plan = planStates(run);
+  assert.deepEqual(plan.slice(plan.lastIndexOf("RunStep")), ["RunStep", "CheckStep", "StepGate", "FollowStep", "WaitForStep", "CheckStep", "StepGate", "FollowStep", "ReadStepOutput", "StepRan", "StepSummed", "StepDone", "SumUp", "PublishRunFinished", "Finished", "FailbackComplete"]);
+  assert.equal(planStates(run).filter((n) => n === "ReadStepOutput").length, 1, "its result read once it ended well");
+  assert.equal(run.output.counts.succeeded, 8);
+  assert.deepEqual(run.output.steps.map((s) => s.status), ["finished", "finished", "finished"]);
+  assert.equal(published(run, "Failback Step Started").length, 3);
+  assert.equal(fake.events.stepFinished.length, 3, "each step summed up once");
+  assert.equal(fake.events.jobCompleted.length, new Set(fake.events.jobCompleted.map((e) => e.jobID)).size, "each job announced once");
+  assert.equal(published(run, "Failback Run Finished").length, 1);
+});
+
 test("a redrive of the plan redrives its failed step execution and waits for it: the plan looks again while it runs, then takes its result", async () => {
   let down = true;
   const fake = fakeFunction({ jobSeconds: 30, error: (n, body) => (down && body.action === "track" && !body.final ? new StatesError("Lambda.Unknown", "crashed") : undefined) });
   const input = { runId: "wave-redrive-both", recoveryInstanceIDs: ids("5c", 2) };
   const first = await execute(definition(), input, fake);
   assertStepFailed(first, "TrackAgain", "Lambda.Unknown");
-  // The plan fails at its question, once: it does not redrive the step on its own.
-  assert.deepEqual(planStates(first).slice(-3), ["RunStep", "CheckStep", "StepGate"]);
+  // The plan waits for the step execution to be redriven, about an hour, then fails at its
+  // question: it does not redrive the step on its own.
+  assert.deepEqual(first.trace.filter((t) => t.state === "WaitForStep" && t.wait !== undefined).map((t) => t.wait), [30, 60, 120, 240, 480, 900, 900, 900]);
+  assert.deepEqual(planStates(first).slice(-3), ["WaitForStep", "CheckStep", "StepGate"]);
   assert.equal(stepExecution(first, 0).redriveCount, 0);
   down = false;
   const redriven = await execute(definition(), input, { ...fake, redrive: first, redriveAfterSeconds: 60 });
