@@ -121,9 +121,10 @@ plan_states["ReadRequest"] = O(
         tags=j(f"({ENVELOPE}; $type($request.tags) = 'object' ? $request.tags : null)"),
         **PLAN_SETTINGS,
         steps=[], stepIndex=-1, results=[], stepResult=None,
-        # Looks at running step executions in this attempt (counted from 0 again on a redrive):
-        # at most src/plan/follow.rs MAX_POLLS, which bounds the history they write.
-        polls=0,
+        # Looks at step executions in this attempt, all steps (counted from 0 again on a redrive):
+        # at most src/plan/follow.rs MAX_POLLS, which bounds the history they write. `looks`
+        # counts those at the step execution of the moment.
+        polls=0, looks=0,
     ),
     Output=j(f"({ENVELOPE}; $merge([$request, {{\"runId\": {RUN_ID}}}]))"),
     Next="Plan",
@@ -161,7 +162,7 @@ plan_states["StartStep"] = O(
         results=j("$stepResult = null ? $results : $append($results, [$stepResult])"),
         stepResult=None,
         stepStartMillis=j("$toMillis($states.context.State.EnteredTime)"),
-        part=1, stepRedrives=j("$states.context.Execution.RedriveCount"), stepOutput=None, stepExecution=None,
+        part=1, looks=0, stepRedrives=j("$states.context.Execution.RedriveCount"), stepOutput=None, stepExecution=None,
     ),
     Output=j("{\"runId\": $runId, \"step\": $steps[$stepIndex + 1].name}"),
     Next="PublishStepStarted",
@@ -181,6 +182,7 @@ plan_states["PublishStepStarted"] = O(
 # A start made again (a retry, a redrive) names the same execution: it cannot run twice.
 STEP_EXECUTION_NAME = '"drs-" & $substring($hash($origin & " " & $runId, "SHA-256"), 0, 40) & "-s" & $string($stepIndex) & "-p" & $string($part)'
 STEP_EXECUTION_ARN = '"${StepExecutionArnPrefix}" & ' + STEP_EXECUTION_NAME
+PREVIOUS_PART_ARN = STEP_EXECUTION_ARN.replace("$string($part)", "$string($part - 1)")
 # Step Functions' own calls (reading or redriving a step execution): retried a few times, quickly.
 SFN_RETRY = [O(ErrorEquals=["States.ALL"], IntervalSeconds=2, BackoffRate=2, MaxAttempts=3, JitterStrategy="FULL")]
 # The function's errors that stop the plan at a step execution (src/plan/follow.rs).
@@ -191,9 +193,10 @@ plan_states["RunStep"] = O(
     Resource="arn:aws:states:::states:startExecution.sync:2",
     # The first part starts the step: the run id, the tags, the step's rules (its ids go in its
     # first launch, once), its index and clock. A later part takes the step over as the part
-    # before left it.
+    # before left it, reading that part's output itself: .sync:2 answers with the child's input
+    # and output together, at most 256 KiB, and a handover passed in would count twice.
     Arguments=O(StateMachineArn="${StepStateMachineArn}", Name=j(STEP_EXECUTION_NAME), Input=j(
-        "$merge([$part = 1 ? {\"start\": {\"runId\": $runId, \"tags\": $tags, \"step\": $sift($step, function($v, $k) { $k in [\"name\", \"critical\", \"maxFailed\"] }), \"stepIndex\": $stepIndex, \"stepStartMillis\": $stepStartMillis, \"launch\": " + FIRST_LAUNCH + "}} : {\"handover\": $stepOutput.handover}, "
+        "$merge([$part = 1 ? {\"start\": {\"runId\": $runId, \"tags\": $tags, \"step\": $sift($step, function($v, $k) { $k in [\"name\", \"critical\", \"maxFailed\"] }), \"stepIndex\": $stepIndex, \"stepStartMillis\": $stepStartMillis, \"launch\": " + FIRST_LAUNCH + "}} : {\"continueFrom\": " + PREVIOUS_PART_ARN + "}, "
         # Links the step execution to this one in the console (the name Step Functions reads).
         "{\"AWS_STEP_FUNCTIONS_STARTED_BY_EXECUTION_ID\": $states.context.Execution.Id}])")),
     Catch=[O(ErrorEquals=["States.ALL"], Next="CheckStep")],
@@ -232,11 +235,14 @@ plan_states["StepGate"] = O(
     Arguments=O(FunctionName="${FailbackFunctionArn}", Payload=O(
         action="stepExecution", runId=j("$runId"), step=j("$step.name"),
         execution=j("$sift($stepExecution, function($v, $k) { $k != \"readAt\" })"),
-        redriven=j(REDRIVEN), stale=j(STALE), polls=j("$polls"))),
+        redriven=j(REDRIVEN), stale=j(STALE), polls=j("$looks"), attemptPolls=j("$polls"))),
     Retry=retry(6, final=STEP_ERRORS),
     Assign=O(
-        next=j(f"{P}.next"),
+        # An answer this definition does not know fails the state here (the expression gives
+        # nothing), so that a redrive asks the function again rather than follow it.
+        next=j(f"{P}.next.action in [\"adopt\", \"redrive\", \"start\", \"wait\", \"look\"] ? {P}.next"),
         polls=j(f"{LOOK} ? $polls : ({REDRIVEN} ? 0 : $polls)"),
+        looks=j(f"{LOOK} ? $looks : ({REDRIVEN} ? 0 : $looks)"),
         stepRedrives=j(f"{LOOK} ? $stepRedrives : $states.context.Execution.RedriveCount"),
     ),
     Next="FollowStep",
@@ -256,14 +262,14 @@ plan_states["WaitForStep"] = O(
     Type="Wait",
     Comment="The step execution is running (redriven, by hand or from here): look again after the time the function said.",
     Seconds=j("$next.waitSeconds"),
-    Assign=O(polls=j("$polls + 1")),
+    Assign=O(polls=j("$polls + 1"), looks=j("$looks + 1")),
     Next="CheckStep",
 )
 plan_states["WaitToStart"] = O(
     Type="Wait",
     Comment="The step execution never started (a start refused for now: throttled, too many running executions): start it after the time the function said (0 after a redrive).",
     Seconds=j("$next.waitSeconds"),
-    Assign=O(polls=j("$polls + 1")),
+    Assign=O(polls=j("$polls + 1"), looks=j("$looks + 1")),
     Next="RunStep",
 )
 plan_states["RedriveStep"] = O(
@@ -307,7 +313,7 @@ plan_states["Refusal"] = O(
 plan_states["NextPart"] = O(
     Type="Pass",
     Comment="The step goes on in a fresh step execution (its next part), from where the last one left it.",
-    Assign=O(part=j("$part + 1"), stepRedrives=j("$states.context.Execution.RedriveCount")),
+    Assign=O(part=j("$part + 1"), looks=0, stepRedrives=j("$states.context.Execution.RedriveCount")),
     Next="RunStep",
 )
 plan_states["StepSummed"] = O(
@@ -317,11 +323,30 @@ plan_states["StepSummed"] = O(
     Output=j("$stepOutput.stepResult"),
     Next="StepDone",
 )
+# The deferred recovery instances are, most often, exactly the ids of the deferred groups, in the
+# same order: then they are handed over once (as the groups), not twice -- a step execution's
+# output and its input share the 256 KiB of the plan's RunStep result.
+DEFERRED_AS_GROUPS = '"as deferredGroups"'
+HANDED_OVER = {
+    "deferredRecoveryInstanceIDs": f"$string($deferredRecoveryInstanceIDs) = $string([$deferredGroups.recoveryInstanceIDs]) ? {DEFERRED_AS_GROUPS} : $deferredRecoveryInstanceIDs",
+}
+TAKEN_OVER = {
+    "deferredRecoveryInstanceIDs": f"($h := $states.input.handover; $h.deferredRecoveryInstanceIDs = {DEFERRED_AS_GROUPS} ? [$h.deferredGroups.recoveryInstanceIDs] : $h.deferredRecoveryInstanceIDs)",
+}
 step_states["Begin"] = O(
     Type="Choice",
-    Comment="A step handed over by the step execution before (input: handover) goes on where it stood; else the step starts (input: start).",
-    Choices=[O(Condition=j("$exists($states.input.handover)"), Next="Resume")],
+    Comment="A step handed over by the step execution before (input: continueFrom, that execution) goes on where it stood; else the step starts (input: start).",
+    Choices=[O(Condition=j("$exists($states.input.continueFrom)"), Next="ReadHandover")],
     Default="Start",
+)
+step_states["ReadHandover"] = O(
+    Type="Task",
+    Comment="Reads the step as the step execution before left it: its output (handover), the newest event of its history. If it cannot be read this execution fails here, and a redrive reads it again.",
+    Resource="arn:aws:states:::aws-sdk:sfn:getExecutionHistory",
+    Arguments=O(ExecutionArn=j("$states.input.continueFrom"), ReverseOrder=True, MaxResults=1, IncludeExecutionData=True),
+    Retry=SFN_RETRY,
+    Output=j("$parse($states.result.Events[0].ExecutionSucceededEventDetails.Output)"),
+    Next="Resume",
 )
 step_states["Start"] = O(
     Type="Pass",
@@ -340,7 +365,7 @@ step_states["Start"] = O(
 step_states["Resume"] = O(
     Type="Pass",
     Comment="Takes the step over as the step execution before left it (its loop as it stood), with the deploy-time settings read again and this execution's calls counted from 0; a tracking call then says what comes next.",
-    Assign=O(STEP_SETTINGS, **{name: j(f"$states.input.handover.{name}") for name in CARRIED}, calls=0, next=None),
+    Assign=O(STEP_SETTINGS, **{name: j(TAKEN_OVER.get(name, f"$states.input.handover.{name}")) for name in CARRIED}, calls=0, next=None),
     Next="Track",
 )
 step_states["Launch"] = O(
@@ -403,7 +428,7 @@ step_states["FollowNext"] = O(
 step_states["HandOver"] = O(
     Type="Succeed",
     Comment="This step execution has made its share of calls (the function said handover): it ends with the step as it stands, and the plan starts a fresh step execution that takes it over (its next part), so that no execution nears Step Functions' cap of 25 000 history events whatever the plan and the settings.",
-    Output=O(handover=O((name, j(f"${name}")) for name in CARRIED)),
+    Output=O(handover=O((name, j(HANDED_OVER.get(name, f"${name}"))) for name in CARRIED)),
 )
 step_states["Refused"] = O(
     Type="Succeed",

@@ -108,6 +108,7 @@ fn no_step_execution_nears_the_history_cap_whatever_the_settings() {
     let once = [
         "Begin",
         "Start",
+        "ReadHandover",
         "Resume",
         "LaunchFailed",
         "FinalTrack",
@@ -227,7 +228,8 @@ fn no_plan_execution_nears_the_history_cap_whatever_the_plan() {
 }
 
 /// A step execution hands the step over only through HandOver, whose output carries the step's
-/// loop as it stands; the plan starts the next part with it, and Resume takes it over.
+/// loop as it stands; the plan starts the next part naming it, which reads it (ReadHandover), and
+/// Resume takes it over.
 #[test]
 fn a_handover_carries_every_variable_the_step_reads() {
     let step = definition("statemachine/step.asl.json");
@@ -240,9 +242,10 @@ fn a_handover_carries_every_variable_the_step_reads() {
         .as_str()
         .unwrap_or_default();
     assert!(
-        run_step.contains("{\"handover\": $stepOutput.handover}"),
-        "the next part starts with the handover: {run_step}"
+        run_step.contains("{\"continueFrom\": "),
+        "the next part names the part before, whose output it reads: {run_step}"
     );
+    assert_eq!(states["ReadHandover"]["Next"], "Resume");
     let carried: Vec<&String> = states["HandOver"]["Output"]["handover"]
         .as_object()
         .unwrap()

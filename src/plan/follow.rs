@@ -19,9 +19,9 @@ pub const FIRST_WAIT_SECONDS: u64 = 30;
 pub const MAX_WAIT_SECONDS: u64 = 900;
 /// Looks at step executions that run or wait to be redriven (and starts made again) before the
 /// plan stops waiting: with the waits above about 14 hours, past the longest step
-/// (TimeLimitSeconds is at most 12 hours).
-/// Counted over the plan's execution and from 0 again on each redrive; each look is a few events
-/// of the plan's history: this bounds them (tests/history.rs). A redrive of the plan waits again.
+/// (TimeLimitSeconds is at most 12 hours). Counted per step execution, and over the plan's
+/// execution too (all steps), from 0 again on each redrive: each look is a few events of the
+/// plan's history, and this bounds them (tests/history.rs). A redrive of the plan waits again.
 pub const MAX_POLLS: u32 = 60;
 /// Looks at a failed step execution, waiting for it to be redriven, before the plan stops: 30 s
 /// doubling to 900 s, about an hour — time to see its alarm and redrive it, short enough that the
@@ -85,15 +85,19 @@ pub fn follow(request: &StepExecutionRequest) -> Result<FollowAnswer, HandlerErr
         (None, Some(cause)) => format!(" ({cause})"),
         (None, None) => String::new(),
     };
-    // A redrive starts the count again.
-    let polls = if request.redriven { 0 } else { request.polls };
+    // A redrive starts the counts again.
+    let (polls, attempt) = if request.redriven {
+        (0, 0)
+    } else {
+        (request.polls, request.attempt_polls)
+    };
     let next = match execution.status {
         // Read before the plan was redriven: what it says may be old (a step execution since
         // redriven by hand, or stopped). The redrive is not spent on it.
         _ if request.stale => Follow::Look,
         Some(ExecutionStatus::Succeeded) => Follow::Adopt,
         Some(ExecutionStatus::Running) => {
-            if polls >= MAX_POLLS {
+            if polls.max(attempt) >= MAX_POLLS {
                 return stop(
                     StepStop::StillRunning,
                     format!("is still running after {MAX_POLLS} looks"),
@@ -110,7 +114,7 @@ pub fn follow(request: &StepExecutionRequest) -> Result<FollowAnswer, HandlerErr
         ) => {
             if request.redriven {
                 Follow::Redrive
-            } else if polls < MAX_LOOKS_AT_FAILED {
+            } else if polls < MAX_LOOKS_AT_FAILED && attempt < MAX_POLLS {
                 // Waiting for the operator to redrive it.
                 Follow::Wait {
                     wait_seconds: wait_seconds(polls),
@@ -131,7 +135,7 @@ pub fn follow(request: &StepExecutionRequest) -> Result<FollowAnswer, HandlerErr
         // running execution with its name and input is that execution; a closed one's name is
         // refused, and read again).
         None if request.redriven => Follow::Start { wait_seconds: 0 },
-        None if polls < MAX_STARTS_AGAIN => Follow::Start {
+        None if polls < MAX_STARTS_AGAIN && attempt < MAX_POLLS => Follow::Start {
             wait_seconds: wait_seconds(polls),
         },
         None => {
@@ -174,6 +178,7 @@ mod tests {
             redriven,
             stale: false,
             polls,
+            attempt_polls: polls,
         }
     }
 
@@ -232,6 +237,29 @@ mod tests {
             };
             assert_eq!(follow(&stale).unwrap().next, Follow::Look);
         }
+    }
+
+    /// A step execution's own looks set its waits; the attempt's looks over all steps stop the
+    /// plan whatever the step's own count (they bound the plan's history).
+    #[test]
+    fn the_attempts_looks_bound_every_step() {
+        let at = |status, polls, attempt_polls| {
+            let request = StepExecutionRequest {
+                attempt_polls,
+                ..ask(status, false, polls)
+            };
+            follow(&request).map(|a| a.next).map_err(|e| e.error_type())
+        };
+        use ExecutionStatus::*;
+        assert_eq!(
+            at(Some(Failed), 0, 30),
+            Ok(Follow::Wait { wait_seconds: 30 })
+        );
+        assert_eq!(at(None, 0, 30), Ok(Follow::Start { wait_seconds: 30 }));
+        assert_eq!(at(Some(Running), 2, MAX_POLLS), Err("StepStillRunning"));
+        assert_eq!(at(Some(Failed), 0, MAX_POLLS), Err("StepExecutionFailed"));
+        assert_eq!(at(None, 0, MAX_POLLS), Err("StepExecutionFailed"));
+        assert_eq!(at(Some(Succeeded), 0, MAX_POLLS), Ok(Follow::Adopt));
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! The step execution request: `{"action": "stepExecution", "runId", "step", "execution": {"name",
-//! "status", "error"?, "cause"?}, "redriven", "stale", "polls"}`. The plan runs each step as a child
+//! "status", "error"?, "cause"?}, "redriven", "stale", "polls", "attemptPolls"}`. The plan runs each step as a child
 //! execution and waits for it; when that wait ends without the step's answer (the child failed,
 //! timed out, was aborted, or could not be started), the plan reads the child and asks what comes
 //! of it ([`crate::plan::follow`]). Nothing is read from DRS: the answer is a decision only.
@@ -48,9 +48,12 @@ pub struct StepExecutionRequest {
     /// What the plan read of the step execution was read before the plan's execution was last
     /// redriven: it may be old.
     pub stale: bool,
-    /// Times the plan's execution has looked at a running step execution since it started or was
-    /// last redriven.
+    /// Looks at this step execution (and starts of it made again) since it was started or the
+    /// plan's execution last redriven.
     pub polls: u32,
+    /// Looks at step executions (any step) in this attempt of the plan's execution: their
+    /// number bounds the history they write.
+    pub attempt_polls: u32,
 }
 
 #[derive(Deserialize)]
@@ -64,6 +67,7 @@ struct Body {
     redriven: Option<bool>,
     stale: Option<bool>,
     polls: Option<u32>,
+    attempt_polls: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -110,6 +114,7 @@ pub(crate) fn parse_step_execution(body: &Value) -> Result<StepExecutionRequest,
         redriven: body.redriven.ok_or(RequestError::Missing("redriven"))?,
         stale: body.stale.unwrap_or(false),
         polls: body.polls.unwrap_or(0),
+        attempt_polls: body.attempt_polls.or(body.polls).unwrap_or(0),
     })
 }
 

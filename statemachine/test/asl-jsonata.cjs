@@ -175,8 +175,11 @@ async function resolve(value, bindings, field) {
   return value;
 }
 
+// States.ALL matches any error but two terminal ones: States.Runtime and States.DataLimitExceeded
+// (a result, input or output over 256 KiB), which no Retry or Catch takes.
+const TERMINAL = ["States.Runtime", "States.DataLimitExceeded"];
 const matches = (errorEquals, error) =>
-  errorEquals.includes(error) || (errorEquals.includes("States.ALL") && !error.startsWith("States.Runtime"));
+  errorEquals.includes(error) || (errorEquals.includes("States.ALL") && !TERMINAL.some((t) => error.startsWith(t)));
 
 /** The delay before retry number `used` (0-based) of a retrier, as long as a real run may wait. */
 function retryDelay(retrier, used) {
@@ -333,7 +336,10 @@ async function execute(definition, input, options) {
       if (child.status !== "SUCCEEDED") {
         throw new StatesError("States.TaskFailed", JSON.stringify({ ExecutionArn: child.executionArn, Status: child.status, Error: child.error, Cause: child.cause }));
       }
-      return { ExecutionArn: child.executionArn, Name: args.Name, Status: "SUCCEEDED", StartDate: child.started, StopDate: child.ended, Input: JSON.stringify(args.Input), Output: child.output };
+      // .sync:2: the child's input and output as JSON, together in the one result (256 KiB at most).
+      const result = { ExecutionArn: child.executionArn, Name: args.Name, Status: "SUCCEEDED", StartDate: child.started, StopDate: child.ended, Input: args.Input, InputDetails: { Included: true }, Output: child.output, OutputDetails: { Included: true } };
+      checkSize(result, `the result of ${name} (the child's input and output)`);
+      return result;
     }
     if (state.Resource === EXECUTION_HISTORY || state.Resource === REDRIVE_EXECUTION) {
       if (!sfn) throw new Error(`${name}: ${state.Resource} needs options.sfn`);

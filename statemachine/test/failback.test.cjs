@@ -1053,6 +1053,30 @@ test("a failed step execution redriven by hand while the plan waits for it: the 
   assert.equal(published(run, "Failback Run Finished").length, 1);
 });
 
+test("each step execution has its own looks: a step redriven by hand at its fourth look leaves the next step's throttled start its own starts again", async () => {
+  let down = true;
+  const fake = fakeFunction({
+    tags: THREE_TAGS,
+    error: (n, body) => (down && body.final && body.step === "databases" ? functionError("DrsReadFailed", "DRS jobs could not be read") : undefined),
+  });
+  const defs = definition();
+  let throttled = 0;
+  const sfn = stepFunctions({ [PLAN_ARN]: defs.plan, [STEP_ARN]: defs.step }, { start: (name) => (name.endsWith("-s1-p1") && throttled++ === 0 ? new StatesError("StepFunctions.ExecutionLimitExceededException", "too many running executions") : undefined) });
+  let looks = 0;
+  const sleep = async (seconds, state, clock) => {
+    if (state !== "WaitForStep" || ++looks !== 4) return;
+    const failed = [...sfn.executions.values()].find((e) => e.status === "FAILED");
+    down = false;
+    await sfn.redrive(failed.executionArn, { ...fake, startTime: clock.now() });
+  };
+  const run = await execute(defs, THREE, { ...fake, answer: approve(), sfn, sleep });
+  assertEnded(run, "FailbackComplete");
+  assert.equal(throttled, 2, "the second step's start was refused once, then made again");
+  assert.ok(run.trace.some((t) => t.state === "WaitToStart" && t.wait === 30), "its first start again after 30 s: its own count");
+  assert.equal(run.output.counts.succeeded, 8);
+  assert.equal(fake.events.stepFinished.length, 3);
+});
+
 test("a redrive of the plan redrives its failed step execution and waits for it: the plan looks again while it runs, then takes its result", async () => {
   let down = true;
   const fake = fakeFunction({ jobSeconds: 30, error: (n, body) => (down && body.action === "track" && !body.final ? new StatesError("Lambda.Unknown", "crashed") : undefined) });
@@ -1747,8 +1771,9 @@ test("a long step hands itself over to fresh step executions before nearing the 
       assert.equal(e.state, "HandOver");
       assert.equal(e.output.handover.runId, "wave-long");
       // Each part after the first went on with a tracking call where the one before stopped.
-      assert.deepEqual(run.steps[i + 1].trace.slice(0, 3).map((t) => t.state), ["Begin", "Resume", "Track"]);
-      assert.deepEqual(run.steps[i + 1].input, { handover: e.output.handover, AWS_STEP_FUNCTIONS_STARTED_BY_EXECUTION_ID: run.executionArn });
+      // reading the part before's output itself (its input only names that part).
+      assert.deepEqual(run.steps[i + 1].trace.filter((t) => "input" in t).slice(0, 4).map((t) => t.state), ["Begin", "ReadHandover", "Resume", "Track"]);
+      assert.deepEqual(run.steps[i + 1].input, { continueFrom: e.executionArn, AWS_STEP_FUNCTIONS_STARTED_BY_EXECUTION_ID: run.executionArn });
     } else {
       assert.equal(e.state, "StepEnded");
     }
@@ -1758,6 +1783,21 @@ test("a long step hands itself over to fresh step executions before nearing the 
   assert.equal(run.output.counts.succeeded, 4);
   assert.equal(published(run, "Failback Step Started").length, 1, "the step started once");
   assert.equal(published(run, "Failback Run Finished").length, 1, "the run finished once");
+  assertEvents(run, fake);
+});
+
+test("the largest step handed over: 5 000 ids through a quota of 500, with jobs of an hour tracked every 30 s, fits every part's input and output within 256 KiB", async () => {
+  const requested = ids("6a", 5000);
+  const critical = requested.slice(0, 1000);
+  const fake = fakeFunction({ capacity: 500, jobSize: 100, jobSeconds: 3600 });
+  const d = definition({ TrackIntervalSeconds: 30, TimeLimitSeconds: 43200, MaxRounds: 500 });
+  const plan = { runId: "wave-big-long", tags: { Wave: "w".repeat(200) }, steps: [{ name: "bulk", recoveryInstanceIDs: requested, critical }] };
+  const run = await execute(d, plan, fake);
+  assertEnded(run, "FailbackComplete");
+  assert.ok(run.steps.length >= 3, `${run.steps.length} parts`);
+  assert.equal(run.output.counts.succeeded, 5000);
+  const sizes = run.steps.map((e) => Buffer.byteLength(JSON.stringify({ Input: e.input, Output: e.output })));
+  assert.ok(Math.max(...sizes) < 256 * 1024, `parts' input and output: ${sizes.join(", ")} bytes`);
   assertEvents(run, fake);
 });
 
