@@ -124,7 +124,7 @@ plan_states["ReadRequest"] = O(
         # Looks at step executions in this attempt, all steps (counted from 0 again on a redrive):
         # at most src/plan/follow.rs MAX_POLLS, which bounds the history they write. `looks`
         # counts those at the step execution of the moment.
-        polls=0, looks=0,
+        polls=0, looks=0, redriveRefused=None,
     ),
     Output=j(f"({ENVELOPE}; $merge([$request, {{\"runId\": {RUN_ID}}}]))"),
     Next="Plan",
@@ -162,7 +162,7 @@ plan_states["StartStep"] = O(
         results=j("$stepResult = null ? $results : $append($results, [$stepResult])"),
         stepResult=None,
         stepStartMillis=j("$toMillis($states.context.State.EnteredTime)"),
-        part=1, looks=0, stepRedrives=j("$states.context.Execution.RedriveCount"), stepOutput=None, stepExecution=None,
+        part=1, looks=0, redriveRefused=None, stepRedrives=j("$states.context.Execution.RedriveCount"), stepOutput=None, stepExecution=None,
     ),
     Output=j("{\"runId\": $runId, \"step\": $steps[$stepIndex + 1].name}"),
     Next="PublishStepStarted",
@@ -235,7 +235,7 @@ plan_states["StepGate"] = O(
     Arguments=O(FunctionName="${FailbackFunctionArn}", Payload=O(
         action="stepExecution", runId=j("$runId"), step=j("$step.name"),
         execution=j("$sift($stepExecution, function($v, $k) { $k != \"readAt\" })"),
-        redriven=j(REDRIVEN), stale=j(STALE), polls=j("$looks"), attemptPolls=j("$polls"))),
+        redriven=j(REDRIVEN), stale=j(STALE), polls=j("$looks"), attemptPolls=j("$polls"), redriveRefused=j("$redriveRefused"))),
     Retry=retry(6, final=STEP_ERRORS),
     Assign=O(
         # An answer this definition does not know fails the state here (the expression gives
@@ -274,11 +274,12 @@ plan_states["WaitToStart"] = O(
 )
 plan_states["RedriveStep"] = O(
     Type="Task",
-    Comment="Redrives the failed, timed-out or aborted step execution (RedriveExecution): it goes on at its failed call, with the step as it stood; nothing it did is done again. One that cannot be redriven (already running again, redriven by hand) is looked into all the same.",
+    Comment="Redrives the failed, timed-out or aborted step execution (RedriveExecution): it goes on at its failed call, with the step as it stood; nothing it did is done again. One that cannot be redriven is looked into all the same, with why (redriveRefused): running again or ended well (redriven by hand) it is followed; still failed (past the 14 days a failed execution can be redriven, or its limits), the function stops the plan saying to start the run again.",
     Resource="arn:aws:states:::aws-sdk:sfn:redriveExecution",
     Arguments=O(ExecutionArn=j(STEP_EXECUTION_ARN)),
     Retry=SFN_RETRY,
-    Catch=[O(ErrorEquals=["States.ALL"], Next="CheckStep")],
+    Catch=[O(ErrorEquals=["States.ALL"], Assign=O(redriveRefused=j("{\"error\": $states.errorOutput.Error, \"cause\": $states.errorOutput.Cause}")), Next="CheckStep")],
+    Assign=O(redriveRefused=None),
     Next="CheckStep",
 )
 plan_states["ReadStepOutput"] = O(
@@ -313,7 +314,7 @@ plan_states["Refusal"] = O(
 plan_states["NextPart"] = O(
     Type="Pass",
     Comment="The step goes on in a fresh step execution (its next part), from where the last one left it.",
-    Assign=O(part=j("$part + 1"), looks=0, stepRedrives=j("$states.context.Execution.RedriveCount")),
+    Assign=O(part=j("$part + 1"), looks=0, redriveRefused=None, stepRedrives=j("$states.context.Execution.RedriveCount")),
     Next="RunStep",
 )
 plan_states["StepSummed"] = O(

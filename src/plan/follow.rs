@@ -114,6 +114,16 @@ pub fn follow(request: &StepExecutionRequest) -> Result<FollowAnswer, HandlerErr
         ) => {
             if request.redriven {
                 Follow::Redrive
+            } else if let Some((error, cause)) = &request.redrive_refused {
+                // It cannot be redriven (past the 14 days, or its history or redrive limits): a
+                // redrive of this execution could only try again.
+                return Err(HandlerError::StepStopped {
+                    stop: StepStop::Failed,
+                    message: format!(
+                        "step '{}' of run {}: step execution {} could not be redriven ({error}: {cause}); start the run again: a new execution of the plan with the same runId (instances this run launched are found in their jobs, not launched again)",
+                        request.step, request.run_id, execution.name
+                    ),
+                });
             } else if polls < MAX_LOOKS_AT_FAILED && attempt < MAX_POLLS {
                 // Waiting for the operator to redrive it.
                 Follow::Wait {
@@ -179,6 +189,7 @@ mod tests {
             stale: false,
             polls,
             attempt_polls: polls,
+            redrive_refused: None,
         }
     }
 
@@ -260,6 +271,41 @@ mod tests {
         assert_eq!(at(Some(Failed), 0, MAX_POLLS), Err("StepExecutionFailed"));
         assert_eq!(at(None, 0, MAX_POLLS), Err("StepExecutionFailed"));
         assert_eq!(at(Some(Succeeded), 0, MAX_POLLS), Ok(Follow::Adopt));
+    }
+
+    /// A step execution the plan could not redrive (past the 14 days) stops the plan, saying to
+    /// start the run again; one redriven by hand meanwhile is followed as any.
+    #[test]
+    fn a_step_execution_that_cannot_be_redriven_stops_the_plan_at_once() {
+        let refused = |status| StepExecutionRequest {
+            redrive_refused: Some((
+                "Sfn.ExecutionNotRedrivableException".into(),
+                "Execution redrivable period exceeded".into(),
+            )),
+            ..ask(status, false, 1)
+        };
+        let error = follow(&refused(Some(ExecutionStatus::Failed))).unwrap_err();
+        assert_eq!(error.error_type(), "StepExecutionFailed");
+        let message = error.to_string();
+        for part in [
+            "could not be redriven",
+            "redrivable period exceeded",
+            "same runId",
+        ] {
+            assert!(message.contains(part), "{message}");
+        }
+        assert_eq!(
+            follow(&refused(Some(ExecutionStatus::Running)))
+                .unwrap()
+                .next,
+            Follow::Wait { wait_seconds: 60 }
+        );
+        assert_eq!(
+            follow(&refused(Some(ExecutionStatus::Succeeded)))
+                .unwrap()
+                .next,
+            Follow::Adopt
+        );
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! The step execution request: `{"action": "stepExecution", "runId", "step", "execution": {"name",
-//! "status", "error"?, "cause"?}, "redriven", "stale", "polls", "attemptPolls"}`. The plan runs each step as a child
+//! "status", "error"?, "cause"?}, "redriven", "stale", "polls", "attemptPolls", "redriveRefused"?}`. The plan runs each step as a child
 //! execution and waits for it; when that wait ends without the step's answer (the child failed,
 //! timed out, was aborted, or could not be started), the plan reads the child and asks what comes
 //! of it ([`crate::plan::follow`]). Nothing is read from DRS: the answer is a decision only.
@@ -54,6 +54,8 @@ pub struct StepExecutionRequest {
     /// Looks at step executions (any step) in this attempt of the plan's execution: their
     /// number bounds the history they write.
     pub attempt_polls: u32,
+    /// The plan's RedriveExecution of this step execution was refused: the error and cause.
+    pub redrive_refused: Option<(String, String)>,
 }
 
 #[derive(Deserialize)]
@@ -68,6 +70,14 @@ struct Body {
     stale: Option<bool>,
     polls: Option<u32>,
     attempt_polls: Option<u32>,
+    redrive_refused: Option<RefusalBody>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RefusalBody {
+    error: Option<String>,
+    cause: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -115,6 +125,12 @@ pub(crate) fn parse_step_execution(body: &Value) -> Result<StepExecutionRequest,
         stale: body.stale.unwrap_or(false),
         polls: body.polls.unwrap_or(0),
         attempt_polls: body.attempt_polls.or(body.polls).unwrap_or(0),
+        redrive_refused: body.redrive_refused.map(|r| {
+            (
+                truncate_utf8(&r.error.unwrap_or_default(), ERROR_ECHO_MAX),
+                truncate_utf8(&r.cause.unwrap_or_default(), CAUSE_ECHO_MAX),
+            )
+        }),
     })
 }
 

@@ -610,6 +610,8 @@ function stepFunctions(machines, faults = {}) {
         throw new StatesError("Sfn.ExecutionNotRedrivableException", `Execution is ${Date.parse(options.startTime) < Date.parse(run.ended) ? "RUNNING" : run.status} and cannot be redriven: '${arn}'`);
       }
       const after = (Date.parse(options.startTime) - Date.parse(run.ended)) / 1000;
+      // RedriveExecution: within 14 days of the execution's end.
+      if (after > 14 * 24 * 3600) throw new StatesError("Sfn.ExecutionNotRedrivableException", `Execution redrivable period exceeded: '${arn}'`);
       return execute(machines[run.stateMachineArn], run.input, { ...options, redrive: run, redriveAfterSeconds: after, stateMachineArn: run.stateMachineArn, executionName: arn.split(":").at(-1), sfn: this });
     },
   };

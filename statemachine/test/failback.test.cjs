@@ -1138,6 +1138,23 @@ test("a plan that failed while its redriven step execution ran (which failed aga
   assertEventsAcross([first, second, third], fake);
 });
 
+test("a step execution that can no longer be redriven (past its 14 days) stops the redriven plan at once, saying to start the run again", async () => {
+  let down = true;
+  const fake = fakeFunction({ jobSeconds: 30, error: (n, body) => (down && body.action === "track" && !body.final ? new StatesError("Lambda.Unknown", "crashed") : undefined) });
+  const input = { runId: "wave-too-late", recoveryInstanceIDs: ids("5a", 2) };
+  const first = await execute(definition(), input, fake);
+  assertStepFailed(first, "TrackAgain", "Lambda.Unknown");
+  down = false;
+  // The plan's own 14 days are not over (it failed about an hour after its step execution); the step execution's are.
+  const late = await execute(definition(), input, { ...fake, redrive: first, redriveAfterSeconds: 14 * 24 * 3600 - 600 });
+  assertEnded(late, "StepGate");
+  assert.equal(late.error, "StepExecutionFailed");
+  assert.match(late.cause, /could not be redriven \(Sfn\.ExecutionNotRedrivableException: Execution redrivable period exceeded/);
+  assert.match(late.cause, /same runId/);
+  assert.deepEqual(planStates(late).filter((n) => n === "RedriveStep"), ["RedriveStep"], "tried once, not waited on for an hour");
+  assert.equal(launchCalls(fake).length, 1);
+});
+
 test("a step execution that could not be started is started again a few times; then the plan fails at its question, and a redrive starts it", async () => {
   // Refused once (a throttled start): started again after a while, the run completes on its own.
   let refusals = 1;
