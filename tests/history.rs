@@ -137,7 +137,7 @@ fn no_step_execution_nears_the_history_cap_whatever_the_settings() {
 
 /// Redrives of one plan execution the bound below allows for, each waiting its full share of
 /// looks at a step execution (a redrive adds to the same history).
-const REDRIVES: u64 = 3;
+const REDRIVES: u64 = 2;
 
 #[test]
 fn no_plan_execution_nears_the_history_cap_whatever_the_plan() {
@@ -165,8 +165,8 @@ fn no_plan_execution_nears_the_history_cap_whatever_the_plan() {
     let per_part_states = ["RunStep", "StepRan", "NextPart"];
     // A look at a step execution that did not answer (RunStep failed: it failed, or could not
     // be started; or it runs, redriven) and the question after it, then a wait and a look again or a
-    // start again: at most MAX_POLLS in an attempt (each wait counts), and one more that stops
-    // the attempt.
+    // start again, or its output read once it ended well: at most MAX_POLLS in an attempt (each
+    // wait counts; an output read ends a wait), and one more that stops the attempt.
     let per_look_states = [
         "CheckStep",
         "StepGate",
@@ -174,6 +174,7 @@ fn no_plan_execution_nears_the_history_cap_whatever_the_plan() {
         "WaitForStep",
         "WaitToStart",
         "RunStep",
+        "ReadStepOutput",
     ];
     // Once per redrive: the question asked again, a fresh look (what was read before the
     // redrive), the step execution redriven and, when it ends well, its output read.
