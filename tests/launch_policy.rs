@@ -248,16 +248,8 @@ async fn a_500_after_the_job_was_created_is_reported_launched_not_resent() {
 #[tokio::test(start_paused = true)]
 async fn a_500_that_cannot_be_settled_stays_ambiguous() {
     // Every read after pre-flight's fails: DRS's state cannot be read back.
-    let reads_down = Fault::Fail {
-        operation: Operation::DescribeRecoveryInstances,
-        calls: 100,
-        after: 1,
-        status: 500,
-        error_type: "InternalServerException".into(),
-        message: "read failed".into(),
-        members: serde_json::Map::new(),
-        retry_after: None,
-    };
+    let reads_down =
+        Fault::internal_error(Operation::DescribeRecoveryInstances, 100, 1, "read failed");
     let (sim, requested) = sim_of(
         3,
         vec![Fault::InternalErrorAfterCreate { calls: 1 }, reads_down],

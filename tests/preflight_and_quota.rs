@@ -333,16 +333,7 @@ async fn source_servers_resolve_to_their_recovery_instances() {
 async fn a_failed_preflight_launches_nothing_and_defers_everything() {
     let fleet = ready(5);
     let requested = fleet.ids();
-    let down = |operation| Fault::Fail {
-        operation,
-        calls: 100,
-        after: 0,
-        status: 500,
-        error_type: "InternalServerException".into(),
-        message: "read failed".into(),
-        members: serde_json::Map::new(),
-        retry_after: None,
-    };
+    let down = |operation| Fault::internal_error(operation, 100, 0, "read failed");
     let sim = start(SimConfig {
         fleet,
         faults: vec![

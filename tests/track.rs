@@ -47,16 +47,12 @@ fn track(answer_jobs: &[String], reported: &[String]) -> Value {
 
 /// DescribeJobs answers 500 from now on.
 fn describe_jobs_down(sim: &SimHandle) {
-    sim.inject(Fault::Fail {
-        operation: Operation::DescribeJobs,
-        calls: 1000,
-        after: 0,
-        status: 500,
-        error_type: "InternalServerException".into(),
-        message: "down".into(),
-        members: serde_json::Map::new(),
-        retry_after: None,
-    });
+    sim.inject(Fault::internal_error(
+        Operation::DescribeJobs,
+        1000,
+        0,
+        "down",
+    ));
 }
 
 fn job_ids(answer: &LaunchAnswer) -> Vec<String> {

@@ -61,16 +61,12 @@ fn read_fault() -> impl Strategy<Value = Fault> {
             ],
             1u32..9,
         )
-            .prop_map(|(operation, calls)| Fault::Fail {
+            .prop_map(|(operation, calls)| Fault::internal_error(
                 operation,
                 calls,
-                after: 0,
-                status: 500,
-                error_type: "InternalServerException".into(),
-                message: "simulated".into(),
-                members: serde_json::Map::new(),
-                retry_after: None,
-            }),
+                0,
+                "simulated"
+            )),
         (1u32..8).prop_map(|calls| Fault::PutEventsDown { calls }),
         (1u32..3).prop_map(|entries| Fault::FailPutEventsEntries { entries }),
     ]

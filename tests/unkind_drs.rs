@@ -162,16 +162,12 @@ async fn a_short_function_timeout_still_launches_hundreds() {
 #[tokio::test(start_paused = true)]
 async fn deferred_source_servers_come_back_as_source_servers() {
     let (sim, _) = sim_with(3, |c| {
-        c.faults = vec![Fault::Fail {
-            operation: Operation::DescribeRecoveryInstances,
-            calls: 4,
-            after: 0,
-            status: 500,
-            error_type: "InternalServerException".into(),
-            message: "down".into(),
-            members: serde_json::Map::new(),
-            retry_after: None,
-        }];
+        c.faults = vec![Fault::internal_error(
+            Operation::DescribeRecoveryInstances,
+            4,
+            0,
+            "down",
+        )];
     })
     .await;
     let sources: Vec<String> = sim

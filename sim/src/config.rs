@@ -426,6 +426,21 @@ impl SimConfig {
 }
 
 impl Fault {
+    /// DRS failing `calls` calls of `operation` (after `after` that went through) with a bare 500
+    /// InternalServerException, `message` its only detail: DRS down, for the tests' purposes.
+    pub fn internal_error(operation: Operation, calls: u32, after: u32, message: &str) -> Fault {
+        Fault::Fail {
+            operation,
+            calls,
+            after,
+            status: 500,
+            error_type: "InternalServerException".into(),
+            message: message.into(),
+            members: serde_json::Map::new(),
+            retry_after: None,
+        }
+    }
+
     pub(crate) fn check(&self) -> Result<(), String> {
         match *self {
             Fault::HangAfterAccept { seconds, .. } | Fault::Hang { seconds, .. }
