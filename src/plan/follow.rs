@@ -62,6 +62,16 @@ pub struct FollowAnswer {
 /// The decision, from what the plan read.
 pub fn follow(request: &StepExecutionRequest) -> Result<FollowAnswer, HandlerError> {
     let execution = &request.execution;
+    // What stops the plan, and what the operator does then.
+    let stop_with = |stop: StepStop, what: String, remedy: &str| {
+        Err(HandlerError::StepStopped {
+            stop,
+            message: format!(
+                "step '{}' of run {}: step execution {} {what}; {remedy}",
+                request.step, request.run_id, execution.name
+            ),
+        })
+    };
     let stop = |stop: StepStop, what: String| {
         let remedy = match stop {
             StepStop::Failed => {
@@ -71,13 +81,7 @@ pub fn follow(request: &StepExecutionRequest) -> Result<FollowAnswer, HandlerErr
                 "redrive this execution to wait for it again; or stop the step execution (StopExecution) and redrive this execution: it redrives the step execution from where it stopped"
             }
         };
-        Err(HandlerError::StepStopped {
-            stop,
-            message: format!(
-                "step '{}' of run {}: step execution {} {what}; {remedy}",
-                request.step, request.run_id, execution.name
-            ),
-        })
+        stop_with(stop, what, remedy)
     };
     let why = || match (&execution.error, &execution.cause) {
         (Some(error), Some(cause)) => format!(" ({error}: {cause})"),
@@ -117,13 +121,11 @@ pub fn follow(request: &StepExecutionRequest) -> Result<FollowAnswer, HandlerErr
             } else if let Some((error, cause)) = &request.redrive_refused {
                 // It cannot be redriven (past the 14 days, or its history or redrive limits): a
                 // redrive of this execution could only try again.
-                return Err(HandlerError::StepStopped {
-                    stop: StepStop::Failed,
-                    message: format!(
-                        "step '{}' of run {}: step execution {} could not be redriven ({error}: {cause}); start the run again: a new execution of the plan with the same runId (instances this run launched are found in their jobs, not launched again)",
-                        request.step, request.run_id, execution.name
-                    ),
-                });
+                return stop_with(
+                    StepStop::Failed,
+                    format!("could not be redriven ({error}: {cause})"),
+                    "start the run again: a new execution of the plan with the same runId (instances this run launched are found in their jobs, not launched again)",
+                );
             } else if polls < MAX_LOOKS_AT_FAILED && attempt < MAX_POLLS {
                 // Waiting for the operator to redrive it.
                 Follow::Wait {
