@@ -10,6 +10,9 @@
 //! - A created job is LAUNCH / FAILBACK; its instances' `failback.failbackJobID` is set and their
 //!   state is FAILBACK_IN_PROGRESS until it completes, then FAILBACK_COMPLETED or FAILBACK_ERROR
 //!   per the instance's configured launch result.
+//! - An instance configured with a `replication` shows its failback state and
+//!   `dataReplicationInfo` as that replication stands (see the `replication` module) until it is
+//!   launched; it is FAILBACK_READY_FOR_LAUNCH only once replication is CONTINUOUS.
 //! - DescribeJobs lists the live jobs newest first, then the history; `fromDate` / `toDate`
 //!   bound the creation time, both ends included. With a visibility lag, a job (and its
 //!   instances' failback fields) is left out until the lag has passed. DescribeJobLogItems for an
@@ -25,6 +28,7 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use crate::config::Quotas;
+use crate::replication::ReplicationInfo;
 use crate::error::ApiError;
 use crate::fleet::{DEFAULT_FAILURE_EVENT, FailbackState, LaunchResult, splitmix64};
 use crate::state::{Inst, Job, Phase, PreLaunchView, Server, State};
@@ -450,7 +454,7 @@ impl State {
         if let Some(at) = initiated {
             failback["failbackInitiationTime"] = Value::String(self.clock.iso(at));
         }
-        json!({
+        let mut instance = json!({
             "recoveryInstanceID": spec.recovery_instance_id,
             "ec2InstanceID": spec.ec2_instance_id,
             "ec2InstanceState": "RUNNING",
@@ -460,7 +464,33 @@ impl State {
             "isDrill": false,
             "originEnvironment": "ON_PREMISES",
             "failback": failback,
-        })
+        });
+        if let Some(info) = self.replication(inst, now).and_then(|view| view.info) {
+            instance["dataReplicationInfo"] = self.replication_json(&info, now);
+        }
+        instance
+    }
+
+    /// `dataReplicationInfo` as the API model shapes it: one disk, its bytes, the ETA while the
+    /// initial sync runs, the error DRS names (if any).
+    fn replication_json(&self, info: &ReplicationInfo, now: Instant) -> Value {
+        let mut json = json!({
+            "dataReplicationState": info.state,
+            "replicatedDisks": [{
+                "deviceName": "/dev/sda",
+                "totalStorageBytes": info.total_bytes,
+                "replicatedStorageBytes": info.replicated_bytes,
+                "rescannedStorageBytes": 0,
+                "backloggedStorageBytes": 0,
+            }],
+        });
+        if let Some(eta) = info.eta_seconds {
+            json["etaDateTime"] = Value::String(self.clock.iso(now + self.sim_duration(eta)));
+        }
+        if let Some(error) = info.error {
+            json["dataReplicationError"] = json!({"error": error});
+        }
+        json
     }
 
     /// JOB_START when created, LAUNCH_START per server once STARTED, then each failed server's

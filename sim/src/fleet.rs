@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::SimError;
 use crate::model;
+use crate::replication::Replication;
 
 /// DRS `FailbackState`, with the SDK's variant names and the wire's spelling.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -116,6 +117,10 @@ pub struct FleetInstance {
     /// plan's tag selector matches.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub tags: std::collections::BTreeMap<String, String>,
+    /// Failback replication over simulated time: while set, the failback state is the
+    /// replication's (`state` is not used) until a launch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replication: Option<Replication>,
 }
 
 fn ready() -> FailbackState {
@@ -136,6 +141,7 @@ impl FleetInstance {
             refuse_launch: false,
             failure_event: None,
             tags: std::collections::BTreeMap::new(),
+            replication: None,
         }
     }
 }
@@ -272,6 +278,13 @@ impl Fleet {
                 i.launch_result = LaunchResult::Failed;
                 i.failure_event = Some(event.to_owned());
             })
+            .is_some()
+    }
+
+    /// `id` replicates back over simulated time. False when `id` is not in the fleet.
+    pub fn set_replication(&mut self, id: &str, replication: Replication) -> bool {
+        self.get_mut(id)
+            .map(|i| i.replication = Some(replication))
             .is_some()
     }
 

@@ -9,6 +9,8 @@
 //! - a fleet of recovery instances ([`Fleet`]) and failback jobs that go PENDING → STARTED →
 //!   COMPLETED on tokio time ([`Lifecycle`]), with each instance's launch ending LAUNCHED or
 //!   FAILED as configured; the rules are in the `drs` module docs;
+//! - failback replication that progresses over simulated time before an instance is ready
+//!   ([`Replication`]): an ETA, a stall, a client that disconnects or never connects;
 //! - the DRS quotas ([`Quotas`]) and the all-or-nothing StartFailbackLaunch;
 //! - faults on demand ([`Fault`]) and a record of every call ([`CallRecord`]) and delivered
 //!   event ([`DeliveredEvent`]).
@@ -27,6 +29,7 @@ mod fleet;
 mod history;
 mod in_process;
 mod model;
+mod replication;
 mod reply;
 mod routing;
 mod server;
@@ -38,6 +41,7 @@ pub use config::{Fault, History, Lifecycle, Operation, Quotas, SimConfig};
 pub use error::SimError;
 pub use fleet::{FailbackState, Fleet, FleetInstance, LaunchResult};
 pub use model::embedded_model;
+pub use replication::{INITIATING_SECONDS, Replication};
 pub use server::{SimHandle, Simulator};
 pub use state::{CallRecord, DeliveredEvent, SimInstance, SimJob, SimParticipant};
 

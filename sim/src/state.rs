@@ -14,6 +14,7 @@ use crate::config::{Fault, Lifecycle, Operation, Quotas, Settings, SimConfig, sa
 use crate::error::ApiError;
 use crate::fleet::{FailbackState, Fleet, FleetInstance, LaunchResult};
 use crate::history::{self, ArchivedJob};
+use crate::replication::ReplicationView;
 
 /// One API call as the simulator saw it (admin calls are not recorded).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -137,6 +138,8 @@ pub(crate) struct Inst {
     pub initiated: Option<Instant>,
     /// What Describe calls still show until the latest launch becomes visible.
     pub before_launch: Option<PreLaunchView>,
+    /// When the fleet was loaded: the instance's replication is timed from here.
+    pub since: Instant,
 }
 
 /// An instance's failback fields as they were before its latest launch, shown by Describe calls
@@ -292,6 +295,7 @@ impl State {
                 last_job: None,
                 initiated: None,
                 before_launch: None,
+                since: Instant::now(),
             })
             .collect();
         self.by_id = self
@@ -360,7 +364,23 @@ impl State {
                 | LaunchResult::LaunchedThenFailed => FailbackState::FailbackError,
             };
         }
-        inst.spec.state
+        match self.replication(inst, now) {
+            Some(view) => view.failback_state,
+            None => inst.spec.state,
+        }
+    }
+
+    /// The instance's failback replication as it stands now, when it has one: its simulated
+    /// seconds run `time_scale` times faster, like the jobs'.
+    pub(crate) fn replication(&self, inst: &Inst, now: Instant) -> Option<ReplicationView> {
+        let replication = inst.spec.replication.as_ref()?;
+        let elapsed = now.saturating_duration_since(inst.since).as_secs_f64() * self.time_scale;
+        Some(replication.view(elapsed as u64))
+    }
+
+    /// Simulated seconds as the simulator's (faster) clock runs them.
+    pub(crate) fn sim_duration(&self, simulated_seconds: u64) -> Duration {
+        Duration::from_secs(simulated_seconds).div_f64(self.time_scale)
     }
 
     /// An instance's failback fields as Describe calls show them now: the latest launch's only
@@ -409,6 +429,7 @@ impl State {
         };
         let inst = &mut self.instances[i];
         inst.spec.state = state;
+        inst.spec.replication = None;
         inst.follows_job = false;
         true
     }

@@ -13,8 +13,9 @@ use crate::drs::tags::{RUN_ID_TAG_KEY, STEP_TAG_KEY};
 use crate::drs::{
     DESCRIBE_INSTANCES_MAX_IDS, DESCRIBE_JOBS_MAX_IDS, Drs, FailbackState, InstanceQuery,
     JobLogEvent, JobLogItem, JobQuery, JobRecord, JobStatus, LaunchStatus, Page, Participant,
-    RecoveryInstance, Tags,
+    RecoveryInstance, Replication, ReplicationState, Tags,
 };
+use crate::drs::replication::Disk;
 use crate::retry::{DescribeError, LaunchError};
 
 #[derive(Clone, Debug)]
@@ -203,6 +204,30 @@ fn recovery_instance(item: &aws_sdk_drs::types::RecoveryInstance) -> RecoveryIns
                 .into_iter()
                 .collect(),
         ),
+        replication: item.data_replication_info().map(replication),
+    }
+}
+
+fn replication(info: &aws_sdk_drs::types::RecoveryInstanceDataReplicationInfo) -> Replication {
+    // DRS sends 0 for a figure it has not got; a negative one is taken for 0 too.
+    let bytes = |n: i64| u64::try_from(n).unwrap_or(0);
+    let disks = info.replicated_disks().iter().map(|disk| Disk {
+        total_bytes: bytes(disk.total_storage_bytes()),
+        replicated_bytes: bytes(disk.replicated_storage_bytes()),
+        backlogged_bytes: bytes(disk.backlogged_storage_bytes()),
+    });
+    let state = ReplicationState::from_name(
+        info.data_replication_state()
+            .map_or("REPLICATION_STATE_UNKNOWN", |state| state.as_str()),
+    );
+    Replication {
+        eta: info.eta_date_time().map(str::to_owned),
+        lag: info.lag_duration().map(str::to_owned),
+        error: info
+            .data_replication_error()
+            .and_then(|error| error.error())
+            .map(|error| error.as_str().to_owned()),
+        ..Replication::new(state, disks)
     }
 }
 

@@ -8,11 +8,13 @@ use std::time::SystemTime;
 
 pub mod ids;
 pub mod reads;
+pub mod replication;
 pub mod state;
 pub mod stats;
 pub mod tags;
 
-pub use state::{FailbackState, JobLogEvent, JobStatus, LaunchStatus};
+pub use replication::Replication;
+pub use state::{FailbackState, JobLogEvent, JobStatus, LaunchStatus, ReplicationState};
 pub use tags::Tags;
 
 use crate::retry::{DescribeError, LaunchError};
@@ -151,6 +153,8 @@ pub struct RecoveryInstance {
     pub failback_job_id: Option<String>,
     /// The instance's own tags: what a plan step's selector matches (values never logged).
     pub tags: Tags,
+    /// Its failback replication, once the Failback Client has connected.
+    pub replication: Option<Replication>,
 }
 
 /// `DescribeRecoveryInstances` takes at most 200 ids in its filter.

@@ -86,6 +86,24 @@ drs_words! {
 }
 
 drs_words! {
+    /// A recovery instance's failback replication state (`dataReplicationInfo.dataReplicationState`).
+    ReplicationState {
+        Stopped = "STOPPED",
+        Initiating = "INITIATING",
+        InitialSync = "INITIAL_SYNC",
+        Backlog = "BACKLOG",
+        CreatingSnapshot = "CREATING_SNAPSHOT",
+        Continuous = "CONTINUOUS",
+        Paused = "PAUSED",
+        Rescan = "RESCAN",
+        Stalled = "STALLED",
+        Disconnected = "DISCONNECTED",
+        ReplicationStateNotAvailable = "REPLICATION_STATE_NOT_AVAILABLE",
+        NotStarted = "NOT_STARTED",
+    }
+}
+
+drs_words! {
     /// An event of a job's log (`DescribeJobLogItems`).
     JobLogEvent {
         JobStart = "JOB_START",
@@ -129,6 +147,25 @@ impl LaunchStatus {
     /// The launch of this server ended without it coming back.
     pub fn is_failure(&self) -> bool {
         matches!(self, LaunchStatus::Failed | LaunchStatus::Terminated)
+    }
+}
+
+impl ReplicationState {
+    /// Data is moving, or about to: the states a healthy failback replication passes through on
+    /// its way to CONTINUOUS (README, "Waiting for readiness", for the sources). STALLED and
+    /// DISCONNECTED need a person; PAUSED and STOPPED were stopped by one; NOT_AVAILABLE and a
+    /// word DRS adds later are not taken for progress.
+    pub fn is_on_its_way(&self) -> bool {
+        matches!(
+            self,
+            ReplicationState::NotStarted
+                | ReplicationState::Initiating
+                | ReplicationState::InitialSync
+                | ReplicationState::Backlog
+                | ReplicationState::CreatingSnapshot
+                | ReplicationState::Continuous
+                | ReplicationState::Rescan
+        )
     }
 }
 

@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use super::next::{Next, after_launch};
 use super::outcome::{Counts, Outcome, OutcomeKind};
+use super::readiness::{Progress, WaitingSummary, to_announce};
 use crate::drs::ids::is_valid_source_server_id;
 use crate::drs::{JobStatus, LaunchedJob};
 use crate::events::EventDelivery;
@@ -82,10 +83,18 @@ pub struct LaunchAnswer {
     pub planned_job_sizes: Option<Vec<usize>>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub held_by_other_steps: Vec<HeldGroup>,
+    /// The instances waiting for readiness (deferred `REPLICATING`): how many, in which state,
+    /// the bytes left, the latest ETA.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<WaitingSummary>,
     /// What the step does next, when the request said where its loop stands.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next: Option<Next>,
     pub events: EventDelivery,
+    /// The instances whose waiting is news ([`to_announce`]), for the `Failback Instances
+    /// Waiting` events (not answered).
+    #[serde(skip)]
+    pub announce: Vec<Progress>,
 }
 
 /// Distinct messages (or job ids) listed per outcome, reason and code; beyond this they are
@@ -147,6 +156,8 @@ pub struct RunResult {
     pub planned_job_sizes: Option<Vec<usize>>,
     /// Matched by the selector, held by another step: no outcome here.
     pub held: Vec<HeldGroup>,
+    /// The instances waited for, or that stopped waiting, as DRS showed them.
+    pub progress: Vec<Progress>,
 }
 
 impl RunResult {
@@ -163,11 +174,16 @@ impl RunResult {
         group_not_launched(self.outcomes.iter().filter_map(|(id, outcome)| {
             let key: GroupKey = match outcome {
                 Outcome::Launched { .. } => return None,
-                Outcome::Skipped { reason, job_id } => (
+                Outcome::Skipped {
+                    reason,
+                    job_id,
+                    code,
+                    message,
+                } => (
                     OutcomeKind::Skipped,
                     reason.clone(),
-                    None,
-                    None,
+                    code.clone(),
+                    message.clone(),
                     job_id.clone(),
                 ),
                 Outcome::Rejected {
@@ -181,10 +197,14 @@ impl RunResult {
                     Some(message.clone()),
                     None,
                 ),
-                Outcome::Deferred { reason, error } => (
+                Outcome::Deferred {
+                    reason,
+                    code,
+                    error,
+                } => (
                     OutcomeKind::Deferred,
                     reason.name().to_owned(),
-                    None,
+                    code.clone(),
                     error.clone(),
                     None,
                 ),
@@ -257,8 +277,10 @@ impl RunResult {
             deferred_source_server_ids,
             planned_job_sizes: self.planned_job_sizes.clone(),
             held_by_other_steps: self.held.clone(),
+            waiting: WaitingSummary::of(&self.progress),
             next,
             events,
+            announce: to_announce(&self.progress, &request.waiting),
         }
     }
 }
@@ -289,6 +311,7 @@ mod tests {
             ],
             planned_job_sizes: None,
             held: vec![],
+            progress: vec![],
         };
         let groups = result.not_launched();
         assert_eq!(groups.len(), 3);

@@ -5,9 +5,10 @@ use serde::Serialize;
 
 use super::answer::{JobSummary, LaunchAnswer, NotLaunchedGroup};
 use super::outcome::Counts;
+use super::readiness::{Progress, WaitingSummary};
 use crate::events::{
     DETAIL_TARGET_BYTES, DETAIL_TYPE_JOB_STARTED, DETAIL_TYPE_NOT_LAUNCHED,
-    DETAIL_TYPE_RUN_COMPLETED, EventEntry, GROUPS_ENVELOPE_BYTES, IdGroup, entry, split_groups,
+    DETAIL_TYPE_RUN_COMPLETED, DETAIL_TYPE_WAITING, EventEntry, GROUPS_ENVELOPE_BYTES, IdGroup, entry, split_groups,
     to_json,
 };
 
@@ -30,6 +31,20 @@ struct NotLaunched<'a> {
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
+struct InstancesWaiting<'a> {
+    run_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    step: Option<&'a str>,
+    part: usize,
+    parts: usize,
+    /// All the step's waiting instances added up, in every part.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    waiting: Option<&'a WaitingSummary>,
+    instances: &'a [Progress],
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
 struct RunCompleted<'a> {
     run_id: &'a str,
     dry_run: bool,
@@ -43,7 +58,8 @@ struct RunCompleted<'a> {
 }
 
 /// The events for one run: one per created job, the not-launched instances (split so each event
-/// stays under `DETAIL_TARGET_BYTES`), and the run summary, last. A dry run publishes only the
+/// stays under `DETAIL_TARGET_BYTES`), the instances whose waiting for readiness is news (split
+/// likewise), and the run summary, last. A dry run publishes only the
 /// summary: nothing was launched and nothing failed.
 pub fn run_events(source: &str, answer: &LaunchAnswer) -> Vec<EventEntry> {
     let entry = |detail_type: &str, detail: String, resources: Vec<String>| {
@@ -76,6 +92,19 @@ pub fn run_events(source: &str, answer: &LaunchAnswer) -> Vec<EventEntry> {
             };
             entries.push(entry(DETAIL_TYPE_NOT_LAUNCHED, to_json(&detail), vec![]));
         }
+        let parts = split_list(&answer.announce, DETAIL_TARGET_BYTES - WAITING_ENVELOPE_BYTES);
+        let count = parts.len();
+        for (index, instances) in parts.iter().enumerate() {
+            let detail = InstancesWaiting {
+                run_id: &answer.run_id,
+                step: answer.step.as_deref(),
+                part: index + 1,
+                parts: count,
+                waiting: answer.waiting.as_ref(),
+                instances,
+            };
+            entries.push(entry(DETAIL_TYPE_WAITING, to_json(&detail), vec![]));
+        }
     }
     let summary = RunCompleted {
         run_id: &answer.run_id,
@@ -88,6 +117,28 @@ pub fn run_events(source: &str, answer: &LaunchAnswer) -> Vec<EventEntry> {
     };
     entries.push(entry(DETAIL_TYPE_RUN_COMPLETED, to_json(&summary), vec![]));
     entries
+}
+
+/// Room for a Waiting event's fields around its instances: the run id and step (at most 128 and
+/// 64 characters), the counters and the summary (its states are DRS's words, at most a dozen).
+const WAITING_ENVELOPE_BYTES: usize = 2048;
+
+/// Cuts `items` into runs whose JSON array stays under `budget` bytes, in order.
+fn split_list<T: Serialize + Clone>(items: &[T], budget: usize) -> Vec<Vec<T>> {
+    let mut parts: Vec<Vec<T>> = Vec::new();
+    let mut bytes = 2;
+    for item in items {
+        let size = to_json(item).len() + 1;
+        match parts.last_mut() {
+            Some(part) if bytes + size <= budget => part.push(item.clone()),
+            _ => {
+                parts.push(vec![item.clone()]);
+                bytes = 2;
+            }
+        }
+        bytes += size;
+    }
+    parts
 }
 
 impl IdGroup for NotLaunchedGroup {

@@ -17,6 +17,7 @@ pub mod next;
 pub mod outcome;
 pub mod pacing;
 pub mod preflight;
+pub mod readiness;
 pub mod reconcile;
 mod report;
 mod send;
@@ -26,6 +27,7 @@ use capacity::Capacity;
 use outcome::{DeferReason, Outcome};
 use pacing::Pacer;
 use preflight::{Preflight, RunScope, preflight, resolve_ids};
+use readiness::Wait;
 use reconcile::Looker;
 use send::Launcher;
 
@@ -112,6 +114,7 @@ async fn launch<D: Drs>(
         result.add_job(job);
     }
     result.outcomes.extend(found.settled);
+    result.progress = found.progress;
     let queue: VecDeque<String> = found.launchable.into();
     if request.dry_run {
         dry_run(config, capacity, queue, &mut result);
@@ -151,6 +154,7 @@ async fn read_state<D: Drs>(
         run_id: &request.run_id,
         step: request.step.as_deref(),
         selected,
+        wait: Wait::of(request),
     };
     let (found, active) = match preflight(reads, ids, &scope).await {
         Ok(found) => found,

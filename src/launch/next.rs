@@ -64,6 +64,10 @@ pub struct Situation {
     pub freed: bool,
     /// Some instances were deferred for something other than a full quota.
     pub deferred_not_for_quota: bool,
+    /// Some wait for readiness (`REPLICATING`): the step reads them again every round while its
+    /// wait lasts, however many rounds that takes — MaxRounds bounds the rounds spent on
+    /// instances DRS turned away, and the wait bounds these.
+    pub waiting: bool,
     /// Calls this execution made, this one included.
     pub calls: u32,
     /// How long this execution has run.
@@ -73,10 +77,14 @@ pub struct Situation {
 /// After a launch round or a tracking call. A launch round that failed for good is sent again
 /// once nothing of the step runs; deferred instances are sent again right after a tracking call
 /// that may have freed capacity (a job finished, none is running, or they wait for something
-/// other than a full quota); jobs are tracked every interval while time is left; deferred
+/// other than a full quota — readiness among them: so an instance that turned ready is launched
+/// within one interval); jobs are tracked every interval while time is left; deferred
 /// instances with no job running wait an interval; otherwise the step sums up.
 pub fn next(s: &Situation, interval: u64) -> Next {
-    let can_launch = s.deferred > 0 && s.rounds < s.max_rounds && !s.launch_error && s.time_left;
+    let can_launch = s.deferred > 0
+        && (s.rounds < s.max_rounds || s.waiting)
+        && !s.launch_error
+        && s.time_left;
     // The round that failed is sent again only once its step's jobs are tracked to the end.
     if s.launch_error && s.running_jobs == 0 {
         // A refused request halts the step (its last call says LAUNCH_ERROR) instead.
@@ -125,6 +133,7 @@ pub fn after_launch(step: &StepLoop, new_jobs: usize, deferred: usize, reasons: 
             after_track: false,
             freed: false,
             deferred_not_for_quota: reasons.iter().any(|r| !for_quota(r)),
+            waiting: reasons.iter().any(|r| waiting(r)),
             calls: step.calls + 1,
             execution_seconds: step.execution_seconds,
         },
@@ -146,6 +155,7 @@ pub fn after_track(step: &StepLoop, running: usize) -> Next {
             after_track: true,
             freed: running < step.running_jobs,
             deferred_not_for_quota: step.deferred_reasons.iter().any(|r| !for_quota(r)),
+            waiting: step.deferred_reasons.iter().any(|r| waiting(r)),
             calls: step.calls + 1,
             execution_seconds: step.execution_seconds,
         },
@@ -156,6 +166,11 @@ pub fn after_track(step: &StepLoop, running: usize) -> Next {
 /// Deferred for a full quota only: capacity frees up when a job finishes.
 fn for_quota(reason: &str) -> bool {
     reason == DeferReason::Quota.name()
+}
+
+/// Deferred while the step waits for readiness.
+fn waiting(reason: &str) -> bool {
+    reason == DeferReason::Replicating.name()
 }
 
 /// Whether the step is within its TimeLimitSeconds.
@@ -178,7 +193,7 @@ mod tests {
     /// instances it deferred and why) → next.
     #[test]
     fn after_a_launch_round() {
-        let cases: [(Value, usize, usize, &[&str], Next); 9] = [
+        let cases: [(Value, usize, usize, &[&str], Next); 12] = [
             (json!({}), 1, 0, &[], TRACK),
             (json!({"runningJobs": 2}), 0, 0, &[], TRACK),
             (json!({}), 0, 0, &[], Next::Finish),
@@ -195,6 +210,16 @@ mod tests {
                 &["QUOTA"],
                 Next::Finish,
             ),
+            // Instances on their way are read again every interval, past MaxRounds too.
+            (json!({}), 0, 3, &["REPLICATING"], LAUNCH_LATER),
+            (json!({"rounds": 30}), 0, 3, &["REPLICATING", "QUOTA"], LAUNCH_LATER),
+            (
+                json!({"rounds": 30, "elapsedSeconds": 3600}),
+                0,
+                3,
+                &["REPLICATING"],
+                Next::Finish,
+            ),
         ];
         for (given, jobs, deferred, reasons, want) in cases {
             let got = after_launch(&step(given.clone()), jobs, deferred, reasons);
@@ -208,7 +233,7 @@ mod tests {
     /// Every decision after a tracking call: (loop before the call, jobs still running) → next.
     #[test]
     fn after_a_tracking_call() {
-        let cases: [(Value, usize, Next); 13] = [
+        let cases: [(Value, usize, Next); 15] = [
             (json!({"runningJobs": 2}), 2, TRACK),
             (json!({"runningJobs": 2}), 0, Next::Finish),
             // Capacity may have freed up: launch the deferred now.
@@ -230,6 +255,17 @@ mod tests {
             (
                 json!({"runningJobs": 2, "deferred": 3, "deferredReasons": ["QUOTA", "THROTTLED"]}),
                 2,
+                LAUNCH_NOW,
+            ),
+            // Instances on their way are read again after every tracking call, past MaxRounds.
+            (
+                json!({"runningJobs": 2, "deferred": 3, "deferredReasons": ["REPLICATING"], "rounds": 40}),
+                2,
+                LAUNCH_NOW,
+            ),
+            (
+                json!({"runningJobs": 0, "deferred": 3, "deferredReasons": ["REPLICATING"], "rounds": 40}),
+                0,
                 LAUNCH_NOW,
             ),
             // No round left, or a launch error: track what runs, then sum up.

@@ -43,6 +43,9 @@ pub enum DeferReason {
     DryRun,
     /// The run stopped because DRS cannot be used here (account not initialised, access denied).
     Halted,
+    /// On its way to FAILBACK_READY_FOR_LAUNCH (failback replication running, no error) while the
+    /// step waits for readiness (`waitForReadySeconds`): the next round reads it again.
+    Replicating,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,18 +53,23 @@ pub enum Outcome {
     Launched {
         job_id: String,
     },
-    /// Not launchable now: `reason` is the failback state, `NOT_FOUND` or `ALREADY_IN_JOB`.
+    /// Not launchable now: `reason` is the failback state, `NOT_FOUND` or `ALREADY_IN_JOB`;
+    /// `code` the replication state, when DRS shows one; `message` why it was not waited for.
     Skipped {
         reason: String,
         job_id: Option<String>,
+        code: Option<String>,
+        message: Option<String>,
     },
     Rejected {
         reason: &'static str,
         code: Option<String>,
         message: String,
     },
+    /// `code`: the state a `REPLICATING` instance was found in.
     Deferred {
         reason: DeferReason,
+        code: Option<String>,
         error: Option<String>,
     },
 }
@@ -85,7 +93,18 @@ impl Outcome {
     pub fn deferred(reason: DeferReason, error: Option<String>) -> Self {
         Outcome::Deferred {
             reason,
+            code: None,
             error: error.map(|e| truncate_utf8(&e, MESSAGE_MAX_BYTES)),
+        }
+    }
+
+    /// Skipped for `reason` alone.
+    pub fn skipped(reason: impl Into<String>) -> Self {
+        Outcome::Skipped {
+            reason: reason.into(),
+            job_id: None,
+            code: None,
+            message: None,
         }
     }
 
@@ -205,6 +224,7 @@ impl DeferReason {
             DeferReason::ServerError => "InstancesDeferredServerError",
             DeferReason::DryRun => "InstancesDeferredDryRun",
             DeferReason::Halted => "InstancesDeferredHalted",
+            DeferReason::Replicating => "InstancesDeferredReplicating",
         }
     }
 

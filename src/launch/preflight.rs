@@ -8,7 +8,8 @@ use futures_util::future::join;
 use tracing::{info, warn};
 
 use super::answer::RunResult;
-use super::outcome::{Outcome, SKIPPED_ALREADY_IN_JOB, SKIPPED_NOT_FOUND};
+use super::outcome::{Outcome, OutcomeKind, SKIPPED_ALREADY_IN_JOB, SKIPPED_NOT_FOUND};
+use super::readiness::{Progress, Readiness, Wait, not_ready, readiness};
 use crate::drs::reads::{DrsReads, ReadFailure};
 use crate::drs::{Drs, FailbackState, JobRecord, JobStatus, LaunchedJob, RecoveryInstance};
 use crate::error::HandlerError;
@@ -34,6 +35,9 @@ pub struct Preflight {
     pub sources: HashMap<String, String>,
     /// Selected by tag, yet launched by another step of this run (step, instance): that step's.
     pub held: Vec<(String, String)>,
+    /// While the step waits for readiness: the instances on their way, and those that stopped
+    /// waiting (or were not worth waiting for), as DRS shows them.
+    pub progress: Vec<Progress>,
 }
 
 /// Which run (and plan step) a pre-flight is for, and which ids only its selector chose.
@@ -42,6 +46,7 @@ pub struct RunScope<'a> {
     pub run_id: &'a str,
     pub step: Option<&'a str>,
     pub selected: &'a HashSet<String>,
+    pub wait: Wait,
 }
 
 /// The recovery instances of the named source servers, in the order the source servers were
@@ -168,10 +173,7 @@ pub async fn resolve_ids<D: Drs>(
             );
             let mut listed: HashSet<String> = ids.iter().cloned().collect();
             ids.extend(resolved.into_iter().filter(|id| listed.insert(id.clone())));
-            let not_found = Outcome::Skipped {
-                reason: SKIPPED_NOT_FOUND.into(),
-                job_id: None,
-            };
+            let not_found = Outcome::skipped(SKIPPED_NOT_FOUND);
             result
                 .outcomes
                 .extend(unknown.into_iter().map(|id| (id, not_found.clone())));
@@ -196,7 +198,7 @@ pub async fn resolve_ids<D: Drs>(
 /// Reads the active jobs (what counts against the quotas, returned as well) and every
 /// instance, then classifies every id: ready → launchable; unknown → `NOT_FOUND`; in an
 /// active job of another run → `ALREADY_IN_JOB`; in a job of this run → launched there (unless
-/// that was an [`earlier_attempt`]); any other state → skipped with that state.
+/// that was an [`earlier_attempt`]); not ready → waiting or skipped ([`not_ready`]).
 pub async fn preflight<D: Drs>(
     reads: &DrsReads<'_, D>,
     ids: &[String],
@@ -238,13 +240,9 @@ pub async fn preflight<D: Drs>(
     let mut ours: Vec<(&JobRecord, Vec<String>)> = Vec::new();
     for id in ids {
         let Some(instance) = instances.get(id) else {
-            preflight.settled.push((
-                id.clone(),
-                Outcome::Skipped {
-                    reason: SKIPPED_NOT_FOUND.into(),
-                    job_id: None,
-                },
-            ));
+            preflight
+                .settled
+                .push((id.clone(), Outcome::skipped(SKIPPED_NOT_FOUND)));
             continue;
         };
         let job = instance
@@ -281,22 +279,25 @@ pub async fn preflight<D: Drs>(
                     Outcome::Skipped {
                         reason: SKIPPED_ALREADY_IN_JOB.into(),
                         job_id: Some(job.job_id.clone()),
+                        code: None,
+                        message: None,
                     },
                 ));
                 continue;
             }
         }
-        if instance.failback_state == FailbackState::ReadyForLaunch {
+        let readiness = readiness(instance);
+        if readiness == Readiness::Ready {
             preflight.launchable.push(id.clone());
-        } else {
-            preflight.settled.push((
-                id.clone(),
-                Outcome::Skipped {
-                    reason: instance.failback_state.to_string(),
-                    job_id: None,
-                },
-            ));
+            continue;
         }
+        let outcome = not_ready(instance, run.wait);
+        if run.wait.seconds > 0 && (readiness == Readiness::OnItsWay || instance.replication.is_some())
+        {
+            let waiting = outcome.kind() == OutcomeKind::Deferred;
+            preflight.progress.push(Progress::of(instance, waiting));
+        }
+        preflight.settled.push((id.clone(), outcome));
     }
     preflight.existing_jobs = ours
         .into_iter()

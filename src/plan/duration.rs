@@ -3,7 +3,7 @@
 //! TimeoutSeconds: a plan that could outlast it is refused when it is checked, before anything
 //! is launched, rather than stopped half done.
 
-use crate::request::{PlanLimits, PlanRequest, RequestError, invalid};
+use crate::request::{PlanLimits, PlanRequest, RequestError, invalid, within};
 
 /// What a step may take beyond its TimeLimitSeconds: its last call, with its retries, and the
 /// plan's own states around it.
@@ -40,6 +40,26 @@ pub fn check(request: &PlanRequest) -> Result<(), RequestError> {
     let Some(limits) = &request.limits else {
         return Ok(());
     };
+    // A wait the step's time limit cuts short would end the step with its instances still
+    // waiting: deferred, never given the skipped outcome the wait promises.
+    if let Some((index, step)) = request
+        .steps
+        .iter()
+        .enumerate()
+        .find(|(_, step)| step.wait_for_ready_seconds >= limits.time_limit_seconds)
+    {
+        return Err(within(
+            &format!("steps[{index}] ({})", step.name),
+            invalid(
+                "waitForReadySeconds",
+                &format!(
+                    "({}) must be shorter than the step's TimeLimitSeconds ({}): the step must \
+                     outlast its wait to launch or skip every instance still waiting",
+                    step.wait_for_ready_seconds, limits.time_limit_seconds
+                ),
+            ),
+        ));
+    }
     let longest = longest(request, limits);
     let allowed = limits
         .run_timeout_seconds

@@ -49,6 +49,7 @@ pub struct StepPlan {
     pub max_failed: Option<u64>,
     pub wait_after_seconds: u64,
     pub approval: bool,
+    pub wait_for_ready_seconds: u64,
     /// Recovery instances the step reaches now (a plain request: the ids it names).
     pub instances: usize,
     /// Dry run: what a launch of the step would do now.
@@ -135,6 +136,8 @@ async fn dry_run<D: Drs>(
         // The plan was just checked: no instance is reached by two steps.
         other_steps: Vec::new(),
         step_loop: None,
+        wait_for_ready_seconds: step.wait_for_ready_seconds,
+        waiting: Vec::new(),
     };
     let answer = crate::launch::answer(config, reads, &launch).await?;
     plan.instances = answer.requested;
@@ -173,6 +176,7 @@ fn step_plan(step: &PlanStep, plain: bool, instances: usize) -> StepPlan {
         max_failed: step.max_failed,
         wait_after_seconds: step.wait_after_seconds,
         approval: step.approval,
+        wait_for_ready_seconds: step.wait_for_ready_seconds,
         instances,
         counts: None,
         planned_job_sizes: None,

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::plan::MAX_PLAN_STEPS;
-use super::rules::{parse_step_name, refuse_malformed, within};
+use super::rules::{parse_step_name, parse_wait_for_ready, refuse_malformed, within};
 use super::selector::{Selector, parse_selector};
 use super::step_loop::StepLoop;
 use super::tags::parse_tags;
@@ -38,6 +38,21 @@ pub struct LaunchRequest {
     pub other_steps: Vec<OtherStep>,
     /// Where the step's loop stands: given, the answer says what comes next.
     pub step_loop: Option<StepLoop>,
+    /// How long the step waits for its instances on their way to become ready (0: not at all).
+    pub wait_for_ready_seconds: u64,
+    /// The instances the step's last round found on their way, by the state it announced each
+    /// in: one whose state is new is announced again.
+    pub waiting: Vec<Waiting>,
+}
+
+/// `waiting[]`: instances a round announced waiting in `state` (the answer's `REPLICATING` group,
+/// its `code` as `state`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Waiting {
+    pub state: String,
+    #[serde(rename = "recoveryInstanceIDs")]
+    pub recovery_instance_ids: Vec<String>,
 }
 
 /// Another step of the plan and the instances it names explicitly.
@@ -141,6 +156,8 @@ struct LaunchBody {
     other_steps: Option<Vec<OtherStep>>,
     #[serde(rename = "loop")]
     step_loop: Option<StepLoop>,
+    wait_for_ready_seconds: Option<u64>,
+    waiting: Option<Vec<Waiting>>,
 }
 
 pub(super) fn parse_body(
@@ -176,7 +193,29 @@ pub(super) fn parse_body(
         duplicates_collapsed: ids.duplicates_collapsed,
         other_steps,
         step_loop: body.step_loop,
+        wait_for_ready_seconds: parse_wait_for_ready(body.wait_for_ready_seconds)?,
+        waiting: check_waiting(body.waiting.unwrap_or_default(), max_instances)?,
     })
+}
+
+/// `waiting` as the state machine passes it back: well-formed ids, within the request limit.
+fn check_waiting(groups: Vec<Waiting>, max_instances: usize) -> Result<Vec<Waiting>, RequestError> {
+    let count: usize = groups.iter().map(|g| g.recovery_instance_ids.len()).sum();
+    if count > max_instances {
+        return Err(RequestError::TooMany {
+            field: "waiting",
+            count,
+            max: max_instances,
+        });
+    }
+    for (index, group) in groups.iter().enumerate() {
+        refuse_malformed(
+            &format!("waiting[{index}].recoveryInstanceIDs"),
+            &group.recovery_instance_ids,
+            is_valid_instance_id,
+        )?;
+    }
+    Ok(groups)
 }
 
 /// `otherSteps` as the state machine passes it from the checked plan: at most the plan's steps,

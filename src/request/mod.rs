@@ -29,7 +29,7 @@ mod track;
 pub use ended::{EXECUTION_STATUS_CHANGE, EndStatus, ExecutionEnd, STATES_SOURCE};
 use ended::{is_status_event, parse_execution_end};
 use launch::parse_body;
-pub use launch::{Ids, LaunchRequest, OtherStep};
+pub use launch::{Ids, LaunchRequest, OtherStep, Waiting};
 pub use not_launched::{GivenGroup, NotLaunched, NotLaunchedAs};
 pub(crate) use plan::label;
 pub use plan::{
@@ -323,6 +323,9 @@ fn expected(shape: &[&str]) -> &'static str {
         ["dryRun" | "final" | "approval"] => "true or false",
         ["maxFailed"] => "a whole number of instances",
         ["waitAfterSeconds"] => WAIT_AFTER_EXPECTED,
+        ["waitForReadySeconds"] => rules::WAIT_FOR_READY_EXPECTED,
+        ["waiting", "[]", "recoveryInstanceIDs"] => "an array of ids",
+        ["waiting"] => "an array of groups",
         ["steps"] => "an array of steps",
         _ => "a string",
     }

@@ -15,7 +15,8 @@ use serde_json::Value;
 
 use super::launch::{Ids, LaunchRequest, parse_body, parse_run_id};
 use super::rules::{
-    Critical, invalid, is_valid_step_name, parse_critical, parse_step_name, within,
+    Critical, invalid, is_valid_step_name, parse_critical, parse_step_name, parse_wait_for_ready,
+    within,
 };
 use super::selector::{Selector, parse_selector};
 use super::tags::parse_tags;
@@ -43,6 +44,8 @@ pub struct PlanStep {
     pub max_failed: Option<u64>,
     pub wait_after_seconds: u64,
     pub approval: bool,
+    /// How long the step waits for its instances on their way to become ready.
+    pub wait_for_ready_seconds: u64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -95,6 +98,7 @@ struct StepBody {
     max_failed: Option<u64>,
     wait_after_seconds: Option<u64>,
     approval: Option<bool>,
+    wait_for_ready_seconds: Option<u64>,
 }
 
 /// Parses a plan, or a plain launch request as a plan of one step.
@@ -173,6 +177,7 @@ fn plain(request: LaunchRequest) -> PlanRequest {
             duplicates_collapsed: request.duplicates_collapsed,
         },
         selector: request.selector,
+        wait_for_ready_seconds: request.wait_for_ready_seconds,
         ..PlanStep::default()
     };
     PlanRequest {
@@ -236,6 +241,7 @@ fn parse_step(raw: &Value, last: bool, max_instances: usize) -> Result<PlanStep,
         max_failed,
         wait_after_seconds,
         approval,
+        wait_for_ready_seconds: parse_wait_for_ready(body.wait_for_ready_seconds)?,
     })
 }
 

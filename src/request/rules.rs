@@ -1,5 +1,6 @@
 //! A plan step's rules, as its requests carry them: its `name` (the `step` of launch and track
-//! requests) and which instances are `critical` (`maxFailed` is a plain number) — and the words a
+//! requests), which instances are `critical` (`maxFailed` is a plain number) and how long it waits
+//! for its instances to become ready — and the words a
 //! refusal inside a plan is put in.
 
 use std::collections::HashSet;
@@ -11,6 +12,23 @@ use super::{RequestError, deserialize_at, truncate_utf8, wrong};
 use crate::drs::ids::{is_valid_instance_id, is_valid_source_server_id};
 
 pub const STEP_NAME_MAX_LEN: usize = 64;
+
+/// Twelve hours: the longest a step may run (TimeLimitSeconds' ceiling), and more than an initial
+/// sync of a few terabytes over a fast link takes.
+pub const MAX_WAIT_FOR_READY_SECONDS: u64 = 43_200;
+pub(crate) const WAIT_FOR_READY_EXPECTED: &str = "a whole number of seconds from 0 to 43200";
+
+/// `waitForReadySeconds`: how long a step waits for its instances on their way to become ready.
+pub(crate) fn parse_wait_for_ready(given: Option<u64>) -> Result<u64, RequestError> {
+    match given.unwrap_or(0) {
+        seconds if seconds > MAX_WAIT_FOR_READY_SECONDS => Err(wrong(
+            "waitForReadySeconds",
+            WAIT_FOR_READY_EXPECTED,
+            &seconds.into(),
+        )),
+        seconds => Ok(seconds),
+    }
+}
 
 /// Which instances of a step stop the plan when they do not come back.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -1,5 +1,6 @@
 //! What each invocation measures, and its one metrics record, written whatever the invocation
-//! came to: a launch round's instances launched, skipped and rejected (additive over rounds); a
+//! came to: a launch round's instances launched, skipped and rejected (additive over rounds) and
+//! those waiting for readiness with the bytes they have left (as read that round); a
 //! run's (or step's) last tracking call's whole account — requested, deferred by reason, the
 //! results, whether the step halted, how long the run took since its first job; every
 //! invocation's DRS calls, duration, error and cold start.
@@ -27,6 +28,8 @@ pub fn metric_names() -> Vec<&'static str> {
     names.extend(DeferReason::iter().map(DeferReason::metric));
     names.extend(ResultKind::iter().map(ResultKind::metric));
     names.extend([
+        "InstancesWaiting",
+        "ReplicationBytesLeft",
         "StepsHalted",
         "RunDuration",
         "ThrottledCalls",
@@ -106,6 +109,16 @@ fn launch_metrics(set: &mut MetricSet, answer: &LaunchAnswer) {
     set.count(OutcomeKind::Launched.metric(), counts.launched);
     set.count(OutcomeKind::Skipped.metric(), counts.skipped);
     set.count(OutcomeKind::Rejected.metric(), counts.rejected);
+    // A gauge, not a tally: each round reads every waiting instance again (its Maximum over a
+    // period is how many waited; Minimum of the bytes, how close the last of them is).
+    if let Some(waiting) = &answer.waiting {
+        set.count("InstancesWaiting", waiting.instances);
+        set.add(
+            "ReplicationBytesLeft",
+            Unit::Bytes,
+            waiting.bytes_left as f64,
+        );
+    }
 }
 
 /// A run's (or step's) last tracking call: every instance of it once — its result, or why it

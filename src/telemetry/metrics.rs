@@ -19,6 +19,7 @@ pub enum Unit {
     Count,
     Milliseconds,
     Seconds,
+    Bytes,
 }
 
 impl Unit {
@@ -27,6 +28,7 @@ impl Unit {
             Unit::Count => "Count",
             Unit::Milliseconds => "Milliseconds",
             Unit::Seconds => "Seconds",
+            Unit::Bytes => "Bytes",
         }
     }
 }
