@@ -219,9 +219,11 @@ async fn a_plan_is_answered_with_its_steps_and_a_plain_request_is_one_step() {
         out,
         json!({"runId": RUN_ID, "dryRun": false, "steps": [
             {"name": "db", "recoveryInstanceIDs": [ids[0], ids[1]], "critical": true,
-             "maxFailed": null, "waitAfterSeconds": 60, "approval": true, "instances": 2},
+             "maxFailed": null, "waitAfterSeconds": 60, "approval": true, "instances": 2,
+             "waitForReadySeconds": 0},
             {"name": "app", "selector": {"tags": {"Tier": "app"}}, "critical": false,
-             "maxFailed": 1, "waitAfterSeconds": 0, "approval": false, "instances": 4}
+             "maxFailed": 1, "waitAfterSeconds": 0, "approval": false, "instances": 4,
+             "waitForReadySeconds": 0}
         ]})
     );
     // A plain request: one step named failback, its ids as given (a malformed one included, for

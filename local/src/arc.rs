@@ -17,7 +17,8 @@ use drs_failback::events::EventPublisher;
 use drs_failback::handler::Failback;
 use drs_failback::handler::Reply;
 use drs_failback::launch::answer::{LaunchAnswer, NotLaunchedGroup};
-use drs_failback::launch::outcome::OutcomeKind;
+use drs_failback::launch::outcome::{DeferReason, OutcomeKind};
+use drs_failback::launch::readiness::WaitingSummary;
 use drs_failback::request::{HeldGroup, Limits, StepLoop};
 use drs_failback::track::answer::TrackAnswer;
 use drs_failback::track::results::ResultCounts;
@@ -49,7 +50,7 @@ const REFUSALS: [&str; 3] = [
 ];
 
 /// Where the run stands, after each call.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Progress {
     pub elapsed_seconds: u64,
@@ -68,6 +69,8 @@ pub struct Progress {
     /// The step's parts so far: its step executions, one more each time the function hands the
     /// step over to a fresh one.
     pub parts: usize,
+    /// Those of the deferred that wait for readiness, as the last launch round found them.
+    pub readiness: Option<WaitingSummary>,
 }
 
 pub use drs_failback::launch::next::Next;
@@ -143,6 +146,8 @@ struct Run {
     run_id: Option<String>,
     tags: Option<Value>,
     step: Option<String>,
+    /// The step's `waitForReadySeconds`, sent with every round.
+    wait_for_ready: Option<Value>,
     jobs: Vec<String>,
     running: Vec<String>,
     reported: Vec<String>,
@@ -194,6 +199,7 @@ impl Run {
         self.deferred_ids = answer.deferred_recovery_instance_ids.clone();
         self.deferred_sources = answer.deferred_source_server_ids.clone();
         self.held.extend(answer.held_by_other_steps.iter().cloned());
+        self.progress.readiness = answer.waiting.clone();
         self.refresh();
     }
 
@@ -238,6 +244,21 @@ impl Run {
         }
         if let Some(step) = &self.step {
             request["step"] = json!(step);
+        }
+        if let Some(wait) = &self.wait_for_ready {
+            request["waitForReadySeconds"] = wait.clone();
+        }
+        // As the state machine's Relaunch: the instances the last round announced waiting, by the
+        // state it announced them in (the function announces only what changed).
+        let replicating = DeferReason::Replicating.name();
+        let waiting: Vec<Value> = self
+            .deferred_groups
+            .iter()
+            .filter(|g| g.reason == replicating)
+            .map(|g| json!({"state": g.code, "recoveryInstanceIDs": g.recovery_instance_ids}))
+            .collect();
+        if !waiting.is_empty() {
+            request["waiting"] = json!(waiting);
         }
         request
     }
@@ -329,6 +350,7 @@ pub async fn run_arc<D: Drs, P: EventPublisher>(
             .map(str::to_owned),
         tags: request.get("tags").cloned(),
         step: step.map(|s| s.name.clone()),
+        wait_for_ready: request.get("waitForReadySeconds").cloned(),
         ..Run::default()
     };
     run.progress.parts = 1;

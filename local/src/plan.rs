@@ -289,5 +289,8 @@ fn launch_request(plan: &PlanAnswer, step: &StepPlan, original: &Value) -> Value
     if let Some(tags) = original.get("tags").filter(|t| t.is_object()) {
         request["tags"] = tags.clone();
     }
+    if step.wait_for_ready_seconds > 0 {
+        request["waitForReadySeconds"] = json!(step.wait_for_ready_seconds);
+    }
     request
 }

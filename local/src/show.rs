@@ -4,6 +4,7 @@
 use std::io::{IsTerminal, Write};
 
 use drs_failback::launch::answer::NotLaunchedGroup;
+use drs_failback::launch::readiness::WaitingSummary;
 use drs_failback::track::answer::TrackAnswer;
 use drs_failback::track::results::{InstanceResult, ResultGroup};
 use serde::Serialize;
@@ -56,6 +57,25 @@ impl Default for ProgressLine {
     }
 }
 
+/// ` (3 waiting for readiness: INITIAL_SYNC 2, INITIATING 1 · 12.5 GiB left · ETA …)`.
+fn readiness_text(w: &WaitingSummary) -> String {
+    let states: Vec<String> = w
+        .by_state
+        .iter()
+        .map(|(state, n)| format!("{state} {n}"))
+        .collect();
+    let eta = w
+        .latest_eta
+        .as_ref()
+        .map_or(String::new(), |eta| format!(" · ETA {eta}"));
+    format!(
+        " ({} waiting for readiness: {} · {:.1} GiB left{eta})",
+        w.instances,
+        states.join(", "),
+        w.bytes_left as f64 / f64::from(1u32 << 30)
+    )
+}
+
 pub fn progress_text(p: &Progress) -> String {
     let crashes = match p.crashes {
         0 => String::new(),
@@ -65,8 +85,9 @@ pub fn progress_text(p: &Progress) -> String {
         0 | 1 => String::new(),
         n => format!(" · step execution part {n} (handed over)"),
     };
+    let readiness = p.readiness.as_ref().map_or(String::new(), readiness_text);
     format!(
-        "[{:>4}s] round {} · {} launched · {} succeeded · {} failed · {} running · {} waiting · {} not launched{crashes}{parts}",
+        "[{:>4}s] round {} · {} launched · {} succeeded · {} failed · {} running · {} deferred{readiness} · {} not launched{crashes}{parts}",
         p.elapsed_seconds,
         p.rounds,
         p.launched,

@@ -70,7 +70,7 @@ async fn a_quota_bound_failback_ends_with_a_result_per_instance() {
         &failback,
         json!({"runId": "wave-1", "recoveryInstanceIDs": ids, "tags": {"Wave": "1"}}),
         &settings(),
-        |p| seen.push(*p),
+        |p| seen.push(p.clone()),
     )
     .await
     .unwrap();

@@ -28,9 +28,9 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use crate::config::Quotas;
-use crate::replication::ReplicationInfo;
 use crate::error::ApiError;
 use crate::fleet::{DEFAULT_FAILURE_EVENT, FailbackState, LaunchResult, splitmix64};
+use crate::replication::ReplicationInfo;
 use crate::state::{Inst, Job, Phase, PreLaunchView, Server, State};
 
 impl State {

@@ -10,8 +10,6 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::fleet::FailbackState;
-
 /// How long replication shows INITIATING after the client connects (simulated seconds).
 pub const INITIATING_SECONDS: u64 = 120;
 
@@ -38,10 +36,21 @@ pub struct Replication {
     pub disconnects_after_seconds: Option<u64>,
 }
 
+/// Where a failback stands before its launch, as its failback state shows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Readiness {
+    /// FAILBACK_NOT_STARTED: no client yet.
+    NotStarted,
+    /// FAILBACK_NOT_READY_FOR_LAUNCH.
+    NotReady,
+    /// FAILBACK_READY_FOR_LAUNCH.
+    Ready,
+}
+
 /// What DescribeRecoveryInstances shows of a replication at one moment.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ReplicationView {
-    pub failback_state: FailbackState,
+    pub failback_state: Readiness,
     /// `dataReplicationInfo`, once the client connected.
     pub info: Option<ReplicationInfo>,
 }
@@ -74,7 +83,7 @@ impl Replication {
     pub fn view(&self, elapsed: u64) -> ReplicationView {
         if self.never_connects || elapsed < self.connects_after_seconds {
             return ReplicationView {
-                failback_state: FailbackState::FailbackNotStarted,
+                failback_state: Readiness::NotStarted,
                 info: None,
             };
         }
@@ -100,7 +109,7 @@ impl Replication {
             && at < sync_done
         {
             return ReplicationView {
-                failback_state: FailbackState::FailbackNotReadyForLaunch,
+                failback_state: Readiness::NotReady,
                 info: Some(ReplicationInfo {
                     state,
                     total_bytes: self.total_bytes,
@@ -111,15 +120,11 @@ impl Replication {
             };
         }
         let (state, failback_state, eta_seconds) = if since < INITIATING_SECONDS {
-            ("INITIATING", FailbackState::FailbackNotReadyForLaunch, None)
+            ("INITIATING", Readiness::NotReady, None)
         } else if since < sync_done {
-            (
-                "INITIAL_SYNC",
-                FailbackState::FailbackNotReadyForLaunch,
-                Some(sync_done - since),
-            )
+            ("INITIAL_SYNC", Readiness::NotReady, Some(sync_done - since))
         } else {
-            ("CONTINUOUS", FailbackState::FailbackReadyForLaunch, None)
+            ("CONTINUOUS", Readiness::Ready, None)
         };
         ReplicationView {
             failback_state,
@@ -154,7 +159,7 @@ mod tests {
             stalls_after_seconds: None,
             disconnects_after_seconds: None,
         };
-        assert_eq!(r.view(59).failback_state, FailbackState::FailbackNotStarted);
+        assert_eq!(r.view(59).failback_state, Readiness::NotStarted);
         assert_eq!(r.view(59).info, None);
         assert_eq!(r.view(60).info.unwrap().state, "INITIATING");
         let mid = r.view(60 + INITIATING_SECONDS + 512).info.unwrap();
@@ -164,12 +169,9 @@ mod tests {
         );
         let ready = r.ready_after_seconds().unwrap();
         assert_eq!(ready, 60 + INITIATING_SECONDS + 1024);
-        assert_eq!(
-            r.view(ready - 1).failback_state,
-            FailbackState::FailbackNotReadyForLaunch
-        );
+        assert_eq!(r.view(ready - 1).failback_state, Readiness::NotReady);
         let done = r.view(ready);
-        assert_eq!(done.failback_state, FailbackState::FailbackReadyForLaunch);
+        assert_eq!(done.failback_state, Readiness::Ready);
         assert_eq!(done.info.unwrap().state, "CONTINUOUS");
     }
 
@@ -185,7 +187,7 @@ mod tests {
         };
         assert_eq!(stalled.ready_after_seconds(), None);
         let at = stalled.view(10_000);
-        assert_eq!(at.failback_state, FailbackState::FailbackNotReadyForLaunch);
+        assert_eq!(at.failback_state, Readiness::NotReady);
         let info = at.info.unwrap();
         assert_eq!(
             (info.state, info.replicated_bytes, info.eta_seconds),
@@ -206,9 +208,6 @@ mod tests {
             ..stalled
         };
         assert_eq!(never.ready_after_seconds(), None);
-        assert_eq!(
-            never.view(1 << 40).failback_state,
-            FailbackState::FailbackNotStarted
-        );
+        assert_eq!(never.view(1 << 40).failback_state, Readiness::NotStarted);
     }
 }

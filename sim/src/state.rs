@@ -14,7 +14,7 @@ use crate::config::{Fault, Lifecycle, Operation, Quotas, Settings, SimConfig, sa
 use crate::error::ApiError;
 use crate::fleet::{FailbackState, Fleet, FleetInstance, LaunchResult};
 use crate::history::{self, ArchivedJob};
-use crate::replication::ReplicationView;
+use crate::replication::{Readiness, ReplicationView};
 
 /// One API call as the simulator saw it (admin calls are not recorded).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -364,8 +364,10 @@ impl State {
                 | LaunchResult::LaunchedThenFailed => FailbackState::FailbackError,
             };
         }
-        match self.replication(inst, now) {
-            Some(view) => view.failback_state,
+        match self.replication(inst, now).map(|view| view.failback_state) {
+            Some(Readiness::NotStarted) => FailbackState::FailbackNotStarted,
+            Some(Readiness::NotReady) => FailbackState::FailbackNotReadyForLaunch,
+            Some(Readiness::Ready) => FailbackState::FailbackReadyForLaunch,
             None => inst.spec.state,
         }
     }

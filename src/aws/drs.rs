@@ -9,13 +9,13 @@ use aws_smithy_types::DateTime;
 use aws_smithy_types::date_time::Format;
 
 use super::errors::{classify_describe_error, classify_start_error};
+use crate::drs::replication::Disk;
 use crate::drs::tags::{RUN_ID_TAG_KEY, STEP_TAG_KEY};
 use crate::drs::{
     DESCRIBE_INSTANCES_MAX_IDS, DESCRIBE_JOBS_MAX_IDS, Drs, FailbackState, InstanceQuery,
     JobLogEvent, JobLogItem, JobQuery, JobRecord, JobStatus, LaunchStatus, Page, Participant,
     RecoveryInstance, Replication, ReplicationState, Tags,
 };
-use crate::drs::replication::Disk;
 use crate::retry::{DescribeError, LaunchError};
 
 #[derive(Clone, Debug)]

@@ -46,10 +46,12 @@ impl Replication {
         };
         for disk in disks {
             replication.total_bytes = replication.total_bytes.saturating_add(disk.total_bytes);
-            replication.replicated_bytes =
-                replication.replicated_bytes.saturating_add(disk.replicated_bytes);
-            replication.backlogged_bytes =
-                replication.backlogged_bytes.saturating_add(disk.backlogged_bytes);
+            replication.replicated_bytes = replication
+                .replicated_bytes
+                .saturating_add(disk.replicated_bytes);
+            replication.backlogged_bytes = replication
+                .backlogged_bytes
+                .saturating_add(disk.backlogged_bytes);
         }
         replication
     }
@@ -84,7 +86,10 @@ mod tests {
                 },
             ],
         );
-        assert_eq!((r.total_bytes, r.replicated_bytes, r.bytes_left()), (150, 90, 65));
+        assert_eq!(
+            (r.total_bytes, r.replicated_bytes, r.bytes_left()),
+            (150, 90, 65)
+        );
         // DRS's figures need not agree: more copied than there is never underflows.
         let odd = Replication::new(
             ReplicationState::Continuous,

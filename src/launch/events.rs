@@ -8,8 +8,8 @@ use super::outcome::Counts;
 use super::readiness::{Progress, WaitingSummary};
 use crate::events::{
     DETAIL_TARGET_BYTES, DETAIL_TYPE_JOB_STARTED, DETAIL_TYPE_NOT_LAUNCHED,
-    DETAIL_TYPE_RUN_COMPLETED, DETAIL_TYPE_WAITING, EventEntry, GROUPS_ENVELOPE_BYTES, IdGroup, entry, split_groups,
-    to_json,
+    DETAIL_TYPE_RUN_COMPLETED, DETAIL_TYPE_WAITING, EventEntry, GROUPS_ENVELOPE_BYTES, IdGroup,
+    entry, split_groups, to_json,
 };
 
 #[derive(Serialize)]
@@ -92,7 +92,10 @@ pub fn run_events(source: &str, answer: &LaunchAnswer) -> Vec<EventEntry> {
             };
             entries.push(entry(DETAIL_TYPE_NOT_LAUNCHED, to_json(&detail), vec![]));
         }
-        let parts = split_list(&answer.announce, DETAIL_TARGET_BYTES - WAITING_ENVELOPE_BYTES);
+        let parts = split_list(
+            &answer.announce,
+            DETAIL_TARGET_BYTES - WAITING_ENVELOPE_BYTES,
+        );
         let count = parts.len();
         for (index, instances) in parts.iter().enumerate() {
             let detail = InstancesWaiting {

@@ -81,10 +81,8 @@ pub struct Situation {
 /// within one interval); jobs are tracked every interval while time is left; deferred
 /// instances with no job running wait an interval; otherwise the step sums up.
 pub fn next(s: &Situation, interval: u64) -> Next {
-    let can_launch = s.deferred > 0
-        && (s.rounds < s.max_rounds || s.waiting)
-        && !s.launch_error
-        && s.time_left;
+    let can_launch =
+        s.deferred > 0 && (s.rounds < s.max_rounds || s.waiting) && !s.launch_error && s.time_left;
     // The round that failed is sent again only once its step's jobs are tracked to the end.
     if s.launch_error && s.running_jobs == 0 {
         // A refused request halts the step (its last call says LAUNCH_ERROR) instead.
@@ -212,7 +210,13 @@ mod tests {
             ),
             // Instances on their way are read again every interval, past MaxRounds too.
             (json!({}), 0, 3, &["REPLICATING"], LAUNCH_LATER),
-            (json!({"rounds": 30}), 0, 3, &["REPLICATING", "QUOTA"], LAUNCH_LATER),
+            (
+                json!({"rounds": 30}),
+                0,
+                3,
+                &["REPLICATING", "QUOTA"],
+                LAUNCH_LATER,
+            ),
             (
                 json!({"rounds": 30, "elapsedSeconds": 3600}),
                 0,

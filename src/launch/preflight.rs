@@ -292,7 +292,8 @@ pub async fn preflight<D: Drs>(
             continue;
         }
         let outcome = not_ready(instance, run.wait);
-        if run.wait.seconds > 0 && (readiness == Readiness::OnItsWay || instance.replication.is_some())
+        if run.wait.seconds > 0
+            && (readiness == Readiness::OnItsWay || instance.replication.is_some())
         {
             let waiting = outcome.kind() == OutcomeKind::Deferred;
             preflight.progress.push(Progress::of(instance, waiting));

@@ -101,10 +101,9 @@ pub fn not_ready(instance: &RecoveryInstance, wait: Wait) -> Outcome {
     } else {
         replication.and_then(|r| match &r.error {
             Some(error) => Some(format!("failback replication error {error}")),
-            None if !r.state.is_on_its_way() => Some(format!(
-                "failback replication {}: not waited for",
-                r.state
-            )),
+            None if !r.state.is_on_its_way() => {
+                Some(format!("failback replication {}: not waited for", r.state))
+            }
             None => None,
         })
     };
@@ -197,9 +196,7 @@ impl WaitingSummary {
         for p in progress.into_iter().filter(|p| p.waiting) {
             summary.instances += 1;
             *summary.by_state.entry(p.state_word()).or_default() += 1;
-            summary.bytes_left = summary
-                .bytes_left
-                .saturating_add(p.bytes_left.unwrap_or(0));
+            summary.bytes_left = summary.bytes_left.saturating_add(p.bytes_left.unwrap_or(0));
             let eta = p.replication.as_ref().and_then(|r| r.eta.clone());
             summary.latest_eta = summary.latest_eta.max(eta);
         }
@@ -214,7 +211,10 @@ mod tests {
     use crate::drs::replication::Disk;
     use crate::drs::state::ReplicationState as R;
 
-    fn instance(failback: &str, replication: Option<(ReplicationState, Option<&str>)>) -> RecoveryInstance {
+    fn instance(
+        failback: &str,
+        replication: Option<(ReplicationState, Option<&str>)>,
+    ) -> RecoveryInstance {
         RecoveryInstance {
             recovery_instance_id: "i-0123456789abcdef0".into(),
             source_server_id: Some("s-0123456789abcdef0".into()),
@@ -276,7 +276,11 @@ mod tests {
                 _ if before_launch && moving => Readiness::OnItsWay,
                 _ => Readiness::Stuck,
             };
-            assert_eq!(readiness(&instance(failback, None)), expect(true), "{failback}");
+            assert_eq!(
+                readiness(&instance(failback, None)),
+                expect(true),
+                "{failback}"
+            );
             for state in &on_its_way {
                 let i = instance(failback, Some((state.clone(), None)));
                 assert_eq!(readiness(&i), expect(true), "{failback} {state}");
@@ -303,7 +307,10 @@ mod tests {
     /// What a not-ready instance comes to, word for word.
     #[test]
     fn not_ready_instances_wait_or_are_skipped_with_their_state_and_why() {
-        let syncing = instance("FAILBACK_NOT_READY_FOR_LAUNCH", Some((R::InitialSync, None)));
+        let syncing = instance(
+            "FAILBACK_NOT_READY_FOR_LAUNCH",
+            Some((R::InitialSync, None)),
+        );
         let waiting = Wait {
             seconds: 600,
             elapsed: Some(60),
@@ -377,7 +384,10 @@ mod tests {
     #[test]
     fn the_waiting_add_up() {
         let a = Progress::of(
-            &instance("FAILBACK_NOT_READY_FOR_LAUNCH", Some((R::InitialSync, None))),
+            &instance(
+                "FAILBACK_NOT_READY_FOR_LAUNCH",
+                Some((R::InitialSync, None)),
+            ),
             true,
         );
         let mut b = Progress::of(&instance("FAILBACK_NOT_STARTED", None), true);
@@ -412,7 +422,10 @@ mod tests {
     #[test]
     fn only_changes_are_announced() {
         let syncing = Progress::of(
-            &instance("FAILBACK_NOT_READY_FOR_LAUNCH", Some((R::InitialSync, None))),
+            &instance(
+                "FAILBACK_NOT_READY_FOR_LAUNCH",
+                Some((R::InitialSync, None)),
+            ),
             true,
         );
         let mut other = Progress::of(&instance("FAILBACK_NOT_STARTED", None), true);
@@ -440,7 +453,10 @@ mod tests {
         ];
         assert_eq!(
             ids(to_announce(&given, &announced)),
-            [other.recovery_instance_id.clone(), stopped.recovery_instance_id.clone()]
+            [
+                other.recovery_instance_id.clone(),
+                stopped.recovery_instance_id.clone()
+            ]
         );
     }
 }
