@@ -24,7 +24,8 @@ LOOP = (
     f"\"elapsedSeconds\": $floor({ELAPSED}), \"rounds\": $roundsDone, \"runningJobs\": $count($runningJobIDs), "
     f"\"deferred\": {DEFERRED_COUNT}, \"deferredReasons\": [$distinct($deferredGroups.reason)], "
     "\"launchError\": $launchError != null, \"launchErrorName\": $launchError.Error, \"trackingErrors\": $trackingErrors, \"calls\": $calls, "
-    "\"executionSeconds\": $floor(($toMillis($states.context.State.EnteredTime) - $toMillis($states.context.Execution.StartTime)) / 1000)}"
+    "\"executionSeconds\": $floor(($toMillis($states.context.State.EnteredTime) - $toMillis($states.context.Execution.StartTime)) / 1000), "
+    "\"waiting\": $waiting}"
 )
 # A tracking call that did not answer (after its retries) has no `next` to follow: it is tried
 # again at the next interval, this many times in a row, then the step sums up (TRACKING_ERROR) --
@@ -40,7 +41,7 @@ def j(e): return "{% " + e + " %}"
 CARRIED = ["runId", "tags", "step", "stepIndex", "stepStartMillis",
            "roundsDone", "trackingCalls", "launched", "skipped", "rejected", "jobIDs", "runningJobIDs",
            "reportedJobIDs", "notLaunched", "deferredGroups", "deferredRecoveryInstanceIDs",
-           "deferredSourceServerIDs", "held", "launchError", "failedLaunch", "trackingErrors", "trackingError"]
+           "deferredSourceServerIDs", "held", "launchError", "failedLaunch", "trackingErrors", "trackingError", "waiting"]
 # An execution stops after this long whatever it is doing (TIMED_OUT): no run is left waiting for
 # ever. Its end is not silent -- the stack's ExecutionEndedRule has the function publish the run's
 # Failback Run Finished (status TIMED_OUT, what DRS shows) and the executions alarm fires -- and a
@@ -107,10 +108,15 @@ P = "$states.result.Payload"
 LATER_STEPS = "$filter($steps, function($v, $i) { $i > $stepIndex })"
 plan_states = O()
 step_states = O()
+# A step's wait for readiness, sent with each of its launch rounds when it has one.
+WAIT_FOR_READY = "$step.waitForReadySeconds > 0 ? {\"waitForReadySeconds\": $step.waitForReadySeconds} : {}"
+# The instances the last round announced waiting for readiness, by the state it announced each in
+# (its REPLICATING groups, their code as the state): the function announces only what changed.
+ANNOUNCED = "($w := $deferredGroups[reason = \"REPLICATING\"]; $count($w) > 0 ? {\"waiting\": [$w.{\"state\": code, \"recoveryInstanceIDs\": recoveryInstanceIDs}]} : {})"
 # A step's first launch: its ids and selector as the plan has them, with the run id, the step's
 # name and the original tags; a selector step also gets the ids every other step names
 # (otherSteps), which its selector leaves to them. ($s: the step.)
-FIRST_LAUNCH = "($s := $step; $merge([{\"runId\": $runId}, $tags ? {\"tags\": $tags} : {}, {\"step\": $s.name}, $exists($s.recoveryInstanceIDs) ? {\"recoveryInstanceIDs\": $s.recoveryInstanceIDs} : {}, $exists($s.sourceServerIDs) ? {\"sourceServerIDs\": $s.sourceServerIDs} : {}, $exists($s.selector) ? {\"selector\": $s.selector, \"otherSteps\": [$steps[name != $s.name and ($exists(recoveryInstanceIDs) or $exists(sourceServerIDs))].$merge([{\"step\": name}, $exists(recoveryInstanceIDs) ? {\"recoveryInstanceIDs\": recoveryInstanceIDs} : {}, $exists(sourceServerIDs) ? {\"sourceServerIDs\": sourceServerIDs} : {}])]} : {}]))"
+FIRST_LAUNCH = "($s := $step; $merge([{\"runId\": $runId}, $tags ? {\"tags\": $tags} : {}, {\"step\": $s.name}, $exists($s.recoveryInstanceIDs) ? {\"recoveryInstanceIDs\": $s.recoveryInstanceIDs} : {}, $exists($s.sourceServerIDs) ? {\"sourceServerIDs\": $s.sourceServerIDs} : {}, $exists($s.selector) ? {\"selector\": $s.selector, \"otherSteps\": [$steps[name != $s.name and ($exists(recoveryInstanceIDs) or $exists(sourceServerIDs))].$merge([{\"step\": name}, $exists(recoveryInstanceIDs) ? {\"recoveryInstanceIDs\": recoveryInstanceIDs} : {}, $exists(sourceServerIDs) ? {\"sourceServerIDs\": sourceServerIDs} : {}])]} : {}, " + WAIT_FOR_READY + "]))"
 plan_states["ReadRequest"] = O(
     Type="Pass",
     Comment="Unwraps an EventBridge envelope, fixes the run id (the request's, else the event id, else the execution name) so a retried or repeated execution is the same run, keeps the tags for every launch, reads the deploy-time settings once. The plan call gets the request as given, with the run id set.",
@@ -196,7 +202,7 @@ plan_states["RunStep"] = O(
     # before left it, reading that part's output itself: .sync:2 answers with the child's input
     # and output together, at most 256 KiB, and a handover passed in would count twice.
     Arguments=O(StateMachineArn="${StepStateMachineArn}", Name=j(STEP_EXECUTION_NAME), Input=j(
-        "$merge([$part = 1 ? {\"start\": {\"runId\": $runId, \"tags\": $tags, \"step\": $sift($step, function($v, $k) { $k in [\"name\", \"critical\", \"maxFailed\"] }), \"stepIndex\": $stepIndex, \"stepStartMillis\": $stepStartMillis, \"launch\": " + FIRST_LAUNCH + "}} : {\"continueFrom\": " + PREVIOUS_PART_ARN + "}, "
+        "$merge([$part = 1 ? {\"start\": {\"runId\": $runId, \"tags\": $tags, \"step\": $sift($step, function($v, $k) { $k in [\"name\", \"critical\", \"maxFailed\", \"waitForReadySeconds\"] }), \"stepIndex\": $stepIndex, \"stepStartMillis\": $stepStartMillis, \"launch\": " + FIRST_LAUNCH + "}} : {\"continueFrom\": " + PREVIOUS_PART_ARN + "}, "
         # Links the step execution to this one in the console (the name Step Functions reads).
         "{\"AWS_STEP_FUNCTIONS_STARTED_BY_EXECUTION_ID\": $states.context.Execution.Id}])")),
     Catch=[O(ErrorEquals=["States.ALL"], Next="CheckStep")],
@@ -358,7 +364,7 @@ step_states["Start"] = O(
         roundsDone=0, trackingCalls=0, launched=0, skipped=0, rejected=0,
         jobIDs=[], runningJobIDs=[], reportedJobIDs=[], notLaunched=[], deferredGroups=[],
         deferredRecoveryInstanceIDs=[], deferredSourceServerIDs=[], held=[], launchError=None, failedLaunch=None, next=None,
-        trackingErrors=0, trackingError=None, calls=0,
+        trackingErrors=0, trackingError=None, calls=0, waiting=None,
     ),
     Output=j("$states.input.start.launch"),
     Next="Launch",
@@ -391,6 +397,8 @@ step_states["Launch"] = O(
         deferredRecoveryInstanceIDs=j(f"[{P}.deferredRecoveryInstanceIDs]"),
         deferredSourceServerIDs=j(f"[{P}.deferredSourceServerIDs]"),
         held=j(f"$append($held, [{P}.heldByOtherSteps])"),
+        # Absent when nothing waits: a JSONata expression that returns nothing fails the state.
+        waiting=j(f"$exists({P}.waiting) ? {P}.waiting : null"),
         next=j(f"{P}.next"),
     ),
     Output=j(P),
@@ -486,8 +494,8 @@ step_states["TrackFailed"] = O(
 )
 step_states["Relaunch"] = O(
     Type="Pass",
-    Comment="The step's next round: the deferred recovery instances and source servers, each as they came (a list only when it has ids; a selector is not sent again, it was resolved by the first round), with the same runId, the step's name and the original tags (only when there were some).",
-    Output=j("$merge([$count($deferredRecoveryInstanceIDs) > 0 ? {\"recoveryInstanceIDs\": $deferredRecoveryInstanceIDs} : {}, $count($deferredSourceServerIDs) > 0 ? {\"sourceServerIDs\": $deferredSourceServerIDs} : {}, {\"runId\": $runId, \"step\": $step.name}, $tags ? {\"tags\": $tags} : {}])"),
+    Comment="The step's next round: the deferred recovery instances and source servers, each as they came (a list only when it has ids; a selector is not sent again, it was resolved by the first round), with the same runId, the step's name and the original tags (only when there were some), the step's waitForReadySeconds and the instances the last round announced waiting, by state.",
+    Output=j("$merge([$count($deferredRecoveryInstanceIDs) > 0 ? {\"recoveryInstanceIDs\": $deferredRecoveryInstanceIDs} : {}, $count($deferredSourceServerIDs) > 0 ? {\"sourceServerIDs\": $deferredSourceServerIDs} : {}, {\"runId\": $runId, \"step\": $step.name}, $tags ? {\"tags\": $tags} : {}, " + WAIT_FOR_READY + ", " + ANNOUNCED + "])"),
     Next="Launch",
 )
 # The step's summary: how it ended is the function's word on its last call (stepEnd: status

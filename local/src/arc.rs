@@ -287,6 +287,7 @@ impl Run {
             launch_error_name: self.launch_error_name.clone(),
             tracking_errors: self.tracking_errors,
             calls: self.calls,
+            waiting: self.progress.readiness.clone(),
             execution_seconds: self
                 .execution_started
                 .map_or(0, |at| at.elapsed().as_secs()),

@@ -4,12 +4,13 @@
 //! is skipped with its last state and why. Also what the waiting instances add up to, for the
 //! answer, the metrics and the `Failback Instances Waiting` event.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use serde::Serialize;
 
 use super::outcome::{DeferReason, Outcome};
 use crate::drs::{FailbackState, RecoveryInstance, Replication};
+pub use crate::request::WaitingSummary;
 use crate::request::{LaunchRequest, Waiting};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -176,19 +177,6 @@ pub fn to_announce(progress: &[Progress], announced: &[Waiting]) -> Vec<Progress
         .collect()
 }
 
-/// The waiting instances added up: how many, in which state, the bytes left, the latest ETA.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct WaitingSummary {
-    pub instances: usize,
-    pub by_state: BTreeMap<String, usize>,
-    pub bytes_left: u64,
-    /// The latest `etaDateTime` among them (DRS writes them all in one ISO 8601 form, which
-    /// sorts as time does).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub latest_eta: Option<String>,
-}
-
 impl WaitingSummary {
     /// `None` when no instance waits.
     pub fn of<'a>(progress: impl IntoIterator<Item = &'a Progress>) -> Option<Self> {
@@ -210,6 +198,7 @@ mod tests {
     use crate::drs::ReplicationState;
     use crate::drs::replication::Disk;
     use crate::drs::state::ReplicationState as R;
+    use std::collections::BTreeMap;
 
     fn instance(
         failback: &str,

@@ -43,7 +43,7 @@ use step_execution::parse_step_execution;
 pub use step_execution::{ExecutionStatus, StepExecution, StepExecutionRequest};
 #[cfg(test)]
 pub(crate) use step_loop::for_test as step_loop_for_test;
-pub use step_loop::{Limits, StepLoop};
+pub use step_loop::{Limits, StepLoop, WaitingSummary};
 use track::parse_track;
 pub use track::{HeldGroup, MAX_TRACKED_JOBS, TrackRequest};
 

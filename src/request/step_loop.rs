@@ -2,6 +2,8 @@
 //! passes it with each launch and track call, so that the function decides what comes next
 //! ([`crate::launch::next`], [`crate::track::end`]) from what it read and from this — the caller only follows the answer.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 /// The loop's settings: the state machine's deploy-time parameters.
@@ -53,6 +55,23 @@ pub struct StepLoop {
     /// before its own TimeoutSeconds.
     #[serde(default)]
     pub execution_seconds: u64,
+    /// The instances waiting for readiness, as the last launch round found them (its answer's
+    /// `waiting`): a tracking call answers them again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<WaitingSummary>,
+}
+
+/// The waiting instances added up: how many, in which state, the bytes left, the latest ETA.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct WaitingSummary {
+    pub instances: usize,
+    pub by_state: BTreeMap<String, usize>,
+    pub bytes_left: u64,
+    /// The latest `etaDateTime` among them (DRS writes them all in one ISO 8601 form, which
+    /// sorts as time does).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latest_eta: Option<String>,
 }
 
 /// A step's loop for tests: 2 rounds made, 100 s in, nothing running or deferred, limits of 10

@@ -20,6 +20,7 @@ use crate::events::{EventDelivery, EventEntry, EventPublisher};
 use crate::launch::answer::NotLaunchedGroup;
 use crate::launch::next::Next;
 use crate::request::TrackRequest;
+use crate::request::WaitingSummary;
 
 /// The answer is a Step Functions task output (256 KB): it is fitted into this ([`fit_jobs`]).
 const ANSWER_BUDGET_BYTES: usize = 200 * 1024;
@@ -62,6 +63,9 @@ pub struct TrackAnswer {
     /// What the step does next, when the request said where its loop stands (not on a last call).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next: Option<Next>,
+    /// The step's instances waiting for readiness, as its last launch round found them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<WaitingSummary>,
     /// A step's last call, with its loop: how the step ended and whether the plan goes on.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub step_end: Option<StepEnd>,
@@ -118,6 +122,7 @@ pub(super) async fn announce<P: EventPublisher>(
         step: request.step.clone(),
         verdict,
         next: None,
+        waiting: None,
         step_end: None,
         since_first_job: None,
         events: report.delivery(),

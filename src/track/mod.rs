@@ -73,6 +73,7 @@ pub async fn track<D: Drs, P: EventPublisher>(
     let mut answer = announce(&config.event_source, bus, request, tracked).await;
     answer.since_first_job = since_first_job;
     if let Some(step_loop) = &request.step_loop {
+        answer.waiting = step_loop.waiting.clone();
         if final_call {
             let halt = answer
                 .verdict

@@ -90,8 +90,8 @@ const functionError = (errorType, errorMessage) =>
 const refused = (message) => functionError("InvalidFailbackRequest", `invalid failback request: ${message}`);
 
 const PLAN_FIELDS = ["action", "runId", "tags", "dryRun", "steps", "recoveryInstanceIDs", "sourceServerIDs", "limits"];
-const STEP_FIELDS = ["name", "recoveryInstanceIDs", "sourceServerIDs", "selector", "critical", "maxFailed", "waitAfterSeconds", "approval"];
-const LAUNCH_FIELDS = ["recoveryInstanceIDs", "sourceServerIDs", "selector", "tags", "runId", "dryRun", "action", "step", "otherSteps", "loop"];
+const STEP_FIELDS = ["name", "recoveryInstanceIDs", "sourceServerIDs", "selector", "critical", "maxFailed", "waitAfterSeconds", "approval", "waitForReadySeconds"];
+const LAUNCH_FIELDS = ["recoveryInstanceIDs", "sourceServerIDs", "selector", "tags", "runId", "dryRun", "action", "step", "otherSteps", "loop", "waitForReadySeconds", "waiting"];
 const TRACK_FIELDS = ["action", "runId", "step", "critical", "maxFailed", "jobIDs", "reportedJobIDs", "final", "notLaunched", "loop", "heldByOtherSteps"];
 const JOB_ID = /^drsjob-[0-9a-zA-Z]{17}$/;
 /**
@@ -134,6 +134,10 @@ const sourceOf = (id) => `s-${id.slice(2)}`;
  *   refused at launch; `skips`: ids skipped at launch, a list (reason FAILBACK_COMPLETED: already
  *   failed back) or { id: reason } (the instance's failback state, NOT_FOUND, ...); `tags`: {
  *   recoveryInstanceID: {key: value} }, what selectors match;
+ * - `readyAt`: { id: seconds } instances whose failback replication makes them ready that long
+ *   after the run's first launch (Infinity: never): until then a launch that waits for readiness
+ *   (waitForReadySeconds, the function's own word on whether the wait goes on) defers them
+ *   REPLICATING, else skips them FAILBACK_NOT_READY_FOR_LAUNCH;
  * - `error(call, body)`: an error to throw instead of answering (or nothing);
  * - `crash(call, body)`: an error to throw after the call did its work (DRS accepted the launch,
  *   the jobs exist) but before it answered: the process died (Runtime.ExitError), the function
@@ -156,9 +160,11 @@ function fakeFunction(options = {}) {
     rejects = [],
     skips: skipsGiven = [],
     tags = {},
+    readyAt = {},
     error = () => undefined,
     crash = () => undefined,
   } = options;
+  let firstLaunchAt;
   const skips = Array.isArray(skipsGiven) ? Object.fromEntries(skipsGiven.map((id) => [id, ALREADY_FAILED_BACK])) : skipsGiven;
   const calls = [];
   const jobs = new Map();
@@ -247,6 +253,7 @@ function fakeFunction(options = {}) {
         maxFailed: step.maxFailed ?? null,
         waitAfterSeconds: step.waitAfterSeconds ?? 0,
         approval: step.approval ?? false,
+        waitForReadySeconds: step.waitForReadySeconds ?? 0,
         instances: ids.length,
       };
       return body.dryRun ? { ...out, ...dryRunOf(ids) } : out;
@@ -254,9 +261,9 @@ function fakeFunction(options = {}) {
     return { runId: body.runId, dryRun: body.dryRun ?? false, steps: normalized };
   }
 
-  function nextAfterLaunch(body, jobCount, deferredCount) {
+  function nextAfterLaunch(body, jobCount, deferredCount, reasons) {
     checkLoop(body);
-    return { next: decide({ after: "launch", loop: body.loop, jobs: jobCount, deferred: deferredCount, deferredReasons: deferredCount ? ["QUOTA"] : [] }) };
+    return { next: decide({ after: "launch", loop: body.loop, jobs: jobCount, deferred: deferredCount, deferredReasons: reasons }) };
   }
 
   /** The job of this run that last launched an instance, if any. */
@@ -299,7 +306,13 @@ function fakeFunction(options = {}) {
     }
     const rejected = ids.filter((id) => !earlier.has(id) && rejects.includes(id));
     const skipped = ids.filter((id) => !earlier.has(id) && !rejects.includes(id) && id in skips);
-    const launchable = ids.filter((id) => !earlier.has(id) && !rejects.includes(id) && !(id in skips));
+    firstLaunchAt ??= now;
+    const notReady = (id) => (readyAt[recoveryOf(id)] ?? 0) > now - firstLaunchAt;
+    const candidates = ids.filter((id) => !earlier.has(id) && !rejects.includes(id) && !(id in skips));
+    const waits = candidates.some(notReady) && decide({ after: "waits", seconds: body.waitForReadySeconds ?? 0, elapsed: body.loop?.elapsedSeconds ?? null });
+    const waiting = waits ? candidates.filter(notReady) : [];
+    const late = waits ? [] : candidates.filter(notReady);
+    const launchable = candidates.filter((id) => !notReady(id));
     const free = Math.max(0, capacity - inFlight(now));
     const launched = launchable.slice(0, free);
     const deferred = launchable.slice(free);
@@ -312,7 +325,7 @@ function fakeFunction(options = {}) {
       newJobs.push(job);
       for (const id of jobIds) readyAgain.delete(id);
     }
-    for (const id of [...earlier.keys(), ...launched, ...rejected, ...skipped]) handled.add(recoveryOf(id));
+    for (const id of [...earlier.keys(), ...launched, ...rejected, ...skipped, ...late]) handled.add(recoveryOf(id));
     const answered = [
       ...[...new Set(earlier.values())].map((j) => ({ jobID: j.jobID, status: now >= j.started + jobSeconds ? "COMPLETED" : "STARTED", recoveryInstanceIDs: ids.filter((id) => earlier.get(id) === j).map(recoveryOf) })),
       ...newJobs.map((j) => ({ jobID: j.jobID, status: "PENDING", recoveryInstanceIDs: j.ids })),
@@ -322,16 +335,21 @@ function fakeFunction(options = {}) {
     for (const reason of new Set(skipped.map((id) => skips[id]))) {
       notLaunched.push({ outcome: "skipped", reason, recoveryInstanceIDs: skipped.filter((id) => skips[id] === reason) });
     }
+    if (late.length) notLaunched.push({ outcome: "skipped", reason: "FAILBACK_NOT_READY_FOR_LAUNCH", code: "INITIAL_SYNC", message: "not ready when the wait for readiness ended", recoveryInstanceIDs: late });
     if (deferred.length) notLaunched.push({ outcome: "deferred", reason: "QUOTA", recoveryInstanceIDs: deferred });
+    if (waiting.length) notLaunched.push({ outcome: "deferred", reason: "REPLICATING", code: "INITIAL_SYNC", recoveryInstanceIDs: waiting });
+    const later = [...deferred, ...waiting];
+    const reasons = [...(deferred.length ? ["QUOTA"] : []), ...(waiting.length ? ["REPLICATING"] : [])];
     return {
-      runId, ...step, dryRun: false, complete: deferred.length === 0, requested: ids.length, duplicatesCollapsed: 0,
-      counts: { launched: launched.length + earlier.size, skipped: skipped.length, rejected: rejected.length, deferred: deferred.length },
+      runId, ...step, dryRun: false, complete: later.length === 0, requested: ids.length, duplicatesCollapsed: 0,
+      counts: { launched: launched.length + earlier.size, skipped: skipped.length + late.length, rejected: rejected.length, deferred: later.length },
       jobs: answered,
       notLaunched,
-      deferredRecoveryInstanceIDs: deferred.filter((id) => !id.startsWith("s-")),
-      deferredSourceServerIDs: deferred.filter((id) => id.startsWith("s-")),
+      deferredRecoveryInstanceIDs: later.filter((id) => !id.startsWith("s-")),
+      deferredSourceServerIDs: later.filter((id) => id.startsWith("s-")),
       ...heldByOtherSteps(body),
-      ...(body.loop === undefined ? {} : nextAfterLaunch(body, answered.length, deferred.length)),
+      ...(waiting.length ? { waiting: { instances: waiting.length, byState: { INITIAL_SYNC: waiting.length }, bytesLeft: waiting.length * 1024 } } : {}),
+      ...(body.loop === undefined ? {} : nextAfterLaunch(body, answered.length, later.length, reasons)),
       events: { published: newJobs.length + 1, undelivered: 0 },
     };
   }
@@ -729,6 +747,36 @@ test("max rounds reached: the rest stays deferred, safe to send again", async ()
   assert.deepEqual(trackCalls(fake).at(-1).notLaunched, [{ outcome: "deferred", reason: "QUOTA", recoveryInstanceIDs: requested.slice(4) }]);
 });
 
+test("waiting for readiness: each instance launched once, in the round after DRS shows it ready, past MaxRounds; one never ready skipped when the wait ends; each round passes back the wait and what it announced waiting", async () => {
+  const [ready, soon, later, never] = ids("0w", 4);
+  const interval = templateDefault("TrackIntervalSeconds");
+  const fake = fakeFunction({ jobSeconds: 300, readyAt: { [soon]: 900, [later]: 2000, [never]: Infinity } });
+  const steps = [{ name: "wave", recoveryInstanceIDs: [ready, soon, later, never], waitForReadySeconds: 2400 }];
+  const run = await execute(definition({ MaxRounds: 2 }), { runId: "wave-r", steps }, fake);
+  // The one never ready is skipped, a final outcome: the step and the run end complete.
+  assertEnded(run, "FailbackComplete");
+  const launches = fake.calls.filter((c) => !["track", "plan", "stepExecution"].includes(c.action));
+  assert.ok(launches.length > 2, `waiting rounds are not capped by MaxRounds: ${launches.length}`);
+  assert.ok(launches.every((c) => c.waitForReadySeconds === 2400), "every round carries the step's wait");
+  // Each round passes back what the round before announced waiting, by state.
+  assert.equal(launches[0].waiting, undefined);
+  assert.deepEqual(launches[1].waiting, [{ state: "INITIAL_SYNC", recoveryInstanceIDs: [soon, later, never] }]);
+  assert.deepEqual(launches.at(-1).waiting, [{ state: "INITIAL_SYNC", recoveryInstanceIDs: [never] }]);
+  const launchedIn = (id) => [...fake.jobs.values()].filter((j) => j.ids.includes(id));
+  for (const id of [ready, soon, later]) assert.equal(launchedIn(id).length, 1, `${id} launched once`);
+  assert.equal(launchedIn(never).length, 0);
+  const start = launchedIn(ready)[0].started;
+  for (const [id, at] of [[soon, 900], [later, 2000]]) {
+    const took = launchedIn(id)[0].started - start;
+    assert.ok(took >= at && took <= at + interval + 10, `${id} ready at ${at} s, launched at ${took} s`);
+  }
+  const final = trackCalls(fake).at(-1);
+  assert.deepEqual(final.notLaunched, [{ outcome: "skipped", reason: "FAILBACK_NOT_READY_FOR_LAUNCH", code: "INITIAL_SYNC", message: "not ready when the wait for readiness ended", recoveryInstanceIDs: [never] }]);
+  // The tracking calls between carry the waiting as the last round found them.
+  assert.ok(fake.calls.some((c) => c.action === "track" && !c.final && c.loop.waiting?.instances === 2), "the loop carries the waiting");
+  assert.deepEqual(run.output.counts, { succeeded: 3, failed: 0, running: 0, notLaunched: 1, launched: 3, skipped: 1, rejected: 0, deferred: 0 });
+});
+
 test("a dry run plans and ends: one invocation, the plan of one step", async () => {
   const input = sample("dry-run.json");
   const fake = fakeFunction();
@@ -739,7 +787,7 @@ test("a dry run plans and ends: one invocation, the plan of one step", async () 
     runId: "wave-3-plan",
     dryRun: true,
     steps: [{
-      name: "failback", recoveryInstanceIDs: input.recoveryInstanceIDs, critical: false, maxFailed: null, waitAfterSeconds: 0, approval: false, instances: 2,
+      name: "failback", recoveryInstanceIDs: input.recoveryInstanceIDs, critical: false, maxFailed: null, waitAfterSeconds: 0, approval: false, waitForReadySeconds: 0, instances: 2,
       counts: { launched: 0, skipped: 0, rejected: 0, deferred: 2 },
       plannedJobSizes: [2],
       notLaunched: [{ outcome: "deferred", reason: "DRY_RUN", recoveryInstanceIDs: input.recoveryInstanceIDs }],

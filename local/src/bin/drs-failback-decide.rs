@@ -7,6 +7,7 @@
 //!   {"after": "track", "loop": {...}, "running": 2}
 //!   {"after": "final", "loop": {...}, "allFinal": true, "halt": "CRITICAL_FAILED"}
 //!   {"after": "stepExecution", "request": {"action": "stepExecution", ...}}
+//!   {"after": "waits", "seconds": 3600, "elapsed": 1200}   (does the step still wait for readiness)
 //!
 //! The last, the plan's question about a step execution that did not answer it
 //! (`drs_failback::plan::follow`), is answered as the function answers it: the answer, or
@@ -16,6 +17,7 @@ use std::io::{self, BufRead, Write};
 
 use drs_failback::error::HandlerError;
 use drs_failback::launch::next::{after_launch, after_track};
+use drs_failback::launch::readiness::Wait;
 use drs_failback::plan::follow::follow;
 use drs_failback::request::StepLoop;
 use drs_failback::request::{Action, parse_action};
@@ -52,6 +54,10 @@ enum Ask {
     StepExecution {
         request: Value,
     },
+    Waits {
+        seconds: u64,
+        elapsed: Option<u64>,
+    },
 }
 
 fn decide(line: &str) -> Result<Value, String> {
@@ -72,6 +78,7 @@ fn decide(line: &str) -> Result<Value, String> {
             all_final,
             halt,
         } => serde_json::to_value(step_end(&step_loop, all_final, halt)),
+        Ask::Waits { seconds, elapsed } => serde_json::to_value(Wait { seconds, elapsed }.waits()),
         Ask::StepExecution { request } => {
             let answer = match parse_action(request, 1, String::new) {
                 Ok(Action::StepExecution(request)) => follow(&request),
