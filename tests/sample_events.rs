@@ -31,6 +31,9 @@ fn expectation(file: &str) -> Expect {
         "stepfunctions-task.json" => Expect::Request("wave-2-2026-11-27", 3, 0, false),
         "dry-run.json" => Expect::Request("wave-3-plan", 2, 0, true),
         "malformed-and-duplicate-ids.json" => Expect::Request("wave-4-typos", 2, 2, false),
+        // Run end to end, instances turning ready over simulated hours, by the local runner with
+        // local/replication-demo.json (docs/readiness.md) and local/tests/readiness.rs.
+        "wait-for-ready.json" => Expect::Request("wave-5-ready", 5, 0, false),
         "plan-three-steps.json" => Expect::Plan(
             "failback-2026-11-30",
             &["databases", "app-servers", "web"],
@@ -46,6 +49,9 @@ fn expectation(file: &str) -> Expect {
         "invalid-ids-not-a-list.json" => Expect::Refused("recoveryInstanceIDs must be an array"),
         "invalid-misspelt-field.json" => Expect::Refused("did you mean recoveryInstanceIDs"),
         "invalid-reserved-tag-key.json" => Expect::Refused("aws:"),
+        "invalid-wait-too-long.json" => {
+            Expect::Refused("waitForReadySeconds must be a whole number of seconds from 0 to 43200")
+        }
         "invalid-dry-run-not-boolean.json" => Expect::Refused("dryRun must be true or false"),
         "invalid-eventbridge-detail-not-object.json" => {
             Expect::Refused("detail must be a JSON object")

@@ -199,7 +199,7 @@ pub async fn run_plan<D: Drs, P: EventPublisher>(
             critical: serde_json::to_value(&step.critical).unwrap_or(Value::Bool(false)),
             max_failed: json!(step.max_failed),
         };
-        let first = launch_request(&plan, step, &request);
+        let first = launch_request(&plan, step, &request, wait_scale);
         let end = run_arc(failback, first, Some(&rules), index == 0, settings, |p| {
             hooks.progress(index, p)
         })
@@ -260,7 +260,9 @@ pub async fn run_plan<D: Drs, P: EventPublisher>(
 
 /// A step's first launch request: its instances as the plan gives them, with the run id, the
 /// tags and the step's name (and, for a selector, what the other steps name).
-fn launch_request(plan: &PlanAnswer, step: &StepPlan, original: &Value) -> Value {
+/// A step's first launch, as the state machine's StartStep makes it; its wait for readiness runs
+/// `wait_scale` times faster, like the simulated replication it waits for.
+fn launch_request(plan: &PlanAnswer, step: &StepPlan, original: &Value, wait_scale: f64) -> Value {
     let mut request = json!({"runId": plan.run_id, "step": step.name});
     if let Some(ids) = &step.recovery_instance_ids {
         request["recoveryInstanceIDs"] = json!(ids);
@@ -290,7 +292,8 @@ fn launch_request(plan: &PlanAnswer, step: &StepPlan, original: &Value) -> Value
         request["tags"] = tags.clone();
     }
     if step.wait_for_ready_seconds > 0 {
-        request["waitForReadySeconds"] = json!(step.wait_for_ready_seconds);
+        let scaled = (step.wait_for_ready_seconds as f64 / wait_scale.max(1.0)).ceil();
+        request["waitForReadySeconds"] = json!(scaled as u64);
     }
     request
 }

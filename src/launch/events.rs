@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use super::answer::{JobSummary, LaunchAnswer, NotLaunchedGroup};
-use super::outcome::Counts;
+use super::outcome::{Counts, DeferReason};
 use super::readiness::{Progress, WaitingSummary};
 use crate::events::{
     DETAIL_TARGET_BYTES, DETAIL_TYPE_JOB_STARTED, DETAIL_TYPE_NOT_LAUNCHED,
@@ -78,10 +78,16 @@ pub fn run_events(source: &str, answer: &LaunchAnswer) -> Vec<EventEntry> {
                 job.arn.iter().cloned().collect(),
             ));
         }
-        let parts = split_groups(
-            &answer.not_launched,
-            DETAIL_TARGET_BYTES - GROUPS_ENVELOPE_BYTES,
-        );
+        // Instances waiting for readiness are announced by Failback Instances Waiting, when their
+        // state changes: not again in every round's Not Launched.
+        let replicating = DeferReason::Replicating.name();
+        let not_launched: Vec<NotLaunchedGroup> = answer
+            .not_launched
+            .iter()
+            .filter(|g| g.reason != replicating)
+            .cloned()
+            .collect();
+        let parts = split_groups(&not_launched, DETAIL_TARGET_BYTES - GROUPS_ENVELOPE_BYTES);
         let count = parts.len();
         for (index, groups) in parts.iter().enumerate() {
             let detail = NotLaunched {
