@@ -219,10 +219,34 @@ mod tests {
             tracking_calls: 4,
             crashes: 0,
             parts: 1,
+            readiness: None,
         });
         assert_eq!(
             line,
-            "[  12s] round 2 · 8 launched · 5 succeeded · 1 failed · 2 running · 3 waiting · 1 not launched"
+            "[  12s] round 2 · 8 launched · 5 succeeded · 1 failed · 2 running · 3 deferred · 1 not launched"
+        );
+    }
+
+    #[test]
+    fn the_progress_line_says_what_waits_for_readiness() {
+        let readiness = WaitingSummary {
+            instances: 3,
+            by_state: [
+                ("FAILBACK_NOT_STARTED".to_owned(), 1),
+                ("INITIAL_SYNC".to_owned(), 2),
+            ]
+            .into(),
+            bytes_left: 3 << 29,
+            latest_eta: Some("2026-12-03T21:40:00.000Z".into()),
+        };
+        let line = progress_text(&Progress {
+            waiting: 3,
+            readiness: Some(readiness),
+            ..Progress::default()
+        });
+        assert_eq!(
+            line,
+            "[   0s] round 0 · 0 launched · 0 succeeded · 0 failed · 0 running · 3 deferred (3 waiting for readiness: FAILBACK_NOT_STARTED 1, INITIAL_SYNC 2 · 1.5 GiB left · ETA 2026-12-03T21:40:00.000Z) · 0 not launched"
         );
     }
 }
