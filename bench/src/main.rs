@@ -20,6 +20,7 @@ mod markdown;
 mod pipeline;
 mod plot;
 mod probe;
+mod readiness;
 mod report;
 mod verdicts;
 mod workload;
@@ -52,13 +53,17 @@ struct Args {
     /// Run the quota-bound whole-failback scenario only and print its figures (writes nothing)
     #[arg(long = "pipeline")]
     pipeline_only: bool,
+    /// Run the scenario with readiness arriving over time only and print its figures (writes
+    /// nothing)
+    #[arg(long = "readiness")]
+    readiness_only: bool,
     /// Measure this Lambda binary instead of building target/release/drs-failback (to compare
     /// build profiles)
     #[arg(long, value_name = "PATH")]
     lambda_binary: Option<PathBuf>,
     /// Measure nothing: write the report and plots again from the results the last run recorded
     /// (bench/results.json; with --quick, target/bench-quick/results.json)
-    #[arg(long, conflicts_with_all = ["pipeline_only", "lambda_binary"])]
+    #[arg(long, conflicts_with_all = ["pipeline_only", "readiness_only", "lambda_binary"])]
     render: bool,
 }
 
@@ -125,6 +130,9 @@ fn bench(args: &Args) -> Result<(), String> {
     if args.pipeline_only {
         return print_pipeline();
     }
+    if args.readiness_only {
+        return measure_readiness().map(|_| ());
+    }
     let outputs = Outputs::of(&root, args.quick)?;
     let report = if args.render {
         let json = std::fs::read_to_string(&outputs.results)
@@ -189,6 +197,7 @@ fn measure(root: &Path, args: &Args, outputs: &Outputs) -> Result<Report, String
     let commit = machine::commit(root);
     let pacer = probe::probe();
     let pipeline = measure_pipeline();
+    let readiness = measure_readiness();
     let ns: Vec<usize> = if args.quick {
         vec![100, 1000]
     } else {
@@ -241,6 +250,7 @@ fn measure(root: &Path, args: &Args, outputs: &Outputs) -> Result<Report, String
         timeline_path: outputs.timeline_link.to_owned(),
         pacer,
         pipeline,
+        readiness,
         bench_time: started.elapsed(),
         measure_time: started.elapsed().saturating_sub(build_time),
     })
@@ -263,6 +273,29 @@ fn measure_pipeline() -> Result<pipeline::Pipeline, String> {
         Err(e) => eprintln!("failed: {e}"),
     }
     pipeline
+}
+
+fn measure_readiness() -> Result<readiness::Readiness, String> {
+    eprint!(
+        "readiness       N = {:<5} ready over {:.0} h, waited for ",
+        readiness::N,
+        readiness::SPREAD.as_secs_f64() / 3600.0
+    );
+    let measured = readiness::run();
+    match &measured {
+        Ok(r) => eprintln!(
+            "{} launched, after readiness: median {} s, p95 {} s, max {} s; quota permitting ({} held): median {} s, max {} s",
+            r.launched,
+            r.quantile(0.5),
+            r.quantile(0.95),
+            r.max(),
+            r.held_by_quota,
+            r.permitted_quantile(0.5),
+            r.permitted_max()
+        ),
+        Err(e) => eprintln!("failed: {e}"),
+    }
+    measured
 }
 
 /// Every profile, N and variant, repeated as the profile needs: the median runs, and what failed.

@@ -12,6 +12,7 @@ use minijinja::{Environment, UndefinedBehavior, context};
 use crate::binary::{Arm64, Rss, Startup};
 use crate::pipeline::{self, Pipeline};
 use crate::probe::PacerProbe;
+use crate::readiness::{self, Readiness};
 use crate::report::*;
 use crate::verdicts::{causes, targets};
 use crate::workload::{
@@ -71,6 +72,8 @@ fn view(report: &Report) -> Value {
         quota => of(Profile::QuotaPressure).map(quota_row).collect::<Value>(),
         pipeline => report.pipeline.as_ref().ok().map(pipeline),
         pipeline_error => report.pipeline.as_ref().err(),
+        readiness => report.readiness.as_ref().ok().map(readiness),
+        readiness_error => report.readiness.as_ref().err(),
         binary => report.binary.as_ref().ok().map(binary),
         binary_error => report.binary.as_ref().err(),
     }
@@ -182,6 +185,30 @@ fn quota_row(run: &Run) -> Value {
         ideal => secs(run.ideal),
         ratio => format!("{:.2}", run.ratio()),
         outcome => outcome(run),
+    }
+}
+
+/// The pipeline with readiness arriving over time.
+fn readiness(r: &Readiness) -> Value {
+    context! {
+        n => readiness::N,
+        spread_hours => format!("{:.0}", readiness::SPREAD.as_secs_f64() / 3600.0),
+        wait_hours => format!("{:.0}", readiness::WAIT.as_secs_f64() / 3600.0),
+        track_s => pipeline::TRACK_INTERVAL.as_secs(),
+        launched => r.launched,
+        succeeded => r.succeeded,
+        complete => r.complete,
+        median => r.quantile(0.5),
+        p95 => r.quantile(0.95),
+        max => r.max(),
+        held => r.held_by_quota,
+        permitted_median => r.permitted_quantile(0.5),
+        permitted_p95 => r.permitted_quantile(0.95),
+        permitted_max => r.permitted_max(),
+        minutes => format!("{:.1}", r.wall.as_secs_f64() / 60.0),
+        rounds => r.rounds,
+        tracking_calls => r.tracking_calls,
+        instance_reads => r.instance_reads,
     }
 }
 

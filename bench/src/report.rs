@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::binary::{Arm64, Rss, Size, Startup};
 use crate::pipeline::Pipeline;
 use crate::probe::PacerProbe;
+use crate::readiness::Readiness;
 use crate::workload::Run;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -55,9 +56,16 @@ pub struct Report {
     pub timeline_path: String,
     pub pacer: PacerProbe,
     pub pipeline: Result<Pipeline, String>,
+    /// The pipeline with readiness arriving over time (absent from reports written before it).
+    #[serde(default = "not_measured")]
+    pub readiness: Result<Readiness, String>,
     pub bench_time: Duration,
     /// The measurements alone, without the builds.
     pub measure_time: Duration,
+}
+
+fn not_measured() -> Result<Readiness, String> {
+    Err("not measured by the run that wrote this report".into())
 }
 
 pub(crate) fn plural(count: usize, noun: &str) -> String {

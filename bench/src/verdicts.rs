@@ -48,6 +48,7 @@ pub(crate) fn targets(report: &Report) -> Vec<Target> {
     targets.extend(runs::wasted(report));
     targets.extend(runs::call_counts(report));
     targets.push(runs::pipeline(report));
+    targets.push(runs::readiness(report));
     targets
 }
 

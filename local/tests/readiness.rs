@@ -32,6 +32,7 @@ fn replication(connects_after_seconds: u64) -> Replication {
         never_connects: false,
         stalls_after_seconds: None,
         disconnects_after_seconds: None,
+        initiating_seconds: None,
     }
 }
 

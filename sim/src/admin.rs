@@ -29,6 +29,8 @@ struct InstanceUpdate {
     failure_event: Option<String>,
     /// Replaces the instance's tags.
     tags: Option<std::collections::BTreeMap<String, String>>,
+    /// Replicates the instance back from now on, timed from this call.
+    replication: Option<crate::replication::Replication>,
 }
 
 #[derive(Deserialize)]
@@ -96,6 +98,8 @@ pub(crate) fn admin(shared: &Shared, method: &Method, path: &str, body: Option<B
                         .is_none_or(|e| state.set_failure(&u.recovery_instance_id, e))
                     && u.tags
                         .is_none_or(|t| state.set_tags(&u.recovery_instance_id, t))
+                    && u.replication
+                        .is_none_or(|r| state.set_replication(&u.recovery_instance_id, r, now))
                     && state.by_id.contains_key(&u.recovery_instance_id);
                 if found {
                     ok(json!({ "updated": u.recovery_instance_id }))
@@ -107,7 +111,7 @@ pub(crate) fn admin(shared: &Shared, method: &Method, path: &str, body: Option<B
                 }
             }
             Err(e) => bad(format!(
-                "expected {{recoveryInstanceID, state?, launchResult?, failureEvent?, tags?}}: {e}"
+                "expected {{recoveryInstanceID, state?, launchResult?, failureEvent?, tags?, replication?}}: {e}"
             )),
         },
         ("POST", "/_sim/jobs") => match serde_json::from_slice::<JobRequest>(&body) {

@@ -17,7 +17,7 @@
 //!
 //! Admin API on the same port, no SigV4, JSON: `GET /_sim/{health,calls,events,jobs,instances,
 //! faults}`, `POST /_sim/faults` (a fault or a list), `DELETE /_sim/faults`, `POST
-//! /_sim/instances` (`{"recoveryInstanceID", "state"?, "launchResult"?}`), `POST /_sim/reset`.
+//! /_sim/instances` (`{"recoveryInstanceID", "state"?, "launchResult"?, "replication"?}`), `POST /_sim/reset`.
 
 mod admin;
 mod clock;

@@ -10,7 +10,8 @@
 
 use serde::{Deserialize, Serialize};
 
-/// How long replication shows INITIATING after the client connects (simulated seconds).
+/// How long replication shows INITIATING after the client connects (simulated seconds), unless the
+/// replication says otherwise.
 pub const INITIATING_SECONDS: u64 = 120;
 
 /// One instance's failback replication as configured (fleet file `"replication": {...}`), in
@@ -34,6 +35,9 @@ pub struct Replication {
     /// Seconds after the client connects at which it disconnects for good.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disconnects_after_seconds: Option<u64>,
+    /// How long it shows INITIATING ([`INITIATING_SECONDS`] when not given).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initiating_seconds: Option<u64>,
 }
 
 /// Where a failback stands before its launch, as its failback state shows it.
@@ -71,7 +75,7 @@ impl Replication {
         if self.never_connects {
             return None;
         }
-        let sync = INITIATING_SECONDS + self.total_bytes.div_ceil(self.bytes_per_second.max(1));
+        let sync = self.initiating() + self.total_bytes.div_ceil(self.bytes_per_second.max(1));
         let interrupted = [self.stalls_after_seconds, self.disconnects_after_seconds]
             .into_iter()
             .flatten()
@@ -79,8 +83,13 @@ impl Replication {
         (!interrupted).then_some(self.connects_after_seconds + sync)
     }
 
+    fn initiating(&self) -> u64 {
+        self.initiating_seconds.unwrap_or(INITIATING_SECONDS)
+    }
+
     /// The replication `elapsed` simulated seconds after the start.
     pub fn view(&self, elapsed: u64) -> ReplicationView {
+        let initiating = self.initiating();
         if self.never_connects || elapsed < self.connects_after_seconds {
             return ReplicationView {
                 failback_state: Readiness::NotStarted,
@@ -91,7 +100,7 @@ impl Replication {
         let rate = self.bytes_per_second.max(1);
         let copied = |seconds: u64| {
             seconds
-                .saturating_sub(INITIATING_SECONDS)
+                .saturating_sub(initiating)
                 .saturating_mul(rate)
                 .min(self.total_bytes)
         };
@@ -104,7 +113,7 @@ impl Replication {
         .flatten()
         .filter(|(at, _, _)| *at <= since)
         .min_by_key(|(at, _, _)| *at);
-        let sync_done = INITIATING_SECONDS + self.total_bytes.div_ceil(rate);
+        let sync_done = initiating + self.total_bytes.div_ceil(rate);
         if let Some((at, state, error)) = stop
             && at < sync_done
         {
@@ -119,7 +128,7 @@ impl Replication {
                 }),
             };
         }
-        let (state, failback_state, eta_seconds) = if since < INITIATING_SECONDS {
+        let (state, failback_state, eta_seconds) = if since < initiating {
             ("INITIATING", Readiness::NotReady, None)
         } else if since < sync_done {
             ("INITIAL_SYNC", Readiness::NotReady, Some(sync_done - since))
@@ -158,6 +167,7 @@ mod tests {
             never_connects: false,
             stalls_after_seconds: None,
             disconnects_after_seconds: None,
+            initiating_seconds: None,
         };
         assert_eq!(r.view(59).failback_state, Readiness::NotStarted);
         assert_eq!(r.view(59).info, None);
@@ -184,6 +194,7 @@ mod tests {
             never_connects: false,
             stalls_after_seconds: Some(INITIATING_SECONDS + 100),
             disconnects_after_seconds: None,
+            initiating_seconds: None,
         };
         assert_eq!(stalled.ready_after_seconds(), None);
         let at = stalled.view(10_000);

@@ -14,7 +14,7 @@ use crate::config::{Fault, Lifecycle, Operation, Quotas, Settings, SimConfig, sa
 use crate::error::ApiError;
 use crate::fleet::{FailbackState, Fleet, FleetInstance, LaunchResult};
 use crate::history::{self, ArchivedJob};
-use crate::replication::{Readiness, ReplicationView};
+use crate::replication::{Readiness, Replication, ReplicationView};
 
 /// One API call as the simulator saw it (admin calls are not recorded).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -433,6 +433,23 @@ impl State {
         inst.spec.state = state;
         inst.spec.replication = None;
         inst.follows_job = false;
+        true
+    }
+
+    /// `id` replicates back from `now`: its failback state follows the replication again.
+    pub(crate) fn set_replication(
+        &mut self,
+        id: &str,
+        replication: Replication,
+        now: Instant,
+    ) -> bool {
+        let Some(&i) = self.by_id.get(id) else {
+            return false;
+        };
+        let inst = &mut self.instances[i];
+        inst.spec.replication = Some(replication);
+        inst.follows_job = false;
+        inst.since = now;
         true
     }
 

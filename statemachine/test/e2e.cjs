@@ -13,7 +13,11 @@
 //    function); then the plan is redriven: it redrives the step execution, which makes its last
 //    call, and the run completes with each job announced once; and the same failure with the step
 //    execution redriven by hand while the plan waits for it: the plan takes its result, itself
-//    never redriven.
+//    never redriven;
+// 4. waiting for readiness (the shape of events/wait-for-ready.json): one instance ready, one whose
+//    failback replication makes it ready a few seconds in, one whose client never connects; the
+//    step launches the second in a later round and skips the third when its wait ends, each change
+//    announced once (Failback Instances Waiting).
 //
 //   node e2e.cjs LAMBDA_ADDRESS SIM_ENDPOINT
 //
@@ -274,12 +278,44 @@ async function redriveByHand(event) {
   console.log(`e2e: redrive by hand OK: the step execution failed at its last call and was redriven while the plan waited; the plan took its result, ${requested.length} succeeded, ${jobs.length} job(s), each announced once`);
 }
 
+async function waitingForReadiness(event) {
+  const requested = event.detail.recoveryInstanceIDs.slice(0, 3);
+  const runId = "e2e-wait";
+  await admin("POST", "reset");
+  // 1 s INITIATING, then 4 MiB at 1 MiB/s: ready about 5 s from now.
+  await admin("POST", "instances", { recoveryInstanceID: requested[1], replication: { totalBytes: 4 << 20, bytesPerSecond: 1 << 20, initiatingSeconds: 1 } });
+  await admin("POST", "instances", { recoveryInstanceID: requested[2], replication: { totalBytes: 1, bytesPerSecond: 1, neverConnects: true } });
+
+  const result = await run({ runId, recoveryInstanceIDs: requested, waitForReadySeconds: 15 });
+  const out = result.output;
+  assert.equal(out.complete, true, JSON.stringify(out));
+  assert.deepEqual(out.counts, { succeeded: 2, failed: 0, running: 0, notLaunched: 1, launched: 2, skipped: 1, rejected: 0, deferred: 0 });
+  const launches = result.trace.filter((t) => t.state === "Launch" && "input" in t);
+  assert.ok(launches.length >= 2, "the ready-later instance is launched by a later round");
+  assert.ok(launches.every((t) => t.input.waitForReadySeconds === 15), "every round carries the wait");
+
+  const { jobs, events, results } = await simRecords(runId, ["failback"]);
+  assert.deepEqual(results, { [requested[0]]: "succeeded", [requested[1]]: "succeeded" });
+  assert.deepEqual(jobs.map((j) => j.recoveryInstanceIDs).flat().sort(), requested.slice(0, 2).sort(), "each launched once");
+  const seen = {};
+  for (const e of events.filter((e) => e.detailType === "Failback Instances Waiting")) {
+    for (const i of e.detail.instances) (seen[i.recoveryInstanceID] ??= []).push([i.waiting, i.replication?.state ?? i.failbackState]);
+  }
+  for (const [id, states] of Object.entries(seen)) {
+    for (let k = 1; k < states.length; k++) assert.notDeepEqual(states[k], states[k - 1], `${id} announced twice in one state`);
+  }
+  assert.deepEqual(seen[requested[2]], [[true, "FAILBACK_NOT_STARTED"], [false, "FAILBACK_NOT_STARTED"]]);
+  assert.ok(seen[requested[1]].length >= 1 && seen[requested[1]].every(([waiting]) => waiting), JSON.stringify(seen[requested[1]]));
+  console.log(`e2e: waiting for readiness OK: 1 ready at once, 1 launched by a later round as it turned ready (${launches.length} rounds in all), 1 never ready skipped at the wait's end; ${Object.values(seen).flat().length} announcements, one per change`);
+}
+
 async function main() {
   const event = JSON.parse(fs.readFileSync(path.join(repo, "events", "eventbridge-failback-request.json"), "utf8"));
   await plainRequest(event);
   await threeStepPlan(event);
   await redrive(event);
   await redriveByHand(event);
+  await waitingForReadiness(event);
 }
 
 main().catch((error) => {

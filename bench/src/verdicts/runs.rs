@@ -7,6 +7,7 @@ use drs_sim::Operation;
 
 use super::{PIPELINE_TARGET, RATIO_TARGET, Target, WASTED_TARGET, runs_of, verdict};
 use crate::pipeline;
+use crate::readiness;
 use crate::report::*;
 use crate::workload::{
     BURST, CONCURRENCY, LATENCY, OPERATIONS, Profile, RATE_PER_SECOND, Run, Variant,
@@ -241,6 +242,53 @@ pub(super) fn call_counts(report: &Report) -> Option<Target> {
 }
 
 /// The quota-bound whole failback against the ideal pipeline.
+pub(super) fn readiness(report: &Report) -> Target {
+    let interval = pipeline::TRACK_INTERVAL.as_secs();
+    let name = format!(
+        "each instance launched within one tracking interval ({interval} s) of DRS showing it ready, quota permitting (N = {}, readiness over {:.0} h)",
+        readiness::N,
+        readiness::SPREAD.as_secs_f64() / 3600.0
+    );
+    match &report.readiness {
+        Ok(r) => {
+            // The launch call itself comes a few DRS calls after the round starts.
+            let slack = 5;
+            let met =
+                r.complete && r.launched == readiness::N && r.permitted_max() <= interval + slack;
+            Target {
+                name,
+                measured: format!(
+                    "{} of {} launched; after the quotas allowed it median {} s, max {} s ({} held by the 20-job quota: after readiness median {} s, p95 {} s, max {} s)",
+                    r.launched,
+                    readiness::N,
+                    r.permitted_quantile(0.5),
+                    r.permitted_max(),
+                    r.held_by_quota,
+                    r.quantile(0.5),
+                    r.quantile(0.95),
+                    r.max()
+                ),
+                peer: "none: no other tool waits for failback readiness".into(),
+                verdict: verdict(met),
+                reason: format!(
+                    "every tracking call is followed at once by a round that reads the waiting instances again and launches \
+                     the ready ones: an instance waits at most one interval ({interval} s), plus the round's reads before \
+                     its launch call ({slack} s allowed). Launching each as it turns ready takes a job slot per round: \
+                     with 20-minute jobs DRS's 20 concurrent jobs fill up, and an instance that turns ready then waits \
+                     for the first job to finish — counted from then"
+                ),
+            }
+        }
+        Err(e) => Target {
+            name,
+            measured: format!("not measured: {e}"),
+            peer: String::new(),
+            verdict: verdict(false),
+            reason: String::new(),
+        },
+    }
+}
+
 pub(super) fn pipeline(report: &Report) -> Target {
     match &report.pipeline {
         Ok(p) => {
