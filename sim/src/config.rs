@@ -16,15 +16,19 @@ pub enum Operation {
     DescribeRecoveryInstances,
     DescribeJobs,
     DescribeJobLogItems,
+    DisconnectRecoveryInstance,
+    TerminateRecoveryInstances,
     PutEvents,
 }
 
 impl Operation {
-    pub const DRS: [Operation; 4] = [
+    pub const DRS: [Operation; 6] = [
         Operation::StartFailbackLaunch,
         Operation::DescribeRecoveryInstances,
         Operation::DescribeJobs,
         Operation::DescribeJobLogItems,
+        Operation::DisconnectRecoveryInstance,
+        Operation::TerminateRecoveryInstances,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -33,6 +37,8 @@ impl Operation {
             Operation::DescribeRecoveryInstances => "DescribeRecoveryInstances",
             Operation::DescribeJobs => "DescribeJobs",
             Operation::DescribeJobLogItems => "DescribeJobLogItems",
+            Operation::DisconnectRecoveryInstance => "DisconnectRecoveryInstance",
+            Operation::TerminateRecoveryInstances => "TerminateRecoveryInstances",
             Operation::PutEvents => "PutEvents",
         }
     }

@@ -10,6 +10,8 @@
 //! - A created job is LAUNCH / FAILBACK; its instances' `failback.failbackJobID` is set and their
 //!   state is FAILBACK_IN_PROGRESS until it completes, then FAILBACK_COMPLETED or FAILBACK_ERROR
 //!   per the instance's configured launch result.
+//! - DisconnectRecoveryInstance and TerminateRecoveryInstances: see each; a TERMINATE job counts
+//!   against the job quotas like any, and its instances are gone once it completes.
 //! - An instance configured with a `replication` shows its failback state and
 //!   `dataReplicationInfo` as that replication stands (see the `replication` module) until it is
 //!   launched; it is FAILBACK_READY_FOR_LAUNCH only once replication is CONTINUOUS.
@@ -76,6 +78,7 @@ impl State {
                 .collect(),
             tags: BTreeMap::new(),
             initiated_by: "START_DRILL",
+            job_type: "LAUNCH",
         });
         Ok(job_id)
     }
@@ -140,7 +143,11 @@ impl State {
         }
         let unknown: Vec<&String> = ids
             .iter()
-            .filter(|id| !self.by_id.contains_key(*id))
+            .filter(|id| {
+                self.by_id
+                    .get(*id)
+                    .is_none_or(|&i| self.gone(&self.instances[i], now))
+            })
             .collect();
         if !unknown.is_empty() {
             let list: Vec<&str> = unknown.iter().map(|s| s.as_str()).collect();
@@ -224,6 +231,7 @@ impl State {
             servers,
             tags,
             initiated_by: "FAILBACK",
+            job_type: "LAUNCH",
         });
         self.job_by_id.insert(job_id.clone(), index);
         let lag = self.visibility_lag;
@@ -251,6 +259,116 @@ impl State {
         ))
     }
 
+    /// Replication stops and the instance stays listed, DISCONNECTED with no bytes. Unknown (or
+    /// terminated): ResourceNotFoundException; in a running job: ConflictException. Again on a
+    /// disconnected instance: nothing more happens.
+    pub(crate) fn disconnect_recovery_instance(
+        &mut self,
+        input: &Value,
+        now: Instant,
+    ) -> Result<Value, ApiError> {
+        let id = input["recoveryInstanceID"].as_str().unwrap_or_default();
+        let Some(&i) = self
+            .by_id
+            .get(id)
+            .filter(|&&i| !self.gone(&self.instances[i], now))
+        else {
+            return Err(ApiError::not_found(
+                format!("Recovery instance {id} not found"),
+                id,
+            ));
+        };
+        if let Some(job) = self.active_job(&self.instances[i], now) {
+            let why = format!("Recovery instance {id} is part of active job {}", job.id);
+            return Err(if self.error_details {
+                ApiError::conflict(why, id)
+            } else {
+                ApiError::conflict_without_details(
+                    "The recovery instance cannot be disconnected now",
+                )
+            });
+        }
+        self.instances[i].disconnected = true;
+        Ok(json!({}))
+    }
+
+    /// A TERMINATE job (initiated by TERMINATE_RECOVERY_INSTANCES) over 1 to 200 instances, on the
+    /// same lifecycle and quotas as launch jobs; once it completes, each instance is gone from
+    /// DescribeRecoveryInstances. Unknown (or terminated) ids: ValidationException naming them;
+    /// an instance in a running job: ConflictException; nothing is created then.
+    pub(crate) fn terminate_recovery_instances(
+        &mut self,
+        input: &Value,
+        now: Instant,
+    ) -> Result<(Value, String), ApiError> {
+        let mut seen = HashSet::new();
+        let ids: Vec<String> = strings(&input["recoveryInstanceIDs"])
+            .into_iter()
+            .filter(|id| seen.insert(id.clone()))
+            .collect();
+        let unknown: Vec<&str> = ids
+            .iter()
+            .filter(|id| {
+                self.by_id
+                    .get(id.as_str())
+                    .is_none_or(|&i| self.gone(&self.instances[i], now))
+            })
+            .map(String::as_str)
+            .collect();
+        if !unknown.is_empty() {
+            return Err(ApiError::validation(
+                "fieldValidationFailed",
+                format!("Recovery instances not found: {}", unknown.join(", ")),
+                &[],
+            ));
+        }
+        for id in &ids {
+            if let Some(job) = self.active_job(&self.instances[self.by_id[id]], now) {
+                let why = format!("Recovery instance {id} is part of active job {}", job.id);
+                return Err(if self.error_details {
+                    ApiError::conflict(why, id)
+                } else {
+                    ApiError::conflict_without_details(
+                        "One or more recovery instances cannot be terminated now",
+                    )
+                });
+            }
+        }
+        self.check_quotas(ids.len(), now)?;
+        let job_id = self.new_job_id();
+        let index = self.jobs.len();
+        let servers = ids
+            .iter()
+            .map(|id| Server {
+                recovery_instance_id: Some(id.clone()),
+                source_server_id: self.instances[self.by_id[id]].spec.source_server_id.clone(),
+                result: LaunchResult::Terminated,
+                failure_event: None,
+            })
+            .collect();
+        self.jobs.push(Job {
+            arn: format!(
+                "arn:aws:drs:{}:{}:job/{job_id}",
+                self.region, self.account_id
+            ),
+            id: job_id.clone(),
+            created: now,
+            servers,
+            tags: BTreeMap::new(),
+            initiated_by: "TERMINATE_RECOVERY_INSTANCES",
+            job_type: "TERMINATE",
+        });
+        self.job_by_id.insert(job_id.clone(), index);
+        for id in &ids {
+            let i = self.by_id[id];
+            self.instances[i].terminate_job = Some(index);
+        }
+        Ok((
+            json!({ "job": self.job_json(&self.jobs[index], now) }),
+            job_id,
+        ))
+    }
+
     pub(crate) fn describe_recovery_instances(
         &self,
         input: &Value,
@@ -265,6 +383,7 @@ impl State {
         let matching: Vec<&Inst> = self
             .instances
             .iter()
+            .filter(|i| !self.gone(i, now))
             .filter(|i| wanted.is_empty() || wanted.contains(&i.spec.recovery_instance_id))
             .filter(|i| sources.is_empty() || sources.contains(&i.spec.source_server_id))
             .collect();
@@ -426,7 +545,7 @@ impl State {
         let mut v = json!({
             "jobID": job.id,
             "arn": job.arn,
-            "type": "LAUNCH",
+            "type": job.job_type,
             "initiatedBy": job.initiated_by,
             "creationDateTime": self.clock.iso(job.created),
             "status": State::status_str(phase),
@@ -465,7 +584,14 @@ impl State {
             "originEnvironment": "ON_PREMISES",
             "failback": failback,
         });
-        if let Some(info) = self.replication(inst, now).and_then(|view| view.info) {
+        if inst.disconnected {
+            // As DisconnectRecoveryInstance's reference says: DISCONNECTED, each disk's
+            // totalStorageBytes zero, the lag gone.
+            instance["dataReplicationInfo"] = json!({
+                "dataReplicationState": "DISCONNECTED",
+                "replicatedDisks": [{"deviceName": "/dev/sda", "totalStorageBytes": 0}],
+            });
+        } else if let Some(info) = self.replication(inst, now).and_then(|view| view.info) {
             instance["dataReplicationInfo"] = self.replication_json(&info, now);
         }
         instance

@@ -89,6 +89,12 @@ impl ApiError {
             .with("resourceType", "RECOVERY_INSTANCE")
     }
 
+    pub(crate) fn not_found(message: impl Into<String>, resource_id: &str) -> Self {
+        ApiError::drs(404, "ResourceNotFoundException", message)
+            .with("resourceId", resource_id)
+            .with("resourceType", "RECOVERY_INSTANCE")
+    }
+
     pub(crate) fn quota(message: impl Into<String>, quota_code: &str) -> Self {
         ApiError::drs(402, "ServiceQuotaExceededException", message)
             .with("serviceCode", "drs")

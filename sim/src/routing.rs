@@ -261,6 +261,14 @@ fn decide(
             Operation::DescribeRecoveryInstances => state.describe_recovery_instances(&input, now),
             Operation::DescribeJobs => state.describe_jobs(&input, now),
             Operation::DescribeJobLogItems => state.describe_job_log_items(&input, now),
+            Operation::DisconnectRecoveryInstance => {
+                state.disconnect_recovery_instance(&input, now)
+            }
+            Operation::TerminateRecoveryInstances => {
+                let (answer, id) = state.terminate_recovery_instances(&input, now)?;
+                job_id = Some(id);
+                Ok(answer)
+            }
             Operation::PutEvents => state.put_events(&input, now),
         }
     })();
@@ -273,7 +281,15 @@ fn decide(
 
 fn requested_ids(op: Operation, input: &Value) -> Vec<String> {
     let ids = match op {
-        Operation::StartFailbackLaunch => &input["recoveryInstanceIDs"],
+        Operation::StartFailbackLaunch | Operation::TerminateRecoveryInstances => {
+            &input["recoveryInstanceIDs"]
+        }
+        Operation::DisconnectRecoveryInstance => {
+            return input["recoveryInstanceID"]
+                .as_str()
+                .map(|id| vec![id.to_owned()])
+                .unwrap_or_default();
+        }
         Operation::DescribeRecoveryInstances => &input["filters"]["recoveryInstanceIDs"],
         _ => &Value::Null,
     };

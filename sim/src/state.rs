@@ -117,8 +117,10 @@ pub(crate) struct Job {
     pub created: Instant,
     pub servers: Vec<Server>,
     pub tags: BTreeMap<String, String>,
-    /// FAILBACK, or START_DRILL for another tool's drill.
+    /// FAILBACK, START_DRILL for another tool's drill, or TERMINATE_RECOVERY_INSTANCES.
     pub initiated_by: &'static str,
+    /// LAUNCH, or TERMINATE.
+    pub job_type: &'static str,
 }
 
 pub(crate) struct Server {
@@ -140,6 +142,11 @@ pub(crate) struct Inst {
     pub before_launch: Option<PreLaunchView>,
     /// When the fleet was loaded: the instance's replication is timed from here.
     pub since: Instant,
+    /// DisconnectRecoveryInstance was called: replication stopped, the instance stays listed.
+    pub disconnected: bool,
+    /// The TerminateRecoveryInstances job it is in: once that job completes, DRS no longer has
+    /// the instance.
+    pub terminate_job: Option<usize>,
 }
 
 /// An instance's failback fields as they were before its latest launch, shown by Describe calls
@@ -296,6 +303,8 @@ impl State {
                 initiated: None,
                 before_launch: None,
                 since: Instant::now(),
+                disconnected: false,
+                terminate_job: None,
             })
             .collect();
         self.by_id = self
@@ -333,9 +342,19 @@ impl State {
         job.created + self.lifecycle.pending + self.lifecycle.started
     }
 
+    /// The instance's launch or terminate job, while it runs.
     pub(crate) fn active_job(&self, inst: &Inst, now: Instant) -> Option<&Job> {
-        let job = &self.jobs[inst.last_job?];
-        (self.phase(job, now) != Phase::Completed).then_some(job)
+        [inst.last_job, inst.terminate_job]
+            .into_iter()
+            .flatten()
+            .map(|j| &self.jobs[j])
+            .find(|job| self.phase(job, now) != Phase::Completed)
+    }
+
+    /// Terminated: its terminate job has completed, and DRS has deleted it.
+    pub(crate) fn gone(&self, inst: &Inst, now: Instant) -> bool {
+        inst.terminate_job
+            .is_some_and(|j| self.phase(&self.jobs[j], now) == Phase::Completed)
     }
 
     /// When the instances of a job show their final failback state.

@@ -390,3 +390,122 @@ async fn put_events_whole_call_errors() {
         .expect("then it works");
     assert_eq!(ok.failed_entry_count(), 0);
 }
+
+/// The finishing calls: DisconnectRecoveryInstance leaves the instance listed, DISCONNECTED with no
+/// bytes; TerminateRecoveryInstances makes a TERMINATE job, refuses an instance in a running job
+/// or unknown, and once the job completes the instance is gone — a second terminate of it is
+/// refused, and so is a disconnect.
+#[tokio::test(start_paused = true)]
+async fn finishing_disconnects_and_terminates_as_drs_does() {
+    use aws_sdk_drs::types::RecoveryInstanceDataReplicationState as DataReplicationState;
+    let sim = start(config()).await;
+    let client = common::in_process_drs(&sim).await;
+    client
+        .disconnect_recovery_instance()
+        .recovery_instance_id(A)
+        .send()
+        .await
+        .expect("disconnect");
+    let shown = client
+        .describe_recovery_instances()
+        .send()
+        .await
+        .expect("describe");
+    let a = shown
+        .items()
+        .iter()
+        .find(|i| i.recovery_instance_id() == Some(A))
+        .expect("a disconnected instance stays listed");
+    let info = a.data_replication_info().expect("replication info");
+    assert_eq!(
+        info.data_replication_state(),
+        Some(&DataReplicationState::Disconnected)
+    );
+    assert_eq!(info.replicated_disks()[0].total_storage_bytes(), 0);
+
+    // B is launched: in a running job it can be neither terminated nor disconnected.
+    launch(&client, &[B]).await.expect("launch");
+    let busy = client
+        .terminate_recovery_instances()
+        .recovery_instance_ids(A)
+        .recovery_instance_ids(B)
+        .send()
+        .await
+        .expect_err("B is busy")
+        .into_service_error();
+    assert_eq!(busy.code(), Some("ConflictException"), "{busy:?}");
+    let busy = client
+        .disconnect_recovery_instance()
+        .recovery_instance_id(B)
+        .send()
+        .await
+        .expect_err("B is busy")
+        .into_service_error();
+    assert_eq!(busy.code(), Some("ConflictException"), "{busy:?}");
+    let unknown = client
+        .terminate_recovery_instances()
+        .recovery_instance_ids("i-0ffffffffffffffff")
+        .send()
+        .await
+        .expect_err("unknown")
+        .into_service_error();
+    assert_eq!(unknown.code(), Some("ValidationException"), "{unknown:?}");
+
+    let out = client
+        .terminate_recovery_instances()
+        .recovery_instance_ids(A)
+        .send()
+        .await
+        .expect("terminate");
+    let job = out.job().expect("a job");
+    assert_eq!(job.r#type(), Some(&JobType::Terminate));
+    assert_eq!(
+        job.initiated_by(),
+        Some(&InitiatedBy::TerminateRecoveryInstances)
+    );
+    let job_id = job.job_id().to_owned();
+    tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+    let jobs = client
+        .describe_jobs()
+        .filters(
+            aws_sdk_drs::types::DescribeJobsRequestFilters::builder()
+                .job_ids(&job_id)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("describe jobs");
+    let done = &jobs.items()[0];
+    assert_eq!(done.status(), Some(&JobStatus::Completed));
+    assert_eq!(
+        done.participating_servers()[0].launch_status(),
+        Some(&LaunchStatus::Terminated)
+    );
+    let left = client
+        .describe_recovery_instances()
+        .send()
+        .await
+        .expect("describe");
+    assert!(
+        left.items()
+            .iter()
+            .all(|i| i.recovery_instance_id() != Some(A)),
+        "a terminated instance is gone"
+    );
+    let again = client
+        .terminate_recovery_instances()
+        .recovery_instance_ids(A)
+        .send()
+        .await
+        .expect_err("gone")
+        .into_service_error();
+    assert_eq!(again.code(), Some("ValidationException"));
+    let gone = client
+        .disconnect_recovery_instance()
+        .recovery_instance_id(A)
+        .send()
+        .await
+        .expect_err("gone")
+        .into_service_error();
+    assert_eq!(gone.code(), Some("ResourceNotFoundException"));
+}
