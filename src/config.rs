@@ -47,12 +47,43 @@ pub struct Config {
     /// Active jobs are read among those created this recently: longer than any failback job
     /// lives, short of an old account's whole history.
     pub active_job_window: Duration,
+    /// The finishing actions this deployment allows (`FINISHING_ACTIONS`): the function's role
+    /// holds the permissions of these only, and a plan asking for another is refused.
+    pub finishing: FinishingAllowed,
+}
+
+/// `FINISHING_ACTIONS`: `none` (the default), `disconnect`, `terminate` or
+/// `disconnect-and-terminate` — the stack's `FinishingActions` parameter.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FinishingAllowed {
+    pub disconnect: bool,
+    pub terminate: bool,
+}
+
+impl FinishingAllowed {
+    fn parse(value: &str) -> Option<Self> {
+        let (disconnect, terminate) = match value.trim() {
+            "none" => (false, false),
+            "disconnect" => (true, false),
+            "terminate" => (false, true),
+            "disconnect-and-terminate" => (true, true),
+            _ => return None,
+        };
+        Some(FinishingAllowed {
+            disconnect,
+            terminate,
+        })
+    }
 }
 
 #[derive(Debug, Error, PartialEq)]
 pub enum ConfigError {
     #[error("{name}={value:?} is not a whole number")]
     NotANumber { name: &'static str, value: String },
+    #[error(
+        "FINISHING_ACTIONS={0:?} is not one of none, disconnect, terminate, disconnect-and-terminate"
+    )]
+    BadFinishing(String),
     #[error("{name}={value} is outside the allowed range {min}..={max}")]
     OutOfRange {
         name: &'static str,
@@ -201,6 +232,12 @@ impl Config {
             active_job_window: Duration::from_secs(
                 number("ACTIVE_JOB_WINDOW_HOURS", 48, 1, 720)? * 3600,
             ),
+            finishing: match lookup("FINISHING_ACTIONS") {
+                None => FinishingAllowed::default(),
+                Some(value) => {
+                    FinishingAllowed::parse(&value).ok_or(ConfigError::BadFinishing(value))?
+                }
+            },
         })
     }
 }
@@ -233,6 +270,20 @@ mod tests {
         );
         assert!(!config.wait_for_capacity);
         assert!(config.adaptive_pacing);
+    }
+
+    #[test]
+    fn finishing_is_off_unless_the_stack_allows_it() {
+        assert_eq!(Config::default().finishing, FinishingAllowed::default());
+        let both = with(&[("FINISHING_ACTIONS", "disconnect-and-terminate")]).unwrap();
+        assert!(both.finishing.disconnect && both.finishing.terminate);
+        let one = with(&[("FINISHING_ACTIONS", "terminate")]).unwrap();
+        assert!(!one.finishing.disconnect && one.finishing.terminate);
+        let err = with(&[("FINISHING_ACTIONS", "delete")]).unwrap_err();
+        assert!(
+            err.to_string().contains("FINISHING_ACTIONS=\"delete\""),
+            "{err}"
+        );
     }
 
     #[test]

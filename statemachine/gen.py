@@ -59,6 +59,7 @@ STEP_SETTINGS = O(
 PLAN_SETTINGS = O(
     approvalTimeoutSeconds=j("$floor($number('${ApprovalTimeoutSeconds}'))"),
     timeLimitSeconds=j("$floor($number('${TimeLimitSeconds}'))"),
+    trackIntervalSeconds=j("$floor($number('${TrackIntervalSeconds}'))"),
 )
 # Each call gets the function's timeout and this much more before it counts as failed (and is
 # sent again): the Lambda service's own time around the function's.
@@ -126,7 +127,7 @@ plan_states["ReadRequest"] = O(
         origin=j("$states.context.Execution.Name"),
         tags=j(f"({ENVELOPE}; $type($request.tags) = 'object' ? $request.tags : null)"),
         **PLAN_SETTINGS,
-        steps=[], stepIndex=-1, results=[], stepResult=None,
+        steps=[], stepIndex=-1, results=[], stepResult=None, finish=None,
         # Looks at step executions in this attempt, all steps (counted from 0 again on a redrive):
         # at most src/plan/follow.rs MAX_POLLS, which bounds the history they write. `looks`
         # counts those at the step execution of the moment.
@@ -149,7 +150,7 @@ plan_states["Plan"] = O(
         # Any other failure, after its retries, fails the execution here: a redrive checks the
         # plan again.
     ],
-    Assign=O(steps=j(f"[{P}.steps]")),
+    Assign=O(steps=j(f"[{P}.steps]"), finish=j(f"$exists({P}.finish) ? {P}.finish : null")),
     Output=j(P),
     Next="Planned",
 )
@@ -594,6 +595,90 @@ plan_states["SumUp"] = O(
     Type="Pass",
     Comment="The run's summary, the Failback Run Finished event's detail and the execution's output: complete (every step finished with every instance final, no halt), where it halted and why, counts summed over the steps, and each step's status (finished, halted, not started) with its reason, counts, rounds and tracking calls.",
     Output=j(SUMMARY),
+    Next="FinishOrPublish",
+)
+plan_states["FinishOrPublish"] = O(
+    Type="Choice",
+    Comment="A plan with finish: what the run brought back is listed, approved, then disconnected or terminated before the run is announced; otherwise the run is announced now.",
+    Choices=[O(Condition=j("$finish != null"), Next="FinishPlanned")],
+    Default="PublishRunFinished",
+)
+# A finishing call: the whole run's instances (no step), since the execution started (a redrive
+# keeps the start), with the plan's tracking interval between calls.
+def finish_call(dry_run, calls):
+    return j("{\"action\": \"finish\", \"runId\": $runId, \"finishing\": $finish, \"dryRun\": " + dry_run + ", \"sinceMillis\": $toMillis($states.context.Execution.StartTime), \"calls\": " + calls + ", \"intervalSeconds\": $trackIntervalSeconds}")
+FINISH_NOT_DONE = lambda status: j("{\"finishing\": $finish, \"status\": \"" + status + "\", \"error\": $states.errorOutput}")
+plan_states["FinishPlanned"] = O(
+    Type="Task",
+    Comment="Lists what finishing would do (a dry run of the function's finish action: each instance of the run eligible or not, and why; nothing done). If it cannot be listed, the run is announced without finishing (status not listed).",
+    Resource="arn:aws:states:::lambda:invoke",
+    TimeoutSeconds=TASK_TIMEOUT,
+    Arguments=O(FunctionName="${FailbackFunctionArn}", Payload=finish_call("true", "0")),
+    Retry=retry(6, [DRS_READ_FAILED]),
+    Catch=[O(ErrorEquals=["States.ALL"], Assign=O(summary=j("$states.input"), finishResult=FINISH_NOT_DONE("not listed")), Next="FinishSummed")],
+    Assign=O(summary=j("$states.input"), finishPlan=j(P), finishCalls=0),
+    Next="AnythingToFinish",
+)
+plan_states["AnythingToFinish"] = O(
+    Type="Choice",
+    Comment="Nothing eligible (no instance came back in this run): nothing to approve.",
+    Choices=[O(Condition=j("$finishPlan.counts.planned > 0"), Next="RequestFinishApproval")],
+    Default="NothingToFinish",
+)
+plan_states["NothingToFinish"] = O(
+    Type="Pass",
+    Comment="The list, as the run's finishing result: no instance to finish.",
+    Assign=O(finishResult=j("{\"finishing\": $finish, \"status\": \"nothing to finish\", \"counts\": $finishPlan.counts, \"groups\": $finishPlan.groups}")),
+    Next="FinishSummed",
+)
+FINISH_REFUSED = lambda status: O(finishResult=FINISH_NOT_DONE(status))
+plan_states["RequestFinishApproval"] = O(
+    Type="Task",
+    Comment="Publishes Failback Finishing Approval Requested: what will be done (disconnect or terminate, irreversible) to exactly which instances, which are not eligible and why, how the run went; with this task's token, and waits. SendTaskSuccess finishes; SendTaskFailure (any error) or no answer within ApprovalTimeoutSeconds leaves every instance as it is (status refused / timed out); a publish that keeps failing asks nobody and does nothing (not requested). The failback itself is not affected: the run is announced either way.",
+    Resource="arn:aws:states:::events:putEvents.waitForTaskToken",
+    Arguments=O(Entries=[event("Failback Finishing Approval Requested", "{\"runId\": $runId, \"finishing\": $finish, \"complete\": $summary.complete, \"halted\": $summary.halted, \"counts\": $finishPlan.counts, \"groups\": $finishPlan.groups, \"taskToken\": $states.context.Task.Token}")]),
+    TimeoutSeconds=j("$approvalTimeoutSeconds"),
+    Retry=[O(ErrorEquals=APPROVAL_PUBLISH_ERRORS, IntervalSeconds=2, BackoffRate=2, MaxAttempts=3, JitterStrategy="FULL")],
+    Catch=[
+        O(ErrorEquals=APPROVAL_PUBLISH_ERRORS, Assign=FINISH_REFUSED("not requested"), Next="FinishSummed"),
+        O(ErrorEquals=["States.Timeout"], Assign=FINISH_REFUSED("timed out"), Next="FinishSummed"),
+        O(ErrorEquals=["States.ALL"], Assign=FINISH_REFUSED("refused"), Next="FinishSummed"),
+    ],
+    Next="Finish",
+)
+plan_states["Finish"] = O(
+    Type="Task",
+    Comment="Disconnects or terminates what the run brought back (the function decides each instance again from what DRS shows now) and follows the terminate jobs: asked again after the interval while any runs (next: finish), at most 60 times. Its last call publishes Failback Instances Finished. A call that fails for good leaves the finishing there (status failed, the error kept); a redrive of the plan asks again, and nothing is done twice.",
+    Resource="arn:aws:states:::lambda:invoke",
+    TimeoutSeconds=TASK_TIMEOUT,
+    Arguments=O(FunctionName="${FailbackFunctionArn}", Payload=finish_call("false", "$finishCalls")),
+    Retry=retry(6, [DRS_READ_FAILED]),
+    Catch=[O(ErrorEquals=["States.ALL"], Assign=O(finishResult=FINISH_NOT_DONE("failed")), Next="FinishSummed")],
+    Assign=O(finishCalls=j("$finishCalls + 1"), finishAnswer=j(P)),
+    Next="FinishNext",
+)
+plan_states["FinishNext"] = O(
+    Type="Choice",
+    Comment="The function's next: ask again after a while (a terminate job runs, or something was deferred), or done.",
+    Choices=[O(Condition=j("$finishAnswer.next.action = \"finish\""), Next="WaitToFinish")],
+    Default="FinishDone",
+)
+plan_states["WaitToFinish"] = O(
+    Type="Wait",
+    Comment="The interval the function said (the plan's TrackIntervalSeconds).",
+    Seconds=j("$finishAnswer.next.waitSeconds"),
+    Next="Finish",
+)
+plan_states["FinishDone"] = O(
+    Type="Pass",
+    Comment="The finishing's result: every instance's, as the last call answered (and published).",
+    Assign=O(finishResult=j("{\"finishing\": $finish, \"status\": \"finished\", \"complete\": $finishAnswer.complete, \"counts\": $finishAnswer.counts, \"groups\": $finishAnswer.groups, \"jobIDs\": $finishAnswer.jobIDs}")),
+    Next="FinishSummed",
+)
+plan_states["FinishSummed"] = O(
+    Type="Pass",
+    Comment="The run's summary with its finishing (finish: status finished, refused, timed out, not requested, nothing to finish, not listed or failed; the counts and groups when there are).",
+    Output=j("$merge([$summary, {\"finish\": $finishResult}])"),
     Next="PublishRunFinished",
 )
 plan_states["PublishRunFinished"] = O(

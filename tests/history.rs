@@ -12,6 +12,7 @@
 use std::fs;
 use std::path::Path;
 
+use drs_failback::finish::decide::MAX_FINISH_CALLS;
 use drs_failback::launch::next::MAX_CALLS_PER_EXECUTION;
 use drs_failback::plan::follow::MAX_POLLS;
 use drs_failback::request::MAX_PLAN_STEPS;
@@ -205,7 +206,16 @@ fn no_plan_execution_nears_the_history_cap_whatever_the_plan() {
         "DryRunPlanned",
         "RequestRefused",
         "DrsNotUsable",
+        "FinishOrPublish",
+        "FinishPlanned",
+        "AnythingToFinish",
+        "NothingToFinish",
+        "RequestFinishApproval",
+        "FinishDone",
+        "FinishSummed",
     ];
+    // The run's finishing, once: at most MAX_FINISH_CALLS calls, each with its wait and choice.
+    let per_finish_call_states = ["Finish", "FinishNext", "WaitToFinish"];
     check_counted(
         states,
         &[
@@ -214,12 +224,14 @@ fn no_plan_execution_nears_the_history_cap_whatever_the_plan() {
             &per_look_states,
             &per_redrive_states,
             &once,
+            &per_finish_call_states,
         ],
     );
     let per_step = sum(states, &per_step_states) + parts * sum(states, &per_part_states);
     let per_attempt = (u64::from(MAX_POLLS) + 1) * sum(states, &per_look_states);
     let per_redrive = sum(states, &per_redrive_states) + per_attempt;
-    let fixed = 2 + sum(states, &once);
+    let fixed =
+        2 + sum(states, &once) + u64::from(MAX_FINISH_CALLS) * sum(states, &per_finish_call_states);
     let bound = MAX_PLAN_STEPS as u64 * per_step + per_attempt + REDRIVES * per_redrive + fixed;
     assert!(
         bound <= allowed(),

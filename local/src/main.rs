@@ -220,6 +220,7 @@ async fn run(args: Args) -> Result<ExitCode, String> {
             Ok(Reply::Track(answer)) => print_json(&answer),
             Ok(Reply::Plan(answer)) => print_json(&answer),
             Ok(Reply::StepExecution(answer)) => print_json(&answer),
+            Ok(Reply::Finish(answer)) => print_json(&answer),
             Err(error) => refused(error.into(), args.json),
         };
     }

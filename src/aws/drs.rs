@@ -8,13 +8,13 @@ use aws_sdk_drs::types::{
 use aws_smithy_types::DateTime;
 use aws_smithy_types::date_time::Format;
 
-use super::errors::{classify_describe_error, classify_start_error};
+use super::errors::{classify_call_error, classify_describe_error, classify_start_error};
 use crate::drs::replication::Disk;
 use crate::drs::tags::{RUN_ID_TAG_KEY, STEP_TAG_KEY};
 use crate::drs::{
     DESCRIBE_INSTANCES_MAX_IDS, DESCRIBE_JOBS_MAX_IDS, Drs, FailbackState, InstanceQuery,
-    JobLogEvent, JobLogItem, JobQuery, JobRecord, JobStatus, LaunchStatus, Page, Participant,
-    RecoveryInstance, Replication, ReplicationState, Tags,
+    JobLogEvent, JobLogItem, JobQuery, JobRecord, JobStatus, JobType, LaunchStatus, Page,
+    Participant, RecoveryInstance, Replication, ReplicationState, Tags,
 };
 use crate::retry::{DescribeError, LaunchError};
 
@@ -64,6 +64,38 @@ impl Drs for SdkDrs {
                 }),
             },
             Err(error) => Err(classify_start_error(error)),
+        }
+    }
+
+    async fn disconnect_recovery_instance(
+        &self,
+        recovery_instance_id: &str,
+    ) -> Result<(), LaunchError> {
+        self.client
+            .disconnect_recovery_instance()
+            .recovery_instance_id(recovery_instance_id)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(classify_call_error)
+    }
+
+    async fn terminate_recovery_instances(
+        &self,
+        recovery_instance_ids: &[String],
+    ) -> Result<JobRecord, LaunchError> {
+        let output = self
+            .client
+            .terminate_recovery_instances()
+            .set_recovery_instance_ids(Some(recovery_instance_ids.to_vec()))
+            .send()
+            .await
+            .map_err(classify_call_error)?;
+        match output.job {
+            Some(job) => Ok(job_record(job)),
+            None => Err(LaunchError::Ambiguous {
+                error: "DRS answered without a job".into(),
+            }),
         }
     }
 
@@ -257,6 +289,9 @@ fn job_record(job: Job) -> JobRecord {
         status: job.status().map_or(JobStatus::Pending, |status| {
             JobStatus::from_name(status.as_str())
         }),
+        kind: job
+            .r#type()
+            .map_or(JobType::Launch, |kind| JobType::from_name(kind.as_str())),
         arn: job.arn,
         job_id: job.job_id,
         run_id,

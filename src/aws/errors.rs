@@ -62,6 +62,66 @@ where
 
 type StartError = SdkError<StartFailbackLaunchError, aws_smithy_runtime_api::http::Response>;
 
+/// A finishing call's failure (DisconnectRecoveryInstance, TerminateRecoveryInstances), read by
+/// its error code and HTTP status as [`classify_start_error`] reads a launch's: throttled, a quota,
+/// refused (conflict, validation, not found), DRS unusable here, or unknown (5xx, timeout).
+pub fn classify_call_error<E>(
+    error: SdkError<E, aws_smithy_runtime_api::http::Response>,
+) -> LaunchError
+where
+    E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
+{
+    let described = chain(&error);
+    match error {
+        SdkError::ServiceError(context) => {
+            let status = context.raw().status().as_u16();
+            let retry_after = context
+                .raw()
+                .headers()
+                .get("Retry-After")
+                .and_then(parse_retry_after);
+            let error = context.into_err();
+            let code = error.code().unwrap_or("Unknown").to_owned();
+            let message = error.message().unwrap_or_default().to_owned();
+            match (code.as_str(), status) {
+                ("ThrottlingException", _) | (_, 429) => LaunchError::Throttled {
+                    retry_after,
+                    message: format!("{code}: {message}"),
+                },
+                ("UninitializedAccountException", _) => LaunchError::Unusable {
+                    kind: Unusable::AccountNotInitialized,
+                    message: format!("{code}: {message}"),
+                },
+                ("AccessDeniedException", _) | (_, 403) => LaunchError::Unusable {
+                    kind: Unusable::AccessDenied,
+                    message: format!("{code}: {message}"),
+                },
+                ("ServiceQuotaExceededException", _) | (_, 402) => LaunchError::QuotaExceeded {
+                    message,
+                    quota_code: None,
+                },
+                (_, 408 | 500..) => LaunchError::Ambiguous {
+                    error: format!("HTTP {status} {code}: {message}"),
+                },
+                _ => LaunchError::Refused {
+                    code,
+                    message,
+                    resource_id: None,
+                    fields: Vec::new(),
+                },
+            }
+        }
+        SdkError::ConstructionFailure(_) => LaunchError::Unusable {
+            kind: Unusable::ClientMisconfigured,
+            message: format!("the request could not be built: {described}"),
+        },
+        SdkError::DispatchFailure(failure) if never_left(&failure) => LaunchError::NotSent {
+            error: format!("could not connect: {described}"),
+        },
+        _ => LaunchError::Ambiguous { error: described },
+    }
+}
+
 /// Sorts an SDK failure by what is safe to do next. Anything that may have reached DRS and that
 /// DRS did not clearly refuse is ambiguous: the job may exist.
 pub fn classify_start_error(error: StartError) -> LaunchError {

@@ -14,7 +14,7 @@ pub mod stats;
 pub mod tags;
 
 pub use replication::Replication;
-pub use state::{FailbackState, JobLogEvent, JobStatus, LaunchStatus, ReplicationState};
+pub use state::{FailbackState, JobLogEvent, JobStatus, JobType, LaunchStatus, ReplicationState};
 pub use tags::Tags;
 
 use crate::retry::{DescribeError, LaunchError};
@@ -43,6 +43,8 @@ pub struct JobRecord {
     pub job_id: String,
     pub arn: Option<String>,
     pub status: JobStatus,
+    /// LAUNCH (a failback's) or TERMINATE (a finishing's: such a job carries no tags).
+    pub kind: JobType,
     /// The value of the job's `drs-failback:run-id` tag, when it has one: the job is that run's.
     pub run_id: Option<String>,
     /// The value of its `drs-failback:step` tag: the plan step that launched it.
@@ -124,6 +126,18 @@ pub trait Drs: Send + Sync {
         query: JobQuery<'_>,
         next_token: Option<&str>,
     ) -> impl Future<Output = Result<Page<JobRecord>, DescribeError>> + Send;
+
+    /// Disconnects one recovery instance from DRS (replication stops; irreversible).
+    fn disconnect_recovery_instance(
+        &self,
+        recovery_instance_id: &str,
+    ) -> impl Future<Output = Result<(), LaunchError>> + Send;
+
+    /// Starts a job terminating up to 200 recovery instances (irreversible).
+    fn terminate_recovery_instances(
+        &self,
+        recovery_instance_ids: &[String],
+    ) -> impl Future<Output = Result<JobRecord, LaunchError>> + Send;
 
     /// One page of a job's log.
     fn describe_job_log_items(

@@ -18,7 +18,7 @@ use super::{
     JobRecord, Page, RecoveryInstance,
 };
 use crate::config::Config;
-use crate::deadline::Budget;
+use crate::retry::deadline::Budget;
 use crate::retry::read::{ReadDecision, decide_read};
 use crate::retry::{DescribeError, Jitter, RetryPolicy, Unusable};
 

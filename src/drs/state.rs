@@ -1,5 +1,5 @@
-//! DRS's words for the states the function compares, as types: a job's status, a server's launch
-//! status in a job, a recovery instance's failback state and a job log's events. Each is read
+//! DRS's words for the states the function compares, as types: a job's status and type, a
+//! server's launch status in a job, a recovery instance's failback state and a job log's events. Each is read
 //! once, in the SDK adapter, from DRS's own spelling (the API model's enums); a word DRS adds later
 //! is kept verbatim as `Unknown`, never mistaken for a known one. This file is the only place in
 //! the function (besides the adapter) that spells them.
@@ -57,6 +57,17 @@ drs_words! {
         Started = "STARTED",
         /// DRS has finished the job — which says nothing of whether its servers came back.
         Completed = "COMPLETED",
+    }
+}
+
+drs_words! {
+    /// A job's `type`.
+    JobType {
+        /// A recovery, drill or failback launch.
+        Launch = "LAUNCH",
+        /// TerminateRecoveryInstances.
+        Terminate = "TERMINATE",
+        CreateConvertedSnapshot = "CREATE_CONVERTED_SNAPSHOT",
     }
 }
 

@@ -19,6 +19,7 @@ pub const DETAIL_TYPE_JOB_COMPLETED: &str = "Failback Launch Job Completed";
 pub const DETAIL_TYPE_RUN_FINISHED: &str = "Failback Run Finished";
 pub const DETAIL_TYPE_STEP_FINISHED: &str = "Failback Step Finished";
 pub const DETAIL_TYPE_WAITING: &str = "Failback Instances Waiting";
+pub const DETAIL_TYPE_FINISHED: &str = "Failback Instances Finished";
 
 /// Every event detail is kept under this, so ten events fit one 256 KB PutEvents call.
 pub const DETAIL_TARGET_BYTES: usize = 24 * 1024;

@@ -15,6 +15,7 @@ use crate::drs::stats::CallStats;
 use crate::error::HandlerError;
 use crate::events::EventPublisher;
 use crate::events::publish::Bus;
+use crate::finish::answer::FinishAnswer;
 use crate::launch::answer::LaunchAnswer;
 use crate::plan::PlanAnswer;
 use crate::plan::follow::{FollowAnswer, follow};
@@ -30,6 +31,7 @@ pub enum Reply {
     Track(TrackAnswer),
     Plan(PlanAnswer),
     StepExecution(FollowAnswer),
+    Finish(FinishAnswer),
 }
 
 impl<D: Drs, P: EventPublisher> Failback<D, P> {
@@ -54,6 +56,7 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
             Action::Track(request) => (&request.run_id, request.step.as_deref()),
             Action::Plan(request) => (&request.run_id, None),
             Action::StepExecution(request) => (&request.run_id, Some(request.step.as_str())),
+            Action::Finish(request) => (&request.run_id, request.step.as_deref()),
         };
         tracing::Span::current().record("correlation_id", run_id);
         let reads = DrsReads::new(&self.drs, &self.config, &*self.jitter, deadline, &stats);
@@ -107,6 +110,22 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
                     "step execution request accepted"
                 );
                 follow(request).map(Reply::StepExecution)
+            }
+            Action::Finish(request) => {
+                info!(
+                    finishing = request.finishing.name(),
+                    dry_run = request.dry_run,
+                    calls = request.calls,
+                    "finish request accepted"
+                );
+                Box::pin(crate::finish::run(
+                    &self.config.event_source,
+                    &reads,
+                    &bus,
+                    request,
+                ))
+                .await
+                .map(Reply::Finish)
             }
         };
         let measured = match (&reply, &action) {

@@ -104,6 +104,7 @@ mod tests {
             .iter()
             .enumerate()
             .map(|(n, size)| JobRecord {
+                kind: crate::drs::JobType::Launch,
                 job_id: format!("drsjob-{n}"),
                 arn: None,
                 status: JobStatus::Started,

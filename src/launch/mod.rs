@@ -32,13 +32,13 @@ use reconcile::Looker;
 use send::Launcher;
 
 use crate::config::Config;
-use crate::deadline::AnswerTimes;
 use crate::drs::Drs;
 use crate::drs::reads::{DrsReads, JOBS_LOOKBACK};
 use crate::error::HandlerError;
 use crate::events::EventPublisher;
 use crate::events::publish::Bus;
 use crate::request::LaunchRequest;
+use crate::retry::deadline::AnswerTimes;
 
 /// Runs a launch request to its answer, publishing its events on the way out.
 pub async fn run<D: Drs, P: EventPublisher>(

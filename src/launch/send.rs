@@ -17,8 +17,8 @@ use super::outcome::{DeferReason, Outcome};
 use super::pacing::Pacer;
 use super::reconcile::Looker;
 use super::report::{ChunkResult, Halt, LaunchReport};
-use crate::deadline::AnswerTimes;
 use crate::drs::{Drs, JobRecord, Tags};
+use crate::retry::deadline::AnswerTimes;
 use crate::retry::launch::{Decision, HaltCause, Happened, Tries};
 use crate::retry::{Jitter, LaunchError, RetryPolicy, describe};
 

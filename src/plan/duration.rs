@@ -108,6 +108,7 @@ mod tests {
                 .collect(),
             plain: false,
             limits,
+            finish: None,
         }
     }
 

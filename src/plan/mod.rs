@@ -19,7 +19,9 @@ use crate::drs::reads::DrsReads;
 use crate::error::HandlerError;
 use crate::launch::answer::NotLaunchedGroup;
 use crate::launch::outcome::{Counts, DeferReason};
-use crate::request::{Critical, Ids, LaunchRequest, PlanRequest, PlanStep, Selector};
+use crate::request::{
+    Critical, Finishing, Ids, LaunchRequest, PlanRequest, PlanStep, RequestError, Selector, invalid,
+};
 
 /// The answer to a plan request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -28,6 +30,9 @@ pub struct PlanAnswer {
     pub run_id: String,
     pub dry_run: bool,
     pub steps: Vec<StepPlan>,
+    /// What is done, once approved, with what the run brought back after its last step.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finish: Option<Finishing>,
 }
 
 /// One step as the state machine runs it: its instances as given (a selector is resolved again
@@ -68,6 +73,7 @@ pub async fn check<D: Drs>(
     request: &PlanRequest,
 ) -> Result<PlanAnswer, HandlerError> {
     duration::check(request)?;
+    check_finish(config, request)?;
     // A plain request names its instances only: nothing to resolve before it launches (its
     // launch reports unknown ids as skipped, as it always has).
     let needs_drs = !request.plain || request.steps.iter().any(|s| s.selector.is_some());
@@ -103,7 +109,29 @@ pub async fn check<D: Drs>(
         run_id: request.run_id.clone(),
         dry_run: request.dry_run,
         steps,
+        finish: request.finish,
     })
+}
+
+/// A finishing action the deployment does not allow is refused before anything launches: its role
+/// lacks the permission, and the run would end with every instance's finishing failed.
+fn check_finish(config: &Config, request: &PlanRequest) -> Result<(), RequestError> {
+    let allowed = match request.finish {
+        None => return Ok(()),
+        Some(Finishing::Disconnect) => config.finishing.disconnect,
+        Some(Finishing::Terminate) => config.finishing.terminate,
+    };
+    if allowed {
+        return Ok(());
+    }
+    let name = request.finish.map_or("", Finishing::name);
+    Err(invalid(
+        "finish",
+        &format!(
+            "\"{name}\" is not enabled for this deployment: deploy the stack with FinishingActions \
+             {name} (or disconnect-and-terminate), which gives the function's role that permission"
+        ),
+    ))
 }
 
 /// A step's launch as it would go now, the resolved ids named outright.

@@ -16,6 +16,7 @@ use thiserror::Error;
 use crate::drs::tags::MAX_USER_TAGS;
 
 mod ended;
+mod finish;
 mod launch;
 mod not_launched;
 mod plan;
@@ -28,6 +29,8 @@ mod track;
 
 pub use ended::{EXECUTION_STATUS_CHANGE, EndStatus, ExecutionEnd, STATES_SOURCE};
 use ended::{is_status_event, parse_execution_end};
+use finish::parse_finish;
+pub use finish::{FinishRequest, Finishing};
 use launch::parse_body;
 pub use launch::{Ids, LaunchRequest, OtherStep, Waiting};
 pub use not_launched::{GivenGroup, NotLaunched, NotLaunchedAs};
@@ -198,6 +201,7 @@ pub enum Action {
     Track(TrackRequest),
     Plan(PlanRequest),
     StepExecution(StepExecutionRequest),
+    Finish(FinishRequest),
 }
 
 /// Parses either envelope and any action. The action is read first, so that the body is checked
@@ -217,7 +221,7 @@ pub fn parse_action(
         Some(other) => {
             return Err(wrong(
                 "action",
-                "\"launch\", \"track\", \"plan\" or \"stepExecution\"",
+                "\"launch\", \"track\", \"plan\", \"stepExecution\" or \"finish\"",
                 other,
             ));
         }
@@ -227,6 +231,7 @@ pub fn parse_action(
         "track" => parse_track(&body).map(Action::Track),
         "plan" => parse_plan(&body, envelope_id, max_instances, new_run_id).map(Action::Plan),
         "stepExecution" => parse_step_execution(&body).map(Action::StepExecution),
+        "finish" => parse_finish(&body).map(Action::Finish),
         other => Err(RequestError::UnknownAction(truncate_utf8(other, 64))),
     }
 }
@@ -323,6 +328,8 @@ fn expected(shape: &[&str]) -> &'static str {
         ["dryRun" | "final" | "approval"] => "true or false",
         ["maxFailed"] => "a whole number of instances",
         ["waitAfterSeconds"] => WAIT_AFTER_EXPECTED,
+        ["sinceMillis"] => "a whole number of milliseconds since 1970",
+        ["calls" | "intervalSeconds"] => "a whole number",
         ["waitForReadySeconds"] => rules::WAIT_FOR_READY_EXPECTED,
         ["waiting", "[]", "recoveryInstanceIDs"] => "an array of ids",
         ["waiting"] => "an array of groups",

@@ -13,6 +13,7 @@ use serde::Deserialize;
 use serde::de::IgnoredAny;
 use serde_json::Value;
 
+use super::finish::Finishing;
 use super::launch::{Ids, LaunchRequest, parse_body, parse_run_id};
 use super::rules::{
     Critical, invalid, is_valid_step_name, parse_critical, parse_step_name, parse_wait_for_ready,
@@ -59,6 +60,9 @@ pub struct PlanRequest {
     /// The state machines' settings, from the plan's execution: a plan that could outlast it is
     /// refused ([`crate::plan::duration`]).
     pub limits: Option<PlanLimits>,
+    /// After the last step, what is done (once an operator approved it) with the recovery
+    /// instances the run brought back.
+    pub finish: Option<Finishing>,
 }
 
 /// `limits`: what bounds a run's length, as the plan's execution passes it.
@@ -83,6 +87,7 @@ struct PlanBody {
     dry_run: Option<bool>,
     // Read one by one, so that a refusal names the step by its index and name.
     steps: Vec<Value>,
+    finish: Option<Value>,
 }
 
 #[derive(Deserialize)]
@@ -153,6 +158,10 @@ pub(crate) fn parse_plan(
     }
     check_distinct(&steps)?;
     let dry_run = body.dry_run.unwrap_or(false);
+    let finish = match &body.finish {
+        None => None,
+        Some(given) => Some(Finishing::parse("finish", given)?),
+    };
     Ok(PlanRequest {
         run_id,
         tags,
@@ -160,6 +169,7 @@ pub(crate) fn parse_plan(
         steps,
         plain: false,
         limits,
+        finish,
     })
 }
 
@@ -187,6 +197,7 @@ fn plain(request: LaunchRequest) -> PlanRequest {
         steps: vec![step],
         plain: true,
         limits: None,
+        finish: None,
     }
 }
 

@@ -1,6 +1,7 @@
 //! The one retry layer, as pure decisions: what a failed call means ([`failure`]: classified by
 //! what is safe to do next), what to do after it ([`launch`] for `StartFailbackLaunch`, [`read`]
-//! for the Describe calls), and every retry limit in one [`RetryPolicy`]. The effects (calls,
+//! for the Describe calls), every retry limit in one [`RetryPolicy`], and the time an invocation
+//! has for its calls and waits ([`deadline`]). The effects (calls,
 //! waits, pacing, logs) are carried out by the launch stage, the DRS reads and event publishing;
 //! these functions only decide, so tests check every decision and every delay exactly
 //! (classification and strategy apart from effects, as smithy-rs splits them).
@@ -13,6 +14,7 @@ use std::time::Duration;
 
 use crate::config::Config;
 
+pub mod deadline;
 pub mod failure;
 pub mod launch;
 pub mod read;

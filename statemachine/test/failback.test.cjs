@@ -89,7 +89,8 @@ const functionError = (errorType, errorMessage) =>
   new StatesError(errorType, JSON.stringify({ errorType, errorMessage }));
 const refused = (message) => functionError("InvalidFailbackRequest", `invalid failback request: ${message}`);
 
-const PLAN_FIELDS = ["action", "runId", "tags", "dryRun", "steps", "recoveryInstanceIDs", "sourceServerIDs", "limits"];
+const PLAN_FIELDS = ["action", "runId", "tags", "dryRun", "steps", "recoveryInstanceIDs", "sourceServerIDs", "limits", "finish"];
+const FINISH_FIELDS = ["action", "runId", "step", "finishing", "dryRun", "sinceMillis", "calls", "intervalSeconds"];
 const STEP_FIELDS = ["name", "recoveryInstanceIDs", "sourceServerIDs", "selector", "critical", "maxFailed", "waitAfterSeconds", "approval", "waitForReadySeconds"];
 const LAUNCH_FIELDS = ["recoveryInstanceIDs", "sourceServerIDs", "selector", "tags", "runId", "dryRun", "action", "step", "otherSteps", "loop", "waitForReadySeconds", "waiting"];
 const TRACK_FIELDS = ["action", "runId", "step", "critical", "maxFailed", "jobIDs", "reportedJobIDs", "final", "notLaunched", "loop", "heldByOtherSteps"];
@@ -168,6 +169,7 @@ function fakeFunction(options = {}) {
   const skips = Array.isArray(skipsGiven) ? Object.fromEntries(skipsGiven.map((id) => [id, ALREADY_FAILED_BACK])) : skipsGiven;
   const calls = [];
   const jobs = new Map();
+  const finished = [];
   const readyAgain = new Set();
   const events = { jobCompleted: [], stepFinished: [], runFinished: [] };
   let handled = new Set(); // instances with an outcome in this execution: each is sent at most once
@@ -258,7 +260,47 @@ function fakeFunction(options = {}) {
       };
       return body.dryRun ? { ...out, ...dryRunOf(ids) } : out;
     });
-    return { runId: body.runId, dryRun: body.dryRun ?? false, steps: normalized };
+    if ("finish" in body && !["disconnect", "terminate"].includes(body.finish)) throw refused("finish must be \"disconnect\" or \"terminate\"");
+    return { runId: body.runId, dryRun: body.dryRun ?? false, steps: normalized, ...("finish" in body ? { finish: body.finish } : {}) };
+  }
+
+  /**
+   * The finishing of a run, as the function does it over the model: the run's instances that came
+   * back (their latest job done, not failed) are eligible, the failed ones not (FAILBACK_ERROR); a
+   * dry run lists them; a real call disconnects at once, or starts one terminate job that is
+   * TERMINATED by the next call. Records what it finished (`finished`).
+   */
+  function finish(body, clock) {
+    for (const key of Object.keys(body)) {
+      if (!FINISH_FIELDS.includes(key)) throw refused(`unknown field ${key}`);
+    }
+    assert.ok(["disconnect", "terminate"].includes(body.finishing), "finishing");
+    assert.ok(Number.isInteger(body.sinceMillis) && body.sinceMillis <= Date.parse(clock.now()), "sinceMillis: the run's start");
+    assert.ok(Number.isInteger(body.calls) && Number.isInteger(body.intervalSeconds), "calls, intervalSeconds");
+    const now = seconds(clock);
+    const latest = new Map();
+    for (const job of jobs.values()) if (job.runId === body.runId) for (const id of job.ids) latest.set(id, job);
+    const back = [...latest].filter(([id, job]) => now >= job.started + jobSeconds && !(id in job.fails)).map(([id]) => id);
+    const failed = [...latest].filter(([id, job]) => id in job.fails).map(([id]) => id);
+    const groups = [];
+    const counts = { done: 0, failed: 0, running: 0, notEligible: failed.length, deferred: 0, planned: 0 };
+    if (failed.length) groups.push({ result: "notEligible", reason: "FAILBACK_ERROR", recoveryInstanceIDs: failed });
+    let next = { action: "done" };
+    if (body.dryRun) {
+      counts.planned = back.length;
+      if (back.length) groups.push({ result: "planned", reason: `would ${body.finishing}`, recoveryInstanceIDs: back });
+    } else if (body.finishing === "terminate" && body.calls === 0) {
+      counts.running = back.length;
+      finished.push(...back);
+      groups.push({ result: "running", reason: "TERMINATED", jobID: "drsjob-terminate000000001", recoveryInstanceIDs: back });
+      next = { action: "finish", waitSeconds: body.intervalSeconds };
+    } else {
+      counts.done = back.length;
+      if (body.finishing === "disconnect") finished.push(...back);
+      groups.push({ result: "done", reason: body.finishing === "terminate" ? "TERMINATED" : "DISCONNECTED", recoveryInstanceIDs: back });
+    }
+    const complete = counts.running === 0;
+    return { runId: body.runId, finishing: body.finishing, dryRun: body.dryRun ?? false, complete, counts, groups, jobIDs: body.finishing === "terminate" && !body.dryRun ? ["drsjob-terminate000000001"] : [], next, events: { published: complete && !body.dryRun ? 1 : 0, undelivered: 0 } };
   }
 
   function nextAfterLaunch(body, jobCount, deferredCount, reasons) {
@@ -488,7 +530,7 @@ function fakeFunction(options = {}) {
       if (answer.errorType) throw functionError(answer.errorType, answer.errorMessage);
       return { ExecutedVersion: "$LATEST", Payload: answer, StatusCode: 200 };
     }
-    const answer = body.action === "track" ? track(body, clock) : body.action === "plan" ? plan(body) : launch(body, clock);
+    const answer = body.action === "track" ? track(body, clock) : body.action === "plan" ? plan(body) : body.action === "finish" ? finish(body, clock) : launch(body, clock);
     const died = crash(n, body);
     if (died) {
       handled = before; // the outcomes never reached the state machine
@@ -500,7 +542,7 @@ function fakeFunction(options = {}) {
   const newExecution = () => {
     handled = new Set();
   };
-  return { invoke, calls, jobs, events, fails, readyAgain, newExecution };
+  return { invoke, calls, jobs, events, fails, readyAgain, newExecution, finished };
 }
 
 function count(instances) {
@@ -775,6 +817,59 @@ test("waiting for readiness: each instance launched once, in the round after DRS
   // The tracking calls between carry the waiting as the last round found them.
   assert.ok(fake.calls.some((c) => c.action === "track" && !c.final && c.loop.waiting?.instances === 2), "the loop carries the waiting");
   assert.deepEqual(run.output.counts, { succeeded: 3, failed: 0, running: 0, notLaunched: 1, launched: 3, skipped: 1, rejected: 0, deferred: 0 });
+});
+
+test("finishing approved: the run's instances that came back are listed, approved, terminated and followed to the end, never the failed one; the run's summary carries the result", async () => {
+  const requested = ids("0f", 4);
+  const fake = fakeFunction({ jobSeconds: 300, fails: { [requested[2]]: "CONVERSION_FAIL" } });
+  const steps = [{ name: "wave", recoveryInstanceIDs: requested }];
+  let asked;
+  const run = await execute(definition(), { runId: "wave-fin", steps, finish: "terminate" }, {
+    ...fake,
+    answer: ({ entries }) => {
+      asked = typeof entries[0].Detail === "string" ? JSON.parse(entries[0].Detail) : entries[0].Detail;
+      return { output: { approvedBy: "ops" }, afterSeconds: 120 };
+    },
+  });
+  assertEnded(run, "FailbackComplete");
+  const finishes = fake.calls.filter((c) => c.action === "finish");
+  assert.deepEqual(finishes.map((c) => [c.dryRun, c.calls]), [[true, 0], [false, 0], [false, 1]], "listed, then finished and followed once more");
+  assert.ok(finishes.every((c) => c.finishing === "terminate" && c.runId === "wave-fin" && !("step" in c)));
+  // The approval shows exactly what will be done, and what will not.
+  assert.equal(asked.finishing, "terminate");
+  assert.deepEqual(asked.counts.planned, 3);
+  assert.deepEqual(asked.groups.find((g) => g.result === "notEligible").recoveryInstanceIDs, [requested[2]]);
+  assert.ok(!fake.finished.includes(requested[2]), "the failed instance is never finished");
+  assert.deepEqual(fake.finished.sort(), [requested[0], requested[1], requested[3]].sort());
+  assert.equal(run.output.finish.status, "finished");
+  assert.equal(run.output.finish.complete, true);
+  assert.equal(run.output.finish.counts.done, 3);
+  assert.deepEqual(published(run, "Failback Run Finished"), [run.output]);
+  assert.equal(published(run, "Failback Finishing Approval Requested").length, 1);
+});
+
+test("finishing refused, or never answered: nothing is finished, the failback itself stands; nothing to finish asks nobody", async () => {
+  const requested = ids("0g", 2);
+  const steps = [{ name: "wave", recoveryInstanceIDs: requested }];
+  const refusedFake = fakeFunction({ jobSeconds: 300 });
+  const refusedRun = await execute(definition(), { runId: "wave-no", steps, finish: "disconnect" }, { ...refusedFake, answer: () => ({ error: "Rejected", cause: "keep them for a week", afterSeconds: 60 }) });
+  assertEnded(refusedRun, "FailbackComplete");
+  assert.equal(refusedRun.output.finish.status, "refused");
+  assert.equal(refusedRun.output.finish.error.Cause, "keep them for a week");
+  assert.deepEqual(refusedFake.calls.filter((c) => c.action === "finish").map((c) => c.dryRun), [true], "only listed");
+  assert.deepEqual(refusedFake.finished, []);
+
+  const silentFake = fakeFunction({ jobSeconds: 300 });
+  const silent = await execute(definition({ ApprovalTimeoutSeconds: 600 }), { runId: "wave-silent", steps, finish: "terminate" }, { ...silentFake, answer: () => undefined });
+  assertEnded(silent, "FailbackComplete");
+  assert.equal(silent.output.finish.status, "timed out");
+  assert.deepEqual(silentFake.finished, []);
+
+  const allFailed = fakeFunction({ jobSeconds: 300, fails: Object.fromEntries(requested.map((id) => [id, "LAUNCH_FAILED"])) });
+  const nothing = await execute(definition(), { runId: "wave-none", steps, finish: "terminate" }, { ...allFailed, answer: () => assert.fail("nobody is asked") });
+  assert.equal(nothing.output.finish.status, "nothing to finish");
+  assert.equal(nothing.output.finish.counts.notEligible, 2);
+  assert.equal(published(nothing, "Failback Finishing Approval Requested").length, 0);
 });
 
 test("a dry run plans and ends: one invocation, the plan of one step", async () => {
@@ -1091,7 +1186,7 @@ test("a failed step execution redriven by hand while the plan waits for it: the 
   assert.equal(redriven.trace[0].state, "FinalTrack", "the step execution went on at its failed call");
   assert.equal(run.redriveCount, 0, "the plan was not redriven");
   const plan = planStates(run);
-  assert.deepEqual(plan.slice(plan.lastIndexOf("RunStep")), ["RunStep", "CheckStep", "StepGate", "FollowStep", "WaitForStep", "CheckStep", "StepGate", "FollowStep", "ReadStepOutput", "StepRan", "StepSummed", "StepDone", "SumUp", "PublishRunFinished", "Finished", "FailbackComplete"]);
+  assert.deepEqual(plan.slice(plan.lastIndexOf("RunStep")), ["RunStep", "CheckStep", "StepGate", "FollowStep", "WaitForStep", "CheckStep", "StepGate", "FollowStep", "ReadStepOutput", "StepRan", "StepSummed", "StepDone", "SumUp", "FinishOrPublish", "PublishRunFinished", "Finished", "FailbackComplete"]);
   assert.equal(planStates(run).filter((n) => n === "ReadStepOutput").length, 1, "its result read once it ended well");
   assert.equal(run.output.counts.succeeded, 8);
   assert.deepEqual(run.output.steps.map((s) => s.status), ["finished", "finished", "finished"]);
