@@ -163,6 +163,10 @@ async fn terminate_only_what_the_run_brought_back_followed_to_the_end_once() {
         .map(|i| i.recovery_instance_id.clone())
         .collect();
     assert!(listed.contains(&ids[1]) && listed.contains(&ids[4]) && listed.contains(&ids[5]));
+    assert!(
+        !listed.contains(&ids[0]) && !listed.contains(&ids[2]),
+        "terminated: gone"
+    );
     assert_eq!(
         calls_of(&sim, Operation::TerminateRecoveryInstances).len(),
         1

@@ -813,3 +813,50 @@ async fn other_steps_is_checked() {
     }
     assert!(launched_ids(&sim).is_empty());
 }
+
+/// A plan's finish is accepted only when the deployment allows it (the role holds only those
+/// permissions), and comes back in the plan's answer for the state machine to carry out.
+#[tokio::test(start_paused = true)]
+async fn a_finish_the_deployment_does_not_allow_is_refused_up_front() {
+    let fleet = tiered();
+    let ids = fleet.ids();
+    let sim = sim_of(fleet).await;
+    let mut body = plan(json!([{"name": "db", "recoveryInstanceIDs": [ids[0]]}]));
+    body["finish"] = json!("terminate");
+    let closed = failback_in_process(&sim, &[], 1.0).await;
+    let error = closed
+        .handle_plan(body.clone(), in_minutes(5))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("finish \"terminate\" is not enabled for this deployment")
+            && error.contains("FinishingActions terminate"),
+        "{error}"
+    );
+    let only_disconnect =
+        failback_in_process(&sim, &[("FINISHING_ACTIONS", "disconnect")], 1.0).await;
+    assert!(
+        only_disconnect
+            .handle_plan(body.clone(), in_minutes(5))
+            .await
+            .is_err()
+    );
+    let open = failback_in_process(&sim, &[("FINISHING_ACTIONS", "terminate")], 1.0).await;
+    let answer = open.handle_plan(body.clone(), in_minutes(5)).await.unwrap();
+    assert_eq!(
+        serde_json::to_value(&answer).unwrap()["finish"],
+        "terminate"
+    );
+    body["finish"] = json!("delete");
+    let error = open
+        .handle_plan(body, in_minutes(5))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("finish must be \"disconnect\" or \"terminate\""),
+        "{error}"
+    );
+    assert!(launches(&sim).is_empty());
+}

@@ -39,6 +39,11 @@ fn expectation(file: &str) -> Expect {
             &["databases", "app-servers", "web"],
             false,
         ),
+        "plan-finish.json" => Expect::Plan(
+            "failback-2026-12-03-cleanup",
+            &["databases", "app-servers"],
+            false,
+        ),
         "plan-dry-run.json" => Expect::Plan(
             "failback-2026-11-30-plan",
             &["databases", "app-servers"],

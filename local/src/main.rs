@@ -11,6 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use clap::Parser;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use drs_failback::config::Config;
+use drs_failback::finish::answer::FinishAnswer;
 use drs_failback::handler::Reply;
 use drs_failback::plan::StepPlan;
 use drs_failback_local::arc::{ArcSettings, Progress};
@@ -375,6 +376,42 @@ impl PlanHooks for Shown {
             "Step {} is over. Start step {} ({} instances)? [y/N] ",
             done.name, next.name, next.instances
         );
+        let _ = std::io::stdout().flush();
+        let mut answer = String::new();
+        let _ = std::io::stdin().read_line(&mut answer);
+        if answer.trim().eq_ignore_ascii_case("y") || answer.trim().eq_ignore_ascii_case("yes") {
+            Approval::Given
+        } else {
+            Approval::Refused("refused at the terminal".into())
+        }
+    }
+
+    fn approve_finishing(&mut self, listed: &FinishAnswer) -> Approval {
+        let finishing = listed.finishing.name();
+        if !self.json {
+            println!(
+                "Finishing the failback: {finishing} {} recovery instance(s); {} not eligible",
+                listed.counts.planned, listed.counts.not_eligible
+            );
+            for group in &listed.groups {
+                println!(
+                    "  {:?} {}: {}",
+                    group.result,
+                    group.reason,
+                    group.recovery_instance_ids.join(" ")
+                );
+            }
+        }
+        if let Some(answer) = &self.approve {
+            if !self.json {
+                println!("Approval to {finishing}: {answer:?} (--approve)");
+            }
+            return answer.clone();
+        }
+        if !std::io::stdin().is_terminal() {
+            return Approval::Given;
+        }
+        print!("This cannot be undone. {finishing} them? [y/N] ");
         let _ = std::io::stdout().flush();
         let mut answer = String::new();
         let _ = std::io::stdin().read_line(&mut answer);

@@ -12,10 +12,11 @@ use std::time::Duration;
 use drs_failback::drs::Drs;
 use drs_failback::error::HandlerError;
 use drs_failback::events::EventPublisher;
+use drs_failback::finish::answer::{FinishAnswer, FinishNext};
 use drs_failback::handler::Failback;
 use drs_failback::handler::Reply;
 use drs_failback::plan::{PlanAnswer, StepPlan};
-use drs_failback::request::OtherStep;
+use drs_failback::request::{Finishing, OtherStep};
 use serde_json::{Value, json};
 use tokio::time::{Instant, sleep};
 
@@ -68,6 +69,8 @@ pub struct PlanFinished {
     /// The step that stopped the plan, and why.
     pub halted: Option<(String, String)>,
     pub steps: Vec<StepReport>,
+    /// The plan's finishing, as the run's summary carries it (`finish`), when it has one.
+    pub finish: Option<Value>,
 }
 
 impl PlanFinished {
@@ -114,13 +117,17 @@ impl PlanFinished {
                 out
             })
             .collect();
-        json!({
+        let mut output = json!({
             "runId": self.run_id,
             "complete": self.complete,
             "halted": self.halted.as_ref().map(|(step, reason)| json!({"step": step, "reason": reason})),
             "counts": totals,
             "steps": steps,
-        })
+        });
+        if let Some(finish) = &self.finish {
+            output["finish"] = finish.clone();
+        }
+        output
     }
 }
 
@@ -137,6 +144,8 @@ pub trait PlanHooks {
     fn step_ended(&mut self, index: usize, report: &StepReport);
     /// The step `done` is over and `next` would start: may it?
     fn approve(&mut self, done: &StepReport, next: &StepPlan) -> Approval;
+    /// The run is over; `listed` says what its finishing would do: may it?
+    fn approve_finishing(&mut self, listed: &FinishAnswer) -> Approval;
 }
 
 /// The reason a finished step halts the plan, if it does: the function's word on its last call
@@ -158,6 +167,10 @@ pub async fn run_plan<D: Drs, P: EventPublisher>(
     if let Value::Object(map) = &mut request {
         map.insert("action".into(), json!("plan"));
     }
+    // The run's start, as the plan execution's: its jobs are all created after it.
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
     let deadline = Instant::now() + settings.invocation_timeout;
     let plan = match failback.dispatch(request.clone(), deadline).await? {
         Reply::Plan(plan) => plan,
@@ -250,18 +263,83 @@ pub async fn run_plan<D: Drs, P: EventPublisher>(
         && reports
             .iter()
             .all(|r| r.finished.as_ref().is_some_and(|f| f.complete));
+    let finish = match plan.finish {
+        Some(finishing) => {
+            Some(finish_run(failback, &plan.run_id, finishing, since, settings, hooks).await)
+        }
+        None => None,
+    };
     Ok(PlanEnd::Finished(Box::new(PlanFinished {
         run_id: plan.run_id.clone(),
         complete,
         halted,
         steps: reports,
+        finish,
     })))
 }
 
-/// A step's first launch request: its instances as the plan gives them, with the run id, the
-/// tags and the step's name (and, for a selector, what the other steps name).
-/// A step's first launch, as the state machine's StartStep makes it; its wait for readiness runs
-/// `wait_scale` times faster, like the simulated replication it waits for.
+/// The plan's finishing, as the plan execution does it after its last step: listed (a dry run),
+/// approved, then asked for until the function says it is done; its result as the run's summary
+/// carries it. A call that fails leaves the finishing there (status failed), as a Catch does.
+async fn finish_run<D: Drs, P: EventPublisher>(
+    failback: &Failback<D, P>,
+    run_id: &str,
+    finishing: Finishing,
+    since: u64,
+    settings: &ArcSettings,
+    hooks: &mut impl PlanHooks,
+) -> Value {
+    let not_done = |status: &str, error: Option<String>| json!({"finishing": finishing, "status": status, "error": error});
+    let call = |dry_run: bool, calls: u32| {
+        json!({"action": "finish", "runId": run_id, "finishing": finishing, "dryRun": dry_run,
+            "sinceMillis": since, "calls": calls,
+            "intervalSeconds": settings.track_interval.as_secs().max(1)})
+    };
+    let ask = |payload: Value| async move {
+        let deadline = Instant::now() + settings.invocation_timeout;
+        match failback.dispatch(payload, deadline).await {
+            Ok(Reply::Finish(answer)) => Ok(answer),
+            Ok(_) => Err("not a finish answer".to_owned()),
+            Err(error) => Err(error.to_string()),
+        }
+    };
+    let listed = match ask(call(true, 0)).await {
+        Ok(listed) => listed,
+        Err(error) => return not_done("not listed", Some(error)),
+    };
+    if listed.counts.planned == 0 {
+        return json!({"finishing": finishing, "status": "nothing to finish",
+            "counts": listed.counts, "groups": listed.groups});
+    }
+    match hooks.approve_finishing(&listed) {
+        Approval::Given => {}
+        Approval::Refused(error) => return not_done("refused", Some(error)),
+        Approval::TimedOut => return not_done("timed out", None),
+    }
+    let mut calls = 0;
+    loop {
+        let answer = match ask(call(false, calls)).await {
+            Ok(answer) => answer,
+            Err(error) => return not_done("failed", Some(error)),
+        };
+        calls += 1;
+        match answer.next {
+            FinishNext::Finish { wait_seconds } => {
+                sleep(Duration::from_secs(wait_seconds)).await;
+            }
+            FinishNext::Done => {
+                return json!({"finishing": finishing, "status": "finished",
+                    "complete": answer.complete, "counts": answer.counts,
+                    "groups": answer.groups, "jobIDs": answer.job_ids});
+            }
+        }
+    }
+}
+
+/// A step's first launch request, as the state machine's StartStep makes it: its instances as the
+/// plan gives them, with the run id, the tags and the step's name (and, for a selector, what the
+/// other steps name); its wait for readiness runs `wait_scale` times faster, like the simulated
+/// replication it waits for.
 fn launch_request(plan: &PlanAnswer, step: &StepPlan, original: &Value, wait_scale: f64) -> Value {
     let mut request = json!({"runId": plan.run_id, "step": step.name});
     if let Some(ids) = &step.recovery_instance_ids {

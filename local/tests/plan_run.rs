@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use drs_failback::config::Config;
 use drs_failback::events::{DETAIL_TYPE_JOB_COMPLETED, DETAIL_TYPE_STEP_FINISHED};
+use drs_failback::finish::answer::FinishAnswer;
 use drs_failback::plan::StepPlan;
 use drs_failback_local::arc::{ArcSettings, Progress};
 use drs_failback_local::fleet::demo_fleet;
@@ -91,6 +92,11 @@ impl PlanHooks for Seen<'_> {
     }
     fn approve(&mut self, done: &StepReport, next: &StepPlan) -> Approval {
         self.asked.push((done.name.clone(), next.name.clone()));
+        self.answer.clone()
+    }
+    fn approve_finishing(&mut self, listed: &FinishAnswer) -> Approval {
+        self.asked
+            .push(("finishing".into(), listed.finishing.name().into()));
         self.answer.clone()
     }
 }
@@ -385,4 +391,58 @@ async fn a_later_steps_refused_launch_halts_the_plan() {
         .filter(|c| c.operation == drs_sim::Operation::StartFailbackLaunch)
         .count();
     assert_eq!(launches, 1, "only the databases' launch reached DRS");
+}
+
+/// The sample plan that ends with a finish (`events/plan-finish.json`), run as `drs-failback-local`
+/// runs it on a stack that allows terminating: an app server still replicating is waited for,
+/// one fails; once approved, what came back is terminated and followed to the end, the failed
+/// one kept; the run's summary carries the finishing.
+#[tokio::test(start_paused = true)]
+async fn a_plan_that_ends_with_a_finish_terminates_what_came_back() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../events/plan-finish.json");
+    let sample: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let mut fleet = demo_fleet(&sample, FailbackState::FailbackReadyForLaunch);
+    let failing = "i-0f1b2c3d4e5f60004";
+    let replicating = "i-0f1b2c3d4e5f60005";
+    fleet.set_launch_result(failing, LaunchResult::Failed);
+    fleet.set_replication(
+        replicating,
+        drs_sim::Replication {
+            total_bytes: 10 << 30,
+            bytes_per_second: 50 << 20,
+            connects_after_seconds: 0,
+            never_connects: false,
+            stalls_after_seconds: None,
+            disconnects_after_seconds: None,
+            initiating_seconds: None,
+        },
+    );
+    let sim = sim(fleet).await;
+    let failback = drs_failback::aws::failback(
+        Config::from_pairs(&[("FINISHING_ACTIONS", "terminate")]).unwrap(),
+        &sim.in_process_sdk_config().await,
+    );
+    let mut seen = Seen::answering(Approval::Given);
+    let PlanEnd::Finished(finished) = run_plan(&failback, sample, &settings(), 1.0, &mut seen)
+        .await
+        .unwrap()
+    else {
+        panic!("not a dry run")
+    };
+    let output = finished.output();
+    assert_eq!(output["complete"], true, "{output}");
+    assert_eq!(
+        seen.asked,
+        [("finishing".to_owned(), "terminate".to_owned())]
+    );
+    let finish = &output["finish"];
+    assert_eq!(finish["status"], "finished", "{finish}");
+    assert_eq!(finish["counts"]["done"], 4);
+    assert_eq!(finish["counts"]["notEligible"], 1);
+    let listed: Vec<String> = sim
+        .instances()
+        .into_iter()
+        .map(|i| i.recovery_instance_id)
+        .collect();
+    assert_eq!(listed, [failing], "only the failed instance is left");
 }

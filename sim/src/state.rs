@@ -730,6 +730,7 @@ impl State {
     pub(crate) fn sim_instances(&self, now: Instant) -> Vec<SimInstance> {
         self.instances
             .iter()
+            .filter(|inst| !self.gone(inst, now))
             .map(|inst| SimInstance {
                 recovery_instance_id: inst.spec.recovery_instance_id.clone(),
                 source_server_id: inst.spec.source_server_id.clone(),

@@ -17,7 +17,10 @@
 // 4. waiting for readiness (the shape of events/wait-for-ready.json): one instance ready, one whose
 //    failback replication makes it ready a few seconds in, one whose client never connects; the
 //    step launches the second in a later round and skips the third when its wait ends, each change
-//    announced once (Failback Instances Waiting).
+//    announced once (Failback Instances Waiting);
+// 5. finishing (the shape of events/plan-finish.json): a plan that ends with finish "terminate",
+//    one instance failing: the run's instances that came back are listed, approved, terminated in
+//    one job followed to the end, the failed one never; Failback Instances Finished once.
 //
 //   node e2e.cjs LAMBDA_ADDRESS SIM_ENDPOINT
 //
@@ -309,6 +312,37 @@ async function waitingForReadiness(event) {
   console.log(`e2e: waiting for readiness OK: 1 ready at once, 1 launched by a later round as it turned ready (${launches.length} rounds in all), 1 never ready skipped at the wait's end; ${Object.values(seen).flat().length} announcements, one per change`);
 }
 
+async function finishing(event) {
+  const requested = event.detail.recoveryInstanceIDs.slice(0, 3);
+  const runId = "e2e-finish";
+  await admin("POST", "reset");
+  await admin("POST", "instances", { recoveryInstanceID: requested[1], failureEvent: FAILING_EVENT });
+  let asked;
+  const approve = ({ entries }) => {
+    asked = typeof entries[0].Detail === "string" ? JSON.parse(entries[0].Detail) : entries[0].Detail;
+    return { output: { approvedBy: "e2e" }, afterSeconds: 1 };
+  };
+  const result = await run({ runId, steps: [{ name: "wave", recoveryInstanceIDs: requested }], finish: "terminate" }, approve);
+  const out = result.output;
+  assert.equal(out.finish.status, "finished", JSON.stringify(out.finish));
+  assert.equal(out.finish.complete, true);
+  assert.equal(out.finish.counts.done, 2);
+  assert.equal(out.finish.counts.notEligible, 1);
+  assert.equal(asked.counts.planned, 2, JSON.stringify(asked));
+  assert.deepEqual(asked.groups.find((g) => g.result === "notEligible").recoveryInstanceIDs, [requested[1]]);
+  const calls = (await admin("GET", "calls")).filter((c) => c.operation === "TerminateRecoveryInstances");
+  assert.equal(calls.length, 1, "one terminate call");
+  assert.deepEqual(calls[0].recoveryInstanceIDs.sort(), [requested[0], requested[2]].sort(), "never the failed one");
+  const listed = (await admin("GET", "instances")).map((i) => i.recoveryInstanceID);
+  assert.ok(listed.includes(requested[1]), "the failed instance stays");
+  assert.ok(!listed.includes(requested[0]) && !listed.includes(requested[2]), "the terminated are gone");
+  const events = (await admin("GET", "events")).filter((e) => e.detail.runId === runId && e.detailType === "Failback Instances Finished");
+  assert.equal(events.length, 1, "Failback Instances Finished once");
+  assert.equal(events[0].detail.counts.done, 2);
+  const finishCalls = result.trace.filter((t) => t.state === "Finish" && "input" in t).length;
+  console.log(`e2e: finishing OK: 2 of 3 came back, listed, approved, terminated in one job followed over ${finishCalls} call(s); the failed one kept; Failback Instances Finished once`);
+}
+
 async function main() {
   const event = JSON.parse(fs.readFileSync(path.join(repo, "events", "eventbridge-failback-request.json"), "utf8"));
   await plainRequest(event);
@@ -316,6 +350,7 @@ async function main() {
   await redrive(event);
   await redriveByHand(event);
   await waitingForReadiness(event);
+  await finishing(event);
 }
 
 main().catch((error) => {
