@@ -151,7 +151,10 @@ impl Minimum {
             Operation::DescribeRecoveryInstances => self.describe_instances,
             Operation::DescribeJobs => self.describe_jobs,
             Operation::PutEvents => self.put_events,
-            Operation::DescribeJobLogItems => 0,
+            // A launch reads no job log, and finishes nothing.
+            Operation::DescribeJobLogItems
+            | Operation::DisconnectRecoveryInstance
+            | Operation::TerminateRecoveryInstances => 0,
         }
     }
 }
