@@ -142,7 +142,7 @@ plan_states["Plan"] = O(
     Resource="arn:aws:states:::lambda:invoke",
     TimeoutSeconds=TASK_TIMEOUT,
     # With what bounds the run's length, so that a plan that could outlast this execution is refused.
-    Arguments=O(FunctionName="${FailbackFunctionArn}", Payload=j(f"$merge([$states.input, {{\"action\": \"plan\", \"runId\": $runId, \"limits\": {{\"timeLimitSeconds\": $timeLimitSeconds, \"approvalTimeoutSeconds\": $approvalTimeoutSeconds, \"runTimeoutSeconds\": {RUN_TIMEOUT_SECONDS}}}}}])")),
+    Arguments=O(FunctionName="${FailbackFunctionArn}", Payload=j(f"$merge([$states.input, {{\"action\": \"plan\", \"runId\": $runId, \"limits\": {{\"timeLimitSeconds\": $timeLimitSeconds, \"approvalTimeoutSeconds\": $approvalTimeoutSeconds, \"runTimeoutSeconds\": {RUN_TIMEOUT_SECONDS}, \"trackIntervalSeconds\": $trackIntervalSeconds}}}}])")),
     Retry=retry(6, [DRS_READ_FAILED]),
     Catch=[
         O(ErrorEquals=["InvalidFailbackRequest"], Output=j("$states.errorOutput"), Next="RequestRefused"),
@@ -605,17 +605,18 @@ plan_states["FinishOrPublish"] = O(
 )
 # A finishing call: the whole run's instances (no step), since the execution started (a redrive
 # keeps the start), with the plan's tracking interval between calls.
-def finish_call(dry_run, calls):
-    return j("{\"action\": \"finish\", \"runId\": $runId, \"finishing\": $finish, \"dryRun\": " + dry_run + ", \"sinceMillis\": $toMillis($states.context.Execution.StartTime), \"calls\": " + calls + ", \"intervalSeconds\": $trackIntervalSeconds}")
+def finish_call(dry_run, calls, approved=""):
+    return j("{\"action\": \"finish\", \"runId\": $runId, \"finishing\": $finish, \"dryRun\": " + dry_run + ", \"sinceMillis\": $toMillis($states.context.Execution.StartTime), \"calls\": " + calls + ", \"intervalSeconds\": $trackIntervalSeconds" + approved + "}")
+# What the operator approved: the list's planned instances, and only those are ever finished.
+APPROVED = ", \"recoveryInstanceIDs\": [$finishPlan.groups[result = \"planned\"].recoveryInstanceIDs]"
 FINISH_NOT_DONE = lambda status: j("{\"finishing\": $finish, \"status\": \"" + status + "\", \"error\": $states.errorOutput}")
 plan_states["FinishPlanned"] = O(
     Type="Task",
-    Comment="Lists what finishing would do (a dry run of the function's finish action: each instance of the run eligible or not, and why; nothing done). If it cannot be listed, the run is announced without finishing (status not listed).",
+    Comment="Lists what finishing would do (a dry run of the function's finish action: each instance of the run eligible or not, and why; nothing done). No Catch: if it cannot be listed after its retries, the execution fails here (ExecutionEndedRule then has the run's summary published) and a redrive lists again.",
     Resource="arn:aws:states:::lambda:invoke",
     TimeoutSeconds=TASK_TIMEOUT,
     Arguments=O(FunctionName="${FailbackFunctionArn}", Payload=finish_call("true", "0")),
     Retry=retry(6, [DRS_READ_FAILED]),
-    Catch=[O(ErrorEquals=["States.ALL"], Assign=O(summary=j("$states.input"), finishResult=FINISH_NOT_DONE("not listed")), Next="FinishSummed")],
     Assign=O(summary=j("$states.input"), finishPlan=j(P), finishCalls=0),
     Next="AnythingToFinish",
 )
@@ -648,12 +649,11 @@ plan_states["RequestFinishApproval"] = O(
 )
 plan_states["Finish"] = O(
     Type="Task",
-    Comment="Disconnects or terminates what the run brought back (the function decides each instance again from what DRS shows now) and follows the terminate jobs: asked again after the interval while any runs (next: finish), at most 60 times. Its last call publishes Failback Instances Finished. A call that fails for good leaves the finishing there (status failed, the error kept); a redrive of the plan asks again, and nothing is done twice.",
+    Comment="Disconnects or terminates the approved instances (the list's planned ones, and only those; the function decides each again from what DRS shows now) and follows the terminate jobs: asked again after the interval while any runs (next: finish), at most 60 times. Its last call publishes Failback Instances Finished. No Catch: a call that fails for good fails the execution here (ExecutionEndedRule then has the run's summary published), and a redrive asks again, from what DRS did: nothing is done twice.",
     Resource="arn:aws:states:::lambda:invoke",
     TimeoutSeconds=TASK_TIMEOUT,
-    Arguments=O(FunctionName="${FailbackFunctionArn}", Payload=finish_call("false", "$finishCalls")),
+    Arguments=O(FunctionName="${FailbackFunctionArn}", Payload=finish_call("false", "$finishCalls", APPROVED)),
     Retry=retry(6, [DRS_READ_FAILED]),
-    Catch=[O(ErrorEquals=["States.ALL"], Assign=O(finishResult=FINISH_NOT_DONE("failed")), Next="FinishSummed")],
     Assign=O(finishCalls=j("$finishCalls + 1"), finishAnswer=j(P)),
     Next="FinishNext",
 )
@@ -677,7 +677,7 @@ plan_states["FinishDone"] = O(
 )
 plan_states["FinishSummed"] = O(
     Type="Pass",
-    Comment="The run's summary with its finishing (finish: status finished, refused, timed out, not requested, nothing to finish, not listed or failed; the counts and groups when there are).",
+    Comment="The run's summary with its finishing (finish: status finished, refused, timed out, not requested or nothing to finish; the counts and groups when there are).",
     Output=j("$merge([$summary, {\"finish\": $finishResult}])"),
     Next="PublishRunFinished",
 )

@@ -16,21 +16,27 @@ use serde_json::{Value, json};
 use support::*;
 
 const RUN: &str = "wave-finish";
+/// As a stack deployed with FinishingActions disconnect-and-terminate.
+const ALLOWED: &[(&str, &str)] = &[("FINISHING_ACTIONS", "disconnect-and-terminate")];
 
 fn since_millis() -> u64 {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
     (now - Duration::from_secs(60)).as_millis() as u64
 }
 
+/// A dry run (`approved: None`), or a finishing of the instances `approved`.
 async fn finish(
     fb: &SimFailback,
     run: &str,
     finishing: &str,
-    dry_run: bool,
+    approved: Option<&[String]>,
     since: u64,
 ) -> FinishAnswer {
-    let request = json!({"action": "finish", "runId": run, "finishing": finishing,
-        "dryRun": dry_run, "sinceMillis": since, "intervalSeconds": 60});
+    let mut request = json!({"action": "finish", "runId": run, "finishing": finishing,
+        "dryRun": approved.is_none(), "sinceMillis": since, "intervalSeconds": 60});
+    if let Some(ids) = approved {
+        request["recoveryInstanceIDs"] = json!(ids);
+    }
     match fb
         .dispatch(request, in_minutes(5))
         .await
@@ -81,7 +87,7 @@ async fn terminate_only_what_the_run_brought_back_followed_to_the_end_once() {
     let ids = fleet.ids();
     fleet.set_launch_result(&ids[1], LaunchResult::Failed);
     let sim = start_with(fleet).await;
-    let fb = failback_in_process(&sim, &[], 0.0).await;
+    let fb = failback_in_process(&sim, ALLOWED, 0.0).await;
     let since = since_millis();
     // ids 0..4 by this run (1 fails); 4 by another run; 5 never launched.
     launch(&fb, RUN, &ids[..4]).await;
@@ -92,7 +98,7 @@ async fn terminate_only_what_the_run_brought_back_followed_to_the_end_once() {
     launch(&fb, "later-run", &ids[3..4]).await;
     tokio::time::sleep(Duration::from_secs(3600)).await;
 
-    let planned = finish(&fb, RUN, "terminate", true, since).await;
+    let planned = finish(&fb, RUN, "terminate", None, since).await;
     assert_eq!(
         by_result(&planned),
         [
@@ -123,13 +129,14 @@ async fn terminate_only_what_the_run_brought_back_followed_to_the_end_once() {
         "nor announces"
     );
 
-    let started = finish(&fb, RUN, "terminate", false, since).await;
+    let approved = [ids[0].clone(), ids[2].clone()];
+    let started = finish(&fb, RUN, "terminate", Some(&approved[..]), since).await;
     assert_eq!(started.counts.running, 2);
     assert!(!started.complete);
     assert_eq!(started.next, FinishNext::Finish { wait_seconds: 60 });
     assert_eq!(started.job_ids.len(), 1);
     // Asked again while the job runs (a redelivery, or the next interval): nothing sent again.
-    let again = finish(&fb, RUN, "terminate", false, since).await;
+    let again = finish(&fb, RUN, "terminate", Some(&approved[..]), since).await;
     assert_eq!(again.counts.running, 2);
     let terminates = calls_of(&sim, Operation::TerminateRecoveryInstances);
     assert_eq!(terminates.len(), 1, "one terminate call");
@@ -148,7 +155,7 @@ async fn terminate_only_what_the_run_brought_back_followed_to_the_end_once() {
     );
 
     tokio::time::sleep(Duration::from_secs(3600)).await;
-    let ended = finish(&fb, RUN, "terminate", false, since).await;
+    let ended = finish(&fb, RUN, "terminate", Some(&approved[..]), since).await;
     assert!(ended.complete);
     assert_eq!(ended.next, FinishNext::Done);
     assert_eq!(ended.counts.done, 2);
@@ -178,11 +185,11 @@ async fn disconnect_then_nothing_twice() {
     let fleet = ready(3);
     let ids = fleet.ids();
     let sim = start_with(fleet).await;
-    let fb = failback_in_process(&sim, &[], 0.0).await;
+    let fb = failback_in_process(&sim, ALLOWED, 0.0).await;
     let since = since_millis();
     launch(&fb, RUN, &ids[..2]).await;
     tokio::time::sleep(Duration::from_secs(3600)).await;
-    let done = finish(&fb, RUN, "disconnect", false, since).await;
+    let done = finish(&fb, RUN, "disconnect", Some(&ids[..2]), since).await;
     assert!(done.complete, "{done:?}");
     assert_eq!(
         by_result(&done),
@@ -196,7 +203,7 @@ async fn disconnect_then_nothing_twice() {
         calls_of(&sim, Operation::DisconnectRecoveryInstance).len(),
         2
     );
-    let again = finish(&fb, RUN, "disconnect", false, since).await;
+    let again = finish(&fb, RUN, "disconnect", Some(&ids[..2]), since).await;
     assert_eq!(again.counts.done, 2);
     assert_eq!(
         calls_of(&sim, Operation::DisconnectRecoveryInstance).len(),
@@ -210,14 +217,15 @@ async fn disconnect_then_nothing_twice() {
     );
 }
 
-/// DRS refusing a disconnect is that instance's failure, in DRS's words, and final; throttling
-/// is waited out (Retry-After), not reported.
+/// DRS refusing a disconnect for good (a validation error) is that instance's failure, in DRS's
+/// words; busy (a conflict: maybe in a job DRS does not list yet) waits for the next call;
+/// throttling is waited out (Retry-After), not reported.
 #[tokio::test(start_paused = true)]
-async fn refusals_are_failures_and_throttling_is_waited_out() {
-    let fleet = ready(2);
+async fn refusals_fail_conflicts_wait_and_throttling_is_waited_out() {
+    let fleet = ready(3);
     let ids = fleet.ids();
     let sim = start_with(fleet).await;
-    let fb = failback_in_process(&sim, &[], 0.0).await;
+    let fb = failback_in_process(&sim, ALLOWED, 0.0).await;
     let since = since_millis();
     launch(&fb, RUN, &ids).await;
     tokio::time::sleep(Duration::from_secs(3600)).await;
@@ -226,38 +234,98 @@ async fn refusals_are_failures_and_throttling_is_waited_out() {
         calls: 2,
         retry_after_seconds: 1,
     });
-    sim.inject(drs_sim::Fault::Fail {
+    let refusal = |error: &str, message: &str, status: u16| drs_sim::Fault::Fail {
         operation: Operation::DisconnectRecoveryInstance,
         calls: 1,
-        after: 1,
-        status: 409,
-        error_type: "ConflictException".into(),
-        message: "busy".into(),
+        after: 0,
+        status,
+        error_type: error.into(),
+        message: message.into(),
         members: Default::default(),
         retry_after: None,
-    });
-    let done = finish(&fb, RUN, "disconnect", false, since).await;
+    };
+    let done = finish(&fb, RUN, "disconnect", Some(&ids[..1]), since).await;
+    assert_eq!(done.counts.done, 1, "{done:?}");
     assert_eq!(
-        by_result(&done),
+        calls_of(&sim, Operation::DisconnectRecoveryInstance).len(),
+        3,
+        "two throttled, then done"
+    );
+    sim.inject(refusal("ValidationException", "bad", 400));
+    sim.inject(refusal("ConflictException", "busy", 409));
+    let answer = finish(&fb, RUN, "disconnect", Some(&ids), since).await;
+    assert_eq!(
+        by_result(&answer),
         [
+            ("deferred".into(), "BUSY".into(), vec![ids[2].clone()]),
             ("done".into(), "DISCONNECTED".into(), vec![ids[0].clone()]),
             (
                 "failed".into(),
-                "ConflictException: busy".into(),
+                "ValidationException: bad".into(),
                 vec![ids[1].clone()]
             ),
         ]
     );
-    assert!(done.complete, "a refusal is final");
-    assert_eq!(done.next, FinishNext::Done);
-    assert_eq!(
-        calls_of(&sim, Operation::DisconnectRecoveryInstance).len(),
-        4
-    );
-    let value: Value = serde_json::to_value(&done).unwrap();
-    assert_eq!(value["finishing"], "disconnect");
+    assert!(!answer.complete, "the busy one is asked again");
+    assert_eq!(answer.next, FinishNext::Finish { wait_seconds: 60 });
+    let value: Value = serde_json::to_value(&answer).unwrap();
     assert_eq!(
         value["counts"],
-        json!({"done": 1, "failed": 1, "running": 0, "notEligible": 0, "deferred": 0, "planned": 0})
+        json!({"done": 1, "failed": 1, "running": 0, "notEligible": 0, "deferred": 1, "planned": 0})
+    );
+}
+
+/// Only what the operator approved is finished; nothing is finished from an event, nor when the
+/// deployment does not allow it.
+#[tokio::test(start_paused = true)]
+async fn only_the_approved_and_only_as_allowed() {
+    let fleet = ready(2);
+    let ids = fleet.ids();
+    let sim = start_with(fleet).await;
+    let fb = failback_in_process(&sim, ALLOWED, 0.0).await;
+    let since = since_millis();
+    launch(&fb, RUN, &ids).await;
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    let answer = finish(&fb, RUN, "terminate", Some(&ids[..1]), since).await;
+    assert_eq!(
+        by_result(&answer),
+        [
+            (
+                "notEligible".into(),
+                "NOT_APPROVED".into(),
+                vec![ids[1].clone()]
+            ),
+            ("running".into(), "TERMINATED".into(), vec![ids[0].clone()]),
+        ]
+    );
+    let event = json!({"version": "0", "id": "ev-1", "detail-type": "Failback Launch Requested",
+        "source": "drs-failback.runbook", "account": "111122223333", "time": "2026-12-03T00:00:00Z",
+        "region": "us-east-1", "resources": [],
+        "detail": {"action": "finish", "runId": RUN, "finishing": "terminate", "sinceMillis": since,
+            "recoveryInstanceIDs": [ids[1]]}});
+    let error = fb
+        .dispatch(event, in_minutes(5))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("\"finish\" is not accepted in an event"),
+        "{error}"
+    );
+    let closed = failback_in_process(&sim, &[("FINISHING_ACTIONS", "disconnect")], 0.0).await;
+    let request = json!({"action": "finish", "runId": RUN, "finishing": "terminate",
+        "sinceMillis": since, "recoveryInstanceIDs": [ids[1]]});
+    let error = closed
+        .dispatch(request, in_minutes(5))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("\"terminate\" is not enabled for this deployment"),
+        "{error}"
+    );
+    assert_eq!(
+        calls_of(&sim, Operation::TerminateRecoveryInstances).len(),
+        1
     );
 }

@@ -408,8 +408,9 @@ impl PlanHooks for Shown {
             }
             return answer.clone();
         }
+        // Irreversible: with nobody at a terminal to ask, it takes --approve yes.
         if !std::io::stdin().is_terminal() {
-            return Approval::Given;
+            return Approval::Refused("no terminal to ask, and no --approve yes".into());
         }
         print!("This cannot be undone. {finishing} them? [y/N] ");
         let _ = std::io::stdout().flush();

@@ -13,6 +13,7 @@ use drs_failback::drs::Drs;
 use drs_failback::error::HandlerError;
 use drs_failback::events::EventPublisher;
 use drs_failback::finish::answer::{FinishAnswer, FinishNext};
+use drs_failback::finish::decide::FinishResult;
 use drs_failback::handler::Failback;
 use drs_failback::handler::Reply;
 use drs_failback::plan::{PlanAnswer, StepPlan};
@@ -290,10 +291,14 @@ async fn finish_run<D: Drs, P: EventPublisher>(
     hooks: &mut impl PlanHooks,
 ) -> Value {
     let not_done = |status: &str, error: Option<String>| json!({"finishing": finishing, "status": status, "error": error});
-    let call = |dry_run: bool, calls: u32| {
-        json!({"action": "finish", "runId": run_id, "finishing": finishing, "dryRun": dry_run,
-            "sinceMillis": since, "calls": calls,
-            "intervalSeconds": settings.track_interval.as_secs().max(1)})
+    let call = |dry_run: bool, calls: u32, approved: &[String]| {
+        let mut payload = json!({"action": "finish", "runId": run_id, "finishing": finishing,
+            "dryRun": dry_run, "sinceMillis": since, "calls": calls,
+            "intervalSeconds": settings.track_interval.as_secs().max(1)});
+        if !dry_run {
+            payload["recoveryInstanceIDs"] = json!(approved);
+        }
+        payload
     };
     let ask = |payload: Value| async move {
         let deadline = Instant::now() + settings.invocation_timeout;
@@ -303,7 +308,7 @@ async fn finish_run<D: Drs, P: EventPublisher>(
             Err(error) => Err(error.to_string()),
         }
     };
-    let listed = match ask(call(true, 0)).await {
+    let listed = match ask(call(true, 0, &[])).await {
         Ok(listed) => listed,
         Err(error) => return not_done("not listed", Some(error)),
     };
@@ -316,9 +321,16 @@ async fn finish_run<D: Drs, P: EventPublisher>(
         Approval::Refused(error) => return not_done("refused", Some(error)),
         Approval::TimedOut => return not_done("timed out", None),
     }
+    // What the operator approved: the list's planned instances, and only those.
+    let approved: Vec<String> = listed
+        .groups
+        .iter()
+        .filter(|g| g.result == FinishResult::Planned)
+        .flat_map(|g| g.recovery_instance_ids.iter().cloned())
+        .collect();
     let mut calls = 0;
     loop {
-        let answer = match ask(call(false, calls)).await {
+        let answer = match ask(call(false, calls, &approved)).await {
             Ok(answer) => answer,
             Err(error) => return not_done("failed", Some(error)),
         };

@@ -236,7 +236,11 @@ fn recovery_instance(item: &aws_sdk_drs::types::RecoveryInstance) -> RecoveryIns
                 .into_iter()
                 .collect(),
         ),
-        replication: item.data_replication_info().map(replication),
+        // An info without a state (nothing replicates yet) is no replication, not a stuck one.
+        replication: item
+            .data_replication_info()
+            .filter(|info| info.data_replication_state().is_some())
+            .map(replication),
     }
 }
 

@@ -54,6 +54,8 @@ pub enum Verdict {
 
 pub const NOT_FOUND: &str = "NOT_FOUND";
 pub const NOT_THIS_RUN: &str = "NOT_THIS_RUN";
+/// Eligible now, but not on the list the operator approved (it came back after the list).
+pub const NOT_APPROVED: &str = "NOT_APPROVED";
 
 /// The reason of a disconnected instance: the replication state DRS then shows.
 pub fn disconnected() -> String {
@@ -74,6 +76,8 @@ pub struct Seen<'a> {
     pub ours: &'a HashSet<String>,
     /// The newest TERMINATE job since the run started that holds it.
     pub terminate_job: Option<&'a JobRecord>,
+    /// On the list the operator approved (a dry run lists: everything counts as approved).
+    pub approved: bool,
 }
 
 fn settled(result: FinishResult, reason: impl Into<String>, job: Option<&JobRecord>) -> Verdict {
@@ -86,8 +90,8 @@ fn settled(result: FinishResult, reason: impl Into<String>, job: Option<&JobReco
 
 /// One instance's verdict. A terminate job that holds it says how far terminating went; else it
 /// must be listed, FAILBACK_COMPLETED (it came back: one that failed, critical or not, is never
-/// finished) and last launched by one of the run's jobs (a later run's launch makes it that
-/// run's). A disconnected one is done already.
+/// finished), last launched by one of the run's jobs (a later run's launch makes it that run's)
+/// and approved (on the list the operator saw). A disconnected one is done already.
 pub fn decide(id: &str, finishing: Finishing, seen: Seen<'_>) -> Verdict {
     if finishing == Finishing::Terminate
         && let Some(job) = seen.terminate_job
@@ -139,6 +143,9 @@ pub fn decide(id: &str, finishing: Finishing, seen: Seen<'_>) -> Verdict {
         .is_some_and(|r| r.state == ReplicationState::Disconnected);
     if finishing == Finishing::Disconnect && already {
         return settled(FinishResult::Done, disconnected(), None);
+    }
+    if !seen.approved {
+        return settled(FinishResult::NotEligible, NOT_APPROVED, None);
     }
     Verdict::Finish
 }
@@ -221,6 +228,7 @@ mod tests {
                 instance,
                 ours,
                 terminate_job,
+                approved: true,
             }
         }
         let planned = (FinishResult::Planned, "finish".to_owned());
@@ -242,6 +250,11 @@ mod tests {
                 result(decide(ID, finishing, seen(None, None, &ours))),
                 not(NOT_FOUND)
             );
+            let unapproved = Seen {
+                approved: false,
+                ..seen(Some(&back), None, &ours)
+            };
+            assert_eq!(result(decide(ID, finishing, unapproved)), not(NOT_APPROVED));
         }
         assert_eq!(
             result(decide(

@@ -19,13 +19,14 @@ use tracing::{info, warn};
 use answer::{FinishAnswer, FinishNext, Finished, group};
 use decide::{FinishResult, Seen, Verdict, again, decide};
 
+use crate::config::Config;
 use crate::drs::reads::{DrsReads, JOBS_LOOKBACK};
 use crate::drs::{Drs, JobRecord, JobType};
 use crate::error::HandlerError;
 use crate::events::EventPublisher;
 use crate::events::publish::Bus;
 use crate::launch::outcome::MESSAGE_MAX_BYTES;
-use crate::request::{FinishRequest, Finishing, truncate_utf8};
+use crate::request::{FinishRequest, Finishing, RequestError, truncate_utf8};
 use crate::retry::LaunchError;
 
 /// TerminateRecoveryInstances takes at most this many ids.
@@ -33,11 +34,26 @@ pub const TERMINATE_MAX_IDS: usize = 200;
 
 /// Runs one finishing call to its answer, publishing the results when it ends the finishing.
 pub async fn run<D: Drs, P: EventPublisher>(
-    source: &str,
+    config: &Config,
     reads: &DrsReads<'_, D>,
     bus: &Bus<'_, P>,
     request: &FinishRequest,
 ) -> Result<FinishAnswer, HandlerError> {
+    let allowed = match request.finishing {
+        Finishing::Disconnect => config.finishing.disconnect,
+        Finishing::Terminate => config.finishing.terminate,
+    };
+    if !allowed {
+        return Err(RequestError::Invalid {
+            field: "finishing".into(),
+            problem: format!(
+                "\"{}\" is not enabled for this deployment (FINISHING_ACTIONS)",
+                request.finishing.name()
+            ),
+        }
+        .into());
+    }
+    let source = config.event_source.as_str();
     let since = request
         .since
         .checked_sub(JOBS_LOOKBACK)
@@ -71,9 +87,13 @@ pub async fn run<D: Drs, P: EventPublisher>(
             .iter()
             .filter_map(|p| p.recovery_instance_id.as_deref())
         {
-            terminate_jobs.entry(id).or_insert(job);
+            let newest = terminate_jobs.entry(id).or_insert(job);
+            if job.created > newest.created {
+                *newest = job;
+            }
         }
     }
+    let approved: HashSet<&str> = request.approved.iter().map(String::as_str).collect();
     let mut results: Vec<Finished> = Vec::new();
     let mut to_finish: Vec<String> = Vec::new();
     for id in &candidates {
@@ -81,6 +101,7 @@ pub async fn run<D: Drs, P: EventPublisher>(
             instance: listed.get(id.as_str()).copied(),
             ours: &our_ids,
             terminate_job: terminate_jobs.get(id.as_str()).copied(),
+            approved: request.dry_run || approved.contains(id.as_str()),
         };
         match decide(id, request.finishing, seen) {
             Verdict::Finish => to_finish.push(id.clone()),
@@ -181,12 +202,20 @@ async fn disconnect<D: Drs>(
     }
 }
 
+/// Terminate jobs of at most [`TERMINATE_MAX_IDS`]. DRS refuses a whole request for one of its
+/// instances (busy, gone): a refused piece is split in halves and each sent again, so only the
+/// instance DRS refuses alone fails (at most twice as many calls as instances).
 async fn terminate<D: Drs>(reads: &DrsReads<'_, D>, ids: Vec<String>, results: &mut Vec<Finished>) {
-    for chunk in ids.chunks(TERMINATE_MAX_IDS) {
-        match call(reads, || reads.drs.terminate_recovery_instances(chunk)).await {
+    let mut pieces: Vec<Vec<String>> = ids
+        .chunks(TERMINATE_MAX_IDS)
+        .rev()
+        .map(<[String]>::to_vec)
+        .collect();
+    while let Some(piece) = pieces.pop() {
+        match call(reads, || reads.drs.terminate_recovery_instances(&piece)).await {
             Ok(job) => {
-                info!(job_id = %job.job_id, instances = chunk.len(), "terminate job started");
-                results.extend(chunk.iter().map(|id| {
+                info!(job_id = %job.job_id, instances = piece.len(), "terminate job started");
+                results.extend(piece.iter().map(|id| {
                     let job_id = Some(job.job_id.clone());
                     (
                         id.clone(),
@@ -196,11 +225,16 @@ async fn terminate<D: Drs>(reads: &DrsReads<'_, D>, ids: Vec<String>, results: &
                     )
                 }));
             }
+            Err(LaunchError::Refused { .. }) if piece.len() > 1 => {
+                let (first, second) = piece.split_at(piece.len() / 2);
+                pieces.push(second.to_vec());
+                pieces.push(first.to_vec());
+            }
             Err(error) => {
-                warn!(error = ?error, instances = chunk.len(), "terminate not started");
+                warn!(error = ?error, instances = piece.len(), "terminate not started");
                 let (result, reason) = unfinished(&error);
                 results.extend(
-                    chunk
+                    piece
                         .iter()
                         .map(|id| (id.clone(), result, reason.clone(), None)),
                 );
@@ -214,6 +248,9 @@ async fn terminate<D: Drs>(reads: &DrsReads<'_, D>, ids: Vec<String>, results: &
 fn unfinished(error: &LaunchError) -> (FinishResult, String) {
     let deferred = |reason: &str| (FinishResult::Deferred, reason.to_owned());
     match error {
+        // Busy: in a job — maybe the terminate job a call before this one started, which DRS does
+        // not list yet. The next call reads the jobs again.
+        LaunchError::Refused { code, .. } if code == "ConflictException" => deferred("BUSY"),
         LaunchError::Refused { code, message, .. } => (
             FinishResult::Failed,
             truncate_utf8(&format!("{code}: {message}"), MESSAGE_MAX_BYTES),

@@ -118,14 +118,9 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
                     calls = request.calls,
                     "finish request accepted"
                 );
-                Box::pin(crate::finish::run(
-                    &self.config.event_source,
-                    &reads,
-                    &bus,
-                    request,
-                ))
-                .await
-                .map(Reply::Finish)
+                Box::pin(crate::finish::run(&self.config, &reads, &bus, request))
+                    .await
+                    .map(Reply::Finish)
             }
         };
         let measured = match (&reply, &action) {

@@ -292,9 +292,13 @@ pub async fn preflight<D: Drs>(
             continue;
         }
         let outcome = not_ready(instance, run.wait);
-        if run.wait.seconds > 0
-            && (readiness == Readiness::OnItsWay || instance.replication.is_some())
-        {
+        // Progress is news only of an instance on its way to its launch (or stuck on it): one
+        // done, in error or launched elsewhere never waited.
+        let before_launch = matches!(
+            instance.failback_state,
+            FailbackState::NotStarted | FailbackState::NotReadyForLaunch
+        );
+        if run.wait.seconds > 0 && before_launch {
             let waiting = outcome.kind() == OutcomeKind::Deferred;
             preflight.progress.push(Progress::of(instance, waiting));
         }

@@ -3,6 +3,7 @@
 //! TimeoutSeconds: a plan that could outlast it is refused when it is checked, before anything
 //! is launched, rather than stopped half done.
 
+use crate::finish::decide::MAX_FINISH_CALLS;
 use crate::request::{PlanLimits, PlanRequest, RequestError, invalid, within};
 
 /// What a step may take beyond its TimeLimitSeconds: its last call, with its retries, and the
@@ -32,7 +33,21 @@ pub fn longest(request: &PlanRequest, limits: &PlanLimits) -> u64 {
             };
             limits.time_limit_seconds + STEP_SLACK_SECONDS + between
         })
-        .sum()
+        .sum::<u64>()
+        + finishing(request, limits)
+}
+
+/// The finishing after the last step, when the plan has one: its approval to its timeout, then
+/// every finishing call the function may ask for, an interval apart.
+fn finishing(request: &PlanRequest, limits: &PlanLimits) -> u64 {
+    match request.finish {
+        Some(_) => {
+            limits.approval_timeout_seconds
+                + u64::from(MAX_FINISH_CALLS) * limits.track_interval_seconds
+                + STEP_SLACK_SECONDS
+        }
+        None => 0,
+    }
 }
 
 /// Refuses a plan that could outlast its execution (when the execution said how long it may run).
@@ -41,21 +56,25 @@ pub fn check(request: &PlanRequest) -> Result<(), RequestError> {
         return Ok(());
     };
     // A wait the step's time limit cuts short would end the step with its instances still
-    // waiting: deferred, never given the skipped outcome the wait promises.
-    if let Some((index, step)) = request
-        .steps
-        .iter()
-        .enumerate()
-        .find(|(_, step)| step.wait_for_ready_seconds >= limits.time_limit_seconds)
-    {
+    // waiting: deferred, never given the skipped outcome the wait promises. The step must outlast
+    // it by two intervals: the round that finds the wait over comes within one, and it needs
+    // time left to be made.
+    let outlast = 2 * limits.track_interval_seconds;
+    if let Some((index, step)) = request.steps.iter().enumerate().find(|(_, step)| {
+        step.wait_for_ready_seconds > 0
+            && step.wait_for_ready_seconds + outlast >= limits.time_limit_seconds
+    }) {
         return Err(within(
             &format!("steps[{index}] ({})", step.name),
             invalid(
                 "waitForReadySeconds",
                 &format!(
-                    "({}) must be shorter than the step's TimeLimitSeconds ({}): the step must \
-                     outlast its wait to launch or skip every instance still waiting",
-                    step.wait_for_ready_seconds, limits.time_limit_seconds
+                    "({}) must end two TrackIntervalSeconds ({} s) before the step's \
+                     TimeLimitSeconds ({}): the step must outlast its wait to launch or skip every \
+                     instance still waiting",
+                    step.wait_for_ready_seconds,
+                    limits.track_interval_seconds,
+                    limits.time_limit_seconds
                 ),
             ),
         ));
@@ -117,6 +136,7 @@ mod tests {
         time_limit_seconds: 43_200,
         approval_timeout_seconds: 7 * DAY,
         run_timeout_seconds: 90 * DAY,
+        track_interval_seconds: 30,
     };
 
     #[test]
@@ -124,6 +144,31 @@ mod tests {
         let p = plan(&[(DAY, true), (600, false), (DAY, true)], Some(LIMITS));
         let step = LIMITS.time_limit_seconds + STEP_SLACK_SECONDS;
         assert_eq!(longest(&p, &LIMITS), 3 * step + DAY + 7 * DAY + 600);
+        // A finish after the last step: its approval, then its calls an interval apart.
+        let finishing = PlanRequest {
+            finish: Some(crate::request::Finishing::Terminate),
+            ..p
+        };
+        assert_eq!(
+            longest(&finishing, &LIMITS),
+            3 * step + DAY + 7 * DAY + 600 + 7 * DAY + 60 * 30 + STEP_SLACK_SECONDS
+        );
+    }
+
+    /// A step must outlast its wait for readiness by two tracking intervals.
+    #[test]
+    fn a_wait_the_time_limit_would_cut_short_is_refused() {
+        let with_wait = |wait: u64| {
+            let mut p = plan(&[(0, false)], Some(LIMITS));
+            p.steps[0].wait_for_ready_seconds = wait;
+            check(&p)
+        };
+        assert!(with_wait(43_200 - 61).is_ok());
+        let error = with_wait(43_200 - 60).unwrap_err().to_string();
+        assert!(
+            error.contains("waitForReadySeconds (43140) must end two TrackIntervalSeconds (30 s) before the step's TimeLimitSeconds (43200)"),
+            "{error}"
+        );
     }
 
     /// The plan's execution adds `limits` to a plan and to a plain request alike.
@@ -141,6 +186,7 @@ mod tests {
             time_limit_seconds: 43_200,
             approval_timeout_seconds: DAY,
             run_timeout_seconds: 90 * DAY,
+            track_interval_seconds: 60,
         });
         let plain = json!({"action": "plan", "runId": "r", "recoveryInstanceIDs": ["i-0123456789abcdef0"], "limits": limits});
         assert_eq!(read(plain), Ok(expected));

@@ -1,9 +1,10 @@
 //! The finish request: `{"action": "finish", "runId", "step"?, "finishing": "disconnect" |
-//! "terminate", "dryRun"?, "sinceMillis", "calls"?, "intervalSeconds"?}` — after an operator
-//! approved it, the recovery instances this run (or this step of it) brought back are
-//! disconnected from DRS or terminated ([`crate::finish`]). The instances are found from the run's
-//! jobs (by their run id tag, created since `sinceMillis`, the run's start), never from a list the
-//! caller gives: nothing outside the run can be finished.
+//! "terminate", "dryRun"?, "sinceMillis", "calls"?, "intervalSeconds"?, "recoveryInstanceIDs"}` —
+//! after an operator approved it, the recovery instances this run (or this step of it) brought
+//! back are disconnected from DRS or terminated ([`crate::finish`]). The instances are found from
+//! the run's jobs (by their run id tag, created since `sinceMillis`, the run's start): nothing
+//! outside the run can be finished; and of those, only the ones approved (`recoveryInstanceIDs`,
+//! the dry run's list as the operator saw it) ever are. Never accepted in an event.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -11,8 +12,10 @@ use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::rules::parse_step_name;
-use super::{RequestError, deserialize, is_valid_run_id, wrong};
+use super::rules::{parse_step_name, refuse_malformed};
+use super::{RequestError, deserialize, invalid, is_valid_run_id, wrong};
+use crate::config::REQUEST_INSTANCES_CEILING;
+use crate::drs::ids::is_valid_instance_id;
 
 /// What is done with the recovery instances that came back. Both are irreversible.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -56,6 +59,9 @@ pub struct FinishRequest {
     pub calls: u32,
     /// How long to wait before asking again while a terminate job runs.
     pub interval_seconds: u64,
+    /// Not a dry run: the instances the operator approved (the dry run's `planned`); only these
+    /// are ever finished, whatever else DRS shows eligible by then.
+    pub approved: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -70,6 +76,8 @@ struct Body {
     since_millis: Option<u64>,
     calls: Option<u32>,
     interval_seconds: Option<u64>,
+    #[serde(rename = "recoveryInstanceIDs")]
+    recovery_instance_ids: Option<Vec<String>>,
 }
 
 /// A tracking interval when the caller gives none (the stack's default).
@@ -82,17 +90,39 @@ pub(super) fn parse_finish(body: &Value) -> Result<FinishRequest, RequestError> 
         return Err(RequestError::BadRunId);
     }
     let finishing = body.finishing.ok_or(RequestError::Missing("finishing"))?;
+    let finishing = Finishing::parse("finishing", &finishing)?;
     let since = body
         .since_millis
         .ok_or(RequestError::Missing("sinceMillis"))?;
+    let dry_run = body.dry_run.unwrap_or(false);
+    let approved = match body.recovery_instance_ids {
+        Some(ids) if !dry_run => ids,
+        Some(_) => {
+            return Err(invalid(
+                "recoveryInstanceIDs",
+                "is what was approved: a dry run lists, it is given nothing",
+            ));
+        }
+        None if dry_run => Vec::new(),
+        None => return Err(RequestError::Missing("recoveryInstanceIDs")),
+    };
+    if approved.len() > REQUEST_INSTANCES_CEILING {
+        return Err(RequestError::TooMany {
+            field: "recoveryInstanceIDs",
+            count: approved.len(),
+            max: REQUEST_INSTANCES_CEILING,
+        });
+    }
+    refuse_malformed("recoveryInstanceIDs", &approved, is_valid_instance_id)?;
     Ok(FinishRequest {
         run_id,
         step: parse_step_name("step", body.step)?,
-        finishing: Finishing::parse("finishing", &finishing)?,
-        dry_run: body.dry_run.unwrap_or(false),
+        finishing,
+        dry_run,
         since: UNIX_EPOCH + Duration::from_millis(since),
         calls: body.calls.unwrap_or(0),
         interval_seconds: body.interval_seconds.unwrap_or(DEFAULT_INTERVAL_SECONDS),
+        approved,
     })
 }
 
@@ -104,8 +134,10 @@ mod tests {
     #[test]
     fn a_finish_request_names_its_run_what_to_do_and_since_when() {
         let request = parse_finish(&json!({"action": "finish", "runId": "r", "step": "db",
-            "finishing": "terminate", "sinceMillis": 1000, "calls": 2}))
+            "finishing": "terminate", "sinceMillis": 1000, "calls": 2,
+            "recoveryInstanceIDs": ["i-0123456789abcdef0"]}))
         .unwrap();
+        assert_eq!(request.approved, ["i-0123456789abcdef0"]);
         assert_eq!(request.finishing, Finishing::Terminate);
         assert_eq!(request.since, UNIX_EPOCH + Duration::from_secs(1));
         assert_eq!((request.calls, request.interval_seconds), (2, 60));
@@ -127,8 +159,22 @@ mod tests {
             "sinceMillis is missing",
         );
         refused(
-            json!({"runId": "r", "finishing": "disconnect", "sinceMillis": 1, "recoveryInstanceIDs": []}),
-            "recoveryInstanceIDs",
+            json!({"runId": "r", "finishing": "disconnect", "sinceMillis": 1}),
+            "recoveryInstanceIDs is missing",
+        );
+        refused(
+            json!({"runId": "r", "finishing": "disconnect", "sinceMillis": 1, "dryRun": true,
+                "recoveryInstanceIDs": ["i-0123456789abcdef0"]}),
+            "a dry run lists",
+        );
+        refused(
+            json!({"runId": "r", "finishing": "disconnect", "sinceMillis": 1,
+                "recoveryInstanceIDs": ["x"]}),
+            "recoveryInstanceIDs[0]",
+        );
+        refused(
+            json!({"runId": "r", "finishing": "disconnect", "sinceMillis": 1, "sourceServerIDs": []}),
+            "sourceServerIDs",
         );
     }
 }

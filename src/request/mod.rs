@@ -231,6 +231,13 @@ pub fn parse_action(
         "track" => parse_track(&body).map(Action::Track),
         "plan" => parse_plan(&body, envelope_id, max_instances, new_run_id).map(Action::Plan),
         "stepExecution" => parse_step_execution(&body).map(Action::StepExecution),
+        // Finishing is irreversible and comes only after an operator's approval: from the plan's
+        // execution, invoking the function directly — never from an event, which anyone allowed
+        // to ask for a failback may put on the bus.
+        "finish" if envelope_id.is_some() => Err(RequestError::Invalid {
+            field: "action".into(),
+            problem: "\"finish\" is not accepted in an event: the plan's execution asks for it after an operator's approval (a plan's \"finish\")".into(),
+        }),
         "finish" => parse_finish(&body).map(Action::Finish),
         other => Err(RequestError::UnknownAction(truncate_utf8(other, 64))),
     }

@@ -75,6 +75,14 @@ pub struct PlanLimits {
     pub approval_timeout_seconds: u64,
     /// How long the plan's execution may run (its TimeoutSeconds).
     pub run_timeout_seconds: u64,
+    /// Between two tracking calls (and a finishing's calls): TrackIntervalSeconds.
+    #[serde(default = "default_interval")]
+    pub track_interval_seconds: u64,
+}
+
+/// TrackIntervalSeconds' default, for a caller that does not say.
+fn default_interval() -> u64 {
+    60
 }
 
 #[derive(Deserialize)]

@@ -83,6 +83,7 @@ const PLAN_LIMITS = {
   timeLimitSeconds: templateDefault("TimeLimitSeconds"),
   approvalTimeoutSeconds: templateDefault("ApprovalTimeoutSeconds"),
   runTimeoutSeconds: 90 * 24 * 3600,
+  trackIntervalSeconds: templateDefault("TrackIntervalSeconds"),
 };
 
 const functionError = (errorType, errorMessage) =>
@@ -90,7 +91,7 @@ const functionError = (errorType, errorMessage) =>
 const refused = (message) => functionError("InvalidFailbackRequest", `invalid failback request: ${message}`);
 
 const PLAN_FIELDS = ["action", "runId", "tags", "dryRun", "steps", "recoveryInstanceIDs", "sourceServerIDs", "limits", "finish"];
-const FINISH_FIELDS = ["action", "runId", "step", "finishing", "dryRun", "sinceMillis", "calls", "intervalSeconds"];
+const FINISH_FIELDS = ["action", "runId", "step", "finishing", "dryRun", "sinceMillis", "calls", "intervalSeconds", "recoveryInstanceIDs"];
 const STEP_FIELDS = ["name", "recoveryInstanceIDs", "sourceServerIDs", "selector", "critical", "maxFailed", "waitAfterSeconds", "approval", "waitForReadySeconds"];
 const LAUNCH_FIELDS = ["recoveryInstanceIDs", "sourceServerIDs", "selector", "tags", "runId", "dryRun", "action", "step", "otherSteps", "loop", "waitForReadySeconds", "waiting"];
 const TRACK_FIELDS = ["action", "runId", "step", "critical", "maxFailed", "jobIDs", "reportedJobIDs", "final", "notLaunched", "loop", "heldByOtherSteps"];
@@ -280,7 +281,9 @@ function fakeFunction(options = {}) {
     const now = seconds(clock);
     const latest = new Map();
     for (const job of jobs.values()) if (job.runId === body.runId) for (const id of job.ids) latest.set(id, job);
-    const back = [...latest].filter(([id, job]) => now >= job.started + jobSeconds && !(id in job.fails)).map(([id]) => id);
+    assert.equal(Array.isArray(body.recoveryInstanceIDs), !body.dryRun, "a real call carries what was approved, a dry run nothing");
+    // Only what was approved is ever finished.
+    const back = [...latest].filter(([id, job]) => now >= job.started + jobSeconds && !(id in job.fails)).map(([id]) => id).filter((id) => body.dryRun || body.recoveryInstanceIDs.includes(id));
     const failed = [...latest].filter(([id, job]) => id in job.fails).map(([id]) => id);
     const groups = [];
     const counts = { done: 0, failed: 0, running: 0, notEligible: failed.length, deferred: 0, planned: 0 };
@@ -835,6 +838,8 @@ test("finishing approved: the run's instances that came back are listed, approve
   const finishes = fake.calls.filter((c) => c.action === "finish");
   assert.deepEqual(finishes.map((c) => [c.dryRun, c.calls]), [[true, 0], [false, 0], [false, 1]], "listed, then finished and followed once more");
   assert.ok(finishes.every((c) => c.finishing === "terminate" && c.runId === "wave-fin" && !("step" in c)));
+  // The real calls carry exactly the list the operator approved.
+  for (const c of finishes.slice(1)) assert.deepEqual([...c.recoveryInstanceIDs].sort(), [requested[0], requested[1], requested[3]].sort());
   // The approval shows exactly what will be done, and what will not.
   assert.equal(asked.finishing, "terminate");
   assert.deepEqual(asked.counts.planned, 3);
