@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use drs_failback::config::Config;
 use drs_failback_local::arc::{ArcEnd, ArcSettings, run_whole};
-use drs_sim::{FailbackState, Fleet, Lifecycle, Operation, Quotas, SimConfig, Simulator};
+use drs_sim::{
+    FailbackState, Fleet, Lifecycle, Operation, Quotas, SimConfig, SimHandle, Simulator,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio::time::Instant;
@@ -69,12 +71,10 @@ pub fn run() -> Result<Pipeline, String> {
     runtime.block_on(measure())
 }
 
-async fn measure() -> Result<Pipeline, String> {
-    let mut fleet = Fleet::generated(N, FailbackState::FailbackReadyForLaunch);
-    let ids = fleet.ids();
-    for id in ids.iter().step_by(FAIL_EVERY) {
-        fleet.set_failure(id, "CONVERSION_FAIL");
-    }
+/// The quota-bound world both whole-failback cases run in: the simulator holding `fleet` with
+/// DRS's default quotas, 20.5-minute jobs and a latency per call; the function against it through
+/// the real SDK clients, in-process; the state machine's settings.
+pub async fn world(fleet: Fleet) -> Result<(SimHandle, SimFailback, ArcSettings), String> {
     let sim = Simulator::start(SimConfig {
         fleet,
         lifecycle: JOB,
@@ -102,6 +102,22 @@ async fn measure() -> Result<Pipeline, String> {
         invocation_timeout: Duration::from_secs(300),
         crashes_after_launch: 0,
     };
+    Ok((sim, failback, settings))
+}
+
+/// The function as the benchmark runs it: the SDK adapters, handed to the simulator.
+pub type SimFailback = drs_failback::handler::Failback<
+    drs_failback::aws::drs::SdkDrs,
+    drs_failback::aws::eventbridge::SdkEventBridge,
+>;
+
+async fn measure() -> Result<Pipeline, String> {
+    let mut fleet = Fleet::generated(N, FailbackState::FailbackReadyForLaunch);
+    let ids = fleet.ids();
+    for id in ids.iter().step_by(FAIL_EVERY) {
+        fleet.set_failure(id, "CONVERSION_FAIL");
+    }
+    let (sim, failback, settings) = world(fleet).await?;
     let started = Instant::now();
     let end = run_whole(
         &failback,

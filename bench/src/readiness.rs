@@ -6,15 +6,12 @@
 
 use std::time::Duration;
 
-use drs_failback::config::Config;
-use drs_failback_local::arc::{ArcEnd, ArcSettings, run_whole};
-use drs_sim::{
-    FailbackState, Fleet, Operation, Quotas, Replication, SimConfig, SimHandle, Simulator,
-};
+use drs_failback_local::arc::{ArcEnd, run_whole};
+use drs_sim::{FailbackState, Fleet, Operation, Quotas, Replication, SimHandle};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::pipeline::{CALL_LATENCY, JOB, PER_JOB, SERVERS_IN_FLIGHT, TRACK_INTERVAL};
+use crate::pipeline::{JOB, world};
 
 pub const N: usize = 500;
 /// Replication clients connect over this span, one after the other.
@@ -104,32 +101,7 @@ async fn measure() -> Result<Readiness, String> {
             r.ready_after_seconds().unwrap_or(u64::MAX)
         })
         .collect();
-    let sim = Simulator::start(SimConfig {
-        fleet,
-        lifecycle: JOB,
-        latency: Some(CALL_LATENCY),
-        quotas: Quotas {
-            servers_in_active_jobs: SERVERS_IN_FLIGHT,
-            servers_per_job: PER_JOB,
-            ..Quotas::default()
-        },
-        page_size: 1000,
-        ..SimConfig::default()
-    })
-    .await
-    .map_err(|e| format!("simulator: {e}"))?;
-    let in_flight = SERVERS_IN_FLIGHT.to_string();
-    let config = Config::from_pairs(&[("MAX_SERVERS_IN_FLIGHT", in_flight.as_str())])
-        .map_err(|e| format!("config: {e}"))?;
-    let failback = drs_failback::aws::failback(config, &sim.in_process_sdk_config().await)
-        .with_metrics_output(|_| {});
-    let settings = ArcSettings {
-        track_interval: TRACK_INTERVAL,
-        time_limit: Duration::from_secs(12 * 3600),
-        max_rounds: 100,
-        invocation_timeout: Duration::from_secs(300),
-        crashes_after_launch: 0,
-    };
+    let (sim, failback, settings) = world(fleet).await?;
     let started = tokio::time::Instant::now();
     let end = run_whole(
         &failback,

@@ -58,8 +58,30 @@ impl State {
         let now = Instant::now();
         self.check_quotas(source_server_ids.len(), now)
             .map_err(|e| format!("{}: {}", e.kind, e.body["message"]))?;
+        let servers = source_server_ids
+            .iter()
+            .map(|source| Server {
+                recovery_instance_id: None,
+                source_server_id: source.clone(),
+                result: LaunchResult::Launched,
+                failure_event: None,
+            })
+            .collect();
+        let (_, job_id) = self.push_job(servers, BTreeMap::new(), "START_DRILL", "LAUNCH", now);
+        Ok(job_id)
+    }
+
+    /// A new job, created `now`: its index and id.
+    fn push_job(
+        &mut self,
+        servers: Vec<Server>,
+        tags: BTreeMap<String, String>,
+        initiated_by: &'static str,
+        job_type: &'static str,
+        now: Instant,
+    ) -> (usize, String) {
         let job_id = self.new_job_id();
-        self.job_by_id.insert(job_id.clone(), self.jobs.len());
+        let index = self.jobs.len();
         self.jobs.push(Job {
             arn: format!(
                 "arn:aws:drs:{}:{}:job/{job_id}",
@@ -67,20 +89,13 @@ impl State {
             ),
             id: job_id.clone(),
             created: now,
-            servers: source_server_ids
-                .iter()
-                .map(|source| Server {
-                    recovery_instance_id: None,
-                    source_server_id: source.clone(),
-                    result: LaunchResult::Launched,
-                    failure_event: None,
-                })
-                .collect(),
-            tags: BTreeMap::new(),
-            initiated_by: "START_DRILL",
-            job_type: "LAUNCH",
+            servers,
+            tags,
+            initiated_by,
+            job_type,
         });
-        Ok(job_id)
+        self.job_by_id.insert(job_id.clone(), index);
+        (index, job_id)
     }
 
     /// DRS's quotas for a new job of `servers` servers: jobs and servers in PENDING or STARTED
@@ -207,8 +222,6 @@ impl State {
         }
         self.check_quotas(ids.len(), now)?;
 
-        let job_id = self.new_job_id();
-        let index = self.jobs.len();
         let servers = ids
             .iter()
             .map(|id| {
@@ -221,19 +234,7 @@ impl State {
                 }
             })
             .collect();
-        self.jobs.push(Job {
-            arn: format!(
-                "arn:aws:drs:{}:{}:job/{job_id}",
-                self.region, self.account_id
-            ),
-            id: job_id.clone(),
-            created: now,
-            servers,
-            tags,
-            initiated_by: "FAILBACK",
-            job_type: "LAUNCH",
-        });
-        self.job_by_id.insert(job_id.clone(), index);
+        let (index, job_id) = self.push_job(servers, tags, "FAILBACK", "LAUNCH", now);
         let lag = self.visibility_lag;
         for id in &ids {
             let i = self.by_id[id];
@@ -335,8 +336,6 @@ impl State {
             }
         }
         self.check_quotas(ids.len(), now)?;
-        let job_id = self.new_job_id();
-        let index = self.jobs.len();
         let servers = ids
             .iter()
             .map(|id| Server {
@@ -346,19 +345,13 @@ impl State {
                 failure_event: None,
             })
             .collect();
-        self.jobs.push(Job {
-            arn: format!(
-                "arn:aws:drs:{}:{}:job/{job_id}",
-                self.region, self.account_id
-            ),
-            id: job_id.clone(),
-            created: now,
+        let (index, job_id) = self.push_job(
             servers,
-            tags: BTreeMap::new(),
-            initiated_by: "TERMINATE_RECOVERY_INSTANCES",
-            job_type: "TERMINATE",
-        });
-        self.job_by_id.insert(job_id.clone(), index);
+            BTreeMap::new(),
+            "TERMINATE_RECOVERY_INSTANCES",
+            "TERMINATE",
+            now,
+        );
         for id in &ids {
             let i = self.by_id[id];
             self.instances[i].terminate_job = Some(index);

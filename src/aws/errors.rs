@@ -71,46 +71,72 @@ pub fn classify_call_error<E>(
 where
     E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
 {
-    let described = chain(&error);
     match error {
         SdkError::ServiceError(context) => {
-            let status = context.raw().status().as_u16();
-            let retry_after = context
-                .raw()
-                .headers()
-                .get("Retry-After")
-                .and_then(parse_retry_after);
+            let (status, retry_after) = answered(context.raw());
             let error = context.into_err();
-            let code = error.code().unwrap_or("Unknown").to_owned();
-            let message = error.message().unwrap_or_default().to_owned();
-            match (code.as_str(), status) {
-                ("ThrottlingException", _) | (_, 429) => LaunchError::Throttled {
-                    retry_after,
-                    message: format!("{code}: {message}"),
-                },
-                ("UninitializedAccountException", _) => LaunchError::Unusable {
-                    kind: Unusable::AccountNotInitialized,
-                    message: format!("{code}: {message}"),
-                },
-                ("AccessDeniedException", _) | (_, 403) => LaunchError::Unusable {
-                    kind: Unusable::AccessDenied,
-                    message: format!("{code}: {message}"),
-                },
-                ("ServiceQuotaExceededException", _) | (_, 402) => LaunchError::QuotaExceeded {
-                    message,
-                    quota_code: None,
-                },
-                (_, 408 | 500..) => LaunchError::Ambiguous {
-                    error: format!("HTTP {status} {code}: {message}"),
-                },
-                _ => LaunchError::Refused {
-                    code,
-                    message,
-                    resource_id: None,
-                    fields: Vec::new(),
-                },
-            }
+            by_code(
+                error.code().unwrap_or("Unknown"),
+                error.message().unwrap_or_default(),
+                status,
+                retry_after,
+            )
         }
+        other => unanswered(other),
+    }
+}
+
+/// An answer's HTTP status and `Retry-After`.
+fn answered(raw: &aws_smithy_runtime_api::http::Response) -> (u16, Option<std::time::Duration>) {
+    let retry_after = raw.headers().get("Retry-After").and_then(parse_retry_after);
+    (raw.status().as_u16(), retry_after)
+}
+
+/// A DRS error by its code and HTTP status, whatever operation answered it.
+fn by_code(
+    code: &str,
+    message: &str,
+    status: u16,
+    retry_after: Option<std::time::Duration>,
+) -> LaunchError {
+    let (code, message) = (code.to_owned(), message.to_owned());
+    match (code.as_str(), status) {
+        ("ThrottlingException", _) | (_, 429) => LaunchError::Throttled {
+            retry_after,
+            message: format!("{code}: {message}"),
+        },
+        ("UninitializedAccountException", _) => LaunchError::Unusable {
+            kind: Unusable::AccountNotInitialized,
+            message: format!("{code}: {message}"),
+        },
+        ("AccessDeniedException", _) | (_, 403) => LaunchError::Unusable {
+            kind: Unusable::AccessDenied,
+            message: format!("{code}: {message}"),
+        },
+        ("ServiceQuotaExceededException", _) | (_, 402) => LaunchError::QuotaExceeded {
+            message,
+            quota_code: None,
+        },
+        // A request timeout or a server error may come after DRS did the work.
+        (_, 408 | 500..) => LaunchError::Ambiguous {
+            error: format!("HTTP {status} {code}: {message}"),
+        },
+        _ => LaunchError::Refused {
+            code,
+            message,
+            resource_id: None,
+            fields: Vec::new(),
+        },
+    }
+}
+
+/// A call DRS did not answer: the request could not be built, never left, or its fate is unknown.
+fn unanswered<E>(error: SdkError<E, aws_smithy_runtime_api::http::Response>) -> LaunchError
+where
+    E: StdError + Send + Sync + 'static,
+{
+    let described = chain(&error);
+    match error {
         SdkError::ConstructionFailure(_) => LaunchError::Unusable {
             kind: Unusable::ClientMisconfigured,
             message: format!("the request could not be built: {described}"),
@@ -125,15 +151,9 @@ where
 /// Sorts an SDK failure by what is safe to do next. Anything that may have reached DRS and that
 /// DRS did not clearly refuse is ambiguous: the job may exist.
 pub fn classify_start_error(error: StartError) -> LaunchError {
-    let described = chain(&error);
     match error {
         SdkError::ServiceError(context) => {
-            let status = context.raw().status().as_u16();
-            let retry_after = context
-                .raw()
-                .headers()
-                .get("Retry-After")
-                .and_then(parse_retry_after);
+            let (status, retry_after) = answered(context.raw());
             match context.into_err() {
                 StartFailbackLaunchError::ThrottlingException(e) => LaunchError::Throttled {
                     retry_after: e.retry_after_seconds().and_then(parse_retry_after),
@@ -172,43 +192,17 @@ pub fn classify_start_error(error: StartError) -> LaunchError {
                             .unwrap_or_else(|| "the account is not initialised for DRS".into()),
                     }
                 }
-                other => {
-                    let code = other.code().unwrap_or("Unknown").to_owned();
-                    let message = other.message().unwrap_or_default().to_owned();
-                    match status {
-                        _ if code == "AccessDeniedException" || status == 403 => {
-                            LaunchError::Unusable {
-                                kind: Unusable::AccessDenied,
-                                message: format!("{code}: {message}"),
-                            }
-                        }
-                        // Whatever DRS calls it, a 429 asks for the same call later.
-                        429 => LaunchError::Throttled {
-                            retry_after,
-                            message: format!("{code}: {message}"),
-                        },
-                        // A request timeout or a server error may come after the job was made.
-                        408 | 500.. => LaunchError::Ambiguous {
-                            error: format!("HTTP {status} {code}: {message}"),
-                        },
-                        _ => LaunchError::Refused {
-                            code,
-                            message,
-                            resource_id: None,
-                            fields: Vec::new(),
-                        },
-                    }
-                }
+                // Whatever DRS calls it: a 429 asks for the same call later, a request timeout or a
+                // server error may come after the job was made.
+                other => by_code(
+                    other.code().unwrap_or("Unknown"),
+                    other.message().unwrap_or_default(),
+                    status,
+                    retry_after,
+                ),
             }
         }
-        SdkError::ConstructionFailure(_) => LaunchError::Unusable {
-            kind: Unusable::ClientMisconfigured,
-            message: format!("the request could not be built: {described}"),
-        },
-        SdkError::DispatchFailure(failure) if never_left(&failure) => LaunchError::NotSent {
-            error: format!("could not connect: {described}"),
-        },
-        _ => LaunchError::Ambiguous { error: described },
+        other => unanswered(other),
     }
 }
 
