@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use drs_failback::config::Config;
-use drs_failback_local::arc::{ArcEnd, ArcSettings, run_whole};
+use drs_failback_local::arc::{ArcEnd, ArcSettings, Finished, run_whole};
 use drs_sim::{
     FailbackState, Fleet, Lifecycle, Operation, Quotas, SimConfig, SimHandle, Simulator,
 };
@@ -105,6 +105,22 @@ pub async fn world(fleet: Fleet) -> Result<(SimHandle, SimFailback, ArcSettings)
     Ok((sim, failback, settings))
 }
 
+/// A whole failback of `request`, as the state machine runs it, and the simulated time it took.
+pub async fn run_to_end(
+    failback: &SimFailback,
+    request: serde_json::Value,
+    settings: &ArcSettings,
+) -> Result<(Finished, Duration), String> {
+    let started = Instant::now();
+    let end = run_whole(failback, request, settings, |_| {})
+        .await
+        .map_err(|e| format!("the run failed: {e}"))?;
+    match end {
+        ArcEnd::Finished(finished) => Ok((*finished, started.elapsed())),
+        ArcEnd::DryRun(_) => Err("a dry run".into()),
+    }
+}
+
 /// The function as the benchmark runs it: the SDK adapters, handed to the simulator.
 pub type SimFailback = drs_failback::handler::Failback<
     drs_failback::aws::drs::SdkDrs,
@@ -118,19 +134,12 @@ async fn measure() -> Result<Pipeline, String> {
         fleet.set_failure(id, "CONVERSION_FAIL");
     }
     let (sim, failback, settings) = world(fleet).await?;
-    let started = Instant::now();
-    let end = run_whole(
+    let (finished, wall) = run_to_end(
         &failback,
         json!({"runId": "bench-pipeline", "recoveryInstanceIDs": ids}),
         &settings,
-        |_| {},
     )
-    .await
-    .map_err(|e| format!("the run failed: {e}"))?;
-    let wall = started.elapsed();
-    let ArcEnd::Finished(finished) = end else {
-        return Err("a dry run".into());
-    };
+    .await?;
     let calls = sim.calls();
     let reads = [
         Operation::DescribeJobs,

@@ -6,12 +6,11 @@
 
 use std::time::Duration;
 
-use drs_failback_local::arc::{ArcEnd, run_whole};
 use drs_sim::{FailbackState, Fleet, Operation, Quotas, Replication, SimHandle};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::pipeline::{JOB, world};
+use crate::pipeline::{JOB, run_to_end, world};
 
 pub const N: usize = 500;
 /// Replication clients connect over this span, one after the other.
@@ -102,20 +101,13 @@ async fn measure() -> Result<Readiness, String> {
         })
         .collect();
     let (sim, failback, settings) = world(fleet).await?;
-    let started = tokio::time::Instant::now();
-    let end = run_whole(
+    let (finished, wall) = run_to_end(
         &failback,
         json!({"runId": "bench-readiness", "recoveryInstanceIDs": ids,
                "waitForReadySeconds": WAIT.as_secs()}),
         &settings,
-        |_| {},
     )
-    .await
-    .map_err(|e| format!("the run failed: {e}"))?;
-    let wall = started.elapsed();
-    let ArcEnd::Finished(finished) = end else {
-        return Err("a dry run".into());
-    };
+    .await?;
     let launches = launches(&sim, &ids, &ready_at)?;
     let job_windows: Vec<(u64, u64)> = sim
         .jobs()

@@ -71,6 +71,18 @@ impl State {
         Ok(job_id)
     }
 
+    /// A ConflictException for `id`, as unkind as the simulator is set to be: naming the
+    /// instance as DRS's model allows, only in its message, or not at all (`vague`).
+    fn conflict(&self, why: String, id: &str, vague: &str) -> ApiError {
+        if self.error_details && self.culprit_in_message_only {
+            ApiError::conflict_without_details(why)
+        } else if self.error_details {
+            ApiError::conflict(why, id)
+        } else {
+            ApiError::conflict_without_details(vague)
+        }
+    }
+
     /// A new job, created `now`: its index and id.
     fn push_job(
         &mut self,
@@ -210,15 +222,11 @@ impl State {
                     continue;
                 }
             };
-            return Err(if self.error_details && self.culprit_in_message_only {
-                ApiError::conflict_without_details(why)
-            } else if self.error_details {
-                ApiError::conflict(why, id)
-            } else {
-                ApiError::conflict_without_details(
-                    "One or more recovery instances cannot be launched now",
-                )
-            });
+            return Err(self.conflict(
+                why,
+                id,
+                "One or more recovery instances cannot be launched now",
+            ));
         }
         self.check_quotas(ids.len(), now)?;
 
@@ -281,13 +289,7 @@ impl State {
         };
         if let Some(job) = self.active_job(&self.instances[i], now) {
             let why = format!("Recovery instance {id} is part of active job {}", job.id);
-            return Err(if self.error_details {
-                ApiError::conflict(why, id)
-            } else {
-                ApiError::conflict_without_details(
-                    "The recovery instance cannot be disconnected now",
-                )
-            });
+            return Err(self.conflict(why, id, "The recovery instance cannot be disconnected now"));
         }
         self.instances[i].disconnected = true;
         Ok(json!({}))
@@ -326,13 +328,11 @@ impl State {
         for id in &ids {
             if let Some(job) = self.active_job(&self.instances[self.by_id[id]], now) {
                 let why = format!("Recovery instance {id} is part of active job {}", job.id);
-                return Err(if self.error_details {
-                    ApiError::conflict(why, id)
-                } else {
-                    ApiError::conflict_without_details(
-                        "One or more recovery instances cannot be terminated now",
-                    )
-                });
+                return Err(self.conflict(
+                    why,
+                    id,
+                    "One or more recovery instances cannot be terminated now",
+                ));
             }
         }
         self.check_quotas(ids.len(), now)?;
