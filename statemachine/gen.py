@@ -127,7 +127,7 @@ plan_states["ReadRequest"] = O(
         origin=j("$states.context.Execution.Name"),
         tags=j(f"({ENVELOPE}; $type($request.tags) = 'object' ? $request.tags : null)"),
         **PLAN_SETTINGS,
-        steps=[], stepIndex=-1, results=[], stepResult=None, finish=None,
+        steps=[], stepIndex=-1, results=[], stepResult=None, finish=None, finishCalls=0,
         # Looks at step executions in this attempt, all steps (counted from 0 again on a redrive):
         # at most src/plan/follow.rs MAX_POLLS, which bounds the history they write. `looks`
         # counts those at the step execution of the moment.
@@ -535,9 +535,23 @@ step_states["StepEnded"] = O(
 )
 plan_states["StepDone"] = O(
     Type="Choice",
-    Comment="A halted step halts the plan; after the last step the run is summed up; otherwise wait waitAfterSeconds (when not 0), ask for approval (when the step asks for it), and start the next step.",
+    Comment="A halted step halts the plan; a step with finish is finished first (its instances that came back, after an approval); then the plan goes on.",
     Choices=[
         O(Condition=j("$stepResult.status = \"halted\""), Next="HaltPlan"),
+        O(Condition=j("$exists($step.finish)"), Next="StartStepFinish"),
+    ],
+    Default="AfterStep",
+)
+plan_states["StartStepFinish"] = O(
+    Type="Pass",
+    Comment="The step's finishing: its instances only (step), its action; afterwards the plan goes on.",
+    Assign=O(finishScope=j("$step.name"), finishAfter="step", finishing=j("$step.finish")),
+    Next="FinishPlanned",
+)
+plan_states["AfterStep"] = O(
+    Type="Choice",
+    Comment="After the last step the run is summed up; otherwise wait waitAfterSeconds (when not 0), ask for approval (when the step asks for it), and start the next step.",
+    Choices=[
         O(Condition=j("$stepIndex + 1 >= $count($steps)"), Next="SumUp"),
         O(Condition=j("$step.waitAfterSeconds > 0"), Next="WaitAfterStep"),
         O(Condition=j("$step.approval = true"), Next="RequestApproval"),
@@ -600,24 +614,32 @@ plan_states["SumUp"] = O(
 plan_states["FinishOrPublish"] = O(
     Type="Choice",
     Comment="A plan with finish: what the run brought back is listed, approved, then disconnected or terminated before the run is announced; otherwise the run is announced now.",
-    Choices=[O(Condition=j("$finish != null"), Next="FinishPlanned")],
+    Choices=[O(Condition=j("$finish != null"), Next="StartRunFinish")],
     Default="PublishRunFinished",
+)
+plan_states["StartRunFinish"] = O(
+    Type="Pass",
+    Comment="The plan's finishing: the whole run's instances, the plan's action; the run's summary kept for after it.",
+    Assign=O(finishScope=None, finishAfter="run", finishing=j("$finish"), summary=j("$states.input")),
+    Next="FinishPlanned",
 )
 # A finishing call: the whole run's instances (no step), since the execution started (a redrive
 # keeps the start), with the plan's tracking interval between calls.
+# A run's finishings share MAX_FINISH_CALLS (finishCalls counts them all): the plan's history stays
+# bounded however many steps finish (tests/history.rs).
 def finish_call(dry_run, calls, approved=""):
-    return j("{\"action\": \"finish\", \"runId\": $runId, \"finishing\": $finish, \"dryRun\": " + dry_run + ", \"sinceMillis\": $toMillis($states.context.Execution.StartTime), \"calls\": " + calls + ", \"intervalSeconds\": $trackIntervalSeconds" + approved + "}")
+    return j("$merge([{\"action\": \"finish\", \"runId\": $runId, \"finishing\": $finishing, \"dryRun\": " + dry_run + ", \"sinceMillis\": $toMillis($states.context.Execution.StartTime), \"calls\": " + calls + ", \"intervalSeconds\": $trackIntervalSeconds" + approved + "}, $finishScope != null ? {\"step\": $finishScope} : {}])")
 # What the operator approved: the list's planned instances, and only those are ever finished.
 APPROVED = ", \"recoveryInstanceIDs\": [$finishPlan.groups[result = \"planned\"].recoveryInstanceIDs]"
-FINISH_NOT_DONE = lambda status: j("{\"finishing\": $finish, \"status\": \"" + status + "\", \"error\": $states.errorOutput}")
+FINISH_NOT_DONE = lambda status: j("{\"finishing\": $finishing, \"status\": \"" + status + "\", \"error\": $states.errorOutput}")
 plan_states["FinishPlanned"] = O(
     Type="Task",
     Comment="Lists what finishing would do (a dry run of the function's finish action: each instance of the run eligible or not, and why; nothing done). No Catch: if it cannot be listed after its retries, the execution fails here (ExecutionEndedRule then has the run's summary published) and a redrive lists again.",
     Resource="arn:aws:states:::lambda:invoke",
     TimeoutSeconds=TASK_TIMEOUT,
-    Arguments=O(FunctionName="${FailbackFunctionArn}", Payload=finish_call("true", "0")),
+    Arguments=O(FunctionName="${FailbackFunctionArn}", Payload=finish_call("true", "$finishCalls")),
     Retry=retry(6, [DRS_READ_FAILED]),
-    Assign=O(summary=j("$states.input"), finishPlan=j(P), finishCalls=0),
+    Assign=O(finishPlan=j(P)),
     Next="AnythingToFinish",
 )
 plan_states["AnythingToFinish"] = O(
@@ -629,7 +651,7 @@ plan_states["AnythingToFinish"] = O(
 plan_states["NothingToFinish"] = O(
     Type="Pass",
     Comment="The list, as the run's finishing result: no instance to finish.",
-    Assign=O(finishResult=j("{\"finishing\": $finish, \"status\": \"nothing to finish\", \"counts\": $finishPlan.counts, \"groups\": $finishPlan.groups}")),
+    Assign=O(finishResult=j("{\"finishing\": $finishing, \"status\": \"nothing to finish\", \"counts\": $finishPlan.counts, \"groups\": $finishPlan.groups}")),
     Next="FinishSummed",
 )
 FINISH_REFUSED = lambda status: O(finishResult=FINISH_NOT_DONE(status))
@@ -637,7 +659,7 @@ plan_states["RequestFinishApproval"] = O(
     Type="Task",
     Comment="Publishes Failback Finishing Approval Requested: what will be done (disconnect or terminate, irreversible) to exactly which instances, which are not eligible and why, how the run went; with this task's token, and waits. SendTaskSuccess finishes; SendTaskFailure (any error) or no answer within ApprovalTimeoutSeconds leaves every instance as it is (status refused / timed out); a publish that keeps failing asks nobody and does nothing (not requested). The failback itself is not affected: the run is announced either way.",
     Resource="arn:aws:states:::events:putEvents.waitForTaskToken",
-    Arguments=O(Entries=[event("Failback Finishing Approval Requested", "{\"runId\": $runId, \"finishing\": $finish, \"complete\": $summary.complete, \"halted\": $summary.halted, \"counts\": $finishPlan.counts, \"groups\": $finishPlan.groups, \"taskToken\": $states.context.Task.Token}")]),
+    Arguments=O(Entries=[event("Failback Finishing Approval Requested", "{\"runId\": $runId, \"step\": $finishScope, \"finishing\": $finishing, \"complete\": $finishAfter = \"run\" ? $summary.complete : $stepResult.complete, \"halted\": $finishAfter = \"run\" ? $summary.halted : null, \"counts\": $finishPlan.counts, \"groups\": $finishPlan.groups, \"taskToken\": $states.context.Task.Token}")]),
     TimeoutSeconds=j("$approvalTimeoutSeconds"),
     Retry=[O(ErrorEquals=APPROVAL_PUBLISH_ERRORS, IntervalSeconds=2, BackoffRate=2, MaxAttempts=3, JitterStrategy="FULL")],
     Catch=[
@@ -672,12 +694,24 @@ plan_states["WaitToFinish"] = O(
 plan_states["FinishDone"] = O(
     Type="Pass",
     Comment="The finishing's result: every instance's, as the last call answered (and published).",
-    Assign=O(finishResult=j("{\"finishing\": $finish, \"status\": \"finished\", \"complete\": $finishAnswer.complete, \"counts\": $finishAnswer.counts, \"groups\": $finishAnswer.groups, \"jobIDs\": $finishAnswer.jobIDs}")),
+    Assign=O(finishResult=j("{\"finishing\": $finishing, \"status\": \"finished\", \"complete\": $finishAnswer.complete, \"counts\": $finishAnswer.counts, \"groups\": $finishAnswer.groups, \"jobIDs\": $finishAnswer.jobIDs}")),
     Next="FinishSummed",
 )
 plan_states["FinishSummed"] = O(
+    Type="Choice",
+    Comment="A step's finishing goes into the step's result, and the plan goes on; the plan's, into the run's summary.",
+    Choices=[O(Condition=j("$finishAfter = \"run\""), Next="RunFinishSummed")],
+    Default="StepFinishSummed",
+)
+plan_states["StepFinishSummed"] = O(
     Type="Pass",
-    Comment="The run's summary with its finishing (finish: status finished, refused, timed out, not requested or nothing to finish; the counts and groups when there are).",
+    Comment="The step's result with its finishing (finish: status finished, refused, timed out, not requested or nothing to finish; the counts and groups when there are).",
+    Assign=O(stepResult=j("$merge([$stepResult, {\"finish\": $finishResult}])")),
+    Next="AfterStep",
+)
+plan_states["RunFinishSummed"] = O(
+    Type="Pass",
+    Comment="The run's summary with its finishing (finish: as a step's).",
     Output=j("$merge([$summary, {\"finish\": $finishResult}])"),
     Next="PublishRunFinished",
 )

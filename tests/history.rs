@@ -15,7 +15,7 @@ use std::path::Path;
 use drs_failback::finish::decide::MAX_FINISH_CALLS;
 use drs_failback::launch::next::MAX_CALLS_PER_EXECUTION;
 use drs_failback::plan::follow::MAX_POLLS;
-use drs_failback::request::MAX_PLAN_STEPS;
+use drs_failback::request::{MAX_FINISHING_STEPS, MAX_PLAN_STEPS};
 use serde_json::Value;
 
 const HISTORY_CAP: u64 = 25_000;
@@ -153,11 +153,26 @@ fn no_plan_execution_nears_the_history_cap_whatever_the_plan() {
         + parameter_bound("MaxRounds", "MaxValue")
         + 10;
     let parts = calls.div_ceil(u64::from(MAX_CALLS_PER_EXECUTION));
+    // A finishing (after a step that has one, and once more after the last step): listed,
+    // approved, summed up — its calls counted apart (a run's finishings share them).
+    let per_finishing_states = [
+        "FinishPlanned",
+        "AnythingToFinish",
+        "NothingToFinish",
+        "RequestFinishApproval",
+        "FinishDone",
+        "FinishSummed",
+        "StepFinishSummed",
+        "RunFinishSummed",
+        "StartStepFinish",
+        "StartRunFinish",
+    ];
     let per_step_states = [
         "StartStep",
         "PublishStepStarted",
         "StepSummed",
         "StepDone",
+        "AfterStep",
         "WaitAfterStep",
         "AfterWait",
         "RequestApproval",
@@ -207,14 +222,9 @@ fn no_plan_execution_nears_the_history_cap_whatever_the_plan() {
         "RequestRefused",
         "DrsNotUsable",
         "FinishOrPublish",
-        "FinishPlanned",
-        "AnythingToFinish",
-        "NothingToFinish",
-        "RequestFinishApproval",
-        "FinishDone",
-        "FinishSummed",
     ];
-    // The run's finishing, once: at most MAX_FINISH_CALLS calls, each with its wait and choice.
+    // The run's finishing calls, all its finishings together: at most MAX_FINISH_CALLS, each with
+    // its wait and choice.
     let per_finish_call_states = ["Finish", "FinishNext", "WaitToFinish"];
     check_counted(
         states,
@@ -225,13 +235,17 @@ fn no_plan_execution_nears_the_history_cap_whatever_the_plan() {
             &per_redrive_states,
             &once,
             &per_finish_call_states,
+            &per_finishing_states,
         ],
     );
     let per_step = sum(states, &per_step_states) + parts * sum(states, &per_part_states);
     let per_attempt = (u64::from(MAX_POLLS) + 1) * sum(states, &per_look_states);
     let per_redrive = sum(states, &per_redrive_states) + per_attempt;
-    let fixed =
-        2 + sum(states, &once) + u64::from(MAX_FINISH_CALLS) * sum(states, &per_finish_call_states);
+    // At most MAX_FINISHING_STEPS steps finish, and the plan once more after its last step.
+    let fixed = 2
+        + sum(states, &once)
+        + (MAX_FINISHING_STEPS as u64 + 1) * sum(states, &per_finishing_states)
+        + u64::from(MAX_FINISH_CALLS) * sum(states, &per_finish_call_states);
     let bound = MAX_PLAN_STEPS as u64 * per_step + per_attempt + REDRIVES * per_redrive + fixed;
     assert!(
         bound <= allowed(),

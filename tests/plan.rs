@@ -860,3 +860,42 @@ async fn a_finish_the_deployment_does_not_allow_is_refused_up_front() {
     );
     assert!(launches(&sim).is_empty());
 }
+
+/// A step's finish is checked like the plan's, naming the step; a plan may finish after at most
+/// MAX_FINISHING_STEPS of its steps (each adds a list and an approval to its execution's history).
+#[tokio::test(start_paused = true)]
+async fn a_steps_finish_is_checked_and_finishing_steps_are_bounded() {
+    let fleet = tiered();
+    let ids = fleet.ids();
+    let sim = sim_of(fleet).await;
+    let closed = failback_in_process(&sim, &[], 1.0).await;
+    let body =
+        plan(json!([{"name": "db", "recoveryInstanceIDs": [ids[0]], "finish": "disconnect"}]));
+    let error = closed
+        .handle_plan(body.clone(), in_minutes(5))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("steps[0] (db): finish \"disconnect\" is not enabled"),
+        "{error}"
+    );
+    let open = failback_in_process(&sim, &[("FINISHING_ACTIONS", "disconnect")], 1.0).await;
+    let answer = open.handle_plan(body, in_minutes(5)).await.unwrap();
+    assert_eq!(
+        serde_json::to_value(&answer).unwrap()["steps"][0]["finish"],
+        "disconnect"
+    );
+    let many: Vec<Value> = (0..5)
+        .map(|k| json!({"name": format!("s{k}"), "recoveryInstanceIDs": [ids[k]], "finish": "disconnect"}))
+        .collect();
+    let error = open
+        .handle_plan(plan(json!(many)), in_minutes(5))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("finish is set on 5 steps; at most 4"),
+        "{error}"
+    );
+}

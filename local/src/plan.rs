@@ -61,6 +61,8 @@ pub struct StepReport {
     pub error: Option<String>,
     /// The step's arc, when it ran.
     pub finished: Option<Box<Finished>>,
+    /// The step's finishing, as its summary carries it (`finish`), when it has one.
+    pub finish: Option<Value>,
 }
 
 #[derive(Debug, Clone)]
@@ -114,6 +116,9 @@ impl PlanFinished {
                     out["verdict"] = json!(finished.answer.verdict);
                     out["rounds"] = json!(finished.progress.rounds);
                     out["trackingCalls"] = json!(finished.progress.tracking_calls);
+                }
+                if let Some(finish) = &step.finish {
+                    out["finish"] = finish.clone();
                 }
                 out
             })
@@ -172,6 +177,8 @@ pub async fn run_plan<D: Drs, P: EventPublisher>(
     let since = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
+    // A run's finishings share their calls, as the plan execution's do.
+    let mut finish_calls = 0;
     let deadline = Instant::now() + settings.invocation_timeout;
     let plan = match failback.dispatch(request.clone(), deadline).await? {
         Reply::Plan(plan) => plan,
@@ -231,6 +238,7 @@ pub async fn run_plan<D: Drs, P: EventPublisher>(
                     reason,
                     error: finished.launch_error.clone(),
                     finished: Some(finished),
+                    finish: None,
                 }
             }
             Ok(ArcEnd::DryRun(_)) => return Err(HandlerError::WrongAction { expected: "plan" }),
@@ -238,6 +246,25 @@ pub async fn run_plan<D: Drs, P: EventPublisher>(
             // step's final call that failed for good: the execution fails at that call (FinalTrack).
             Err(error) => return Err(error),
         };
+        let mut report = report;
+        // As the plan execution's StepDone: a step that does not halt the plan and has a finish
+        // is finished (listed, approved) before the plan goes on.
+        if let (StepStatus::Finished, Some(finishing)) = (report.status, step.finish) {
+            let scope = Scope {
+                run_id: &plan.run_id,
+                step: Some(&step.name),
+                since,
+            };
+            let done = finish_run(
+                failback,
+                &scope,
+                finishing,
+                &mut finish_calls,
+                settings,
+                hooks,
+            );
+            report.finish = Some(done.await);
+        }
         hooks.step_ended(index, &report);
         let stop = report.status == StepStatus::Halted;
         if stop {
@@ -258,6 +285,7 @@ pub async fn run_plan<D: Drs, P: EventPublisher>(
             reason: Some("PLAN_HALTED".into()),
             error: None,
             finished: None,
+            finish: None,
         });
     }
     let complete = halted.is_none()
@@ -266,7 +294,20 @@ pub async fn run_plan<D: Drs, P: EventPublisher>(
             .all(|r| r.finished.as_ref().is_some_and(|f| f.complete));
     let finish = match plan.finish {
         Some(finishing) => {
-            Some(finish_run(failback, &plan.run_id, finishing, since, settings, hooks).await)
+            let scope = Scope {
+                run_id: &plan.run_id,
+                step: None,
+                since,
+            };
+            let done = finish_run(
+                failback,
+                &scope,
+                finishing,
+                &mut finish_calls,
+                settings,
+                hooks,
+            );
+            Some(done.await)
         }
         None => None,
     };
@@ -279,22 +320,34 @@ pub async fn run_plan<D: Drs, P: EventPublisher>(
     })))
 }
 
-/// The plan's finishing, as the plan execution does it after its last step: listed (a dry run),
-/// approved, then asked for until the function says it is done; its result as the run's summary
-/// carries it. A call that fails leaves the finishing there (status failed), as a Catch does.
+/// What a finishing is over: the run, or one step of it, whose jobs are among those made since.
+struct Scope<'a> {
+    run_id: &'a str,
+    step: Option<&'a str>,
+    since: u64,
+}
+
+/// A finishing (after a step that has one, or after the last step), as the plan execution does
+/// it: listed (a dry run), approved, then asked for until the function says it is done; its
+/// result as the step's or the run's summary carries it. The run's finishings share their calls
+/// (`calls`), as the plan's do. A call that fails stops the finishing there (status failed), where
+/// the plan execution would fail for a redrive.
 async fn finish_run<D: Drs, P: EventPublisher>(
     failback: &Failback<D, P>,
-    run_id: &str,
+    scope: &Scope<'_>,
     finishing: Finishing,
-    since: u64,
+    calls: &mut u32,
     settings: &ArcSettings,
     hooks: &mut impl PlanHooks,
 ) -> Value {
     let not_done = |status: &str, error: Option<String>| json!({"finishing": finishing, "status": status, "error": error});
     let call = |dry_run: bool, calls: u32, approved: &[String]| {
-        let mut payload = json!({"action": "finish", "runId": run_id, "finishing": finishing,
-            "dryRun": dry_run, "sinceMillis": since, "calls": calls,
-            "intervalSeconds": settings.track_interval.as_secs().max(1)});
+        let mut payload = json!({"action": "finish", "runId": scope.run_id,
+            "finishing": finishing, "dryRun": dry_run, "sinceMillis": scope.since,
+            "calls": calls, "intervalSeconds": settings.track_interval.as_secs().max(1)});
+        if let Some(step) = scope.step {
+            payload["step"] = json!(step);
+        }
         if !dry_run {
             payload["recoveryInstanceIDs"] = json!(approved);
         }
@@ -308,9 +361,9 @@ async fn finish_run<D: Drs, P: EventPublisher>(
             Err(error) => Err(error.to_string()),
         }
     };
-    let listed = match ask(call(true, 0, &[])).await {
+    let listed = match ask(call(true, *calls, &[])).await {
         Ok(listed) => listed,
-        Err(error) => return not_done("not listed", Some(error)),
+        Err(error) => return not_done("failed", Some(error)),
     };
     if listed.counts.planned == 0 {
         return json!({"finishing": finishing, "status": "nothing to finish",
@@ -328,13 +381,12 @@ async fn finish_run<D: Drs, P: EventPublisher>(
         .filter(|g| g.result == FinishResult::Planned)
         .flat_map(|g| g.recovery_instance_ids.iter().cloned())
         .collect();
-    let mut calls = 0;
     loop {
-        let answer = match ask(call(false, calls, &approved)).await {
+        let answer = match ask(call(false, *calls, &approved)).await {
             Ok(answer) => answer,
             Err(error) => return not_done("failed", Some(error)),
         };
-        calls += 1;
+        *calls += 1;
         match answer.next {
             FinishNext::Finish { wait_seconds } => {
                 sleep(Duration::from_secs(wait_seconds)).await;

@@ -37,17 +37,17 @@ pub fn longest(request: &PlanRequest, limits: &PlanLimits) -> u64 {
         + finishing(request, limits)
 }
 
-/// The finishing after the last step, when the plan has one: its approval to its timeout, then
-/// every finishing call the function may ask for, an interval apart.
+/// The run's finishings (after a step that has one, and after the last step): each approval to
+/// its timeout, and every finishing call the function may ask for — a run's finishings share
+/// MAX_FINISH_CALLS — an interval apart.
 fn finishing(request: &PlanRequest, limits: &PlanLimits) -> u64 {
-    match request.finish {
-        Some(_) => {
-            limits.approval_timeout_seconds
-                + u64::from(MAX_FINISH_CALLS) * limits.track_interval_seconds
-                + STEP_SLACK_SECONDS
-        }
-        None => 0,
+    let finishings = request.steps.iter().filter(|s| s.finish.is_some()).count()
+        + usize::from(request.finish.is_some());
+    if finishings == 0 {
+        return 0;
     }
+    finishings as u64 * (limits.approval_timeout_seconds + STEP_SLACK_SECONDS)
+        + u64::from(MAX_FINISH_CALLS) * limits.track_interval_seconds
 }
 
 /// Refuses a plan that could outlast its execution (when the execution said how long it may run).

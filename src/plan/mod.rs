@@ -20,7 +20,8 @@ use crate::error::HandlerError;
 use crate::launch::answer::NotLaunchedGroup;
 use crate::launch::outcome::{Counts, DeferReason};
 use crate::request::{
-    Critical, Finishing, Ids, LaunchRequest, PlanRequest, PlanStep, RequestError, Selector, invalid,
+    Critical, Finishing, Ids, LaunchRequest, PlanRequest, PlanStep, RequestError, Selector,
+    invalid, label, within,
 };
 
 /// The answer to a plan request.
@@ -55,6 +56,8 @@ pub struct StepPlan {
     pub wait_after_seconds: u64,
     pub approval: bool,
     pub wait_for_ready_seconds: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finish: Option<Finishing>,
     /// Recovery instances the step reaches now (a plain request: the ids it names).
     pub instances: usize,
     /// Dry run: what a launch of the step would do now.
@@ -116,22 +119,32 @@ pub async fn check<D: Drs>(
 /// A finishing action the deployment does not allow is refused before anything launches: its role
 /// lacks the permission, and the run would end with every instance's finishing failed.
 fn check_finish(config: &Config, request: &PlanRequest) -> Result<(), RequestError> {
-    let allowed = match request.finish {
-        None => return Ok(()),
-        Some(Finishing::Disconnect) => config.finishing.disconnect,
-        Some(Finishing::Terminate) => config.finishing.terminate,
+    let refusal = |finishing: Finishing| {
+        let allowed = match finishing {
+            Finishing::Disconnect => config.finishing.disconnect,
+            Finishing::Terminate => config.finishing.terminate,
+        };
+        let name = finishing.name();
+        (!allowed).then(|| {
+            invalid(
+                "finish",
+                &format!(
+                    "\"{name}\" is not enabled for this deployment: deploy the stack with \
+                     FinishingActions {name} (or disconnect-and-terminate), which gives the \
+                     function's role that permission"
+                ),
+            )
+        })
     };
-    if allowed {
-        return Ok(());
+    if let Some(error) = request.finish.and_then(refusal) {
+        return Err(error);
     }
-    let name = request.finish.map_or("", Finishing::name);
-    Err(invalid(
-        "finish",
-        &format!(
-            "\"{name}\" is not enabled for this deployment: deploy the stack with FinishingActions \
-             {name} (or disconnect-and-terminate), which gives the function's role that permission"
-        ),
-    ))
+    for (index, step) in request.steps.iter().enumerate() {
+        if let Some(error) = step.finish.and_then(refusal) {
+            return Err(within(&label(&request.steps, index), error));
+        }
+    }
+    Ok(())
 }
 
 /// A step's launch as it would go now, the resolved ids named outright.
@@ -205,6 +218,7 @@ fn step_plan(step: &PlanStep, plain: bool, instances: usize) -> StepPlan {
         wait_after_seconds: step.wait_after_seconds,
         approval: step.approval,
         wait_for_ready_seconds: step.wait_for_ready_seconds,
+        finish: step.finish,
         instances,
         counts: None,
         planned_job_sizes: None,

@@ -36,7 +36,8 @@ pub use launch::{Ids, LaunchRequest, OtherStep, Waiting};
 pub use not_launched::{GivenGroup, NotLaunched, NotLaunchedAs};
 pub(crate) use plan::label;
 pub use plan::{
-    MAX_PLAN_STEPS, MAX_WAIT_AFTER_SECONDS, PLAIN_STEP_NAME, PlanLimits, PlanRequest, PlanStep,
+    MAX_FINISHING_STEPS, MAX_PLAN_STEPS, MAX_WAIT_AFTER_SECONDS, PLAIN_STEP_NAME, PlanLimits,
+    PlanRequest, PlanStep,
 };
 use plan::{WAIT_AFTER_EXPECTED, parse_plan};
 pub use rules::{Critical, STEP_NAME_MAX_LEN};

@@ -30,6 +30,9 @@ pub const MAX_PLAN_STEPS: usize = 50;
 /// A day: longer pauses are what `approval` is for.
 pub const MAX_WAIT_AFTER_SECONDS: u64 = 86_400;
 pub(super) const WAIT_AFTER_EXPECTED: &str = "a whole number of seconds from 0 to 86400";
+/// Steps that may each be followed by a finishing (its list, its approval): each adds to the plan
+/// execution's history, whose bound tests/history.rs proves with this many.
+pub const MAX_FINISHING_STEPS: usize = 4;
 /// The one step a plain launch request becomes.
 pub const PLAIN_STEP_NAME: &str = "failback";
 
@@ -47,6 +50,9 @@ pub struct PlanStep {
     pub approval: bool,
     /// How long the step waits for its instances on their way to become ready.
     pub wait_for_ready_seconds: u64,
+    /// Right after the step (unless it halts the plan), once an operator approved it, what is
+    /// done with the recovery instances the step brought back.
+    pub finish: Option<Finishing>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -112,6 +118,7 @@ struct StepBody {
     wait_after_seconds: Option<u64>,
     approval: Option<bool>,
     wait_for_ready_seconds: Option<u64>,
+    finish: Option<Value>,
 }
 
 /// Parses a plan, or a plain launch request as a plan of one step.
@@ -165,6 +172,16 @@ pub(crate) fn parse_plan(
         return Err(RequestError::PlanTooLarge { count, max });
     }
     check_distinct(&steps)?;
+    let finishing = steps.iter().filter(|s| s.finish.is_some()).count();
+    if finishing > MAX_FINISHING_STEPS {
+        return Err(invalid(
+            "finish",
+            &format!(
+                "is set on {finishing} steps; at most {MAX_FINISHING_STEPS} steps may each be \
+                 followed by a finishing (or finish the whole run once: the plan's own finish)"
+            ),
+        ));
+    }
     let dry_run = body.dry_run.unwrap_or(false);
     let finish = match &body.finish {
         None => None,
@@ -261,6 +278,10 @@ fn parse_step(raw: &Value, last: bool, max_instances: usize) -> Result<PlanStep,
         wait_after_seconds,
         approval,
         wait_for_ready_seconds: parse_wait_for_ready(body.wait_for_ready_seconds)?,
+        finish: match &body.finish {
+            None => None,
+            Some(given) => Some(Finishing::parse("finish", given)?),
+        },
     })
 }
 

@@ -92,7 +92,7 @@ const refused = (message) => functionError("InvalidFailbackRequest", `invalid fa
 
 const PLAN_FIELDS = ["action", "runId", "tags", "dryRun", "steps", "recoveryInstanceIDs", "sourceServerIDs", "limits", "finish"];
 const FINISH_FIELDS = ["action", "runId", "step", "finishing", "dryRun", "sinceMillis", "calls", "intervalSeconds", "recoveryInstanceIDs"];
-const STEP_FIELDS = ["name", "recoveryInstanceIDs", "sourceServerIDs", "selector", "critical", "maxFailed", "waitAfterSeconds", "approval", "waitForReadySeconds"];
+const STEP_FIELDS = ["name", "recoveryInstanceIDs", "sourceServerIDs", "selector", "critical", "maxFailed", "waitAfterSeconds", "approval", "waitForReadySeconds", "finish"];
 const LAUNCH_FIELDS = ["recoveryInstanceIDs", "sourceServerIDs", "selector", "tags", "runId", "dryRun", "action", "step", "otherSteps", "loop", "waitForReadySeconds", "waiting"];
 const TRACK_FIELDS = ["action", "runId", "step", "critical", "maxFailed", "jobIDs", "reportedJobIDs", "final", "notLaunched", "loop", "heldByOtherSteps"];
 const JOB_ID = /^drsjob-[0-9a-zA-Z]{17}$/;
@@ -257,6 +257,7 @@ function fakeFunction(options = {}) {
         waitAfterSeconds: step.waitAfterSeconds ?? 0,
         approval: step.approval ?? false,
         waitForReadySeconds: step.waitForReadySeconds ?? 0,
+        ...("finish" in step ? { finish: step.finish } : {}),
         instances: ids.length,
       };
       return body.dryRun ? { ...out, ...dryRunOf(ids) } : out;
@@ -280,7 +281,7 @@ function fakeFunction(options = {}) {
     assert.ok(Number.isInteger(body.calls) && Number.isInteger(body.intervalSeconds), "calls, intervalSeconds");
     const now = seconds(clock);
     const latest = new Map();
-    for (const job of jobs.values()) if (job.runId === body.runId) for (const id of job.ids) latest.set(id, job);
+    for (const job of jobs.values()) if (job.runId === body.runId && (body.step === undefined || job.step === body.step)) for (const id of job.ids) latest.set(id, job);
     assert.equal(Array.isArray(body.recoveryInstanceIDs), !body.dryRun, "a real call carries what was approved, a dry run nothing");
     // Only what was approved is ever finished.
     const back = [...latest].filter(([id, job]) => now >= job.started + jobSeconds && !(id in job.fails)).map(([id]) => id).filter((id) => body.dryRun || body.recoveryInstanceIDs.includes(id));
@@ -853,6 +854,31 @@ test("finishing approved: the run's instances that came back are listed, approve
   assert.equal(published(run, "Failback Finishing Approval Requested").length, 1);
 });
 
+test("a step's finishing: right after the step, its instances only, approved, before the next step starts; the step's result carries it", async () => {
+  const db = ids("0h", 2);
+  const app = ids("0i", 2);
+  const fake = fakeFunction({ jobSeconds: 300 });
+  const steps = [{ name: "db", recoveryInstanceIDs: db, finish: "disconnect" }, { name: "app", recoveryInstanceIDs: app }];
+  const asked = [];
+  const run = await execute(definition(), { runId: "wave-step-fin", steps }, {
+    ...fake,
+    answer: ({ entries }) => {
+      asked.push(typeof entries[0].Detail === "string" ? JSON.parse(entries[0].Detail) : entries[0].Detail);
+      return { output: { approvedBy: "ops" }, afterSeconds: 60 };
+    },
+  });
+  assertEnded(run, "FailbackComplete");
+  assert.deepEqual(asked.map((a) => [a.step, a.finishing, a.counts.planned]), [["db", "disconnect", 2]]);
+  const finishes = fake.calls.filter((c) => c.action === "finish");
+  assert.ok(finishes.length >= 2 && finishes.every((c) => c.step === "db"), "the step's instances only");
+  const firstApp = fake.calls.findIndex((c) => c.step === "app");
+  assert.ok(fake.calls.lastIndexOf(finishes.at(-1)) < firstApp, "finished before the next step starts");
+  assert.deepEqual(fake.finished.sort(), [...db].sort());
+  assert.equal(run.output.steps[0].finish.status, "finished");
+  assert.equal(run.output.steps[1].finish, undefined);
+  assert.equal(run.output.finish, undefined);
+});
+
 test("finishing refused, or never answered: nothing is finished, the failback itself stands; nothing to finish asks nobody", async () => {
   const requested = ids("0g", 2);
   const steps = [{ name: "wave", recoveryInstanceIDs: requested }];
@@ -1191,7 +1217,7 @@ test("a failed step execution redriven by hand while the plan waits for it: the 
   assert.equal(redriven.trace[0].state, "FinalTrack", "the step execution went on at its failed call");
   assert.equal(run.redriveCount, 0, "the plan was not redriven");
   const plan = planStates(run);
-  assert.deepEqual(plan.slice(plan.lastIndexOf("RunStep")), ["RunStep", "CheckStep", "StepGate", "FollowStep", "WaitForStep", "CheckStep", "StepGate", "FollowStep", "ReadStepOutput", "StepRan", "StepSummed", "StepDone", "SumUp", "FinishOrPublish", "PublishRunFinished", "Finished", "FailbackComplete"]);
+  assert.deepEqual(plan.slice(plan.lastIndexOf("RunStep")), ["RunStep", "CheckStep", "StepGate", "FollowStep", "WaitForStep", "CheckStep", "StepGate", "FollowStep", "ReadStepOutput", "StepRan", "StepSummed", "StepDone", "AfterStep", "SumUp", "FinishOrPublish", "PublishRunFinished", "Finished", "FailbackComplete"]);
   assert.equal(planStates(run).filter((n) => n === "ReadStepOutput").length, 1, "its result read once it ended well");
   assert.equal(run.output.counts.succeeded, 8);
   assert.deepEqual(run.output.steps.map((s) => s.status), ["finished", "finished", "finished"]);
