@@ -393,10 +393,10 @@ async fn a_later_steps_refused_launch_halts_the_plan() {
     assert_eq!(launches, 1, "only the databases' launch reached DRS");
 }
 
-/// The sample plan that ends with a finish (`events/plan-finish.json`), run as `drs-failback-local`
-/// runs it on a stack that allows terminating: an app server still replicating is waited for,
-/// one fails; once approved, what came back is terminated and followed to the end, the failed
-/// one kept; the run's summary carries the finishing.
+/// The sample plan with finishings (`events/plan-finish.json`), run as `drs-failback-local` runs
+/// it on a stack that allows both: the databases disconnected right after their step, an app
+/// server still replicating waited for, one failing; once approved, what the run brought back is
+/// terminated and followed to the end, the failed one kept; the summaries carry the finishings.
 #[tokio::test(start_paused = true)]
 async fn a_plan_that_ends_with_a_finish_terminates_what_came_back() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../events/plan-finish.json");
@@ -419,7 +419,7 @@ async fn a_plan_that_ends_with_a_finish_terminates_what_came_back() {
     );
     let sim = sim(fleet).await;
     let failback = drs_failback::aws::failback(
-        Config::from_pairs(&[("FINISHING_ACTIONS", "terminate")]).unwrap(),
+        Config::from_pairs(&[("FINISHING_ACTIONS", "disconnect-and-terminate")]).unwrap(),
         &sim.in_process_sdk_config().await,
     );
     let mut seen = Seen::answering(Approval::Given);
@@ -433,8 +433,14 @@ async fn a_plan_that_ends_with_a_finish_terminates_what_came_back() {
     assert_eq!(output["complete"], true, "{output}");
     assert_eq!(
         seen.asked,
-        [("finishing".to_owned(), "terminate".to_owned())]
+        [
+            ("finishing".to_owned(), "disconnect".to_owned()),
+            ("finishing".to_owned(), "terminate".to_owned())
+        ]
     );
+    let databases = &output["steps"][0]["finish"];
+    assert_eq!(databases["status"], "finished", "{databases}");
+    assert_eq!(databases["counts"]["done"], 2);
     let finish = &output["finish"];
     assert_eq!(finish["status"], "finished", "{finish}");
     assert_eq!(finish["counts"]["done"], 4);
