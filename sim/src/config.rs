@@ -253,6 +253,28 @@ pub struct SimConfig {
     /// Jobs run this many times faster than `lifecycle` says: a realistic lifecycle (minutes)
     /// in a local run that shows a whole failback in seconds.
     pub time_scale: f64,
+    /// Other (account, region)s, each a whole simulator of its own, reached by a call signed
+    /// for its region with keys of its account (a session of one of its [`Role`]s).
+    pub targets: Vec<SimConfig>,
+    /// IAM roles target accounts hold, which the home account may assume through STS.
+    pub roles: Vec<Role>,
+}
+
+/// A role a target account holds: `arn:aws:iam::<accountId>:role/<name>`, assumable by the home
+/// account with `externalId` when one is set (and only then).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Role {
+    pub account_id: String,
+    pub name: String,
+    #[serde(default)]
+    pub external_id: Option<String>,
+}
+
+impl Role {
+    pub fn arn(&self) -> String {
+        format!("arn:aws:iam::{}:role/{}", self.account_id, self.name)
+    }
 }
 
 /// The unkind settings, changed while the simulator runs (absent ones stay as they are).
@@ -299,6 +321,8 @@ impl Default for SimConfig {
             final_state_lag: Duration::ZERO,
             history: History::default(),
             time_scale: 1.0,
+            targets: Vec::new(),
+            roles: Vec::new(),
         }
     }
 }
@@ -328,6 +352,10 @@ struct ConfigFile {
     time_scale: Option<f64>,
     /// Inline fleet, same form as a `--fleet` file.
     fleet: Option<serde_json::Value>,
+    /// Other (account, region)s: each a config of this form with its `accountId` and `region`,
+    /// starting from this one's settings without its fleet, faults and history.
+    targets: Option<Vec<serde_json::Value>>,
+    roles: Option<Vec<Role>>,
 }
 
 impl SimConfig {
@@ -391,7 +419,33 @@ impl SimConfig {
         if let Some(fleet) = file.fleet {
             self.fleet = Fleet::from_json(&fleet.to_string())?;
         }
+        if let Some(roles) = file.roles {
+            self.roles = roles;
+        }
+        if let Some(targets) = file.targets {
+            self.targets = targets
+                .iter()
+                .map(|t| {
+                    let mut target = self.target_base();
+                    target.merge_json(&t.to_string())?;
+                    Ok(target)
+                })
+                .collect::<Result<_, SimError>>()?;
+        }
         self.check()
+    }
+
+    /// What a target starts from: this simulator's settings, none of its instances, faults,
+    /// history, targets or roles.
+    pub fn target_base(&self) -> SimConfig {
+        SimConfig {
+            fleet: Fleet::default(),
+            faults: Vec::new(),
+            history: History::default(),
+            targets: Vec::new(),
+            roles: Vec::new(),
+            ..self.clone()
+        }
     }
 
     pub(crate) fn check(&self) -> Result<(), SimError> {
@@ -426,6 +480,40 @@ impl SimConfig {
             return Err(SimError::Config(
                 "history: at most 1000000 jobs over 0-3650 days".into(),
             ));
+        }
+        let mut seen = vec![(self.account_id.as_str(), self.region.as_str())];
+        for target in &self.targets {
+            target.check()?;
+            if !target.targets.is_empty() || !target.roles.is_empty() {
+                return Err(SimError::Config(
+                    "a target holds no targets or roles of its own (roles go at the top)".into(),
+                ));
+            }
+            let key = (target.account_id.as_str(), target.region.as_str());
+            if seen.contains(&key) {
+                return Err(SimError::Config(format!(
+                    "target {}/{} is given twice (or is the home account and region)",
+                    key.0, key.1
+                )));
+            }
+            seen.push(key);
+        }
+        for role in &self.roles {
+            let valid_name = !role.name.is_empty()
+                && role.name.len() <= 64
+                && role
+                    .name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b));
+            if role.account_id.len() != 12 || !role.account_id.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(SimError::Config(format!(
+                    "role {}: accountId must be 12 digits",
+                    role.name
+                )));
+            }
+            if !valid_name {
+                return Err(SimError::Config(format!("bad role name {:?}", role.name)));
+            }
         }
         Ok(())
     }

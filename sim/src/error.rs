@@ -150,6 +150,31 @@ impl ApiError {
         )
     }
 
+    /// Keys STS gave out, used after they expired: both protocols name it so.
+    pub(crate) fn expired_token() -> Self {
+        let kind = "ExpiredTokenException";
+        ApiError::new(
+            403,
+            kind,
+            "The security token included in the request is expired",
+        )
+        .with("code", kind)
+        .with("__type", kind)
+    }
+
+    /// Keys of an account the service does not know in that region: an opt-in region not
+    /// enabled for it, as AWS answers.
+    pub(crate) fn unrecognized_client() -> Self {
+        let kind = "UnrecognizedClientException";
+        ApiError::new(
+            403,
+            kind,
+            "The security token included in the request is invalid.",
+        )
+        .with("code", kind)
+        .with("__type", kind)
+    }
+
     pub(crate) fn access_denied(message: impl Into<String>) -> Self {
         ApiError::drs(403, "AccessDeniedException", message)
     }

@@ -18,21 +18,24 @@ use hyper::body::Bytes;
 use hyper::{Method, Request, Uri};
 
 use crate::routing::{Incoming, answer, operation_of};
-use crate::state::Shared;
+use crate::world::World;
 
 /// Requests go nowhere near this host: the client below answers them.
 const IN_PROCESS_ENDPOINT: &str = "http://drs-sim.in-process";
 
 #[derive(Debug, Clone)]
-struct InProcess(Arc<Shared>);
+struct InProcess(Arc<World>);
 
 impl HttpConnector for InProcess {
     fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
-        let shared = Arc::clone(&self.0);
+        let world = Arc::clone(&self.0);
         HttpConnectorFuture::new(async move {
             let incoming = incoming(&request).map_err(ConnectorError::user)?;
-            let refused =
-                operation_of(&incoming).is_some_and(|op| shared.lock().refuse_connection(op));
+            let refused = operation_of(&incoming).is_some_and(|op| {
+                world
+                    .route(incoming.headers(), tokio::time::Instant::now())
+                    .is_ok_and(|shared| shared.lock().refuse_connection(op))
+            });
             if refused {
                 // What hyper reports when nothing listens: an I/O error of kind ConnectionRefused.
                 return Err(ConnectorError::io(Box::new(std::io::Error::new(
@@ -40,7 +43,7 @@ impl HttpConnector for InProcess {
                     "connection refused (simulated)",
                 ))));
             }
-            let reply = answer(shared, incoming).await;
+            let reply = answer(world, incoming).await;
             let status = StatusCode::try_from(reply.status)
                 .map_err(|e| ConnectorError::other(Box::new(e), None))?;
             let mut response = HttpResponse::new(status, SdkBody::from(reply.body));
@@ -67,8 +70,8 @@ fn incoming(request: &HttpRequest) -> Result<Incoming, Box<dyn std::error::Error
     Ok(builder.body(body)?)
 }
 
-pub(crate) async fn sdk_config(shared: Arc<Shared>) -> SdkConfig {
-    let connector = SharedHttpConnector::new(InProcess(shared));
+pub(crate) async fn sdk_config(world: Arc<World>) -> SdkConfig {
+    let connector = SharedHttpConnector::new(InProcess(world));
     crate::sdk_config(IN_PROCESS_ENDPOINT)
         .await
         .to_builder()

@@ -1,5 +1,6 @@
-//! `drs-sim`: a local simulator of the two AWS endpoints drs-failback talks to, AWS Elastic
-//! Disaster Recovery (restJson1) and EventBridge PutEvents (awsJson1_1), on one loopback port.
+//! `drs-sim`: a local simulator of the AWS endpoints drs-failback talks to, AWS Elastic Disaster
+//! Recovery (restJson1), EventBridge PutEvents (awsJson1_1) and STS AssumeRole (awsQuery), on one
+//! loopback port.
 //! The real AWS SDK for Rust clients work against it unchanged with `endpoint_url` set (see
 //! [`sdk_config`]).
 //!
@@ -12,12 +13,17 @@
 //! - failback replication that progresses over simulated time before an instance is ready
 //!   ([`Replication`]): an ETA, a stall, a client that disconnects or never connects;
 //! - the DRS quotas ([`Quotas`]) and the all-or-nothing StartFailbackLaunch;
+//! - many accounts and regions ([`SimConfig::targets`]), each with its own DRS state, quotas,
+//!   faults and calls, a call routed by the keys and region it is signed with; STS AssumeRole
+//!   for the roles target accounts hold ([`Role`]), keys that expire; a region a target does not
+//!   use refuses as an opt-in region not enabled does;
 //! - faults on demand ([`Fault`]) and a record of every call ([`CallRecord`]) and delivered
 //!   event ([`DeliveredEvent`]).
 //!
 //! Admin API on the same port, no SigV4, JSON: `GET /_sim/{health,calls,events,jobs,instances,
 //! faults}`, `POST /_sim/faults` (a fault or a list), `DELETE /_sim/faults`, `POST
-//! /_sim/instances` (`{"recoveryInstanceID", "state"?, "launchResult"?, "replication"?}`), `POST /_sim/reset`.
+//! /_sim/instances` (`{"recoveryInstanceID", "state"?, "launchResult"?, "replication"?}`), `POST /_sim/reset`;
+//! the same under `/_sim/targets/<account>/<region>/` for a target, `GET /_sim/targets` lists them.
 
 mod admin;
 mod clock;
@@ -35,15 +41,17 @@ mod routing;
 mod server;
 mod sigv4;
 mod state;
+mod world;
 
 pub use clock::iso8601;
-pub use config::{Fault, History, Lifecycle, Operation, Quotas, SimConfig};
+pub use config::{Fault, History, Lifecycle, Operation, Quotas, Role, SimConfig};
 pub use error::SimError;
 pub use fleet::{FailbackState, Fleet, FleetInstance, LaunchResult};
 pub use model::embedded_model;
 pub use replication::{INITIATING_SECONDS, Replication};
 pub use server::{SimHandle, Simulator};
 pub use state::{CallRecord, DeliveredEvent, SimInstance, SimJob, SimParticipant};
+pub use world::TargetKey;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::Credentials;

@@ -21,4 +21,16 @@ impl Reply {
             body: Bytes::from(body.to_string()),
         }
     }
+
+    /// An XML answer (STS's awsQuery protocol), with its request id.
+    pub(crate) fn xml(status: u16, body: String, request_id: String) -> Reply {
+        Reply {
+            status,
+            headers: vec![
+                ("content-type", "text/xml".to_owned()),
+                ("x-amzn-requestid", request_id),
+            ],
+            body: Bytes::from(body),
+        }
+    }
 }

@@ -22,6 +22,7 @@ use crate::model::model;
 use crate::reply::Reply;
 use crate::sigv4::check_signature;
 use crate::state::{AfterCreate, CallRecord, Shared, State};
+use crate::world::World;
 
 const DRS_CONTENT_TYPE: &str = "application/json";
 const EVENTS_CONTENT_TYPE: &str = "application/x-amz-json-1.1";
@@ -32,6 +33,7 @@ pub(crate) type Incoming = Request<Result<Bytes, String>>;
 
 enum Route {
     Api(Operation),
+    Sts,
     UnknownDrs(String),
     UnknownTarget(String),
     NotFound,
@@ -45,6 +47,7 @@ fn route(method: &Method, path: &str, headers: &HeaderMap) -> Route {
         return match headers.get("x-amz-target").and_then(|v| v.to_str().ok()) {
             Some(EVENTS_TARGET) => Route::Api(Operation::PutEvents),
             Some(other) => Route::UnknownTarget(other.to_owned()),
+            None if crate::sigv4::signed_for(headers, "sts") => Route::Sts,
             None => Route::NotFound,
         };
     }
@@ -70,9 +73,9 @@ pub(crate) fn operation_of(request: &Incoming) -> Option<Operation> {
 /// Answers one request in its own task: a panic there becomes a 500 for that request instead of
 /// taking the connection (or the accept loop) down. The task also runs on when the caller gives
 /// up waiting, as a server does: a job may be created after the client's timeout.
-pub(crate) async fn answer(shared: Arc<Shared>, request: Incoming) -> Reply {
+pub(crate) async fn answer(world: Arc<World>, request: Incoming) -> Reply {
     let what = format!("{} {}", request.method(), request.uri().path());
-    match tokio::spawn(dispatch(shared, request)).await {
+    match tokio::spawn(dispatch(world, request)).await {
         Ok(reply) => reply,
         Err(e) => {
             tracing::error!(request = %what, error = %e, "handler failed");
@@ -81,15 +84,23 @@ pub(crate) async fn answer(shared: Arc<Shared>, request: Incoming) -> Reply {
     }
 }
 
-async fn dispatch(shared: Arc<Shared>, request: Incoming) -> Reply {
+async fn dispatch(world: Arc<World>, request: Incoming) -> Reply {
     let arrived = Instant::now();
     let (parts, body) = request.into_parts();
     let path = parts.uri.path().to_owned();
     if path == "/_sim" || path.starts_with("/_sim/") {
-        return admin(&shared, &parts.method, &path, body.ok());
+        return admin_of(&world, &parts.method, &path, body.ok());
     }
     match route(&parts.method, &path, &parts.headers) {
+        Route::Sts => {
+            world.assume_role(&parts.headers, body.as_deref().unwrap_or_default(), arrived)
+        }
         Route::Api(op) => {
+            let shared = match world.route(&parts.headers, arrived) {
+                Ok(shared) => Arc::clone(shared),
+                Err(e) if op.is_drs() => return drs_reply(Err(e)),
+                Err(e) => return events_reply(Err(e)),
+            };
             let parsed = match body {
                 Ok(b) if b.is_empty() => Ok(json!({})),
                 Ok(b) => serde_json::from_slice::<Value>(&b).map_err(|e| e.to_string()),
@@ -116,6 +127,42 @@ async fn dispatch(shared: Arc<Shared>, request: Incoming) -> Reply {
         Route::NotFound => Reply::json(
             404,
             json!({"message": format!("no route for {} {path}", parts.method)}),
+        ),
+    }
+}
+
+/// The admin API of the home simulator, or under `/_sim/targets/<account>/<region>/` of a
+/// target's; `GET /_sim/targets` lists them all.
+fn admin_of(world: &World, method: &Method, path: &str, body: Option<Bytes>) -> Reply {
+    if path == "/_sim/targets" && method == Method::GET {
+        let keys: Vec<Value> = world
+            .keys()
+            .into_iter()
+            .map(|(account, region)| json!({ "accountId": account, "region": region }))
+            .collect();
+        return Reply::json(200, Value::Array(keys));
+    }
+    let Some(rest) = path.strip_prefix("/_sim/targets/") else {
+        return admin(world.home(), method, path, body);
+    };
+    let mut parts = rest.splitn(3, '/');
+    let (account, region, tail) = (parts.next(), parts.next(), parts.next());
+    match (account, region) {
+        (Some(account), Some(region)) => match world.at(account, region) {
+            Some(shared) => admin(
+                shared,
+                method,
+                &format!("/_sim/{}", tail.unwrap_or("")),
+                body,
+            ),
+            None => Reply::json(
+                404,
+                json!({ "message": format!("no target {account}/{region}") }),
+            ),
+        },
+        _ => Reply::json(
+            404,
+            json!({ "message": format!("no route for {method} {path}") }),
         ),
     }
 }
@@ -345,7 +392,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_panicking_handler_answers_500() {
-        let shared = Arc::new(Shared::new(State::new(crate::SimConfig::default())));
+        let world = Arc::new(World::new(crate::SimConfig::default()));
         // A body that is not bytes at all panics nowhere; a request the admin API cannot even
         // route still answers.
         let request = Request::builder()
@@ -353,7 +400,7 @@ mod tests {
             .uri("/_sim/nowhere")
             .body(Ok(Bytes::new()))
             .unwrap();
-        assert_eq!(answer(shared, request).await.status, 404);
+        assert_eq!(answer(world, request).await.status, 404);
         let panicked = tokio::spawn(async { panic!("boom") }).await;
         assert!(panicked.is_err());
     }

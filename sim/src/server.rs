@@ -24,7 +24,8 @@ use tokio::time::Instant;
 use crate::config::{Fault, SimConfig};
 use crate::fleet::{FailbackState, LaunchResult};
 use crate::routing;
-use crate::state::{CallRecord, DeliveredEvent, Shared, SimInstance, SimJob, State};
+use crate::state::{CallRecord, DeliveredEvent, Shared, SimInstance, SimJob};
+use crate::world::World;
 
 /// Bodies beyond this are refused unread; PutEvents' own limit (256 KB) is checked on content.
 const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
@@ -53,22 +54,26 @@ impl Simulator {
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
-        let shared = Arc::new(Shared::new(State::new(config)));
+        let world = Arc::new(World::new(config));
         let (shutdown, rx) = watch::channel(false);
-        let task = tokio::spawn(serve(listener, Arc::clone(&shared), rx));
+        let task = tokio::spawn(serve(listener, Arc::clone(&world), rx));
         Ok(SimHandle {
             addr,
-            shared,
+            shared: Arc::clone(world.home()),
+            world,
             shutdown,
             task: Some(task),
         })
     }
 }
 
-/// A running simulator. Dropping it stops the server.
+/// A running simulator. Dropping it stops the server (a view of one target, [`SimHandle::at`],
+/// does not).
 pub struct SimHandle {
     addr: SocketAddr,
+    /// The (account, region) this handle's methods act on: the home one, or a target's.
     shared: Arc<Shared>,
+    world: Arc<World>,
     shutdown: watch::Sender<bool>,
     task: Option<JoinHandle<()>>,
 }
@@ -83,6 +88,24 @@ impl SimHandle {
         self.addr
     }
 
+    /// The same simulator seen from one (account, region) it holds: its fleet, jobs, faults and
+    /// calls. Dropping the view leaves the server running.
+    pub fn at(&self, account_id: &str, region: &str) -> Option<SimHandle> {
+        let shared = Arc::clone(self.world.at(account_id, region)?);
+        Some(SimHandle {
+            addr: self.addr,
+            shared,
+            world: Arc::clone(&self.world),
+            shutdown: self.shutdown.clone(),
+            task: None,
+        })
+    }
+
+    /// Every (account, region) the simulator holds, the home one first.
+    pub fn targets(&self) -> Vec<(String, String)> {
+        self.world.keys()
+    }
+
     /// An SdkConfig for this simulator over loopback HTTP ([`crate::sdk_config`]).
     pub async fn sdk_config(&self) -> SdkConfig {
         crate::sdk_config(&self.endpoint()).await
@@ -93,7 +116,7 @@ impl SimHandle {
     /// waits exactly. Everything else — signing, serialisation, error parsing, the simulator's
     /// routing, validation, faults and state — is what a loopback call goes through.
     pub async fn in_process_sdk_config(&self) -> SdkConfig {
-        crate::in_process::sdk_config(Arc::clone(&self.shared)).await
+        crate::in_process::sdk_config(Arc::clone(&self.world)).await
     }
 
     pub fn inject(&self, fault: Fault) {
@@ -192,6 +215,9 @@ impl SimHandle {
 
     /// Stops and waits (at most 5 s) for open connections to finish.
     pub async fn stop(mut self) {
+        if self.task.is_none() {
+            return;
+        }
         let _ = self.shutdown.send(true);
         if let Some(task) = self.task.take() {
             let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
@@ -201,11 +227,13 @@ impl SimHandle {
 
 impl Drop for SimHandle {
     fn drop(&mut self) {
-        let _ = self.shutdown.send(true);
+        if self.task.is_some() {
+            let _ = self.shutdown.send(true);
+        }
     }
 }
 
-async fn serve(listener: TcpListener, shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
+async fn serve(listener: TcpListener, shared: Arc<World>, mut shutdown: watch::Receiver<bool>) {
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
@@ -249,7 +277,7 @@ async fn stopping(shutdown: &mut watch::Receiver<bool>) {
 }
 
 /// One HTTP request: the body read whole (within `MAX_BODY_BYTES`), the answer decided apart.
-async fn serve_one(shared: Arc<Shared>, request: Request<Incoming>) -> Response<Full<Bytes>> {
+async fn serve_one(shared: Arc<World>, request: Request<Incoming>) -> Response<Full<Bytes>> {
     let (parts, body) = request.into_parts();
     let body = Limited::new(body, MAX_BODY_BYTES)
         .collect()

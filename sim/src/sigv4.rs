@@ -33,6 +33,16 @@ pub(crate) fn check_signature(op: Operation, headers: &HeaderMap) -> Result<(), 
     }
 }
 
+/// Whether a request is signed for `service` (how an STS call, which names no operation in its
+/// path or headers, is told from others).
+pub(crate) fn signed_for(headers: &HeaderMap, service: &str) -> bool {
+    headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(signing_service)
+        == Some(service)
+}
+
 /// The service of `AWS4-HMAC-SHA256 Credential=KEY/DATE/REGION/SERVICE/aws4_request,
 /// SignedHeaders=..., Signature=...`.
 fn signing_service(auth: &str) -> Option<&str> {
