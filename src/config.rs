@@ -50,6 +50,14 @@ pub struct Config {
     /// The finishing actions this deployment allows (`FINISHING_ACTIONS`): the function's role
     /// holds the permissions of these only, and a plan asking for another is refused.
     pub finishing: FinishingAllowed,
+    /// The function's own account and region (`HOME_ACCOUNT_ID`, `AWS_REGION`): where a call
+    /// that names no target acts, with the function's own role (`drs::target::home`).
+    pub home: Option<(String, String)>,
+    /// The role each target account grants the function (`TARGET_ROLE_NAME`), assumed as
+    /// `arn:<partition>:iam::<account>:role/<name>`.
+    pub target_role_name: String,
+    /// `TARGET_EXTERNAL_ID`: sent with every AssumeRole; the target role's trust asks for it.
+    pub target_external_id: Option<String>,
 }
 
 /// `FINISHING_ACTIONS`: `none` (the default), `disconnect`, `terminate` or
@@ -108,6 +116,12 @@ pub enum ConfigError {
     NotABoolean { name: &'static str, value: String },
     #[error("RETRY_BASE_DELAY_MS must not exceed RETRY_MAX_DELAY_MS")]
     BaseDelayAboveCap,
+    #[error("{name}={value:?}: {problem}")]
+    Bad {
+        name: &'static str,
+        value: String,
+        problem: &'static str,
+    },
 }
 
 impl Config {
@@ -196,7 +210,58 @@ impl Config {
             return Err(ConfigError::BaseDelayAboveCap);
         }
 
+        let home = match lookup("HOME_ACCOUNT_ID") {
+            None => None,
+            Some(account) if !is_account_id(account.trim()) => {
+                return Err(ConfigError::Bad {
+                    name: "HOME_ACCOUNT_ID",
+                    value: account,
+                    problem: "not an AWS account id (12 digits)",
+                });
+            }
+            Some(account) => {
+                let region = lookup("AWS_REGION").unwrap_or_default();
+                if !is_region(region.trim()) {
+                    return Err(ConfigError::Bad {
+                        name: "AWS_REGION",
+                        value: region,
+                        problem: "HOME_ACCOUNT_ID needs the function's region (like eu-west-1)",
+                    });
+                }
+                Some((account.trim().to_owned(), region.trim().to_owned()))
+            }
+        };
+        let target_role_name = text("TARGET_ROLE_NAME", "drs-failback-target")?;
+        let role_name_ok = target_role_name.len() <= 64
+            && target_role_name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b));
+        if !role_name_ok {
+            return Err(ConfigError::Bad {
+                name: "TARGET_ROLE_NAME",
+                value: target_role_name,
+                problem: "an IAM role name is 1-64 letters, digits and + = , . @ _ -",
+            });
+        }
+        let target_external_id = lookup("TARGET_EXTERNAL_ID").filter(|v| !v.is_empty());
+        if let Some(id) = &target_external_id {
+            let ok = (2..=1224).contains(&id.len())
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"+=,.@:/_-".contains(&b));
+            if !ok {
+                return Err(ConfigError::Bad {
+                    name: "TARGET_EXTERNAL_ID",
+                    value: id.clone(),
+                    problem: "an external id is 2-1224 letters, digits and + = , . @ : / _ -",
+                });
+            }
+        }
+
         Ok(Config {
+            home,
+            target_role_name,
+            target_external_id,
             event_bus_name: text("EVENT_BUS_NAME", "default")?,
             event_source,
             max_request_instances,
@@ -242,6 +307,27 @@ impl Config {
     }
 }
 
+/// An AWS account id: 12 digits.
+pub fn is_account_id(s: &str) -> bool {
+    s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// An AWS region: `us-east-1`, `ap-southeast-4`, `us-gov-west-1`, `eu-isoe-west-1` — lowercase
+/// words, a number last.
+pub fn is_region(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('-').collect();
+    let Some((number, words)) = parts.split_last() else {
+        return false;
+    };
+    parts.len() >= 3
+        && s.len() <= 32
+        && words
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
+        && !number.starts_with('0')
+        && number.parse::<u8>().is_ok_and(|n| n > 0)
+}
+
 impl Default for Config {
     fn default() -> Self {
         Self::from_lookup(|_| None).expect("the defaults are valid")
@@ -254,6 +340,31 @@ mod tests {
 
     fn with(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
         Config::from_pairs(pairs)
+    }
+
+    #[test]
+    fn home_and_target_role_settings() {
+        let config = with(&[
+            ("HOME_ACCOUNT_ID", "111122223333"),
+            ("AWS_REGION", "eu-west-1"),
+        ])
+        .unwrap();
+        assert_eq!(
+            config.home,
+            Some(("111122223333".to_owned(), "eu-west-1".to_owned()))
+        );
+        assert_eq!(config.target_role_name, "drs-failback-target");
+        assert_eq!(config.target_external_id, None);
+        assert_eq!(Config::default().home, None);
+        for (pairs, says) in [
+            (vec![("HOME_ACCOUNT_ID", "1111")], "12 digits"),
+            (vec![("HOME_ACCOUNT_ID", "111122223333")], "region"),
+            (vec![("TARGET_ROLE_NAME", "a/b")], "IAM role name"),
+            (vec![("TARGET_EXTERNAL_ID", "x")], "2-1224"),
+        ] {
+            let err = with(&pairs).unwrap_err().to_string();
+            assert!(err.contains(says), "{pairs:?}: {err}");
+        }
     }
 
     #[test]

@@ -14,6 +14,8 @@ pub const ERROR_ACCOUNT_NOT_INITIALIZED: &str = "DrsAccountNotInitialized";
 pub const ERROR_ACCESS_DENIED: &str = "DrsAccessDenied";
 pub const ERROR_CLIENT_MISCONFIGURED: &str = "DrsClientMisconfigured";
 pub const ERROR_READ_FAILED: &str = "DrsReadFailed";
+/// A tracking or finishing call's account and region could not be reached.
+pub const ERROR_TARGET_UNREACHABLE: &str = "TargetUnreachable";
 /// A step execution failed, timed out, was aborted or never started: the plan stops there until
 /// it is redriven.
 pub const ERROR_STEP_EXECUTION_FAILED: &str = "StepExecutionFailed";
@@ -49,6 +51,14 @@ pub enum HandlerError {
     /// The plan stops at a step execution that did not answer it ([`crate::plan::follow`]).
     #[error("{message}")]
     StepStopped { stop: StepStop, message: String },
+    /// The call's account and region could not be reached (its jobs cannot be read there).
+    /// Safe to send again once the role or the region is fixed.
+    #[error("{target} could not be reached: {code}: {message}")]
+    TargetUnreachable {
+        target: String,
+        code: String,
+        message: String,
+    },
 }
 
 impl HandlerError {
@@ -75,6 +85,7 @@ impl HandlerError {
                 Unusable::ClientMisconfigured => ERROR_CLIENT_MISCONFIGURED,
             },
             HandlerError::ReadFailed { .. } => ERROR_READ_FAILED,
+            HandlerError::TargetUnreachable { .. } => ERROR_TARGET_UNREACHABLE,
             HandlerError::StepStopped { stop, .. } => match stop {
                 StepStop::Failed => ERROR_STEP_EXECUTION_FAILED,
                 StepStop::StillRunning => ERROR_STEP_STILL_RUNNING,

@@ -101,6 +101,11 @@ impl SimHandle {
         })
     }
 
+    /// How many times STS AssumeRole gave keys out.
+    pub fn sts_sessions(&self) -> usize {
+        self.world.sessions_given()
+    }
+
     /// Every (account, region) the simulator holds, the home one first.
     pub fn targets(&self) -> Vec<(String, String)> {
         self.world.keys()

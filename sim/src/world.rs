@@ -112,6 +112,14 @@ impl World {
             .ok_or_else(ApiError::unrecognized_client)
     }
 
+    /// How many sessions STS gave out.
+    pub(crate) fn sessions_given(&self) -> usize {
+        self.sessions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+
     fn caller(&self, access_key: &str, now: Instant) -> Caller {
         let sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
         match sessions.get(access_key) {

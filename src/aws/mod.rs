@@ -4,6 +4,7 @@
 pub mod drs;
 pub mod errors;
 pub mod eventbridge;
+pub mod targets;
 
 use aws_config::SdkConfig;
 use aws_config::retry::RetryConfig;
@@ -18,11 +19,13 @@ pub fn failback(
     sdk: &SdkConfig,
 ) -> Failback<drs::SdkDrs, eventbridge::SdkEventBridge> {
     let bus = config.event_bus_name.clone();
+    let targets = targets::StsTargets::new(sdk, &config);
     Failback::new(
         config,
         drs::SdkDrs::new(sdk),
         eventbridge::SdkEventBridge::new(sdk, bus),
     )
+    .with_reach(targets)
 }
 
 /// Retries are the core's business (one layer): the SDK's standard mode ignores DRS's

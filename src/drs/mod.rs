@@ -7,15 +7,18 @@ use std::future::Future;
 use std::time::SystemTime;
 
 pub mod ids;
+pub mod reach;
 pub mod reads;
 pub mod replication;
 pub mod state;
 pub mod stats;
 pub mod tags;
+pub mod target;
 
 pub use replication::Replication;
 pub use state::{FailbackState, JobLogEvent, JobStatus, JobType, LaunchStatus, ReplicationState};
 pub use tags::Tags;
+pub use target::Target;
 
 use crate::retry::{DescribeError, LaunchError};
 

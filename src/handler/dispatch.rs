@@ -10,6 +10,7 @@ use tracing::info;
 
 use super::Failback;
 use crate::drs::Drs;
+use crate::drs::reach::Unreachable;
 use crate::drs::reads::DrsReads;
 use crate::drs::stats::CallStats;
 use crate::error::HandlerError;
@@ -40,8 +41,18 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
     pub async fn dispatch(&self, payload: Value, deadline: Instant) -> Result<Reply, HandlerError> {
         let started = Instant::now();
         let stats = CallStats::default();
-        let action = match parse_action(payload, self.config.max_request_instances, self.new_run_id)
-        {
+        let home = crate::drs::target::home(&self.config);
+        let parsed = parse_action(payload, self.config.max_request_instances, self.new_run_id)
+            .and_then(|mut action| {
+                let home = home.as_ref();
+                match &mut action {
+                    Action::Launch(request) => request.bind(home)?,
+                    Action::Plan(request) => request.bind(home)?,
+                    _ => {}
+                }
+                Ok(action)
+            });
+        let action = match parsed {
             Ok(action) => action,
             Err(error) => {
                 tracing::warn!(error = %error, "request refused");
@@ -59,7 +70,33 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
             Action::Finish(request) => (&request.run_id, request.step.as_deref()),
         };
         tracing::Span::current().record("correlation_id", run_id);
-        let reads = DrsReads::new(&self.drs, &self.config, &*self.jitter, deadline, &stats);
+        // Another account or region: DRS there, through the role it grants.
+        let here = action.target().or(home.as_ref());
+        let remote = action.target().filter(|t| home.as_ref() != Some(*t));
+        let reached = match remote {
+            None => None,
+            Some(target) => Some(match &self.reach {
+                Some(reach) => reach.reach(target).await,
+                None => Err(Unreachable {
+                    code: "NoTargetRole".into(),
+                    message: "this deployment reaches no other account or region (HOME_ACCOUNT_ID unset, or no target role)".into(),
+                }),
+            }),
+        };
+        let drs = match &reached {
+            Some(Ok(drs)) => drs,
+            _ => &self.drs,
+        };
+        let unreachable = match &reached {
+            Some(Err(why)) => Some(why.clone()),
+            _ => None,
+        };
+        let reads = DrsReads::new(drs, &self.config, &*self.jitter, deadline, &stats);
+        let not_reached = |why: &Unreachable| HandlerError::TargetUnreachable {
+            target: remote.map(ToString::to_string).unwrap_or_default(),
+            code: why.code.clone(),
+            message: why.message.clone(),
+        };
         let bus = Bus::new(&self.publisher, &self.config, &*self.jitter, deadline);
         // Boxed: the stages' futures are deep enough to overflow the compiler's type-layout
         // recursion limit in crates that nest them further (the local run, the tests).
@@ -74,9 +111,36 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
                     dry_run = request.dry_run,
                     "request accepted"
                 );
-                Box::pin(crate::launch::run(&self.config, &reads, &bus, request))
-                    .await
-                    .map(Reply::Launch)
+                match unreachable {
+                    Some(why) => Ok(crate::launch::unreachable::run(
+                        &self.config,
+                        &bus,
+                        request,
+                        here,
+                        &why.code,
+                        &why.message,
+                    )
+                    .await),
+                    None => match Box::pin(crate::launch::run(&self.config, &reads, &bus, request))
+                        .await
+                    {
+                        // DRS there refuses the function's keys or is not set up: that place
+                        // fails alone.
+                        Err(error @ HandlerError::DrsUnusable { .. }) if remote.is_some() => {
+                            Ok(crate::launch::unreachable::run(
+                                &self.config,
+                                &bus,
+                                request,
+                                here,
+                                error.error_type(),
+                                &error.to_string(),
+                            )
+                            .await)
+                        }
+                        other => other,
+                    },
+                }
+                .map(Reply::Launch)
             }
             Action::Track(request) => {
                 info!(
@@ -85,9 +149,13 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
                     final_call = request.final_call,
                     "track request accepted"
                 );
-                Box::pin(crate::track::track(&self.config, &reads, &bus, request))
-                    .await
-                    .map(Reply::Track)
+                match &unreachable {
+                    Some(why) => Err(not_reached(why)),
+                    None => {
+                        Box::pin(crate::track::track(&self.config, &reads, &bus, request)).await
+                    }
+                }
+                .map(Reply::Track)
             }
             Action::Plan(request) => {
                 info!(
@@ -118,9 +186,11 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
                     calls = request.calls,
                     "finish request accepted"
                 );
-                Box::pin(crate::finish::run(&self.config, &reads, &bus, request))
-                    .await
-                    .map(Reply::Finish)
+                match &unreachable {
+                    Some(why) => Err(not_reached(why)),
+                    None => Box::pin(crate::finish::run(&self.config, &reads, &bus, request)).await,
+                }
+                .map(Reply::Finish)
             }
         };
         let measured = match (&reply, &action) {

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::config::Config;
 use crate::drs::Drs;
+use crate::drs::reach::Reach;
 use crate::events::EventPublisher;
 use crate::retry::Jitter;
 use crate::telemetry::metrics::MetricsTarget;
@@ -21,6 +22,8 @@ pub use dispatch::Reply;
 pub struct Failback<D, P> {
     config: Config,
     drs: D,
+    /// DRS in the target accounts and regions; none: the function acts in its own only.
+    reach: Option<Box<dyn Reach<D>>>,
     publisher: P,
     jitter: Box<Jitter>,
     new_run_id: fn() -> String,
@@ -40,6 +43,7 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
         Failback {
             config,
             drs,
+            reach: None,
             publisher,
             jitter: Box::new(fastrand::f64),
             new_run_id: random_run_id,
@@ -47,6 +51,13 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
             emit: Box::new(|line| println!("{line}")),
             cold: AtomicBool::new(true),
         }
+    }
+
+    /// Reaches other accounts and regions through `reach` (a call naming one is otherwise
+    /// answered as unreachable).
+    pub fn with_reach(mut self, reach: impl Reach<D> + 'static) -> Self {
+        self.reach = Some(Box::new(reach));
+        self
     }
 
     /// Draws retry jitter from `jitter` instead of at random (tests fix it).

@@ -9,7 +9,7 @@ use super::next::{Next, after_launch};
 use super::outcome::{Counts, Outcome, OutcomeKind};
 use super::readiness::{Progress, WaitingSummary, to_announce};
 use crate::drs::ids::is_valid_source_server_id;
-use crate::drs::{JobStatus, LaunchedJob};
+use crate::drs::{JobStatus, LaunchedJob, Target};
 use crate::events::EventDelivery;
 use crate::request::{HeldGroup, LaunchRequest};
 
@@ -62,6 +62,14 @@ pub struct LaunchAnswer {
     /// The plan step this launch was part of.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub step: Option<String>,
+    /// The account and region it launched in, when the function knows its own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<Target>,
+    /// The account and region could not be reached (role missing, region not enabled, DRS not
+    /// usable there): every instance named is skipped `TARGET_UNREACHABLE`, and a selector there
+    /// was not resolved.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unreachable: Option<Unreached>,
     pub dry_run: bool,
     /// False when anything was deferred: send `deferredRecoveryInstanceIDs` again.
     pub complete: bool,
@@ -95,6 +103,14 @@ pub struct LaunchAnswer {
     /// Waiting` events (not answered).
     #[serde(skip)]
     pub announce: Vec<Progress>,
+}
+
+/// Why an account and region could not be reached: the error's name and message, as STS or
+/// DRS gave them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Unreached {
+    pub code: String,
+    pub message: String,
 }
 
 /// Distinct messages (or job ids) listed per outcome, reason and code; beyond this they are
@@ -266,6 +282,8 @@ impl RunResult {
         LaunchAnswer {
             run_id: request.run_id.clone(),
             step: request.step.clone(),
+            target: request.target.clone(),
+            unreachable: None,
             dry_run: request.dry_run,
             complete: counts.deferred == 0,
             requested: counts.total(),

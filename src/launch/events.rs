@@ -6,6 +6,7 @@ use serde::Serialize;
 use super::answer::{JobSummary, LaunchAnswer, NotLaunchedGroup};
 use super::outcome::{Counts, DeferReason};
 use super::readiness::{Progress, WaitingSummary};
+use crate::drs::Target;
 use crate::events::{
     DETAIL_TARGET_BYTES, DETAIL_TYPE_JOB_STARTED, DETAIL_TYPE_NOT_LAUNCHED,
     DETAIL_TYPE_RUN_COMPLETED, DETAIL_TYPE_WAITING, EventEntry, GROUPS_ENVELOPE_BYTES, IdGroup,
@@ -16,6 +17,8 @@ use crate::events::{
 #[serde(rename_all = "camelCase")]
 struct JobStarted<'a> {
     run_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    target: Option<&'a Target>,
     #[serde(flatten)]
     job: &'a JobSummary,
 }
@@ -24,6 +27,8 @@ struct JobStarted<'a> {
 #[serde(rename_all = "camelCase")]
 struct NotLaunched<'a> {
     run_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    target: Option<&'a Target>,
     part: usize,
     parts: usize,
     not_launched: &'a [NotLaunchedGroup],
@@ -33,6 +38,8 @@ struct NotLaunched<'a> {
 #[serde(rename_all = "camelCase")]
 struct InstancesWaiting<'a> {
     run_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    target: Option<&'a Target>,
     #[serde(skip_serializing_if = "Option::is_none")]
     step: Option<&'a str>,
     part: usize,
@@ -47,6 +54,8 @@ struct InstancesWaiting<'a> {
 #[serde(rename_all = "camelCase")]
 struct RunCompleted<'a> {
     run_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    target: Option<&'a Target>,
     dry_run: bool,
     complete: bool,
     requested: usize,
@@ -70,6 +79,7 @@ pub fn run_events(source: &str, answer: &LaunchAnswer) -> Vec<EventEntry> {
         for job in &answer.jobs {
             let detail = JobStarted {
                 run_id: &answer.run_id,
+                target: answer.target.as_ref(),
                 job,
             };
             entries.push(entry(
@@ -92,6 +102,7 @@ pub fn run_events(source: &str, answer: &LaunchAnswer) -> Vec<EventEntry> {
         for (index, groups) in parts.iter().enumerate() {
             let detail = NotLaunched {
                 run_id: &answer.run_id,
+                target: answer.target.as_ref(),
                 part: index + 1,
                 parts: count,
                 not_launched: groups,
@@ -106,6 +117,7 @@ pub fn run_events(source: &str, answer: &LaunchAnswer) -> Vec<EventEntry> {
         for (index, instances) in parts.iter().enumerate() {
             let detail = InstancesWaiting {
                 run_id: &answer.run_id,
+                target: answer.target.as_ref(),
                 step: answer.step.as_deref(),
                 part: index + 1,
                 parts: count,
@@ -117,6 +129,7 @@ pub fn run_events(source: &str, answer: &LaunchAnswer) -> Vec<EventEntry> {
     }
     let summary = RunCompleted {
         run_id: &answer.run_id,
+        target: answer.target.as_ref(),
         dry_run: answer.dry_run,
         complete: answer.complete,
         requested: answer.requested,

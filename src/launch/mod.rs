@@ -21,6 +21,7 @@ pub mod readiness;
 pub mod reconcile;
 mod report;
 mod send;
+pub mod unreachable;
 
 use answer::{LaunchAnswer, RunResult};
 use capacity::Capacity;
@@ -48,8 +49,14 @@ pub async fn run<D: Drs, P: EventPublisher>(
     request: &LaunchRequest,
 ) -> Result<LaunchAnswer, HandlerError> {
     let mut answer = answer(config, reads, request).await?;
+    publish(config, bus, &mut answer).await;
+    Ok(answer)
+}
+
+/// A launch's events published, the answer told how they went.
+async fn publish<P: EventPublisher>(config: &Config, bus: &Bus<'_, P>, answer: &mut LaunchAnswer) {
     let report = bus
-        .publish(events::run_events(&config.event_source, &answer))
+        .publish(events::run_events(&config.event_source, answer))
         .await;
     answer.events = report.delivery();
     info!(
@@ -63,7 +70,6 @@ pub async fn run<D: Drs, P: EventPublisher>(
         complete = answer.complete,
         "run finished"
     );
-    Ok(answer)
 }
 
 /// The answer to a launch request, before any event is published (a plan's dry run publishes
@@ -90,7 +96,10 @@ pub async fn answer<D: Drs>(
             .iter()
             .map(|id| (id.clone(), Outcome::malformed_id())),
     );
-    Ok(result.answer(request, Default::default()))
+    let mut answer = result.answer(request, Default::default());
+    let home = crate::drs::target::home(config);
+    answer.target = request.here(home.as_ref()).cloned();
+    Ok(answer)
 }
 
 /// Every requested instance to an outcome, and the jobs made.

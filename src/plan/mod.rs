@@ -168,6 +168,8 @@ async fn dry_run<D: Drs>(
         dry_run: true,
         tags: request.tags.clone(),
         step: Some(step.name.clone()),
+        target: None,
+        by_arn: launch_ids.by_arn,
         // A plain request's selector is resolved by its launch; a plan's, above.
         selector: step.selector.clone().filter(|_| request.plain),
         recovery_instance_ids: launch_ids.recovery_instance_ids,

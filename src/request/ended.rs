@@ -84,6 +84,7 @@ pub(super) fn parse_execution_end(payload: &Value) -> Result<TrackRequest, Reque
     // The plan's execution runs the whole run (its steps are its child executions): its input
     // is the request, and its start the run's.
     Ok(TrackRequest {
+        target: None,
         run_id: run_id_of(&input, &detail.name)?,
         job_ids: Vec::new(),
         reported_job_ids: Vec::new(),

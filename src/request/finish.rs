@@ -47,6 +47,8 @@ impl Finishing {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FinishRequest {
     pub run_id: String,
+    /// The account and region of the instances; the function's own when unsaid.
+    pub target: Option<crate::drs::Target>,
     /// Only the instances this step launched; the whole run's without.
     pub step: Option<String>,
     pub finishing: Finishing,
@@ -78,6 +80,7 @@ struct Body {
     interval_seconds: Option<u64>,
     #[serde(rename = "recoveryInstanceIDs")]
     recovery_instance_ids: Option<Vec<String>>,
+    target: Option<crate::drs::Target>,
 }
 
 /// A tracking interval when the caller gives none (the stack's default).
@@ -116,6 +119,7 @@ pub(super) fn parse_finish(body: &Value) -> Result<FinishRequest, RequestError> 
     refuse_malformed("recoveryInstanceIDs", &approved, is_valid_instance_id)?;
     Ok(FinishRequest {
         run_id,
+        target: super::launch::parse_target(body.target)?,
         step: parse_step_name("step", body.step)?,
         finishing,
         dry_run,

@@ -15,6 +15,7 @@ use super::tags::parse_tags;
 use super::{MALFORMED_ECHO_MAX_BYTES, RequestError, deserialize, is_valid_run_id, truncate_utf8};
 use crate::drs::Tags;
 use crate::drs::ids::{is_valid_instance_id, is_valid_source_server_id};
+use crate::drs::target::{ArnKind, NamedByArn, Target, looks_like_arn, parse_arn};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct LaunchRequest {
@@ -23,6 +24,11 @@ pub struct LaunchRequest {
     pub tags: Tags,
     /// The plan step this launch is part of, when it is one.
     pub step: Option<String>,
+    /// The account and region this call launches in; the function's own when unsaid.
+    pub target: Option<Target>,
+    /// Instances named by their ARNs: [`LaunchRequest::bind`] takes those of the call's target
+    /// into the id lists and refuses the others.
+    pub by_arn: Vec<NamedByArn>,
     /// Recovery instances chosen by their tags, resolved when the launch starts.
     pub selector: Option<Selector>,
     /// Well-formed ids, duplicates removed, in the order first given.
@@ -71,6 +77,40 @@ impl LaunchRequest {
     pub fn distinct_ids(&self) -> usize {
         self.recovery_instance_ids.len() + self.source_server_ids.len() + self.malformed_ids.len()
     }
+
+    /// Where this call launches: its `target`, else the function's own account and region.
+    pub fn here<'a>(&'a self, home: Option<&'a Target>) -> Option<&'a Target> {
+        self.target.as_ref().or(home)
+    }
+
+    /// The instances named by ARN, as ids of the call's account and region (`home` when the
+    /// call names none). One call launches in one place: an ARN of another is refused, as is an
+    /// instance named both by its id and by its ARN.
+    pub fn bind(&mut self, home: Option<&Target>) -> Result<(), RequestError> {
+        if self.by_arn.is_empty() {
+            return Ok(());
+        }
+        let here = self
+            .here(home)
+            .cloned()
+            .ok_or(RequestError::NoHomeAccount)?;
+        let mut ids = Ids {
+            recovery_instance_ids: std::mem::take(&mut self.recovery_instance_ids),
+            source_server_ids: std::mem::take(&mut self.source_server_ids),
+            by_arn: std::mem::take(&mut self.by_arn),
+            ..Ids::default()
+        };
+        let elsewhere = ids.bind(&here)?;
+        if let Some((target, _)) = elsewhere.into_iter().next() {
+            return Err(RequestError::Elsewhere {
+                target: target.to_string(),
+                here: here.to_string(),
+            });
+        }
+        self.recovery_instance_ids = ids.recovery_instance_ids;
+        self.source_server_ids = ids.source_server_ids;
+        Ok(())
+    }
 }
 
 /// The instances a request (or a plan's step) names: both id lists, checked, de-duplicated.
@@ -82,6 +122,16 @@ pub struct Ids {
     pub duplicates_collapsed: usize,
     /// Entries in both lists as given, duplicates included.
     pub entries: usize,
+    /// Well-formed ARNs, each once, in the order first given: where each instance is is known
+    /// only once the call's own account and region are ([`Ids::bind`]).
+    pub by_arn: Vec<NamedByArn>,
+}
+
+/// The ids of one account and region that a request named by ARN.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TargetIds {
+    pub recovery_instance_ids: Vec<String>,
+    pub source_server_ids: Vec<String>,
 }
 
 impl Ids {
@@ -103,8 +153,8 @@ impl Ids {
             });
         }
         if strict {
-            refuse_malformed("recoveryInstanceIDs", &instances, is_valid_instance_id)?;
-            refuse_malformed("sourceServerIDs", &sources, is_valid_source_server_id)?;
+            refuse_malformed("recoveryInstanceIDs", &instances, is_valid_instance_or_arn)?;
+            refuse_malformed("sourceServerIDs", &sources, is_valid_source_or_arn)?;
         }
         let mut ids = Ids {
             entries,
@@ -117,7 +167,8 @@ impl Ids {
     }
 
     /// The well-formed ids of `list` not `seen` before; a repeat is counted, a malformed id is
-    /// kept apart.
+    /// kept apart, an ARN (of a recovery instance or a source server, whichever list it is in)
+    /// goes to `by_arn`.
     fn keep(
         &mut self,
         list: Vec<String>,
@@ -130,6 +181,8 @@ impl Ids {
                 self.duplicates_collapsed += 1;
             } else if valid(&id) {
                 kept.push(id);
+            } else if let Some(named) = parse_arn(&id).ok().filter(|n| valid(&n.id)) {
+                self.by_arn.push(named);
             } else {
                 self.malformed_ids
                     .push(truncate_utf8(&id, MALFORMED_ECHO_MAX_BYTES));
@@ -137,6 +190,55 @@ impl Ids {
         }
         kept
     }
+
+    /// The ARNs of `here` moved into the id lists; the others returned by account and region.
+    /// An instance named by its id and by its ARN (or by two ARNs) is refused: one of the two
+    /// was probably meant for another account or region.
+    pub fn bind(&mut self, here: &Target) -> Result<Vec<(Target, TargetIds)>, RequestError> {
+        let mut named: HashSet<(Target, String)> = self
+            .recovery_instance_ids
+            .iter()
+            .chain(&self.source_server_ids)
+            .map(|id| (here.clone(), id.clone()))
+            .collect();
+        let mut elsewhere: Vec<(Target, TargetIds)> = Vec::new();
+        for arn in std::mem::take(&mut self.by_arn) {
+            if !named.insert((arn.target.clone(), arn.id.clone())) {
+                return Err(RequestError::NamedTwice {
+                    id: arn.id,
+                    target: arn.target.to_string(),
+                });
+            }
+            let (instances, sources) = if arn.target == *here {
+                (&mut self.recovery_instance_ids, &mut self.source_server_ids)
+            } else {
+                let index = match elsewhere.iter().position(|(t, _)| *t == arn.target) {
+                    Some(index) => index,
+                    None => {
+                        elsewhere.push((arn.target.clone(), TargetIds::default()));
+                        elsewhere.len() - 1
+                    }
+                };
+                let ids = &mut elsewhere[index].1;
+                (&mut ids.recovery_instance_ids, &mut ids.source_server_ids)
+            };
+            match arn.kind {
+                ArnKind::RecoveryInstance => instances.push(arn.id),
+                ArnKind::SourceServer => sources.push(arn.id),
+            }
+        }
+        Ok(elsewhere)
+    }
+}
+
+fn is_valid_instance_or_arn(id: &str) -> bool {
+    is_valid_instance_id(id)
+        || looks_like_arn(id) && parse_arn(id).is_ok_and(|n| n.kind == ArnKind::RecoveryInstance)
+}
+
+fn is_valid_source_or_arn(id: &str) -> bool {
+    is_valid_source_server_id(id)
+        || looks_like_arn(id) && parse_arn(id).is_ok_and(|n| n.kind == ArnKind::SourceServer)
 }
 
 #[derive(Deserialize)]
@@ -150,6 +252,7 @@ struct LaunchBody {
     source_server_ids: Option<Vec<String>>,
     selector: Option<Value>,
     step: Option<String>,
+    target: Option<Target>,
     tags: Option<BTreeMap<String, String>>,
     run_id: Option<String>,
     dry_run: Option<bool>,
@@ -183,6 +286,8 @@ pub(super) fn parse_body(
     let other_steps = check_other_steps(body.other_steps.unwrap_or_default(), max_instances)?;
     Ok(LaunchRequest {
         step: parse_step_name("step", body.step)?,
+        target: parse_target(body.target)?,
+        by_arn: ids.by_arn,
         tags: parse_tags(body.tags)?,
         run_id: parse_run_id(body.run_id, envelope_id, new_run_id)?,
         dry_run: body.dry_run.unwrap_or(false),
@@ -196,6 +301,20 @@ pub(super) fn parse_body(
         wait_for_ready_seconds: parse_wait_for_ready(body.wait_for_ready_seconds)?,
         waiting: check_waiting(body.waiting.unwrap_or_default(), max_instances)?,
     })
+}
+
+/// `target`, checked: an account id and a region.
+pub(super) fn parse_target(target: Option<Target>) -> Result<Option<Target>, RequestError> {
+    match target {
+        Some(t) => match t.problem() {
+            Some(problem) => Err(RequestError::Invalid {
+                field: "target".into(),
+                problem,
+            }),
+            None => Ok(Some(t)),
+        },
+        None => Ok(None),
+    }
 }
 
 /// `waiting` as the state machine passes it back: well-formed ids, within the request limit.

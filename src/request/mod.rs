@@ -136,6 +136,22 @@ pub enum RequestError {
         "steps: this is a failback plan, which the state machine runs step by step; start an execution with it (or send it with \"action\": \"plan\" to check it)"
     )]
     PlanNotALaunch,
+    #[error(
+        "{id} in {target} is named twice, by its id and by its ARN (or by two ARNs): name each instance once"
+    )]
+    NamedTwice { id: String, target: String },
+    #[error(
+        "an ARN names {target}, but this call launches in {here}: one call acts in one account and region (a plan groups its instances by account and region)"
+    )]
+    Elsewhere { target: String, here: String },
+    #[error(
+        "an ARN names {target}: a plan's steps run in the function's own account and region ({here}) for now; fail back that account's instances from a stack in it"
+    )]
+    PlanElsewhere { target: String, here: String },
+    #[error(
+        "instances named by ARN need the function's own account (HOME_ACCOUNT_ID, which the stack sets) or the call's target"
+    )]
+    NoHomeAccount,
 }
 
 /// `field` is not what it must be: the refusal names what it is instead, never its value.
@@ -203,6 +219,18 @@ pub enum Action {
     Plan(PlanRequest),
     StepExecution(StepExecutionRequest),
     Finish(FinishRequest),
+}
+
+impl Action {
+    /// The account and region the call acts in, when it names one.
+    pub fn target(&self) -> Option<&crate::drs::Target> {
+        match self {
+            Action::Launch(r) => r.target.as_ref(),
+            Action::Track(r) => r.target.as_ref(),
+            Action::Finish(r) => r.target.as_ref(),
+            Action::Plan(_) | Action::StepExecution(_) => None,
+        }
+    }
 }
 
 /// Parses either envelope and any action. The action is read first, so that the body is checked

@@ -22,7 +22,7 @@ use super::rules::{
 use super::selector::{Selector, parse_selector};
 use super::tags::parse_tags;
 use super::{RequestError, deserialize, deserialize_at, wrong};
-use crate::drs::Tags;
+use crate::drs::{Tags, Target};
 
 /// AWS's own DRS recovery plans stop at 20 steps; a failback plan may have more, within what a
 /// state machine execution carries comfortably.
@@ -198,6 +198,31 @@ pub(crate) fn parse_plan(
     })
 }
 
+impl PlanRequest {
+    /// Each step's instances named by ARN, as ids of the function's own account and region; a
+    /// plan naming another account or region is refused, naming the step and the place.
+    pub fn bind(&mut self, home: Option<&Target>) -> Result<(), RequestError> {
+        for (index, step) in self.steps.iter_mut().enumerate() {
+            if step.ids.by_arn.is_empty() {
+                continue;
+            }
+            let at = format!("steps[{index}] ({})", step.name);
+            let here = home.ok_or(RequestError::NoHomeAccount)?;
+            let elsewhere = step.ids.bind(here).map_err(|e| within(&at, e))?;
+            if let Some((target, _)) = elsewhere.into_iter().next() {
+                return Err(within(
+                    &at,
+                    RequestError::PlanElsewhere {
+                        target: target.to_string(),
+                        here: here.to_string(),
+                    },
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 fn plain(request: LaunchRequest) -> PlanRequest {
     let step = PlanStep {
         name: request
@@ -210,6 +235,7 @@ fn plain(request: LaunchRequest) -> PlanRequest {
             source_server_ids: request.source_server_ids,
             malformed_ids: request.malformed_ids,
             duplicates_collapsed: request.duplicates_collapsed,
+            by_arn: request.by_arn,
         },
         selector: request.selector,
         wait_for_ready_seconds: request.wait_for_ready_seconds,

@@ -23,6 +23,8 @@ pub const MAX_TRACKED_JOBS: usize = REQUEST_INSTANCES_CEILING;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TrackRequest {
     pub run_id: String,
+    /// The account and region the jobs are in; the function's own when unsaid.
+    pub target: Option<crate::drs::Target>,
     /// The jobs to follow, duplicates removed, in the order given.
     pub job_ids: Vec<String>,
     /// Jobs whose `Failback Launch Job Completed` event was already published.
@@ -78,6 +80,7 @@ struct TrackBody {
     #[serde(rename = "loop")]
     step_loop: Option<StepLoop>,
     held_by_other_steps: Option<Vec<HeldGroup>>,
+    target: Option<crate::drs::Target>,
 }
 
 pub(crate) fn parse_track(body: &Value) -> Result<TrackRequest, RequestError> {
@@ -113,6 +116,7 @@ pub(crate) fn parse_track(body: &Value) -> Result<TrackRequest, RequestError> {
         }
     }
     Ok(TrackRequest {
+        target: super::launch::parse_target(body.target)?,
         run_id,
         job_ids: job_ids.unwrap_or_default(),
         reported_job_ids: reported_job_ids.unwrap_or_default(),

@@ -34,6 +34,7 @@ pub(super) async fn with_run_jobs<D: Drs>(
         "execution ended without its summary: summing the run up"
     );
     let request = TrackRequest {
+        target: None,
         reported_job_ids: job_ids.clone(),
         job_ids,
         ..request.clone()

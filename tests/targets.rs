@@ -1,0 +1,229 @@
+//! Launching and tracking in other accounts and regions: the function assumes the role each
+//! target account grants (STS AssumeRole with the external id), keeps a DRS client per account
+//! and region while its keys last, and a place it cannot reach fails alone, its instances
+//! skipped `TARGET_UNREACHABLE`. All through the real SDK clients against drs-sim's accounts
+//! and regions.
+
+mod support;
+
+use std::time::Duration;
+
+use drs_failback::error::HandlerError;
+use drs_sim::{Fault, Fleet, Operation, Role, SimConfig, SimHandle};
+use serde_json::{Value, json};
+use support::*;
+use tokio::time::Instant;
+
+const HOME: &str = "111122223333";
+const APPS: &str = "222233334444";
+const NO_ROLE: &str = "333344445555";
+const EXTERNAL_ID: &str = "failback-hub-7";
+const HOME_ID: &str = "i-0a0000000000000a1";
+const EAST: [&str; 2] = ["i-0b0000000000000b1", "i-0b0000000000000b2"];
+const WEST: [&str; 2] = ["i-0c0000000000000c1", "i-0c0000000000000c2"];
+const ORPHAN: &str = "i-0d0000000000000d1";
+
+/// The hub (111122223333, us-east-1) and an application account (222233334444) in two regions
+/// that grants the role, and an account that grants none.
+fn world() -> SimConfig {
+    let home = SimConfig {
+        fleet: Fleet::matching([HOME_ID]),
+        ..SimConfig::default()
+    };
+    let at = |account: &str, region: &str, ids: &[&str]| SimConfig {
+        account_id: account.into(),
+        region: region.into(),
+        fleet: Fleet::matching(ids.iter().copied()),
+        ..home.target_base()
+    };
+    SimConfig {
+        targets: vec![
+            at(APPS, "us-east-1", &EAST),
+            at(APPS, "us-west-2", &WEST),
+            at(NO_ROLE, "us-east-1", &[ORPHAN]),
+        ],
+        roles: vec![Role {
+            account_id: APPS.into(),
+            name: "drs-failback-target".into(),
+            external_id: Some(EXTERNAL_ID.into()),
+        }],
+        ..home
+    }
+}
+
+const SETTINGS: &[(&str, &str)] = &[
+    ("HOME_ACCOUNT_ID", HOME),
+    ("AWS_REGION", "us-east-1"),
+    ("TARGET_EXTERNAL_ID", EXTERNAL_ID),
+];
+
+fn launch(account: &str, region: &str, ids: &[&str]) -> Value {
+    json!({
+        "action": "launch",
+        "runId": RUN_ID,
+        "target": {"account": account, "region": region},
+        "recoveryInstanceIDs": ids,
+    })
+}
+
+async fn answer(f: &SimFailback, payload: Value) -> Result<Value, HandlerError> {
+    let deadline = Instant::now() + Duration::from_secs(600);
+    f.dispatch(payload, deadline)
+        .await
+        .map(|reply| serde_json::to_value(reply).unwrap())
+}
+
+fn launched_ids(sim: &SimHandle) -> Vec<String> {
+    let mut ids: Vec<String> = sim
+        .jobs()
+        .iter()
+        .flat_map(|j| j.recovery_instance_ids.clone())
+        .collect();
+    ids.sort();
+    ids
+}
+
+#[tokio::test]
+async fn a_launch_in_a_target_account_and_region_goes_through_its_role() {
+    let sim = start(world()).await;
+    let f = failback(&sim, SETTINGS).await;
+    let west = answer(&f, launch(APPS, "us-west-2", &WEST)).await.unwrap();
+    assert_eq!(west["counts"]["launched"], 2, "{west}");
+    assert_eq!(
+        west["target"],
+        json!({"account": APPS, "region": "us-west-2"})
+    );
+    let east = answer(&f, launch(APPS, "us-east-1", &EAST)).await.unwrap();
+    assert_eq!(east["counts"]["launched"], 2, "{east}");
+    // Each place got its own instances, in its own jobs; the hub's own DRS saw no launch.
+    assert_eq!(launched_ids(&sim.at(APPS, "us-west-2").unwrap()), WEST);
+    assert_eq!(launched_ids(&sim.at(APPS, "us-east-1").unwrap()), EAST);
+    assert!(sim.jobs().is_empty());
+    // One AssumeRole per account and region, kept for the calls after.
+    assert_eq!(sim.sts_sessions(), 2);
+    let job = west["jobs"][0]["jobID"].as_str().unwrap().to_owned();
+    let track = json!({"action": "track", "runId": RUN_ID, "jobIDs": [job],
+                       "target": {"account": APPS, "region": "us-west-2"}});
+    let tracked = answer(&f, track).await.unwrap();
+    assert!(tracked["jobs"].is_array(), "{tracked}");
+    assert_eq!(sim.sts_sessions(), 2);
+    // Every event of a target's launch says where it was.
+    let events = sim.delivered_events();
+    assert_eq!(
+        events[0].detail["target"]["region"], "us-west-2",
+        "{:?}",
+        events[0]
+    );
+    // The hub's own instances: no target, no role.
+    let home = json!({"action": "launch", "runId": RUN_ID, "recoveryInstanceIDs": [HOME_ID]});
+    let home = answer(&f, home).await.unwrap();
+    assert_eq!(home["counts"]["launched"], 1);
+    assert_eq!(
+        home["target"],
+        json!({"account": HOME, "region": "us-east-1"})
+    );
+    assert_eq!(sim.sts_sessions(), 2);
+}
+
+#[tokio::test]
+async fn an_account_without_the_role_fails_alone() {
+    let sim = start(world()).await;
+    let f = failback(&sim, SETTINGS).await;
+    let orphan = answer(&f, launch(NO_ROLE, "us-east-1", &[ORPHAN]))
+        .await
+        .unwrap();
+    assert_eq!(orphan["counts"]["skipped"], 1, "{orphan}");
+    let group = &orphan["notLaunched"][0];
+    assert_eq!(group["reason"], "TARGET_UNREACHABLE");
+    assert_eq!(group["code"], "AccessDenied");
+    assert!(
+        group["message"]
+            .as_str()
+            .unwrap()
+            .contains("333344445555:role/drs-failback-target"),
+        "{group}"
+    );
+    assert_eq!(orphan["unreachable"]["code"], "AccessDenied");
+    assert!(sim.at(NO_ROLE, "us-east-1").unwrap().calls().is_empty());
+    // The others go on.
+    let west = answer(&f, launch(APPS, "us-west-2", &WEST)).await.unwrap();
+    assert_eq!(west["counts"]["launched"], 2);
+    // Its jobs cannot be read either: the tracking call fails, to be sent again.
+    let track = json!({"action": "track", "runId": RUN_ID, "jobIDs": ["drsjob-0123456789abcdefg"],
+                       "target": {"account": NO_ROLE, "region": "us-east-1"}});
+    let error = answer(&f, track).await.unwrap_err();
+    assert_eq!(error.error_type(), "TargetUnreachable");
+    assert!(
+        error.to_string().contains("333344445555/us-east-1"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn a_region_not_enabled_fails_alone() {
+    let sim = start(world()).await;
+    let f = failback(&sim, SETTINGS).await;
+    let answer = answer(&f, launch(APPS, "eu-west-1", &WEST)).await.unwrap();
+    assert_eq!(answer["counts"]["skipped"], 2, "{answer}");
+    assert_eq!(answer["notLaunched"][0]["reason"], "TARGET_UNREACHABLE");
+    assert_eq!(answer["notLaunched"][0]["code"], "DrsAccessDenied");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_region_throttling_hard_holds_only_its_own_instances() {
+    let sim = start(world()).await;
+    sim.at(APPS, "us-west-2").unwrap().inject(Fault::Throttle {
+        operation: Operation::StartFailbackLaunch,
+        calls: 1000,
+        retry_after_seconds: 5,
+    });
+    let f = failback_in_process(&sim, SETTINGS, 0.0).await;
+    let east = answer(&f, launch(APPS, "us-east-1", &EAST)).await.unwrap();
+    let west = answer(&f, launch(APPS, "us-west-2", &WEST)).await.unwrap();
+    assert_eq!(east["counts"]["launched"], 2, "{east}");
+    assert_eq!(west["counts"]["launched"], 0, "{west}");
+    assert_eq!(west["counts"]["deferred"], 2, "{west}");
+    assert_eq!(west["notLaunched"][0]["reason"], "THROTTLED");
+    assert!(sim.at(APPS, "us-west-2").unwrap().jobs().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn keys_are_renewed_before_they_expire() {
+    let sim = start(world()).await;
+    let f = failback_in_process(&sim, SETTINGS, 0.0).await;
+    let read = || {
+        json!({"action": "track", "runId": RUN_ID, "jobIDs": ["drsjob-0123456789abcdefg"],
+                         "target": {"account": APPS, "region": "us-west-2"}})
+    };
+    answer(&f, read()).await.unwrap();
+    tokio::time::advance(Duration::from_secs(30 * 60)).await;
+    answer(&f, read()).await.unwrap();
+    assert_eq!(sim.sts_sessions(), 1, "half an hour in, the keys are kept");
+    tokio::time::advance(Duration::from_secs(25 * 60)).await;
+    answer(&f, read()).await.expect("renewed, not expired");
+    assert_eq!(sim.sts_sessions(), 2);
+}
+
+#[tokio::test]
+async fn an_instance_named_by_its_arn_and_its_id_is_refused() {
+    let sim = start(world()).await;
+    let f = failback(&sim, SETTINGS).await;
+    let arn = format!("arn:aws:drs:us-east-1:{HOME}:recovery-instance/{HOME_ID}");
+    let twice = json!({"action": "launch", "runId": RUN_ID, "recoveryInstanceIDs": [HOME_ID, arn]});
+    let error = answer(&f, twice).await.unwrap_err();
+    assert_eq!(error.error_type(), "InvalidFailbackRequest");
+    assert!(error.to_string().contains("named twice"), "{error}");
+    // By ARN alone, it is the id of the call's place.
+    let by_arn = json!({"action": "launch", "runId": RUN_ID, "recoveryInstanceIDs": [arn]});
+    let answer_ = answer(&f, by_arn).await.unwrap();
+    assert_eq!(answer_["counts"]["launched"], 1, "{answer_}");
+    // An ARN of another place, in a call for this one.
+    let west = format!("arn:aws:drs:us-west-2:{APPS}:recovery-instance/{}", WEST[0]);
+    let elsewhere = json!({"action": "launch", "runId": RUN_ID, "recoveryInstanceIDs": [west]});
+    let error = answer(&f, elsewhere).await.unwrap_err();
+    assert!(
+        error.to_string().contains("222233334444/us-west-2"),
+        "{error}"
+    );
+    assert!(sim.at(APPS, "us-west-2").unwrap().jobs().is_empty());
+}
