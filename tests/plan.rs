@@ -218,12 +218,12 @@ async fn a_plan_is_answered_with_its_steps_and_a_plain_request_is_one_step() {
     assert_eq!(
         out,
         json!({"runId": RUN_ID, "dryRun": false, "steps": [
-            {"name": "db", "recoveryInstanceIDs": [ids[0], ids[1]], "critical": true,
-             "maxFailed": null, "waitAfterSeconds": 60, "approval": true, "instances": 2,
-             "waitForReadySeconds": 0},
-            {"name": "app", "selector": {"tags": {"Tier": "app"}}, "critical": false,
-             "maxFailed": 1, "waitAfterSeconds": 0, "approval": false, "instances": 4,
-             "waitForReadySeconds": 0}
+            {"name": "db", "maxFailed": null, "waitAfterSeconds": 60, "approval": true,
+             "instances": 2, "waitForReadySeconds": 0,
+             "groups": [{"recoveryInstanceIDs": [ids[0], ids[1]], "critical": true, "instances": 2}]},
+            {"name": "app", "maxFailed": 1, "waitAfterSeconds": 0, "approval": false,
+             "instances": 4, "waitForReadySeconds": 0,
+             "groups": [{"selector": {"tags": {"Tier": "app"}}, "critical": false, "instances": 4}]}
         ]})
     );
     // A plain request: one step named failback, its ids as given (a malformed one included, for
@@ -239,7 +239,7 @@ async fn a_plan_is_answered_with_its_steps_and_a_plain_request_is_one_step() {
     let out = serde_json::to_value(&plain).unwrap();
     assert_eq!(out["steps"][0]["name"], "failback");
     assert_eq!(
-        out["steps"][0]["recoveryInstanceIDs"],
+        out["steps"][0]["groups"][0]["recoveryInstanceIDs"],
         json!([ids[0], "bad"])
     );
     assert_eq!(out["steps"][0]["instances"], 2);
@@ -263,10 +263,16 @@ async fn a_dry_run_resolves_every_selector_and_reports_each_steps_launch() {
     let out = serde_json::to_value(&answer).unwrap();
     assert_eq!(out["dryRun"], true);
     assert_eq!(out["steps"][0]["instances"], 4);
-    assert_eq!(out["steps"][0]["plannedJobSizes"], json!([2, 2]));
-    assert_eq!(out["steps"][1]["plannedJobSizes"], json!([2, 1]));
+    assert_eq!(
+        out["steps"][0]["groups"][0]["plannedJobSizes"],
+        json!([2, 2])
+    );
+    assert_eq!(
+        out["steps"][1]["groups"][0]["plannedJobSizes"],
+        json!([2, 1])
+    );
     assert_eq!(out["steps"][1]["counts"]["skipped"], 1);
-    let skipped = &out["steps"][1]["notLaunched"];
+    let skipped = &out["steps"][1]["groups"][0]["notLaunched"];
     assert!(
         skipped
             .as_array()
@@ -553,14 +559,17 @@ async fn what_a_plan_reaches_through_drs_is_checked_as_what_it_names() {
         .await
         .unwrap();
     let out = serde_json::to_value(&answer).unwrap();
-    assert_eq!(out["steps"][0]["critical"], json!([source_of(1), ids[1]]));
-    let critical = out["steps"][1]["critical"].clone();
+    assert_eq!(
+        out["steps"][0]["groups"][0]["critical"],
+        json!([source_of(1), ids[1]])
+    );
+    let critical = out["steps"][1]["groups"][0]["critical"].clone();
     assert_eq!(critical, json!([source_of(9), ids[9]]));
     // The web server is not ready: skipped, so it did not come back — a critical failure, though
     // it was named by its source server and the skip names its recovery instance.
     let (_, tracked) = run_step(
         &fb,
-        json!({"runId": RUN_ID, "step": "web", "selector": out["steps"][1]["selector"]}),
+        json!({"runId": RUN_ID, "step": "web", "selector": out["steps"][1]["groups"][0]["selector"]}),
         critical,
         Value::Null,
     )

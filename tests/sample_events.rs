@@ -44,6 +44,11 @@ fn expectation(file: &str) -> Expect {
             &["databases", "app-servers"],
             false,
         ),
+        "plan-across-accounts.json" => Expect::Plan(
+            "failback-across-accounts-2026-12-04",
+            &["databases", "app-servers", "web"],
+            false,
+        ),
         "plan-dry-run.json" => Expect::Plan(
             "failback-2026-11-30-plan",
             &["databases", "app-servers"],

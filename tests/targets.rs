@@ -227,3 +227,28 @@ async fn an_instance_named_by_its_arn_and_its_id_is_refused() {
     );
     assert!(sim.at(APPS, "us-west-2").unwrap().jobs().is_empty());
 }
+
+#[tokio::test]
+async fn a_place_never_reached_is_still_summed_up_without_reading_drs() {
+    let sim = start(world()).await;
+    let f = failback(&sim, SETTINGS).await;
+    let orphan = answer(&f, launch(NO_ROLE, "us-east-1", &[ORPHAN]))
+        .await
+        .unwrap();
+    let calls = sim.calls().len();
+    let last = json!({"action": "track", "runId": RUN_ID, "jobIDs": [], "final": true,
+        "step": "apps", "critical": true, "notLaunched": orphan["notLaunched"],
+        "target": {"account": NO_ROLE, "region": "us-east-1"}});
+    let summed = answer(&f, last).await.unwrap();
+    assert_eq!(summed["verdict"]["failed"], 1, "{summed}");
+    assert_eq!(summed["verdict"]["reason"], "CRITICAL_FAILED");
+    // Only the step's event was published (home's EventBridge); DRS was read nowhere.
+    let drs_calls = sim
+        .calls()
+        .iter()
+        .skip(calls)
+        .filter(|c| c.operation != Operation::PutEvents)
+        .count();
+    assert_eq!(drs_calls, 0);
+    assert!(sim.at(NO_ROLE, "us-east-1").unwrap().calls().is_empty());
+}

@@ -11,7 +11,7 @@ use std::time::Duration;
 use drs_failback::drs::Drs;
 use drs_failback::error::{
     ERROR_ACCESS_DENIED, ERROR_ACCOUNT_NOT_INITIALIZED, ERROR_INVALID_REQUEST, ERROR_READ_FAILED,
-    HandlerError,
+    ERROR_TARGET_UNREACHABLE, HandlerError,
 };
 use drs_failback::events::EventPublisher;
 use drs_failback::handler::Failback;
@@ -43,10 +43,11 @@ pub const CRASH_RETRIES: usize = 2;
 
 /// The function's refusals of a run's first launch: they end the run (the state machine's
 /// RequestRefused and DrsNotUsable); any other failure is sent once more (LaunchAgain).
-const REFUSALS: [&str; 3] = [
+const REFUSALS: [&str; 4] = [
     ERROR_INVALID_REQUEST,
     ERROR_ACCOUNT_NOT_INITIALIZED,
     ERROR_ACCESS_DENIED,
+    ERROR_TARGET_UNREACHABLE,
 ];
 
 /// Where the run stands, after each call.
@@ -145,6 +146,8 @@ pub struct StepRules {
 struct Run {
     run_id: Option<String>,
     tags: Option<Value>,
+    /// The account and region every call of the arc acts in, when the first request names one.
+    target: Option<Value>,
     step: Option<String>,
     /// The step's `waitForReadySeconds`, sent with every round.
     wait_for_ready: Option<Value>,
@@ -241,6 +244,9 @@ impl Run {
         }
         if let Some(tags) = &self.tags {
             request["tags"] = tags.clone();
+        }
+        if let Some(target) = &self.target {
+            request["target"] = target.clone();
         }
         if let Some(step) = &self.step {
             request["step"] = json!(step);
@@ -350,6 +356,7 @@ pub async fn run_arc<D: Drs, P: EventPublisher>(
             .and_then(Value::as_str)
             .map(str::to_owned),
         tags: request.get("tags").cloned(),
+        target: request.get("target").cloned(),
         step: step.map(|s| s.name.clone()),
         wait_for_ready: request.get("waitForReadySeconds").cloned(),
         ..Run::default()
@@ -436,6 +443,9 @@ pub async fn run_arc<D: Drs, P: EventPublisher>(
                 if let Some(step) = step {
                     payload["step"] = json!(step.name);
                 }
+                if let Some(target) = &run.target {
+                    payload["target"] = target.clone();
+                }
                 let deadline = Instant::now() + settings.invocation_timeout;
                 next = match failback.handle_track(payload, deadline).await {
                     Ok(answer) => {
@@ -511,6 +521,9 @@ async fn finish<D: Drs, P: EventPublisher>(
         payload["step"] = json!(step.name);
         payload["critical"] = step.critical.clone();
         payload["maxFailed"] = step.max_failed.clone();
+    }
+    if let Some(target) = &run.target {
+        payload["target"] = target.clone();
     }
     // As the state machine: a last call that could not read DRS is tried again, a few times.
     let mut wait = settings.track_interval;

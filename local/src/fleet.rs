@@ -3,8 +3,9 @@
 //! fail as asked.
 
 use drs_failback::config::REQUEST_INSTANCES_CEILING;
-use drs_failback::request::{Action, parse_action};
-use drs_sim::{FailbackState, Fleet, FleetInstance};
+use drs_failback::drs::Target;
+use drs_failback::request::{Action, Selector, parse_action};
+use drs_sim::{FailbackState, Fleet, FleetInstance, SimConfig};
 use serde_json::{Value, json};
 
 use crate::arc::first_request;
@@ -15,45 +16,99 @@ pub const PER_SELECTOR: usize = 3;
 /// A demo fleet holding every instance the request names, in either envelope, plain or a plan:
 /// its recovery instances, one for each source server it names, and [`PER_SELECTOR`] for each
 /// selector. Parsed by the function's own parser, so the fleet matches what the function will
-/// look for.
+/// look for. Instances of other accounts and regions (ARNs, a selector's `targets`) are left to
+/// [`demo_targets`].
 pub fn demo_fleet(payload: &Value, state: FailbackState) -> Fleet {
+    demo_world(payload, state).0
+}
+
+/// The fleets of the other accounts and regions the request reaches, `home` being the
+/// simulator's own (its account and region).
+pub fn demo_targets(payload: &Value, state: FailbackState) -> Vec<(Target, Fleet)> {
+    demo_world(payload, state).1
+}
+
+fn demo_world(payload: &Value, state: FailbackState) -> (Fleet, Vec<(Target, Fleet)>) {
     let (mut request, _) = first_request(payload.clone());
     if let Value::Object(map) = &mut request {
         map.insert("action".into(), json!("plan"));
     }
-    let Ok(Action::Plan(plan)) = parse_action(request, REQUEST_INSTANCES_CEILING, String::new)
+    let Ok(Action::Plan(mut plan)) = parse_action(request, REQUEST_INSTANCES_CEILING, String::new)
     else {
         // The function will refuse it; nothing to hold.
-        return Fleet::new();
+        return (Fleet::new(), Vec::new());
     };
+    let sim = SimConfig::default();
+    let home = Target::new(sim.account_id, sim.region);
+    if plan.bind(Some(&home)).is_err() {
+        return (Fleet::new(), Vec::new());
+    }
     let mut fleet = Fleet::new();
+    let mut targets: Vec<(Target, Fleet)> = Vec::new();
     for step in &plan.steps {
-        for id in &step.ids.recovery_instance_ids {
-            let _ = fleet.try_push(FleetInstance::new(id.clone()));
+        hold(
+            &mut fleet,
+            &step.name,
+            &step.ids.recovery_instance_ids,
+            &step.ids.source_server_ids,
+            step.selector.as_ref(),
+        );
+        for group in &step.elsewhere {
+            let at = match targets.iter().position(|(t, _)| *t == group.target) {
+                Some(at) => at,
+                None => {
+                    targets.push((group.target.clone(), Fleet::new()));
+                    targets.len() - 1
+                }
+            };
+            let name = format!("{}@{}", step.name, group.target);
+            let ids = &group.ids;
+            hold(
+                &mut targets[at].1,
+                &name,
+                &ids.recovery_instance_ids,
+                &ids.source_server_ids,
+                group.selector.as_ref(),
+            );
         }
-        for source in &step.ids.source_server_ids {
-            let mut instance = FleetInstance::new(stable_instance_id(source));
-            instance.source_server_id = source.clone();
-            // A source server named twice, or whose instance is also named, is already there.
+    }
+    for fleet in std::iter::once(&mut fleet).chain(targets.iter_mut().map(|(_, f)| f)) {
+        for id in fleet.ids() {
+            fleet.set_state(&id, state);
+        }
+    }
+    (fleet, targets)
+}
+
+/// Puts in `fleet` a step's instances: those named, one per source server, and [`PER_SELECTOR`]
+/// carrying its selector's tags (named after `name`).
+fn hold(
+    fleet: &mut Fleet,
+    name: &str,
+    ids: &[String],
+    sources: &[String],
+    selector: Option<&Selector>,
+) {
+    for id in ids {
+        let _ = fleet.try_push(FleetInstance::new(id.clone()));
+    }
+    for source in sources {
+        let mut instance = FleetInstance::new(stable_instance_id(source));
+        instance.source_server_id = source.clone();
+        // A source server named twice, or whose instance is also named, is already there.
+        let _ = fleet.try_push(instance);
+    }
+    if let Some(selector) = selector {
+        for n in 0..PER_SELECTOR {
+            let mut instance = FleetInstance::new(stable_instance_id(&format!("{name}#{n}")));
+            instance.tags = selector
+                .tags
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
             let _ = fleet.try_push(instance);
         }
-        if let Some(selector) = &step.selector {
-            for n in 0..PER_SELECTOR {
-                let mut instance =
-                    FleetInstance::new(stable_instance_id(&format!("{}#{n}", step.name)));
-                instance.tags = selector
-                    .tags
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect();
-                let _ = fleet.try_push(instance);
-            }
-        }
     }
-    for id in fleet.ids() {
-        fleet.set_state(&id, state);
-    }
-    fleet
 }
 
 /// A stable recovery instance id for a name (FNV-1a of it).

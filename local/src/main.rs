@@ -11,15 +11,16 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use clap::Parser;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use drs_failback::config::Config;
+use drs_failback::drs::Target;
 use drs_failback::finish::answer::FinishAnswer;
 use drs_failback::handler::Reply;
 use drs_failback::plan::StepPlan;
 use drs_failback_local::arc::{ArcSettings, Progress};
-use drs_failback_local::fleet::demo_fleet;
+use drs_failback_local::fleet::{demo_fleet, demo_targets};
 use drs_failback_local::plan::{Approval, PlanEnd, PlanHooks, StepReport, StepStatus, run_plan};
 use drs_failback_local::show::{ProgressLine, print_table, rows};
 use drs_failback_local::summary::{Header, print_summary};
-use drs_sim::{FailbackState, Lifecycle, SimConfig, Simulator};
+use drs_sim::{FailbackState, Lifecycle, Role, SimConfig, Simulator};
 use lambda_runtime::{Context, Diagnostic, LambdaEvent};
 use serde_json::Value;
 
@@ -164,8 +165,11 @@ async fn run(args: Args) -> Result<ExitCode, String> {
         serde_json::from_str(&text).map_err(|e| format!("{} is not JSON: {e}", args.request))?;
 
     let mut fleet = demo_fleet(&payload, args.state);
+    let mut places = demo_targets(&payload, args.state);
     for (id, event) in &args.failures {
-        if !fleet.set_failure(id, event) {
+        let set =
+            fleet.set_failure(id, event) | places.iter_mut().any(|(_, f)| f.set_failure(id, event));
+        if !set {
             return Err(format!("--fail: {id} is not an instance the request names"));
         }
     }
@@ -181,11 +185,54 @@ async fn run(args: Args) -> Result<ExitCode, String> {
             .merge_json(&json)
             .map_err(|e| format!("{path}: {e}"))?;
     }
-    let fleet_size = sim_config.fleet.len();
+    // Each other account and region the plan reaches: its own DRS, and the role its account
+    // grants the function (as the target stack would).
+    if sim_config.targets.is_empty() {
+        sim_config.targets = places
+            .into_iter()
+            .map(|(target, fleet)| SimConfig {
+                account_id: target.account,
+                region: target.region,
+                fleet,
+                ..sim_config.target_base()
+            })
+            .collect();
+    }
+    let mut accounts: Vec<String> = sim_config
+        .targets
+        .iter()
+        .map(|t| t.account_id.clone())
+        .collect();
+    accounts.sort();
+    accounts.dedup();
+    if sim_config.roles.is_empty() {
+        sim_config.roles = accounts
+            .into_iter()
+            .filter(|a| *a != sim_config.account_id)
+            .map(|account_id| Role {
+                account_id,
+                name: "drs-failback-target".into(),
+                external_id: None,
+            })
+            .collect();
+    }
+    let fleet_size = sim_config.fleet.len()
+        + sim_config
+            .targets
+            .iter()
+            .map(|t| t.fleet.len())
+            .sum::<usize>();
+    // The function's own account and region are the simulator's.
+    let (home_account, home_region) = (sim_config.account_id.clone(), sim_config.region.clone());
     let sim = Simulator::start(sim_config)
         .await
         .map_err(|e| format!("cannot start the simulator: {e}"))?;
-    let config = Config::from_env().map_err(|e| format!("invalid configuration: {e}"))?;
+    let config = Config::from_lookup(|name| match name {
+        "HOME_ACCOUNT_ID" => Some(home_account.clone()),
+        "AWS_REGION" => Some(home_region.clone()),
+        _ => std::env::var(name).ok(),
+    })
+    .map_err(|e| format!("invalid configuration: {e}"))?;
     let bus = config.event_bus_name.clone();
     // Each invocation's metrics record (EMF), on stderr beside the function's log lines: stdout
     // holds the tables (or the JSON output).
@@ -222,6 +269,7 @@ async fn run(args: Args) -> Result<ExitCode, String> {
             Ok(Reply::Plan(answer)) => print_json(&answer),
             Ok(Reply::StepExecution(answer)) => print_json(&answer),
             Ok(Reply::Finish(answer)) => print_json(&answer),
+            Ok(Reply::StepSum(answer)) => print_json(&answer),
             Err(error) => refused(error.into(), args.json),
         };
     }
@@ -244,6 +292,8 @@ async fn run(args: Args) -> Result<ExitCode, String> {
     let mut hooks = Shown {
         json: args.json,
         line: ProgressLine::new(),
+        groups: 0,
+        lines: Vec::new(),
         approve: args.approve.clone(),
     };
     let end = run_plan(&failback, payload, &settings, DEMO_TIME_SCALE, &mut hooks).await;
@@ -259,8 +309,16 @@ async fn run(args: Args) -> Result<ExitCode, String> {
                     index + 1,
                     step.name,
                     step.instances,
-                    step.planned_job_sizes.as_ref().map_or(0, Vec::len),
-                    step.planned_job_sizes.clone().unwrap_or_default(),
+                    step.groups
+                        .iter()
+                        .filter_map(|g| g.planned_job_sizes.as_ref())
+                        .map(Vec::len)
+                        .sum::<usize>(),
+                    step.groups
+                        .iter()
+                        .filter_map(|g| g.planned_job_sizes.clone())
+                        .flatten()
+                        .collect::<Vec<_>>(),
                     counts.skipped,
                     counts.rejected,
                 );
@@ -301,27 +359,59 @@ async fn run(args: Args) -> Result<ExitCode, String> {
 struct Shown {
     json: bool,
     line: ProgressLine,
+    /// The current step's accounts and regions, and a line for each when there are several.
+    groups: usize,
+    lines: Vec<Option<ProgressLine>>,
     approve: Option<Approval>,
 }
 
 impl PlanHooks for Shown {
     fn step_started(&mut self, index: usize, step: &StepPlan, steps: usize) {
+        self.groups = step.groups.len();
         if !self.json {
             if index == 0 {
                 println!("Plan execution: {steps} step(s), each run as its own step execution");
             }
             println!(
-                "Step {}/{steps} {}: {} instances — step execution s{index}-p1",
+                "Step {}/{steps} {}: {} instances — {}",
                 index + 1,
                 step.name,
-                step.instances
+                step.instances,
+                match step.groups.len() {
+                    1 => format!("step execution s{index}-p1"),
+                    n => format!(
+                        "{n} accounts and regions, each its own step execution: {}",
+                        step.groups
+                            .iter()
+                            .map(|g| g
+                                .target
+                                .as_ref()
+                                .map_or_else(|| "own account".to_owned(), ToString::to_string))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                }
             );
         }
     }
 
-    fn progress(&mut self, _: usize, progress: &Progress) {
-        if !self.json {
-            self.line.show(progress);
+    fn progress(&mut self, _: usize, group: usize, target: Option<&Target>, progress: &Progress) {
+        if self.json {
+            return;
+        }
+        match (group, target, self.groups) {
+            // One account and region: the live line.
+            (_, _, 0 | 1) => self.line.show(progress),
+            // Several at once: a line each, prefixed with where.
+            (at, target, _) => {
+                while self.lines.len() <= at {
+                    self.lines.push(None);
+                }
+                let label = target.map_or_else(|| "own account".to_owned(), ToString::to_string);
+                self.lines[at]
+                    .get_or_insert_with(|| ProgressLine::labeled(&label))
+                    .show(progress);
+            }
         }
     }
 
@@ -331,13 +421,34 @@ impl PlanHooks for Shown {
         if self.json {
             return;
         }
-        if let Some(finished) = &report.finished {
+        self.lines.clear();
+        for group in &report.groups {
             println!();
-            print_table(&rows(&finished.answer));
+            if report.groups.len() > 1 {
+                let place = group
+                    .target
+                    .as_ref()
+                    .map_or_else(|| "own account".to_owned(), ToString::to_string);
+                let counts = group.finished.answer.counts;
+                println!(
+                    "{place}: {} succeeded, {} failed, {} running",
+                    counts.succeeded, counts.failed, counts.running
+                );
+            }
+            print_table(&rows(&group.finished.answer));
             println!();
         }
-        let counts = report.finished.as_ref().map(|f| f.answer.counts);
-        let parts = match report.finished.as_ref().map_or(1, |f| f.progress.parts) {
+        let counts = report.sum.as_ref().map(|s| {
+            let n = |k: &str| s.counts.get(k).copied().unwrap_or(0);
+            (n("succeeded"), n("failed"), n("running"))
+        });
+        let parts = match report
+            .groups
+            .iter()
+            .map(|g| g.finished.progress.parts)
+            .max()
+            .unwrap_or(1)
+        {
             0 | 1 => String::new(),
             n => format!(" (in {n} step executions, handed over {} times)", n - 1),
         };
@@ -347,9 +458,8 @@ impl PlanHooks for Shown {
             report.name,
             report.status.as_str(),
             counts
-                .map(|c| format!(
-                    " — {} succeeded, {} failed, {} running",
-                    c.succeeded, c.failed, c.running
+                .map(|(succeeded, failed, running)| format!(
+                    " — {succeeded} succeeded, {failed} failed, {running} running"
                 ))
                 .unwrap_or_default(),
             match (&report.reason, report.status) {

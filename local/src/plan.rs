@@ -10,15 +10,20 @@
 use std::time::Duration;
 
 use drs_failback::drs::Drs;
+use drs_failback::drs::Target;
 use drs_failback::error::HandlerError;
 use drs_failback::events::EventPublisher;
 use drs_failback::finish::answer::{FinishAnswer, FinishNext};
 use drs_failback::finish::decide::FinishResult;
 use drs_failback::handler::Failback;
 use drs_failback::handler::Reply;
-use drs_failback::plan::{PlanAnswer, StepPlan};
+use drs_failback::plan::sum::StepSum;
+use drs_failback::plan::{GroupPlan, PlanAnswer, StepPlan};
 use drs_failback::request::{Finishing, OtherStep};
+use drs_failback::track::end::StoppedBy;
+use futures_util::future::join_all;
 use serde_json::{Value, json};
+use std::cell::RefCell;
 use tokio::time::{Instant, sleep};
 
 use crate::arc::{ArcEnd, ArcSettings, Finished, Progress, StepRules, first_request, run_arc};
@@ -59,10 +64,19 @@ pub struct StepReport {
     pub reason: Option<String>,
     /// The refusal or launch error, in the operator's or the function's words.
     pub error: Option<String>,
-    /// The step's arc, when it ran.
-    pub finished: Option<Box<Finished>>,
+    /// The step's arc in each account and region, when it ran.
+    pub groups: Vec<GroupReport>,
+    /// The step's summary across them, as the function summed it up (`stepSum`).
+    pub sum: Option<StepSum>,
     /// The step's finishing, as its summary carries it (`finish`), when it has one.
     pub finish: Option<Value>,
+}
+
+/// A step's arc in one account and region.
+#[derive(Debug, Clone)]
+pub struct GroupReport {
+    pub target: Option<Target>,
+    pub finished: Box<Finished>,
 }
 
 #[derive(Debug, Clone)]
@@ -92,30 +106,21 @@ impl PlanFinished {
                 if let Some(error) = &step.error {
                     out["error"] = json!(error);
                 }
-                if let Some(finished) = &step.finished {
-                    let counts = finished.output()["counts"].clone();
-                    for key in [
-                        "succeeded",
-                        "failed",
-                        "running",
-                        "launched",
-                        "skipped",
-                        "rejected",
-                        "deferred",
-                    ] {
-                        totals[key] = json!(
-                            totals[key].as_u64().unwrap_or(0) + counts[key].as_u64().unwrap_or(0)
-                        );
+                if let Some(sum) = &step.sum {
+                    for (key, value) in &sum.counts {
+                        if let Some(total) = totals.get_mut(key) {
+                            *total = json!(total.as_u64().unwrap_or(0) + value);
+                        }
                     }
-                    let not_launched = finished.answer.finished.map_or(0, |f| f.not_launched);
-                    totals["notLaunched"] =
-                        json!(totals["notLaunched"].as_u64().unwrap_or(0) + not_launched as u64);
-                    out["counts"] = counts;
-                    out["stoppedBy"] = json!(finished.stopped_by);
-                    out["complete"] = json!(finished.complete);
-                    out["verdict"] = json!(finished.answer.verdict);
-                    out["rounds"] = json!(finished.progress.rounds);
-                    out["trackingCalls"] = json!(finished.progress.tracking_calls);
+                    out["counts"] = json!(sum.counts);
+                    out["stoppedBy"] = json!(sum.stopped_by);
+                    out["complete"] = json!(sum.complete);
+                    out["verdict"] = json!(sum.verdict);
+                    out["rounds"] = json!(sum.rounds);
+                    out["trackingCalls"] = json!(sum.tracking_calls);
+                    if sum.targets.len() > 1 {
+                        out["targets"] = json!(sum.targets);
+                    }
                 }
                 if let Some(finish) = &step.finish {
                     out["finish"] = finish.clone();
@@ -146,7 +151,14 @@ pub enum PlanEnd {
 /// What a person sees and decides while a plan runs.
 pub trait PlanHooks {
     fn step_started(&mut self, index: usize, step: &StepPlan, steps: usize);
-    fn progress(&mut self, index: usize, progress: &Progress);
+    /// `group` (its account and region `target`) of step `index` moved on.
+    fn progress(
+        &mut self,
+        index: usize,
+        group: usize,
+        target: Option<&Target>,
+        progress: &Progress,
+    );
     fn step_ended(&mut self, index: usize, report: &StepReport);
     /// The step `done` is over and `next` would start: may it?
     fn approve(&mut self, done: &StepReport, next: &StepPlan) -> Approval;
@@ -154,10 +166,22 @@ pub trait PlanHooks {
     fn approve_finishing(&mut self, listed: &FinishAnswer) -> Approval;
 }
 
-/// The reason a finished step halts the plan, if it does: the function's word on its last call
-/// (the state machine's `FinalTrack` takes it the same way).
-pub fn halt_reason(finished: &Finished) -> Option<String> {
-    finished.answer.step_end.as_ref()?.reason.clone()
+/// A group's summary as its step execution's last call makes it (the state machine's
+/// `FinalTrack` output, `stepResult`).
+pub fn step_result(name: &str, target: Option<&Target>, finished: &Finished) -> Value {
+    let end = finished.answer.step_end.as_ref();
+    let mut counts = finished.output()["counts"].clone();
+    counts["notLaunched"] = json!(finished.answer.finished.map_or(0, |f| f.not_launched));
+    let error = match finished.stopped_by {
+        Some(StoppedBy::LaunchError) => json!(finished.launch_error),
+        Some(StoppedBy::TrackingError) => json!(finished.tracking_error),
+        _ => Value::Null,
+    };
+    json!({"name": name, "target": target, "status": end.map_or("finished", |e| e.status),
+        "reason": end.and_then(|e| e.reason.clone()), "stoppedBy": finished.stopped_by,
+        "complete": finished.complete, "counts": counts, "rounds": finished.progress.rounds,
+        "trackingCalls": finished.progress.tracking_calls, "verdict": finished.answer.verdict,
+        "error": error})
 }
 
 /// Runs a plan (or a plain launch request, a plan of one step) from its request, in either
@@ -215,36 +239,66 @@ pub async fn run_plan<D: Drs, P: EventPublisher>(
             }
         }
         hooks.step_started(index, step, count);
-        let rules = StepRules {
-            name: step.name.clone(),
-            critical: serde_json::to_value(&step.critical).unwrap_or(Value::Bool(false)),
-            max_failed: json!(step.max_failed),
-        };
-        let first = launch_request(&plan, step, &request, wait_scale);
-        let end = run_arc(failback, first, Some(&rules), index == 0, settings, |p| {
-            hooks.progress(index, p)
-        })
-        .await;
-        let report = match end {
-            Ok(ArcEnd::Finished(finished)) => {
-                let reason = halt_reason(&finished);
-                StepReport {
-                    name: step.name.clone(),
-                    status: if reason.is_some() {
-                        StepStatus::Halted
-                    } else {
-                        StepStatus::Finished
-                    },
-                    reason,
-                    error: finished.launch_error.clone(),
-                    finished: Some(finished),
-                    finish: None,
-                }
+        // As the plan execution's fan-out: each account and region of the step in its own step
+        // execution, all at once; then the function sums the step up across them.
+        let first_of_run = index == 0 && step.groups.len() == 1;
+        let shared = RefCell::new(&mut *hooks);
+        let runs = step.groups.iter().enumerate().map(|(at, group)| {
+            let rules = StepRules {
+                name: step.name.clone(),
+                critical: serde_json::to_value(&group.critical).unwrap_or(Value::Bool(false)),
+                // maxFailed counts every account and region: the step's sum applies it.
+                max_failed: Value::Null,
+            };
+            let first = launch_request(&plan, step, group, &request, wait_scale);
+            let shared = &shared;
+            async move {
+                let target = group.target.as_ref();
+                let end = run_arc(failback, first, Some(&rules), first_of_run, settings, |p| {
+                    shared.borrow_mut().progress(index, at, target, p)
+                })
+                .await;
+                (group.target.clone(), end)
             }
-            Ok(ArcEnd::DryRun(_)) => return Err(HandlerError::WrongAction { expected: "plan" }),
-            // The run's first launch refused with no job (the state machine's Fail states), or a
-            // step's final call that failed for good: the execution fails at that call (FinalTrack).
-            Err(error) => return Err(error),
+        });
+        let ends = join_all(runs).await;
+        let mut groups = Vec::with_capacity(ends.len());
+        for (target, end) in ends {
+            match end {
+                Ok(ArcEnd::Finished(finished)) => groups.push(GroupReport { target, finished }),
+                Ok(ArcEnd::DryRun(_)) => {
+                    return Err(HandlerError::WrongAction { expected: "plan" });
+                }
+                // The run's first launch refused with no job (the state machine's Fail states),
+                // or a step's final call that failed for good: the execution fails at that call.
+                Err(error) => return Err(error),
+            }
+        }
+        let sum_request = json!({"action": "stepSum", "runId": plan.run_id, "step": step.name,
+            "maxFailed": step.max_failed,
+            "groups": groups.iter().map(|g| json!({"stepResult": step_result(&step.name, g.target.as_ref(), &g.finished)})).collect::<Vec<_>>()});
+        let deadline = Instant::now() + settings.invocation_timeout;
+        let sum = match failback.dispatch(sum_request, deadline).await? {
+            Reply::StepSum(sum) => sum,
+            _ => {
+                return Err(HandlerError::WrongAction {
+                    expected: "stepSum",
+                });
+            }
+        };
+        let error = groups.iter().find_map(|g| g.finished.launch_error.clone());
+        let report = StepReport {
+            name: step.name.clone(),
+            status: if sum.status == "halted" {
+                StepStatus::Halted
+            } else {
+                StepStatus::Finished
+            },
+            reason: sum.reason.clone(),
+            error,
+            groups,
+            sum: Some(sum),
+            finish: None,
         };
         let mut report = report;
         // As the plan execution's StepDone: a step that does not halt the plan and has a finish
@@ -284,14 +338,15 @@ pub async fn run_plan<D: Drs, P: EventPublisher>(
             status: StepStatus::NotStarted,
             reason: Some("PLAN_HALTED".into()),
             error: None,
-            finished: None,
+            groups: Vec::new(),
+            sum: None,
             finish: None,
         });
     }
     let complete = halted.is_none()
         && reports
             .iter()
-            .all(|r| r.finished.as_ref().is_some_and(|f| f.complete));
+            .all(|r| r.sum.as_ref().is_some_and(|s| s.complete));
     let finish = match plan.finish {
         Some(finishing) => {
             let scope = Scope {
@@ -400,34 +455,47 @@ async fn finish_run<D: Drs, P: EventPublisher>(
     }
 }
 
-/// A step's first launch request, as the state machine's StartStep makes it: its instances as the
-/// plan gives them, with the run id, the tags and the step's name (and, for a selector, what the
-/// other steps name); its wait for readiness runs `wait_scale` times faster, like the simulated
-/// replication it waits for.
-fn launch_request(plan: &PlanAnswer, step: &StepPlan, original: &Value, wait_scale: f64) -> Value {
+/// A group's first launch request, as the plan execution's fan-out makes it: its instances as
+/// the plan gives them, with the run id, the tags, the step's name and the group's account and
+/// region (and, for a selector, what the other steps name there); its wait for readiness runs
+/// `wait_scale` times faster, like the simulated replication it waits for.
+fn launch_request(
+    plan: &PlanAnswer,
+    step: &StepPlan,
+    group: &GroupPlan,
+    original: &Value,
+    wait_scale: f64,
+) -> Value {
     let mut request = json!({"runId": plan.run_id, "step": step.name});
-    if let Some(ids) = &step.recovery_instance_ids {
+    if let Some(target) = &group.target {
+        request["target"] = json!(target);
+    }
+    if let Some(ids) = &group.recovery_instance_ids {
         request["recoveryInstanceIDs"] = json!(ids);
     }
-    if let Some(ids) = &step.source_server_ids {
+    if let Some(ids) = &group.source_server_ids {
         request["sourceServerIDs"] = json!(ids);
     }
-    if let Some(selector) = &step.selector {
+    if let Some(selector) = &group.selector {
         request["selector"] = serde_json::to_value(selector).unwrap_or(Value::Null);
-        // As the state machine's StartStep: the ids every other step names, left to it.
-        let others: Vec<OtherStep> = plan
-            .steps
-            .iter()
-            .filter(|other| other.name != step.name)
-            .filter(|other| {
-                other.recovery_instance_ids.is_some() || other.source_server_ids.is_some()
-            })
-            .map(|other| OtherStep {
-                step: other.name.clone(),
-                recovery_instance_ids: other.recovery_instance_ids.clone().unwrap_or_default(),
-                source_server_ids: other.source_server_ids.clone().unwrap_or_default(),
-            })
-            .collect();
+        // The ids every other step names in the same account and region, left to it.
+        let others: Vec<OtherStep> =
+            plan.steps
+                .iter()
+                .filter(|other| other.name != step.name)
+                .filter_map(|other| {
+                    let there = other.groups.iter().find(|g| g.target == group.target)?;
+                    (there.recovery_instance_ids.is_some() || there.source_server_ids.is_some())
+                        .then(|| OtherStep {
+                            step: other.name.clone(),
+                            recovery_instance_ids: there
+                                .recovery_instance_ids
+                                .clone()
+                                .unwrap_or_default(),
+                            source_server_ids: there.source_server_ids.clone().unwrap_or_default(),
+                        })
+                })
+                .collect();
         request["otherSteps"] = json!(others);
     }
     if let Some(tags) = original.get("tags").filter(|t| t.is_object()) {

@@ -15,6 +15,8 @@ use crate::arc::Progress;
 pub struct ProgressLine {
     terminal: bool,
     last: Option<String>,
+    /// Where, when several lines run at once (then each prints plain lines, prefixed).
+    label: Option<String>,
 }
 
 impl ProgressLine {
@@ -22,11 +24,24 @@ impl ProgressLine {
         ProgressLine {
             terminal: std::io::stdout().is_terminal(),
             last: None,
+            label: None,
+        }
+    }
+
+    /// One of several at once (an account and region of a step): plain lines, `label` first.
+    pub fn labeled(label: &str) -> Self {
+        ProgressLine {
+            terminal: false,
+            last: None,
+            label: Some(label.to_owned()),
         }
     }
 
     pub fn show(&mut self, progress: &Progress) {
-        let line = progress_text(progress);
+        let line = match &self.label {
+            Some(label) => format!("{label} {}", progress_text(progress)),
+            None => progress_text(progress),
+        };
         // Plain output only when a count changes; the clock alone is not news.
         let counts = line.split_once(']').map_or("", |(_, rest)| rest).to_owned();
         if !self.terminal && self.last.as_deref() == Some(counts.as_str()) {

@@ -3,6 +3,7 @@
 //! run end to end by `plan::run_plan` — the plan semantics in-process, through the real function
 //! and SDK clients against the simulator, on paused time — as `drs-failback-local` runs it.
 
+use drs_failback::drs::Target;
 use std::time::Duration;
 
 use drs_failback::config::Config;
@@ -84,7 +85,7 @@ impl PlanHooks for Seen<'_> {
         self.started
             .push((index, step.name.clone(), step.instances));
     }
-    fn progress(&mut self, _: usize, _: &Progress) {
+    fn progress(&mut self, _: usize, _: usize, _: Option<&Target>, _: &Progress) {
         self.progress += 1;
     }
     fn step_ended(&mut self, _: usize, report: &StepReport) {
@@ -207,7 +208,7 @@ async fn a_critical_database_that_fails_stops_the_plan_before_step_two() {
         plan.halted,
         Some(("databases".into(), "CRITICAL_FAILED".into()))
     );
-    let databases = &plan.steps[0].finished.as_ref().unwrap().answer;
+    let databases = &plan.steps[0].groups[0].finished.answer;
     let verdict = databases.verdict.as_ref().unwrap();
     assert_eq!(verdict.critical_failed, [CRITICAL_DATABASE]);
     assert_eq!(
@@ -325,7 +326,7 @@ async fn an_instance_tagged_after_acceptance_stays_in_the_step_that_names_it() {
     assert!(plan.complete, "{:?}", statuses(&plan));
     let out = plan.output();
     assert_eq!(out["counts"]["succeeded"], 7, "each instance once");
-    let app = &plan.steps[1].finished.as_ref().unwrap();
+    let app = &plan.steps[1].groups[0].finished;
     assert_eq!(
         app.answer.finished.as_ref().unwrap().succeeded,
         3,

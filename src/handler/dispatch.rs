@@ -10,6 +10,7 @@ use tracing::info;
 
 use super::Failback;
 use crate::drs::Drs;
+use crate::drs::Target;
 use crate::drs::reach::Unreachable;
 use crate::drs::reads::DrsReads;
 use crate::drs::stats::CallStats;
@@ -20,6 +21,7 @@ use crate::finish::answer::FinishAnswer;
 use crate::launch::answer::LaunchAnswer;
 use crate::plan::PlanAnswer;
 use crate::plan::follow::{FollowAnswer, follow};
+use crate::plan::sum::StepSum;
 use crate::request::{Action, parse_action};
 use crate::telemetry::measure::{Measured, record};
 use crate::track::answer::TrackAnswer;
@@ -33,6 +35,7 @@ pub enum Reply {
     Plan(PlanAnswer),
     StepExecution(FollowAnswer),
     Finish(FinishAnswer),
+    StepSum(StepSum),
 }
 
 impl<D: Drs, P: EventPublisher> Failback<D, P> {
@@ -68,6 +71,7 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
             Action::Plan(request) => (&request.run_id, None),
             Action::StepExecution(request) => (&request.run_id, Some(request.step.as_str())),
             Action::Finish(request) => (&request.run_id, request.step.as_deref()),
+            Action::StepSum(request) => (&request.run_id, Some(request.step.as_str())),
         };
         tracing::Span::current().record("correlation_id", run_id);
         // Another account or region: DRS there, through the role it grants.
@@ -77,10 +81,7 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
             None => None,
             Some(target) => Some(match &self.reach {
                 Some(reach) => reach.reach(target).await,
-                None => Err(Unreachable {
-                    code: "NoTargetRole".into(),
-                    message: "this deployment reaches no other account or region (HOME_ACCOUNT_ID unset, or no target role)".into(),
-                }),
+                None => Err(no_reach()),
             }),
         };
         let drs = match &reached {
@@ -111,8 +112,27 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
                     dry_run = request.dry_run,
                     "request accepted"
                 );
-                match unreachable {
-                    Some(why) => Ok(crate::launch::unreachable::run(
+                // DRS there refuses the function's keys or is not set up: that place fails alone
+                // — its named instances skipped; a selector there, whose instances nobody can
+                // know, fails the call (the step then halts LAUNCH_ERROR, naming the place).
+                let why = match unreachable {
+                    Some(why) => Err(why),
+                    None => match Box::pin(crate::launch::run(&self.config, &reads, &bus, request))
+                        .await
+                    {
+                        Err(error @ HandlerError::DrsUnusable { .. }) if remote.is_some() => {
+                            Err(Unreachable {
+                                code: error.error_type().to_owned(),
+                                message: error.to_string(),
+                            })
+                        }
+                        other => Ok(other),
+                    },
+                };
+                match why {
+                    Ok(answered) => answered,
+                    Err(why) if request.selector.is_some() => Err(not_reached(&why)),
+                    Err(why) => Ok(crate::launch::unreachable::run(
                         &self.config,
                         &bus,
                         request,
@@ -121,24 +141,6 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
                         &why.message,
                     )
                     .await),
-                    None => match Box::pin(crate::launch::run(&self.config, &reads, &bus, request))
-                        .await
-                    {
-                        // DRS there refuses the function's keys or is not set up: that place
-                        // fails alone.
-                        Err(error @ HandlerError::DrsUnusable { .. }) if remote.is_some() => {
-                            Ok(crate::launch::unreachable::run(
-                                &self.config,
-                                &bus,
-                                request,
-                                here,
-                                error.error_type(),
-                                &error.to_string(),
-                            )
-                            .await)
-                        }
-                        other => other,
-                    },
                 }
                 .map(Reply::Launch)
             }
@@ -149,11 +151,12 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
                     final_call = request.final_call,
                     "track request accepted"
                 );
+                // A place that was never reached has no job to read: its step's last call still
+                // sums its instances up (a call without jobs reads nothing from DRS).
+                let readless = request.job_ids.is_empty() && request.ended.is_none();
                 match &unreachable {
-                    Some(why) => Err(not_reached(why)),
-                    None => {
-                        Box::pin(crate::track::track(&self.config, &reads, &bus, request)).await
-                    }
+                    Some(why) if !readless => Err(not_reached(why)),
+                    _ => Box::pin(crate::track::track(&self.config, &reads, &bus, request)).await,
                 }
                 .map(Reply::Track)
             }
@@ -165,9 +168,38 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
                     tag_count = request.tags.len(),
                     "plan request accepted"
                 );
-                Box::pin(crate::plan::check(&self.config, &reads, request))
+                // Every other account and region the plan reaches, each read through its role.
+                let mut places: Vec<(Target, Result<D, Unreachable>)> = Vec::new();
+                for target in request.targets() {
+                    if home.as_ref() == Some(target) {
+                        continue;
+                    }
+                    let reached = match &self.reach {
+                        Some(reach) => reach.reach(target).await,
+                        None => Err(no_reach()),
+                    };
+                    places.push((target.clone(), reached));
+                }
+                let place_reads: Vec<(Target, Result<DrsReads<'_, D>, Unreachable>)> = places
+                    .iter()
+                    .map(|(target, drs)| {
+                        let reads = drs.as_ref().map(|drs| {
+                            DrsReads::new(drs, &self.config, &*self.jitter, deadline, &stats)
+                        });
+                        (target.clone(), reads.map_err(Clone::clone))
+                    })
+                    .collect();
+                let remote: Vec<crate::plan::Remote<'_, '_, D>> = place_reads
+                    .iter()
+                    .map(|(target, reads)| (target.clone(), reads.as_ref().map_err(Clone::clone)))
+                    .collect();
+                Box::pin(crate::plan::check(&self.config, &reads, &remote, request))
                     .await
                     .map(Reply::Plan)
+            }
+            Action::StepSum(request) => {
+                info!(groups = request.groups.len(), "step sum request accepted");
+                Ok(Reply::StepSum(crate::plan::sum::sum(request)))
             }
             Action::StepExecution(request) => {
                 info!(
@@ -247,5 +279,13 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
             Reply::Plan(answer) => Ok(answer),
             _ => Err(HandlerError::WrongAction { expected: "plan" }),
         }
+    }
+}
+
+/// Why another account or region cannot be reached by a function wired to none.
+fn no_reach() -> Unreachable {
+    Unreachable {
+        code: "NoTargetRole".into(),
+        message: "this deployment reaches no other account or region".into(),
     }
 }

@@ -7,7 +7,7 @@
 use serde::Serialize;
 
 use super::outcome::DeferReason;
-use crate::error::ERROR_INVALID_REQUEST;
+use crate::error::{ERROR_INVALID_REQUEST, ERROR_TARGET_UNREACHABLE};
 use crate::request::StepLoop;
 
 /// The next call of the step.
@@ -139,6 +139,15 @@ pub fn after_launch(step: &StepLoop, new_jobs: usize, deferred: usize, reasons: 
     )
 }
 
+/// The launch error says sending it again cannot help: the function refused the request, or its
+/// account and region could not be reached (a selector there, whose instances nobody can know).
+fn refused(step: &StepLoop) -> bool {
+    matches!(
+        step.launch_error_name.as_deref(),
+        Some(ERROR_INVALID_REQUEST | ERROR_TARGET_UNREACHABLE)
+    )
+}
+
 /// After a tracking call that answered: `running` the jobs still not done.
 pub fn after_track(step: &StepLoop, running: usize) -> Next {
     next(
@@ -148,7 +157,7 @@ pub fn after_track(step: &StepLoop, running: usize) -> Next {
             rounds: step.rounds,
             max_rounds: step.limits.max_rounds,
             launch_error: step.launch_error,
-            launch_refused: step.launch_error_name.as_deref() == Some(ERROR_INVALID_REQUEST),
+            launch_refused: refused(step),
             time_left: time_left(step),
             after_track: true,
             freed: running < step.running_jobs,
@@ -237,7 +246,7 @@ mod tests {
     /// Every decision after a tracking call: (loop before the call, jobs still running) → next.
     #[test]
     fn after_a_tracking_call() {
-        let cases: [(Value, usize, Next); 15] = [
+        let cases: [(Value, usize, Next); 16] = [
             (json!({"runningJobs": 2}), 2, TRACK),
             (json!({"runningJobs": 2}), 0, Next::Finish),
             // Capacity may have freed up: launch the deferred now.
@@ -287,6 +296,12 @@ mod tests {
             // A request the function refused is not sent again: the step sums up and halts.
             (
                 json!({"runningJobs": 1, "launchError": true, "launchErrorName": "InvalidFailbackRequest"}),
+                0,
+                Next::Finish,
+            ),
+            // Nor a selector in an account and region that cannot be reached.
+            (
+                json!({"runningJobs": 0, "launchError": true, "launchErrorName": "TargetUnreachable"}),
                 0,
                 Next::Finish,
             ),

@@ -195,6 +195,15 @@ impl Counts {
             OutcomeKind::Deferred => self.deferred += 1,
         }
     }
+
+    /// Another's counts added to these (a step's groups added up).
+    pub fn add_all(&mut self, other: Counts) {
+        self.launched += other.launched;
+        self.skipped += other.skipped;
+        self.rejected += other.rejected;
+        self.deferred += other.deferred;
+    }
+
     pub fn total(&self) -> usize {
         self.launched + self.skipped + self.rejected + self.deferred
     }

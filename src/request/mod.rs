@@ -17,6 +17,7 @@ use crate::drs::tags::MAX_USER_TAGS;
 
 mod ended;
 mod finish;
+mod groups;
 mod launch;
 mod not_launched;
 mod plan;
@@ -24,6 +25,7 @@ mod rules;
 mod selector;
 mod step_execution;
 mod step_loop;
+mod step_sum;
 mod tags;
 mod track;
 
@@ -31,8 +33,9 @@ pub use ended::{EXECUTION_STATUS_CHANGE, EndStatus, ExecutionEnd, STATES_SOURCE}
 use ended::{is_status_event, parse_execution_end};
 use finish::parse_finish;
 pub use finish::{FinishRequest, Finishing};
+pub use groups::StepGroup;
 use launch::parse_body;
-pub use launch::{Ids, LaunchRequest, OtherStep, Waiting};
+pub use launch::{Ids, LaunchRequest, OtherStep, TargetIds, Waiting};
 pub use not_launched::{GivenGroup, NotLaunched, NotLaunchedAs};
 pub(crate) use plan::label;
 pub use plan::{
@@ -42,12 +45,14 @@ pub use plan::{
 use plan::{WAIT_AFTER_EXPECTED, parse_plan};
 pub use rules::{Critical, STEP_NAME_MAX_LEN};
 pub(crate) use rules::{invalid, within};
-pub use selector::Selector;
+pub use selector::{MAX_TARGETS_PER_STEP, Selector};
 use step_execution::parse_step_execution;
 pub use step_execution::{ExecutionStatus, StepExecution, StepExecutionRequest};
 #[cfg(test)]
 pub(crate) use step_loop::for_test as step_loop_for_test;
 pub use step_loop::{Limits, StepLoop, WaitingSummary};
+use step_sum::parse_step_sum;
+pub use step_sum::{GroupResult, GroupVerdict, StepSumRequest};
 use track::parse_track;
 pub use track::{HeldGroup, MAX_TRACKED_JOBS, TrackRequest};
 
@@ -219,6 +224,7 @@ pub enum Action {
     Plan(PlanRequest),
     StepExecution(StepExecutionRequest),
     Finish(FinishRequest),
+    StepSum(StepSumRequest),
 }
 
 impl Action {
@@ -228,7 +234,7 @@ impl Action {
             Action::Launch(r) => r.target.as_ref(),
             Action::Track(r) => r.target.as_ref(),
             Action::Finish(r) => r.target.as_ref(),
-            Action::Plan(_) | Action::StepExecution(_) => None,
+            Action::Plan(_) | Action::StepExecution(_) | Action::StepSum(_) => None,
         }
     }
 }
@@ -260,6 +266,7 @@ pub fn parse_action(
         "track" => parse_track(&body).map(Action::Track),
         "plan" => parse_plan(&body, envelope_id, max_instances, new_run_id).map(Action::Plan),
         "stepExecution" => parse_step_execution(&body).map(Action::StepExecution),
+        "stepSum" => parse_step_sum(&body).map(Action::StepSum),
         // Finishing is irreversible and comes only after an operator's approval: from the plan's
         // execution, invoking the function directly — never from an event, which anyone allowed
         // to ask for a failback may put on the bus.

@@ -14,6 +14,7 @@ use serde::de::IgnoredAny;
 use serde_json::Value;
 
 use super::finish::Finishing;
+use super::groups::StepGroup;
 use super::launch::{Ids, LaunchRequest, parse_body, parse_run_id};
 use super::rules::{
     Critical, invalid, is_valid_step_name, parse_critical, parse_step_name, parse_wait_for_ready,
@@ -22,7 +23,7 @@ use super::rules::{
 use super::selector::{Selector, parse_selector};
 use super::tags::parse_tags;
 use super::{RequestError, deserialize, deserialize_at, wrong};
-use crate::drs::{Tags, Target};
+use crate::drs::Tags;
 
 /// AWS's own DRS recovery plans stop at 20 steps; a failback plan may have more, within what a
 /// state machine execution carries comfortably.
@@ -53,6 +54,9 @@ pub struct PlanStep {
     /// Right after the step (unless it halts the plan), once an operator approved it, what is
     /// done with the recovery instances the step brought back.
     pub finish: Option<Finishing>,
+    /// The step's instances in other accounts and regions, one group each ([`PlanRequest::bind`]);
+    /// `ids`, `selector` and `critical` above are those of the function's own.
+    pub elsewhere: Vec<StepGroup>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -198,31 +202,6 @@ pub(crate) fn parse_plan(
     })
 }
 
-impl PlanRequest {
-    /// Each step's instances named by ARN, as ids of the function's own account and region; a
-    /// plan naming another account or region is refused, naming the step and the place.
-    pub fn bind(&mut self, home: Option<&Target>) -> Result<(), RequestError> {
-        for (index, step) in self.steps.iter_mut().enumerate() {
-            if step.ids.by_arn.is_empty() {
-                continue;
-            }
-            let at = format!("steps[{index}] ({})", step.name);
-            let here = home.ok_or(RequestError::NoHomeAccount)?;
-            let elsewhere = step.ids.bind(here).map_err(|e| within(&at, e))?;
-            if let Some((target, _)) = elsewhere.into_iter().next() {
-                return Err(within(
-                    &at,
-                    RequestError::PlanElsewhere {
-                        target: target.to_string(),
-                        here: here.to_string(),
-                    },
-                ));
-            }
-        }
-        Ok(())
-    }
-}
-
 fn plain(request: LaunchRequest) -> PlanRequest {
     let step = PlanStep {
         name: request
@@ -308,6 +287,7 @@ fn parse_step(raw: &Value, last: bool, max_instances: usize) -> Result<PlanStep,
             None => None,
             Some(given) => Some(Finishing::parse("finish", given)?),
         },
+        elsewhere: Vec::new(),
     })
 }
 

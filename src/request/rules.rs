@@ -67,7 +67,9 @@ pub(crate) fn parse_critical(given: Option<Value>) -> Result<Critical, RequestEr
         }
     };
     refuse_malformed("critical", &ids, |id| {
-        is_valid_instance_id(id) || is_valid_source_server_id(id)
+        is_valid_instance_id(id)
+            || is_valid_source_server_id(id)
+            || crate::drs::target::parse_arn(id).is_ok()
     })?;
     let mut seen = HashSet::with_capacity(ids.len());
     Ok(Critical::Ids(

@@ -9,24 +9,31 @@ use serde_json::Value;
 
 use super::rules::invalid;
 use super::{RequestError, deserialize_at, truncate_utf8, wrong};
-use crate::drs::Tags;
 use crate::drs::tags::TAG_MAX_LEN;
+use crate::drs::{Tags, Target};
 
 /// AWS resources carry at most 50 tags.
 const SELECTOR_MAX_TAGS: usize = 50;
 
-/// Recovery instances chosen by their own tags: every tag given, with the same value.
+/// Recovery instances chosen by their own tags: every tag given, with the same value — in each
+/// account and region of `targets` (the function's own when none is given).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Selector {
     #[serde(serialize_with = "crate::drs::tags::with_values")]
     pub tags: Tags,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub targets: Vec<Target>,
 }
+
+/// The accounts and regions one step may reach: each is a child execution of the step's fan-out.
+pub const MAX_TARGETS_PER_STEP: usize = 20;
 
 /// A selector as sent: its tags, every value a string.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SelectorBody {
     tags: Option<BTreeMap<String, String>>,
+    targets: Option<Vec<Target>>,
 }
 
 /// A selector's tags: any tag a recovery instance may carry (AWS's own `aws:` tags included), at
@@ -38,7 +45,25 @@ pub(super) fn parse_selector(given: Option<Value>) -> Result<Option<Selector>, R
     if !raw.is_object() {
         return Err(wrong("selector", "an object like {\"tags\": {...}}", &raw));
     }
-    let SelectorBody { tags } = deserialize_at(&raw, "selector", &["selector"])?;
+    let SelectorBody { tags, targets } = deserialize_at(&raw, "selector", &["selector"])?;
+    let targets = targets.unwrap_or_default();
+    if targets.len() > MAX_TARGETS_PER_STEP {
+        return Err(invalid(
+            "selector.targets",
+            &format!("has more than {MAX_TARGETS_PER_STEP} accounts and regions"),
+        ));
+    }
+    for (index, target) in targets.iter().enumerate() {
+        if let Some(problem) = target.problem() {
+            return Err(invalid(&format!("selector.targets[{index}]"), &problem));
+        }
+        if targets[..index].contains(target) {
+            return Err(invalid(
+                &format!("selector.targets[{index}]"),
+                &format!("names {target} twice"),
+            ));
+        }
+    }
     let tags = tags.ok_or(RequestError::Missing("selector.tags"))?;
     if tags.is_empty() {
         return Err(invalid("selector.tags", "is empty: name at least one tag"));
@@ -66,5 +91,6 @@ pub(super) fn parse_selector(given: Option<Value>) -> Result<Option<Selector>, R
     }
     Ok(Some(Selector {
         tags: Tags::from_map(tags),
+        targets,
     }))
 }
