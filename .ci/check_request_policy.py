@@ -520,7 +520,9 @@ def check(stack: Stack) -> list[str]:
                         {k: v for k, v in statement.items() if k != "Condition"}, Principal("", ""),
                         "states:StartExecution", arn, {}):
                     starters[arn][name] = props
-    expected_starters = {"FailbackStarterRole"}
+    # The plan starts itself too: each step's places are its Distributed Map's child executions,
+    # which are executions of the plan's state machine.
+    expected_starters = {"FailbackStarterRole", "FailbackStateMachine"}
     if stack.params["RequestTarget"] == "StateMachine":
         expected_starters.add("StartFailbackRole")
     if set(starters[machine_arn]) != expected_starters:
@@ -531,16 +533,17 @@ def check(stack: Stack) -> list[str]:
     if set(starters[step_arn]) != {"FailbackStateMachine"}:
         problems.append(f"states:StartExecution on the step state machine is granted to {sorted(starters[step_arn])}, "
                         f"not only to the plan (FailbackStateMachine)")
-    # ... and the plan starts nothing else: a grant on any other (or every) state machine would let
-    # it start those.
+    # ... and the plan starts nothing else (its own Map Runs apart): a grant on any other (or
+    # every) state machine would let it start those.
     for machine in ("FailbackStateMachine", "StepStateMachine"):
         for policy in as_list(resources.get(machine, (None, {}))[1].get("Policies")):
             for statement in as_list(policy.get("Statement") if isinstance(policy, dict) else None):
                 actions = as_list(statement.get("Action"))
-                allowed_resources = [[step_arn]] if machine == "FailbackStateMachine" else []
+                allowed_resources = [[step_arn], [machine_arn]] if machine == "FailbackStateMachine" else []
+                resource = [stack.resolve(r) for r in as_list(statement.get("Resource"))]
                 if statement.get("Effect") == "Allow" and any(a in ("states:StartExecution", "states:*", "*") for a in actions) \
-                        and as_list(statement.get("Resource")) not in allowed_resources:
-                    problems.append(f"{machine} may start {statement.get('Resource')}, not only the step state machine")
+                        and resource not in allowed_resources:
+                    problems.append(f"{machine} may start {statement.get('Resource')}, not only the step state machine and its own Map Runs")
     starters = {**starters[machine_arn], **starters[step_arn]}
 
     # EventBridge acting for a rule: the request rule, and rules it must not act for (another rule
@@ -702,11 +705,11 @@ def _(t):
     statement["Statement"][0]["Resource"] = {"Fn::Sub": "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:stateMachine:*"}
 
 
-@mutation("the plan may start itself")
+@mutation("the plan may start another state machine")
 def _(t):
     statement = next(p for p in props(t, "FailbackStateMachine")["Policies"]
                      if isinstance(p, dict) and p.get("Statement", [{}])[0].get("Sid") == "RunSteps")
-    statement["Statement"][0]["Resource"] = [{"Ref": "StepStateMachine"}, {"Ref": "FailbackStateMachine"}]
+    statement["Statement"][0]["Resource"] = [{"Ref": "StepStateMachine"}, "arn:aws:states:us-east-1:111122223333:stateMachine:other"]
 
 
 @mutation("the starter role may start step executions")

@@ -34,11 +34,13 @@ MAX_TRACKING_ERRORS = 3
 LAMBDA_ERRORS = ["Lambda.ServiceException", "Lambda.AWSLambdaException", "Lambda.SdkClientException", "Lambda.TooManyRequestsException", "Lambda.ClientExecutionTimeoutException"]
 # The function's own errors that say sending again cannot help: a refused request, DRS not usable
 # here. (DrsReadFailed, DRS unreadable for now, is retried where it can come.)
-NOT_RETRIED = ["InvalidFailbackRequest", "DrsAccountNotInitialized", "DrsAccessDenied", "DrsClientMisconfigured"]
+NOT_RETRIED = ["InvalidFailbackRequest", "DrsAccountNotInitialized", "DrsAccessDenied", "DrsClientMisconfigured", "TargetUnreachable"]
 def j(e): return "{% " + e + " %}"
+# The account and region a step execution's calls act in, when its place is not the function's own.
+TARGET = "$target ? {\"target\": $target} : {}"
 # What a fresh step execution needs to take the step over (the function answered next: handover):
 # the step, and its loop as it stands. The deploy-time settings are read again; calls start at 0.
-CARRIED = ["runId", "tags", "step", "stepIndex", "stepStartMillis",
+CARRIED = ["runId", "tags", "step", "stepIndex", "stepStartMillis", "target", "firstOfRun",
            "roundsDone", "trackingCalls", "launched", "skipped", "rejected", "jobIDs", "runningJobIDs",
            "reportedJobIDs", "notLaunched", "deferredGroups", "deferredRecoveryInstanceIDs",
            "deferredSourceServerIDs", "held", "launchError", "failedLaunch", "trackingErrors", "trackingError", "waiting"]
@@ -108,6 +110,7 @@ P = "$states.result.Payload"
 # The steps after the current one (a list, also of one or none).
 LATER_STEPS = "$filter($steps, function($v, $i) { $i > $stepIndex })"
 plan_states = O()
+place_states = O()
 step_states = O()
 # A step's wait for readiness, sent with each of its launch rounds when it has one.
 WAIT_FOR_READY = "$step.waitForReadySeconds > 0 ? {\"waitForReadySeconds\": $step.waitForReadySeconds} : {}"
@@ -117,7 +120,11 @@ ANNOUNCED = "($w := $deferredGroups[reason = \"REPLICATING\"]; $count($w) > 0 ? 
 # A step's first launch: its ids and selector as the plan has them, with the run id, the step's
 # name and the original tags; a selector step also gets the ids every other step names
 # (otherSteps), which its selector leaves to them. ($s: the step.)
-FIRST_LAUNCH = "($s := $step; $merge([{\"runId\": $runId}, $tags ? {\"tags\": $tags} : {}, {\"step\": $s.name}, $exists($s.recoveryInstanceIDs) ? {\"recoveryInstanceIDs\": $s.recoveryInstanceIDs} : {}, $exists($s.sourceServerIDs) ? {\"sourceServerIDs\": $s.sourceServerIDs} : {}, $exists($s.selector) ? {\"selector\": $s.selector, \"otherSteps\": [$steps[name != $s.name and ($exists(recoveryInstanceIDs) or $exists(sourceServerIDs))].$merge([{\"step\": name}, $exists(recoveryInstanceIDs) ? {\"recoveryInstanceIDs\": recoveryInstanceIDs} : {}, $exists(sourceServerIDs) ? {\"sourceServerIDs\": sourceServerIDs} : {}])]} : {}, " + WAIT_FOR_READY + "]))"
+FIRST_LAUNCH = "($s := $step; $merge([{\"runId\": $runId}, $tags ? {\"tags\": $tags} : {}, {\"step\": $s.name}, $exists($s.target) ? {\"target\": $s.target} : {}, $exists($s.recoveryInstanceIDs) ? {\"recoveryInstanceIDs\": $s.recoveryInstanceIDs} : {}, $exists($s.sourceServerIDs) ? {\"sourceServerIDs\": $s.sourceServerIDs} : {}, $exists($s.selector) ? {\"selector\": $s.selector, \"otherSteps\": $otherSteps} : {}, " + WAIT_FOR_READY + "]))"
+# The ids every other step names in the same account and region as the group ($g), which a
+# selector there leaves to them.
+PLACE_KEY = "function($t) { $exists($t) ? $t.account & \"/\" & $t.region : \"own\" }"
+OTHER_STEPS = "($g := $states.context.Map.Item.Value; $key := " + PLACE_KEY + "; [$steps[name != $step.name].($n := name; groups[$key(target) = $key($g.target) and ($exists(recoveryInstanceIDs) or $exists(sourceServerIDs))].$merge([{\"step\": $n}, $exists(recoveryInstanceIDs) ? {\"recoveryInstanceIDs\": recoveryInstanceIDs} : {}, $exists(sourceServerIDs) ? {\"sourceServerIDs\": sourceServerIDs} : {}]))])"
 plan_states["ReadRequest"] = O(
     Type="Pass",
     Comment="Unwraps an EventBridge envelope, fixes the run id (the request's, else the event id, else the execution name) so a retried or repeated execution is the same run, keeps the tags for every launch, reads the deploy-time settings once. The plan call gets the request as given, with the run id set.",
@@ -128,10 +135,6 @@ plan_states["ReadRequest"] = O(
         tags=j(f"({ENVELOPE}; $type($request.tags) = 'object' ? $request.tags : null)"),
         **PLAN_SETTINGS,
         steps=[], stepIndex=-1, results=[], stepResult=None, finish=None, finishCalls=0,
-        # Looks at step executions in this attempt, all steps (counted from 0 again on a redrive):
-        # at most src/plan/follow.rs MAX_POLLS, which bounds the history they write. `looks`
-        # counts those at the step execution of the moment.
-        polls=0, looks=0, redriveRefused=None,
     ),
     Output=j(f"({ENVELOPE}; $merge([$request, {{\"runId\": {RUN_ID}}}]))"),
     Next="Plan",
@@ -162,14 +165,13 @@ plan_states["Planned"] = O(
 )
 plan_states["StartStep"] = O(
     Type="Pass",
-    Comment="The next step: the step before it filed with the run's results, its clock started (TimeLimitSeconds counts from here), its first part to run.",
+    Comment="The next step: the step before it filed with the run's results, its clock started (TimeLimitSeconds counts from here).",
     Assign=O(
         stepIndex=j("$stepIndex + 1"),
         step=j("$steps[$stepIndex + 1]"),
         results=j("$stepResult = null ? $results : $append($results, [$stepResult])"),
         stepResult=None,
         stepStartMillis=j("$toMillis($states.context.State.EnteredTime)"),
-        part=1, looks=0, redriveRefused=None, stepRedrives=j("$states.context.Execution.RedriveCount"), stepOutput=None, stepExecution=None,
     ),
     Output=j("{\"runId\": $runId, \"step\": $steps[$stepIndex + 1].name}"),
     Next="PublishStepStarted",
@@ -180,21 +182,67 @@ plan_states["PublishStepStarted"] = O(
     Resource="arn:aws:states:::events:putEvents",
     Arguments=O(Entries=[event("Failback Step Started", "{\"runId\": $runId, \"step\": $step.name, \"index\": $stepIndex, \"steps\": $count($steps), \"instances\": $step.instances}")]),
     Retry=EVENT_RETRY,
-    Catch=[O(ErrorEquals=["States.ALL"], Output=j("$states.input"), Next="RunStep")],
+    Catch=[O(ErrorEquals=["States.ALL"], Output=j("$states.input"), Next="RunPlaces")],
     Output=j("$states.input"),
-    Next="RunStep",
+    Next="RunPlaces",
+)
+plan_states["RunPlaces"] = O(
+    Type="Map",
+    Comment="The step in each account and region it reaches (its groups, one for the function's own only in the common case), side by side: each a child execution of its own (Distributed Map), which runs the step's launch-and-track loop there as a step execution (and, past its share of calls, in fresh ones) and ends with that place's summary. Each has its own history and is redriven alone: one that fails fails the Map Run, and a redrive of this execution redrives only the places that did not end well. How many run at once: TargetConcurrency.",
+    Items=j("[$step.groups]"),
+    ItemSelector=j("{\"runId\": $runId, \"origin\": $origin, \"tags\": $tags, \"stepIndex\": $stepIndex, \"stepStartMillis\": $stepStartMillis, \"place\": $states.context.Map.Item.Index, "
+        # The run's first launch, refused before any job existed, ends the run: only when the
+        # step has no other place that may have launched.
+        "\"firstOfRun\": $stepIndex = 0 and $count($step.groups) = 1, "
+        # The place's step: its name and rules, its instances there; maxFailed counts every place,
+        # so the step's sum applies it (SumStep).
+        "\"step\": $merge([$sift($step, function($v, $k) { $k in [\"name\", \"waitForReadySeconds\"] }), {\"maxFailed\": null}, $sift($states.context.Map.Item.Value, function($v, $k) { $k in [\"target\", \"recoveryInstanceIDs\", \"sourceServerIDs\", \"selector\", \"critical\"] })]), "
+        "\"otherSteps\": $exists($states.context.Map.Item.Value.selector) ? " + OTHER_STEPS + " : []}"),
+    ItemProcessor=O(ProcessorConfig=O(Mode="DISTRIBUTED", ExecutionType="STANDARD"), StartAt="Place", States=place_states),
+    MaxConcurrency=j("$floor($number('${TargetConcurrency}'))"),
+    ToleratedFailurePercentage=0,
+    Label="Places",
+    # No Catch: a place that failed fails this execution here, and a redrive redrives it.
+    Assign=O(placeResults=j("$states.result")),
+    Next="PlacesRan",
+)
+plan_states["PlacesRan"] = O(
+    Type="Choice",
+    Comment="The run's first launch was refused before any job existed (its only place): the run ends on it; else the step is summed up across its places.",
+    Choices=[O(Condition=j("$count($placeResults[$exists(refused)]) > 0"), Next="StepRefused")],
+    Default="SumStep",
+)
+plan_states["SumStep"] = O(
+    Type="Task",
+    Comment="The function sums the step up across its places (src/plan/sum.rs, action stepSum): the counts added up, the verdict across all of them (a critical instance failed anywhere; maxFailed over all), what stopped any place, each place's part. A decision only: retried like one; one that still fails fails the execution here, and a redrive asks again.",
+    Resource="arn:aws:states:::lambda:invoke",
+    TimeoutSeconds=TASK_TIMEOUT,
+    Arguments=O(FunctionName="${FailbackFunctionArn}", Payload=O(action="stepSum", runId=j("$runId"), step=j("$step.name"), maxFailed=j("$step.maxFailed"), groups=j("[$placeResults]"))),
+    Retry=retry(6),
+    Assign=O(stepResult=j(P)),
+    Output=j(P),
+    Next="StepDone",
 )
 # A step execution's name: the run's (its first execution and run id, hashed: unique to it), the
 # step's index and the part (a step handed over to a fresh execution goes on in part 2, 3, ...).
 # A start made again (a retry, a redrive) names the same execution: it cannot run twice.
-STEP_EXECUTION_NAME = '"drs-" & $substring($hash($origin & " " & $runId, "SHA-256"), 0, 40) & "-s" & $string($stepIndex) & "-p" & $string($part)'
+STEP_EXECUTION_NAME = '"drs-" & $substring($hash($origin & " " & $runId, "SHA-256"), 0, 40) & "-s" & $string($stepIndex) & "-g" & $string($place) & "-p" & $string($part)'
 STEP_EXECUTION_ARN = '"${StepExecutionArnPrefix}" & ' + STEP_EXECUTION_NAME
 PREVIOUS_PART_ARN = STEP_EXECUTION_ARN.replace("$string($part)", "$string($part - 1)")
 # Step Functions' own calls (reading or redriving a step execution): retried a few times, quickly.
 SFN_RETRY = [O(ErrorEquals=["States.ALL"], IntervalSeconds=2, BackoffRate=2, MaxAttempts=3, JitterStrategy="FULL")]
 # The function's errors that stop the plan at a step execution (src/plan/follow.rs).
 STEP_ERRORS = ["StepExecutionFailed", "StepStillRunning"]
-plan_states["RunStep"] = O(
+place_states["Place"] = O(
+    Type="Pass",
+    Comment="The step in one account and region, as the plan's RunPlaces hands it over: the run, the step's rules and its instances here, its clock, which place it is (its step executions are named after it), whether it is the run's first launch; its first part to run.",
+    Assign=O(
+        **{name: j(f"$states.input.{name}") for name in ["runId", "origin", "tags", "step", "stepIndex", "stepStartMillis", "place", "firstOfRun", "otherSteps"]},
+        part=1, looks=0, polls=0, redriveRefused=None, stepRedrives=j("$states.context.Execution.RedriveCount"), stepOutput=None, stepExecution=None,
+    ),
+    Next="RunStep",
+)
+place_states["RunStep"] = O(
     Type="Task",
     Comment="Runs the step (or its next part) as a child execution of the step state machine and waits for it: its output is the step's result (stepResult), a handover to a fresh part (the step execution made its share of calls), or the run's first launch refused (refused). Anything else -- the child failed, timed out or was aborted, or could not be started -- is looked into (CheckStep).",
     Resource="arn:aws:states:::states:startExecution.sync:2",
@@ -203,7 +251,7 @@ plan_states["RunStep"] = O(
     # before left it, reading that part's output itself: .sync:2 answers with the child's input
     # and output together, at most 256 KiB, and a handover passed in would count twice.
     Arguments=O(StateMachineArn="${StepStateMachineArn}", Name=j(STEP_EXECUTION_NAME), Input=j(
-        "$merge([$part = 1 ? {\"start\": {\"runId\": $runId, \"tags\": $tags, \"step\": $sift($step, function($v, $k) { $k in [\"name\", \"critical\", \"maxFailed\", \"waitForReadySeconds\"] }), \"stepIndex\": $stepIndex, \"stepStartMillis\": $stepStartMillis, \"launch\": " + FIRST_LAUNCH + "}} : {\"continueFrom\": " + PREVIOUS_PART_ARN + "}, "
+        "$merge([$part = 1 ? {\"start\": {\"runId\": $runId, \"tags\": $tags, \"step\": $sift($step, function($v, $k) { $k in [\"name\", \"critical\", \"maxFailed\", \"waitForReadySeconds\"] }), \"stepIndex\": $stepIndex, \"stepStartMillis\": $stepStartMillis, \"target\": $step.target ? $step.target : null, \"firstOfRun\": $firstOfRun, \"launch\": " + FIRST_LAUNCH + "}} : {\"continueFrom\": " + PREVIOUS_PART_ARN + "}, "
         # Links the step execution to this one in the console (the name Step Functions reads).
         "{\"AWS_STEP_FUNCTIONS_STARTED_BY_EXECUTION_ID\": $states.context.Execution.Id}])")),
     Catch=[O(ErrorEquals=["States.ALL"], Next="CheckStep")],
@@ -218,7 +266,7 @@ ENDINGS = '{"ExecutionSucceeded": "SUCCEEDED", "ExecutionFailed": "FAILED", "Exe
 # an escaped string) -- past what a task result may hold, a failure no Catch takes. Its output is
 # read apart, once it is known to have ended well.
 READ_STEP = O(Resource="arn:aws:states:::aws-sdk:sfn:getExecutionHistory", Retry=SFN_RETRY)
-plan_states["CheckStep"] = O(
+place_states["CheckStep"] = O(
     Type="Task",
     Comment="Reads the step execution as it is now: the newest event of its history (GetExecutionHistory, newest first, one event, no execution data). An execution's end is its newest event: succeeded, failed, aborted or timed out (with the error and cause); any other event means it runs. One that cannot be read (never started, or Step Functions not answering) has no status. When it was read is kept (readAt, this execution's redrive count), so that what was read before a redrive is read again. The function then says what comes next (StepGate).",
     **READ_STEP,
@@ -234,7 +282,7 @@ REDRIVEN = "$states.context.Execution.RedriveCount > $stepRedrives"
 # What was read of it was read before this execution was last redriven.
 STALE = "$stepExecution.readAt < $states.context.Execution.RedriveCount"
 LOOK = f"{P}.next.action = \"look\""
-plan_states["StepGate"] = O(
+place_states["StepGate"] = O(
     Type="Task",
     Comment="The function says what comes of a step execution that did not answer (src/plan/follow.rs): read before this execution was last redriven -- read it again (look); ended well -- take its output (adopt); running -- look again after a while (wait); never started -- start it, a few times, after a while; failed, timed out or aborted -- fail this execution here, naming it (StepExecutionFailed), unless this execution was redriven since (redriven): then redrive the step execution where it failed (or start it). A step execution running for too long fails this execution too (StepStillRunning). No Catch: a redrive of this execution comes back here, and goes on. A redrive is spent (stepRedrives) by any answer but look.",
     Resource="arn:aws:states:::lambda:invoke",
@@ -254,7 +302,7 @@ plan_states["StepGate"] = O(
     ),
     Next="FollowStep",
 )
-plan_states["FollowStep"] = O(
+place_states["FollowStep"] = O(
     Type="Choice",
     Comment="What the function answered for the step execution. An answer this definition does not know fails the execution here (States.NoChoiceMatched).",
     Choices=[
@@ -265,21 +313,21 @@ plan_states["FollowStep"] = O(
         O(Condition=j("$next.action = \"look\""), Next="CheckStep"),
     ],
 )
-plan_states["WaitForStep"] = O(
+place_states["WaitForStep"] = O(
     Type="Wait",
     Comment="The step execution is running (redriven, by hand or from here): look again after the time the function said.",
     Seconds=j("$next.waitSeconds"),
     Assign=O(polls=j("$polls + 1"), looks=j("$looks + 1")),
     Next="CheckStep",
 )
-plan_states["WaitToStart"] = O(
+place_states["WaitToStart"] = O(
     Type="Wait",
     Comment="The step execution never started (a start refused for now: throttled, too many running executions): start it after the time the function said (0 after a redrive).",
     Seconds=j("$next.waitSeconds"),
     Assign=O(polls=j("$polls + 1"), looks=j("$looks + 1")),
     Next="RunStep",
 )
-plan_states["RedriveStep"] = O(
+place_states["RedriveStep"] = O(
     Type="Task",
     Comment="Redrives the failed, timed-out or aborted step execution (RedriveExecution): it goes on at its failed call, with the step as it stood; nothing it did is done again. One that cannot be redriven is looked into all the same, with why (redriveRefused): running again or ended well (redriven by hand) it is followed; still failed (past the 14 days a failed execution can be redriven, or its limits), the function stops the plan saying to start the run again.",
     Resource="arn:aws:states:::aws-sdk:sfn:redriveExecution",
@@ -289,7 +337,7 @@ plan_states["RedriveStep"] = O(
     Assign=O(redriveRefused=None),
     Next="CheckStep",
 )
-plan_states["ReadStepOutput"] = O(
+place_states["ReadStepOutput"] = O(
     Type="Task",
     Comment="A step execution that ended well after all (redriven): its output, from the newest event of its history (ExecutionSucceeded), as RunStep would have had it. Fails this execution here if it cannot be read; a redrive reads it again.",
     **READ_STEP,
@@ -297,19 +345,24 @@ plan_states["ReadStepOutput"] = O(
     Assign=O(stepOutput=j(f"$parse({LAST_EVENT}.ExecutionSucceededEventDetails.Output)")),
     Next="StepRan",
 )
-plan_states["StepRan"] = O(
+place_states["StepRan"] = O(
     Type="Choice",
     Comment="The step execution handed the step over (next part), or the run's first launch was refused; else the step is summed up.",
     Choices=[
         O(Condition=j("$exists($stepOutput.handover)"), Next="NextPart"),
-        O(Condition=j("$exists($stepOutput.refused)"), Next="StepRefused"),
+        O(Condition=j("$exists($stepOutput.refused)"), Next="PlaceRefused"),
     ],
     Default="StepSummed",
+)
+place_states["PlaceRefused"] = O(
+    Type="Succeed",
+    Comment="The run's first launch was refused before any job existed: the plan ends the run on it.",
+    Output=O(refused=j("$stepOutput.refused")),
 )
 plan_states["StepRefused"] = O(
     Type="Pass",
     Comment="The run's first launch was refused before any job existed: the run ends with the function's error (nothing was launched).",
-    Output=j("$stepOutput.refused"),
+    Output=j("$placeResults[$exists(refused)][0].refused"),
     Next="Refusal",
 )
 plan_states["Refusal"] = O(
@@ -318,18 +371,16 @@ plan_states["Refusal"] = O(
     Choices=[O(Condition=j("$states.input.Error = \"InvalidFailbackRequest\""), Next="RequestRefused")],
     Default="DrsNotUsable",
 )
-plan_states["NextPart"] = O(
+place_states["NextPart"] = O(
     Type="Pass",
     Comment="The step goes on in a fresh step execution (its next part), from where the last one left it.",
     Assign=O(part=j("$part + 1"), looks=0, redriveRefused=None, stepRedrives=j("$states.context.Execution.RedriveCount")),
     Next="RunStep",
 )
-plan_states["StepSummed"] = O(
-    Type="Pass",
-    Comment="The step's summary, as its last call made it.",
-    Assign=O(stepResult=j("$stepOutput.stepResult")),
-    Output=j("$stepOutput.stepResult"),
-    Next="StepDone",
+place_states["StepSummed"] = O(
+    Type="Succeed",
+    Comment="The place's summary of the step, as its last call made it, with where it is (for the step's sum).",
+    Output=j("{\"stepResult\": $merge([$stepOutput.stepResult, $step.target ? {\"target\": $step.target} : {}])}"),
 )
 # The deferred recovery instances are, most often, exactly the ids of the deferred groups, in the
 # same order: then they are handed over once (as the groups), not twice -- a step execution's
@@ -361,7 +412,7 @@ step_states["Start"] = O(
     Comment="The step as the plan starts it: the run id, tags, the step and its index, its clock (from the plan's StartStep), its loop zeroed; the deploy-time settings read. Its first launch is the input's.",
     Assign=O(
         STEP_SETTINGS,
-        **{name: j(f"$states.input.start.{name}") for name in ["runId", "tags", "step", "stepIndex", "stepStartMillis"]},
+        **{name: j(f"$states.input.start.{name}") for name in ["runId", "tags", "step", "stepIndex", "stepStartMillis", "target", "firstOfRun"]},
         roundsDone=0, trackingCalls=0, launched=0, skipped=0, rejected=0,
         jobIDs=[], runningJobIDs=[], reportedJobIDs=[], notLaunched=[], deferredGroups=[],
         deferredRecoveryInstanceIDs=[], deferredSourceServerIDs=[], held=[], launchError=None, failedLaunch=None, next=None,
@@ -409,8 +460,8 @@ step_states["LaunchFailed"] = O(
     Type="Choice",
     Comment="A launch round failed for good: there is no answer to follow. In the run's first step before any job exists, a refusal ends the step with the function's error, and the plan ends the run on it (nothing was launched), and any other failure sends the launch once more (LaunchAgain), which fails the execution if it fails too. Otherwise a tracking call, at once, with launchError in its loop: the function answers what comes next (the step launches no more; its jobs are tracked to the end, its last call sums it up, and it halts the plan, LAUNCH_ERROR).",
     Choices=[
-        O(Condition=j("$stepIndex = 0 and $count($jobIDs) = 0 and $states.input.Error in [\"InvalidFailbackRequest\", \"DrsAccountNotInitialized\", \"DrsAccessDenied\"]"), Next="Refused"),
-        O(Condition=j("$stepIndex = 0 and $count($jobIDs) = 0"), Next="LaunchAgain"),
+        O(Condition=j("$firstOfRun and $count($jobIDs) = 0 and $states.input.Error in [\"InvalidFailbackRequest\", \"DrsAccountNotInitialized\", \"DrsAccessDenied\", \"TargetUnreachable\"]"), Next="Refused"),
+        O(Condition=j("$firstOfRun and $count($jobIDs) = 0"), Next="LaunchAgain"),
     ],
     Default="Track",
 )
@@ -468,7 +519,7 @@ step_states["Track"] = O(
     Comment="Asks after the step's jobs not done yet (or done but not yet announced), passing back the jobs already announced so each job's Failback Launch Job Completed event (which names the step) is published once, with where the step's loop stands: the function answers what comes next (launch the deferred instances again when a job finished and quota may have freed up, track again, or sum the step up). Tracking is read-only apart from its events, so Lambda service errors are retried more; a call that still fails is tried again at the next interval (TrackFailed).",
     Resource="arn:aws:states:::lambda:invoke",
     TimeoutSeconds=TASK_TIMEOUT,
-    Arguments=O(FunctionName="${FailbackFunctionArn}", Payload=O(action="track", runId=j("$runId"), step=j("$step.name"), jobIDs=j("$runningJobIDs"), reportedJobIDs=j("$reportedJobIDs"), loop=j(LOOP))),
+    Arguments=O(FunctionName="${FailbackFunctionArn}", Payload=j("$merge([{\"action\": \"track\", \"runId\": $runId, \"step\": $step.name, \"jobIDs\": $runningJobIDs, \"reportedJobIDs\": $reportedJobIDs, \"loop\": " + LOOP + "}, " + TARGET + "])")),
     Retry=retry(6),
     Catch=[O(ErrorEquals=["States.ALL"], Assign=O(trackingErrors=j("$trackingErrors + 1"), trackingError=j("$states.errorOutput"), calls=j("$calls + 1")), Output=j("$states.errorOutput"), Next="TrackFailed")],
     Assign=O(
@@ -496,7 +547,7 @@ step_states["TrackFailed"] = O(
 step_states["Relaunch"] = O(
     Type="Pass",
     Comment="The step's next round: the deferred recovery instances and source servers, each as they came (a list only when it has ids; a selector is not sent again, it was resolved by the first round), with the same runId, the step's name and the original tags (only when there were some), the step's waitForReadySeconds and the instances the last round announced waiting, by state.",
-    Output=j("$merge([$count($deferredRecoveryInstanceIDs) > 0 ? {\"recoveryInstanceIDs\": $deferredRecoveryInstanceIDs} : {}, $count($deferredSourceServerIDs) > 0 ? {\"sourceServerIDs\": $deferredSourceServerIDs} : {}, {\"runId\": $runId, \"step\": $step.name}, $tags ? {\"tags\": $tags} : {}, " + WAIT_FOR_READY + ", " + ANNOUNCED + "])"),
+    Output=j("$merge([$count($deferredRecoveryInstanceIDs) > 0 ? {\"recoveryInstanceIDs\": $deferredRecoveryInstanceIDs} : {}, $count($deferredSourceServerIDs) > 0 ? {\"sourceServerIDs\": $deferredSourceServerIDs} : {}, {\"runId\": $runId, \"step\": $step.name}, " + TARGET + ", $tags ? {\"tags\": $tags} : {}, " + WAIT_FOR_READY + ", " + ANNOUNCED + "])"),
     Next="Launch",
 )
 # The step's summary: how it ended is the function's word on its last call (stepEnd: status
@@ -520,9 +571,9 @@ step_states["FinalTrack"] = O(
     Comment="The step's last call: every job of the step read again, with the instances never launched (skipped, rejected, and the ones still deferred), so it accounts for every instance of the step; it publishes Failback Step Finished and answers the step's verdict (critical instances, maxFailed, instances unfinished) and, from the loop it is sent, how the step ended (stepEnd). The output is the step's summary (stepResult): status finished or halted and the reason, what stopped it early (stoppedBy: TIME_LIMIT, MAX_ROUNDS, LAUNCH_ERROR or TRACKING_ERROR), counts, rounds, tracking calls, the verdict.",
     Resource="arn:aws:states:::lambda:invoke",
     TimeoutSeconds=TASK_TIMEOUT,
-    Arguments=O(FunctionName="${FailbackFunctionArn}", Payload=O(
-        action="track", runId=j("$runId"), step=j("$step.name"), critical=j("$step.critical"), maxFailed=j("$step.maxFailed"),
-        jobIDs=j("$jobIDs"), reportedJobIDs=j("$reportedJobIDs"), final=True, notLaunched=j("$append($notLaunched, $deferredGroups)"), heldByOtherSteps=j("$held"), loop=j(LOOP))),
+    Arguments=O(FunctionName="${FailbackFunctionArn}", Payload=j(
+        "$merge([{\"action\": \"track\", \"runId\": $runId, \"step\": $step.name, \"critical\": $step.critical, \"maxFailed\": $step.maxFailed, "
+        "\"jobIDs\": $jobIDs, \"reportedJobIDs\": $reportedJobIDs, \"final\": true, \"notLaunched\": $append($notLaunched, $deferredGroups), \"heldByOtherSteps\": $held, \"loop\": " + LOOP + "}, " + TARGET + "])")),
     Retry=retry(6, [DRS_READ_FAILED]),
     # No Catch: a last call that still fails after its retries (DRS unreadable for minutes) fails
     # the execution here, and RedriveExecution makes it again, with the step as it stood.

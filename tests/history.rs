@@ -4,10 +4,11 @@
 //!
 //! A step execution makes at most MAX_CALLS_PER_EXECUTION calls of its loop (each with its
 //! waits, Choice states and every retry its Retry allows) before the function says `handover`;
-//! the plan then starts a fresh step execution (the step's next part). The plan's execution
-//! runs at most MAX_PLAN_STEPS steps, each with its own states and as many parts as the longest
-//! step needs at the template's extremes, and in one attempt (its start or a redrive) looks at
-//! step executions at most MAX_POLLS times; the bound allows for REDRIVES redrives.
+//! the step's place then starts a fresh step execution (the step's next part). A place (a child
+//! execution of the plan's Distributed Map, one per account and region of a step) runs as many
+//! parts as the longest step needs at the template's extremes, and in one attempt (its start or a
+//! redrive) looks at step executions at most MAX_POLLS times; the plan's execution runs at most
+//! MAX_PLAN_STEPS steps, each a Map of places and a sum. The bounds allow for REDRIVES redrives.
 
 use std::fs;
 use std::path::Path;
@@ -52,6 +53,11 @@ fn parameter_bound(parameter: &str, bound: &str) -> u64 {
 fn cost(states: &Value, name: &str) -> u64 {
     let state = &states[name];
     assert!(state.is_object(), "no state {name}");
+    // A Distributed Map: entered and exited, its Map Run started and ended (the children's
+    // events are their own executions').
+    if state["Type"] == "Map" {
+        return 4;
+    }
     if state["Type"] != "Task" {
         return 2;
     }
@@ -136,47 +142,33 @@ fn no_step_execution_nears_the_history_cap_whatever_the_settings() {
     assert!(per_call < 60, "{per_call} per call");
 }
 
-/// Redrives of one plan execution the bound below allows for, each waiting its full share of
-/// looks at a step execution (a redrive adds to the same history).
+/// Redrives of one execution the bounds below allow for, each waiting its full share of looks at
+/// a step execution (a redrive adds to the same history).
 const REDRIVES: u64 = 2;
 
-#[test]
-fn no_plan_execution_nears_the_history_cap_whatever_the_plan() {
-    let definition = definition("statemachine/failback.asl.json");
-    let states = &definition["States"];
-    // The calls of the longest step the template allows: a tracking call every
-    // TrackIntervalSeconds (its least) for TimeLimitSeconds (its most), each launch round
-    // (MaxRounds, its most) and a few more (a failed launch sent again, failed tracking calls
-    // tried again, the last call).
+/// The calls of the longest step the template allows: a tracking call every TrackIntervalSeconds
+/// (its least) for TimeLimitSeconds (its most), each launch round (MaxRounds, its most) and a few
+/// more (a failed launch sent again, failed tracking calls tried again, the last call); and the
+/// step executions (parts) they take.
+fn parts_of_the_longest_step() -> u64 {
     let calls = parameter_bound("TimeLimitSeconds", "MaxValue")
         / parameter_bound("TrackIntervalSeconds", "MinValue")
         + parameter_bound("MaxRounds", "MaxValue")
         + 10;
-    let parts = calls.div_ceil(u64::from(MAX_CALLS_PER_EXECUTION));
-    // A finishing (after a step that has one, and once more after the last step): listed,
-    // approved, summed up — its calls counted apart (a run's finishings share them).
-    let per_finishing_states = [
-        "FinishPlanned",
-        "AnythingToFinish",
-        "NothingToFinish",
-        "RequestFinishApproval",
-        "FinishDone",
-        "FinishSummed",
-        "StepFinishSummed",
-        "RunFinishSummed",
-        "StartStepFinish",
-        "StartRunFinish",
-    ];
-    let per_step_states = [
-        "StartStep",
-        "PublishStepStarted",
-        "StepSummed",
-        "StepDone",
-        "AfterStep",
-        "WaitAfterStep",
-        "AfterWait",
-        "RequestApproval",
-    ];
+    calls.div_ceil(u64::from(MAX_CALLS_PER_EXECUTION))
+}
+
+/// A step's place (an account and region): a child execution of the plan's Distributed Map, which
+/// runs the step there as its step executions, one part after another, looks at one that did not
+/// answer, and redrives it when redriven itself.
+#[test]
+fn no_place_execution_nears_the_history_cap_whatever_the_settings() {
+    let plan = definition("statemachine/failback.asl.json");
+    let states = &plan["States"]["RunPlaces"]["ItemProcessor"]["States"];
+    assert_eq!(
+        plan["States"]["RunPlaces"]["ItemProcessor"]["ProcessorConfig"]["Mode"],
+        "DISTRIBUTED"
+    );
     // Each part: the child run and waited for, the choice after it, the next part.
     let per_part_states = ["RunStep", "StepRan", "NextPart"];
     // A look at a step execution that did not answer (RunStep failed: it failed, or could not
@@ -202,6 +194,63 @@ fn no_plan_execution_nears_the_history_cap_whatever_the_plan() {
         "FollowStep",
         "RedriveStep",
         "ReadStepOutput",
+    ];
+    let once = ["Place", "StepSummed", "PlaceRefused"];
+    check_counted(
+        states,
+        &[
+            &per_part_states,
+            &per_look_states,
+            &per_redrive_states,
+            &once,
+        ],
+    );
+    let parts = parts_of_the_longest_step();
+    let per_attempt = (u64::from(MAX_POLLS) + 1) * sum(states, &per_look_states);
+    let per_redrive = sum(states, &per_redrive_states) + per_attempt;
+    let bound = 2
+        + sum(states, &once)
+        + parts * sum(states, &per_part_states)
+        + per_attempt
+        + REDRIVES * per_redrive;
+    assert!(
+        bound <= allowed(),
+        "a place execution may write {bound} history events ({parts} parts, {per_attempt} looks, {REDRIVES} redrives × {per_redrive}), more than {}",
+        allowed()
+    );
+}
+
+#[test]
+fn no_plan_execution_nears_the_history_cap_whatever_the_plan() {
+    let definition = definition("statemachine/failback.asl.json");
+    let states = &definition["States"];
+    // A finishing (after a step that has one, and once more after the last step): listed,
+    // approved, summed up — its calls counted apart (a run's finishings share them).
+    let per_finishing_states = [
+        "FinishPlanned",
+        "AnythingToFinish",
+        "NothingToFinish",
+        "RequestFinishApproval",
+        "FinishDone",
+        "FinishSummed",
+        "StepFinishSummed",
+        "RunFinishSummed",
+        "StartStepFinish",
+        "StartRunFinish",
+    ];
+    // Each step: its places run as the Map's children (their history is their own), then
+    // summed up.
+    let per_step_states = [
+        "StartStep",
+        "PublishStepStarted",
+        "RunPlaces",
+        "PlacesRan",
+        "SumStep",
+        "StepDone",
+        "AfterStep",
+        "WaitAfterStep",
+        "AfterWait",
+        "RequestApproval",
     ];
     // Once: the request, the plan, the end; a refusal.
     let once = [
@@ -230,26 +279,23 @@ fn no_plan_execution_nears_the_history_cap_whatever_the_plan() {
         states,
         &[
             &per_step_states,
-            &per_part_states,
-            &per_look_states,
-            &per_redrive_states,
             &once,
             &per_finish_call_states,
             &per_finishing_states,
         ],
     );
-    let per_step = sum(states, &per_step_states) + parts * sum(states, &per_part_states);
-    let per_attempt = (u64::from(MAX_POLLS) + 1) * sum(states, &per_look_states);
-    let per_redrive = sum(states, &per_redrive_states) + per_attempt;
+    let per_step = sum(states, &per_step_states);
+    // A redrive enters the failed step's Map again (its Map Run redriven).
+    let per_redrive = cost(states, "RunPlaces");
     // At most MAX_FINISHING_STEPS steps finish, and the plan once more after its last step.
     let fixed = 2
         + sum(states, &once)
         + (MAX_FINISHING_STEPS as u64 + 1) * sum(states, &per_finishing_states)
         + u64::from(MAX_FINISH_CALLS) * sum(states, &per_finish_call_states);
-    let bound = MAX_PLAN_STEPS as u64 * per_step + per_attempt + REDRIVES * per_redrive + fixed;
+    let bound = MAX_PLAN_STEPS as u64 * per_step + REDRIVES * per_redrive + fixed;
     assert!(
         bound <= allowed(),
-        "a plan execution may write {bound} history events ({MAX_PLAN_STEPS} steps × {per_step} ({parts} parts each) + {per_attempt} looks + {REDRIVES} redrives × {per_redrive} + {fixed}), more than {}",
+        "a plan execution may write {bound} history events ({MAX_PLAN_STEPS} steps × {per_step} + {REDRIVES} redrives × {per_redrive} + {fixed}), more than {}",
         allowed()
     );
 }
@@ -265,9 +311,10 @@ fn a_handover_carries_every_variable_the_step_reads() {
     assert_eq!(states["HandOver"]["Type"], "Succeed");
     assert_eq!(states["Resume"]["Next"], "Track");
     let plan = definition("statemachine/failback.asl.json");
-    let run_step = plan["States"]["RunStep"]["Arguments"]["Input"]
-        .as_str()
-        .unwrap_or_default();
+    let run_step =
+        plan["States"]["RunPlaces"]["ItemProcessor"]["States"]["RunStep"]["Arguments"]["Input"]
+            .as_str()
+            .unwrap_or_default();
     assert!(
         run_step.contains("{\"continueFrom\": "),
         "the next part names the part before, whose output it reads: {run_step}"

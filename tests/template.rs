@@ -190,12 +190,13 @@ fn the_execution_ended_rule_matches_what_the_function_sums_up() {
     assert!(template.contains("MetricName: ExecutionsAborted"));
 }
 
-/// The plan only follows the function's answer about a step execution that did not answer it.
+/// A step's place (the plan's Map child) only follows the function's answer about a step
+/// execution that did not answer it.
 #[test]
 fn the_plan_follows_the_functions_answer_about_a_step_execution() {
     let definition: serde_json::Value =
         serde_json::from_str(&read("statemachine/failback.asl.json")).expect("JSON");
-    let states = &definition["States"];
+    let states = &definition["States"]["RunPlaces"]["ItemProcessor"]["States"];
     let conditions: Vec<&str> = states["FollowStep"]["Choices"]
         .as_array()
         .unwrap()
@@ -213,8 +214,12 @@ fn the_plan_follows_the_functions_answer_about_a_step_execution() {
     assert_eq!(states["WaitToStart"]["Seconds"], "{% $next.waitSeconds %}");
     assert!(
         states["StepGate"]["Catch"].is_null(),
-        "the plan fails at the question"
+        "the place fails at the question"
     );
+    // ... and a place that failed fails the plan at its Map, for a redrive.
+    let map = &definition["States"]["RunPlaces"];
+    assert_eq!(map["ToleratedFailurePercentage"], 0);
+    assert!(map["Catch"].is_null());
 }
 
 /// The step only follows the function's `next` in its loop: its one count of its own (tracking

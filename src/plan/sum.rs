@@ -22,6 +22,7 @@ const ERROR_STOPS: [&str; 2] = ["LAUNCH_ERROR", "TRACKING_ERROR"];
 pub struct StepSum {
     pub name: String,
     pub status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     pub stopped_by: Option<String>,
     pub complete: bool,
@@ -29,8 +30,11 @@ pub struct StepSum {
     pub rounds: u64,
     pub tracking_calls: u64,
     pub verdict: SumVerdict,
+    /// The error that stopped a place (a launch or tracking error), when one did.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<Value>,
-    /// Each account and region: how its part ended.
+    /// Each account and region: how its part ended (when the step has more than one).
+    #[serde(skip_serializing_if = "one_or_none")]
     pub targets: Vec<TargetPart>,
 }
 
@@ -123,6 +127,10 @@ pub fn sum(request: &StepSumRequest) -> StepSum {
             .and_then(|g| g.error.clone()),
         targets: groups.iter().map(part).collect(),
     }
+}
+
+fn one_or_none(parts: &[TargetPart]) -> bool {
+    parts.len() <= 1
 }
 
 fn part(group: &GroupResult) -> TargetPart {

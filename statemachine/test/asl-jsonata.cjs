@@ -25,6 +25,16 @@
 // the PutEvents answer, which the documentation does not say), and the call's own errors are
 // named EventBridge.<exception> (as the other integrations name theirs: Lambda.ServiceException).
 // Each attempt of a .waitForTaskToken task (a retry too) has a token of its own.
+//
+// A Distributed Map state (Mode DISTRIBUTED, ExecutionType STANDARD; Items, ItemSelector with
+// $states.context.Map.Item.Index and .Value, MaxConcurrency, ToleratedFailurePercentage 0, Label)
+// runs each item as a child execution of its ItemProcessor, with a history and a redrive count of
+// its own and none of the parent's variables; the children run side by side (each starts when the
+// Map does; the parent goes on when the last ends); the output is their outputs in item order. One
+// child failing fails the Map Run (States.ExceedToleratedFailureThreshold, more than 0 % failed).
+// Not modelled: Step Functions then aborts the children still running -- here they run to their
+// end, as a redrive of an aborted child would have them. A redrive of the parent redrives the Map
+// Run: the children that succeeded keep their outputs, the others are redriven where they stopped.
 "use strict";
 
 const jsonata = require("jsonata");
@@ -53,6 +63,7 @@ const FIELDS = {
   Wait: ["Seconds"],
   Succeed: [],
   Fail: ["Error", "Cause"],
+  Map: ["Items", "ItemSelector", "ItemProcessor", "MaxConcurrency", "ToleratedFailurePercentage", "Label"],
 };
 const RETRIER_FIELDS = ["ErrorEquals", "IntervalSeconds", "MaxAttempts", "BackoffRate", "MaxDelaySeconds", "JitterStrategy"];
 const CATCHER_FIELDS = ["ErrorEquals", "Next", "Assign", "Output"];
@@ -291,6 +302,11 @@ async function execute(definition, input, options) {
   // The execution's history, counted as Step Functions writes it: the execution's start and end,
   // each state entered and exited, each task attempt scheduled, started and ended.
   let history = redrive?.history ?? 2;
+  // Each entry into a Map state starts a Map Run of its own; a redrive resumes the one its
+  // unsuccessful Map state had.
+  const mapRuns = { ...(redrive?.mapRuns ?? {}) };
+  let mapRunCount = redrive?.mapRunCount ?? 0;
+  let resuming = !!redrive;
   const context = {
     StateMachine: { Id: stateMachineArn, Name: stateMachineArn.split(":").at(-1) },
     Execution: {
@@ -302,7 +318,7 @@ async function execute(definition, input, options) {
     },
   };
   const finish = (result) => {
-    const run = { ...result, trace, waits, events, elapsed: clock.elapsed(), ended: clock.now(), started: new Date(START_TIME).toISOString(), variables, history, redriveCount, executionArn, stateMachineArn, input };
+    const run = { ...result, trace, waits, events, elapsed: clock.elapsed(), ended: clock.now(), started: new Date(START_TIME).toISOString(), variables, history, redriveCount, executionArn, stateMachineArn, input, mapRuns, mapRunCount };
     sfn?.record(run);
     return run;
   };
@@ -310,7 +326,7 @@ async function execute(definition, input, options) {
   function absorb(child) {
     const offset = (Date.parse(child.started) - START_TIME) / 1000;
     const name = child.executionArn.split(":").at(-1);
-    trace.push(...child.trace.map((t) => ({ ...t, at: t.at + offset, execution: name })));
+    trace.push(...child.trace.map((t) => ({ ...t, at: t.at + offset, execution: t.execution ?? name })));
     waits.push(...child.waits);
     events.push(...child.events);
   }
@@ -397,6 +413,60 @@ async function execute(definition, input, options) {
     return reply.output;
   }
 
+  /** A Distributed Map: each item a child execution, side by side; their outputs in order. */
+  async function runMap(name, state, scope, entering) {
+    const processor = state.ItemProcessor;
+    checkFields(processor, ["ProcessorConfig", "StartAt", "States"], `${name}.ItemProcessor`);
+    const config = processor.ProcessorConfig ?? {};
+    if (config.Mode !== "DISTRIBUTED" || config.ExecutionType !== "STANDARD") {
+      throw new Error(`${name}: only a Distributed Map of Standard child executions is modelled`);
+    }
+    if ((state.ToleratedFailurePercentage ?? 0) !== 0) throw new Error(`${name}: only ToleratedFailurePercentage 0 is modelled`);
+    if (!sfn) throw new Error(`${name}: a Distributed Map needs options.sfn`);
+    const items = await resolve(state.Items, scope, "Items");
+    if (!Array.isArray(items)) throw new StatesError("States.QueryEvaluationError", `${name}: Items is not an array`);
+    const concurrency = state.MaxConcurrency === undefined ? 0 : await resolve(state.MaxConcurrency, scope, "MaxConcurrency");
+    if (!Number.isInteger(concurrency) || concurrency < 0) throw new StatesError("States.QueryEvaluationError", `${name}: MaxConcurrency must be a whole number`);
+    const label = state.Label ?? name;
+    const machineArn = `${stateMachineArn}/${label}`;
+    const mapRun = entering && redrive.state === name && mapRuns[name] ? mapRuns[name] : ++mapRunCount;
+    mapRuns[name] = mapRun;
+    sfn.machines[machineArn] = { QueryLanguage: definition.QueryLanguage, StartAt: processor.StartAt, States: processor.States };
+    // Map run started and ended.
+    history += 2;
+    const start = clock.now();
+    let last = Date.parse(start);
+    const outputs = [];
+    let failed = null;
+    for (const [index, value] of items.entries()) {
+      const itemScope = { ...scope, states: { ...scope.states, context: { ...scope.states.context, Map: { Item: { Index: index, Value: value } } } } };
+      const input = state.ItemSelector === undefined ? value : await resolve(state.ItemSelector, itemScope, "ItemSelector");
+      checkSize(input, `${name}: the input of item ${index}`);
+      const childName = `${executionName}-${label}-${mapRun}-${index}`;
+      const arn = `${machineArn.replace(":stateMachine:", ":execution:")}:${childName}`;
+      const before = sfn.executions.get(arn);
+      let child;
+      if (before?.status === "SUCCEEDED") {
+        child = before;
+      } else if (before) {
+        child = await sfn.redrive(arn, { ...options, startTime: start });
+        absorb(child);
+      } else {
+        child = await execute(sfn.machines[machineArn], input, { ...options, redrive: undefined, redriveAfterSeconds: undefined, startTime: start, stateMachineArn: machineArn, executionName: childName, sfn });
+        absorb(child);
+      }
+      last = Math.max(last, Date.parse(child.ended));
+      if (child.status !== "SUCCEEDED") failed ??= child;
+      outputs.push(child.output);
+    }
+    clock.advance((last - Date.parse(start)) / 1000);
+    if (failed) {
+      throw new StatesError("States.ExceedToleratedFailureThreshold", `The specified tolerated failure threshold was exceeded: ${failed.executionArn} ${failed.status} ${failed.error ?? ""}`);
+    }
+    checkSize(outputs, `the output of ${name}`);
+    return outputs;
+  }
+
   let name = redrive ? redrive.state : definition.StartAt;
   let stateInput = redrive ? redrive.stateInput : input;
   if (redrive) now = Date.parse(redrive.ended) + (options.redriveAfterSeconds ?? 0) * 1000;
@@ -421,6 +491,8 @@ async function execute(definition, input, options) {
     const states = { input: stateInput, context: { ...context, State: stateContext } };
     const bindings = (extra) => ({ ...variables, states: { ...states, ...extra } });
     trace.push({ state: name, input: stateInput, at: clock.elapsed() });
+    const entering = resuming;
+    resuming = false;
     history += 2;
     if (history > MAX_HISTORY_EVENTS) {
       return finish({ status: "FAILED", state: name, stateInput, error: "States.Runtime", cause: `the execution history reached ${MAX_HISTORY_EVENTS} events` });
@@ -523,6 +595,11 @@ async function execute(definition, input, options) {
           checkFailure(name, "Error", error, MAX_ERROR_LENGTH);
           checkFailure(name, "Cause", cause, MAX_CAUSE_LENGTH);
           return finish({ status: "FAILED", state: name, stateInput, error, cause });
+        }
+        case "Map": {
+          produced = await runMap(name, state, scope, entering);
+          scope = bindings({ result: produced });
+          break;
         }
         default:
           throw new Error(`${name}: state type ${state.Type} is not modelled`);

@@ -100,6 +100,7 @@ const substitutions = {
   EventSource: EVENT_SOURCE,
   StepStateMachineArn: STEP_ARN,
   StepExecutionArnPrefix: `${STEP_ARN.replace(":stateMachine:", ":execution:")}:`,
+  TargetConcurrency: 4,
 };
 const read = (name) => substitute(fs.readFileSync(path.join(repo, "statemachine", name), "utf8"), substitutions);
 const machines = { [PLAN_ARN]: read("failback.asl.json"), [STEP_ARN]: read("step.asl.json") };

@@ -31,10 +31,12 @@ async function execute(defs, input, options = {}) {
   const sfn = options.redrive?.sfn ?? options.sfn ?? stepFunctions({ [PLAN_ARN]: defs.plan, [STEP_ARN]: defs.step }, options.sfnFaults);
   const run = await executeOne(defs.plan, input, { ...options, sfn, stateMachineArn: PLAN_ARN });
   const steps = [...sfn.executions.values()].filter((e) => e.stateMachineArn === STEP_ARN);
-  return { ...run, sfn, steps };
+  // Each step's places: the child executions of the plan's Distributed Map.
+  const places = [...sfn.executions.values()].filter((e) => e.stateMachineArn === `${PLAN_ARN}/Places`);
+  return { ...run, sfn, steps, places };
 }
-/** A step execution by its name's end (-s<index>-p<part>), as it last ended. */
-const stepExecution = (run, index, part = 1) => run.steps.find((e) => e.executionArn.endsWith(`-s${index}-p${part}`));
+/** A step execution by its name's end (-s<index>-g<place>-p<part>), as it last ended. */
+const stepExecution = (run, index, part = 1, place = 0) => run.steps.find((e) => e.executionArn.endsWith(`-s${index}-g${place}-p${part}`));
 
 const repo = path.resolve(__dirname, "..", "..");
 const planText = fs.readFileSync(path.join(repo, "statemachine", "failback.asl.json"), "utf8");
@@ -73,6 +75,7 @@ function definition(overrides = {}) {
     EventSource: templateDefault("EventSource"),
     StepStateMachineArn: STEP_ARN,
     StepExecutionArnPrefix: `${STEP_ARN.replace(":stateMachine:", ":execution:")}:`,
+    TargetConcurrency: templateDefault("TargetConcurrency"),
     ...overrides,
   };
   return { plan: substitute(planText, substitutions), step: substitute(stepText, substitutions) };
@@ -93,8 +96,8 @@ const refused = (message) => functionError("InvalidFailbackRequest", `invalid fa
 const PLAN_FIELDS = ["action", "runId", "tags", "dryRun", "steps", "recoveryInstanceIDs", "sourceServerIDs", "limits", "finish"];
 const FINISH_FIELDS = ["action", "runId", "step", "finishing", "dryRun", "sinceMillis", "calls", "intervalSeconds", "recoveryInstanceIDs"];
 const STEP_FIELDS = ["name", "recoveryInstanceIDs", "sourceServerIDs", "selector", "critical", "maxFailed", "waitAfterSeconds", "approval", "waitForReadySeconds", "finish"];
-const LAUNCH_FIELDS = ["recoveryInstanceIDs", "sourceServerIDs", "selector", "tags", "runId", "dryRun", "action", "step", "otherSteps", "loop", "waitForReadySeconds", "waiting"];
-const TRACK_FIELDS = ["action", "runId", "step", "critical", "maxFailed", "jobIDs", "reportedJobIDs", "final", "notLaunched", "loop", "heldByOtherSteps"];
+const LAUNCH_FIELDS = ["recoveryInstanceIDs", "sourceServerIDs", "selector", "tags", "runId", "dryRun", "action", "step", "otherSteps", "loop", "waitForReadySeconds", "waiting", "target"];
+const TRACK_FIELDS = ["action", "runId", "step", "critical", "maxFailed", "jobIDs", "reportedJobIDs", "final", "notLaunched", "loop", "heldByOtherSteps", "target"];
 const JOB_ID = /^drsjob-[0-9a-zA-Z]{17}$/;
 /**
  * What comes next, as the function decides it (src/launch/next.rs, src/track/end.rs), asked of the real decision:
@@ -249,10 +252,14 @@ function fakeFunction(options = {}) {
       if (!["recoveryInstanceIDs", "sourceServerIDs", "selector"].some((f) => f in step)) throw refused(`${where}names no instance`);
       checkIds(step, where);
       const ids = resolveIds(step);
-      const out = {
-        name: step.name,
+      // One place: the function's own account and region (src/plan: the step's groups).
+      const group = {
         ...Object.fromEntries(["recoveryInstanceIDs", "sourceServerIDs", "selector"].filter((f) => f in step).map((f) => [f, step[f]])),
         critical: step.critical ?? false,
+        instances: ids.length,
+      };
+      const out = {
+        name: step.name,
         maxFailed: step.maxFailed ?? null,
         waitAfterSeconds: step.waitAfterSeconds ?? 0,
         approval: step.approval ?? false,
@@ -260,7 +267,9 @@ function fakeFunction(options = {}) {
         ...("finish" in step ? { finish: step.finish } : {}),
         instances: ids.length,
       };
-      return body.dryRun ? { ...out, ...dryRunOf(ids) } : out;
+      if (!body.dryRun) return { ...out, groups: [group] };
+      const { counts, ...planned } = dryRunOf(ids);
+      return { ...out, counts, groups: [{ ...group, counts, ...planned }] };
     });
     if ("finish" in body && !["disconnect", "terminate"].includes(body.finish)) throw refused("finish must be \"disconnect\" or \"terminate\"");
     return { runId: body.runId, dryRun: body.dryRun ?? false, steps: normalized, ...("finish" in body ? { finish: body.finish } : {}) };
@@ -534,7 +543,7 @@ function fakeFunction(options = {}) {
       if (answer.errorType) throw functionError(answer.errorType, answer.errorMessage);
       return { ExecutedVersion: "$LATEST", Payload: answer, StatusCode: 200 };
     }
-    const answer = body.action === "track" ? track(body, clock) : body.action === "plan" ? plan(body) : body.action === "finish" ? finish(body, clock) : launch(body, clock);
+    const answer = body.action === "track" ? track(body, clock) : body.action === "plan" ? plan(body) : body.action === "finish" ? finish(body, clock) : body.action === "stepSum" ? decide({ after: "stepSum", request: body }) : launch(body, clock);
     const died = crash(n, body);
     if (died) {
       handled = before; // the outcomes never reached the state machine
@@ -588,23 +597,39 @@ function assertEnded(run, state) {
 }
 
 /**
- * The run stopped at a step execution that failed at `state` (with `error`, when given): the plan
- * failed at StepGate, naming that step execution -- a redrive of the plan goes on from there.
+ * The run stopped at a step execution that failed at `state` (with `error`, when given): its place
+ * (a child execution of the plan's Map) failed at StepGate, naming that step execution, and the
+ * plan at its Map (RunPlaces) -- a redrive of the plan goes on from there.
  */
 function assertStepFailed(run, state, error) {
-  assertEnded(run, "StepGate");
-  assert.equal(run.error, "StepExecutionFailed");
+  assertEnded(run, "RunPlaces");
+  assert.equal(run.error, "States.ExceedToleratedFailureThreshold");
+  const place = run.places.filter((e) => e.status !== "SUCCEEDED");
+  assert.equal(place.length, 1, "one place failed");
+  assertEnded(place[0], "StepGate");
+  assert.equal(place[0].error, "StepExecutionFailed");
   const failed = run.steps.filter((e) => e.status !== "SUCCEEDED");
   assert.equal(failed.length, 1, "one step execution failed");
   assertEnded(failed[0], state);
   if (error !== undefined) assert.equal(failed[0].error, error);
-  assert.ok(run.cause.includes(failed[0].executionArn.split(":").at(-1)), `the cause names the step execution: ${run.cause}`);
+  assert.ok(place[0].cause.includes(failed[0].executionArn.split(":").at(-1)), `the cause names the step execution: ${place[0].cause}`);
 }
-/** Where a redriven run went on: the plan at StepGate, then the step execution it redrove, at its failed state. */
+/** Where a redriven run went on: the plan at its Map, its place at StepGate, then the step execution it redrove, at its failed state. */
 function assertResumedAt(redriven, state) {
-  assert.equal(redriven.trace[0].state, "StepGate", "the plan resumed at the question it failed at");
-  assert.equal(redriven.trace.find((t) => t.execution)?.state, state, "the step execution resumed at its failed call");
+  assert.equal(redriven.trace[0].state, "RunPlaces", "the plan resumed at the step's places");
+  assert.equal(redriven.trace.find((t) => isPlace(t.execution))?.state, "StepGate", "the place resumed at the question it failed at");
+  assert.equal(redriven.trace.find((t) => t.execution && !isPlace(t.execution))?.state, state, "the step execution resumed at its failed call");
 }
+/** The plan failed at a step's places: the place that failed (its execution, as it ended). */
+function placeFailed(run) {
+  assertEnded(run, "RunPlaces");
+  assert.equal(run.error, "States.ExceedToleratedFailureThreshold");
+  const failed = run.places.filter((e) => e.status !== "SUCCEEDED");
+  assert.equal(failed.length, 1, "one place failed");
+  return failed[0];
+}
+/** A child execution of the plan's Map (a step's place), by its name. */
+const isPlace = (execution) => typeof execution === "string" && execution.includes("-Places-");
 
 // Recovery instance ids as long as real ones (19 characters): the size limits are tested honestly.
 const ids = (prefix, count) => Array.from({ length: count }, (_, i) => `i-${prefix}${String(i + 1).padStart(15, "0")}`);
@@ -614,7 +639,7 @@ const withoutLoop = (c) => {
   const { loop, ...rest } = c;
   return rest;
 };
-const launchCalls = (fake, step) => fake.calls.filter((c) => !["track", "plan", "stepExecution"].includes(bodyOf(c).action) && (step === undefined || c.step === step)).map(withoutLoop);
+const launchCalls = (fake, step) => fake.calls.filter((c) => !["track", "plan", "stepExecution", "stepSum"].includes(bodyOf(c).action) && (step === undefined || c.step === step)).map(withoutLoop);
 const trackCalls = (fake, step) => fake.calls.filter((c) => c.action === "track" && (step === undefined || c.step === step)).map(withoutLoop);
 /** The loops the calls of a step carried, in order. */
 const loops = (fake, step) => fake.calls.filter((c) => c.step === step && c.loop !== undefined).map((c) => ({ call: c.action === "track" ? (c.final ? "final" : "track") : "launch", ...c.loop }));
@@ -801,7 +826,7 @@ test("waiting for readiness: each instance launched once, in the round after DRS
   const run = await execute(definition({ MaxRounds: 2 }), { runId: "wave-r", steps }, fake);
   // The one never ready is skipped, a final outcome: the step and the run end complete.
   assertEnded(run, "FailbackComplete");
-  const launches = fake.calls.filter((c) => !["track", "plan", "stepExecution"].includes(c.action));
+  const launches = fake.calls.filter((c) => !["track", "plan", "stepExecution", "stepSum"].includes(c.action));
   assert.ok(launches.length > 2, `waiting rounds are not capped by MaxRounds: ${launches.length}`);
   assert.ok(launches.every((c) => c.waitForReadySeconds === 2400), "every round carries the step's wait");
   // Each round passes back what the round before announced waiting, by state.
@@ -913,10 +938,14 @@ test("a dry run plans and ends: one invocation, the plan of one step", async () 
     runId: "wave-3-plan",
     dryRun: true,
     steps: [{
-      name: "failback", recoveryInstanceIDs: input.recoveryInstanceIDs, critical: false, maxFailed: null, waitAfterSeconds: 0, approval: false, waitForReadySeconds: 0, instances: 2,
+      name: "failback", maxFailed: null, waitAfterSeconds: 0, approval: false, waitForReadySeconds: 0, instances: 2,
       counts: { launched: 0, skipped: 0, rejected: 0, deferred: 2 },
-      plannedJobSizes: [2],
-      notLaunched: [{ outcome: "deferred", reason: "DRY_RUN", recoveryInstanceIDs: input.recoveryInstanceIDs }],
+      groups: [{
+        recoveryInstanceIDs: input.recoveryInstanceIDs, critical: false, instances: 2,
+        counts: { launched: 0, skipped: 0, rejected: 0, deferred: 2 },
+        plannedJobSizes: [2],
+        notLaunched: [{ outcome: "deferred", reason: "DRY_RUN", recoveryInstanceIDs: input.recoveryInstanceIDs }],
+      }],
     }],
   });
   assert.deepEqual(run.events, [], "a dry run publishes nothing from the state machine");
@@ -1179,8 +1208,8 @@ test("redrive of a step execution by hand, then of the plan: the plan adopts the
   const redriven = await execute(definition(), THREE, { ...fake, answer: approve(), redrive: first, redriveAfterSeconds: 3600 });
   assertEnded(redriven, "FailbackComplete");
   // What the plan read before it was redriven is read again: the step execution ended well since.
-  assert.deepEqual(planStates(redriven).slice(0, 7), ["StepGate", "FollowStep", "CheckStep", "StepGate", "FollowStep", "ReadStepOutput", "StepRan"]);
-  assert.ok(!redriven.trace.some((t) => t.execution), "no step execution ran again");
+  assert.deepEqual(placeStates(redriven).slice(0, 7), ["StepGate", "FollowStep", "CheckStep", "StepGate", "FollowStep", "ReadStepOutput", "StepRan"]);
+  assert.ok(!redriven.trace.some((t) => t.execution && !isPlace(t.execution)), "no step execution ran again");
   assert.equal(stepExecution(redriven, 2).redriveCount, 1, "redriven once, by hand");
   assert.equal(launchCalls(fake).length, launchesBefore, "nothing launched again");
   assert.deepEqual(published(redriven, "Failback Step Started"), []);
@@ -1216,9 +1245,11 @@ test("a failed step execution redriven by hand while the plan waits for it: the 
   assertEnded(redriven, "StepEnded");
   assert.equal(redriven.trace[0].state, "FinalTrack", "the step execution went on at its failed call");
   assert.equal(run.redriveCount, 0, "the plan was not redriven");
+  const place = placeStates(run);
+  assert.deepEqual(place.slice(place.lastIndexOf("RunStep")), ["RunStep", "CheckStep", "StepGate", "FollowStep", "WaitForStep", "CheckStep", "StepGate", "FollowStep", "ReadStepOutput", "StepRan", "StepSummed"]);
   const plan = planStates(run);
-  assert.deepEqual(plan.slice(plan.lastIndexOf("RunStep")), ["RunStep", "CheckStep", "StepGate", "FollowStep", "WaitForStep", "CheckStep", "StepGate", "FollowStep", "ReadStepOutput", "StepRan", "StepSummed", "StepDone", "AfterStep", "SumUp", "FinishOrPublish", "PublishRunFinished", "Finished", "FailbackComplete"]);
-  assert.equal(planStates(run).filter((n) => n === "ReadStepOutput").length, 1, "its result read once it ended well");
+  assert.deepEqual(plan.slice(plan.lastIndexOf("RunPlaces")), ["RunPlaces", "PlacesRan", "SumStep", "StepDone", "AfterStep", "SumUp", "FinishOrPublish", "PublishRunFinished", "Finished", "FailbackComplete"]);
+  assert.equal(placeStates(run).filter((n) => n === "ReadStepOutput").length, 1, "its result read once it ended well");
   assert.equal(run.output.counts.succeeded, 8);
   assert.deepEqual(run.output.steps.map((s) => s.status), ["finished", "finished", "finished"]);
   assert.equal(published(run, "Failback Step Started").length, 3);
@@ -1235,7 +1266,7 @@ test("each step execution has its own looks: a step redriven by hand at its four
   });
   const defs = definition();
   let throttled = 0;
-  const sfn = stepFunctions({ [PLAN_ARN]: defs.plan, [STEP_ARN]: defs.step }, { start: (name) => (name.endsWith("-s1-p1") && throttled++ === 0 ? new StatesError("StepFunctions.ExecutionLimitExceededException", "too many running executions") : undefined) });
+  const sfn = stepFunctions({ [PLAN_ARN]: defs.plan, [STEP_ARN]: defs.step }, { start: (name) => (name.endsWith("-s1-g0-p1") && throttled++ === 0 ? new StatesError("StepFunctions.ExecutionLimitExceededException", "too many running executions") : undefined) });
   let looks = 0;
   const sleep = async (seconds, state, clock) => {
     if (state !== "WaitForStep" || ++looks !== 4) return;
@@ -1260,14 +1291,14 @@ test("a redrive of the plan redrives its failed step execution and waits for it:
   // The plan waits for the step execution to be redriven, about an hour, then fails at its
   // question: it does not redrive the step on its own.
   assert.deepEqual(first.trace.filter((t) => t.state === "WaitForStep" && t.wait !== undefined).map((t) => t.wait), [30, 60, 120, 240, 480, 900, 900, 900]);
-  assert.deepEqual(planStates(first).slice(-3), ["WaitForStep", "CheckStep", "StepGate"]);
+  assert.deepEqual(placeStates(first).slice(-3), ["WaitForStep", "CheckStep", "StepGate"]);
   assert.equal(stepExecution(first, 0).redriveCount, 0);
   down = false;
   const redriven = await execute(definition(), input, { ...fake, redrive: first, redriveAfterSeconds: 60 });
   assertEnded(redriven, "FailbackComplete");
   assertResumedAt(redriven, "TrackAgain");
   assert.deepEqual(
-    planStates(redriven).slice(0, 13),
+    placeStates(redriven).slice(0, 13),
     ["StepGate", "FollowStep", "CheckStep", "StepGate", "FollowStep", "RedriveStep", "CheckStep", "StepGate", "FollowStep", "WaitForStep", "CheckStep", "StepGate", "FollowStep"],
     "read again, redriven, then running: looked at again after a wait",
   );
@@ -1297,16 +1328,17 @@ test("a plan that failed while its redriven step execution ran (which failed aga
   // step execution fails again meanwhile.
   gateDown = true;
   const second = await execute(definition(), input, { ...fake, redrive: first });
-  assertEnded(second, "StepGate");
-  assert.equal(second.error, "Lambda.ServiceException");
-  assert.equal(second.variables.stepExecution.status, "RUNNING");
+  const secondPlace = placeFailed(second);
+  assertEnded(secondPlace, "StepGate");
+  assert.equal(secondPlace.error, "Lambda.ServiceException");
+  assert.equal(secondPlace.variables.stepExecution.status, "RUNNING");
   assert.equal(stepExecution(second, 0).status, "FAILED");
   // Everything mended: one redrive reads the step execution again (FAILED, not RUNNING), redrives it, and the run completes.
   tracking = true;
   gateDown = false;
   const third = await execute(definition(), input, { ...fake, redrive: second, redriveAfterSeconds: 3600 });
   assertEnded(third, "FailbackComplete");
-  assert.deepEqual(planStates(third).slice(0, 6), ["StepGate", "FollowStep", "CheckStep", "StepGate", "FollowStep", "RedriveStep"]);
+  assert.deepEqual(placeStates(third).slice(0, 6), ["StepGate", "FollowStep", "CheckStep", "StepGate", "FollowStep", "RedriveStep"]);
   assert.equal(stepExecution(third, 0).redriveCount, 2);
   assert.equal(launchCalls(fake).length, 1, "nothing launched again");
   assertEventsAcross([first, second, third], fake);
@@ -1321,11 +1353,12 @@ test("a step execution that can no longer be redriven (past its 14 days) stops t
   down = false;
   // The plan's own 14 days are not over (it failed about an hour after its step execution); the step execution's are.
   const late = await execute(definition(), input, { ...fake, redrive: first, redriveAfterSeconds: 14 * 24 * 3600 - 600 });
-  assertEnded(late, "StepGate");
-  assert.equal(late.error, "StepExecutionFailed");
-  assert.match(late.cause, /could not be redriven \(Sfn\.ExecutionNotRedrivableException: Execution redrivable period exceeded/);
-  assert.match(late.cause, /same runId/);
-  assert.deepEqual(planStates(late).filter((n) => n === "RedriveStep"), ["RedriveStep"], "tried once, not waited on for an hour");
+  const latePlace = placeFailed(late);
+  assertEnded(latePlace, "StepGate");
+  assert.equal(latePlace.error, "StepExecutionFailed");
+  assert.match(latePlace.cause, /could not be redriven \(Sfn\.ExecutionNotRedrivableException: Execution redrivable period exceeded/);
+  assert.match(latePlace.cause, /same runId/);
+  assert.deepEqual(placeStates(late).filter((n) => n === "RedriveStep"), ["RedriveStep"], "tried once, not waited on for an hour");
   assert.equal(launchCalls(fake).length, 1);
 });
 
@@ -1336,7 +1369,7 @@ test("a step execution that could not be started is started again a few times; t
   const refuseOnce = { start: () => (refusals-- > 0 ? new StatesError("StepFunctions.ExecutionLimitExceededException", "too many running executions") : undefined) };
   const recovered = await execute(definition(), { runId: "wave-start-again", recoveryInstanceIDs: ids("5e", 2) }, { ...once, sfnFaults: refuseOnce });
   assertEnded(recovered, "FailbackComplete");
-  assert.deepEqual(planStates(recovered).filter((n) => ["RunStep", "CheckStep", "StepGate", "WaitToStart"].includes(n)), ["RunStep", "CheckStep", "StepGate", "WaitToStart", "RunStep"]);
+  assert.deepEqual(placeStates(recovered).filter((n) => ["RunStep", "CheckStep", "StepGate", "WaitToStart"].includes(n)), ["RunStep", "CheckStep", "StepGate", "WaitToStart", "RunStep"]);
   assert.ok(recovered.trace.some((t) => t.state === "WaitToStart" && t.wait === 30));
 
   let refuse = true;
@@ -1344,16 +1377,17 @@ test("a step execution that could not be started is started again a few times; t
   const sfnFaults = { start: () => (refuse ? new StatesError("StepFunctions.ExecutionLimitExceededException", "too many running executions") : undefined) };
   const input = { runId: "wave-not-started", recoveryInstanceIDs: ids("5d", 2) };
   const first = await execute(definition(), input, { ...fake, sfnFaults });
-  assertEnded(first, "StepGate");
-  assert.equal(first.error, "StepExecutionFailed");
-  assert.match(first.cause, /could not be started or read \(Sfn\.ExecutionDoesNotExistException/);
-  assert.equal(planStates(first).filter((n) => n === "RunStep").length, 4, "started, then 3 times more");
+  const firstPlace = placeFailed(first);
+  assertEnded(firstPlace, "StepGate");
+  assert.equal(firstPlace.error, "StepExecutionFailed");
+  assert.match(firstPlace.cause, /could not be started or read \(Sfn\.ExecutionDoesNotExistException/);
+  assert.equal(placeStates(first).filter((n) => n === "RunStep").length, 4, "started, then 3 times more");
   assert.equal(first.steps.length, 0);
   assert.equal(launchCalls(fake).length, 0, "nothing launched");
   refuse = false;
   const redriven = await execute(definition(), input, { ...fake, redrive: first });
   assertEnded(redriven, "FailbackComplete");
-  assert.deepEqual(planStates(redriven).slice(0, 7), ["StepGate", "FollowStep", "CheckStep", "StepGate", "FollowStep", "WaitToStart", "RunStep"]);
+  assert.deepEqual(placeStates(redriven).slice(0, 7), ["StepGate", "FollowStep", "CheckStep", "StepGate", "FollowStep", "WaitToStart", "RunStep"]);
   assert.equal(redriven.output.counts.succeeded, 2);
   assertEventsAcross([first, redriven], fake);
 });
@@ -1498,7 +1532,7 @@ function assertStepsInOrder(fake, names) {
   const order = stepOf.filter((s, i) => s !== stepOf[i - 1]);
   assert.deepEqual(order, names, `steps called in order ${order}`);
   for (const name of names.slice(0, -1)) {
-    const lastOfStep = fake.calls.findLastIndex((c) => c.step === name);
+    const lastOfStep = fake.calls.findLastIndex((c) => c.step === name && c.action !== "stepSum");
     assert.equal(fake.calls[lastOfStep].final, true, `${name} ends with its final call`);
   }
 }
@@ -1523,11 +1557,14 @@ test("a three-step plan: every step launched, tracked and summed up in order, wi
     { runId: THREE.runId, tags, step: "web", sourceServerIDs: WEB },
   ]);
   const finals = trackCalls(fake).filter((c) => c.final);
+  // Each place decides without maxFailed: the step's sum counts it over all its places.
   assert.deepEqual(finals.map((c) => [c.step, c.critical, c.maxFailed]), [
     ["databases", [DB_PRIMARY], null],
-    ["app-servers", false, 1],
+    ["app-servers", false, null],
     ["web", [WEB[0]], null],
   ]);
+  const sums = fake.calls.filter((c) => c.action === "stepSum");
+  assert.deepEqual(sums.map((c) => [c.step, c.maxFailed, c.groups.length]), [["databases", null, 1], ["app-servers", 1, 1], ["web", null, 1]]);
   // Each step tracks only its own jobs.
   for (const c of trackCalls(fake)) {
     assert.ok(c.jobIDs.every((id) => fake.jobs.get(id).step === c.step), `${c.step} tracks its own jobs`);
@@ -1897,13 +1934,13 @@ test("a dry run of a plan: one plan call, each step's counts and planned jobs; n
   assert.equal(run.output.runId, input.runId);
   assert.equal(run.output.dryRun, true);
   // The function's answer, as the fake gives it (ids of two per job): each step with its defaults.
-  assert.deepEqual(run.output.steps.map((s) => [s.name, s.instances, s.counts.deferred, s.plannedJobSizes, s.critical, s.maxFailed, s.approval, s.waitAfterSeconds]),
+  assert.deepEqual(run.output.steps.map((s) => [s.name, s.instances, s.counts.deferred, s.groups[0].plannedJobSizes, s.groups[0].critical, s.maxFailed, s.approval, s.waitAfterSeconds]),
     input.steps.map((s) => {
       const n = s.recoveryInstanceIDs.length;
       return [s.name, n, n, n > 2 ? [2, n - 2] : [n], s.critical ?? false, s.maxFailed ?? null, s.approval ?? false, s.waitAfterSeconds ?? 0];
     }));
   assert.ok(input.steps.length > 1, "the sample is a plan of several steps");
-  assert.deepEqual(run.output.steps[1].notLaunched, [{ outcome: "deferred", reason: "DRY_RUN", recoveryInstanceIDs: input.steps[1].recoveryInstanceIDs }]);
+  assert.deepEqual(run.output.steps[1].groups[0].notLaunched, [{ outcome: "deferred", reason: "DRY_RUN", recoveryInstanceIDs: input.steps[1].recoveryInstanceIDs }]);
 });
 
 test("a plan the function refuses ends the run before anything is launched", async () => {
@@ -1932,7 +1969,7 @@ test("the function decides what comes next: each launch and track call carries t
     if (step.state === "WaitForNext") answered.push(step.wait);
   }
   assert.ok(answered.includes(0) && answered.includes(interval), `waits as told: ${answered}`);
-  const calls = fake.calls.slice(1).map((c) => (c.action === "track" ? (c.final ? "final" : "track") : "launch"));
+  const calls = fake.calls.slice(1).filter((c) => c.action !== "stepSum").map((c) => (c.action === "track" ? (c.final ? "final" : "track") : "launch"));
   assert.equal(calls.at(-1), "final");
   for (const [i, call] of calls.entries()) {
     if (call === "launch" && i > 0) assert.equal(calls[i - 1], "track", "a round again only after a tracking call said so");
@@ -1955,7 +1992,7 @@ test("a long step hands itself over to fresh step executions before nearing the 
   // made again is the same execution.
   const runHash = require("node:crypto").createHash("sha256").update("test wave-long").digest("hex").slice(0, 40);
   for (const [i, e] of run.steps.entries()) {
-    assert.equal(e.executionArn.split(":").at(-1), `drs-${runHash}-s0-p${i + 1}`);
+    assert.equal(e.executionArn.split(":").at(-1), `drs-${runHash}-s0-g0-p${i + 1}`);
     assert.ok(e.history < 20000, `part ${i + 1}: ${e.history} history events`);
     assert.equal(e.status, "SUCCEEDED");
     if (i < run.steps.length - 1) {
@@ -1964,7 +2001,8 @@ test("a long step hands itself over to fresh step executions before nearing the 
       // Each part after the first went on with a tracking call where the one before stopped.
       // reading the part before's output itself (its input only names that part).
       assert.deepEqual(run.steps[i + 1].trace.filter((t) => "input" in t).slice(0, 4).map((t) => t.state), ["Begin", "ReadHandover", "Resume", "Track"]);
-      assert.deepEqual(run.steps[i + 1].input, { continueFrom: e.executionArn, AWS_STEP_FUNCTIONS_STARTED_BY_EXECUTION_ID: run.executionArn });
+      // Started by the step's place (a child execution of the plan's Map), named in the console.
+      assert.deepEqual(run.steps[i + 1].input, { continueFrom: e.executionArn, AWS_STEP_FUNCTIONS_STARTED_BY_EXECUTION_ID: run.places[0].executionArn });
     } else {
       assert.equal(e.state, "StepEnded");
     }
@@ -2023,6 +2061,8 @@ test("a launch error in a later step without a job: a tracking call at once says
 
 /** The states the plan's execution entered, in order (not its step executions'). */
 const planStates = (run) => run.trace.filter((t) => "input" in t && !t.execution).map((t) => t.state);
+/** The states of a step's places (the plan's Map children), in order. */
+const placeStates = (run) => run.trace.filter((t) => "input" in t && isPlace(t.execution)).map((t) => t.state);
 /** The most history events any execution of a run recorded (Step Functions stops one at 25 000). */
 const historyEvents = (run) => Math.max(run.history, ...run.steps.map((e) => e.history));
 

@@ -8,6 +8,7 @@
 //!   {"after": "final", "loop": {...}, "allFinal": true, "halt": "CRITICAL_FAILED"}
 //!   {"after": "stepExecution", "request": {"action": "stepExecution", ...}}
 //!   {"after": "waits", "seconds": 3600, "elapsed": 1200}   (does the step still wait for readiness)
+//!   {"after": "stepSum", "request": {"action": "stepSum", ...}}   (a step summed up across its places)
 //!
 //! The last, the plan's question about a step execution that did not answer it
 //! (`drs_failback::plan::follow`), is answered as the function answers it: the answer, or
@@ -19,6 +20,7 @@ use drs_failback::error::HandlerError;
 use drs_failback::launch::next::{after_launch, after_track};
 use drs_failback::launch::readiness::Wait;
 use drs_failback::plan::follow::follow;
+use drs_failback::plan::sum::sum;
 use drs_failback::request::StepLoop;
 use drs_failback::request::{Action, parse_action};
 use drs_failback::track::end::step_end;
@@ -58,6 +60,9 @@ enum Ask {
         seconds: u64,
         elapsed: Option<u64>,
     },
+    StepSum {
+        request: Value,
+    },
 }
 
 fn decide(line: &str) -> Result<Value, String> {
@@ -79,6 +84,11 @@ fn decide(line: &str) -> Result<Value, String> {
             halt,
         } => serde_json::to_value(step_end(&step_loop, all_final, halt)),
         Ask::Waits { seconds, elapsed } => serde_json::to_value(Wait { seconds, elapsed }.waits()),
+        Ask::StepSum { request } => match parse_action(request, 1, String::new) {
+            Ok(Action::StepSum(request)) => serde_json::to_value(sum(&request)),
+            Ok(_) => return Err("not a stepSum request".into()),
+            Err(error) => return Err(error.to_string()),
+        },
         Ask::StepExecution { request } => {
             let answer = match parse_action(request, 1, String::new) {
                 Ok(Action::StepExecution(request)) => follow(&request),
