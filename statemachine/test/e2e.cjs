@@ -240,17 +240,22 @@ async function redrive(event) {
   await admin("POST", "reset");
   const input = { runId, recoveryInstanceIDs: requested };
   unreachable = (payload) => payload.final === true;
-  const failed = await run(input, undefined, { state: "StepGate" });
+  // The step execution fails at its last call, its place (the plan's Map child) at its question,
+  // the plan at the step's Map.
+  const failed = await run(input, undefined, { state: "RunPlaces" });
   unreachable = () => false;
-  assert.equal(failed.error, "StepExecutionFailed");
+  assert.equal(failed.error, "States.ExceedToleratedFailureThreshold");
+  const [place] = [...failed.sfn.executions.values()].filter((e) => e.stateMachineArn === `${PLAN_ARN}/Places`);
+  assert.deepEqual([place.status, place.state, place.error], ["FAILED", "StepGate", "StepExecutionFailed"]);
   const [step] = [...failed.sfn.executions.values()].filter((e) => e.stateMachineArn === STEP_ARN);
   assert.deepEqual([step.status, step.state, step.error], ["FAILED", "FinalTrack", "Lambda.ServiceException"]);
-  assert.ok(failed.cause.includes(step.executionArn.split(":").at(-1)), failed.cause);
+  assert.ok(place.cause.includes(step.executionArn.split(":").at(-1)), place.cause);
   const jobsBefore = (await admin("GET", "jobs")).filter((j) => j.tags?.["drs-failback:run-id"] === runId).length;
 
   const redriven = await run(input, undefined, { redrive: failed });
-  assert.equal(redriven.trace[0].state, "StepGate");
-  assert.equal(redriven.trace.find((t) => t.execution)?.state, "FinalTrack", "the step execution resumed at its last call");
+  assert.equal(redriven.trace[0].state, "RunPlaces");
+  assert.equal(redriven.trace.find((t) => t.execution?.includes("-Places-"))?.state, "StepGate", "the place resumed at its question");
+  assert.equal(redriven.trace.find((t) => t.execution?.startsWith("drs-"))?.state, "FinalTrack", "the step execution resumed at its last call");
   assert.equal(redriven.output.complete, true);
   assert.equal(redriven.output.counts.succeeded, requested.length);
   assert.deepEqual(published(failed, "Failback Step Started").length + published(redriven, "Failback Step Started").length, 1);
@@ -344,6 +349,46 @@ async function finishing(event) {
   console.log(`e2e: finishing OK: 2 of 3 came back, listed, approved, terminated in one job followed over ${finishCalls} call(s); the failed one kept; Failback Instances Finished once`);
 }
 
+/**
+ * A plan across two accounts and two regions (events/plan-across-accounts.json): each step's
+ * places run as the plan's Map children, each calling the real function with its target, which
+ * assumes the role the target account grants (drs-sim's STS) and launches there; then a critical
+ * database failing in one account halts the plan before any other account starts its step.
+ */
+async function acrossAccounts() {
+  const sample = JSON.parse(fs.readFileSync(path.join(repo, "events", "plan-across-accounts.json"), "utf8"));
+  const places = (await admin("GET", "targets")).map((t) => `targets/${t.accountId}/${t.region}`).slice(1);
+  assert.ok(places.length >= 4, `drs-sim holds the sample's accounts and regions: ${places}`);
+  await admin("POST", "reset");
+  for (const place of places) await admin("POST", `${place}/reset`);
+  const runId = `${sample.runId}-e2e`;
+  const result = await run({ ...sample, runId, steps: sample.steps.map((s) => ({ ...s, waitAfterSeconds: s.waitAfterSeconds ? 2 : 0 })) });
+  const out = result.output;
+  assert.equal(out.complete, true, JSON.stringify(out));
+  assert.deepEqual(out.steps.map((s) => [s.name, s.status, s.counts.succeeded]), [["databases", "finished", 2], ["app-servers", "finished", 4], ["web", "finished", 2]]);
+  assert.deepEqual(out.steps[1].targets.map((t) => `${t.target.account}/${t.target.region}`), ["222233334444/us-west-2", "333344445555/us-west-2"]);
+  // Each account and region launched its own instances, in its own jobs, tagged with the run.
+  const launchedIn = async (place) => (await admin("GET", `${place}/jobs`)).filter((j) => j.tags?.["drs-failback:run-id"] === runId).flatMap((j) => j.recoveryInstanceIDs);
+  const counts = {};
+  for (const place of places) counts[place] = (await launchedIn(place)).length;
+  assert.deepEqual(counts, { "targets/222233334444/us-east-1": 2, "targets/222233334444/us-west-2": 2, "targets/333344445555/us-west-2": 2, "targets/333344445555/us-east-1": 1 });
+  assert.equal((await admin("GET", "jobs")).filter((j) => j.tags?.["drs-failback:run-id"] === runId).length, 1, "the hub's own web server, in its own account");
+
+  // The critical database fails in 222233334444/us-east-1: no other account starts its step.
+  const critical = "i-0d1b2c3d4e5f60001";
+  await admin("POST", "reset");
+  for (const place of places) await admin("POST", `${place}/reset`);
+  await admin("POST", `targets/222233334444/us-east-1/instances`, { recoveryInstanceID: critical, failureEvent: FAILING_EVENT });
+  const haltRun = `${runId}-halt`;
+  const halted = await run({ ...sample, runId: haltRun }, undefined, { state: "FailbackIncomplete" });
+  assert.deepEqual(halted.output.halted, { step: "databases", reason: "CRITICAL_FAILED" });
+  for (const place of places.filter((p) => !p.endsWith("222233334444/us-east-1"))) {
+    const jobs = (await admin("GET", `${place}/jobs`)).filter((j) => j.tags?.["drs-failback:run-id"] === haltRun);
+    assert.equal(jobs.length, 0, `${place} launched nothing`);
+  }
+  console.log(`e2e: across accounts OK: 3 steps over ${places.length} accounts and regions and the hub, each place its own Map child through its target role; a critical failure in one account halted the plan before the others started`);
+}
+
 async function main() {
   const event = JSON.parse(fs.readFileSync(path.join(repo, "events", "eventbridge-failback-request.json"), "utf8"));
   await plainRequest(event);
@@ -352,6 +397,7 @@ async function main() {
   await redriveByHand(event);
   await waitingForReadiness(event);
   await finishing(event);
+  await acrossAccounts();
 }
 
 main().catch((error) => {

@@ -123,6 +123,25 @@ function checkLoop(body) {
 const ALREADY_FAILED_BACK = "FAILBACK_COMPLETED";
 /** How many critical instances a verdict names (criticalFailedCount has them all). */
 const CRITICAL_LISTED_MAX = 100;
+/** An instance ARN's account and region and id; a bare id, the function's own. */
+const ARN = /^arn:aws:drs:([a-z0-9-]+):(\d{12}):recovery-instance\/(i-[0-9a-f]+)$/;
+const bareId = (id) => ARN.exec(id)?.[3] ?? id;
+/** A step's ids by place: the bare ones, and each account and region's (in the order first named). */
+function byPlace(list) {
+  const home = [];
+  const places = [];
+  for (const id of list) {
+    const m = ARN.exec(id);
+    if (!m) {
+      home.push(id);
+      continue;
+    }
+    const target = { account: m[2], region: m[1] };
+    const place = places.find((p) => p.target.account === target.account && p.target.region === target.region) ?? places[places.push({ target, ids: [] }) - 1];
+    place.ids.push(m[3]);
+  }
+  return { home, places };
+}
 /** The time on the virtual clock, in seconds: the same scale across executions. */
 const seconds = (clock) => Date.parse(clock.now()) / 1000;
 const isObject = (v) => v !== null && typeof v === "object" && !Array.isArray(v);
@@ -251,13 +270,22 @@ function fakeFunction(options = {}) {
       names.add(step.name);
       if (!["recoveryInstanceIDs", "sourceServerIDs", "selector"].some((f) => f in step)) throw refused(`${where}names no instance`);
       checkIds(step, where);
-      const ids = resolveIds(step);
-      // One place: the function's own account and region (src/plan: the step's groups).
+      // Its places, as the function groups them (src/request/groups.rs): instances named by ARN
+      // in their account and region, the rest in the function's own.
+      const { home: named, places } = byPlace(step.recoveryInstanceIDs ?? []);
+      const own = { ...step, ...(named.length ? { recoveryInstanceIDs: named } : {}) };
+      if (!named.length) delete own.recoveryInstanceIDs;
+      const ids = resolveIds(own);
+      const critical = (ids) => (Array.isArray(step.critical) ? step.critical.map(bareId).filter((id) => ids.includes(id)) : step.critical ?? false);
+      const hasOwn = ["recoveryInstanceIDs", "sourceServerIDs", "selector"].some((f) => f in own);
       const group = {
-        ...Object.fromEntries(["recoveryInstanceIDs", "sourceServerIDs", "selector"].filter((f) => f in step).map((f) => [f, step[f]])),
-        critical: step.critical ?? false,
+        ...Object.fromEntries(["recoveryInstanceIDs", "sourceServerIDs", "selector"].filter((f) => f in own).map((f) => [f, own[f]])),
+        critical: Array.isArray(step.critical) && places.length ? critical(ids) : step.critical ?? false,
         instances: ids.length,
       };
+      const remote = places.map(({ target, ids: there }) => ({ target, recoveryInstanceIDs: there, critical: critical(there), instances: there.length }));
+      const groups = [...(hasOwn ? [group] : []), ...remote];
+      const total = groups.reduce((n, g) => n + g.instances, 0);
       const out = {
         name: step.name,
         maxFailed: step.maxFailed ?? null,
@@ -265,9 +293,9 @@ function fakeFunction(options = {}) {
         approval: step.approval ?? false,
         waitForReadySeconds: step.waitForReadySeconds ?? 0,
         ...("finish" in step ? { finish: step.finish } : {}),
-        instances: ids.length,
+        instances: total,
       };
-      if (!body.dryRun) return { ...out, groups: [group] };
+      if (!body.dryRun) return { ...out, groups };
       const { counts, ...planned } = dryRunOf(ids);
       return { ...out, counts, groups: [{ ...group, counts, ...planned }] };
     });
@@ -375,7 +403,7 @@ function fakeFunction(options = {}) {
     for (let i = 0; i < launched.length; i += jobSize) {
       const jobID = `drsjob-${String(jobCount++).padStart(17, "0")}`;
       const jobIds = launched.slice(i, i + jobSize).map(recoveryOf);
-      const job = { jobID, ids: jobIds, started: now, runId, ...step, fails: Object.fromEntries(jobIds.filter((id) => id in fails).map((id) => [id, fails[id]])) };
+      const job = { jobID, ids: jobIds, started: now, runId, ...step, target: body.target ?? null, fails: Object.fromEntries(jobIds.filter((id) => id in fails).map((id) => [id, fails[id]])) };
       jobs.set(jobID, job);
       newJobs.push(job);
       for (const id of jobIds) readyAgain.delete(id);
@@ -459,6 +487,11 @@ function fakeFunction(options = {}) {
     if (!body.final) assert.ok(!("critical" in body) && !("maxFailed" in body), "critical and maxFailed go with the final call");
     if ("critical" in body) assert.ok(typeof body.critical === "boolean" || Array.isArray(body.critical), "critical is true, false or ids");
     if ("maxFailed" in body) assert.ok(body.maxFailed === null || (Number.isInteger(body.maxFailed) && body.maxFailed >= 0), "maxFailed");
+    // A place tracks its own jobs, in its own account and region.
+    for (const id of body.jobIDs) {
+      const job = jobs.get(id);
+      if (job) assert.deepEqual(job.target, body.target ?? null, `${id} is tracked where it was launched`);
+    }
     const now = seconds(clock);
     const reported = [...(body.reportedJobIDs ?? [])];
     const tracked = body.jobIDs.map((jobID) => {
@@ -2104,4 +2137,72 @@ test("the largest plan: 5000 instances over 41 steps stay within every state, va
   assert.deepEqual(halted.output.steps[1], { name: "after", status: "not started", reason: "PLAN_HALTED" });
   assert.ok(largest(halted) < MAX_BYTES, `${largest(halted)} bytes`);
   assertEvents(halted, doomed);
+});
+
+test("a step across accounts and regions: each place a child execution of the plan's Map, side by side, its calls in its own account and region; the step summed up across them — a critical failure in one account halts the plan before the next step's places", async () => {
+  const A = { account: "222233334444", region: "us-east-1" };
+  const B = { account: "333344445555", region: "us-west-2" };
+  const arn = (t, id) => `arn:aws:drs:${t.region}:${t.account}:recovery-instance/${id}`;
+  const [a1, a2, b1, b2, own] = ids("7a", 5);
+  const input = {
+    runId: "wave-across",
+    steps: [
+      { name: "databases", recoveryInstanceIDs: [arn(A, a1), arn(B, b1)], critical: [arn(B, b1)] },
+      { name: "apps", recoveryInstanceIDs: [own, arn(A, a2), arn(B, b2)], maxFailed: 1 },
+    ],
+  };
+  const fake = fakeFunction({ jobSeconds: 600, fails: { [a2]: "CONVERSION_FAIL" } });
+  const run = await execute(definition(), input, fake);
+  assertEnded(run, "FailbackComplete");
+  // Two places, then three: each its own child execution, started together.
+  assert.equal(run.places.length, 5);
+  const started = (step) => run.places.filter((p) => p.input.stepIndex === step).map((p) => p.started);
+  assert.equal(new Set(started(0)).size, 1, "a step's places start together");
+  assert.deepEqual(launchCalls(fake, "databases").map((c) => [c.target, c.recoveryInstanceIDs]), [[A, [a1]], [B, [b1]]]);
+  assert.deepEqual(launchCalls(fake, "apps").map((c) => [c.target, c.recoveryInstanceIDs]), [[undefined, [own]], [A, [a2]], [B, [b2]]]);
+  // The step's sum: every place's counts, maxFailed over all of them (one failure tolerated).
+  const sums = fake.calls.filter((c) => c.action === "stepSum");
+  assert.deepEqual(sums.map((c) => [c.step, c.groups.map((g) => g.stepResult.target ?? null)]), [["databases", [A, B]], ["apps", [null, A, B]]]);
+  assert.equal(run.output.steps[1].counts.failed, 1);
+  assert.equal(run.output.steps[1].status, "finished");
+  assert.deepEqual(run.output.steps[1].targets.map((t) => [t.target ?? null, t.counts.succeeded]), [[null, 1], [A, 0], [B, 1]]);
+  // The step's places took as long as the slowest, not the sum of them.
+  const databases = run.places.filter((p) => p.input.stepIndex === 0);
+  const took = (p) => (Date.parse(p.ended) - Date.parse(p.started)) / 1000;
+  assert.ok(Math.max(...databases.map(took)) < 2 * Math.min(...databases.map(took)), "side by side");
+  const mapRan = run.trace.filter((t) => !t.execution && ["RunPlaces", "PlacesRan"].includes(t.state) && t.input !== undefined).slice(0, 2).map((t) => t.at);
+  assert.ok(mapRan[1] - mapRan[0] < 1.5 * Math.max(...databases.map(took)), "the step waited for its slowest place, not for the sum of them");
+
+  // The critical database fails in 333344445555: the apps never start, in any account.
+  const failing = fakeFunction({ jobSeconds: 600, fails: { [b1]: "CONVERSION_FAIL" } });
+  const halted = await execute(definition(), { ...input, runId: "wave-across-halt" }, failing);
+  assertEnded(halted, "FailbackIncomplete");
+  assert.deepEqual(halted.output.halted, { step: "databases", reason: "CRITICAL_FAILED" });
+  assert.deepEqual(halted.output.steps[0].verdict.criticalFailed, [b1]);
+  assert.equal(launchCalls(failing, "apps").length, 0, "no place of the next step started");
+  assert.equal(halted.places.length, 2);
+});
+
+test("a place that fails fails the plan at the step's Map; a redrive of the plan redrives that place alone, and the run completes — nothing launched twice", async () => {
+  const A = { account: "222233334444", region: "us-east-1" };
+  const arn = (t, id) => `arn:aws:drs:${t.region}:${t.account}:recovery-instance/${id}`;
+  const [a1, own] = ids("7b", 2);
+  let down = true;
+  // DRS in 222233334444 cannot be read by the step's last call: that place's step execution fails
+  // at FinalTrack, its place at StepGate (about an hour later), the plan at RunPlaces.
+  const fake = fakeFunction({ jobSeconds: 120, error: (n, body) => (down && body.final && body.target?.account === A.account ? new StatesError("DrsReadFailed", "DRS could not be read") : undefined) });
+  const input = { runId: "wave-place-fails", steps: [{ name: "all", recoveryInstanceIDs: [own, arn(A, a1)] }] };
+  const first = await execute(definition(), input, fake);
+  assertStepFailed(first, "FinalTrack", "DrsReadFailed");
+  const [home, there] = first.places;
+  assert.equal(home.status, "SUCCEEDED", "the other place ended well");
+  assert.equal(there.status, "FAILED");
+  down = false;
+  const redriven = await execute(definition(), input, { ...fake, redrive: first, redriveAfterSeconds: 600 });
+  assertEnded(redriven, "FailbackComplete");
+  assertResumedAt(redriven, "FinalTrack");
+  assert.equal(redriven.places.find((p) => p.executionArn === home.executionArn).redriveCount, 0, "the place that ended well is not run again");
+  assert.equal(redriven.places.find((p) => p.executionArn === there.executionArn).redriveCount, 1);
+  assert.equal(launchCalls(fake).length, 2, "each place launched once");
+  assert.equal(redriven.output.counts.succeeded, 2);
 });
