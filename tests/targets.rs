@@ -252,3 +252,46 @@ async fn a_place_never_reached_is_still_summed_up_without_reading_drs() {
     assert_eq!(drs_calls, 0);
     assert!(sim.at(NO_ROLE, "us-east-1").unwrap().calls().is_empty());
 }
+
+#[tokio::test(start_paused = true)]
+async fn tracking_events_answers_and_metrics_say_where() {
+    let sim = start(world()).await;
+    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let seen = std::sync::Arc::clone(&lines);
+    let f = failback_in_process(&sim, SETTINGS, 0.0)
+        .await
+        .with_metrics_output(move |line| seen.lock().unwrap().push(line.to_owned()));
+    let west = answer(&f, launch(APPS, "us-west-2", &WEST)).await.unwrap();
+    let job = west["jobs"][0]["jobID"].as_str().unwrap().to_owned();
+    let record: Value = serde_json::from_str(lines.lock().unwrap().last().unwrap()).unwrap();
+    assert_eq!(record["target"], "222233334444/us-west-2");
+    let dimensions = &record["_aws"]["CloudWatchMetrics"][0]["Dimensions"];
+    assert!(
+        dimensions
+            .as_array()
+            .unwrap()
+            .contains(&json!(["service", "target"])),
+        "{dimensions}"
+    );
+    // The step's last call: its Job Completed and Step Finished name the place.
+    let last = json!({"action": "track", "runId": RUN_ID, "jobIDs": [job], "final": true,
+        "step": "apps", "target": {"account": APPS, "region": "us-west-2"}});
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let mut tracked = answer(&f, last.clone()).await.unwrap();
+    while tracked["complete"] != true && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        tracked = answer(&f, last.clone()).await.unwrap();
+    }
+    assert_eq!(
+        tracked["target"],
+        json!({"account": APPS, "region": "us-west-2"})
+    );
+    let events = sim.delivered_events();
+    for kind in ["Failback Launch Job Completed", "Failback Step Finished"] {
+        let event = events
+            .iter()
+            .find(|e| e.detail_type == kind)
+            .unwrap_or_else(|| panic!("{kind}"));
+        assert_eq!(event.detail["target"]["region"], "us-west-2", "{kind}");
+    }
+}

@@ -60,7 +60,13 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
             Err(error) => {
                 tracing::warn!(error = %error, "request refused");
                 let error = HandlerError::from(error);
-                self.measure(Measured::Failed(error.error_type()), None, &stats, started);
+                self.measure(
+                    Measured::Failed(error.error_type()),
+                    None,
+                    None,
+                    &stats,
+                    started,
+                );
                 return Err(error);
             }
         };
@@ -231,7 +237,13 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
             (Ok(_), _) => Measured::Plan,
             (Err(error), _) => Measured::Failed(error.error_type()),
         };
-        self.measure(measured, Some((run_id.as_str(), step)), &stats, started);
+        self.measure(
+            measured,
+            Some((run_id.as_str(), step)),
+            remote,
+            &stats,
+            started,
+        );
         reply
     }
 
@@ -239,10 +251,11 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
         &self,
         what: Measured<'_>,
         run: Option<(&str, Option<&str>)>,
+        place: Option<&Target>,
         stats: &CallStats,
         started: Instant,
     ) {
-        (self.emit)(&record(&self.metrics, what, run, stats, started));
+        (self.emit)(&record(&self.metrics, what, run, place, stats, started));
     }
 
     /// A launch request's answer (a track request is refused).

@@ -5,6 +5,7 @@
 //! results, whether the step halted, how long the run took since its first job; every
 //! invocation's DRS calls, duration, error and cold start.
 
+use crate::drs::Target;
 use std::time::SystemTime;
 
 use strum::IntoEnumIterator;
@@ -57,11 +58,13 @@ pub fn record(
     target: &MetricsTarget,
     what: Measured<'_>,
     run: Option<(&str, Option<&str>)>,
+    place: Option<&Target>,
     stats: &CallStats,
     started: Instant,
 ) -> String {
     let step = run.and_then(|(_, step)| step.map(str::to_owned));
     let mut set = MetricSet::new(step);
+    set.target = place.map(ToString::to_string);
     match what {
         Measured::Launch(answer) => launch_metrics(&mut set, answer),
         Measured::Track(request, answer) => track_metrics(&mut set, request, answer),

@@ -1,7 +1,8 @@
 //! Metrics in CloudWatch Embedded Metric Format: one JSON line per invocation in the log stream,
 //! which CloudWatch turns into metrics — no extra API call, nothing to wait for. Namespace and
 //! service as Powertools names them (`POWERTOOLS_METRICS_NAMESPACE`, `POWERTOOLS_SERVICE_NAME`);
-//! dimension sets `[service]` and, for a plan step, `[service, step]` too.
+//! dimension sets `[service]` and, for a plan step, `[service, step]` too; for a call in another
+//! account and region, `[service, target]` as well.
 //!
 //! Written here rather than with a crate: `metrique` and `metrics_cloudwatch_embedded` each pull
 //! in a metrics framework (registries, macros, background flushing) for what is one JSON object
@@ -62,6 +63,9 @@ impl MetricsTarget {
 pub struct MetricSet {
     /// The plan step, when the invocation was one: an extra dimension set `[service, step]`.
     pub step: Option<String>,
+    /// The account and region it acted in (`account/region`), when not the function's own: an
+    /// extra dimension set `[service, target]`.
+    pub target: Option<String>,
     values: Vec<(&'static str, Unit, Vec<f64>)>,
     properties: Map<String, Value>,
 }
@@ -99,6 +103,9 @@ impl MetricSet {
         if self.step.is_some() {
             dimensions.push(json!(["service", "step"]));
         }
+        if self.target.is_some() {
+            dimensions.push(json!(["service", "target"]));
+        }
         let metrics: Vec<Value> = self
             .values
             .iter()
@@ -123,6 +130,9 @@ impl MetricSet {
         record.insert("service".into(), json!(target.service));
         if let Some(step) = &self.step {
             record.insert("step".into(), json!(step));
+        }
+        if let Some(place) = &self.target {
+            record.insert("target".into(), json!(place));
         }
         for (key, value) in &self.properties {
             record.entry(key.clone()).or_insert_with(|| value.clone());

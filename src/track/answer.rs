@@ -30,6 +30,9 @@ const ANSWER_BUDGET_BYTES: usize = 200 * 1024;
 #[serde(rename_all = "camelCase")]
 pub struct TrackAnswer {
     pub run_id: String,
+    /// The account and region its jobs are in, when not the function's own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<crate::drs::Target>,
     /// Every listed job is done.
     pub complete: bool,
     pub counts: ResultCounts,
@@ -104,6 +107,7 @@ pub(super) async fn announce<P: EventPublisher>(
     let report = bus.publish(entries).await;
     let reported = reported(request, announced, &report.undelivered_entries);
     let mut answer = TrackAnswer {
+        target: request.target.clone(),
         run_id: request.run_id.clone(),
         complete: tracked.iter().all(|j| j.done),
         counts,
@@ -157,7 +161,13 @@ fn jobs_completed(
     for job in tracked {
         let due = job.status.is_completed() && (job.done || request.final_call);
         if due && !already.contains(&job.job_id) {
-            let entry = job_completed(source, &request.run_id, request.step.as_deref(), job);
+            let entry = job_completed(
+                source,
+                &request.run_id,
+                request.step.as_deref(),
+                request.target.as_ref(),
+                job,
+            );
             announced.push((job.job_id.clone(), entry.detail.clone()));
             entries.push(entry);
         }
@@ -193,6 +203,7 @@ fn closing(
             let groups = group(&counted.iter().map(|r| (*r).clone()).collect::<Vec<_>>());
             let close = StepClose {
                 name: step,
+                target: request.target.as_ref(),
                 verdict: &decided,
                 held: &request.held_by_other_steps,
             };

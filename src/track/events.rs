@@ -5,6 +5,7 @@ use serde::Serialize;
 
 use super::results::{ResultGroup, ResultKind, RunCounts, TrackedJob};
 use super::verdict::Verdict;
+use crate::drs::Target;
 use crate::events::{
     DETAIL_TARGET_BYTES, DETAIL_TYPE_JOB_COMPLETED, DETAIL_TYPE_RUN_FINISHED,
     DETAIL_TYPE_STEP_FINISHED, EventEntry, GROUPS_ENVELOPE_BYTES, IdGroup, split_groups, to_json,
@@ -17,6 +18,7 @@ pub fn job_completed(
     source: &str,
     run_id: &str,
     step: Option<&str>,
+    target: Option<&Target>,
     job: &TrackedJob,
 ) -> EventEntry {
     #[derive(Serialize)]
@@ -25,15 +27,24 @@ pub fn job_completed(
         run_id: &'a str,
         #[serde(skip_serializing_if = "Option::is_none")]
         step: Option<&'a str>,
+        /// The account and region the job ran in, when not the function's own.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        target: Option<&'a Target>,
         #[serde(flatten)]
         job: &'a TrackedJob,
     }
-    let mut detail = to_json(&JobCompleted { run_id, step, job });
+    let mut detail = to_json(&JobCompleted {
+        run_id,
+        step,
+        target,
+        job,
+    });
     if detail.len() > DETAIL_TARGET_BYTES {
         let grouped = job.grouped();
         detail = to_json(&JobCompleted {
             run_id,
             step,
+            target,
             job: &grouped,
         });
     }
@@ -50,6 +61,8 @@ pub fn job_completed(
 #[derive(Clone, Copy)]
 pub struct StepClose<'a> {
     pub name: &'a str,
+    /// The account and region of this part of the step, when not the function's own.
+    pub target: Option<&'a Target>,
     pub verdict: &'a Verdict,
     pub held: &'a [HeldGroup],
 }
@@ -109,6 +122,8 @@ pub fn finished_events(
         run_id: &'a str,
         #[serde(skip_serializing_if = "Option::is_none")]
         step: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        target: Option<&'a Target>,
         #[serde(skip_serializing_if = "Option::is_none")]
         verdict: Option<&'a Verdict>,
         #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -171,6 +186,7 @@ pub fn finished_events(
             detail: to_json(&Finished {
                 run_id,
                 step: step.map(|close| close.name),
+                target: step.and_then(|close| close.target),
                 verdict: step.map(|close| close.verdict),
                 held_by_other_steps: match step {
                     Some(close) if index == 0 => held_listed(close.held),
