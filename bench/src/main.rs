@@ -21,6 +21,7 @@ mod pipeline;
 mod plot;
 mod probe;
 mod readiness;
+mod targets;
 mod report;
 mod verdicts;
 mod workload;
@@ -57,6 +58,9 @@ struct Args {
     /// nothing)
     #[arg(long = "readiness")]
     readiness_only: bool,
+    /// Run the scenario across 4 accounts and regions only and print its figures (writes nothing)
+    #[arg(long = "targets")]
+    targets_only: bool,
     /// Measure this Lambda binary instead of building target/release/drs-failback (to compare
     /// build profiles)
     #[arg(long, value_name = "PATH")]
@@ -129,6 +133,9 @@ fn bench(args: &Args) -> Result<(), String> {
     let root = root();
     if args.pipeline_only {
         return print_pipeline();
+    }
+    if args.targets_only {
+        return measure_targets().map(|_| ());
     }
     if args.readiness_only {
         return measure_readiness().map(|_| ());
@@ -273,6 +280,30 @@ fn measure_pipeline() -> Result<pipeline::Pipeline, String> {
         Err(e) => eprintln!("failed: {e}"),
     }
     pipeline
+}
+
+fn measure_targets() -> Result<targets::Targets, String> {
+    eprint!(
+        "targets         {} × {} instances, one step across them … ",
+        targets::TARGETS,
+        targets::PER_TARGET
+    );
+    let measured = targets::run();
+    match &measured {
+        Ok(t) => eprintln!(
+            "alone {:.1} min, all {:.1} min ({:.2}×); launches per target {:?} (minimum {}); {} AssumeRole; {} succeeded; peak RSS {:.1} MB",
+            t.alone.as_secs_f64() / 60.0,
+            t.all.as_secs_f64() / 60.0,
+            t.ratio(),
+            t.calls.iter().map(|c| c.launches).collect::<Vec<_>>(),
+            targets::Targets::minimum_launches(),
+            t.assume_roles,
+            t.succeeded,
+            t.peak_rss_mb
+        ),
+        Err(e) => eprintln!("failed: {e}"),
+    }
+    measured
 }
 
 fn measure_readiness() -> Result<readiness::Readiness, String> {
