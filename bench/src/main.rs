@@ -21,8 +21,8 @@ mod pipeline;
 mod plot;
 mod probe;
 mod readiness;
-mod targets;
 mod report;
+mod targets;
 mod verdicts;
 mod workload;
 
@@ -205,6 +205,7 @@ fn measure(root: &Path, args: &Args, outputs: &Outputs) -> Result<Report, String
     let pacer = probe::probe();
     let pipeline = measure_pipeline();
     let readiness = measure_readiness();
+    let targets = measure_targets();
     let ns: Vec<usize> = if args.quick {
         vec![100, 1000]
     } else {
@@ -258,6 +259,7 @@ fn measure(root: &Path, args: &Args, outputs: &Outputs) -> Result<Report, String
         pacer,
         pipeline,
         readiness,
+        targets,
         bench_time: started.elapsed(),
         measure_time: started.elapsed().saturating_sub(build_time),
     })

@@ -14,6 +14,7 @@ use crate::pipeline::{self, Pipeline};
 use crate::probe::PacerProbe;
 use crate::readiness::{self, Readiness};
 use crate::report::*;
+use crate::targets::{self as across, Targets};
 use crate::verdicts::{causes, targets};
 use crate::workload::{
     self, BURST, CONCURRENCY, DEADLINE, IDS_PER_READ, JOB_PENDING, JOB_STARTED, LATENCY, PER_JOB,
@@ -74,6 +75,8 @@ fn view(report: &Report) -> Value {
         pipeline_error => report.pipeline.as_ref().err(),
         readiness => report.readiness.as_ref().ok().map(readiness),
         readiness_error => report.readiness.as_ref().err(),
+        places => report.targets.as_ref().ok().map(places),
+        places_error => report.targets.as_ref().err(),
         binary => report.binary.as_ref().ok().map(binary),
         binary_error => report.binary.as_ref().err(),
     }
@@ -185,6 +188,29 @@ fn quota_row(run: &Run) -> Value {
         ideal => secs(run.ideal),
         ratio => format!("{:.2}", run.ratio()),
         outcome => outcome(run),
+    }
+}
+
+/// Across accounts and regions.
+fn places(t: &Targets) -> Value {
+    context! {
+        targets => across::TARGETS,
+        per_target => across::PER_TARGET,
+        alone => format!("{:.1}", t.alone.as_secs_f64() / 60.0),
+        all => format!("{:.1}", t.all.as_secs_f64() / 60.0),
+        ratio => format!("{:.2}", t.ratio()),
+        minimum => Targets::minimum_launches(),
+        alone_launches => t.alone_launches,
+        calls => t.calls.iter().map(|c| context! {
+            target => c.target.clone(),
+            launches => c.launches,
+            instance_reads => c.instance_reads,
+            job_reads => c.job_reads,
+        }).collect::<Vec<_>>(),
+        assume_roles => t.assume_roles,
+        succeeded => t.succeeded,
+        complete => t.complete,
+        peak_rss_mb => format!("{:.1}", t.peak_rss_mb),
     }
 }
 

@@ -77,15 +77,7 @@ pub fn run() -> Result<Pipeline, String> {
 pub async fn world(fleet: Fleet) -> Result<(SimHandle, SimFailback, ArcSettings), String> {
     let sim = Simulator::start(SimConfig {
         fleet,
-        lifecycle: JOB,
-        latency: Some(CALL_LATENCY),
-        quotas: Quotas {
-            servers_in_active_jobs: SERVERS_IN_FLIGHT,
-            servers_per_job: PER_JOB,
-            ..Quotas::default()
-        },
-        page_size: 1000,
-        ..SimConfig::default()
+        ..quota_bound()
     })
     .await
     .map_err(|e| format!("simulator: {e}"))?;
@@ -103,6 +95,22 @@ pub async fn world(fleet: Fleet) -> Result<(SimHandle, SimFailback, ArcSettings)
         crashes_after_launch: 0,
     };
     Ok((sim, failback, settings))
+}
+
+/// A simulated account and region at DRS's default quotas, with the pipeline's jobs and call
+/// latency, and no instance yet.
+pub fn quota_bound() -> SimConfig {
+    SimConfig {
+        lifecycle: JOB,
+        latency: Some(CALL_LATENCY),
+        quotas: Quotas {
+            servers_in_active_jobs: SERVERS_IN_FLIGHT,
+            servers_per_job: PER_JOB,
+            ..Quotas::default()
+        },
+        page_size: 1000,
+        ..SimConfig::default()
+    }
 }
 
 /// A whole failback of `request`, as the state machine runs it, and the simulated time it took.

@@ -11,6 +11,7 @@ use crate::binary::{Arm64, Rss, Size, Startup};
 use crate::pipeline::Pipeline;
 use crate::probe::PacerProbe;
 use crate::readiness::Readiness;
+use crate::targets::Targets;
 use crate::workload::Run;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -59,12 +60,15 @@ pub struct Report {
     /// The pipeline with readiness arriving over time (absent from reports written before it).
     #[serde(default = "not_measured")]
     pub readiness: Result<Readiness, String>,
+    /// Across 4 accounts and regions (absent from reports written before it).
+    #[serde(default = "not_measured")]
+    pub targets: Result<Targets, String>,
     pub bench_time: Duration,
     /// The measurements alone, without the builds.
     pub measure_time: Duration,
 }
 
-fn not_measured() -> Result<Readiness, String> {
+fn not_measured<T>() -> Result<T, String> {
     Err("not measured by the run that wrote this report".into())
 }
 

@@ -14,13 +14,13 @@ use drs_failback::plan::StepPlan;
 use drs_failback_local::arc::Progress;
 use drs_failback_local::plan::{Approval, PlanEnd, PlanHooks, StepReport, run_plan};
 use drs_sim::{
-    FailbackState, Fleet, FleetInstance, Operation, Quotas, Role, SimConfig, SimHandle, Simulator,
+    FailbackState, Fleet, FleetInstance, Operation, Role, SimConfig, SimHandle, Simulator,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio::time::Instant;
 
-use crate::pipeline::{CALL_LATENCY, JOB, PER_JOB, SERVERS_IN_FLIGHT, TRACK_INTERVAL};
+use crate::pipeline::{PER_JOB, SERVERS_IN_FLIGHT, TRACK_INTERVAL, quota_bound};
 
 pub const TARGETS: usize = 4;
 pub const PER_TARGET: usize = 2000;
@@ -73,17 +73,7 @@ fn place(index: usize) -> (String, &'static str) {
 /// quotas, the pipeline's jobs and call latency, and the role the function assumes.
 async fn world() -> Result<SimHandle, String> {
     let ids = Fleet::generated(TARGETS * PER_TARGET, FailbackState::FailbackReadyForLaunch).ids();
-    let home = SimConfig {
-        lifecycle: JOB,
-        latency: Some(CALL_LATENCY),
-        quotas: Quotas {
-            servers_in_active_jobs: SERVERS_IN_FLIGHT,
-            servers_per_job: PER_JOB,
-            ..Quotas::default()
-        },
-        page_size: 1000,
-        ..SimConfig::default()
-    };
+    let home = quota_bound();
     let mut targets = Vec::with_capacity(TARGETS);
     let mut roles = Vec::with_capacity(TARGETS);
     for (index, chunk) in ids.chunks(PER_TARGET).enumerate() {
@@ -119,7 +109,14 @@ struct Quiet;
 
 impl PlanHooks for Quiet {
     fn step_started(&mut self, _: usize, _: &StepPlan, _: usize) {}
-    fn progress(&mut self, _: usize, _: usize, _: Option<&drs_failback::drs::Target>, _: &Progress) {}
+    fn progress(
+        &mut self,
+        _: usize,
+        _: usize,
+        _: Option<&drs_failback::drs::Target>,
+        _: &Progress,
+    ) {
+    }
     fn step_ended(&mut self, _: usize, _: &StepReport) {}
     fn approve(&mut self, _: &StepReport, _: &StepPlan) -> Approval {
         Approval::Given
@@ -131,7 +128,11 @@ impl PlanHooks for Quiet {
 
 /// One step over the first `count` targets: its simulated wall time, and whether it completed
 /// with every instance back.
-async fn step_over(sim: &SimHandle, count: usize, run_id: &str) -> Result<(Duration, usize, bool), String> {
+async fn step_over(
+    sim: &SimHandle,
+    count: usize,
+    run_id: &str,
+) -> Result<(Duration, usize, bool), String> {
     let in_flight = SERVERS_IN_FLIGHT.to_string();
     let config = Config::from_pairs(&[
         ("MAX_SERVERS_IN_FLIGHT", in_flight.as_str()),

@@ -49,6 +49,7 @@ pub(crate) fn targets(report: &Report) -> Vec<Target> {
     targets.extend(runs::call_counts(report));
     targets.push(runs::pipeline(report));
     targets.push(runs::readiness(report));
+    targets.push(runs::across_targets(report));
     targets
 }
 

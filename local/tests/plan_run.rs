@@ -3,6 +3,9 @@
 //! run end to end by `plan::run_plan` — the plan semantics in-process, through the real function
 //! and SDK clients against the simulator, on paused time — as `drs-failback-local` runs it.
 
+mod common;
+
+use common::settings;
 use drs_failback::drs::Target;
 use std::time::Duration;
 
@@ -10,7 +13,7 @@ use drs_failback::config::Config;
 use drs_failback::events::{DETAIL_TYPE_JOB_COMPLETED, DETAIL_TYPE_STEP_FINISHED};
 use drs_failback::finish::answer::FinishAnswer;
 use drs_failback::plan::StepPlan;
-use drs_failback_local::arc::{ArcSettings, Progress};
+use drs_failback_local::arc::Progress;
 use drs_failback_local::fleet::demo_fleet;
 use drs_failback_local::plan::{
     Approval, PlanEnd, PlanFinished, PlanHooks, StepReport, StepStatus, run_plan,
@@ -26,21 +29,7 @@ const TEN_MINUTES: Lifecycle = Lifecycle {
 const CRITICAL_DATABASE: &str = "i-0e1b2c3d4e5f60001";
 
 fn sample() -> Value {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../events/plan-three-steps.json"
-    );
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
-fn settings() -> ArcSettings {
-    ArcSettings {
-        track_interval: Duration::from_secs(60),
-        time_limit: Duration::from_secs(6 * 3600),
-        max_rounds: 100,
-        invocation_timeout: Duration::from_secs(300),
-        crashes_after_launch: 0,
-    }
+    common::sample("plan-three-steps.json")
 }
 
 async fn sim(fleet: Fleet) -> SimHandle {

@@ -5,13 +5,16 @@
 //! execution's fan-out runs them, through the real function and SDK clients (STS AssumeRole into
 //! each target account) against drs-sim's accounts and regions, on paused time.
 
+mod common;
+
+use common::settings;
 use std::time::Duration;
 
 use drs_failback::config::Config;
 use drs_failback::drs::Target;
 use drs_failback::finish::answer::FinishAnswer;
 use drs_failback::plan::StepPlan;
-use drs_failback_local::arc::{ArcSettings, Progress};
+use drs_failback_local::arc::Progress;
 use drs_failback_local::fleet::{demo_fleet, demo_targets};
 use drs_failback_local::plan::{
     Approval, PlanEnd, PlanFinished, PlanHooks, StepReport, StepStatus, run_plan,
@@ -24,21 +27,7 @@ const WEB: &str = "333344445555";
 const CRITICAL_DATABASE: &str = "i-0d1b2c3d4e5f60001";
 
 fn sample() -> Value {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../events/plan-across-accounts.json"
-    );
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
-fn settings() -> ArcSettings {
-    ArcSettings {
-        track_interval: Duration::from_secs(60),
-        time_limit: Duration::from_secs(6 * 3600),
-        max_rounds: 100,
-        invocation_timeout: Duration::from_secs(300),
-        crashes_after_launch: 0,
-    }
+    common::sample("plan-across-accounts.json")
 }
 
 /// The hub and every account and region the sample reaches, each holding its instances; the

@@ -3,6 +3,9 @@
 //! failback of more instances than fit at once, some failing, ends with one result per requested
 //! instance, each job announced once and the run summed up once.
 
+mod common;
+
+use common::settings;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -18,16 +21,6 @@ const TEN_MINUTES: Lifecycle = Lifecycle {
     pending: Duration::from_secs(60),
     started: Duration::from_secs(540),
 };
-
-fn settings() -> ArcSettings {
-    ArcSettings {
-        track_interval: Duration::from_secs(60),
-        time_limit: Duration::from_secs(6 * 3600),
-        max_rounds: 100,
-        invocation_timeout: Duration::from_secs(300),
-        crashes_after_launch: 0,
-    }
-}
 
 async fn sim(fleet: Fleet, servers: usize) -> SimHandle {
     Simulator::start(SimConfig {

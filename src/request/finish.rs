@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::rules::{parse_step_name, refuse_malformed};
-use super::{RequestError, deserialize, invalid, is_valid_run_id, wrong};
+use super::{RequestError, deserialize, invalid, required_run_id, wrong};
 use crate::config::REQUEST_INSTANCES_CEILING;
 use crate::drs::ids::is_valid_instance_id;
 
@@ -88,10 +88,7 @@ const DEFAULT_INTERVAL_SECONDS: u64 = 60;
 
 pub(super) fn parse_finish(body: &Value) -> Result<FinishRequest, RequestError> {
     let body: Body = deserialize(body)?;
-    let run_id = body.run_id.ok_or(RequestError::Missing("runId"))?;
-    if !is_valid_run_id(&run_id) {
-        return Err(RequestError::BadRunId);
-    }
+    let run_id = required_run_id(body.run_id)?;
     let finishing = body.finishing.ok_or(RequestError::Missing("finishing"))?;
     let finishing = Finishing::parse("finishing", &finishing)?;
     let since = body

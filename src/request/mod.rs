@@ -296,6 +296,15 @@ fn unwrap_envelope(payload: Value) -> Result<(Value, Option<String>), RequestErr
     }
 }
 
+/// The run id a call of the state machine's must carry, well-formed.
+fn required_run_id(given: Option<String>) -> Result<String, RequestError> {
+    let run_id = given.ok_or(RequestError::Missing("runId"))?;
+    if !is_valid_run_id(&run_id) {
+        return Err(RequestError::BadRunId);
+    }
+    Ok(run_id)
+}
+
 /// Reads `raw` as `T`; a refusal names the field at fault by its path.
 fn deserialize<'de, T: Deserialize<'de>>(raw: &'de Value) -> Result<T, RequestError> {
     deserialize_at(raw, "", &[])

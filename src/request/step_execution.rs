@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::rules::parse_step_name;
-use super::{RequestError, deserialize, invalid, is_valid_run_id, truncate_utf8};
+use super::{RequestError, deserialize, invalid, required_run_id, truncate_utf8};
 
 /// How much of a child's error and cause an answer repeats.
 const ERROR_ECHO_MAX: usize = 256;
@@ -92,10 +92,7 @@ struct ExecutionBody {
 
 pub(crate) fn parse_step_execution(body: &Value) -> Result<StepExecutionRequest, RequestError> {
     let body: Body = deserialize(body)?;
-    let run_id = body.run_id.ok_or(RequestError::Missing("runId"))?;
-    if !is_valid_run_id(&run_id) {
-        return Err(RequestError::BadRunId);
-    }
+    let run_id = required_run_id(body.run_id)?;
     let step = parse_step_name("step", body.step)?.ok_or(RequestError::Missing("step"))?;
     let execution = body.execution.ok_or(RequestError::Missing("execution"))?;
     let name = execution

@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use super::rules::parse_step_name;
 use super::selector::MAX_TARGETS_PER_STEP;
-use super::{RequestError, deserialize, is_valid_run_id};
+use super::{RequestError, deserialize, required_run_id};
 use crate::drs::Target;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -72,10 +72,7 @@ struct Body {
 
 pub(super) fn parse_step_sum(body: &Value) -> Result<StepSumRequest, RequestError> {
     let body: Body = deserialize(body)?;
-    let run_id = body.run_id.ok_or(RequestError::Missing("runId"))?;
-    if !is_valid_run_id(&run_id) {
-        return Err(RequestError::BadRunId);
-    }
+    let run_id = required_run_id(body.run_id)?;
     let step = parse_step_name("step", body.step)?.ok_or(RequestError::Missing("step"))?;
     let raw = body.groups.ok_or(RequestError::Missing("groups"))?;
     if raw.is_empty() || raw.len() > MAX_TARGETS_PER_STEP {

@@ -13,7 +13,7 @@ use super::ended::ExecutionEnd;
 use super::not_launched::{NotLaunched, parse_not_launched};
 use super::rules::{Critical, parse_critical, parse_step_name};
 use super::step_loop::StepLoop;
-use super::{RequestError, deserialize, invalid, is_valid_run_id};
+use super::{RequestError, deserialize, invalid, required_run_id};
 use crate::config::REQUEST_INSTANCES_CEILING;
 use crate::drs::ids::is_valid_job_id;
 
@@ -85,10 +85,7 @@ struct TrackBody {
 
 pub(crate) fn parse_track(body: &Value) -> Result<TrackRequest, RequestError> {
     let body: TrackBody = deserialize(body)?;
-    let run_id = body.run_id.ok_or(RequestError::Missing("runId"))?;
-    if !is_valid_run_id(&run_id) {
-        return Err(RequestError::BadRunId);
-    }
+    let run_id = required_run_id(body.run_id)?;
     let final_call = body.final_call.unwrap_or(false);
     let job_ids = checked_jobs("jobIDs", body.job_ids)?;
     // A run that launched nothing still ends with a final call, to account for its instances.
