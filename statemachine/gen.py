@@ -377,10 +377,15 @@ place_states["NextPart"] = O(
     Assign=O(part=j("$part + 1"), looks=0, redriveRefused=None, stepRedrives=j("$states.context.Execution.RedriveCount")),
     Next="RunStep",
 )
+# The error that stopped a place, its cause cut to this many characters: a step's places' outputs
+# together (at most MAX_TARGETS_PER_STEP) stay far within the 256 KiB of the Map's output whatever
+# a failed call's cause held (Step Functions keeps up to 32 768 characters of one).
+PLACE_CAUSE_MAX = 2048
 place_states["StepSummed"] = O(
     Type="Succeed",
-    Comment="The place's summary of the step, as its last call made it, with where it is (for the step's sum).",
-    Output=j("{\"stepResult\": $merge([$stepOutput.stepResult, $step.target ? {\"target\": $step.target} : {}])}"),
+    Comment=f"The place's summary of the step, as its last call made it, with where it is (for the step's sum); the cause of an error that stopped it cut to {PLACE_CAUSE_MAX} characters.",
+    Output=j("($r := $stepOutput.stepResult; {\"stepResult\": $merge([$r, $step.target ? {\"target\": $step.target} : {}, "
+             f"$type($r.error.Cause) = \"string\" ? {{\"error\": $merge([$r.error, {{\"Cause\": $substring($r.error.Cause, 0, {PLACE_CAUSE_MAX})}}])}} : {{}}])}})"),
 )
 # The deferred recovery instances are, most often, exactly the ids of the deferred groups, in the
 # same order: then they are handed over once (as the groups), not twice -- a step execution's

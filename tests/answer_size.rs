@@ -187,3 +187,62 @@ async fn every_instance_skipped_in_many_other_jobs() {
     assert_eq!(answer.counts.skipped, REQUEST_INSTANCES_CEILING);
     check(&answer, "all in 1000 other jobs");
 }
+
+/// A step across the most places a step may reach: every place's summary (the plan's Map output,
+/// the `stepSum` request) and the step's sum stay under 256 KB, each place at its largest — a
+/// verdict naming 100 critical instances, every count at 5 000, an error whose cause the place cut
+/// to `PLACE_CAUSE_MAX` (statemachine/gen.py) characters.
+#[tokio::test(start_paused = true)]
+async fn a_step_across_its_most_places_is_summed_up_under_256_kb() {
+    use drs_failback::request::MAX_TARGETS_PER_STEP;
+    const PLACE_CAUSE_MAX: usize = 2048;
+    let generator =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/statemachine/gen.py"))
+            .unwrap();
+    assert!(
+        generator.contains(&format!("PLACE_CAUSE_MAX = {PLACE_CAUSE_MAX}")),
+        "the place's cut, as the definition makes it"
+    );
+    let counts: serde_json::Map<String, serde_json::Value> = [
+        "succeeded",
+        "failed",
+        "running",
+        "notLaunched",
+        "launched",
+        "skipped",
+        "rejected",
+        "deferred",
+    ]
+    .iter()
+    .map(|k| (k.to_string(), serde_json::json!(5000)))
+    .collect();
+    let group = |i: usize| {
+        serde_json::json!({"stepResult": {
+            "name": "a".repeat(64), "target": {"account": format!("{:012}", 100_000_000_000u64 + i as u64), "region": "ap-southeast-4"},
+            "status": "halted", "reason": "LAUNCH_ERROR", "stoppedBy": "LAUNCH_ERROR", "complete": false,
+            "counts": counts, "rounds": 500, "trackingCalls": 3000,
+            "verdict": {"halt": true, "reason": "CRITICAL_FAILED", "failed": 5000, "maxFailed": null,
+                        "criticalFailed": (0..100).map(|k| format!("i-0{i:02}{k:015x}")).collect::<Vec<_>>(),
+                        "criticalFailedCount": 5000, "unfinished": 5000},
+            "error": {"Error": "e".repeat(256), "Cause": "c".repeat(PLACE_CAUSE_MAX)}}})
+    };
+    let groups: Vec<serde_json::Value> = (0..MAX_TARGETS_PER_STEP).map(group).collect();
+    let map_output = serde_json::to_vec(&groups).unwrap().len();
+    assert!(
+        map_output < STEP_FUNCTIONS_STATE_LIMIT / 2,
+        "the places' outputs: {map_output} bytes"
+    );
+    let sim = start(SimConfig::default()).await;
+    let f = failback_in_process(&sim, &[], 0.0).await;
+    let request = serde_json::json!({"action": "stepSum", "runId": "r".repeat(128), "step": "a".repeat(64), "maxFailed": 1, "groups": groups});
+    assert!(serde_json::to_vec(&request).unwrap().len() < STEP_FUNCTIONS_STATE_LIMIT);
+    let sum = f
+        .dispatch(request, Instant::now() + Duration::from_secs(60))
+        .await
+        .unwrap();
+    let size = serde_json::to_vec(&sum).unwrap().len();
+    assert!(
+        size < STEP_FUNCTIONS_STATE_LIMIT / 4,
+        "the step's sum: {size} bytes"
+    );
+}
