@@ -194,9 +194,9 @@ plan_states["RunPlaces"] = O(
         # The run's first launch, refused before any job existed, ends the run: only when the
         # step has no other place that may have launched.
         "\"firstOfRun\": $stepIndex = 0 and $count($step.groups) = 1, "
-        # The place's step: its name and rules, its instances there; maxFailed counts every place,
-        # so the step's sum applies it (SumStep).
-        "\"step\": $merge([$sift($step, function($v, $k) { $k in [\"name\", \"waitForReadySeconds\"] }), {\"maxFailed\": null}, $sift($states.context.Map.Item.Value, function($v, $k) { $k in [\"target\", \"recoveryInstanceIDs\", \"sourceServerIDs\", \"selector\", \"critical\"] })]), "
+        # The place's step: its name and rules, its instances there; across several places
+        # maxFailed counts every place, so the step's sum applies it (SumStep), not a place's.
+        "\"step\": $merge([$sift($step, function($v, $k) { $k in [\"name\", \"waitForReadySeconds\"] }), {\"maxFailed\": $count($step.groups) = 1 ? $step.maxFailed : null}, $sift($states.context.Map.Item.Value, function($v, $k) { $k in [\"target\", \"recoveryInstanceIDs\", \"sourceServerIDs\", \"selector\", \"critical\"] })]), "
         "\"otherSteps\": $exists($states.context.Map.Item.Value.selector) ? " + OTHER_STEPS + " : []}"),
     ItemProcessor=O(ProcessorConfig=O(Mode="DISTRIBUTED", ExecutionType="STANDARD"), StartAt="Place", States=place_states),
     MaxConcurrency=j("$floor($number('${TargetConcurrency}'))"),

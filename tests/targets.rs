@@ -295,3 +295,96 @@ async fn tracking_events_answers_and_metrics_say_where() {
         assert_eq!(event.detail["target"]["region"], "us-west-2", "{kind}");
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn sts_busy_for_now_fails_the_call_to_be_made_again_never_skips_the_place() {
+    let sim = start(world()).await;
+    // More throttles than the SDK's own retries: the call fails, nothing is skipped.
+    sim.throttle_assume_role(10);
+    let f = failback_in_process(&sim, SETTINGS, 0.0).await;
+    let error = answer(&f, launch(APPS, "us-west-2", &WEST))
+        .await
+        .unwrap_err();
+    assert_eq!(error.error_type(), "DrsReadFailed", "{error}");
+    assert!(
+        error.to_string().contains("222233334444/us-west-2"),
+        "{error}"
+    );
+    assert!(sim.at(APPS, "us-west-2").unwrap().calls().is_empty());
+    // Made again once STS answers: launched.
+    sim.throttle_assume_role(0);
+    let again = answer(&f, launch(APPS, "us-west-2", &WEST)).await.unwrap();
+    assert_eq!(again["counts"]["launched"], 2, "{again}");
+}
+
+#[tokio::test]
+async fn a_plan_reaching_a_region_not_enabled_is_checked_not_refused() {
+    let sim = start(world()).await;
+    let f = failback(&sim, SETTINGS).await;
+    let far = format!("arn:aws:drs:eu-west-1:{APPS}:recovery-instance/{}", WEST[0]);
+    let plan = json!({"action": "plan", "runId": RUN_ID, "steps": [
+        {"name": "all", "recoveryInstanceIDs": [HOME_ID, far]}]});
+    let checked = answer(&f, plan).await.unwrap();
+    let groups = &checked["steps"][0]["groups"];
+    assert_eq!(groups.as_array().unwrap().len(), 2, "{checked}");
+    assert_eq!(groups[1]["target"]["region"], "eu-west-1");
+    assert_eq!(
+        groups[1]["unreachable"]["code"], "DrsAccessDenied",
+        "{checked}"
+    );
+    assert_eq!(groups[1]["recoveryInstanceIDs"], json!([WEST[0]]));
+}
+
+#[tokio::test]
+async fn a_critical_instance_is_never_lost_between_places() {
+    let sim = start(world()).await;
+    let f = failback(&sim, SETTINGS).await;
+    let west = format!("arn:aws:drs:us-west-2:{APPS}:recovery-instance/{}", WEST[0]);
+    // A bare critical id in a step with no instance in the function's own place.
+    let plan = json!({"action": "plan", "runId": RUN_ID, "steps": [
+        {"name": "db", "recoveryInstanceIDs": [west], "critical": [WEST[0]]}]});
+    let error = answer(&f, plan).await.unwrap_err();
+    assert!(error.to_string().contains("name it by its ARN"), "{error}");
+    // A tracking call's critical ARN of another place than its own.
+    let east = format!("arn:aws:drs:us-east-1:{APPS}:recovery-instance/{}", EAST[0]);
+    let track = json!({"action": "track", "runId": RUN_ID, "jobIDs": [], "final": true, "step": "db",
+        "critical": [east], "target": {"account": APPS, "region": "us-west-2"}});
+    let error = answer(&f, track).await.unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("not the account and region of this call"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn a_plan_reaching_more_places_than_its_summary_holds_is_refused() {
+    let sim = start(world()).await;
+    let f = failback(&sim, SETTINGS).await;
+    let regions = [
+        "us-east-1",
+        "us-east-2",
+        "us-west-1",
+        "us-west-2",
+        "eu-west-1",
+        "eu-west-2",
+        "eu-west-3",
+        "eu-north-1",
+        "ap-south-1",
+        "sa-east-1",
+    ];
+    let steps: Vec<Value> = (0..11)
+        .map(|s| {
+            let targets: Vec<Value> = regions.iter().map(|r| json!({"account": APPS, "region": r})).collect();
+            json!({"name": format!("s{s}"), "selector": {"tags": {"Tier": "x"}, "targets": targets}})
+        })
+        .collect();
+    let error = answer(
+        &f,
+        json!({"action": "plan", "runId": RUN_ID, "steps": steps}),
+    )
+    .await
+    .unwrap_err();
+    assert!(error.to_string().contains("at most 100"), "{error}");
+}

@@ -247,8 +247,12 @@ pub async fn run_plan<D: Drs, P: EventPublisher>(
             let rules = StepRules {
                 name: step.name.clone(),
                 critical: serde_json::to_value(&group.critical).unwrap_or(Value::Bool(false)),
-                // maxFailed counts every account and region: the step's sum applies it.
-                max_failed: Value::Null,
+                // Across several places maxFailed counts them all: the step's sum applies it.
+                max_failed: if step.groups.len() == 1 {
+                    json!(step.max_failed)
+                } else {
+                    Value::Null
+                },
             };
             let first = launch_request(&plan, step, group, &request, wait_scale);
             let shared = &shared;

@@ -101,6 +101,11 @@ impl SimHandle {
         })
     }
 
+    /// The next `calls` STS AssumeRole calls answer `Throttling`.
+    pub fn throttle_assume_role(&self, calls: u32) {
+        self.world.throttle_assume_role(calls);
+    }
+
     /// How many times STS AssumeRole gave keys out.
     pub fn sts_sessions(&self) -> usize {
         self.world.sessions_given()

@@ -45,6 +45,8 @@ pub(crate) struct World {
     roles: Vec<Role>,
     clock: Clock,
     sessions: Mutex<HashMap<String, Session>>,
+    /// The next AssumeRole calls answered `Throttling` (STS busy, for now).
+    throttled: Mutex<u32>,
 }
 
 impl std::fmt::Debug for World {
@@ -71,6 +73,7 @@ impl World {
             roles,
             clock: Clock::new(),
             sessions: Mutex::new(HashMap::new()),
+            throttled: Mutex::new(0),
         }
     }
 
@@ -110,6 +113,14 @@ impl World {
         };
         self.at(&account, &region)
             .ok_or_else(ApiError::unrecognized_client)
+    }
+
+    /// The next `calls` AssumeRole calls are throttled.
+    pub(crate) fn throttle_assume_role(&self, calls: u32) {
+        *self
+            .throttled
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = calls;
     }
 
     /// How many sessions STS gave out.
@@ -162,6 +173,16 @@ impl World {
                 );
             }
             Some(Caller::Account(_)) => {}
+        }
+        {
+            let mut throttled = self
+                .throttled
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if *throttled > 0 {
+                *throttled -= 1;
+                return refuse(400, "Throttling", "Rate exceeded".into());
+            }
         }
         if form.get("Action").map(String::as_str) != Some("AssumeRole") {
             let action = form.get("Action").cloned().unwrap_or_default();

@@ -28,6 +28,15 @@ use crate::drs::reach::{Reach, Unreachable};
 const SESSION_SECONDS: u64 = 3600;
 /// Keys with less than this left are renewed first.
 const RENEW_BEFORE: Duration = Duration::from_secs(20 * 60);
+/// STS's answers that say asking again cannot help.
+const PERMANENT: [&str; 6] = [
+    "AccessDenied",
+    "RegionDisabledException",
+    "ValidationError",
+    "MalformedPolicyDocument",
+    "PackedPolicyTooLarge",
+    "InvalidClientTokenId",
+];
 /// What CloudTrail shows the function's sessions in a target account as.
 const SESSION_NAME: &str = "drs-failback";
 
@@ -88,11 +97,19 @@ impl StsTargets {
                     Some(m) => format!("AssumeRole {role_arn}: {m}"),
                     None => format!("AssumeRole {role_arn}: {}", DisplayErrorContext(&e)),
                 };
-                Unreachable { code, message }
+                // A refusal stands (the role missing or refusing the hub, STS off in the
+                // region); anything else — throttled, a 5xx, no answer — is for now.
+                let transient = !PERMANENT.contains(&code.as_str());
+                Unreachable {
+                    code,
+                    message,
+                    transient,
+                }
             })?;
         let keys = out.credentials().ok_or_else(|| Unreachable {
             code: "StsUnavailable".into(),
             message: format!("AssumeRole {role_arn} answered without keys"),
+            transient: true,
         })?;
         // The keys' expiry is the cache's business (on tokio's clock), not the SDK's.
         let credentials = Credentials::new(
@@ -109,7 +126,14 @@ impl StsTargets {
             .credentials_provider(SharedCredentialsProvider::new(credentials))
             .build();
         let drs = SdkDrs::new(&sdk);
-        let renew_at = asked + Duration::from_secs(SESSION_SECONDS) - RENEW_BEFORE;
+        // Renewed 20 minutes before the hour asked for ends — or before the expiry STS gave, when
+        // that comes sooner (a role with a shorter session, a clock that stood still).
+        let by_sts = std::time::SystemTime::try_from(*keys.expiration())
+            .ok()
+            .and_then(|expires| expires.duration_since(std::time::SystemTime::now()).ok())
+            .map_or(Duration::ZERO, |left| left);
+        let lasts = Duration::from_secs(SESSION_SECONDS).min(by_sts.max(RENEW_BEFORE));
+        let renew_at = asked + lasts - RENEW_BEFORE;
         self.kept
             .lock()
             .unwrap_or_else(PoisonError::into_inner)

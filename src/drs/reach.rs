@@ -13,6 +13,9 @@ use super::Target;
 pub struct Unreachable {
     pub code: String,
     pub message: String,
+    /// For now only (STS throttled, not answering): the call fails, to be made again, instead
+    /// of the place being taken for unreachable.
+    pub transient: bool,
 }
 
 /// A DRS client for an account and region other than the function's own.

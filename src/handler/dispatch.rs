@@ -51,6 +51,10 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
                 match &mut action {
                     Action::Launch(request) => request.bind(home)?,
                     Action::Plan(request) => request.bind(home)?,
+                    Action::Track(request) => {
+                        let here = request.target.as_ref().or(home);
+                        crate::request::bind_critical(&mut request.critical, here)?
+                    }
                     _ => {}
                 }
                 Ok(action)
@@ -90,6 +94,21 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
                 None => Err(no_reach()),
             }),
         };
+        // STS throttled or not answering: the call fails as a read that failed for now, and is
+        // made again (never taken for the place being unreachable).
+        if let (Some(Err(why)), Some(target)) = (&reached, remote)
+            && why.transient
+        {
+            let error = for_now(target, why);
+            self.measure(
+                Measured::Failed(error.error_type()),
+                Some((run_id.as_str(), step)),
+                remote,
+                &stats,
+                started,
+            );
+            return Err(error);
+        }
         let drs = match &reached {
             Some(Ok(drs)) => drs,
             _ => &self.drs,
@@ -130,6 +149,7 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
                             Err(Unreachable {
                                 code: error.error_type().to_owned(),
                                 message: error.to_string(),
+                                transient: false,
                             })
                         }
                         other => Ok(other),
@@ -186,6 +206,10 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
                     };
                     places.push((target.clone(), reached));
                 }
+                let for_now_error = places.iter().find_map(|(target, reached)| match reached {
+                    Err(why) if why.transient => Some(for_now(target, why)),
+                    _ => None,
+                });
                 let place_reads: Vec<(Target, Result<DrsReads<'_, D>, Unreachable>)> = places
                     .iter()
                     .map(|(target, drs)| {
@@ -199,9 +223,12 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
                     .iter()
                     .map(|(target, reads)| (target.clone(), reads.as_ref().map_err(Clone::clone)))
                     .collect();
-                Box::pin(crate::plan::check(&self.config, &reads, &remote, request))
-                    .await
-                    .map(Reply::Plan)
+                match for_now_error {
+                    Some(error) => Err(error),
+                    None => Box::pin(crate::plan::check(&self.config, &reads, &remote, request))
+                        .await
+                        .map(Reply::Plan),
+                }
             }
             Action::StepSum(request) => {
                 info!(groups = request.groups.len(), "step sum request accepted");
@@ -300,5 +327,14 @@ fn no_reach() -> Unreachable {
     Unreachable {
         code: "NoTargetRole".into(),
         message: "this deployment reaches no other account or region".into(),
+        transient: false,
+    }
+}
+
+/// A place whose keys could not be had for now: a read that failed, to be made again.
+fn for_now(target: &Target, why: &Unreachable) -> HandlerError {
+    HandlerError::ReadFailed {
+        what: format!("keys for {target} ({})", why.code),
+        message: why.message.clone(),
     }
 }

@@ -125,14 +125,29 @@ pub async fn check<D: Drs>(
     for (target, reads) in remote {
         let steps = steps_in(&request.steps, target);
         let resolved = match reads {
-            Ok(reads) if needs_drs(&steps) => {
-                let all = reads.all_instances().await.map_err(|failure| {
-                    HandlerError::read_failed(&failure, &format!("recovery instances in {target}"))
-                })?;
-                let resolved = resolve(&steps, &all, config.max_request_instances)
-                    .map_err(|e| within(&format!("in {target}"), e))?;
-                Ok(Some(resolved))
-            }
+            Ok(reads) if needs_drs(&steps) => match reads.all_instances().await {
+                Ok(all) => {
+                    let resolved = resolve(&steps, &all, config.max_request_instances)
+                        .map_err(|e| within(&format!("in {target}"), e))?;
+                    Ok(Some(resolved))
+                }
+                // DRS there refuses the role's keys or is not set up (a region not enabled):
+                // that place is planned unreachable, the plan not refused for it. A read that
+                // failed for now fails the check, to be asked again.
+                Err(failure) => {
+                    match HandlerError::read_failed(
+                        &failure,
+                        &format!("recovery instances in {target}"),
+                    ) {
+                        unusable @ HandlerError::DrsUnusable { .. } => Err(Unreachable {
+                            code: unusable.error_type().to_owned(),
+                            message: unusable.to_string(),
+                            transient: false,
+                        }),
+                        other => return Err(other),
+                    }
+                }
+            },
             Ok(_) => Ok(None),
             Err(why) => Err(why.clone()),
         };

@@ -10,6 +10,9 @@ use super::launch::TargetIds;
 use super::plan::{PlanRequest, PlanStep};
 use super::rules::{Critical, invalid, within};
 use super::selector::{MAX_TARGETS_PER_STEP, Selector};
+
+/// Places (a step's accounts and regions, each step counted apart) a plan may reach in all.
+pub const MAX_PLACES_PER_PLAN: usize = 100;
 use crate::drs::Target;
 use crate::drs::target::{looks_like_arn, parse_arn};
 
@@ -41,6 +44,21 @@ impl PlanRequest {
         for (index, step) in self.steps.iter_mut().enumerate() {
             let at = format!("steps[{index}] ({})", step.name);
             step.bind(home).map_err(|e| within(&at, e))?;
+        }
+        // Each place's part of a step rides in the run's summary (its `targets`): bounded, so
+        // the summary stays within what a state holds.
+        let places: usize = self
+            .steps
+            .iter()
+            .map(|s| s.elsewhere.len() + usize::from(s.here()))
+            .sum();
+        if places > MAX_PLACES_PER_PLAN {
+            return Err(invalid(
+                "steps",
+                &format!(
+                    "reach {places} accounts and regions in all (each step counting its own); at most {MAX_PLACES_PER_PLAN}: split the plan"
+                ),
+            ));
         }
         // One instance of an account and region named by two steps.
         let mut owner: HashMap<(&Target, &str), &str> = HashMap::new();
@@ -132,6 +150,15 @@ impl PlanStep {
                 let mut here = Vec::new();
                 for (position, id) in named.iter().enumerate() {
                     let Ok(arn) = parse_arn(id) else {
+                        // A bare id is the function's own: the step must have instances there.
+                        if !self.here() {
+                            return Err(invalid(
+                                &format!("critical[{position}] {id}"),
+                                &format!(
+                                    "is in the function's own account and region ({home}), where the step has no instances: name it by its ARN"
+                                ),
+                            ));
+                        }
                         here.push(id.clone());
                         continue;
                     };
@@ -157,14 +184,11 @@ impl PlanStep {
                 };
             }
         }
-        if groups.len() + 1 > MAX_TARGETS_PER_STEP {
+        let places = groups.len() + usize::from(self.here());
+        if places > MAX_TARGETS_PER_STEP {
             return Err(invalid(
                 "the step",
-                &format!(
-                    "reaches {} accounts and regions besides the function's own; at most {} in all",
-                    groups.len(),
-                    MAX_TARGETS_PER_STEP
-                ),
+                &format!("reaches {places} accounts and regions; at most {MAX_TARGETS_PER_STEP}"),
             ));
         }
         self.elsewhere = groups;
@@ -178,4 +202,27 @@ impl PlanStep {
             || !self.ids.malformed_ids.is_empty()
             || self.selector.is_some()
     }
+}
+
+/// A tracking call's critical ARNs, as ids of the call's account and region (`here`): an ARN of
+/// another place cannot match any of its instances, and is refused rather than never matching.
+pub fn bind_critical(critical: &mut Critical, here: Option<&Target>) -> Result<(), RequestError> {
+    let Critical::Ids(ids) = critical else {
+        return Ok(());
+    };
+    for (position, id) in ids.iter_mut().enumerate() {
+        if let Ok(arn) = parse_arn(id) {
+            if Some(&arn.target) != here {
+                return Err(invalid(
+                    &format!("critical[{position}]"),
+                    &format!(
+                        "names {}, not the account and region of this call",
+                        arn.target
+                    ),
+                ));
+            }
+            *id = arn.id;
+        }
+    }
+    Ok(())
 }

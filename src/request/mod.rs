@@ -33,7 +33,7 @@ pub use ended::{EXECUTION_STATUS_CHANGE, EndStatus, ExecutionEnd, STATES_SOURCE}
 use ended::{is_status_event, parse_execution_end};
 use finish::parse_finish;
 pub use finish::{FinishRequest, Finishing};
-pub use groups::StepGroup;
+pub use groups::{MAX_PLACES_PER_PLAN, StepGroup, bind_critical};
 use launch::parse_body;
 pub use launch::{Ids, LaunchRequest, OtherStep, TargetIds, Waiting};
 pub use not_launched::{GivenGroup, NotLaunched, NotLaunchedAs};
@@ -149,10 +149,6 @@ pub enum RequestError {
         "an ARN names {target}, but this call launches in {here}: one call acts in one account and region (a plan groups its instances by account and region)"
     )]
     Elsewhere { target: String, here: String },
-    #[error(
-        "an ARN names {target}: a plan's steps run in the function's own account and region ({here}) for now; fail back that account's instances from a stack in it"
-    )]
-    PlanElsewhere { target: String, here: String },
     #[error(
         "instances named by ARN need the function's own account (HOME_ACCOUNT_ID, which the stack sets) or the call's target"
     )]

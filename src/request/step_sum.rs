@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use super::rules::parse_step_name;
 use super::selector::MAX_TARGETS_PER_STEP;
-use super::{RequestError, deserialize, required_run_id};
+use super::{RequestError, deserialize, invalid, required_run_id};
 use crate::drs::Target;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -75,7 +75,10 @@ pub(super) fn parse_step_sum(body: &Value) -> Result<StepSumRequest, RequestErro
     let run_id = required_run_id(body.run_id)?;
     let step = parse_step_name("step", body.step)?.ok_or(RequestError::Missing("step"))?;
     let raw = body.groups.ok_or(RequestError::Missing("groups"))?;
-    if raw.is_empty() || raw.len() > MAX_TARGETS_PER_STEP {
+    if raw.is_empty() {
+        return Err(invalid("groups", "is empty: a step has at least one place"));
+    }
+    if raw.len() > MAX_TARGETS_PER_STEP {
         return Err(RequestError::TooMany {
             field: "groups",
             count: raw.len(),
@@ -90,10 +93,17 @@ pub(super) fn parse_step_sum(body: &Value) -> Result<StepSumRequest, RequestErro
             let result = group.get("stepResult").unwrap_or(group);
             let mut parsed: GroupResult =
                 super::deserialize_at(result, &format!("groups[{index}]"), &["groups"])?;
-            if parsed.target.is_none() {
-                parsed.target = group
-                    .get("target")
-                    .and_then(|t| serde_json::from_value(t.clone()).ok());
+            if parsed.target.is_none()
+                && let Some(target) = group.get("target")
+            {
+                parsed.target = Some(super::deserialize_at(
+                    target,
+                    &format!("groups[{index}].target"),
+                    &["groups", "target"],
+                )?);
+            }
+            if let Some(problem) = parsed.target.as_ref().and_then(Target::problem) {
+                return Err(invalid(&format!("groups[{index}].target"), &problem));
             }
             Ok(parsed)
         })

@@ -1590,10 +1590,10 @@ test("a three-step plan: every step launched, tracked and summed up in order, wi
     { runId: THREE.runId, tags, step: "web", sourceServerIDs: WEB },
   ]);
   const finals = trackCalls(fake).filter((c) => c.final);
-  // Each place decides without maxFailed: the step's sum counts it over all its places.
+  // One place each: it decides with the step's maxFailed, and the step's sum again.
   assert.deepEqual(finals.map((c) => [c.step, c.critical, c.maxFailed]), [
     ["databases", [DB_PRIMARY], null],
-    ["app-servers", false, null],
+    ["app-servers", false, 1],
     ["web", [WEB[0]], null],
   ]);
   const sums = fake.calls.filter((c) => c.action === "stepSum");
@@ -2160,6 +2160,7 @@ test("a step across accounts and regions: each place a child execution of the pl
   assert.equal(new Set(started(0)).size, 1, "a step's places start together");
   assert.deepEqual(launchCalls(fake, "databases").map((c) => [c.target, c.recoveryInstanceIDs]), [[A, [a1]], [B, [b1]]]);
   assert.deepEqual(launchCalls(fake, "apps").map((c) => [c.target, c.recoveryInstanceIDs]), [[undefined, [own]], [A, [a2]], [B, [b2]]]);
+  assert.ok(trackCalls(fake, "apps").filter((c) => c.final).every((c) => c.maxFailed === null), "across places, maxFailed is the sum's to apply");
   // The step's sum: every place's counts, maxFailed over all of them (one failure tolerated).
   const sums = fake.calls.filter((c) => c.action === "stepSum");
   assert.deepEqual(sums.map((c) => [c.step, c.groups.map((g) => g.stepResult.target ?? null)]), [["databases", [A, B]], ["apps", [null, A, B]]]);
