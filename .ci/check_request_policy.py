@@ -9,7 +9,8 @@ are and are not in RequestPrincipals:
   ARN), even a principal of the stack's own account whose IAM policies allow
   PutEvents everywhere;
 - the request rule is on that bus and matches exactly the RequestSource and
-  the detail-type "Failback Launch Requested";
+  the detail-type "Failback Launch Requested", and never a replayed event (an
+  archive replayed onto the bus would start old failbacks again);
 - nothing else reaches the function or the state machine: no other rule
   targets them, the function's only invoke permission is the rule's, and the
   only roles allowed states:StartExecution are StartFailbackRole (assumable
@@ -429,9 +430,10 @@ def check(stack: Stack) -> list[str]:
     if bus_name != expected_bus:
         problems.append(f"the request rule is on bus {bus_name!r}, not the request bus {expected_bus!r}")
     pattern = rule.get("EventPattern", {})
-    if pattern != {"source": [source], "detail-type": [REQUEST_DETAIL_TYPE]}:
+    # Replayed events (an archive replayed onto the bus: no PutEvents by anyone) are never taken.
+    if pattern != {"source": [source], "detail-type": [REQUEST_DETAIL_TYPE], "replay-name": [{"exists": False}]}:
         problems.append(f"the request rule must match exactly source [{source!r}] and detail-type "
-                        f"[{REQUEST_DETAIL_TYPE!r}], and nothing looser; it matches {pattern}")
+                        f"[{REQUEST_DETAIL_TYPE!r}] of events that are not replays, and nothing looser; it matches {pattern}")
     sources = [s for s in as_list(pattern.get("source")) if isinstance(s, str)] or ["any.source"]
     detail_types = [d for d in as_list(pattern.get("detail-type")) if isinstance(d, str)] or ["Any"]
 
@@ -759,6 +761,11 @@ def _(t):
     condition = props(t, "StartFailbackRole")["AssumeRolePolicyDocument"]["Statement"][0]["Condition"]
     del condition["ArnEquals"]
     condition["ArnLike"] = {"aws:SourceArn": {"Fn::Sub": "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:rule/*"}}
+
+
+@mutation("the request rule takes replayed events")
+def _(t):
+    del props(t, "LaunchRequestedRule")["EventPattern"]["replay-name"]
 
 
 @mutation("the request rule is renamed, and StartFailbackRole's trust still names the old name")
