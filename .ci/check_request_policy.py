@@ -72,27 +72,30 @@ def role(account: str, name: str, label: str) -> Principal:
     return Principal(f"arn:aws:iam::{account}:role/{name}", label)
 
 
+# Who answers approvals: a role of the stack's account that is not a requester.
+APPROVER = f"arn:aws:iam::{ACCOUNT}:role/dr-approver"
+
 # Deployments to check: RequestPrincipals and the bus, both request targets.
 SCENARIOS = [
     {
         "name": "bus created by the stack, principals in other accounts",
-        "params": {"RequestEventBusName": "", "RequestPrincipals": f"{LISTED_ACCOUNT},{LISTED_ROLE}"},
+        "params": {"RequestEventBusName": "", "RequestPrincipals": f"{LISTED_ACCOUNT},{LISTED_ROLE}", "ApproverPrincipals": APPROVER},
     },
     {
         "name": "named existing bus, principals in other accounts",
-        "params": {"RequestEventBusName": "ops-bus", "RequestPrincipals": f"{LISTED_ACCOUNT},{LISTED_ROLE}"},
+        "params": {"RequestEventBusName": "ops-bus", "RequestPrincipals": f"{LISTED_ACCOUNT},{LISTED_ROLE}", "ApproverPrincipals": APPROVER},
     },
     {
         "name": "bus created by the stack, one role of the stack's own account",
-        "params": {"RequestEventBusName": "", "RequestPrincipals": OWN_LISTED_ROLE},
+        "params": {"RequestEventBusName": "", "RequestPrincipals": OWN_LISTED_ROLE, "ApproverPrincipals": APPROVER},
     },
     {
         "name": "the account's default bus named, principals in other accounts",
-        "params": {"RequestEventBusName": "default", "RequestPrincipals": f"{LISTED_ACCOUNT},{LISTED_ROLE}"},
+        "params": {"RequestEventBusName": "default", "RequestPrincipals": f"{LISTED_ACCOUNT},{LISTED_ROLE}", "ApproverPrincipals": APPROVER},
     },
     {
         "name": "direct function target, the stack's own account listed",
-        "params": {"RequestEventBusName": "", "RequestPrincipals": ACCOUNT, "RequestTarget": "Function"},
+        "params": {"RequestEventBusName": "", "RequestPrincipals": ACCOUNT, "ApproverPrincipals": APPROVER, "RequestTarget": "Function"},
     },
 ]
 
@@ -548,6 +551,27 @@ def check(stack: Stack) -> list[str]:
                     problems.append(f"{machine} may start {statement.get('Resource')}, not only the step state machine and its own Map Runs")
     starters = {**starters[machine_arn], **starters[step_arn]}
 
+    # Approvals: answered by the approver role alone, which only the ApproverPrincipals may
+    # assume — never the requesters' starter role, nor any other role of the stack.
+    answerers = set()
+    for name, (kind, props) in resources.items():
+        if kind != "AWS::IAM::Role":
+            continue
+        for policy in as_list(props.get("Policies")):
+            for statement in as_list(policy.get("PolicyDocument", {}).get("Statement")):
+                actions = as_list(statement.get("Action"))
+                if statement.get("Effect") == "Allow" and any(
+                        a in ("states:SendTaskSuccess", "states:SendTaskFailure", "states:*", "*") for a in actions):
+                    answerers.add(name)
+    if answerers != {"FailbackApproverRole"}:
+        problems.append(f"approvals may be answered by {sorted(answerers)}, not only FailbackApproverRole")
+    approver = resources.get("FailbackApproverRole", (None, {}))[1]
+    trusted = [p for s in as_list(approver.get("AssumeRolePolicyDocument", {}).get("Statement"))
+               for p in as_list(s.get("Principal", {}).get("AWS"))]
+    approvers = stack.params["ApproverPrincipals"]
+    if sorted(trusted) != sorted(approvers.split(",") if isinstance(approvers, str) else approvers):
+        problems.append(f"the approver role trusts {trusted}, not exactly the ApproverPrincipals")
+
     # EventBridge acting for a rule: the request rule, and rules it must not act for (another rule
     # on the request bus, a rule of that name on another bus, the same rule path in another
     # account, a call that names no rule).
@@ -761,6 +785,18 @@ def _(t):
     condition = props(t, "StartFailbackRole")["AssumeRolePolicyDocument"]["Statement"][0]["Condition"]
     del condition["ArnEquals"]
     condition["ArnLike"] = {"aws:SourceArn": {"Fn::Sub": "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:rule/*"}}
+
+
+@mutation("the starter role may answer approvals")
+def _(t):
+    props(t, "FailbackStarterRole")["Policies"][0]["PolicyDocument"]["Statement"].append(
+        {"Sid": "AnswerApprovals", "Effect": "Allow", "Action": ["states:SendTaskSuccess"], "Resource": "*"})
+
+
+@mutation("the approver role trusts the requesters too")
+def _(t):
+    props(t, "FailbackApproverRole")["AssumeRolePolicyDocument"]["Statement"][0]["Principal"]["AWS"] = {
+        "Fn::Split": [",", {"Fn::Join": [",", [{"Fn::Join": [",", {"Ref": "ApproverPrincipals"}]}, {"Fn::Join": [",", {"Ref": "RequestPrincipals"}]}]]}]}
 
 
 @mutation("the request rule takes replayed events")

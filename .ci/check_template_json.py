@@ -31,7 +31,7 @@ def main() -> int:
         for match in matches:
             print(match, file=sys.stderr)
         return 1
-    resources = Stack(template, {"RequestPrincipals": "111122223333"}).resources()
+    resources = Stack(template, {"RequestPrincipals": "111122223333", "ApproverPrincipals": "444455556666"}).resources()
     failed = 0
     for name, prop in DOCUMENTS:
         try:

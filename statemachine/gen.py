@@ -134,7 +134,7 @@ plan_states["ReadRequest"] = O(
         origin=j("$states.context.Execution.Name"),
         tags=j(f"({ENVELOPE}; $type($request.tags) = 'object' ? $request.tags : null)"),
         **PLAN_SETTINGS,
-        steps=[], stepIndex=-1, results=[], stepResult=None, finish=None, finishCalls=0,
+        steps=[], stepIndex=-1, results=[], stepResult=None, finish=None, finishCalls=0, finishApproval=None,
     ),
     Output=j(f"({ENVELOPE}; $merge([$request, {{\"runId\": {RUN_ID}}}]))"),
     Next="Plan",
@@ -626,6 +626,11 @@ plan_states["AfterWait"] = O(
     Choices=[O(Condition=j("$step.approval = true"), Next="RequestApproval")],
     Default="StartStep",
 )
+# What the approver answered (SendTaskSuccess's output: e.g. {"approvedBy": the caller's ARN, as the
+# documented command reads it from STS}), kept with the step or the finishing it let go; past 4 096
+# characters only its length. Self-reported: CloudTrail's SendTaskSuccess event names the caller
+# as AWS authenticated it.
+APPROVAL_RECORD = "($o := $states.result; $length($string($o)) <= 4096 ? $o : {\"truncated\": true, \"length\": $length($string($o))})"
 APPROVAL_HALT = lambda reason: j(f"$merge([$stepResult, {{\"status\": \"halted\", \"reason\": \"{reason}\", \"error\": $states.errorOutput}}])")
 plan_states["RequestApproval"] = O(
     Type="Task",
@@ -639,6 +644,7 @@ plan_states["RequestApproval"] = O(
         O(ErrorEquals=["States.Timeout"], Assign=O(stepResult=APPROVAL_HALT("APPROVAL_TIMED_OUT")), Output=j("$states.errorOutput"), Next="HaltPlan"),
         O(ErrorEquals=["States.ALL"], Assign=O(stepResult=APPROVAL_HALT("APPROVAL_REFUSED")), Output=j("$states.errorOutput"), Next="HaltPlan"),
     ],
+    Assign=O(stepResult=j("$merge([$stepResult, {\"approval\": " + APPROVAL_RECORD + "}])")),
     Next="StartStep",
 )
 plan_states["HaltPlan"] = O(
@@ -723,6 +729,7 @@ plan_states["RequestFinishApproval"] = O(
         O(ErrorEquals=["States.Timeout"], Assign=FINISH_REFUSED("timed out"), Next="FinishSummed"),
         O(ErrorEquals=["States.ALL"], Assign=FINISH_REFUSED("refused"), Next="FinishSummed"),
     ],
+    Assign=O(finishApproval=j(APPROVAL_RECORD)),
     Next="Finish",
 )
 plan_states["Finish"] = O(
@@ -750,7 +757,7 @@ plan_states["WaitToFinish"] = O(
 plan_states["FinishDone"] = O(
     Type="Pass",
     Comment="The finishing's result: every instance's, as the last call answered (and published).",
-    Assign=O(finishResult=j("{\"finishing\": $finishing, \"status\": \"finished\", \"complete\": $finishAnswer.complete, \"counts\": $finishAnswer.counts, \"groups\": $finishAnswer.groups, \"jobIDs\": $finishAnswer.jobIDs}")),
+    Assign=O(finishResult=j("{\"finishing\": $finishing, \"status\": \"finished\", \"approval\": $finishApproval, \"complete\": $finishAnswer.complete, \"counts\": $finishAnswer.counts, \"groups\": $finishAnswer.groups, \"jobIDs\": $finishAnswer.jobIDs}")),
     Next="FinishSummed",
 )
 plan_states["FinishSummed"] = O(

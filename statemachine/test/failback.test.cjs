@@ -2207,3 +2207,18 @@ test("a place that fails fails the plan at the step's Map; a redrive of the plan
   assert.equal(launchCalls(fake).length, 2, "each place launched once");
   assert.equal(redriven.output.counts.succeeded, 2);
 });
+
+test("an approval is recorded with who gave it: the step it let go carries the approver's answer in the run's output and its Failback Run Finished event; an oversized answer only its length", async () => {
+  const fake = fakeFunction({ tags: THREE_TAGS, jobSeconds: 120 });
+  const approver = { approvedBy: "arn:aws:sts::111122223333:assumed-role/dr-approver/alice", change: "CHG-1042" };
+  const run = await execute(definition(), THREE, { ...fake, answer: () => ({ output: approver, afterSeconds: 60 }) });
+  assertEnded(run, "FailbackComplete");
+  assert.deepEqual(run.output.steps.map((s) => s.approval), [undefined, approver, undefined], "the step whose approval let the next one go");
+  assert.deepEqual(published(run, "Failback Run Finished"), [run.output]);
+
+  const chatty = fakeFunction({ tags: THREE_TAGS, jobSeconds: 120 });
+  const long = await execute(definition(), THREE, { ...chatty, answer: () => ({ output: { note: "x".repeat(5000) }, afterSeconds: 60 }) });
+  assertEnded(long, "FailbackComplete");
+  assert.equal(long.output.steps[1].approval.truncated, true);
+  assert.ok(long.output.steps[1].approval.length > 5000);
+});
