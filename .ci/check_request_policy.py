@@ -83,7 +83,8 @@ SCENARIOS = [
     },
     {
         "name": "named existing bus, principals in other accounts",
-        "params": {"RequestEventBusName": "ops-bus", "RequestPrincipals": f"{LISTED_ACCOUNT},{LISTED_ROLE}", "ApproverPrincipals": APPROVER},
+        "params": {"RequestEventBusName": "ops-bus", "RequestPrincipals": f"{LISTED_ACCOUNT},{LISTED_ROLE}", "ApproverPrincipals": APPROVER,
+                   "AllowedInstanceTagValue": "dr-wave"},
     },
     {
         "name": "bus created by the stack, one role of the stack's own account",
@@ -551,6 +552,21 @@ def check(stack: Stack) -> list[str]:
                     problems.append(f"{machine} may start {statement.get('Resource')}, not only the step state machine and its own Map Runs")
     starters = {**starters[machine_arn], **starters[step_arn]}
 
+    # AllowedInstanceTagValue: every DRS write of the function confined to the recovery instances
+    # tagged with it.
+    tag_value = stack.params.get("AllowedInstanceTagValue", "")
+    if tag_value:
+        function = resources.get("FailbackFunction", (None, {}))[1]
+        writes = ("drs:StartFailbackLaunch", "drs:DisconnectRecoveryInstance", "drs:TerminateRecoveryInstances")
+        for policy in as_list(function.get("Policies")):
+            for statement in as_list(policy.get("Statement") if isinstance(policy, dict) else None):
+                if not isinstance(statement, dict) or not any(a in writes for a in as_list(statement.get("Action"))):
+                    continue
+                condition = statement.get("Condition", {}).get("StringEquals", {})
+                if condition.get("aws:ResourceTag/drs-failback-allowed") != tag_value:
+                    problems.append(f"{statement.get('Sid')} is not confined to recovery instances tagged "
+                                    f"drs-failback-allowed={tag_value}")
+
     # Approvals: answered by the approver role alone, which only the ApproverPrincipals may
     # assume — never the requesters' starter role, nor any other role of the stack.
     answerers = set()
@@ -785,6 +801,14 @@ def _(t):
     condition = props(t, "StartFailbackRole")["AssumeRolePolicyDocument"]["Statement"][0]["Condition"]
     del condition["ArnEquals"]
     condition["ArnLike"] = {"aws:SourceArn": {"Fn::Sub": "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:rule/*"}}
+
+
+@mutation("launches are not confined to the tagged instances when AllowedInstanceTagValue is set")
+def _(t):
+    for policy in props(t, "FailbackFunction")["Policies"]:
+        for statement in policy.get("Statement", []):
+            if isinstance(statement, dict) and statement.get("Sid") == "LaunchFailback":
+                statement.pop("Condition")
 
 
 @mutation("the starter role may answer approvals")
