@@ -180,6 +180,10 @@ class Stack:
 
     def get_att(self, name: str, attribute: str) -> str:
         resource = self.resources_raw.get(name)
+        # The role SAM makes for a function or a state machine (<LogicalId>Role).
+        owner = self.resources_raw.get(name.removesuffix("Role")) if name.endswith("Role") else None
+        if resource is None and attribute == "Arn" and owner and owner["Type"].startswith("AWS::Serverless::"):
+            return f"arn:{PARTITION}:iam::{ACCOUNT}:role/{name}"
         if resource is None:
             raise Unsupported(f"GetAtt of unknown {name}")
         kind = resource["Type"]
@@ -552,6 +556,17 @@ def check(stack: Stack) -> list[str]:
                     problems.append(f"{machine} may start {statement.get('Resource')}, not only the step state machine and its own Map Runs")
     starters = {**starters[machine_arn], **starters[step_arn]}
 
+    # The result bus (the approval requests and their tokens): nobody but the function and the
+    # plan's execution may put the approval requests there.
+    publishers = sorted([stack.get_att("FailbackFunctionRole", "Arn"), stack.get_att("FailbackStateMachineRole", "Arn")])
+    deny = resources.get("ResultBusDenyOthers", (None, {}))[1].get("Statement", {})
+    condition = deny.get("Condition", {}) if isinstance(deny, dict) else {}
+    named = sorted(as_list(condition.get("StringNotEquals", {}).get("aws:PrincipalArn")))
+    if not (isinstance(deny, dict) and deny.get("Effect") == "Deny" and deny.get("Principal") == "*"
+            and deny.get("Action") == "events:PutEvents" and named == publishers):
+        problems.append(f"the result bus does not deny every principal but the function and the plan "
+                        f"({publishers}) putting approval requests: {deny}")
+
     # AllowedInstanceTagValue: every DRS write of the function confined to the recovery instances
     # tagged with it.
     tag_value = stack.params.get("AllowedInstanceTagValue", "")
@@ -809,6 +824,13 @@ def _(t):
         for statement in policy.get("Statement", []):
             if isinstance(statement, dict) and statement.get("Sid") == "LaunchFailback":
                 statement.pop("Condition")
+
+
+@mutation("the result bus lets the starter role put approval requests too")
+def _(t):
+    statement = props(t, "ResultBusDenyOthers")["Statement"]
+    for branch in statement["Condition"]["Fn::If"][1:]:
+        branch["StringNotEquals"]["aws:PrincipalArn"].append({"Fn::GetAtt": ["FailbackStarterRole", "Arn"]})
 
 
 @mutation("the starter role may answer approvals")

@@ -636,7 +636,9 @@ plan_states["RequestApproval"] = O(
     Type="Task",
     Comment="Publishes Failback Step Approval Requested with this task's token and waits: SendTaskSuccess with the token starts the next step; SendTaskFailure (any other error) halts the plan (APPROVAL_REFUSED, the error and cause kept), and so does no answer within ApprovalTimeoutSeconds (APPROVAL_TIMED_OUT). A failed PutEvents call (an EventBridge error or a failed entry) is tried again, 3 times with backoff, each attempt with a new token (an earlier one, if its event was delivered after all, can no longer be answered); if it still fails, nobody was asked and the plan halts APPROVAL_NOT_REQUESTED (the error kept).",
     Resource="arn:aws:states:::events:putEvents.waitForTaskToken",
-    Arguments=O(Entries=[event("Failback Step Approval Requested", "{\"runId\": $runId, \"step\": $step.name, \"nextStep\": $steps[$stepIndex + 1].name, \"taskToken\": $states.context.Task.Token, \"counts\": $stepResult.counts}")]),
+    # What the token is for, so an approver sees what they approve: the run, the step that ended
+    # and how, and the step it lets start with its instances in each place.
+    Arguments=O(Entries=[event("Failback Step Approval Requested", "{\"runId\": $runId, \"step\": $step.name, \"nextStep\": $steps[$stepIndex + 1].name, \"approving\": \"start step \" & $steps[$stepIndex + 1].name, \"taskToken\": $states.context.Task.Token, \"counts\": $stepResult.counts, \"nextStepInstances\": $steps[$stepIndex + 1].instances, \"nextStepPlaces\": [$steps[$stepIndex + 1].groups.$sift($, function($v, $k) { $k in [\"target\", \"recoveryInstanceIDs\", \"sourceServerIDs\", \"selector\"] })]}")]),
     TimeoutSeconds=j("$approvalTimeoutSeconds"),
     Retry=[O(ErrorEquals=APPROVAL_PUBLISH_ERRORS, IntervalSeconds=2, BackoffRate=2, MaxAttempts=3, JitterStrategy="FULL")],
     Catch=[

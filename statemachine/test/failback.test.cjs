@@ -1610,7 +1610,11 @@ test("a three-step plan: every step launched, tracked and summed up in order, wi
   // The approval: after app-servers (which asks for it), before web, with this task's token.
   const [asked] = published(run, "Failback Step Approval Requested");
   assert.equal(approvals.length, 1);
-  assert.deepEqual(asked, { runId: THREE.runId, step: "app-servers", nextStep: "web", taskToken: approvals[0].token, counts: run.output.steps[1].counts });
+  // It says what it approves: the next step and its instances in each place.
+  assert.deepEqual(asked, {
+    runId: THREE.runId, step: "app-servers", nextStep: "web", approving: "start step web", taskToken: approvals[0].token,
+    counts: run.output.steps[1].counts, nextStepInstances: 2, nextStepPlaces: [{ sourceServerIDs: WEB }],
+  });
   assert.equal(run.events.map((e) => e.detailType).indexOf("Failback Step Approval Requested"), 2, "asked after app-servers started, before web");
   assert.deepEqual(published(run, "Failback Plan Halted"), []);
   assert.deepEqual(run.waits.filter((w) => w === 300), [300], "databases waits 300 s after it finished");
