@@ -11,10 +11,8 @@ use serde_json::Value;
 
 use crate::drs::Target;
 use crate::request::{GroupResult, StepSumRequest};
+use crate::track::end::{StoppedBy, end_status};
 use crate::track::verdict::{CRITICAL_LISTED_MAX, HaltReason};
-
-/// The stoppedBy values that halt the plan with the error that stopped the step.
-const ERROR_STOPS: [&str; 2] = ["LAUNCH_ERROR", "TRACKING_ERROR"];
 
 /// The step's summary, in the shape each group's has, with each group's part.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -91,7 +89,7 @@ pub fn sum(request: &StepSumRequest) -> StepSum {
     let error_stop = groups.iter().find(|g| {
         g.stopped_by
             .as_deref()
-            .is_some_and(|s| ERROR_STOPS.contains(&s))
+            .is_some_and(|s| StoppedBy::ERRORS.iter().any(|e| e.name() == s))
     });
     let stopped_by = error_stop
         .or_else(|| groups.iter().find(|g| g.stopped_by.is_some()))
@@ -102,11 +100,7 @@ pub fn sum(request: &StepSumRequest) -> StepSum {
     };
     StepSum {
         name: request.step.clone(),
-        status: if reason.is_some() {
-            "halted"
-        } else {
-            "finished"
-        },
+        status: end_status(reason.as_deref()),
         reason,
         stopped_by,
         complete: groups.iter().all(|g| g.complete),

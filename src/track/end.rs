@@ -54,10 +54,7 @@ pub fn step_end(step: &StepLoop, all_final: bool, halt: Option<HaltReason>) -> S
     } else {
         None
     };
-    let error_stop = matches!(
-        stopped_by,
-        Some(StoppedBy::LaunchError | StoppedBy::TrackingError)
-    );
+    let error_stop = stopped_by.is_some_and(StoppedBy::is_error);
     let verdict_reason = halt.map(|reason| reason.name().to_owned());
     let reason = if error_stop {
         stopped_by.map(|s| s.name().to_owned())
@@ -65,11 +62,7 @@ pub fn step_end(step: &StepLoop, all_final: bool, halt: Option<HaltReason>) -> S
         verdict_reason
     };
     StepEnd {
-        status: if reason.is_some() {
-            "halted"
-        } else {
-            "finished"
-        },
+        status: end_status(reason.as_deref()),
         reason,
         stopped_by,
         complete: all_final
@@ -80,9 +73,26 @@ pub fn step_end(step: &StepLoop, all_final: bool, halt: Option<HaltReason>) -> S
 }
 
 impl StoppedBy {
+    /// The stops that halt the plan with the error that stopped the step, not the verdict's reason.
+    pub const ERRORS: [StoppedBy; 2] = [StoppedBy::LaunchError, StoppedBy::TrackingError];
+
     /// Its name, as answers and events spell it.
     pub fn name(self) -> &'static str {
         self.into()
+    }
+
+    pub fn is_error(self) -> bool {
+        Self::ERRORS.contains(&self)
+    }
+}
+
+/// A step's status from why it halts: `halted` when there is a reason, else `finished`; one
+/// spelling for a single group's end and for a step summed across accounts and regions.
+pub fn end_status(halt_reason: Option<&str>) -> &'static str {
+    if halt_reason.is_some() {
+        "halted"
+    } else {
+        "finished"
     }
 }
 
