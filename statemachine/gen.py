@@ -60,6 +60,7 @@ STEP_SETTINGS = O(
 )
 PLAN_SETTINGS = O(
     approvalTimeoutSeconds=j("$floor($number('${ApprovalTimeoutSeconds}'))"),
+    approvalPendingAlarmSeconds=j("$floor($number('${ApprovalPendingAlarmSeconds}'))"),
     timeLimitSeconds=j("$floor($number('${TimeLimitSeconds}'))"),
     trackIntervalSeconds=j("$floor($number('${TrackIntervalSeconds}'))"),
 )
@@ -102,6 +103,32 @@ APPROVAL_PUBLISH_ERRORS = [
     "EventBridge.ThrottlingException", "EventBridge.SdkClientException", "EventBridge.FailedEntry",
 ]
 
+# The state machines' own metrics (what only they see: an event they could not publish, an approval
+# still waiting, a rehearsal's verdict), beside the function's, under the same namespace and
+# dimension, for the stack's alarms.
+PUT_METRIC_DATA = "arn:aws:states:::aws-sdk:cloudwatch:putMetricData"
+METRIC_RETRY = [O(ErrorEquals=["States.ALL"], IntervalSeconds=2, BackoffRate=2, MaxAttempts=1, JitterStrategy="FULL")]
+
+def metric(comment, name, value, next_, caught=None):
+    """A Task writing one data point of `name` (a Count) and going on to `next_` with its input.
+    A metric that cannot be written does not stop the run (`caught`: where it goes then, `next_`
+    unless said)."""
+    return O(
+        Type="Task",
+        Comment=comment,
+        Resource=PUT_METRIC_DATA,
+        Arguments=O(Namespace="${MetricsNamespace}", MetricData=[O(MetricName=name, Dimensions=[O(Name="service", Value="drs-failback")], Value=value, Unit="Count")]),
+        Retry=METRIC_RETRY,
+        Catch=[O(ErrorEquals=["States.ALL"], Output=j("$states.input"), Next=caught or next_)],
+        Output=j("$states.input"),
+        Next=next_,
+    )
+
+def not_published(what, next_):
+    """Counts an event this state machine could not publish, after its retries (EventsNotPublished,
+    which the events-not-published alarm watches beside the function's own count)."""
+    return metric(f"{what} could not be published, after its retries: counted (EventsNotPublished) for the events-not-published alarm; the run goes on.", "EventsNotPublished", 1, next_)
+
 def event(detail_type, detail):
     """One PutEvents entry on the result bus, from the state machine itself."""
     return O(EventBusName="${ResultEventBusName}", Source="${EventSource}", DetailType=detail_type, Detail=j(detail))
@@ -135,6 +162,7 @@ plan_states["ReadRequest"] = O(
         tags=j(f"({ENVELOPE}; $type($request.tags) = 'object' ? $request.tags : null)"),
         **PLAN_SETTINGS,
         steps=[], stepIndex=-1, results=[], stepResult=None, finish=None, finishCalls=0, finishApproval=None,
+        approvalReminders=0, approvalSinceMillis=0,
     ),
     Output=j(f"({ENVELOPE}; $merge([$request, {{\"runId\": {RUN_ID}}}]))"),
     Next="Plan",
@@ -182,10 +210,11 @@ plan_states["PublishStepStarted"] = O(
     Resource="arn:aws:states:::events:putEvents",
     Arguments=O(Entries=[event("Failback Step Started", "{\"runId\": $runId, \"step\": $step.name, \"index\": $stepIndex, \"steps\": $count($steps), \"instances\": $step.instances}")]),
     Retry=EVENT_RETRY,
-    Catch=[O(ErrorEquals=["States.ALL"], Output=j("$states.input"), Next="RunPlaces")],
+    Catch=[O(ErrorEquals=["States.ALL"], Output=j("$states.input"), Next="StepStartedNotPublished")],
     Output=j("$states.input"),
     Next="RunPlaces",
 )
+plan_states["StepStartedNotPublished"] = not_published("Failback Step Started", "RunPlaces")
 plan_states["RunPlaces"] = O(
     Type="Map",
     Comment="The step in each account and region it reaches (its groups, one for the function's own only in the common case), side by side: each a child execution of its own (Distributed Map), which runs the step's launch-and-track loop there as a step execution (and, past its share of calls, in fresh ones) and ends with that place's summary. Each has its own history and is redriven alone: one that fails fails the Map Run, and a redrive of this execution redrives only the places that did not end well. How many run at once: TargetConcurrency.",
@@ -610,7 +639,7 @@ plan_states["AfterStep"] = O(
     Choices=[
         O(Condition=j("$stepIndex + 1 >= $count($steps)"), Next="SumUp"),
         O(Condition=j("$step.waitAfterSeconds > 0"), Next="WaitAfterStep"),
-        O(Condition=j("$step.approval = true"), Next="RequestApproval"),
+        O(Condition=j("$step.approval = true"), Next="AskApproval"),
     ],
     Default="StartStep",
 )
@@ -623,7 +652,7 @@ plan_states["WaitAfterStep"] = O(
 plan_states["AfterWait"] = O(
     Type="Choice",
     Comment="Ask for approval when the step asks for it; else start the next step.",
-    Choices=[O(Condition=j("$step.approval = true"), Next="RequestApproval")],
+    Choices=[O(Condition=j("$step.approval = true"), Next="AskApproval")],
     Default="StartStep",
 )
 # What the approver answered (SendTaskSuccess's output: e.g. {"approvedBy": the caller's ARN, as the
@@ -631,34 +660,73 @@ plan_states["AfterWait"] = O(
 # characters only its length. Self-reported: CloudTrail's SendTaskSuccess event names the caller
 # as AWS authenticated it.
 APPROVAL_RECORD = "($o := $states.result; $length($string($o)) <= 4096 ? $o : {\"truncated\": true, \"length\": $length($string($o))})"
-APPROVAL_HALT = lambda reason: j(f"$merge([$stepResult, {{\"status\": \"halted\", \"reason\": \"{reason}\", \"error\": $states.errorOutput}}])")
+APPROVAL_HALT = lambda reason, error="$states.errorOutput": j(f"$merge([$stepResult, {{\"status\": \"halted\", \"reason\": \"{reason}\", \"error\": {error}}}])")
+# An approval still unanswered after ApprovalPendingAlarmSeconds is asked again -- the request
+# published anew with a new token, `reminder` counting (the earlier token can no longer be
+# answered: TaskTimedOut) -- and counted (ApprovalsOverdue, which the approval-pending alarm
+# watches): every ApprovalPendingAlarmSeconds until it is answered or ApprovalTimeoutSeconds, from
+# the first request, have passed. At most MAX_APPROVAL_REMINDERS in a run, so its history stays
+# bounded (tests/history.rs reads the number here); past them an approval waits out its time
+# without reminders.
+MAX_APPROVAL_REMINDERS = 48
+APPROVAL_SINCE = O(approvalSinceMillis=j("$toMillis($states.context.State.EnteredTime)"))
+APPROVAL_DEADLINE = "$approvalSinceMillis + $approvalTimeoutSeconds * 1000"
+APPROVAL_LEFT = f"$ceil(({APPROVAL_DEADLINE} - $toMillis($states.context.State.EnteredTime)) / 1000)"
+APPROVAL_WAIT = j(f"$max([1, $approvalReminders < {MAX_APPROVAL_REMINDERS} ? $min([$approvalPendingAlarmSeconds, {APPROVAL_LEFT}]) : {APPROVAL_LEFT}])")
+APPROVAL_REMINDER = "\"reminder\": $approvalReminders, \"pendingSince\": $fromMillis($approvalSinceMillis), \"answerBy\": $fromMillis(" + APPROVAL_DEADLINE + ")"
+
+def approval_reminders(prefix, task, timed_out):
+    """The states around an approval task `task`: its first request (the clock starts), and what
+    follows a wait that ran out -- a reminder, or the approval timed out (`timed_out`: that state)."""
+    plan_states[f"Ask{prefix}Approval"] = O(
+        Type="Pass",
+        Comment="The approval's clock starts: ApprovalTimeoutSeconds from here, reminders every ApprovalPendingAlarmSeconds.",
+        Assign=APPROVAL_SINCE,
+        Next=task,
+    )
+    plan_states[f"{prefix}ApprovalWaited"] = O(
+        Type="Choice",
+        Comment="The wait ran out: before ApprovalTimeoutSeconds it was a reminder's (the approval is overdue); else the approval timed out.",
+        Choices=[O(Condition=j(f"$toMillis($states.context.State.EnteredTime) < {APPROVAL_DEADLINE}"), Assign=O(approvalReminders=j("$approvalReminders + 1")), Next=f"{prefix}ApprovalOverdue")],
+        Default=timed_out,
+    )
+    plan_states[f"{prefix}ApprovalOverdue"] = metric("No answer after ApprovalPendingAlarmSeconds: counted (ApprovalsOverdue) for the approval-pending alarm, and asked again.", "ApprovalsOverdue", 1, task)
 plan_states["RequestApproval"] = O(
     Type="Task",
-    Comment="Publishes Failback Step Approval Requested with this task's token and waits: SendTaskSuccess with the token starts the next step; SendTaskFailure (any other error) halts the plan (APPROVAL_REFUSED, the error and cause kept), and so does no answer within ApprovalTimeoutSeconds (APPROVAL_TIMED_OUT). A failed PutEvents call (an EventBridge error or a failed entry) is tried again, 3 times with backoff, each attempt with a new token (an earlier one, if its event was delivered after all, can no longer be answered); if it still fails, nobody was asked and the plan halts APPROVAL_NOT_REQUESTED (the error kept).",
+    Comment="Publishes Failback Step Approval Requested with this task's token and waits: SendTaskSuccess with the token starts the next step; SendTaskFailure (any other error) halts the plan (APPROVAL_REFUSED, the error and cause kept), and so does no answer within ApprovalTimeoutSeconds of the first request (APPROVAL_TIMED_OUT); unanswered after ApprovalPendingAlarmSeconds, it is counted for the approval-pending alarm and published again with a new token (reminder 1, 2, ...). A failed PutEvents call (an EventBridge error or a failed entry) is tried again, 3 times with backoff, each attempt with a new token (an earlier one, if its event was delivered after all, can no longer be answered); if it still fails, nobody was asked and the plan halts APPROVAL_NOT_REQUESTED (the error kept).",
     Resource="arn:aws:states:::events:putEvents.waitForTaskToken",
     # What the token is for, so an approver sees what they approve: the run, the step that ended
     # and how, and the step it lets start with its instances in each place.
-    Arguments=O(Entries=[event("Failback Step Approval Requested", "{\"runId\": $runId, \"step\": $step.name, \"nextStep\": $steps[$stepIndex + 1].name, \"approving\": \"start step \" & $steps[$stepIndex + 1].name, \"taskToken\": $states.context.Task.Token, \"counts\": $stepResult.counts, \"nextStepInstances\": $steps[$stepIndex + 1].instances, \"nextStepPlaces\": [$steps[$stepIndex + 1].groups.$sift($, function($v, $k) { $k in [\"target\", \"recoveryInstanceIDs\", \"sourceServerIDs\", \"selector\"] })]}")]),
-    TimeoutSeconds=j("$approvalTimeoutSeconds"),
+    Arguments=O(Entries=[event("Failback Step Approval Requested", "{\"runId\": $runId, " + APPROVAL_REMINDER + ", \"step\": $step.name, \"nextStep\": $steps[$stepIndex + 1].name, \"approving\": \"start step \" & $steps[$stepIndex + 1].name, \"taskToken\": $states.context.Task.Token, \"counts\": $stepResult.counts, \"nextStepInstances\": $steps[$stepIndex + 1].instances, \"nextStepPlaces\": [$steps[$stepIndex + 1].groups.$sift($, function($v, $k) { $k in [\"target\", \"recoveryInstanceIDs\", \"sourceServerIDs\", \"selector\"] })]}")]),
+    TimeoutSeconds=APPROVAL_WAIT,
     Retry=[O(ErrorEquals=APPROVAL_PUBLISH_ERRORS, IntervalSeconds=2, BackoffRate=2, MaxAttempts=3, JitterStrategy="FULL")],
     Catch=[
-        O(ErrorEquals=APPROVAL_PUBLISH_ERRORS, Assign=O(stepResult=APPROVAL_HALT("APPROVAL_NOT_REQUESTED")), Output=j("$states.errorOutput"), Next="HaltPlan"),
-        O(ErrorEquals=["States.Timeout"], Assign=O(stepResult=APPROVAL_HALT("APPROVAL_TIMED_OUT")), Output=j("$states.errorOutput"), Next="HaltPlan"),
+        O(ErrorEquals=APPROVAL_PUBLISH_ERRORS, Assign=O(stepResult=APPROVAL_HALT("APPROVAL_NOT_REQUESTED")), Output=j("$states.errorOutput"), Next="ApprovalNotPublished"),
+        O(ErrorEquals=["States.Timeout"], Output=j("$states.errorOutput"), Next="ApprovalWaited"),
         O(ErrorEquals=["States.ALL"], Assign=O(stepResult=APPROVAL_HALT("APPROVAL_REFUSED")), Output=j("$states.errorOutput"), Next="HaltPlan"),
     ],
     Assign=O(stepResult=j("$merge([$stepResult, {\"approval\": " + APPROVAL_RECORD + "}])")),
     Next="StartStep",
 )
+approval_reminders("", "RequestApproval", "ApprovalTimedOut")
+plan_states["ApprovalTimedOut"] = O(
+    Type="Pass",
+    Comment="No answer within ApprovalTimeoutSeconds: the plan halts (APPROVAL_TIMED_OUT, the wait's error kept).",
+    Assign=O(stepResult=APPROVAL_HALT("APPROVAL_TIMED_OUT", "$states.input")),
+    Next="HaltPlan",
+)
+plan_states["ApprovalNotPublished"] = not_published("Failback Step Approval Requested", "HaltPlan")
 plan_states["HaltPlan"] = O(
     Type="Task",
     Comment="Failback Plan Halted: the step it halted at, why (the step's verdict, or the error), and the steps that will not start.",
     Resource="arn:aws:states:::events:putEvents",
     Arguments=O(Entries=[event("Failback Plan Halted", f"{{\"runId\": $runId, \"step\": $stepResult.name, \"reason\": $stepResult.reason, \"verdict\": $stepResult.verdict.halt = true ? $stepResult.verdict, \"error\": $stepResult.error, \"notStarted\": [{LATER_STEPS}.name]}}")]),
     Retry=EVENT_RETRY,
-    Catch=[O(ErrorEquals=["States.ALL"], Output=j("$states.input"), Next="SumUp")],
+    Catch=[O(ErrorEquals=["States.ALL"], Output=j("$states.input"), Next="PlanHaltedNotPublished")],
     Output=j("$states.input"),
     Next="SumUp",
 )
+plan_states["PlanHaltedNotPublished"] = not_published("Failback Plan Halted", "SumUp")
 SUMMARY = (
     "($halted := $stepResult.status = \"halted\"; "
     f"$list := $append($append($results, [$stepResult]), [{LATER_STEPS}.{{\"name\": name, \"status\": \"not started\", \"reason\": \"PLAN_HALTED\"}}]); "
@@ -709,7 +777,7 @@ plan_states["FinishPlanned"] = O(
 plan_states["AnythingToFinish"] = O(
     Type="Choice",
     Comment="Nothing eligible (no instance came back in this run): nothing to approve.",
-    Choices=[O(Condition=j("$finishPlan.counts.planned > 0"), Next="RequestFinishApproval")],
+    Choices=[O(Condition=j("$finishPlan.counts.planned > 0"), Next="AskFinishApproval")],
     Default="NothingToFinish",
 )
 plan_states["NothingToFinish"] = O(
@@ -721,19 +789,27 @@ plan_states["NothingToFinish"] = O(
 FINISH_REFUSED = lambda status: O(finishResult=FINISH_NOT_DONE(status))
 plan_states["RequestFinishApproval"] = O(
     Type="Task",
-    Comment="Publishes Failback Finishing Approval Requested: what will be done (disconnect or terminate, irreversible) to exactly which instances, which are not eligible and why, how the run went; with this task's token, and waits. SendTaskSuccess finishes; SendTaskFailure (any error) or no answer within ApprovalTimeoutSeconds leaves every instance as it is (status refused / timed out); a publish that keeps failing asks nobody and does nothing (not requested). The failback itself is not affected: the run is announced either way.",
+    Comment="Publishes Failback Finishing Approval Requested: what will be done (disconnect or terminate, irreversible) to exactly which instances, which are not eligible and why, how the run went; with this task's token, and waits. SendTaskSuccess finishes; SendTaskFailure (any error) or no answer within ApprovalTimeoutSeconds leaves every instance as it is (status refused / timed out); reminded like a step's approval; a publish that keeps failing asks nobody and does nothing (not requested). The failback itself is not affected: the run is announced either way.",
     Resource="arn:aws:states:::events:putEvents.waitForTaskToken",
-    Arguments=O(Entries=[event("Failback Finishing Approval Requested", "{\"runId\": $runId, \"step\": $finishScope, \"finishing\": $finishing, \"complete\": $finishAfter = \"run\" ? $summary.complete : $stepResult.complete, \"halted\": $finishAfter = \"run\" ? $summary.halted : null, \"counts\": $finishPlan.counts, \"groups\": $finishPlan.groups, \"taskToken\": $states.context.Task.Token}")]),
-    TimeoutSeconds=j("$approvalTimeoutSeconds"),
+    Arguments=O(Entries=[event("Failback Finishing Approval Requested", "{\"runId\": $runId, " + APPROVAL_REMINDER + ", \"step\": $finishScope, \"finishing\": $finishing, \"complete\": $finishAfter = \"run\" ? $summary.complete : $stepResult.complete, \"halted\": $finishAfter = \"run\" ? $summary.halted : null, \"counts\": $finishPlan.counts, \"groups\": $finishPlan.groups, \"taskToken\": $states.context.Task.Token}")]),
+    TimeoutSeconds=APPROVAL_WAIT,
     Retry=[O(ErrorEquals=APPROVAL_PUBLISH_ERRORS, IntervalSeconds=2, BackoffRate=2, MaxAttempts=3, JitterStrategy="FULL")],
     Catch=[
-        O(ErrorEquals=APPROVAL_PUBLISH_ERRORS, Assign=FINISH_REFUSED("not requested"), Next="FinishSummed"),
-        O(ErrorEquals=["States.Timeout"], Assign=FINISH_REFUSED("timed out"), Next="FinishSummed"),
+        O(ErrorEquals=APPROVAL_PUBLISH_ERRORS, Assign=FINISH_REFUSED("not requested"), Next="FinishApprovalNotPublished"),
+        O(ErrorEquals=["States.Timeout"], Output=j("$states.errorOutput"), Next="FinishApprovalWaited"),
         O(ErrorEquals=["States.ALL"], Assign=FINISH_REFUSED("refused"), Next="FinishSummed"),
     ],
     Assign=O(finishApproval=j(APPROVAL_RECORD)),
     Next="Finish",
 )
+approval_reminders("Finish", "RequestFinishApproval", "FinishApprovalTimedOut")
+plan_states["FinishApprovalTimedOut"] = O(
+    Type="Pass",
+    Comment="No answer within ApprovalTimeoutSeconds: every instance is left as it is (timed out, the wait's error kept).",
+    Assign=O(finishResult=j("{\"finishing\": $finishing, \"status\": \"timed out\", \"error\": $states.input}")),
+    Next="FinishSummed",
+)
+plan_states["FinishApprovalNotPublished"] = not_published("Failback Finishing Approval Requested", "FinishSummed")
 plan_states["Finish"] = O(
     Type="Task",
     Comment="Disconnects or terminates the approved instances (the list's planned ones, and only those; the function decides each again from what DRS shows now) and follows the terminate jobs: asked again after the interval while any runs (next: finish), at most 60 times. Its last call publishes Failback Instances Finished. No Catch: a call that fails for good fails the execution here (ExecutionEndedRule then has the run's summary published), and a redrive asks again, from what DRS did: nothing is done twice.",
@@ -786,10 +862,11 @@ plan_states["PublishRunFinished"] = O(
     Resource="arn:aws:states:::events:putEvents",
     Arguments=O(Entries=[event("Failback Run Finished", "$states.input")]),
     Retry=EVENT_RETRY,
-    Catch=[O(ErrorEquals=["States.ALL"], Output=j("$states.input"), Next="RunFinishedNotPublished")],
+    Catch=[O(ErrorEquals=["States.ALL"], Output=j("$states.input"), Next="CountRunFinishedNotPublished")],
     Output=j("$states.input"),
     Next="Finished",
 )
+plan_states["CountRunFinishedNotPublished"] = not_published("Failback Run Finished", "RunFinishedNotPublished")
 plan_states["RunFinishedNotPublished"] = O(
     Type="Choice",
     Comment="The Failback Run Finished event could not be published, even after its retries. A complete run still succeeds. An incomplete one fails (FailbackIncompleteUnannounced): it would otherwise end in a Succeed state with no event for the runs-incomplete alarm to count, and nothing would say that it is incomplete; as a failed execution the executions-failed alarm catches it.",

@@ -230,7 +230,10 @@ fn no_plan_execution_nears_the_history_cap_whatever_the_plan() {
         "FinishPlanned",
         "AnythingToFinish",
         "NothingToFinish",
+        "AskFinishApproval",
         "RequestFinishApproval",
+        "FinishApprovalTimedOut",
+        "FinishApprovalNotPublished",
         "FinishDone",
         "FinishSummed",
         "StepFinishSummed",
@@ -250,8 +253,26 @@ fn no_plan_execution_nears_the_history_cap_whatever_the_plan() {
         "AfterStep",
         "WaitAfterStep",
         "AfterWait",
+        "AskApproval",
         "RequestApproval",
+        "StepStartedNotPublished",
     ];
+    // An approval unanswered past ApprovalPendingAlarmSeconds is asked again: at most
+    // MAX_APPROVAL_REMINDERS times in a run, whichever approvals they remind (a step's or a
+    // finishing's: the costlier counted).
+    let per_reminder = sum(
+        states,
+        &["ApprovalWaited", "ApprovalOverdue", "RequestApproval"],
+    )
+    .max(sum(
+        states,
+        &[
+            "FinishApprovalWaited",
+            "FinishApprovalOverdue",
+            "RequestFinishApproval",
+        ],
+    ));
+    let reminders = max_approval_reminders(states);
     // Once: the request, the plan, the end; a refusal.
     let once = [
         "ReadRequest",
@@ -260,6 +281,10 @@ fn no_plan_execution_nears_the_history_cap_whatever_the_plan() {
         "StepRefused",
         "Refusal",
         "HaltPlan",
+        "PlanHaltedNotPublished",
+        "ApprovalTimedOut",
+        "ApprovalNotPublished",
+        "CountRunFinishedNotPublished",
         "SumUp",
         "PublishRunFinished",
         "RunFinishedNotPublished",
@@ -282,6 +307,12 @@ fn no_plan_execution_nears_the_history_cap_whatever_the_plan() {
             &once,
             &per_finish_call_states,
             &per_finishing_states,
+            &[
+                "ApprovalWaited",
+                "ApprovalOverdue",
+                "FinishApprovalWaited",
+                "FinishApprovalOverdue",
+            ],
         ],
     );
     let per_step = sum(states, &per_step_states);
@@ -291,13 +322,34 @@ fn no_plan_execution_nears_the_history_cap_whatever_the_plan() {
     let fixed = 2
         + sum(states, &once)
         + (MAX_FINISHING_STEPS as u64 + 1) * sum(states, &per_finishing_states)
-        + u64::from(MAX_FINISH_CALLS) * sum(states, &per_finish_call_states);
+        + u64::from(MAX_FINISH_CALLS) * sum(states, &per_finish_call_states)
+        + reminders * per_reminder;
     let bound = MAX_PLAN_STEPS as u64 * per_step + REDRIVES * per_redrive + fixed;
     assert!(
         bound <= allowed(),
         "a plan execution may write {bound} history events ({MAX_PLAN_STEPS} steps × {per_step} + {REDRIVES} redrives × {per_redrive} + {fixed}), more than {}",
         allowed()
     );
+}
+
+/// The most reminders a run makes, as the definition bounds them: the number its reminder choice
+/// compares `$approvalReminders` with (statemachine/gen.py, MAX_APPROVAL_REMINDERS).
+fn max_approval_reminders(states: &Value) -> u64 {
+    let wait = states["RequestApproval"]["TimeoutSeconds"]
+        .as_str()
+        .expect("the approval's wait is an expression");
+    let bound = wait
+        .split("$approvalReminders < ")
+        .nth(1)
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .expect("the approval's wait bounds the reminders: $approvalReminders < N");
+    assert_eq!(
+        states["RequestFinishApproval"]["TimeoutSeconds"],
+        states["RequestApproval"]["TimeoutSeconds"],
+        "both approvals share the bound"
+    );
+    bound
 }
 
 /// A step execution hands the step over only through HandOver, whose output carries the step's

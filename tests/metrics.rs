@@ -241,3 +241,48 @@ async fn refusals_and_plan_checks_write_their_record_too() {
     assert_eq!(records[1]["error"], "InvalidFailbackRequest");
     assert_eq!(records[1]["function_request_id"], "req-bad");
 }
+
+/// Events EventBridge never took (after their resends) are counted in the invocation's record,
+/// for the events-not-published alarm; the record of an invocation whose events all went says 0.
+#[tokio::test(start_paused = true)]
+async fn events_never_published_are_counted() {
+    let fleet = ready(300);
+    let ids = fleet.ids();
+    let sim = start(SimConfig {
+        fleet,
+        faults: vec![Fault::PutEventsDown { calls: 100 }],
+        ..SimConfig::default()
+    })
+    .await;
+    let (fb, lines) =
+        capture(failback_in_process(&sim, &[("PUBLISH_MAX_ATTEMPTS", "3")], 1.0).await);
+    fb.invoke(lambda_event(
+        json!({"runId": "run-emf-down", "recoveryInstanceIDs": ids}),
+        "req-down",
+        300,
+    ))
+    .await
+    .unwrap();
+    let records: Vec<Value> = lines.lock().unwrap().iter().map(|l| accepted(l)).collect();
+    assert_eq!(records.len(), 1);
+    // Three jobs started and the run's summary: four events, none delivered.
+    assert_eq!(records[0]["EventsNotPublished"], 4.0);
+    assert_eq!(
+        records[0]["InstancesLaunched"], 300.0,
+        "the results are kept"
+    );
+
+    let fleet = ready(2);
+    let ids = fleet.ids();
+    let sim = start_with(fleet).await;
+    let (fb, lines) = capture(failback_in_process(&sim, &[], 0.0).await);
+    fb.invoke(lambda_event(
+        json!({"runId": "run-emf-up", "recoveryInstanceIDs": ids}),
+        "req-up",
+        300,
+    ))
+    .await
+    .unwrap();
+    let records: Vec<Value> = lines.lock().unwrap().iter().map(|l| accepted(l)).collect();
+    assert_eq!(records[0]["EventsNotPublished"], 0.0);
+}

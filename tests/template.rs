@@ -99,13 +99,55 @@ fn every_parameter_value_the_template_allows_is_a_valid_setting() {
     }
 }
 
-/// The alarms and the dashboard read only metrics the function writes (or the stack's own
-/// `RunsIncomplete` metric filter), under the dimensions it writes them with.
+/// The metrics the state machines write (their PutMetricData tasks), each under the function's
+/// dimension set `[service]` = drs-failback.
+fn state_machine_metrics() -> Vec<String> {
+    let mut names = Vec::new();
+    for path in [
+        "statemachine/failback.asl.json",
+        "statemachine/step.asl.json",
+        "statemachine/rehearsal.asl.json",
+    ] {
+        let Ok(text) = fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(path)) else {
+            continue;
+        };
+        let definition: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+        let mut states = vec![definition["States"].clone()];
+        while let Some(group) = states.pop() {
+            for state in group.as_object().into_iter().flat_map(|m| m.values()) {
+                if let Some(inner) = state.get("ItemProcessor") {
+                    states.push(inner["States"].clone());
+                }
+                if state["Resource"] != "arn:aws:states:::aws-sdk:cloudwatch:putMetricData" {
+                    continue;
+                }
+                assert_eq!(state["Arguments"]["Namespace"], "${MetricsNamespace}");
+                for datum in state["Arguments"]["MetricData"].as_array().expect("data") {
+                    assert_eq!(
+                        datum["Dimensions"],
+                        serde_json::json!([{"Name": "service", "Value": "drs-failback"}]),
+                        "{path}: the function's dimension set"
+                    );
+                    names.push(datum["MetricName"].as_str().expect("a name").to_owned());
+                }
+            }
+        }
+    }
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// The alarms and the dashboard read only metrics the function or the state machines write (or
+/// the stack's own `RunsIncomplete` metric filter), under the dimensions they write them with.
 #[test]
 fn alarms_and_dashboard_read_what_the_function_writes() {
     use drs_failback::telemetry::measure::metric_names;
     let template = read("template.yaml");
-    let names = metric_names();
+    let mut names = metric_names();
+    // And what the state machines write themselves (PutMetricData, under [service]).
+    let written_by_state_machines = state_machine_metrics();
+    names.extend(written_by_state_machines.iter().map(String::as_str));
     let known = |name: &str| names.contains(&name) || name == "RunsIncomplete";
     let mut read_by_template = BTreeSet::new();
     // Alarms: a MetricName within the block that names the function's namespace.

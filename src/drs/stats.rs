@@ -1,5 +1,6 @@
-//! The DRS calls of one invocation, counted where they are made (reads and launches): what its
-//! throttling, wasted-call and latency metrics say.
+//! The calls of one invocation, counted where they are made (DRS reads and launches, and the
+//! events EventBridge never took): what its throttling, wasted-call, latency and
+//! events-not-published metrics say.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,6 +19,8 @@ pub struct CallStats {
     throttled: AtomicU64,
     /// How long each launch call took, the first [`MAX_LATENCIES`].
     launch_latency_ms: Mutex<Vec<f64>>,
+    /// Events still undelivered after their resends.
+    events_undelivered: AtomicU64,
 }
 
 impl CallStats {
@@ -38,6 +41,17 @@ impl CallStats {
     /// A read DRS throttled.
     pub fn read_throttled(&self) {
         self.throttled.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Events EventBridge did not take, after their resends.
+    pub fn events_not_published(&self, events: usize) {
+        self.events_undelivered
+            .fetch_add(events as u64, Ordering::Relaxed);
+    }
+
+    /// Events of the invocation that were never published.
+    pub fn events_undelivered(&self) -> u64 {
+        self.events_undelivered.load(Ordering::Relaxed)
     }
 
     /// Calls (launches and reads) DRS throttled.

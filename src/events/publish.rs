@@ -10,6 +10,7 @@ use tracing::{error, warn};
 use serde::Serialize;
 
 use crate::config::Config;
+use crate::drs::stats::CallStats;
 use crate::retry::{Backoff, Jitter, RetryPolicy};
 
 /// Kept free at the very end of an invocation for serialising and returning the answer.
@@ -128,16 +129,25 @@ pub struct EventDelivery {
 /// invocation has (its answer keeps a guard before the deadline).
 pub struct Bus<'a, P> {
     publisher: &'a P,
+    /// Where the invocation's undelivered events are counted, for its metrics record.
+    stats: &'a CallStats,
     settings: PublishSettings,
     jitter: &'a Jitter,
     stop_at: Instant,
 }
 
 impl<'a, P: EventPublisher> Bus<'a, P> {
-    pub fn new(publisher: &'a P, config: &Config, jitter: &'a Jitter, deadline: Instant) -> Self {
+    pub fn new(
+        publisher: &'a P,
+        config: &Config,
+        jitter: &'a Jitter,
+        deadline: Instant,
+        stats: &'a CallStats,
+    ) -> Self {
         let policy = RetryPolicy::from_config(config);
         Bus {
             publisher,
+            stats,
             settings: PublishSettings {
                 max_attempts: policy.publish_max_attempts,
                 backoff: policy.backoff,
@@ -151,14 +161,16 @@ impl<'a, P: EventPublisher> Bus<'a, P> {
 
     /// Publishes `entries` with the configured resends, leaving the answer its guard.
     pub async fn publish(&self, entries: Vec<EventEntry>) -> PublishReport {
-        publish_all(
+        let report = publish_all(
             self.publisher,
             entries,
             &self.settings,
             self.jitter,
             self.stop_at,
         )
-        .await
+        .await;
+        self.stats.events_not_published(report.undelivered);
+        report
     }
 }
 

@@ -123,7 +123,13 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
             code: why.code.clone(),
             message: why.message.clone(),
         };
-        let bus = Bus::new(&self.publisher, &self.config, &*self.jitter, deadline);
+        let bus = Bus::new(
+            &self.publisher,
+            &self.config,
+            &*self.jitter,
+            deadline,
+            &stats,
+        );
         // Boxed: the stages' futures are deep enough to overflow the compiler's type-layout
         // recursion limit in crates that nest them further (the local run, the tests).
         let reply = match &action {

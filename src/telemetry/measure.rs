@@ -35,6 +35,7 @@ pub fn metric_names() -> Vec<&'static str> {
         "RunDuration",
         "ThrottledCalls",
         "WastedCalls",
+        "EventsNotPublished",
         "LaunchLatency",
         "InvocationDuration",
         "InvocationErrors",
@@ -92,10 +93,12 @@ pub fn record(
     set.record(target, SystemTime::now()).to_string()
 }
 
-/// The invocation's DRS calls: throttled, wasted, and how long each launch took.
+/// The invocation's calls: DRS calls throttled, wasted, how long each launch took; events never
+/// published.
 fn calls(set: &mut MetricSet, stats: &CallStats) {
     set.count("ThrottledCalls", stats.throttled() as usize);
     set.count("WastedCalls", stats.wasted() as usize);
+    set.count("EventsNotPublished", stats.events_undelivered() as usize);
     for latency in stats.launch_latencies_ms() {
         set.add("LaunchLatency", Unit::Milliseconds, latency);
     }

@@ -1,9 +1,11 @@
 // A small interpreter for the part of the Amazon States Language that failback.asl.json uses:
 // JSONata states (Pass, Task, Choice, Wait, Succeed, Fail) with Arguments, Output, Assign, Retry,
 // Catch and TimeoutSeconds, evaluated with the JSONata version Step Functions runs (2.0.6), and
-// three task resources: lambda:invoke (a callback plays the function), events:putEvents (recorded,
-// with a hook that may fail the call or some of its entries) and events:putEvents.waitForTaskToken
-// (the same, then a hook answers the task token: success, failure, or never). Anything else in a definition -- a field, a
+// these task resources: lambda:invoke (a callback plays the function), events:putEvents (recorded,
+// with a hook that may fail the call or some of its entries), events:putEvents.waitForTaskToken
+// (the same, then a hook answers the task token: success, failure, or never), CloudWatch's
+// putMetricData (recorded, with a hook that may fail it) and Systems Manager's getParameter (from
+// the run's parameters); and Step Functions' own (below). Anything else in a definition -- a field, a
 // retrier's, catcher's or choice rule's field, a resource -- is refused rather than ignored, so a
 // change this interpreter does not model fails loudly instead of being tested wrongly. Waits do
 // not sleep: a virtual clock moves on by each Wait's seconds, each retry's delay, each callback's
@@ -81,7 +83,16 @@ const REDRIVE_EXECUTION = "arn:aws:states:::aws-sdk:sfn:redriveExecution";
 /** Step Functions stops an execution whose history reaches this many events. */
 const MAX_HISTORY_EVENTS = 25000;
 const PUT_EVENTS_WAIT = "arn:aws:states:::events:putEvents.waitForTaskToken";
-const RESOURCES = [START_EXECUTION_SYNC, EXECUTION_HISTORY, REDRIVE_EXECUTION, LAMBDA_INVOKE, PUT_EVENTS, PUT_EVENTS_WAIT];
+// The AWS SDK integrations of CloudWatch's PutMetricData (a metric the alarms watch, written by the
+// state machine itself) and Systems Manager's GetParameter (the rehearsal's stored plan). Their
+// error names follow the SDK integrations' rule (ServiceName.ErrorName: CloudWatch.*, Ssm.*), taken
+// from the documentation's examples; the definitions catch them with States.ALL and rely on none.
+const PUT_METRIC_DATA = "arn:aws:states:::aws-sdk:cloudwatch:putMetricData";
+const GET_PARAMETER = "arn:aws:states:::aws-sdk:ssm:getParameter";
+const RESOURCES = [START_EXECUTION_SYNC, EXECUTION_HISTORY, REDRIVE_EXECUTION, LAMBDA_INVOKE, PUT_EVENTS, PUT_EVENTS_WAIT, PUT_METRIC_DATA, GET_PARAMETER];
+const METRIC_DATUM_FIELDS = ["MetricName", "Dimensions", "Value", "Unit", "Timestamp"];
+// PutMetricData's units (the API reference's StandardUnit, the ones a count or a time takes).
+const METRIC_UNITS = ["Count", "Seconds", "Milliseconds", "None"];
 const EVENT_ENTRY_FIELDS = ["Detail", "DetailType", "EventBusName", "Source", "Resources", "Time", "TraceHeader"];
 
 /** Replaces ${Name} as CloudFormation's DefinitionSubstitutions do: in the text, before parsing. */
@@ -265,6 +276,10 @@ const DEFAULT_START_TIME = "2026-11-30T10:00:00.000Z";
  * - `answer({token, state, entries, clock})` answers a .waitForTaskToken task once its events are
  *   published: `{output, afterSeconds}` (SendTaskSuccess), `{error, cause, afterSeconds}`
  *   (SendTaskFailure), or nothing (never answered: the task times out after its TimeoutSeconds);
+ * - `putMetric(datum, clock, state)`, when given, sees each metric datum a PutMetricData call writes
+ *   before it is recorded in the run's `metrics`, and may throw a StatesError (the call failed);
+ * - `parameters`: the Systems Manager parameters GetParameter reads, by name (a missing one fails
+ *   the call Ssm.ParameterNotFoundException);
  * - `sleep(seconds, state)`, when given, makes each Wait really wait (for a run against a real
  *   function); `executionName` (default "test"), `startTime` (ISO-8601; a second execution of the
  *   same run starts after the first ended), `maxTransitions`.
@@ -274,7 +289,7 @@ const DEFAULT_START_TIME = "2026-11-30T10:00:00.000Z";
  * time}).
  */
 async function execute(definition, input, options) {
-  const { invoke, publish, answer, sleep, executionName = "test", startTime = DEFAULT_START_TIME, maxTransitions = 100000, redrive } = options;
+  const { invoke, publish, answer, putMetric, parameters = {}, sleep, executionName = "test", startTime = DEFAULT_START_TIME, maxTransitions = 100000, redrive } = options;
   // A redrive (RedriveExecution) of a failed, aborted or timed-out execution: the same execution,
   // from its unsuccessful state, with the input that state had and the variables as they were;
   // the states that succeeded do not run again. Its clock goes on from the redrive's start time.
@@ -286,6 +301,7 @@ async function execute(definition, input, options) {
   const trace = [];
   const waits = [];
   const events = [];
+  const metrics = [];
   let now = START_TIME;
   let tokens = 0;
   const clock = {
@@ -318,7 +334,7 @@ async function execute(definition, input, options) {
     },
   };
   const finish = (result) => {
-    const run = { ...result, trace, waits, events, elapsed: clock.elapsed(), ended: clock.now(), started: new Date(START_TIME).toISOString(), variables, history, redriveCount, executionArn, stateMachineArn, input, mapRuns, mapRunCount };
+    const run = { ...result, trace, waits, events, metrics, elapsed: clock.elapsed(), ended: clock.now(), started: new Date(START_TIME).toISOString(), variables, history, redriveCount, executionArn, stateMachineArn, input, mapRuns, mapRunCount };
     sfn?.record(run);
     return run;
   };
@@ -329,6 +345,7 @@ async function execute(definition, input, options) {
     trace.push(...child.trace.map((t) => ({ ...t, at: t.at + offset, execution: t.execution ?? name })));
     waits.push(...child.waits);
     events.push(...child.events);
+    metrics.push(...child.metrics);
   }
 
   /** One attempt of a task: its result, or a thrown StatesError. */
@@ -368,6 +385,34 @@ async function execute(definition, input, options) {
       const child = await sfn.redrive(args.ExecutionArn, { ...options, startTime: clock.now() });
       absorb(child);
       return { RedriveDate: clock.now() };
+    }
+    if (state.Resource === PUT_METRIC_DATA) {
+      checkFields(args, ["Namespace", "MetricData"], `${name}: arguments of putMetricData`);
+      if (typeof args.Namespace !== "string" || args.Namespace === "" || args.Namespace.startsWith("AWS/")) {
+        throw new StatesError("CloudWatch.InvalidParameterValueException", `${name}: Namespace must be a name of your own, not ${JSON.stringify(args.Namespace)}`);
+      }
+      if (!Array.isArray(args.MetricData) || args.MetricData.length < 1 || args.MetricData.length > 1000) {
+        throw new StatesError("CloudWatch.InvalidParameterValueException", `${name}: MetricData must hold 1..1000 data`);
+      }
+      for (const datum of args.MetricData) {
+        checkFields(datum, METRIC_DATUM_FIELDS, `${name}: a metric datum`);
+        const dimensions = datum.Dimensions ?? [];
+        const valid = typeof datum.MetricName === "string" && datum.MetricName !== "" && typeof datum.Value === "number" && Number.isFinite(datum.Value)
+          && (datum.Unit === undefined || METRIC_UNITS.includes(datum.Unit))
+          && Array.isArray(dimensions) && dimensions.length <= 30 && dimensions.every((d) => typeof d.Name === "string" && typeof d.Value === "string" && d.Value !== "");
+        if (!valid) throw new StatesError("CloudWatch.InvalidParameterValueException", `${name}: not a metric datum: ${JSON.stringify(datum)}`);
+      }
+      for (const datum of args.MetricData) await putMetric?.(datum, clock, name);
+      const time = clock.now();
+      for (const datum of args.MetricData) {
+        metrics.push({ state: name, namespace: args.Namespace, name: datum.MetricName, dimensions: Object.fromEntries((datum.Dimensions ?? []).map((d) => [d.Name, d.Value])), value: datum.Value, unit: datum.Unit, time });
+      }
+      return {};
+    }
+    if (state.Resource === GET_PARAMETER) {
+      checkFields(args, ["Name", "WithDecryption"], `${name}: arguments of getParameter`);
+      if (!Object.hasOwn(parameters, args.Name)) throw new StatesError("Ssm.ParameterNotFoundException", `${name}: no parameter ${args.Name}`);
+      return { Parameter: { Name: args.Name, Type: "String", Value: parameters[args.Name], Version: 1 } };
     }
     if (state.Resource === LAMBDA_INVOKE) {
       checkFields(args, ["FunctionName", "Payload", "Qualifier", "InvocationType", "ClientContext"], `${name}: arguments of lambda:invoke`);

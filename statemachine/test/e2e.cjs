@@ -96,6 +96,8 @@ const substitutions = {
   TimeLimitSeconds: 120,
   MaxRounds: 10,
   ApprovalTimeoutSeconds: 60,
+  ApprovalPendingAlarmSeconds: 300,
+  MetricsNamespace: "DrsFailback",
   ResultEventBusName: RESULT_BUS,
   EventSource: EVENT_SOURCE,
   StepStateMachineArn: STEP_ARN,

@@ -71,6 +71,8 @@ function definition(overrides = {}) {
     TimeLimitSeconds: templateDefault("TimeLimitSeconds"),
     MaxRounds: templateDefault("MaxRounds"),
     ApprovalTimeoutSeconds: templateDefault("ApprovalTimeoutSeconds"),
+    ApprovalPendingAlarmSeconds: templateDefault("ApprovalPendingAlarmSeconds"),
+    MetricsNamespace: templateDefault("MetricsNamespace"),
     ResultEventBusName: RESULT_BUS,
     EventSource: templateDefault("EventSource"),
     StepStateMachineArn: STEP_ARN,
@@ -1611,10 +1613,14 @@ test("a three-step plan: every step launched, tracked and summed up in order, wi
   const [asked] = published(run, "Failback Step Approval Requested");
   assert.equal(approvals.length, 1);
   // It says what it approves: the next step and its instances in each place.
+  // answered in half an hour: no reminder; answerBy a day (ApprovalTimeoutSeconds) after it was asked.
   assert.deepEqual(asked, {
-    runId: THREE.runId, step: "app-servers", nextStep: "web", approving: "start step web", taskToken: approvals[0].token,
+    runId: THREE.runId, reminder: 0, pendingSince: asked.pendingSince, answerBy: new Date(Date.parse(asked.pendingSince) + 86400 * 1000).toISOString(),
+    step: "app-servers", nextStep: "web", approving: "start step web", taskToken: approvals[0].token,
     counts: run.output.steps[1].counts, nextStepInstances: 2, nextStepPlaces: [{ sourceServerIDs: WEB }],
   });
+  assert.equal(asked.pendingSince, run.events.find((e) => e.detailType === "Failback Step Approval Requested").time);
+  assert.deepEqual(run.metrics, [], "nothing overdue, nothing unpublished");
   assert.equal(run.events.map((e) => e.detailType).indexOf("Failback Step Approval Requested"), 2, "asked after app-servers started, before web");
   assert.deepEqual(published(run, "Failback Plan Halted"), []);
   assert.deepEqual(run.waits.filter((w) => w === 300), [300], "databases waits 300 s after it finished");
@@ -1726,6 +1732,121 @@ test("approval never given: the plan halts APPROVAL_TIMED_OUT after ApprovalTime
   const inTime = fakeFunction({ tags: THREE_TAGS });
   const approved = await execute(definition({ ApprovalTimeoutSeconds: 600 }), THREE, { ...inTime, answer: approve(500) });
   assertEnded(approved, "FailbackComplete");
+});
+
+test("an approval pending past ApprovalPendingAlarmSeconds: counted for the approval-pending alarm and asked again with a new token, until answered; past ApprovalTimeoutSeconds from the first request it times out", async () => {
+  const fake = fakeFunction({ tags: THREE_TAGS });
+  const requests = [];
+  // The approver answers the third request, 10 minutes after it: 40 minutes after the first.
+  const run = await execute(definition({ ApprovalPendingAlarmSeconds: 900 }), THREE, {
+    ...fake,
+    answer: (request) => {
+      requests.push(request);
+      return requests.length === 3 ? { output: { approvedBy: "arn:aws:sts::111122223333:assumed-role/approver/ops" }, afterSeconds: 600 } : undefined;
+    },
+  });
+  assertEnded(run, "FailbackComplete");
+  const asked = published(run, "Failback Step Approval Requested");
+  assert.deepEqual(asked.map((d) => d.reminder), [0, 1, 2]);
+  assert.equal(new Set(asked.map((d) => d.taskToken)).size, 3, "each request its own token");
+  assert.deepEqual(asked.map((d) => d.taskToken), requests.map((r) => r.token));
+  assert.equal(new Set(asked.map((d) => d.pendingSince)).size, 1, "pending since the first request");
+  assert.equal(new Set(asked.map((d) => d.answerBy)).size, 1, "one deadline for all");
+  const times = run.events.filter((e) => e.detailType === "Failback Step Approval Requested").map((e) => Date.parse(e.time) / 1000);
+  assert.deepEqual(times.slice(1).map((t, i) => t - times[i]), [900, 900], "asked again every ApprovalPendingAlarmSeconds");
+  assert.deepEqual(run.metrics.map((m) => [m.state, m.namespace, m.name, m.dimensions, m.value, m.unit]), [
+    ["ApprovalOverdue", "DrsFailback", "ApprovalsOverdue", { service: "drs-failback" }, 1, "Count"],
+    ["ApprovalOverdue", "DrsFailback", "ApprovalsOverdue", { service: "drs-failback" }, 1, "Count"],
+  ]);
+  assert.deepEqual(run.output.steps[1].approval, { approvedBy: "arn:aws:sts::111122223333:assumed-role/approver/ops" });
+  assert.deepEqual(launchCalls(fake).map((c) => c.step), ["databases", "app-servers", "web"]);
+
+  // Never answered: reminders every 5 minutes for a week would be 2016; a run makes at most 48
+  // (its history stays bounded), then waits out the week, and halts APPROVAL_TIMED_OUT on time.
+  const silent = fakeFunction({ tags: THREE_TAGS });
+  const timedOut = await execute(definition({ ApprovalPendingAlarmSeconds: 300, ApprovalTimeoutSeconds: 604800 }), THREE, { ...silent, answer: () => undefined });
+  assertEnded(timedOut, "FailbackIncomplete");
+  assert.deepEqual(timedOut.output.halted, { step: "app-servers", reason: "APPROVAL_TIMED_OUT" });
+  assert.equal(timedOut.output.steps[1].error.Error, "States.Timeout");
+  const reminders = published(timedOut, "Failback Step Approval Requested");
+  assert.equal(reminders.length, 49, "the request and 48 reminders");
+  assert.equal(timedOut.metrics.filter((m) => m.name === "ApprovalsOverdue").length, 48);
+  const first = Date.parse(reminders[0].pendingSince) / 1000;
+  const halted = Date.parse(timedOut.events.find((e) => e.detailType === "Failback Plan Halted").time) / 1000;
+  assert.ok(halted - first >= 604800 && halted - first < 604800 + 60, `timed out a week after the first request: ${halted - first} s`);
+
+  // A metric that cannot be written does not stop the approval.
+  const failing = fakeFunction({ tags: THREE_TAGS });
+  const tries = [];
+  const unwritten = await execute(definition({ ApprovalPendingAlarmSeconds: 900 }), THREE, {
+    ...failing,
+    putMetric: () => {
+      throw new StatesError("CloudWatch.CloudWatchException", "Rate exceeded");
+    },
+    answer: (request) => {
+      tries.push(request);
+      return tries.length === 2 ? { output: { approvedBy: "ops" }, afterSeconds: 60 } : undefined;
+    },
+  });
+  assertEnded(unwritten, "FailbackComplete");
+  assert.deepEqual(unwritten.metrics, []);
+  assert.equal(published(unwritten, "Failback Step Approval Requested").length, 2);
+});
+
+test("the finishing's approval is reminded like a step's: counted, asked again with a new token, and times out from the first request", async () => {
+  const fake = fakeFunction({ tags: THREE_TAGS });
+  const requests = [];
+  const run = await execute(definition({ ApprovalPendingAlarmSeconds: 1800, ApprovalTimeoutSeconds: 3600 }), { ...THREE, steps: THREE.steps.map((s) => ({ ...s, approval: false })), finish: "terminate" }, {
+    ...fake,
+    answer: (request) => {
+      requests.push(request);
+      return undefined;
+    },
+  });
+  assertEnded(run, "FailbackComplete");
+  const asked = published(run, "Failback Finishing Approval Requested");
+  assert.deepEqual(asked.map((d) => d.reminder), [0, 1]);
+  assert.notEqual(asked[0].taskToken, asked[1].taskToken);
+  assert.deepEqual(run.metrics.map((m) => [m.state, m.name]), [["FinishApprovalOverdue", "ApprovalsOverdue"]]);
+  assert.equal(run.output.finish.status, "timed out");
+  assert.equal(run.output.finish.error.Error, "States.Timeout");
+});
+
+test("an event the plan cannot publish after its retries is counted (EventsNotPublished) for the events-not-published alarm, and the run goes on", async () => {
+  const fake = fakeFunction({ tags: THREE_TAGS });
+  const failing = ["PublishStepStarted", "PublishRunFinished"];
+  const run = await execute(definition(), THREE, {
+    ...fake,
+    answer: approve(),
+    publish: (entries, clock, state) => {
+      if (failing.includes(state)) throw new StatesError("EventBridge.InternalException", "internal error");
+      return undefined;
+    },
+  });
+  // Complete: a Run Finished that cannot be published does not fail a complete run.
+  assertEnded(run, "FailbackComplete");
+  const counted = run.metrics.map((m) => [m.state, m.name, m.dimensions, m.value]);
+  assert.deepEqual(counted, [
+    ["StepStartedNotPublished", "EventsNotPublished", { service: "drs-failback" }, 1],
+    ["StepStartedNotPublished", "EventsNotPublished", { service: "drs-failback" }, 1],
+    ["StepStartedNotPublished", "EventsNotPublished", { service: "drs-failback" }, 1],
+    ["CountRunFinishedNotPublished", "EventsNotPublished", { service: "drs-failback" }, 1],
+  ]);
+  assert.deepEqual(launchCalls(fake).map((c) => c.step), ["databases", "app-servers", "web"]);
+
+  // A Plan Halted and an approval request that cannot be published are counted too; an incomplete
+  // run whose Run Finished is lost still fails (FailbackIncompleteUnannounced), counted as well.
+  const halting = fakeFunction({ tags: THREE_TAGS });
+  const halted = await execute(definition(), THREE, {
+    ...halting,
+    publish: (entries, clock, state) => {
+      if (["RequestApproval", "HaltPlan", "PublishRunFinished"].includes(state)) throw new StatesError("EventBridge.InternalException", "internal error");
+      return undefined;
+    },
+    answer: () => assert.fail("nobody was asked"),
+  });
+  assertEnded(halted, "FailbackIncompleteUnannounced");
+  assert.deepEqual(halted.metrics.map((m) => m.state), ["ApprovalNotPublished", "PlanHaltedNotPublished", "CountRunFinishedNotPublished"]);
 });
 
 /** A publish hook that fails the approval request's PutEvents call `times` times (all: Infinity). */
@@ -2072,8 +2193,10 @@ test("every execution has an overall TimeoutSeconds: past it the run stops TIMED
   assert.equal(d.plan.TimeoutSeconds, 90 * 24 * 3600, "90 days");
   assert.equal(d.step.TimeoutSeconds, 90 * 24 * 3600, "90 days");
   const fake = fakeFunction({ tags: THREE_TAGS });
-  // An approval answered after three hours, under a limit of two: the run stops once it returns.
-  const run = await execute({ ...d, plan: { ...d.plan, TimeoutSeconds: 7200 } }, THREE, { ...fake, answer: approve(3 * 3600) });
+  // An approval answered after three hours (no reminder before), under a limit of two: the run
+  // stops once it returns.
+  const quiet = definition({ ApprovalPendingAlarmSeconds: 43200 });
+  const run = await execute({ ...quiet, plan: { ...quiet.plan, TimeoutSeconds: 7200 } }, THREE, { ...fake, answer: approve(3 * 3600) });
   assert.equal(run.status, "TIMED_OUT");
   assert.equal(run.error, "States.Timeout");
   assert.equal(run.state, "StartStep", "stopped where it was: the next step was about to start");
