@@ -110,6 +110,7 @@ SAMPLE_PARAMETERS = {
     "TargetExternalId": "drs-failback-example",
     "AllowedInstanceTagValue": "dr-wave",
     "AlarmEmail": "ops@example.com",
+    "RehearsalPlanParameter": "/drs-failback/rehearsal-plan",
     # templates/target-role.yaml
     "HubFunctionRoleArn": f"arn:aws:iam::{ACCOUNT}:role/drs-failback-FailbackFunctionRole-EXAMPLE",
     "ExternalId": "drs-failback-example",

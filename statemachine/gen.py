@@ -1,12 +1,14 @@
 """Writes the two state machines of a failback run: the plan (statemachine/failback.asl.json, the
     parent execution: the plan's check, its steps in order, the waits, approvals and verdicts
     between them, the run's summary) and a step (statemachine/step.asl.json, a child execution
-    per step: its launch rounds and tracking calls, to the step's last call). They are written
+    per step: its launch rounds and tracking calls, to the step's last call); and the rehearsal's
+    (statemachine/rehearsal.asl.json: a stored plan dry-run on a schedule, judged and counted). They are written
     here, in Python, because their JSONata expressions share pieces (the envelope, the clock, the
     deferred count) that raw JSON would repeat. statemachine/test/run checks the committed JSON
     is what this prints:
       python3 statemachine/gen.py plan > statemachine/failback.asl.json
       python3 statemachine/gen.py step > statemachine/step.asl.json
+      python3 statemachine/gen.py rehearsal > statemachine/rehearsal.asl.json
 """
 import json, collections
 O = collections.OrderedDict
@@ -134,6 +136,9 @@ def event(detail_type, detail):
     return O(EventBusName="${ResultEventBusName}", Source="${EventSource}", DetailType=detail_type, Detail=j(detail))
 
 P = "$states.result.Payload"
+# What bounds a run's length, sent with a plan's check (a rehearsal's too), so that a plan that
+# could outlast its execution is refused (src/plan/duration.rs).
+PLAN_LIMITS = f"{{\"timeLimitSeconds\": $timeLimitSeconds, \"approvalTimeoutSeconds\": $approvalTimeoutSeconds, \"runTimeoutSeconds\": {RUN_TIMEOUT_SECONDS}, \"trackIntervalSeconds\": $trackIntervalSeconds}}"
 # The steps after the current one (a list, also of one or none).
 LATER_STEPS = "$filter($steps, function($v, $i) { $i > $stepIndex })"
 plan_states = O()
@@ -173,7 +178,7 @@ plan_states["Plan"] = O(
     Resource="arn:aws:states:::lambda:invoke",
     TimeoutSeconds=TASK_TIMEOUT,
     # With what bounds the run's length, so that a plan that could outlast this execution is refused.
-    Arguments=O(FunctionName="${FailbackFunctionArn}", Payload=j(f"$merge([$states.input, {{\"action\": \"plan\", \"runId\": $runId, \"limits\": {{\"timeLimitSeconds\": $timeLimitSeconds, \"approvalTimeoutSeconds\": $approvalTimeoutSeconds, \"runTimeoutSeconds\": {RUN_TIMEOUT_SECONDS}, \"trackIntervalSeconds\": $trackIntervalSeconds}}}}])")),
+    Arguments=O(FunctionName="${FailbackFunctionArn}", Payload=j(f"$merge([$states.input, {{\"action\": \"plan\", \"runId\": $runId, \"limits\": {PLAN_LIMITS}}}])")),
     Retry=retry(6, [DRS_READ_FAILED]),
     Catch=[
         O(ErrorEquals=["InvalidFailbackRequest"], Output=j("$states.errorOutput"), Next="RequestRefused"),
@@ -910,6 +915,80 @@ plan_states["RequestRefused"] = O(Type="Fail", Comment="Malformed or oversized r
 plan_states["DrsNotUsable"] = O(Type="Fail", Comment="DRS is not initialised in this account and region, or the function may not call it; no job was created.", Error=j("$states.input.Error"), Cause=j("$states.input.Cause"))
 
 
+# ---- The rehearsal: a stored plan dry-run on a schedule --------------------------------------
+rehearsal_states = O()
+# A rehearsal that could not be made: where it stopped, and the error (a refused plan, DRS or a
+# target role not usable, the stored plan unreadable).
+NOT_REHEARSED = lambda stage: O(verdict=j("{\"runId\": $runId, \"ready\": false, \"stage\": \"" + stage + "\", \"error\": $states.errorOutput}"))
+rehearsal_states["Begin"] = O(
+    Type="Pass",
+    Comment="The rehearsal's run id (from its start time: a dry run launches nothing, so any id will do; this one says when) and the deploy-time settings a plan check is given.",
+    Assign=O(runId=j("\"rehearsal-\" & $replace($substring($states.context.Execution.StartTime, 0, 19), \":\", \"\")"), **PLAN_SETTINGS),
+    Next="ReadPlan",
+)
+rehearsal_states["ReadPlan"] = O(
+    Type="Task",
+    Comment="The plan the operator stored with the stack (an SSM String parameter, RehearsalPlanParameter), as text: the function reads it. A parameter that cannot be read (deleted, no permission) is a failed rehearsal.",
+    Resource="arn:aws:states:::aws-sdk:ssm:getParameter",
+    Arguments=O(Name="${RehearsalPlanParameter}"),
+    Retry=EVENT_RETRY,
+    Catch=[O(ErrorEquals=["States.ALL"], Assign=NOT_REHEARSED("read the stored plan"), Next="PublishRehearsal")],
+    Assign=O(planText=j("$states.result.Parameter.Value")),
+    Next="Rehearse",
+)
+rehearsal_states["Rehearse"] = O(
+    Type="Task",
+    Comment="The function reads the stored plan, checks it as a dry run -- every selector, id and place against DRS as the failback would see them now, nothing launched, nothing announced -- and judges what it found (ready, or each finding: a place unreachable, instances gone or refused, DRS unreadable). A refused plan (a selector that matches nothing after a tag changed, a deleted instance named, a finishing the stack does not allow) or DRS not usable is a failed rehearsal, its error kept. Read-only: retried like the plan's check.",
+    Resource="arn:aws:states:::lambda:invoke",
+    TimeoutSeconds=TASK_TIMEOUT,
+    Arguments=O(FunctionName="${FailbackFunctionArn}", Payload=j(f"{{\"action\": \"rehearsal\", \"runId\": $runId, \"plan\": $planText, \"limits\": {PLAN_LIMITS}}}")),
+    Retry=retry(6, [DRS_READ_FAILED]),
+    Catch=[O(ErrorEquals=["States.ALL"], Assign=NOT_REHEARSED("dry run"), Next="PublishRehearsal")],
+    Assign=O(verdict=j(P)),
+    Next="PublishRehearsal",
+)
+rehearsal_states["PublishRehearsal"] = O(
+    Type="Task",
+    Comment="Failback Rehearsal Finished on the result bus: ready, or what would stop a failback now.",
+    Resource="arn:aws:states:::events:putEvents",
+    Arguments=O(Entries=[event("Failback Rehearsal Finished", "$merge([$verdict, {\"parameter\": \"${RehearsalPlanParameter}\"}])")]),
+    Retry=EVENT_RETRY,
+    Catch=[O(ErrorEquals=["States.ALL"], Next="RehearsalNotPublished")],
+    Next="RecordRehearsal",
+)
+rehearsal_states["RehearsalNotPublished"] = not_published("Failback Rehearsal Finished", "RecordRehearsal")
+rehearsal_states["RecordRehearsal"] = O(
+    Type="Task",
+    Comment="RehearsalsFailed: 1 when the rehearsal found something or could not be made, 0 when ready -- what the rehearsal alarm watches. No Catch: a metric that cannot be written fails the execution, which the same alarm watches.",
+    Resource=PUT_METRIC_DATA,
+    Arguments=O(Namespace="${MetricsNamespace}", MetricData=[O(MetricName="RehearsalsFailed", Dimensions=[O(Name="service", Value="drs-failback")], Value=j("$verdict.ready = true ? 0 : 1"), Unit="Count")]),
+    Retry=EVENT_RETRY,
+    Next="Verdict",
+)
+rehearsal_states["Verdict"] = O(
+    Type="Choice",
+    Comment="Ready: the execution succeeds with the verdict; otherwise it fails, the verdict as the cause.",
+    Choices=[O(Condition=j("$verdict.ready = true"), Next="Ready")],
+    Default="NotReady",
+)
+rehearsal_states["Ready"] = O(Type="Succeed", Comment="Nothing found: a failback of the stored plan would start now.", Output=j("$verdict"))
+# A Fail state's cause is at most 32 768 characters: the verdict (at most 100 findings) cut well
+# within, counted in UTF-8 bytes at worst 4 a character.
+rehearsal_states["NotReady"] = O(
+    Type="Fail",
+    Comment="The rehearsal found something a failback would stumble on, or could not be made: mend it (docs/operating.md, Rehearsal).",
+    Error="RehearsalNotReady",
+    Cause=j("$substring($string($verdict), 0, 8000)"),
+)
+REHEARSAL = O(
+    Comment="drs-failback: a rehearsal, on the stack's schedule: the plan the operator stored with the stack, dry-run by the function against DRS as it stands, judged, announced (Failback Rehearsal Finished) and counted (RehearsalsFailed), so that IAM drift, a deleted role or instance, or a changed tag shows before the failback needs it.",
+    QueryLanguage="JSONata",
+    # A plan check takes minutes at most; retries included, an hour is far.
+    TimeoutSeconds=3600,
+    StartAt="Begin",
+    States=rehearsal_states,
+)
+
 PLAN = O(
     Comment="drs-failback: a whole failback, as an ordered plan of steps (a plain request is one step). The function checks the plan; each step runs as a child execution of the step state machine (and, past its share of calls, in fresh ones), which launches its recovery instances within the DRS quotas and tracks the jobs until each launched instance has its final result, then sums it up and decides whether the plan goes on (critical instances, maxFailed). Between steps: waitAfterSeconds, and an approval when asked for. Step Started, Approval Requested, Plan Halted and Run Finished are published from here. A failed step execution fails this execution at StepGate; a redrive of this execution redrives the step execution and goes on.",
     QueryLanguage="JSONata",
@@ -927,6 +1006,7 @@ STEP = O(
 if __name__ == "__main__":
     import sys
     which = sys.argv[1] if len(sys.argv) > 1 else ""
-    if which not in ("plan", "step"):
-        sys.exit("usage: gen.py plan|step")
-    print(json.dumps(PLAN if which == "plan" else STEP, indent=2, ensure_ascii=False))
+    machines = {"plan": PLAN, "step": STEP, "rehearsal": REHEARSAL}
+    if which not in machines:
+        sys.exit("usage: gen.py plan|step|rehearsal")
+    print(json.dumps(machines[which], indent=2, ensure_ascii=False))

@@ -287,6 +287,65 @@ async fn a_dry_run_resolves_every_selector_and_reports_each_steps_launch() {
     assert!(sim.delivered_events().is_empty(), "and announces nothing");
 }
 
+/// A rehearsal: the stored plan's text, read, dry-run and judged by the function. Instances not
+/// due yet are no finding, an instance DRS no longer knows is; a plan naming a deleted instance,
+/// or one that is not JSON, is refused (the rehearsal counts a refusal as failed itself).
+#[tokio::test(start_paused = true)]
+async fn a_rehearsal_dry_runs_the_stored_plan_and_judges_it() {
+    use drs_failback::handler::dispatch::Reply;
+    let mut fleet = tiered();
+    let ids = fleet.ids();
+    fleet.set_state(&ids[5], FailbackState::FailbackNotStarted);
+    let sim = sim_of(fleet).await;
+    let fb = failback_in_process(&sim, &[], 1.0).await;
+    let rehearse = |stored: Value| {
+        let fb = &fb;
+        async move {
+            let call = json!({"action": "rehearsal", "runId": "rehearsal-2026-12-04T060000",
+                "plan": stored.to_string()});
+            match fb.dispatch(call, in_minutes(5)).await {
+                Ok(Reply::Rehearsal(answer)) => Ok(answer),
+                Ok(other) => panic!("not a rehearsal's answer: {other:?}"),
+                Err(error) => Err(error),
+            }
+        }
+    };
+    let ready = rehearse(json!({"runId": "wave-1", "steps": [
+        {"name": "db", "selector": {"tags": {"Tier": "db"}}},
+        {"name": "app", "selector": {"tags": {"Tier": "app"}}}]}))
+    .await
+    .unwrap();
+    assert!(ready.ready, "{ready:?}");
+    assert_eq!(
+        (ready.run_id.as_str(), ready.steps, ready.instances),
+        ("rehearsal-2026-12-04T060000", 2, 8)
+    );
+
+    let gone = "i-0fffffffffffffff0";
+    let found = rehearse(json!({"recoveryInstanceIDs": [ids[0], gone]}))
+        .await
+        .unwrap();
+    assert!(!found.ready);
+    assert_eq!(
+        serde_json::to_value(&found.findings).unwrap(),
+        json!([{"step": "failback", "problem": "INSTANCES_GONE", "reason": "NOT_FOUND",
+            "instances": 1, "recoveryInstanceIDs": [gone]}])
+    );
+
+    let named = rehearse(json!({"steps": [{"name": "db", "recoveryInstanceIDs": [ids[0], gone]}]}))
+        .await
+        .unwrap_err();
+    assert_eq!(named.error_type(), "InvalidFailbackRequest", "{named}");
+    let call = json!({"action": "rehearsal", "runId": "r-1", "plan": "{\"steps\": [}"});
+    let garbled = fb.dispatch(call, in_minutes(5)).await.unwrap_err();
+    assert!(
+        garbled.to_string().contains("plan is not JSON"),
+        "{garbled}"
+    );
+    assert!(launches(&sim).is_empty(), "a rehearsal launches nothing");
+    assert!(sim.delivered_events().is_empty(), "and announces nothing");
+}
+
 /// A step's arc as the state machine runs it, in short: launch, wait for the jobs, the final
 /// tracking call with the step's rules.
 async fn run_step(

@@ -108,10 +108,7 @@ fn state_machine_metrics() -> Vec<String> {
         "statemachine/step.asl.json",
         "statemachine/rehearsal.asl.json",
     ] {
-        let Ok(text) = fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(path)) else {
-            continue;
-        };
-        let definition: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+        let definition: serde_json::Value = serde_json::from_str(&read(path)).expect("JSON");
         let mut states = vec![definition["States"].clone()];
         while let Some(group) = states.pop() {
             for state in group.as_object().into_iter().flat_map(|m| m.values()) {

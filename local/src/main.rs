@@ -270,6 +270,7 @@ async fn run(args: Args) -> Result<ExitCode, String> {
             Ok(Reply::StepExecution(answer)) => print_json(&answer),
             Ok(Reply::Finish(answer)) => print_json(&answer),
             Ok(Reply::StepSum(answer)) => print_json(&answer),
+            Ok(Reply::Rehearsal(answer)) => print_json(&answer),
             Err(error) => refused(error.into(), args.json),
         };
     }

@@ -21,6 +21,7 @@ use crate::finish::answer::FinishAnswer;
 use crate::launch::answer::LaunchAnswer;
 use crate::plan::PlanAnswer;
 use crate::plan::follow::{FollowAnswer, follow};
+use crate::plan::rehearsal::RehearsalAnswer;
 use crate::plan::sum::StepSum;
 use crate::request::{Action, parse_action};
 use crate::telemetry::measure::{Measured, record};
@@ -36,6 +37,7 @@ pub enum Reply {
     StepExecution(FollowAnswer),
     Finish(FinishAnswer),
     StepSum(StepSum),
+    Rehearsal(RehearsalAnswer),
 }
 
 impl<D: Drs, P: EventPublisher> Failback<D, P> {
@@ -50,7 +52,7 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
                 let home = home.as_ref();
                 match &mut action {
                     Action::Launch(request) => request.bind(home)?,
-                    Action::Plan(request) => request.bind(home)?,
+                    Action::Plan(request) | Action::Rehearsal(request) => request.bind(home)?,
                     Action::Track(request) => {
                         let here = request.target.as_ref().or(home);
                         crate::request::bind_critical(&mut request.critical, here)?
@@ -82,6 +84,7 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
             Action::StepExecution(request) => (&request.run_id, Some(request.step.as_str())),
             Action::Finish(request) => (&request.run_id, request.step.as_deref()),
             Action::StepSum(request) => (&request.run_id, Some(request.step.as_str())),
+            Action::Rehearsal(request) => (&request.run_id, None),
         };
         tracing::Span::current().record("correlation_id", run_id);
         // Another account or region: DRS there, through the role it grants.
@@ -192,8 +195,10 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
                 }
                 .map(Reply::Track)
             }
-            Action::Plan(request) => {
+            Action::Plan(request) | Action::Rehearsal(request) => {
+                let rehearsal = matches!(action, Action::Rehearsal(_));
                 info!(
+                    rehearsal,
                     steps = request.steps.len(),
                     plain = request.plain,
                     dry_run = request.dry_run,
@@ -233,7 +238,12 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
                     Some(error) => Err(error),
                     None => Box::pin(crate::plan::check(&self.config, &reads, &remote, request))
                         .await
-                        .map(Reply::Plan),
+                        .and_then(|answer| match rehearsal {
+                            true => {
+                                Ok(Reply::Rehearsal(crate::plan::rehearsal::rehearse(&answer)?))
+                            }
+                            false => Ok(Reply::Plan(answer)),
+                        }),
                 }
             }
             Action::StepSum(request) => {

@@ -9,6 +9,7 @@ use tracing::info;
 
 pub mod duration;
 pub mod follow;
+pub mod rehearsal;
 pub mod resolve;
 pub mod sum;
 

@@ -21,6 +21,7 @@ mod groups;
 mod launch;
 mod not_launched;
 mod plan;
+mod rehearsal;
 mod rules;
 mod selector;
 mod step_execution;
@@ -43,6 +44,10 @@ pub use plan::{
     PlanRequest, PlanStep,
 };
 use plan::{WAIT_AFTER_EXPECTED, parse_plan};
+use rehearsal::parse_rehearsal;
+pub use rehearsal::{
+    MAX_PLAN_TEXT_BYTES, RehearsalRequest, RehearsedGroup, RehearsedStep, dry_run_steps,
+};
 pub use rules::{Critical, STEP_NAME_MAX_LEN};
 pub(crate) use rules::{invalid, within};
 pub use selector::{MAX_TARGETS_PER_STEP, Selector};
@@ -90,7 +95,9 @@ pub enum RequestError {
     TooManyTags(usize),
     #[error("runId must be 1-{RUN_ID_MAX_LEN} characters of letters, digits and . _ - : / = + @")]
     BadRunId,
-    #[error("action {0:?} is not one of \"launch\", \"track\", \"plan\"")]
+    #[error(
+        "action {0:?} is not one of \"launch\", \"track\", \"plan\", \"finish\", \"stepExecution\", \"stepSum\", \"rehearsal\""
+    )]
     UnknownAction(String),
     #[error("{0} is missing")]
     Missing(&'static str),
@@ -221,6 +228,8 @@ pub enum Action {
     StepExecution(StepExecutionRequest),
     Finish(FinishRequest),
     StepSum(StepSumRequest),
+    /// A stored plan's dry run, judged (`"action": "rehearsal"`).
+    Rehearsal(PlanRequest),
 }
 
 impl Action {
@@ -230,7 +239,7 @@ impl Action {
             Action::Launch(r) => r.target.as_ref(),
             Action::Track(r) => r.target.as_ref(),
             Action::Finish(r) => r.target.as_ref(),
-            Action::Plan(_) | Action::StepExecution(_) | Action::StepSum(_) => None,
+            Self::Plan(_) | Self::StepExecution(_) | Self::StepSum(_) | Self::Rehearsal(_) => None,
         }
     }
 }
@@ -252,7 +261,7 @@ pub fn parse_action(
         Some(other) => {
             return Err(wrong(
                 "action",
-                "\"launch\", \"track\", \"plan\", \"stepExecution\" or \"finish\"",
+                "\"launch\", \"track\", \"plan\", \"finish\", \"stepExecution\", \"stepSum\" or \"rehearsal\"",
                 other,
             ));
         }
@@ -263,6 +272,7 @@ pub fn parse_action(
         "plan" => parse_plan(&body, envelope_id, max_instances, new_run_id).map(Action::Plan),
         "stepExecution" => parse_step_execution(&body).map(Action::StepExecution),
         "stepSum" => parse_step_sum(&body).map(Action::StepSum),
+        "rehearsal" => parse_rehearsal(&body, max_instances).map(Action::Rehearsal),
         // Finishing is irreversible and comes only after an operator's approval: from the plan's
         // execution, invoking the function directly — never from an event, which anyone allowed
         // to ask for a failback may put on the bus.

@@ -41,10 +41,12 @@ const stepExecution = (run, index, part = 1, place = 0) => run.steps.find((e) =>
 const repo = path.resolve(__dirname, "..", "..");
 const planText = fs.readFileSync(path.join(repo, "statemachine", "failback.asl.json"), "utf8");
 const stepText = fs.readFileSync(path.join(repo, "statemachine", "step.asl.json"), "utf8");
+const rehearsalText = fs.readFileSync(path.join(repo, "statemachine", "rehearsal.asl.json"), "utf8");
 const templateText = fs.readFileSync(path.join(repo, "template.yaml"), "utf8");
 const sample = (name) => JSON.parse(fs.readFileSync(path.join(repo, "events", name), "utf8"));
 
 const FUNCTION_ARN = "arn:aws:lambda:us-east-1:111122223333:function:drs-failback";
+const REHEARSAL_PARAMETER = "/drs-failback/rehearsal-plan";
 const RESULT_BUS = "drs-failback-results"; // the bus the stack creates when ResultEventBusName is empty
 const MAX_BYTES = 256 * 1024;
 
@@ -80,7 +82,7 @@ function definition(overrides = {}) {
     TargetConcurrency: templateDefault("TargetConcurrency"),
     ...overrides,
   };
-  return { plan: substitute(planText, substitutions), step: substitute(stepText, substitutions) };
+  return { plan: substitute(planText, substitutions), step: substitute(stepText, substitutions), rehearsal: substitute(rehearsalText, { ...substitutions, RehearsalPlanParameter: REHEARSAL_PARAMETER }) };
 }
 
 /** What bounds a run's length, as the plan's execution sends it with its plan call (src/plan/duration.rs). */
@@ -189,6 +191,7 @@ function fakeFunction(options = {}) {
     readyAt = {},
     error = () => undefined,
     crash = () => undefined,
+    gone = [],
   } = options;
   let firstLaunchAt;
   const skips = Array.isArray(skipsGiven) ? Object.fromEntries(skipsGiven.map((id) => [id, ALREADY_FAILED_BACK])) : skipsGiven;
@@ -240,11 +243,33 @@ function fakeFunction(options = {}) {
     }
     return groups.length ? { heldByOtherSteps: groups } : {};
   }
-  const dryRunOf = (ids) => ({
-    counts: { launched: 0, skipped: 0, rejected: 0, deferred: ids.length },
-    plannedJobSizes: Array.from({ length: Math.ceil(ids.length / jobSize) }, (_, i) => Math.min(jobSize, ids.length - i * jobSize)),
-    notLaunched: [{ outcome: "deferred", reason: "DRY_RUN", recoveryInstanceIDs: ids }],
-  });
+  // A dry run: the launchable ids planned in jobs (their DRY_RUN group left out of the answer, as
+  // the function leaves it), the ones DRS no longer knows (`gone`) skipped NOT_FOUND.
+  const dryRunOf = (all) => {
+    const ids = all.filter((id) => !gone.includes(id));
+    const missing = all.filter((id) => gone.includes(id));
+    return {
+      counts: { launched: 0, skipped: missing.length, rejected: 0, deferred: ids.length },
+      plannedJobSizes: Array.from({ length: Math.ceil(ids.length / jobSize) }, (_, i) => Math.min(jobSize, ids.length - i * jobSize)),
+      notLaunched: missing.length ? [{ outcome: "skipped", reason: "NOT_FOUND", recoveryInstanceIDs: missing }] : [],
+    };
+  };
+  /** A rehearsal: the stored plan's text read, dry-run, and judged by the function's own judgment. */
+  function rehearsal(body) {
+    for (const key of Object.keys(body)) {
+      if (!["action", "runId", "plan", "limits"].includes(key)) throw refused(`unknown field ${key}`);
+    }
+    let stored;
+    try {
+      stored = JSON.parse(body.plan);
+    } catch {
+      throw refused("plan is not JSON: store the plan as a JSON object");
+    }
+    if (!isObject(stored)) throw refused("plan must be a JSON object: a plan or a plain request");
+    const { runId, dryRun, action, limits, ...given } = stored;
+    const answer = plan({ ...given, action: "plan", runId: body.runId, dryRun: true, limits: body.limits });
+    return decide({ after: "rehearsal", runId: body.runId, steps: answer.steps });
+  }
 
   function plan(body) {
     for (const key of Object.keys(body)) {
@@ -578,7 +603,7 @@ function fakeFunction(options = {}) {
       if (answer.errorType) throw functionError(answer.errorType, answer.errorMessage);
       return { ExecutedVersion: "$LATEST", Payload: answer, StatusCode: 200 };
     }
-    const answer = body.action === "track" ? track(body, clock) : body.action === "plan" ? plan(body) : body.action === "finish" ? finish(body, clock) : body.action === "stepSum" ? decide({ after: "stepSum", request: body }) : launch(body, clock);
+    const answer = body.action === "track" ? track(body, clock) : body.action === "plan" ? plan(body) : body.action === "finish" ? finish(body, clock) : body.action === "stepSum" ? decide({ after: "stepSum", request: body }) : body.action === "rehearsal" ? rehearsal(body) : launch(body, clock);
     const died = crash(n, body);
     if (died) {
       handled = before; // the outcomes never reached the state machine
@@ -716,7 +741,7 @@ const ALL_ZERO = { succeeded: 0, failed: 0, running: 0, notLaunched: 0, launched
 // ---- The template and the definition -------------------------------------------------------
 
 test("every ${...} in each definition is a DefinitionSubstitutions key of its state machine in template.yaml, and every key is used", () => {
-  for (const [text, uri] of [[planText, "statemachine/failback.asl.json"], [stepText, "statemachine/step.asl.json"]]) {
+  for (const [text, uri] of [[planText, "statemachine/failback.asl.json"], [stepText, "statemachine/step.asl.json"], [rehearsalText, "statemachine/rehearsal.asl.json"]]) {
     const used = new Set([...text.matchAll(/\$\{([^}]+)\}/g)].map((m) => m[1]));
     assert.deepEqual([...used].sort(), templateSubstitutionKeys(uri).sort(), uri);
   }
@@ -979,7 +1004,9 @@ test("a dry run plans and ends: one invocation, the plan of one step", async () 
         recoveryInstanceIDs: input.recoveryInstanceIDs, critical: false, instances: 2,
         counts: { launched: 0, skipped: 0, rejected: 0, deferred: 2 },
         plannedJobSizes: [2],
-        notLaunched: [{ outcome: "deferred", reason: "DRY_RUN", recoveryInstanceIDs: input.recoveryInstanceIDs }],
+        // What would be skipped or rejected; the launchable ones are in plannedJobSizes (the
+        // function leaves their DRY_RUN group out).
+        notLaunched: [],
       }],
     }],
   });
@@ -2098,7 +2125,7 @@ test("a dry run of a plan: one plan call, each step's counts and planned jobs; n
       return [s.name, n, n, n > 2 ? [2, n - 2] : [n], s.critical ?? false, s.maxFailed ?? null, s.approval ?? false, s.waitAfterSeconds ?? 0];
     }));
   assert.ok(input.steps.length > 1, "the sample is a plan of several steps");
-  assert.deepEqual(run.output.steps[1].groups[0].notLaunched, [{ outcome: "deferred", reason: "DRY_RUN", recoveryInstanceIDs: input.steps[1].recoveryInstanceIDs }]);
+  assert.deepEqual(run.output.steps[1].groups[0].notLaunched, [], "nothing it would not launch (the DRY_RUN group is left out, as the function leaves it)");
 });
 
 test("a plan the function refuses ends the run before anything is launched", async () => {
@@ -2348,4 +2375,86 @@ test("an approval is recorded with who gave it: the step it let go carries the a
   assertEnded(long, "FailbackComplete");
   assert.equal(long.output.steps[1].approval.truncated, true);
   assert.ok(long.output.steps[1].approval.length > 5000);
+});
+
+/** A rehearsal, started by the schedule at `startTime`, with the stored plan `stored` (text, or none). */
+function rehearse(fake, stored, options = {}) {
+  const parameters = stored === undefined ? {} : { [REHEARSAL_PARAMETER]: stored };
+  return executeOne(definition().rehearsal, {}, { ...fake, parameters, startTime: "2026-12-04T06:00:00.000Z", executionName: "schedule-1", ...options });
+}
+const rehearsalCalls = (fake) => fake.calls.filter((c) => c.action === "rehearsal");
+const REHEARSAL_RUN = "rehearsal-2026-12-04T060000";
+
+test("a rehearsal: the stored plan read, dry-run and judged by the function, announced and counted 0 when a failback of it would start now", async () => {
+  const fake = fakeFunction({ tags: THREE_TAGS });
+  const run = await rehearse(fake, JSON.stringify(THREE));
+  assert.equal(run.status, "SUCCEEDED", `${run.error}: ${run.cause}`);
+  assert.deepEqual(run.output, { runId: REHEARSAL_RUN, ready: true, steps: 3, instances: 8, findings: [] });
+  assert.deepEqual(rehearsalCalls(fake), [{ action: "rehearsal", runId: REHEARSAL_RUN, plan: JSON.stringify(THREE), limits: PLAN_LIMITS }]);
+  assert.equal(fake.calls.length, 1, "one call: nothing launched, nothing tracked");
+  assert.deepEqual(published(run, "Failback Rehearsal Finished"), [{ ...run.output, parameter: REHEARSAL_PARAMETER }]);
+  assert.deepEqual(run.metrics.map((m) => [m.namespace, m.name, m.dimensions, m.value, m.unit]), [["DrsFailback", "RehearsalsFailed", { service: "drs-failback" }, 0, "Count"]]);
+});
+
+test("the schedule's dry run refused, DRS not usable, the stored plan unreadable or missing, or instances gone: the rehearsal fails, announced, and the alarm metric is written", async () => {
+  const failed = (run) => {
+    assert.equal(run.status, "FAILED");
+    assert.equal(run.error, "RehearsalNotReady");
+    assert.deepEqual(run.metrics.map((m) => [m.name, m.value]), [["RehearsalsFailed", 1]], "counted for the rehearsal alarm");
+    const [event] = published(run, "Failback Rehearsal Finished");
+    assert.equal(event.ready, false);
+    assert.deepEqual(JSON.parse(run.cause), (({ parameter, ...verdict }) => verdict)(event), "the verdict is the failure's cause");
+    return event;
+  };
+  // A selector that no longer matches (a tag changed): the plan check refuses the plan.
+  const renamed = fakeFunction({ tags: {} });
+  const refusedRun = await rehearse(renamed, JSON.stringify(THREE));
+  const refusal = failed(refusedRun);
+  assert.equal(refusal.stage, "dry run");
+  assert.equal(refusal.error.Error, "InvalidFailbackRequest");
+  assert.equal(rehearsalCalls(renamed).length, 1, "a refusal is not retried");
+
+  // The function may not read DRS (its role drifted): DrsAccessDenied, not retried.
+  const denied = fakeFunction({ tags: THREE_TAGS, error: () => functionError("DrsAccessDenied", "not authorized to perform drs:DescribeRecoveryInstances") });
+  const deniedRun = await rehearse(denied, JSON.stringify(THREE));
+  assert.equal(failed(deniedRun).error.Error, "DrsAccessDenied");
+
+  // The stored plan is not JSON.
+  const garbled = fakeFunction({ tags: THREE_TAGS });
+  const garbledRun = await rehearse(garbled, '{"steps": [');
+  assert.match(failed(garbledRun).error.Cause, /plan is not JSON/);
+
+  // The parameter is gone: nothing to rehearse, and the function is not called.
+  const missing = fakeFunction({ tags: THREE_TAGS });
+  const missingRun = await rehearse(missing, undefined);
+  const unread = failed(missingRun);
+  assert.equal(unread.stage, "read the stored plan");
+  assert.equal(unread.error.Error, "Ssm.ParameterNotFoundException");
+  assert.equal(missing.calls.length, 0);
+
+  // An instance the plan names by id is gone from DRS: the dry run skips it NOT_FOUND, a finding.
+  const deleted = fakeFunction({ tags: THREE_TAGS, gone: [DB_REPLICA] });
+  const deletedRun = await rehearse(deleted, JSON.stringify({ recoveryInstanceIDs: [DB_PRIMARY, DB_REPLICA] }));
+  const found = failed(deletedRun);
+  assert.deepEqual(found.findings, [{ step: "failback", problem: "INSTANCES_GONE", reason: "NOT_FOUND", instances: 1, recoveryInstanceIDs: [DB_REPLICA] }]);
+});
+
+test("a rehearsal whose event cannot be published is still counted (and the lost event too); one whose metric cannot be written fails, for the rehearsal alarm's executions-failed half", async () => {
+  const fake = fakeFunction({ tags: THREE_TAGS });
+  const lost = await rehearse(fake, JSON.stringify(THREE), {
+    publish: () => {
+      throw new StatesError("EventBridge.InternalException", "internal error");
+    },
+  });
+  assert.equal(lost.status, "SUCCEEDED");
+  assert.deepEqual(lost.metrics.map((m) => [m.name, m.value]), [["EventsNotPublished", 1], ["RehearsalsFailed", 0]]);
+
+  const unwritten = await rehearse(fakeFunction({ tags: THREE_TAGS }), JSON.stringify(THREE), {
+    putMetric: () => {
+      throw new StatesError("CloudWatch.CloudWatchException", "Rate exceeded");
+    },
+  });
+  assert.equal(unwritten.status, "FAILED");
+  assert.equal(unwritten.state, "RecordRehearsal");
+  assert.equal(published(unwritten, "Failback Rehearsal Finished").length, 1, "announced before");
 });

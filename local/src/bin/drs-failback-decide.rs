@@ -9,6 +9,7 @@
 //!   {"after": "stepExecution", "request": {"action": "stepExecution", ...}}
 //!   {"after": "waits", "seconds": 3600, "elapsed": 1200}   (does the step still wait for readiness)
 //!   {"after": "stepSum", "request": {"action": "stepSum", ...}}   (a step summed up across its places)
+//!   {"after": "rehearsal", "runId": "...", "steps": [...]}   (a rehearsal's dry run judged: its steps)
 //!
 //! The last, the plan's question about a step execution that did not answer it
 //! (`drs_failback::plan::follow`), is answered as the function answers it: the answer, or
@@ -20,9 +21,10 @@ use drs_failback::error::HandlerError;
 use drs_failback::launch::next::{after_launch, after_track};
 use drs_failback::launch::readiness::Wait;
 use drs_failback::plan::follow::follow;
+use drs_failback::plan::rehearsal::judge;
 use drs_failback::plan::sum::sum;
 use drs_failback::request::StepLoop;
-use drs_failback::request::{Action, parse_action};
+use drs_failback::request::{Action, dry_run_steps, parse_action};
 use drs_failback::track::end::step_end;
 use drs_failback::track::verdict::HaltReason;
 use serde::Deserialize;
@@ -63,6 +65,11 @@ enum Ask {
     StepSum {
         request: Value,
     },
+    #[serde(rename_all = "camelCase")]
+    Rehearsal {
+        run_id: String,
+        steps: Value,
+    },
 }
 
 fn decide(line: &str) -> Result<Value, String> {
@@ -87,6 +94,10 @@ fn decide(line: &str) -> Result<Value, String> {
         Ask::StepSum { request } => match parse_action(request, 1, String::new) {
             Ok(Action::StepSum(request)) => serde_json::to_value(sum(&request)),
             Ok(_) => return Err("not a stepSum request".into()),
+            Err(error) => return Err(error.to_string()),
+        },
+        Ask::Rehearsal { run_id, steps } => match dry_run_steps(&run_id, &steps) {
+            Ok(request) => serde_json::to_value(judge(&request)),
             Err(error) => return Err(error.to_string()),
         },
         Ask::StepExecution { request } => {
