@@ -391,6 +391,44 @@ async function acrossAccounts() {
   console.log(`e2e: across accounts OK: 3 steps over ${places.length} accounts and regions and the hub, each place its own Map child through its target role; a critical failure in one account halted the plan before the others started`);
 }
 
+/**
+ * A rehearsal against the real function: the stored plan (the across-accounts sample, so every
+ * place is read through its target role) dry-run and judged ready, nothing launched; then a target
+ * account's DRS denies the function (IAM drift there): the rehearsal fails and counts it.
+ */
+async function rehearsal() {
+  const REHEARSAL_PARAMETER = "/drs-failback/rehearsal-plan";
+  const machine = substitute(fs.readFileSync(path.join(repo, "statemachine", "rehearsal.asl.json"), "utf8"), { ...substitutions, RehearsalPlanParameter: REHEARSAL_PARAMETER });
+  const stored = fs.readFileSync(path.join(repo, "events", "plan-across-accounts.json"), "utf8");
+  const places = (await admin("GET", "targets")).map((t) => `targets/${t.accountId}/${t.region}`).slice(1);
+  await admin("POST", "reset");
+  for (const place of places) await admin("POST", `${place}/reset`);
+  const rehearse = () => execute(machine, {}, { invoke, parameters: { [REHEARSAL_PARAMETER]: stored }, executionName: "rehearsal-e2e", stateMachineArn: "arn:aws:states:us-east-1:111122223333:stateMachine:drs-failback-rehearsal" });
+  const ready = await rehearse();
+  assert.equal(ready.status, "SUCCEEDED", `${ready.error}: ${ready.cause}`);
+  assert.equal(ready.output.ready, true, JSON.stringify(ready.output));
+  assert.equal(ready.output.steps, 3);
+  assert.deepEqual(ready.metrics.map((m) => [m.name, m.value]), [["RehearsalsFailed", 0]]);
+  assert.deepEqual(published(ready, "Failback Rehearsal Finished").map((d) => d.ready), [true]);
+  for (const place of ["", ...places.map((p) => `${p}/`)]) {
+    assert.equal((await admin("GET", `${place}jobs`)).length, 0, `a rehearsal launches nothing (${place || "the hub"})`);
+  }
+
+  // A target account's DRS now denies the function's role.
+  const denied = places[0];
+  await admin("POST", `${denied}/faults`, { type: "fail", operation: "DescribeRecoveryInstances", calls: 1000, status: 403, errorType: "AccessDeniedException", message: "not authorized to perform drs:DescribeRecoveryInstances" });
+  const drifted = await rehearse();
+  await admin("DELETE", `${denied}/faults`);
+  assert.equal(drifted.status, "FAILED");
+  assert.equal(drifted.error, "RehearsalNotReady");
+  assert.equal(drifted.output, undefined);
+  const [verdict] = published(drifted, "Failback Rehearsal Finished");
+  assert.equal(verdict.ready, false, JSON.stringify(verdict));
+  assert.deepEqual(drifted.metrics.map((m) => [m.name, m.value]), [["RehearsalsFailed", 1]]);
+  const why = verdict.findings?.map((f) => `${f.step} ${f.target?.account}/${f.target?.region} ${f.problem} ${f.reason}`).join("; ") ?? `${verdict.stage}: ${verdict.error?.Error}`;
+  console.log(`e2e: rehearsal OK: the stored plan dry-run through ${places.length} target roles and judged ready, nothing launched; with ${denied} denying DRS it failed (${why}) and counted RehearsalsFailed 1`);
+}
+
 async function main() {
   const event = JSON.parse(fs.readFileSync(path.join(repo, "events", "eventbridge-failback-request.json"), "utf8"));
   await plainRequest(event);
@@ -400,6 +438,7 @@ async function main() {
   await waitingForReadiness(event);
   await finishing(event);
   await acrossAccounts();
+  await rehearsal();
 }
 
 main().catch((error) => {
