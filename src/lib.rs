@@ -26,7 +26,7 @@
 //! | --- | --- |
 //! | [`drs`] | `mod`: the DRS port and its records · `target`: an account and region, and the ARNs that name one · `reach`: DRS in another account and region · `state`: DRS's states as types · `replication`: an instance's failback replication · `ids`: DRS's id patterns · `tags`: job and instance tags · `reads`: every read with its retries and time limits · `stats`: the calls an invocation made (and its events never published) |
 //! | [`retry`] | `mod`: backoff and the retry policy · `failure`: what a failed call means · `launch`: the decision after a failed launch · `read`: the decision after a failed read · `deadline`: the time budget: when to stop starting work, how long a call may take |
-//! | [`aws`] | `mod`: the function wired to the SDK clients · `drs`, `eventbridge`: the adapters · `targets`: other accounts and regions through the role each grants (STS) · `errors`: SDK failures classified |
+//! | [`aws`] | `mod`: the function wired to the SDK clients · `http`: the one HTTPS client they share, and the roots it trusts · `drs`, `eventbridge`: the adapters · `targets`: other accounts and regions through the role each grants (STS) · `errors`: SDK failures classified |
 //! | [`telemetry`] | `mod`: what the function tells its operators · `logging`: JSON logs with the Powertools keys · `metrics`: EMF records · `measure`: what each invocation measures |
 //! | [`config`], [`error`] | settings; the errors a caller sees, by `errorType` |
 

@@ -17,7 +17,16 @@ async fn main() -> Result<(), Error> {
     let config = Config::from_env().inspect_err(|error| {
         tracing::error!(error = %error, "invalid configuration");
     })?;
-    let sdk = aws_config::load_defaults(BehaviorVersion::latest()).await;
+    // One HTTPS client for every SDK client, trusting the AWS roots compiled in (or the
+    // operator's SSL_CERT_FILE / SSL_CERT_DIR): no system root store read at start-up.
+    let trust = drs_failback::aws::http::Trust::from_lookup(|name| std::env::var(name).ok());
+    let https = drs_failback::aws::http::client(trust).inspect_err(|error| {
+        tracing::error!(error = %error, "the HTTPS client could not be built");
+    })?;
+    let sdk = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(https)
+        .load()
+        .await;
     let failback = Arc::new(drs_failback::aws::failback(config, &sdk));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let failback = Arc::clone(&failback);

@@ -4,6 +4,7 @@
 pub mod drs;
 pub mod errors;
 pub mod eventbridge;
+pub mod http;
 pub mod targets;
 
 use aws_config::SdkConfig;
@@ -13,11 +14,26 @@ use crate::config::Config;
 use crate::handler::Failback;
 
 /// The function wired to the AWS SDK clients built from `sdk`: how `main`, the local run, the
-/// benchmark and the tests all build it, so they run the same thing.
+/// benchmark and the tests all build it, so they run the same thing. An `sdk` without an HTTP
+/// client of its own gets the function's ([`http`]), as `main` gives it.
 pub fn failback(
     config: Config,
     sdk: &SdkConfig,
 ) -> Failback<drs::SdkDrs, eventbridge::SdkEventBridge> {
+    let shared;
+    let sdk = match sdk.http_client() {
+        Some(_) => sdk,
+        None => match http::client(http::Trust::AwsRoots) {
+            Ok(https) => {
+                shared = sdk.to_builder().http_client(https).build();
+                &shared
+            }
+            Err(error) => {
+                tracing::warn!(error = %error, "the function's HTTPS client could not be built: the SDK's default is used");
+                sdk
+            }
+        },
+    };
     let bus = config.event_bus_name.clone();
     let targets = targets::StsTargets::new(sdk, &config);
     Failback::new(
