@@ -608,8 +608,9 @@ async fn launches_run_with_bounded_concurrency() {
     );
 }
 
-/// Before DRS has admitted anything, one launch goes out alone; each success lets one more in
-/// flight, up to the concurrency bound — so a throttling DRS refuses one call, not four.
+/// Before DRS has admitted anything, three launches go out; each success lets one more in
+/// flight, up to the concurrency bound — so a throttling DRS refuses at most those of the first
+/// round, not every chunk at once.
 #[tokio::test(start_paused = true)]
 async fn a_slow_start_widens_the_launches_in_flight_as_drs_admits_them() {
     let fleet = ready(1000);
@@ -635,11 +636,7 @@ async fn a_slow_start_widens_the_launches_in_flight_as_drs_admits_them() {
     for call in launches(&sim) {
         per_second[(call.at_ms / 1000) as usize] += 1;
     }
-    assert_eq!(
-        per_second,
-        [1, 2, 4, 3, 0],
-        "1, then 2, then the bound of 4"
-    );
+    assert_eq!(per_second, [3, 4, 3, 0, 0], "3, then the bound of 4");
 }
 
 #[tokio::test(start_paused = true)]
@@ -739,4 +736,47 @@ async fn adaptive_pacing_wastes_fewer_calls_under_a_rate_limit() {
         "{:?}",
         paced.1
     );
+}
+
+/// With nothing throttled, a launch takes the fewest round trips its calls allow: the reads in
+/// two (the active jobs and four instance pages, then the fifth), the ten launches in three (slow
+/// start's three, then four, then the last three), the two PutEvents calls in one.
+#[tokio::test(start_paused = true)]
+async fn a_launch_with_no_faults_takes_the_fewest_round_trips() {
+    let fleet = ready(1000);
+    let requested = fleet.ids();
+    let latency = Duration::from_millis(50);
+    let sim = start(SimConfig {
+        fleet,
+        latency: Some(latency),
+        quotas: Quotas {
+            servers_in_active_jobs: 10000,
+            active_jobs: 100,
+            ..Quotas::default()
+        },
+        ..SimConfig::default()
+    })
+    .await;
+    let settings = [
+        ("MAX_SERVERS_IN_FLIGHT", "10000"),
+        ("MAX_ACTIVE_JOBS", "100"),
+    ];
+    let fb = failback_in_process(&sim, &settings, 0.0).await;
+    let started = Instant::now();
+    let answer = fb.handle(request(&requested), in_minutes(5)).await.unwrap();
+    assert_eq!(answer.counts.launched, 1000);
+    let rounds = |operation| -> Vec<u64> {
+        calls_of(&sim, operation)
+            .iter()
+            .map(|c| c.at_ms / 50)
+            .collect()
+    };
+    assert_eq!(rounds(Operation::DescribeJobs), [0]);
+    assert_eq!(
+        rounds(Operation::DescribeRecoveryInstances),
+        [0, 0, 0, 0, 1]
+    );
+    assert_eq!(rounds(LAUNCH), [2, 2, 2, 3, 3, 3, 3, 4, 4, 4]);
+    assert_eq!(rounds(Operation::PutEvents), [5, 5], "side by side");
+    assert_eq!(started.elapsed(), latency * 6);
 }

@@ -2,6 +2,8 @@
 //! a bounded number of times, and an honest count of what could not be delivered.
 
 use std::future::Future;
+
+use futures_util::{StreamExt, stream};
 use std::time::Duration;
 
 use tokio::time::{Instant, sleep, timeout};
@@ -174,6 +176,16 @@ impl<'a, P: EventPublisher> Bus<'a, P> {
     }
 }
 
+/// A batch as sent, and PutEvents' answer (none: not sent, no time left for the call).
+type Sent = (
+    Vec<EventEntry>,
+    Option<Result<Vec<EntryStatus>, PublishError>>,
+);
+
+/// PutEvents calls in flight at once (as many as launches: the run's events are a handful of
+/// calls, and EventBridge's own PutEvents quota is thousands a second).
+pub const PUBLISH_CONCURRENCY: usize = 4;
+
 pub struct PublishSettings {
     pub max_attempts: u32,
     pub backoff: Backoff,
@@ -216,16 +228,29 @@ pub async fn publish_all<P: EventPublisher>(
                 .extend(oversized.into_iter().cloned());
         }
         let mut failed: Vec<EventEntry> = Vec::new();
-        for batch in batches {
-            let owned: Vec<EventEntry> = batch.into_iter().cloned().collect();
-            if Instant::now() + settings.call_timeout > stop_at {
+        // The round's calls side by side: EventBridge promises no order between entries, so
+        // nothing is lost by not sending them one after another, and a run's events take one
+        // round trip per PUBLISH_CONCURRENCY calls instead of one per call.
+        let sent: Vec<Sent> = stream::iter(batches)
+            .map(|batch| async move {
+                let owned: Vec<EventEntry> = batch.into_iter().cloned().collect();
+                if Instant::now() + settings.call_timeout > stop_at {
+                    return (owned, None);
+                }
+                let answer = timeout(settings.call_timeout, publisher.put_events(&owned))
+                    .await
+                    .unwrap_or_else(|_| Err(PublishError("no answer in time".into())));
+                (owned, Some(answer))
+            })
+            .buffered(PUBLISH_CONCURRENCY)
+            .collect()
+            .await;
+        for (owned, answer) in sent {
+            let Some(answer) = answer else {
                 failed.extend(owned);
                 continue;
-            }
+            };
             report.calls += 1;
-            let answer = timeout(settings.call_timeout, publisher.put_events(&owned))
-                .await
-                .unwrap_or_else(|_| Err(PublishError("no answer in time".into())));
             match answer {
                 Ok(statuses) if statuses.len() == owned.len() => {
                     for (entry, status) in owned.into_iter().zip(statuses) {
