@@ -232,7 +232,7 @@ impl Drop for Process {
 
 /// The environment Lambda gives the function, pointed at loopback only; nothing else is
 /// inherited (no profile files, no real credentials).
-fn lambda_env(
+pub(crate) fn lambda_env(
     runtime_api: SocketAddr,
     endpoint: &str,
     extra: &[(&str, String)],

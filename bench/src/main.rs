@@ -14,6 +14,7 @@
 //! ```
 
 mod binary;
+mod boto3;
 mod cpu;
 mod machine;
 mod markdown;
@@ -61,6 +62,10 @@ struct Args {
     /// Run the scenario across 4 accounts and regions only and print its figures (writes nothing)
     #[arg(long = "targets")]
     targets_only: bool,
+    /// Run the start-to-exit comparison with a boto3 Lambda only (the release binary built, or
+    /// --lambda-binary) and print its figures (writes nothing)
+    #[arg(long = "boto3")]
+    boto3_only: bool,
     /// Measure this Lambda binary instead of building target/release/drs-failback (to compare
     /// build profiles)
     #[arg(long, value_name = "PATH")]
@@ -139,6 +144,24 @@ fn bench(args: &Args) -> Result<(), String> {
     }
     if args.readiness_only {
         return measure_readiness().map(|_| ());
+    }
+    if args.boto3_only {
+        let path = match &args.lambda_binary {
+            Some(path) => path.clone(),
+            None => binary::build(&root)?,
+        };
+        let comparison = measure_boto3(&root, &path, args.quick)?;
+        for (i, pair) in comparison.pairs.iter().enumerate() {
+            println!(
+                "pair {:>2} ({} first): Rust {} ms, boto3 {} ms, {:.1}×",
+                i + 1,
+                if pair.rust_first { "Rust" } else { "boto3" },
+                report::ms(pair.rust),
+                report::ms(pair.boto3),
+                pair.ratio()
+            );
+        }
+        return Ok(());
     }
     let outputs = Outputs::of(&root, args.quick)?;
     let report = if args.render {
@@ -234,6 +257,11 @@ fn measure(root: &Path, args: &Args, outputs: &Outputs) -> Result<Report, String
     } else {
         Err("skipped (--no-binary)".to_owned())
     };
+    // After the start-up figures, with the binary they measured; before the workloads.
+    let boto3 = Some(match &binary {
+        Ok(b) => measure_boto3(root, &root.join(&b.path), args.quick),
+        Err(e) => Err(format!("no release binary: {e}")),
+    });
     let (runs, failures) = run_workloads(&infra, &handler_rt, &ns);
     drop(handler_rt);
     infra.shutdown_timeout(Duration::from_secs(2));
@@ -260,6 +288,7 @@ fn measure(root: &Path, args: &Args, outputs: &Outputs) -> Result<Report, String
         pipeline,
         readiness,
         targets,
+        boto3,
         bench_time: started.elapsed(),
         measure_time: started.elapsed().saturating_sub(build_time),
     })
@@ -327,6 +356,36 @@ fn measure_readiness() -> Result<readiness::Readiness, String> {
             r.permitted_max()
         ),
         Err(e) => eprintln!("failed: {e}"),
+    }
+    measured
+}
+
+/// Start-to-exit of the release binary against a boto3 Lambda, the Runtime API unreachable.
+fn measure_boto3(root: &Path, path: &Path, quick: bool) -> Result<boto3::Comparison, String> {
+    let pairs = boto3::pairs(quick);
+    eprint!("boto3 peer      start-to-exit, Runtime API unreachable, {pairs} pairs ");
+    let measured = boto3::compare(root, path, pairs);
+    match &measured {
+        Ok(c) => {
+            let ms = |d: Option<Duration>| d.map_or("—".into(), report::ms);
+            let (min, max) = c.ratio_range().unwrap_or_default();
+            eprintln!(
+                "Rust median {} ms, boto3 median {} ms, ratio {:.1}× (paired median; pairs {min:.1}×–{max:.1}×, target ≥ {}×); boto3 {}, Python {}; the Rust binary ended with {}{}",
+                ms(c.rust_median()),
+                ms(c.boto3_median()),
+                c.ratio().unwrap_or_default(),
+                boto3::TARGET_RATIO,
+                c.boto3,
+                c.python,
+                c.rust_exit,
+                if c.failures.is_empty() {
+                    String::new()
+                } else {
+                    format!("; failed: {}", c.failures.join("; "))
+                }
+            );
+        }
+        Err(e) => eprintln!("not measured: {e}"),
     }
     measured
 }

@@ -8,6 +8,7 @@ use drs_sim::Operation;
 use serde::{Deserialize, Serialize};
 
 use crate::binary::{Arm64, Rss, Size, Startup};
+use crate::boto3::Comparison as Boto3Comparison;
 use crate::pipeline::Pipeline;
 use crate::probe::PacerProbe;
 use crate::readiness::Readiness;
@@ -63,6 +64,9 @@ pub struct Report {
     /// Across 4 accounts and regions (absent from reports written before it).
     #[serde(default = "not_measured")]
     pub targets: Result<Targets, String>,
+    /// Start-to-exit against a boto3 Lambda (None in reports written before it).
+    #[serde(default)]
+    pub boto3: Option<Result<Boto3Comparison, String>>,
     pub bench_time: Duration,
     /// The measurements alone, without the builds.
     pub measure_time: Duration,

@@ -2,6 +2,7 @@
 //! verdicts BENCHMARKS.md reports, decided apart from how they are written.
 
 mod binary;
+mod boto3;
 mod causes;
 mod runs;
 
@@ -44,6 +45,7 @@ pub(crate) fn targets(report: &Report) -> Vec<Target> {
     let mut targets = vec![binary::startup(report)];
     targets.extend(binary::rss(report));
     targets.push(binary::arm64(report));
+    targets.push(boto3::start_to_exit(report));
     targets.extend(runs::wall_time(report));
     targets.extend(runs::wasted(report));
     targets.extend(runs::call_counts(report));
