@@ -27,7 +27,7 @@ LOOP = (
     f"\"deferred\": {DEFERRED_COUNT}, \"deferredReasons\": [$distinct($deferredGroups.reason)], "
     "\"launchError\": $launchError != null, \"launchErrorName\": $launchError.Error, \"trackingErrors\": $trackingErrors, \"calls\": $calls, "
     "\"executionSeconds\": $floor(($toMillis($states.context.State.EnteredTime) - $toMillis($states.context.Execution.StartTime)) / 1000), "
-    "\"waiting\": $waiting}"
+    "\"waiting\": $waiting, \"jobSeconds\": $jobSeconds}"
 )
 # A tracking call that did not answer (after its retries) has no `next` to follow: it is tried
 # again at the next interval, this many times in a row, then the step sums up (TRACKING_ERROR) --
@@ -45,7 +45,7 @@ TARGET = "$target ? {\"target\": $target} : {}"
 CARRIED = ["runId", "tags", "step", "stepIndex", "stepStartMillis", "target", "firstOfRun",
            "roundsDone", "trackingCalls", "launched", "skipped", "rejected", "jobIDs", "runningJobIDs",
            "reportedJobIDs", "notLaunched", "deferredGroups", "deferredRecoveryInstanceIDs",
-           "deferredSourceServerIDs", "held", "launchError", "failedLaunch", "trackingErrors", "trackingError", "waiting"]
+           "deferredSourceServerIDs", "held", "launchError", "failedLaunch", "trackingErrors", "trackingError", "waiting", "jobSeconds"]
 # An execution stops after this long whatever it is doing (TIMED_OUT): no run is left waiting for
 # ever. Its end is not silent -- the stack's ExecutionEndedRule has the function publish the run's
 # Failback Run Finished (status TIMED_OUT, what DRS shows) and the executions alarm fires -- and a
@@ -429,6 +429,8 @@ HANDED_OVER = {
     "deferredRecoveryInstanceIDs": f"$string($deferredRecoveryInstanceIDs) = $string([$deferredGroups.recoveryInstanceIDs]) ? {DEFERRED_AS_GROUPS} : $deferredRecoveryInstanceIDs",
 }
 TAKEN_OVER = {
+    # A step handed over by an execution of a definition from before jobSeconds: none learnt.
+    "jobSeconds": "($j := $states.input.handover.jobSeconds; $exists($j) ? $j : null)",
     "deferredRecoveryInstanceIDs": f"($h := $states.input.handover; $h.deferredRecoveryInstanceIDs = {DEFERRED_AS_GROUPS} ? [$h.deferredGroups.recoveryInstanceIDs] : $h.deferredRecoveryInstanceIDs)",
 }
 step_states["Begin"] = O(
@@ -455,7 +457,7 @@ step_states["Start"] = O(
         roundsDone=0, trackingCalls=0, launched=0, skipped=0, rejected=0,
         jobIDs=[], runningJobIDs=[], reportedJobIDs=[], notLaunched=[], deferredGroups=[],
         deferredRecoveryInstanceIDs=[], deferredSourceServerIDs=[], held=[], launchError=None, failedLaunch=None, next=None,
-        trackingErrors=0, trackingError=None, calls=0, waiting=None,
+        trackingErrors=0, trackingError=None, calls=0, waiting=None, jobSeconds=None,
     ),
     Output=j("$states.input.start.launch"),
     Next="Launch",
@@ -567,6 +569,8 @@ step_states["Track"] = O(
         trackingErrors=0,
         runningJobIDs=j(f"[{P}.runningJobIDs]"),
         reportedJobIDs=j(f"[{P}.reportedJobIDs]"),
+        # The shortest job so far, for the next call's timing (src/track/expect.rs).
+        jobSeconds=j(f"$exists({P}.jobSeconds) ? {P}.jobSeconds : $jobSeconds"),
         next=j(f"{P}.next"),
     ),
     Output=O(runId=j("$runId"), step=j("$step.name"), counts=j(f"{P}.counts"), runningJobs=j(f"$count([{P}.runningJobIDs])")),

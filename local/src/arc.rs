@@ -163,6 +163,9 @@ struct Run {
     launch_error: Option<String>,
     /// The failed launch's errorType: a refusal is not sent again.
     launch_error_name: Option<String>,
+    /// The shortest job of the step so far (the last tracking call's `jobSeconds`), carried as
+    /// the state machine carries it.
+    job_seconds: Option<u64>,
     /// Tracking calls failed in a row, and the last one's error.
     tracking_errors: u32,
     tracking_error: Option<String>,
@@ -209,6 +212,7 @@ impl Run {
     /// Takes in a tracking answer; true when a job finished.
     fn absorb_track(&mut self, answer: &TrackAnswer) -> bool {
         self.progress.tracking_calls += 1;
+        self.job_seconds = answer.job_seconds.or(self.job_seconds);
         for job in &answer.jobs {
             self.job_counts.insert(job.job_id.clone(), job.counts);
         }
@@ -294,6 +298,7 @@ impl Run {
             tracking_errors: self.tracking_errors,
             calls: self.calls,
             waiting: self.progress.readiness.clone(),
+            job_seconds: self.job_seconds,
             execution_seconds: self
                 .execution_started
                 .map_or(0, |at| at.elapsed().as_secs()),

@@ -273,10 +273,12 @@ fn job_record(job: Job) -> JobRecord {
         .and_then(|tags| tags.get(RUN_ID_TAG_KEY))
         .cloned();
     let step = job.tags().and_then(|tags| tags.get(STEP_TAG_KEY)).cloned();
-    let created = job
-        .creation_date_time()
-        .and_then(|text| DateTime::from_str(text, Format::DateTime).ok())
-        .and_then(|at| std::time::SystemTime::try_from(at).ok());
+    let date = |text: Option<&str>| {
+        text.and_then(|text| DateTime::from_str(text, Format::DateTime).ok())
+            .and_then(|at| std::time::SystemTime::try_from(at).ok())
+    };
+    let created = date(job.creation_date_time());
+    let ended = date(job.end_date_time());
     let participants = job
         .participating_servers()
         .iter()
@@ -301,6 +303,7 @@ fn job_record(job: Job) -> JobRecord {
         run_id,
         step,
         created,
+        ended,
         participants,
     }
 }

@@ -54,6 +54,8 @@ pub struct JobRecord {
     pub step: Option<String>,
     /// When DRS created it (`creationDateTime`), when DRS says.
     pub created: Option<SystemTime>,
+    /// When it ended (`endDateTime`), once DRS says.
+    pub ended: Option<SystemTime>,
     pub participants: Vec<Participant>,
 }
 

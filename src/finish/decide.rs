@@ -191,6 +191,7 @@ mod tests {
             run_id: None,
             step: None,
             created: None,
+            ended: None,
             participants: vec![Participant {
                 recovery_instance_id: Some(ID.into()),
                 source_server_id: None,

@@ -111,6 +111,7 @@ mod tests {
                 run_id: None,
                 step: None,
                 created: None,
+                ended: None,
                 participants: vec![Participant::default(); *size],
             })
             .collect()

@@ -72,6 +72,8 @@ pub struct Situation {
     pub calls: u32,
     /// How long this execution has run.
     pub execution_seconds: u64,
+    /// Seconds until the first running job is expected to end ([`crate::track::expect`]).
+    pub until_expected_end: Option<u64>,
 }
 
 /// After a launch round or a tracking call. A launch round that failed for good is sent again
@@ -99,7 +101,7 @@ pub fn next(s: &Situation, interval: u64) -> Next {
         Next::Launch { wait_seconds: 0 }
     } else if s.running_jobs > 0 && s.time_left {
         Next::Track {
-            wait_seconds: interval,
+            wait_seconds: track_wait(interval, s),
         }
     } else if can_launch {
         Next::Launch {
@@ -114,6 +116,29 @@ pub fn next(s: &Situation, interval: u64) -> Next {
         return Next::Handover;
     }
     next
+}
+
+/// How long before the next tracking call. Every interval, as a rule; once a job's length is
+/// known, timed so that a call comes just after the first running job should end: when that end
+/// is between one and two intervals off, the one wait stretches to it (the calls before came an
+/// interval apart); an end within the interval is met by a shorter wait only while the execution
+/// has tracked less than once an interval on average, so polling never exceeds that.
+pub fn track_wait(interval: u64, s: &Situation) -> u64 {
+    let interval = interval.max(1);
+    match s.until_expected_end {
+        // Nothing learnt yet, or the job outlives the shortest: every interval.
+        None | Some(0) => interval,
+        Some(left) if left <= interval => {
+            let calls_by_then = u64::from(s.calls) + 1;
+            if calls_by_then * interval <= s.execution_seconds + left {
+                left
+            } else {
+                interval
+            }
+        }
+        Some(left) if left <= 2 * interval => left,
+        Some(_) => interval,
+    }
 }
 
 /// After a launch round that answered: `new_jobs` the jobs it reports, `deferred` what it left
@@ -134,6 +159,7 @@ pub fn after_launch(step: &StepLoop, new_jobs: usize, deferred: usize, reasons: 
             waiting: reasons.iter().any(|r| waiting(r)),
             calls: step.calls + 1,
             execution_seconds: step.execution_seconds,
+            until_expected_end: None,
         },
         step.limits.track_interval_seconds,
     )
@@ -148,8 +174,9 @@ fn refused(step: &StepLoop) -> bool {
     )
 }
 
-/// After a tracking call that answered: `running` the jobs still not done.
-pub fn after_track(step: &StepLoop, running: usize) -> Next {
+/// After a tracking call that answered: `running` the jobs still not done, the first expected to
+/// end in `until_expected_end` seconds when a job's length is known.
+pub fn after_track(step: &StepLoop, running: usize, until_expected_end: Option<u64>) -> Next {
     next(
         &Situation {
             running_jobs: running,
@@ -165,6 +192,7 @@ pub fn after_track(step: &StepLoop, running: usize) -> Next {
             waiting: step.deferred_reasons.iter().any(|r| waiting(r)),
             calls: step.calls + 1,
             execution_seconds: step.execution_seconds,
+            until_expected_end,
         },
         step.limits.track_interval_seconds,
     )
@@ -324,7 +352,7 @@ mod tests {
         ];
         for (given, running, want) in cases {
             assert_eq!(
-                after_track(&step(given.clone()), running),
+                after_track(&step(given.clone()), running, None),
                 want,
                 "{given} {running}"
             );
@@ -361,13 +389,13 @@ mod tests {
     fn an_execution_hands_over_after_its_share_of_calls() {
         let at = MAX_CALLS_PER_EXECUTION - 1;
         let busy = step(json!({"runningJobs": 2, "calls": at}));
-        assert_eq!(after_track(&busy, 2), Next::Handover);
+        assert_eq!(after_track(&busy, 2, None), Next::Handover);
         assert_eq!(
-            after_track(&step(json!({"runningJobs": 2, "calls": at - 1})), 2),
+            after_track(&step(json!({"runningJobs": 2, "calls": at - 1})), 2, None),
             TRACK
         );
         assert_eq!(
-            after_track(&busy, 0),
+            after_track(&busy, 0, None),
             Next::Finish,
             "the step's end comes first"
         );
@@ -376,11 +404,57 @@ mod tests {
         assert_eq!(after_launch(&deferred, 0, 0, &[]), Next::Finish);
         let old = step(json!({"runningJobs": 2, "executionSeconds": MAX_EXECUTION_SECONDS}));
         assert_eq!(
-            after_track(&old, 2),
+            after_track(&old, 2, None),
             Next::Handover,
             "an old execution hands over too"
         );
         let young = step(json!({"runningJobs": 2, "executionSeconds": MAX_EXECUTION_SECONDS - 1}));
-        assert_eq!(after_track(&young, 2), TRACK);
+        assert_eq!(after_track(&young, 2, None), TRACK);
+    }
+
+    fn waiting_for(until_end: Option<u64>, calls: u32, execution_seconds: u64) -> u64 {
+        track_wait(
+            60,
+            &Situation {
+                until_expected_end: until_end,
+                calls,
+                execution_seconds,
+                ..Situation::default()
+            },
+        )
+    }
+
+    #[test]
+    fn a_tracking_call_is_timed_to_the_expected_end_without_polling_more() {
+        // Nothing learnt, or past the expected end: every interval.
+        assert_eq!(waiting_for(None, 5, 300), 60);
+        assert_eq!(waiting_for(Some(0), 5, 300), 60);
+        // Far off: every interval, until the end is less than two away; that wait meets it.
+        assert_eq!(waiting_for(Some(1175), 2, 70), 60);
+        assert_eq!(waiting_for(Some(120), 2, 70), 120);
+        assert_eq!(waiting_for(Some(95), 2, 70), 95);
+        assert_eq!(waiting_for(Some(61), 2, 70), 61);
+        // Within the interval: shorter only while the execution has tracked less than once an
+        // interval on average (the next call its 6th, after 330 s: 360 <= 330 + 30).
+        assert_eq!(waiting_for(Some(30), 5, 330), 30);
+        assert_eq!(waiting_for(Some(30), 5, 320), 60);
+        for left in 1..=300 {
+            for calls in 1..20 {
+                let seconds = u64::from(calls) * 60;
+                let wait = waiting_for(Some(left), calls, seconds);
+                assert!(wait >= 60 || (u64::from(calls) + 1) * 60 <= seconds + wait);
+                assert!(wait <= 120, "stretched to two intervals at most");
+            }
+        }
+    }
+
+    #[test]
+    fn a_tracking_call_carries_the_expectation_into_its_next() {
+        let running = step(json!({"runningJobs": 2, "calls": 3, "executionSeconds": 200}));
+        assert_eq!(
+            after_track(&running, 2, Some(95)),
+            Next::Track { wait_seconds: 95 }
+        );
+        assert_eq!(after_track(&running, 2, None), TRACK);
     }
 }

@@ -55,6 +55,10 @@ pub struct StepLoop {
     /// before its own TimeoutSeconds.
     #[serde(default)]
     pub execution_seconds: u64,
+    /// The shortest job of the step so far, in seconds, as the last tracking call answered it
+    /// (`jobSeconds`): when the running ones should end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_seconds: Option<u64>,
     /// The instances waiting for readiness, as the last launch round found them (its answer's
     /// `waiting`): a tracking call answers them again.
     #[serde(default, skip_serializing_if = "Option::is_none")]

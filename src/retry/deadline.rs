@@ -23,13 +23,24 @@ pub struct Budget {
     pub wall_at: Instant,
 }
 
+/// The wall-clock time at the process's first budget, and the tokio instant then.
+static PROCESS_WALL: std::sync::OnceLock<(SystemTime, Instant)> = std::sync::OnceLock::new();
+
 impl Budget {
+    /// Wall-clock dates follow the tokio clock from the process's first invocation, never behind
+    /// the system's clock: a paused clock (the tests, the benchmark, the local run) moves them as
+    /// it moves the simulator's DRS dates, across invocations too — so a job's age, read against
+    /// DRS's dates, is right there — while a process Lambda froze between invocations (its
+    /// monotonic clock may not have moved) starts each invocation at the system's time.
     pub fn new(stop_at: Instant, max_call_timeout: Duration) -> Self {
+        let now = Instant::now();
+        let (first_wall, first_at) = *PROCESS_WALL.get_or_init(|| (SystemTime::now(), now));
+        let followed = first_wall + now.saturating_duration_since(first_at);
         Budget {
             stop_at,
             max_call_timeout,
-            wall: SystemTime::now(),
-            wall_at: Instant::now(),
+            wall: followed.max(SystemTime::now()),
+            wall_at: now,
         }
     }
 

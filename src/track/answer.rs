@@ -69,6 +69,10 @@ pub struct TrackAnswer {
     /// The step's instances waiting for readiness, as its last launch round found them.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub waiting: Option<WaitingSummary>,
+    /// The shortest job of the step so far, in seconds (DRS's creation to end dates): the step's
+    /// loop carries it to the next call ([`super::expect`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub job_seconds: Option<u64>,
     /// A step's last call, with its loop: how the step ended and whether the plan goes on.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub step_end: Option<StepEnd>,
@@ -127,6 +131,7 @@ pub(super) async fn announce<P: EventPublisher>(
         verdict,
         next: None,
         waiting: None,
+        job_seconds: None,
         step_end: None,
         since_first_job: None,
         events: report.delivery(),

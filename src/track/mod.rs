@@ -11,6 +11,7 @@ pub mod answer;
 pub mod end;
 mod ended;
 pub mod events;
+pub mod expect;
 pub mod finish;
 mod read;
 pub mod results;
@@ -83,7 +84,13 @@ pub async fn track<D: Drs, P: EventPublisher>(
             let end = step_end(step_loop, answer.complete, halt);
             answer.step_end = Some(end);
         } else {
-            answer.next = Some(after_track(step_loop, answer.running_job_ids.len()));
+            let expected = expect::expect(step_loop.job_seconds, &ours, reads.budget.wall_now());
+            answer.job_seconds = expected.job_seconds;
+            answer.next = Some(after_track(
+                step_loop,
+                answer.running_job_ids.len(),
+                expected.until_end_seconds,
+            ));
         }
     }
     Ok(answer)

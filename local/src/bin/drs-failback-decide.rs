@@ -47,6 +47,8 @@ enum Ask {
         #[serde(rename = "loop")]
         step_loop: StepLoop,
         running: usize,
+        #[serde(default)]
+        until_expected_end: Option<u64>,
     },
     #[serde(rename_all = "camelCase")]
     Final {
@@ -84,7 +86,11 @@ fn decide(line: &str) -> Result<Value, String> {
             let reasons: Vec<&str> = deferred_reasons.iter().map(String::as_str).collect();
             serde_json::to_value(after_launch(&step_loop, jobs, deferred, &reasons))
         }
-        Ask::Track { step_loop, running } => serde_json::to_value(after_track(&step_loop, running)),
+        Ask::Track {
+            step_loop,
+            running,
+            until_expected_end,
+        } => serde_json::to_value(after_track(&step_loop, running, until_expected_end)),
         Ask::Final {
             step_loop,
             all_final,
