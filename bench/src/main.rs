@@ -202,20 +202,25 @@ fn write(path: &Path, contents: &str) -> Result<(), String> {
 
 /// `--pipeline`: the quota-bound whole failback alone, on the terminal.
 fn print_pipeline() -> Result<(), String> {
-    let p = pipeline::run()?;
-    println!(
-        "pipeline N = {}: {:.1} min simulated, ideal {:.1} min, {:.1}% of its throughput, {} rounds, {} tracking calls, {} succeeded, {} failed, complete {}; reads {:?}",
-        pipeline::N,
-        p.wall.as_secs_f64() / 60.0,
-        p.ideal.as_secs_f64() / 60.0,
-        p.throughput() * 100.0,
-        p.rounds,
-        p.tracking_calls,
-        p.succeeded,
-        p.failed,
-        p.complete,
-        p.reads
-    );
+    for (what, p) in [
+        ("fixed-length jobs", pipeline::run()?),
+        ("jobs of varying length", pipeline::run_varying()?),
+    ] {
+        println!(
+            "pipeline N = {}, {what}: {:.1} min simulated, ideal {:.1} min, {:.1}% of its throughput, {} rounds, {} tracking calls ({:.2}/min), {} succeeded, {} failed, complete {}; reads {:?}",
+            pipeline::N,
+            p.wall.as_secs_f64() / 60.0,
+            p.ideal.as_secs_f64() / 60.0,
+            p.throughput() * 100.0,
+            p.rounds,
+            p.tracking_calls,
+            p.per_minute(p.tracking_calls),
+            p.succeeded,
+            p.failed,
+            p.complete,
+            p.reads
+        );
+    }
     Ok(())
 }
 
@@ -227,6 +232,7 @@ fn measure(root: &Path, args: &Args, outputs: &Outputs) -> Result<Report, String
     let commit = machine::commit(root);
     let pacer = probe::probe();
     let pipeline = measure_pipeline();
+    let pipeline_varying = measure_pipeline_varying();
     let readiness = measure_readiness();
     let targets = measure_targets();
     let ns: Vec<usize> = if args.quick {
@@ -286,6 +292,7 @@ fn measure(root: &Path, args: &Args, outputs: &Outputs) -> Result<Report, String
         timeline_path: outputs.timeline_link.to_owned(),
         pacer,
         pipeline,
+        pipeline_varying: Some(pipeline_varying),
         readiness,
         targets,
         boto3,
@@ -307,6 +314,29 @@ fn measure_pipeline() -> Result<pipeline::Pipeline, String> {
             p.ideal.as_secs_f64() / 60.0,
             p.throughput() * 100.0,
             p.tracking_calls
+        ),
+        Err(e) => eprintln!("failed: {e}"),
+    }
+    pipeline
+}
+
+fn measure_pipeline_varying() -> Result<pipeline::Pipeline, String> {
+    let (shortest, longest) = pipeline::varying_range();
+    eprint!(
+        "pipeline        N = {:<5} jobs of {:.0}–{:.0} min ",
+        pipeline::N,
+        shortest.as_secs_f64() / 60.0,
+        longest.as_secs_f64() / 60.0
+    );
+    let pipeline = pipeline::run_varying();
+    match &pipeline {
+        Ok(p) => eprintln!(
+            "{:.0} min simulated, ideal {:.0} min, {:.1}% of its throughput, {} tracking calls ({:.2}/min)",
+            p.wall.as_secs_f64() / 60.0,
+            p.ideal.as_secs_f64() / 60.0,
+            p.throughput() * 100.0,
+            p.tracking_calls,
+            p.per_minute(p.tracking_calls)
         ),
         Err(e) => eprintln!("failed: {e}"),
     }

@@ -63,20 +63,67 @@ pub fn ideal() -> Duration {
 }
 
 pub fn run() -> Result<Pipeline, String> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    paused()?.block_on(measure(Duration::ZERO))
+}
+
+/// Jobs of varying length: PENDING 2 minutes, then STARTED 13 to 38 minutes (15–40 in all),
+/// spread evenly over the jobs (the simulator's `started_spread`).
+const VARYING_STARTED: Duration = Duration::from_secs(13 * 60);
+const VARYING_SPREAD: Duration = Duration::from_secs(25 * 60);
+
+/// The shortest and longest job of the varying case.
+pub fn varying_range() -> (Duration, Duration) {
+    let shortest = JOB.pending + VARYING_STARTED;
+    (shortest, shortest + VARYING_SPREAD)
+}
+
+/// The same whole failback with jobs of varying length, against its own ideal.
+pub fn run_varying() -> Result<Pipeline, String> {
+    paused()?.block_on(measure(VARYING_SPREAD))
+}
+
+fn paused() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .start_paused(true)
         .build()
-        .map_err(|e| format!("cannot start a runtime: {e}"))?;
-    runtime.block_on(measure())
+        .map_err(|e| format!("cannot start a runtime: {e}"))
+}
+
+/// The ideal pipeline for jobs of varying length: the quota's job slots each take the next job
+/// the moment theirs ends (the k-th job created lasting what the simulator gives the k-th).
+pub fn varying_ideal() -> Duration {
+    let slots = SERVERS_IN_FLIGHT / PER_JOB;
+    let jobs = N.div_ceil(PER_JOB);
+    let mut free = vec![Duration::ZERO; slots];
+    for k in 0..jobs {
+        let share = (k as f64 * 0.618_033_988_749_895).fract();
+        let took = JOB.pending + VARYING_STARTED + VARYING_SPREAD.mul_f64(share);
+        let slot = (0..slots).min_by_key(|&s| free[s]).unwrap_or(0);
+        free[slot] += took;
+    }
+    free.into_iter().max().unwrap_or_default()
 }
 
 /// The quota-bound world both whole-failback cases run in: the simulator holding `fleet` with
 /// DRS's default quotas, 20.5-minute jobs and a latency per call; the function against it through
 /// the real SDK clients, in-process; the state machine's settings.
 pub async fn world(fleet: Fleet) -> Result<(SimHandle, SimFailback, ArcSettings), String> {
+    world_with(fleet, Duration::ZERO).await
+}
+
+async fn world_with(
+    fleet: Fleet,
+    started_spread: Duration,
+) -> Result<(SimHandle, SimFailback, ArcSettings), String> {
+    let mut lifecycle = JOB;
+    if !started_spread.is_zero() {
+        lifecycle.started = VARYING_STARTED;
+    }
     let sim = Simulator::start(SimConfig {
         fleet,
+        lifecycle,
+        started_spread,
         ..quota_bound()
     })
     .await
@@ -135,13 +182,13 @@ pub type SimFailback = drs_failback::handler::Failback<
     drs_failback::aws::eventbridge::SdkEventBridge,
 >;
 
-async fn measure() -> Result<Pipeline, String> {
+async fn measure(started_spread: Duration) -> Result<Pipeline, String> {
     let mut fleet = Fleet::generated(N, FailbackState::FailbackReadyForLaunch);
     let ids = fleet.ids();
     for id in ids.iter().step_by(FAIL_EVERY) {
         fleet.set_failure(id, "CONVERSION_FAIL");
     }
-    let (sim, failback, settings) = world(fleet).await?;
+    let (sim, failback, settings) = world_with(fleet, started_spread).await?;
     let (finished, wall) = run_to_end(
         &failback,
         json!({"runId": "bench-pipeline", "recoveryInstanceIDs": ids}),
@@ -160,7 +207,11 @@ async fn measure() -> Result<Pipeline, String> {
     sim.shutdown();
     Ok(Pipeline {
         wall,
-        ideal: ideal(),
+        ideal: if started_spread.is_zero() {
+            ideal()
+        } else {
+            varying_ideal()
+        },
         rounds: finished.progress.rounds,
         tracking_calls: finished.progress.tracking_calls,
         succeeded: finished.answer.counts.succeeded,

@@ -58,6 +58,9 @@ pub struct Report {
     pub timeline_path: String,
     pub pacer: PacerProbe,
     pub pipeline: Result<Pipeline, String>,
+    /// The same with jobs of varying length (absent from reports written before it).
+    #[serde(default)]
+    pub pipeline_varying: Option<Result<Pipeline, String>>,
     /// The pipeline with readiness arriving over time (absent from reports written before it).
     #[serde(default = "not_measured")]
     pub readiness: Result<Readiness, String>,

@@ -253,6 +253,10 @@ pub struct SimConfig {
     /// Jobs run this many times faster than `lifecycle` says: a realistic lifecycle (minutes)
     /// in a local run that shows a whole failback in seconds.
     pub time_scale: f64,
+    /// Jobs whose lengths vary: each job's STARTED phase lasts `lifecycle.started` plus a share
+    /// of this, spread evenly and the same from run to run (the k-th job created gets the
+    /// fractional part of k × 0.618…). Zero (the default): every job as long as the lifecycle.
+    pub started_spread: Duration,
     /// Other (account, region)s, each a whole simulator of its own, reached by a call signed
     /// for its region with keys of its account (a session of one of its [`Role`]s).
     pub targets: Vec<SimConfig>,
@@ -321,6 +325,7 @@ impl Default for SimConfig {
             final_state_lag: Duration::ZERO,
             history: History::default(),
             time_scale: 1.0,
+            started_spread: Duration::ZERO,
             targets: Vec::new(),
             roles: Vec::new(),
         }

@@ -95,6 +95,7 @@ impl State {
         let job_id = self.new_job_id();
         let index = self.jobs.len();
         self.jobs.push(Job {
+            index,
             arn: format!(
                 "arn:aws:drs:{}:{}:job/{job_id}",
                 self.region, self.account_id

@@ -112,6 +112,8 @@ pub(crate) enum Phase {
 }
 
 pub(crate) struct Job {
+    /// Its place among the jobs created (from 0).
+    pub index: usize,
     pub id: String,
     pub arn: String,
     pub created: Instant,
@@ -237,6 +239,8 @@ pub(crate) struct State {
     pub final_state_lag: Duration,
     /// Jobs run this many times faster (the lifecycle and the final-state lag are divided by it).
     time_scale: f64,
+    /// [`SimConfig::started_spread`], scaled.
+    started_spread: Duration,
     /// The account's old jobs, oldest first.
     pub history: Vec<ArchivedJob>,
     pub history_by_id: HashMap<String, usize>,
@@ -258,6 +262,9 @@ impl State {
             clock: Clock::new(),
             quotas: config.quotas,
             lifecycle: config.lifecycle.scaled(config.time_scale),
+            started_spread: config
+                .started_spread
+                .div_f64(crate::config::sane_scale(config.time_scale)),
             page_size: config.page_size,
             max_page_size: config.max_page_size,
             latency: config.latency,
@@ -331,7 +338,7 @@ impl State {
         let elapsed = now.saturating_duration_since(job.created);
         if elapsed < self.lifecycle.pending {
             Phase::Pending
-        } else if elapsed < self.lifecycle.pending + self.lifecycle.started {
+        } else if elapsed < self.lifecycle.pending + self.started_of(job) {
             Phase::Started
         } else {
             Phase::Completed
@@ -339,7 +346,17 @@ impl State {
     }
 
     pub(crate) fn job_end(&self, job: &Job) -> Instant {
-        job.created + self.lifecycle.pending + self.lifecycle.started
+        job.created + self.lifecycle.pending + self.started_of(job)
+    }
+
+    /// How long this job stays STARTED: the lifecycle's, plus its share of the spread.
+    fn started_of(&self, job: &Job) -> Duration {
+        if self.started_spread.is_zero() {
+            return self.lifecycle.started;
+        }
+        // The golden ratio's low-discrepancy sequence: evenly spread, the same every run.
+        let share = (job.index as f64 * 0.618_033_988_749_895).fract();
+        self.lifecycle.started + self.started_spread.mul_f64(share)
     }
 
     /// The instance's launch or terminate job, while it runs.
