@@ -273,8 +273,10 @@ fn job_record(job: Job) -> JobRecord {
         .and_then(|tags| tags.get(RUN_ID_TAG_KEY))
         .cloned();
     let step = job.tags().and_then(|tags| tags.get(STEP_TAG_KEY)).cloned();
+    // With an offset allowed: the model leaves room for `+00:00` as well as `Z` (32 characters),
+    // and a date that does not parse would leave the job's age unknown.
     let date = |text: Option<&str>| {
-        text.and_then(|text| DateTime::from_str(text, Format::DateTime).ok())
+        text.and_then(|text| DateTime::from_str(text, Format::DateTimeWithOffset).ok())
             .and_then(|at| std::time::SystemTime::try_from(at).ok())
     };
     let created = date(job.creation_date_time());

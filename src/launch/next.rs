@@ -74,6 +74,8 @@ pub struct Situation {
     pub execution_seconds: u64,
     /// Seconds until the first running job is expected to end ([`crate::track::expect`]).
     pub until_expected_end: Option<u64>,
+    /// Seconds left of the step's TimeLimitSeconds.
+    pub seconds_left: u64,
 }
 
 /// After a launch round or a tracking call. A launch round that failed for good is sent again
@@ -136,7 +138,8 @@ pub fn track_wait(interval: u64, s: &Situation) -> u64 {
                 interval
             }
         }
-        Some(left) if left <= 2 * interval => left,
+        // Never later past the step's time limit than an interval's call would be.
+        Some(left) if left <= 2 * interval && left <= s.seconds_left.max(interval) => left,
         Some(_) => interval,
     }
 }
@@ -160,6 +163,7 @@ pub fn after_launch(step: &StepLoop, new_jobs: usize, deferred: usize, reasons: 
             calls: step.calls + 1,
             execution_seconds: step.execution_seconds,
             until_expected_end: None,
+            seconds_left: seconds_left(step),
         },
         step.limits.track_interval_seconds,
     )
@@ -193,6 +197,7 @@ pub fn after_track(step: &StepLoop, running: usize, until_expected_end: Option<u
             calls: step.calls + 1,
             execution_seconds: step.execution_seconds,
             until_expected_end,
+            seconds_left: seconds_left(step),
         },
         step.limits.track_interval_seconds,
     )
@@ -206,6 +211,13 @@ fn for_quota(reason: &str) -> bool {
 /// Deferred while the step waits for readiness.
 fn waiting(reason: &str) -> bool {
     reason == DeferReason::Replicating.name()
+}
+
+/// Seconds left of the step's TimeLimitSeconds.
+fn seconds_left(step: &StepLoop) -> u64 {
+    step.limits
+        .time_limit_seconds
+        .saturating_sub(step.elapsed_seconds)
 }
 
 /// Whether the step is within its TimeLimitSeconds.
@@ -419,6 +431,7 @@ mod tests {
                 until_expected_end: until_end,
                 calls,
                 execution_seconds,
+                seconds_left: 3600,
                 ..Situation::default()
             },
         )
@@ -434,6 +447,13 @@ mod tests {
         assert_eq!(waiting_for(Some(120), 2, 70), 120);
         assert_eq!(waiting_for(Some(95), 2, 70), 95);
         assert_eq!(waiting_for(Some(61), 2, 70), 61);
+        // Not past the step's time limit by more than an interval's call would be.
+        let near_the_limit = Situation {
+            until_expected_end: Some(95),
+            seconds_left: 30,
+            ..Situation::default()
+        };
+        assert_eq!(track_wait(60, &near_the_limit), 60);
         // Within the interval: shorter only while the execution has tracked less than once an
         // interval on average (the next call its 6th, after 330 s: 360 <= 330 + 30).
         assert_eq!(waiting_for(Some(30), 5, 330), 30);

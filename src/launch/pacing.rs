@@ -9,7 +9,7 @@
 //!
 //! Until the rate is known, a slow start keeps a small batch from paying for the discovery: three
 //! launches in flight at first, one more for each success (the window grows every round trip),
-//! halved by a throttle — so the first burst DRS refuses is at most two calls, not every chunk at
+//! halved by a throttle — so DRS refuses a few calls while the rate is learnt, not every chunk at
 //! once. Once the rate is known, it alone spaces the launches.
 
 use std::collections::VecDeque;
@@ -35,7 +35,8 @@ const MAX_RATE: f64 = 100.0;
 /// trips then carry seven chunks (three, then the four MAX_CONCURRENT_LAUNCHES allows), where a
 /// window of one needed three round trips for the same (1, 2, 4) — a no-fault launch of 1 000
 /// paid a whole extra round trip for the caution (BENCHMARKS.md). A DRS admitting fewer refuses
-/// at most the two extra calls of the first round, once, and the window halves.
+/// the first round's extra calls, and the window halves (the benchmark's throttled N = 1 000:
+/// one refused call at the median, four in the worst run).
 const INITIAL_WINDOW: usize = 3;
 
 #[derive(Debug)]

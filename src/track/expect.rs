@@ -8,6 +8,7 @@
 use std::time::{Duration, SystemTime};
 
 use crate::drs::JobRecord;
+use crate::drs::state::LaunchStatus;
 
 /// The next tracking call comes this long after a job's expected end: DRS dates the end when the
 /// job's last launch is final, and the instances' results follow it.
@@ -26,9 +27,17 @@ pub struct Expectation {
 
 /// From the step's `known` shortest job and the `jobs` a tracking call read, at `now`.
 pub fn expect(known: Option<u64>, jobs: &[&JobRecord], now: SystemTime) -> Expectation {
+    // A job teaches its length only if it launched something: one whose launches all failed
+    // early is no measure of the others.
+    let launched = |job: &&&JobRecord| {
+        job.participants
+            .iter()
+            .any(|p| p.launch_status == Some(LaunchStatus::Launched))
+    };
     let seen = jobs
         .iter()
         .filter(|job| !job.is_active())
+        .filter(launched)
         .filter_map(|job| job.ended?.duration_since(job.created?).ok())
         .map(|took| took.as_secs())
         .min();
@@ -61,6 +70,11 @@ mod tests {
 
     fn job(status: JobStatus, created: u64, ended: Option<u64>) -> JobRecord {
         let at = |s: u64| SystemTime::UNIX_EPOCH + Duration::from_secs(s);
+        let launch_status = Some(if ended.is_some() {
+            LaunchStatus::Launched
+        } else {
+            LaunchStatus::Pending
+        });
         JobRecord {
             job_id: format!("drsjob-{created}"),
             arn: None,
@@ -70,7 +84,10 @@ mod tests {
             step: None,
             created: Some(at(created)),
             ended: ended.map(at),
-            participants: Vec::new(),
+            participants: vec![crate::drs::Participant {
+                launch_status,
+                ..crate::drs::Participant::default()
+            }],
         }
     }
 
@@ -106,6 +123,17 @@ mod tests {
                 job_seconds: Some(600),
                 until_end_seconds: Some(0)
             }
+        );
+    }
+
+    #[test]
+    fn a_job_whose_launches_all_failed_teaches_nothing() {
+        let mut failed_fast = job(JobStatus::Completed, 0, Some(120));
+        failed_fast.participants[0].launch_status = Some(LaunchStatus::Failed);
+        let running = job(JobStatus::Started, 100, None);
+        assert_eq!(
+            expect(None, &[&failed_fast, &running], now(200)),
+            Expectation::default()
         );
     }
 }

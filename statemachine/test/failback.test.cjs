@@ -553,6 +553,10 @@ function fakeFunction(options = {}) {
       listing: "instances",
       events: { published: 0, undelivered: 0 },
     };
+    // The step's shortest job so far, as the function learns it from DRS's dates: the fake's
+    // jobs all take jobSeconds, so once one is done that is it (the loop's otherwise).
+    if (tracked.some((j) => j.done)) answer.jobSeconds = jobSeconds;
+    else if (body.loop?.jobSeconds != null) answer.jobSeconds = body.loop.jobSeconds;
     if (body.final) {
       const groups = body.notLaunched ?? [];
       assert.ok(Array.isArray(groups), "notLaunched is the launch answers' groups");
@@ -2193,6 +2197,14 @@ test("a long step hands itself over to fresh step executions before nearing the 
     }
   }
   assert.equal(launchCalls(fake).length, 2, "two rounds: the quota holds two at a time");
+  // What a tracking call learnt of a job's length (jobSeconds) is in every later call's loop,
+  // across the handovers too; before the first job ended, nothing.
+  const tracks = fake.calls.filter((c) => c.action === "track" && c.loop);
+  const learnt = tracks.findIndex((c) => c.loop.jobSeconds != null);
+  assert.ok(learnt > 0, "learnt once a job ended");
+  assert.ok(tracks.slice(0, learnt).every((c) => c.loop.jobSeconds === null));
+  assert.ok(tracks.slice(learnt).every((c) => c.loop.jobSeconds === 10 * 3600), "carried to the end");
+  assert.ok(run.steps.slice(1).some((e) => e.output?.handover?.jobSeconds === 10 * 3600 || e.state === "StepEnded"));
   assert.equal(fake.jobs.size, 4);
   assert.equal(run.output.counts.succeeded, 4);
   assert.equal(published(run, "Failback Step Started").length, 1, "the step started once");
