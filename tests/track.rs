@@ -658,3 +658,60 @@ async fn an_ended_execution_whose_jobs_cannot_be_read_fails_loudly() {
     assert_eq!(error.error_type(), "DrsReadFailed", "{error}");
     assert!(delivered_of(&sim, DETAIL_TYPE_RUN_FINISHED).is_empty());
 }
+
+/// A tracking call that has seen a job of the step end learns its length from DRS's dates
+/// (`jobSeconds`) and times the next call to just after the next running job should end: while
+/// that is far off, every interval; once within two intervals, the one wait that meets it.
+#[tokio::test(start_paused = true)]
+async fn a_tracking_call_times_the_next_one_to_the_expected_end_of_a_job() {
+    use drs_failback::launch::next::Next;
+    let fleet = ready(2);
+    let ids = fleet.ids();
+    let sim = sim_of(fleet, |c| {
+        c.lifecycle = Lifecycle {
+            pending: Duration::from_secs(60),
+            started: Duration::from_secs(540),
+        }
+    })
+    .await;
+    let fb = failback_in_process(&sim, &[], 0.0).await;
+    let launch = |id: &str| json!({"runId": RUN_ID, "step": "db", "recoveryInstanceIDs": [id]});
+    let first = fb.handle(launch(&ids[0]), in_minutes(5)).await.unwrap();
+    sleep(Duration::from_secs(700)).await;
+    let second = fb.handle(launch(&ids[1]), in_minutes(5)).await.unwrap();
+    let jobs = [first.jobs[0].job_id.clone(), second.jobs[0].job_id.clone()];
+    let track = |elapsed: u64, job_seconds: Option<u64>| {
+        json!({"action": "track", "runId": RUN_ID, "step": "db", "jobIDs": jobs,
+            "loop": {"limits": {"maxRounds": 10, "timeLimitSeconds": 7200, "trackIntervalSeconds": 60},
+                "elapsedSeconds": elapsed, "rounds": 2, "runningJobs": 2, "calls": elapsed / 60,
+                "executionSeconds": elapsed, "jobSeconds": job_seconds}})
+    };
+    // 60 s after the second launch: its job should end 540 s from now.
+    sleep(Duration::from_secs(60)).await;
+    let answer = fb
+        .handle_track(track(760, None), in_minutes(5))
+        .await
+        .unwrap();
+    assert_eq!(
+        answer.job_seconds,
+        Some(600),
+        "the first job's length, as DRS dates it"
+    );
+    assert_eq!(answer.next, Some(Next::Track { wait_seconds: 60 }));
+    // 65 s before its end (and the 5 s margin): the one wait that meets it.
+    sleep(Duration::from_secs(480)).await;
+    let answer = fb
+        .handle_track(track(1240, Some(600)), in_minutes(5))
+        .await
+        .unwrap();
+    let Some(Next::Track { wait_seconds }) = answer.next else {
+        panic!("{:?}", answer.next);
+    };
+    assert!((64..=66).contains(&wait_seconds), "{wait_seconds}");
+    sleep(Duration::from_secs(wait_seconds)).await;
+    let answer = fb
+        .handle_track(track(1240 + wait_seconds, Some(600)), in_minutes(5))
+        .await
+        .unwrap();
+    assert!(answer.running_job_ids.is_empty(), "met at its end");
+}

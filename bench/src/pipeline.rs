@@ -132,7 +132,9 @@ async fn world_with(
     let config = Config::from_pairs(&[("MAX_SERVERS_IN_FLIGHT", in_flight.as_str())])
         .map_err(|e| format!("config: {e}"))?;
     // The benchmark measures the calls, not the metrics lines.
+    // DRS dates follow the paused clock: so must the function's, for a job's age.
     let failback = drs_failback::aws::failback(config, &sim.in_process_sdk_config().await)
+        .with_wall_clock(drs_failback::retry::deadline::following_tokio())
         .with_metrics_output(|_| {});
     let settings = ArcSettings {
         track_interval: TRACK_INTERVAL,

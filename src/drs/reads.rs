@@ -78,6 +78,7 @@ impl<'a, D: Drs> DrsReads<'a, D> {
         jitter: &'a Jitter,
         deadline: Instant,
         stats: &'a CallStats,
+        wall: std::time::SystemTime,
     ) -> Self {
         DrsReads {
             drs,
@@ -88,6 +89,7 @@ impl<'a, D: Drs> DrsReads<'a, D> {
                     .checked_sub(config.deadline_margin)
                     .unwrap_or_else(Instant::now),
                 config.launch_call_timeout,
+                wall,
             ),
             max_concurrent: config.max_concurrent_launches,
             active_job_window: config.active_job_window,

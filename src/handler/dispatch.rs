@@ -120,7 +120,8 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
             Some(Err(why)) => Some(why.clone()),
             _ => None,
         };
-        let reads = DrsReads::new(drs, &self.config, &*self.jitter, deadline, &stats);
+        let wall = self.wall_now();
+        let reads = DrsReads::new(drs, &self.config, &*self.jitter, deadline, &stats, wall);
         let not_reached = |why: &Unreachable| HandlerError::TargetUnreachable {
             target: remote.map(ToString::to_string).unwrap_or_default(),
             code: why.code.clone(),
@@ -225,7 +226,7 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
                     .iter()
                     .map(|(target, drs)| {
                         let reads = drs.as_ref().map(|drs| {
-                            DrsReads::new(drs, &self.config, &*self.jitter, deadline, &stats)
+                            DrsReads::new(drs, &self.config, &*self.jitter, deadline, &stats, wall)
                         });
                         (target.clone(), reads.map_err(Clone::clone))
                     })

@@ -26,6 +26,8 @@ pub struct Failback<D, P> {
     reach: Option<Box<dyn Reach<D>>>,
     publisher: P,
     jitter: Box<Jitter>,
+    /// The wall-clock time, read at each invocation (DRS dates a job's creation and end in it).
+    wall_clock: Box<dyn Fn() -> std::time::SystemTime + Send + Sync>,
     new_run_id: fn() -> String,
     /// Where the metrics go (EMF) and what writes each record's line: stdout, the log stream.
     metrics: MetricsTarget,
@@ -46,6 +48,7 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
             reach: None,
             publisher,
             jitter: Box::new(fastrand::f64),
+            wall_clock: Box::new(std::time::SystemTime::now),
             new_run_id: random_run_id,
             metrics: MetricsTarget::from_lookup(|name| std::env::var(name).ok()),
             emit: Box::new(|line| println!("{line}")),
@@ -64,6 +67,21 @@ impl<D: Drs, P: EventPublisher> Failback<D, P> {
     pub fn with_jitter(mut self, jitter: impl Fn() -> f64 + Send + Sync + 'static) -> Self {
         self.jitter = Box::new(jitter);
         self
+    }
+
+    /// Reads the wall-clock time from `clock` instead of the system's (a paused test clock:
+    /// [`crate::retry::deadline::following_tokio`]).
+    pub fn with_wall_clock(
+        mut self,
+        clock: impl Fn() -> std::time::SystemTime + Send + Sync + 'static,
+    ) -> Self {
+        self.wall_clock = Box::new(clock);
+        self
+    }
+
+    /// The wall-clock time now.
+    pub(crate) fn wall_now(&self) -> std::time::SystemTime {
+        (self.wall_clock)()
     }
 
     /// Names runs that bring no run id with `new_run_id` instead of a random UUID.

@@ -23,24 +23,24 @@ pub struct Budget {
     pub wall_at: Instant,
 }
 
-/// The wall-clock time at the process's first budget, and the tokio instant then.
-static PROCESS_WALL: std::sync::OnceLock<(SystemTime, Instant)> = std::sync::OnceLock::new();
+/// A wall clock that follows the tokio clock from now: on a paused clock (the tests, the
+/// benchmark) dates then move as the simulator's DRS dates do, across invocations too, so a
+/// job's age read against DRS's dates is right there. The function itself reads the system's
+/// clock at each invocation (a process Lambda froze may find its monotonic clock behind).
+pub fn following_tokio() -> impl Fn() -> SystemTime + Send + Sync + 'static {
+    let (wall, at) = (SystemTime::now(), Instant::now());
+    move || wall + Instant::now().saturating_duration_since(at)
+}
 
 impl Budget {
-    /// Wall-clock dates follow the tokio clock from the process's first invocation, never behind
-    /// the system's clock: a paused clock (the tests, the benchmark, the local run) moves them as
-    /// it moves the simulator's DRS dates, across invocations too — so a job's age, read against
-    /// DRS's dates, is right there — while a process Lambda froze between invocations (its
-    /// monotonic clock may not have moved) starts each invocation at the system's time.
-    pub fn new(stop_at: Instant, max_call_timeout: Duration) -> Self {
-        let now = Instant::now();
-        let (first_wall, first_at) = *PROCESS_WALL.get_or_init(|| (SystemTime::now(), now));
-        let followed = first_wall + now.saturating_duration_since(first_at);
+    /// `wall`: the wall-clock time now (the invocation's clock), followed by the tokio clock
+    /// from here.
+    pub fn new(stop_at: Instant, max_call_timeout: Duration, wall: SystemTime) -> Self {
         Budget {
             stop_at,
             max_call_timeout,
-            wall: followed.max(SystemTime::now()),
-            wall_at: now,
+            wall,
+            wall_at: Instant::now(),
         }
     }
 
@@ -97,6 +97,7 @@ mod tests {
         let budget = Budget::new(
             Instant::now() + Duration::from_secs(12),
             Duration::from_secs(10),
+            SystemTime::now(),
         );
         let secs = Duration::from_secs;
         assert_eq!(

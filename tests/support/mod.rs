@@ -64,6 +64,7 @@ pub async fn failback_in_process(
 fn with_jitter(failback: SimFailback, jitter: f64) -> SimFailback {
     failback
         .with_jitter(move || jitter)
+        .with_wall_clock(drs_failback::retry::deadline::following_tokio())
         .with_run_ids(|| "run-generated".to_owned())
         // Metrics records are checked where they are the subject (tests/metrics.rs).
         .with_metrics_output(|_| {})
