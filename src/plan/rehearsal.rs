@@ -15,7 +15,7 @@ use crate::drs::Target;
 use crate::error::HandlerError;
 use crate::launch::outcome::{DeferReason, REJECTED_MALFORMED_ID, SKIPPED_NOT_FOUND};
 use crate::launch::unreachable::SKIPPED_TARGET_UNREACHABLE;
-use crate::request::{RehearsalRequest, RehearsedGroup, dry_run_steps};
+use crate::request::{NotLaunchedAs, RehearsalRequest, RehearsedGroup, dry_run_steps};
 
 use super::PlanAnswer;
 
@@ -129,7 +129,7 @@ fn in_place(step: &str, group: &RehearsedGroup) -> Vec<Finding> {
             .not_launched
             .iter()
             .filter(|n| n.reason == SKIPPED_TARGET_UNREACHABLE)
-            .flat_map(|n| n.recovery_instance_ids.iter().cloned())
+            .flat_map(|n| n.ids.iter().cloned())
             .collect();
         let mut place = finding(
             Problem::PlaceUnreachable,
@@ -144,27 +144,25 @@ fn in_place(step: &str, group: &RehearsedGroup) -> Vec<Finding> {
         .not_launched
         .iter()
         .filter_map(|n| {
-            problem(&n.outcome, &n.reason).map(|problem| {
-                finding(
-                    problem,
-                    &n.reason,
-                    n.message.as_deref(),
-                    &n.recovery_instance_ids,
-                )
-            })
+            problem(n.outcome, &n.reason)
+                .map(|problem| finding(problem, &n.reason, n.message.as_deref(), &n.ids))
         })
         .collect()
 }
 
 /// Whether instances the dry run would not launch, for this outcome and reason, need mending.
-fn problem(outcome: &str, reason: &str) -> Option<Problem> {
+fn problem(outcome: NotLaunchedAs, reason: &str) -> Option<Problem> {
     let unreadable = [DeferReason::ServerError, DeferReason::Unreachable];
     match outcome {
-        "rejected" if reason == REJECTED_MALFORMED_ID => Some(Problem::InstancesGone),
-        "rejected" => Some(Problem::InstancesRefused),
-        "skipped" if reason == SKIPPED_NOT_FOUND => Some(Problem::InstancesGone),
-        "skipped" if reason == SKIPPED_TARGET_UNREACHABLE => Some(Problem::PlaceUnreachable),
-        "deferred" if unreadable.iter().any(|r| r.name() == reason) => Some(Problem::DrsUnreadable),
+        NotLaunchedAs::Rejected if reason == REJECTED_MALFORMED_ID => Some(Problem::InstancesGone),
+        NotLaunchedAs::Rejected => Some(Problem::InstancesRefused),
+        NotLaunchedAs::Skipped if reason == SKIPPED_NOT_FOUND => Some(Problem::InstancesGone),
+        NotLaunchedAs::Skipped if reason == SKIPPED_TARGET_UNREACHABLE => {
+            Some(Problem::PlaceUnreachable)
+        }
+        NotLaunchedAs::Deferred if unreadable.iter().any(|r| r.name() == reason) => {
+            Some(Problem::DrsUnreadable)
+        }
         // Not due yet: a failback state other than ready (replication back not started, already
         // failed back), an instance in another job, quota in use, throttling, the dry run itself.
         _ => None,
@@ -192,7 +190,7 @@ mod tests {
             {"name": "db", "groups": [group(json!([]))]},
             {"name": "app", "groups": [group(json!([
                 {"outcome": "skipped", "reason": "FAILBACK_NOT_STARTED", "recoveryInstanceIDs": [ID]},
-                {"outcome": "skipped", "reason": "ALREADY_IN_JOB", "jobID": "drsjob-1", "recoveryInstanceIDs": [ID]},
+                {"outcome": "skipped", "reason": "ALREADY_IN_JOB", "jobID": "drsjob-0123456789abcdefg", "recoveryInstanceIDs": [ID]},
                 {"outcome": "deferred", "reason": "QUOTA", "recoveryInstanceIDs": [ID]},
                 {"outcome": "deferred", "reason": "THROTTLED", "recoveryInstanceIDs": [ID]},
                 {"outcome": "deferred", "reason": "REPLICATING", "recoveryInstanceIDs": [ID]},

@@ -9,9 +9,11 @@ use serde::Deserialize;
 use serde::de::IgnoredAny;
 use serde_json::Value;
 
+use super::not_launched::parse_not_launched;
 use super::plan::MAX_PLAN_STEPS;
 use super::rules::parse_step_name;
 use super::selector::MAX_TARGETS_PER_STEP;
+use super::{GivenGroup, within};
 use super::{PlanRequest, RequestError, deserialize, deserialize_at, invalid, required_run_id};
 use crate::drs::Target;
 
@@ -28,22 +30,19 @@ pub struct RehearsedStep {
     pub groups: Vec<RehearsedGroup>,
 }
 
-/// One account and region of a step, as the dry run found it. The dry run's other fields
-/// (counts, planned job sizes, ids) are not needed to judge it and are left unread.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "camelCase")]
+/// One account and region of a step, as the dry run found it: where, whether it could be
+/// reached, and what a launch now would not launch — its `notLaunched` groups read as a final
+/// track request reads a launch answer's ([`parse_not_launched`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RehearsedGroup {
-    #[serde(default)]
     pub target: Option<Target>,
-    #[serde(default)]
     pub instances: usize,
-    #[serde(default)]
     pub unreachable: Option<Unreached>,
-    #[serde(default)]
-    pub not_launched: Vec<NotLaunched>,
+    pub not_launched: Vec<GivenGroup>,
 }
 
-/// Why a place could not be reached (the error's name and message).
+/// Why a place could not be reached, as the dry run's answer says (the launch answer's
+/// `unreached`, read back here: the request stage depends on no later one).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct Unreached {
     pub code: String,
@@ -51,18 +50,19 @@ pub struct Unreached {
     pub message: String,
 }
 
-/// Instances a launch now would not launch, sharing an outcome and a reason.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+/// A group as the dry run answers it; its other fields (counts, planned job sizes, ids) are not
+/// needed to judge it and are left unread.
+#[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct NotLaunched {
-    pub outcome: String,
-    pub reason: String,
+struct GroupBody {
     #[serde(default)]
-    pub code: Option<String>,
+    target: Option<Target>,
     #[serde(default)]
-    pub message: Option<String>,
-    #[serde(rename = "recoveryInstanceIDs", default)]
-    pub recovery_instance_ids: Vec<String>,
+    instances: usize,
+    #[serde(default)]
+    unreachable: Option<Unreached>,
+    #[serde(default)]
+    not_launched: Option<Value>,
 }
 
 /// The stored plan's text is at most this long (an SSM parameter's, advanced tier: 8 KB; a
@@ -187,11 +187,18 @@ pub fn dry_run_steps(run_id: &str, steps: &Value) -> Result<RehearsalRequest, Re
                     if !group.is_object() {
                         return Err(invalid(&at, "must be a place of the dry run's answer"));
                     }
-                    let parsed: RehearsedGroup = deserialize_at(group, &at, &["steps", "groups"])?;
+                    let parsed: GroupBody = deserialize_at(group, &at, &["steps", "groups"])?;
                     if let Some(problem) = parsed.target.as_ref().and_then(Target::problem) {
                         return Err(invalid(&format!("{at}.target"), &problem));
                     }
-                    Ok(parsed)
+                    let not_launched =
+                        parse_not_launched(parsed.not_launched).map_err(|e| within(&at, e))?;
+                    Ok(RehearsedGroup {
+                        target: parsed.target,
+                        instances: parsed.instances,
+                        unreachable: parsed.unreachable,
+                        not_launched: not_launched.groups,
+                    })
                 })
                 .collect::<Result<_, RequestError>>()?;
             Ok(RehearsedStep { name, groups })
