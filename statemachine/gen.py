@@ -962,13 +962,11 @@ rehearsal_states["PublishRehearsal"] = O(
 )
 rehearsal_states["RehearsalNotPublished"] = not_published("Failback Rehearsal Finished", "RecordRehearsal")
 rehearsal_states["RecordRehearsal"] = O(
-    Type="Task",
+    metric("", "RehearsalsFailed", j("$verdict.ready = true ? 0 : 1"), "Verdict"),
     Comment="RehearsalsFailed: 1 when the rehearsal found something or could not be made, 0 when ready -- what the rehearsal alarm watches. No Catch: a metric that cannot be written fails the execution, which the same alarm watches.",
-    Resource=PUT_METRIC_DATA,
-    Arguments=O(Namespace="${MetricsNamespace}", MetricData=[O(MetricName="RehearsalsFailed", Dimensions=[O(Name="service", Value="drs-failback")], Value=j("$verdict.ready = true ? 0 : 1"), Unit="Count")]),
     Retry=EVENT_RETRY,
-    Next="Verdict",
 )
+del rehearsal_states["RecordRehearsal"]["Catch"]
 rehearsal_states["Verdict"] = O(
     Type="Choice",
     Comment="Ready: the execution succeeds with the verdict; otherwise it fails, the verdict as the cause.",
